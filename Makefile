@@ -1,0 +1,42 @@
+# Two commands on a fresh machine with only Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install install-test run test lint bench bench-quick clean
+
+# Idempotent: re-installs only when pyproject.toml changed since the last install.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.install-stamp: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.install-stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@ $(VENV)/.install-stamp
+
+install: $(VENV)/.install-stamp
+
+install-test: $(VENV)/.install-stamp-test
+
+run: install
+	$(BIN)/rotator run
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+lint: install-test
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) bench BENCH_ARGS=--quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

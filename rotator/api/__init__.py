@@ -1,0 +1,1 @@
+"""HTTP layer: the app factory, thin controllers, schemas and the error table."""

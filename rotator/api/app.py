@@ -1,0 +1,58 @@
+"""The app factory: `create_app(settings)` builds a Litestar app with its Redis clients."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from rotator import __version__
+from rotator.api.errors import HANDLERS
+from rotator.api.health import healthz
+from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
+from rotator.api.state import AppState
+from rotator.domain.clock import Clock
+from rotator.settings import Settings
+from rotator.store import connection
+
+log = logging.getLogger("rotator.api")
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
+    """Build the app. `clock` (tests) replaces both the process clock and Redis TIME."""
+    state = AppState(settings=settings, keyring=settings.keyring)
+    if clock is not None:
+        state.clock = clock
+        state.fixed_clock = True
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from rotator.store.delivery import DeliveryStore
+
+        state.redis = connection.connect(settings)
+        state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
+        try:
+            yield
+        finally:
+            await state.delivery.close()
+            await state.redis.aclose()
+
+    from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
+
+    return Litestar(
+        route_handlers=[*DELIVERY_ROUTES, *MANAGEMENT_ROUTES, healthz],
+        lifespan=[lifespan],
+        state={"rotator": state},  # type: ignore[dict-item]
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        openapi_config=OpenAPIConfig(title="keyrotator", version=__version__, path="/schema"),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """uvicorn --factory entry point for worker processes (settings from ROTATOR_* env)."""
+    return create_app(Settings.from_env())

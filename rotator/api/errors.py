@@ -1,0 +1,87 @@
+"""Domain errors to HTTP, in one table. Bodies are always `{"error": "<message>"}`."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from rotator.domain import errors as e
+
+log = logging.getLogger("rotator.api")
+
+STATUS: dict[type[e.RotatorError], int] = {
+    e.MissingParams: 400,
+    e.InvalidToken: 403,
+    e.IpNotAllowed: 403,
+    e.UnknownService: 404,
+    e.DailyLimitReached: 429,
+    e.DemoRateLimited: 429,
+    e.NoActiveKeys: 503,
+    e.KeyDecryptFailed: 500,
+    e.StoreUnavailable: 503,
+    e.Unauthorized: 401,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.InvalidField: 400,
+}
+
+_encode = msgspec.json.Encoder().encode
+_JSON = "application/json"
+
+
+def error_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(body), status_code=status, media_type=_JSON, headers=headers)
+
+
+def rotator_error(_: Request, exc: e.RotatorError) -> Response:
+    status = STATUS.get(type(exc), 500)
+    body: dict = {"error": exc.message}
+    headers = None
+    if isinstance(exc, e.InvalidField):
+        body["field"] = exc.field
+    if isinstance(exc, e.DemoRateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    if status >= 500:
+        log.warning("%s: %s", type(exc).__name__, exc.message)
+    return error_response(status, body, headers)
+
+
+def validation_error(_: Request, exc: ValidationException) -> Response:
+    """Litestar's body/query validation: 400 naming the first bad field."""
+    field = None
+    problem = exc.detail
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    if extra and isinstance(extra[0], dict):
+        key = str(extra[0].get("key") or "")
+        field = key.removeprefix("$.") or None
+        problem = str(extra[0].get("message") or problem)
+    body = {"error": f"{field}: {problem}" if field else problem}
+    if field:
+        body["field"] = field
+    return error_response(400, body)
+
+
+def http_error(_: Request, exc: HTTPException) -> Response:
+    return error_response(exc.status_code, {"error": str(exc.detail)}, exc.headers)
+
+
+def not_found(_: Request, exc: NotFoundException) -> Response:
+    return error_response(404, {"error": "not found"})
+
+
+def unexpected(_: Request, exc: Exception) -> Response:
+    # the traceback goes to the log, never to the client; messages may hold input, so log the type
+    log.exception("unhandled %s", type(exc).__name__)
+    return error_response(500, {"error": "internal error"})
+
+
+HANDLERS = {
+    e.RotatorError: rotator_error,
+    ValidationException: validation_error,
+    NotFoundException: not_found,
+    HTTPException: http_error,
+    Exception: unexpected,
+}

@@ -1,0 +1,3 @@
+"""Management API ("the app"): operator, tenant settings, services, keys, apps."""
+
+ROUTES: list = []

@@ -1,0 +1,1 @@
+"""Pure domain logic: models, errors, tokens, IP ranges, masking, clock. No Redis, no HTTP."""

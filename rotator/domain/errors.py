@@ -1,0 +1,78 @@
+"""Domain errors. The API maps each class to one HTTP status in one table (api/errors.py)."""
+
+from __future__ import annotations
+
+
+class RotatorError(Exception):
+    """Base class; `message` is safe to show to a client (never holds a secret)."""
+
+    message = "error"
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+# --- delivery errors: their messages are a contract clients match on ------------------
+class MissingParams(RotatorError):
+    message = "missing token or service"
+
+
+class InvalidToken(RotatorError):
+    message = "invalid token"
+
+
+class IpNotAllowed(RotatorError):
+    message = "ip not allowed"
+
+
+class UnknownService(RotatorError):
+    message = "unknown service"
+
+
+class DailyLimitReached(RotatorError):
+    message = "service daily limit reached"
+
+
+class DemoRateLimited(RotatorError):
+    message = "demo rate limit"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__()
+        self.retry_after_s = retry_after_s
+
+
+class NoActiveKeys(RotatorError):
+    message = "no active keys"
+
+
+class KeyDecryptFailed(RotatorError):
+    message = "key decrypt failed"
+
+
+class StoreUnavailable(RotatorError):
+    """Redis/Valkey did not answer in time, or is unreachable."""
+
+    message = "store unavailable"
+
+
+# --- management errors ---------------------------------------------------------------
+class Unauthorized(RotatorError):
+    message = "invalid or missing admin token"
+
+
+class NotFound(RotatorError):
+    message = "not found"
+
+
+class Conflict(RotatorError):
+    message = "already exists"
+
+
+class InvalidField(RotatorError):
+    """Bad input; names the field so a client can show it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")

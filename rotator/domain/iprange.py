@@ -1,0 +1,84 @@
+"""IP allowlists as fixed-width hex ranges, so the delivery script matches by string compare.
+
+Every address is mapped into one 128-bit space (IPv4 as IPv4-mapped IPv6,
+::ffff:a.b.c.d), written as 32 lowercase hex digits. Equal-width hex strings
+order like the numbers they encode, so `lo <= ip <= hi` in Lua is a CIDR test
+without any bit arithmetic. A packed allowlist is the concatenation of
+64-character `lo || hi` chunks; empty means "allow all".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from rotator.domain.errors import InvalidField
+
+_V4_MAPPED = 0xFFFF << 32
+MAX_ENTRIES = 256
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _hex(value: int) -> str:
+    return f"{value:032x}"
+
+
+def _span(net: Network) -> tuple[int, int]:
+    lo, hi = int(net.network_address), int(net.broadcast_address)
+    if net.version == 4:
+        return lo | _V4_MAPPED, hi | _V4_MAPPED
+    return lo, hi
+
+
+def parse_allowlist(field: str, cidrs: list[str]) -> list[Network]:
+    """Validate CIDRs (a bare address means /32 or /128); raises InvalidField naming the field."""
+    if len(cidrs) > MAX_ENTRIES:
+        raise InvalidField(field, f"at most {MAX_ENTRIES} entries")
+    nets = []
+    for cidr in cidrs:
+        try:
+            nets.append(ipaddress.ip_network(str(cidr).strip(), strict=False))
+        except ValueError:
+            raise InvalidField(field, f"{cidr!r} is not an IPv4 or IPv6 CIDR") from None
+    return nets
+
+
+def pack(nets: list[Network]) -> str:
+    """The packed form stored beside the human-readable list."""
+    out = []
+    for net in nets:
+        net = _unmap(net)
+        lo, hi = _span(net)
+        out.append(_hex(lo) + _hex(hi))
+    return "".join(out)
+
+
+def _unmap(net: Network) -> Network:
+    # An IPv6 CIDR inside ::ffff:0:0/96 is an IPv4 network written as IPv6.
+    if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
+        return ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
+    return net
+
+
+@lru_cache(maxsize=65536)
+def ip_hex(address: str) -> str:
+    """32 hex digits of a client address; '' when it is not an IP (e.g. a unix socket)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return ""
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    value = int(ip)
+    return _hex(value | _V4_MAPPED if ip.version == 4 else value)
+
+
+def allowed(packed: str, address_hex: str) -> bool:
+    """Python twin of the script's check, for unit tests and the management API."""
+    if not packed:
+        return True
+    for i in range(0, len(packed), 64):
+        if packed[i : i + 32] <= address_hex <= packed[i + 32 : i + 64]:
+            return True
+    return False

@@ -1,0 +1,227 @@
+"""Settings: one object built from ROTATOR_* environment variables, validated once.
+
+Nothing reads the environment at import time: `Settings.from_env()` is called by
+the CLI (or a test) and the result is passed explicitly to whatever needs it.
+Each field's `doc` metadata is what `rotator --help` prints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rotator.crypto import KeyRing, KeyRingError
+
+PREFIX = "ROTATOR_"
+MASTER_KEY_FILE = "master.key"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = PREFIX + name.upper()
+        super().__init__(f"{self.name}: {problem}")
+
+
+def _doc(text: str, env: str | None = None) -> Any:
+    return {"doc": text, "env": env}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the API, the workers and the CLI are configured with."""
+
+    redis_url: str | None = field(
+        default=None,
+        metadata=_doc("redis://[:password@]host:port/db of the data store; unset = embedded Valkey"),
+    )
+    redis_cluster: bool = field(
+        default=False,
+        metadata=_doc("1 = REDIS_URL names one node of a Redis/Valkey Cluster"),
+    )
+    queue_url: str | None = field(
+        default=None,
+        metadata=_doc("Redis for the arq job queue; default: REDIS_URL (required with a cluster)"),
+    )
+    data_dir: Path = field(
+        default=Path("var"),
+        metadata=_doc("embedded Valkey data (AOF) and the generated master key"),
+    )
+    master_key: KeyRing | None = field(
+        default=None,
+        metadata=_doc(
+            "base64 of 32 bytes, or 'id:base64,id:base64,...' (first encrypts, all decrypt); "
+            "default: DATA_DIR/master.key"
+        ),
+    )
+    admin_token: str | None = field(
+        default=None,
+        metadata=_doc("operator token for /v1/admin/*; unset = operator API disabled"),
+    )
+    host: str = field(default="127.0.0.1", metadata=_doc("address the API listens on"))
+    port: int = field(default=8080, metadata=_doc("port the API listens on"))
+    workers: int = field(default=1, metadata=_doc("uvicorn worker processes for the API"))
+    trusted_proxies: tuple[Network, ...] = field(
+        default=(),
+        metadata=_doc("comma-separated CIDRs whose X-Forwarded-For is honoured"),
+    )
+    webhook_allow_private: bool = field(
+        default=False,
+        metadata=_doc("1 = allow webhook URLs on loopback/private addresses (tests, dev)"),
+    )
+    log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
+    demo_rate_per_min: int = field(
+        default=60, metadata=_doc("demo tenants: sustained requests per minute per client IP")
+    )
+    demo_burst: int = field(default=10, metadata=_doc("demo tenants: burst allowance per IP"))
+    redis_timeout_ms: int = field(
+        default=1000,
+        metadata=_doc("a Redis call slower than this fails fast with 503 store unavailable"),
+    )
+    usage_retention_days: int = field(
+        default=35, metadata=_doc("days of per-key usage history kept (counters expire)")
+    )
+    events_maxlen: int = field(
+        default=10000, metadata=_doc("approximate cap of each tenant's event stream")
+    )
+    webhook_timeout_s: float = field(
+        default=5.0, metadata=_doc("timeout of one webhook delivery attempt, seconds")
+    )
+    webhook_max_attempts: int = field(
+        default=8, metadata=_doc("attempts per webhook event before it is recorded as failed")
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """True when the service starts its own Valkey (no REDIS_URL configured)."""
+        return self.redis_url is None
+
+    @property
+    def keyring(self) -> KeyRing:
+        if self.master_key is None:
+            raise SettingsError(
+                "master_key", f"not set and no {MASTER_KEY_FILE} in {self.data_dir}"
+            )
+        return self.master_key
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build and validate settings; raises SettingsError naming the bad variable."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _PARSERS.get(f.name, _parse_str)(f.name, raw.strip())
+        if "master_key" not in values:
+            data_dir = values.get("data_dir", overrides.get("data_dir", cls.data_dir))
+            key_file = Path(data_dir) / MASTER_KEY_FILE
+            if key_file.exists():
+                values["master_key"] = _parse_keyring("master_key", key_file.read_text().strip())
+        values.update(overrides)
+        settings = cls(**values)
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise SettingsError("port", f"{self.port} is not a TCP port")
+        if self.workers < 1:
+            raise SettingsError("workers", "must be at least 1")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError("log_level", f"{self.log_level!r} is not a log level")
+        for name in ("demo_rate_per_min", "demo_burst", "redis_timeout_ms",
+                     "usage_retention_days", "events_maxlen", "webhook_max_attempts"):
+            if getattr(self, name) < 1:
+                raise SettingsError(name, "must be at least 1")
+        if self.webhook_timeout_s <= 0:
+            raise SettingsError("webhook_timeout_s", "must be positive")
+        for name in ("redis_url", "queue_url"):
+            url = getattr(self, name)
+            if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+                raise SettingsError(name, "must start with redis://, rediss:// or unix://")
+        if self.redis_cluster and self.redis_url is None:
+            raise SettingsError("redis_cluster", "needs ROTATOR_REDIS_URL naming a cluster node")
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, doc) for every setting, for `rotator --help`."""
+        rows = []
+        for f in fields(cls):
+            default = f.default
+            if isinstance(default, bool):
+                shown = "1" if default else "0"
+            elif default is None or default == ():
+                shown = "-"
+            else:
+                shown = str(default)
+            rows.append((PREFIX + f.name.upper(), shown, f.metadata["doc"]))
+        return rows
+
+
+def _parse_str(name: str, raw: str) -> str:
+    return raw
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(name, f"{raw!r} is not an integer") from None
+
+
+def _parse_float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(name, f"{raw!r} is not a number") from None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(name, f"{raw!r} is not a boolean (use 1 or 0)")
+
+
+def _parse_networks(name: str, raw: str) -> tuple[Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip())
+    except ValueError as exc:
+        raise SettingsError(name, str(exc)) from None
+
+
+def _parse_keyring(name: str, raw: str) -> KeyRing:
+    try:
+        return KeyRing.parse(raw)
+    except KeyRingError as exc:
+        raise SettingsError(name, str(exc)) from None
+
+
+_PARSERS = {
+    "redis_cluster": _parse_bool,
+    "webhook_allow_private": _parse_bool,
+    "data_dir": lambda name, raw: Path(raw),
+    "master_key": _parse_keyring,
+    "port": _parse_int,
+    "workers": _parse_int,
+    "trusted_proxies": _parse_networks,
+    "demo_rate_per_min": _parse_int,
+    "demo_burst": _parse_int,
+    "redis_timeout_ms": _parse_int,
+    "usage_retention_days": _parse_int,
+    "events_maxlen": _parse_int,
+    "webhook_timeout_s": _parse_float,
+    "webhook_max_attempts": _parse_int,
+    "log_level": lambda name, raw: raw.upper(),
+}

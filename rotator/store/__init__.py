@@ -1,0 +1,1 @@
+"""All Redis/Valkey I/O. Key names live in keys.py, Lua scripts in scripts/lua/."""

@@ -1,0 +1,94 @@
+"""Every Redis key name, in one place.
+
+All of a tenant's keys carry the hash tag `{t:<tenant>}`, so every script touches
+one cluster slot and the same code runs on one Redis and on a Redis Cluster.
+The few global keys (registries that span tenants) are only ever used by single
+commands, never inside a tenant's script.
+
+Schema (per tenant T):
+
+  {t:T}:tenant          HASH  name, demo (0|1), created_ms,
+                              admin   sha256 hex of the admin token's secret
+                              client  sha256 hex of the client token's secret
+                              allow   packed IP ranges (domain/iprange.py), allow_src JSON list
+                              wh_url, wh_secret (sealed), events ",type,type," subscribed
+                                     (empty unless a webhook is configured)
+  {t:T}:seq             STRING INCR: ids of provider keys and apps (unique within the tenant)
+  {t:T}:services        SET   service slugs
+  {t:T}:svc:<slug>      HASH  policy, max ('' = none), ttl_ms, created_ms,
+                              ids   comma-separated key ids in rotation order
+                              cur   current key id (manual primary, time current)
+                              noact 1 while service.no_active_keys has been recorded
+                              per key id N: l:N label, c:N sealed secret, a:N active (1|0),
+                              m:N max daily ('' = none), t:N entered rotation (ms),
+                              x:N expiry recorded by the sweep (ms), n:N created (ms)
+  {t:T}:apps            SET   app ids
+  {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms
+  {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
+                              lr:<slug> / lra:<id> limit-reached recorded; expires by itself
+  {t:T}:gcra:<iphex>    STRING demo throttle: theoretical arrival time (ms); expires by itself
+  {t:T}:events          STREAM type, data (JSON); capped (MAXLEN ~)
+  {t:T}:deliveries      LIST  webhook delivery log, newest first, capped
+
+Global:
+
+  kr:tenants            SET   every tenant id
+  kr:webhook_tenants    SET   tenants with a webhook configured (read by the event pump)
+  kr:time_services      SET   "<tenant>:<slug>" of time-policy services (read by the sweep)
+  kr:demo_tenant        STRING the tenant `rotator run` created for the demo
+"""
+
+from __future__ import annotations
+
+TENANTS = "kr:tenants"
+WEBHOOK_TENANTS = "kr:webhook_tenants"
+TIME_SERVICES = "kr:time_services"
+DEMO_TENANT = "kr:demo_tenant"
+
+
+def tag(tenant: str) -> str:
+    return "{t:" + tenant + "}"
+
+
+def tenant(t: str) -> str:
+    return tag(t) + ":tenant"
+
+
+def seq(t: str) -> str:
+    return tag(t) + ":seq"
+
+
+def services(t: str) -> str:
+    return tag(t) + ":services"
+
+
+def service(t: str, slug: str) -> str:
+    return tag(t) + ":svc:" + slug
+
+
+def apps(t: str) -> str:
+    return tag(t) + ":apps"
+
+
+def app(t: str, app_id: int | str) -> str:
+    return tag(t) + ":app:" + str(app_id)
+
+
+def usage(t: str, day: int) -> str:
+    return tag(t) + ":use:" + str(day)
+
+
+def gcra(t: str, ip_hex: str) -> str:
+    return tag(t) + ":gcra:" + ip_hex
+
+
+def events(t: str) -> str:
+    return tag(t) + ":events"
+
+
+def deliveries(t: str) -> str:
+    return tag(t) + ":deliveries"
+
+
+def time_service_member(t: str, slug: str) -> str:
+    return t + ":" + slug
