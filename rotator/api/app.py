@@ -14,6 +14,7 @@ from rotator.api.errors import HANDLERS
 from rotator.api.health import healthz
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
 from rotator.api.state import AppState
+from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock
 from rotator.settings import Settings
 from rotator.store import connection
@@ -23,7 +24,11 @@ log = logging.getLogger("rotator.api")
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     """Build the app. `clock` (tests) replaces both the process clock and Redis TIME."""
-    state = AppState(settings=settings, keyring=settings.keyring)
+    state = AppState(
+        settings=settings,
+        keyring=settings.keyring,
+        client_ip=ClientIpResolver(settings.trusted_proxies),
+    )
     if clock is not None:
         state.clock = clock
         state.fixed_clock = True

@@ -7,7 +7,7 @@ from litestar import Request, get
 from rotator.store.connection import ping
 
 
-@get("/healthz", sync_to_thread=False, include_in_schema=False)
+@get("/healthz", include_in_schema=False)
 async def healthz(request: Request) -> dict[str, str]:
     await ping(request.app.state.rotator.redis)
     return {"status": "ok"}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotator.crypto import KeyRing
+from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock, system_clock
 from rotator.settings import Settings
 from rotator.store.connection import Durability, Redis
@@ -20,4 +21,5 @@ class AppState:
     """True when a test injected a clock: scripts then use it instead of Redis TIME."""
     redis: Redis | None = None
     durability: Durability = field(default_factory=Durability)
+    client_ip: ClientIpResolver = field(default_factory=lambda: ClientIpResolver(()))
     delivery: Any = None  # rotator.store.delivery.DeliveryStore, set in the lifespan

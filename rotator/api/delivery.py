@@ -1,0 +1,98 @@
+"""GET /v1/next (and the hosted service's path /keyrotator/api/next.php): the hot path.
+
+The handler is deliberately thin and short: parse, one store call (one EVALSHA),
+decrypt, mask, encode. Every decision is in scripts/lua/next_key.lua.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from litestar import Request, Response, get
+
+from rotator.api.state import AppState
+from rotator.crypto import DecryptError, aad_for_key
+from rotator.domain import errors
+from rotator.domain.iprange import ip_hex
+from rotator.domain.masking import mask
+from rotator.domain.tokens import parse as parse_token
+
+log = logging.getLogger("rotator.delivery")
+
+
+class Limits(msgspec.Struct):
+    max_daily_requests: int | None
+
+
+class Meta(msgspec.Struct):
+    key_id: int
+    usage_today: int
+
+
+class NextKey(msgspec.Struct):
+    """The 200 body; field names and order are the hosted service's contract."""
+
+    service: str
+    key_label: str
+    key: str
+    masked: bool
+    policy: str
+    limits: Limits
+    meta: Meta
+
+
+_encode = msgspec.json.Encoder().encode
+_MASK_ON = frozenset(("1", "true"))
+
+
+@get(
+    ["/v1/next", "/keyrotator/api/next.php"],
+    summary="The key to use now",
+    description="Picks a key by the service's rotation policy, counts it and returns it.",
+)
+async def next_key(request: Request) -> Response:
+    state: AppState = request.app.state.rotator
+    query = request.query_params
+    service = query.get("service")
+    token = query.get("app_token") or query.get("token")
+    if not token:
+        auth = request.headers.get("authorization")
+        if auth and auth[:7].lower() == "bearer ":
+            token = auth[7:].strip()
+    if not service or not token:
+        raise errors.MissingParams()
+    parsed = parse_token(token)
+    if parsed is None or parsed.kind == "kta":
+        raise errors.InvalidToken()
+
+    peer = request.scope["client"][0] if request.scope.get("client") else ""
+    client_ip = state.client_ip.resolve(peer, request.headers.get("x-forwarded-for"))
+    delivery = await state.delivery.next_key(parsed, service, ip_hex(client_ip))
+
+    try:
+        secret = state.keyring.open(
+            delivery.ciphertext, aad_for_key(delivery.tenant, service, delivery.key_id)
+        ).decode()
+    except DecryptError:
+        # never log the blob, the token or the key: which record failed is enough to act on
+        log.error(
+            "decrypt failed: tenant=%s service=%s key_id=%s",
+            delivery.tenant, service, delivery.key_id,
+        )
+        raise errors.KeyDecryptFailed() from None
+
+    masked = delivery.demo or query.get("mask") in _MASK_ON
+    body = NextKey(
+        service=service,
+        key_label=delivery.label,
+        key=mask(secret) if masked else secret,
+        masked=masked,
+        policy=delivery.policy,
+        limits=Limits(max_daily_requests=delivery.max_daily_requests),
+        meta=Meta(key_id=delivery.key_id, usage_today=delivery.usage_today),
+    )
+    return Response(_encode(body), media_type="application/json")
+
+
+ROUTES = [next_key]

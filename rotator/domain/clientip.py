@@ -1,0 +1,40 @@
+"""The client address: the socket peer, or X-Forwarded-For when the peer is a trusted proxy.
+
+With a trusted peer the header is read right to left, skipping trusted proxies;
+the first untrusted address is the client (everything left of it could be forged
+by the client itself). Results are cached: a service behind a load balancer sees
+the same few (peer, header) pairs over and over.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from functools import lru_cache
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClientIpResolver:
+    def __init__(self, trusted: Sequence[Network]) -> None:
+        self.trusted = tuple(trusted)
+        self.resolve = lru_cache(maxsize=65536)(self._resolve)
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip().split("%", 1)[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.trusted)
+
+    def _resolve(self, peer: str, forwarded_for: str | None) -> str:
+        if not self.trusted or not forwarded_for or not self._is_trusted(peer):
+            return peer
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop
+        # every hop is a trusted proxy: the left-most one is the closest we know to the client
+        return hops[0] if hops else peer

@@ -1,0 +1,121 @@
+"""The delivery path's store: one typed wrapper per script (next_key, rotate).
+
+`next_key` costs one EVALSHA on the pipelined hot-path client; every decision
+(token, allowlist, throttle, limits, selection, counting, events) is in
+scripts/lua/next_key.lua, atomically, on the tenant's hash slot.
+"""
+
+from __future__ import annotations
+
+from rotator.domain import errors
+from rotator.domain.clock import Clock, utc_day
+from rotator.domain.models import Delivery
+from rotator.domain.tokens import ParsedToken
+from rotator.settings import Settings
+from rotator.store import keys, scripts
+from rotator.store.fastredis import FastRedis
+
+_NEXT_KEY = scripts.load("next_key")
+_ROTATE = scripts.load("rotate")
+
+_REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
+    b"token": errors.InvalidToken,
+    b"ip": errors.IpNotAllowed,
+    b"service": errors.UnknownService,
+    b"limit": errors.DailyLimitReached,
+    b"nokeys": errors.NoActiveKeys,
+}
+
+
+class DeliveryStore:
+    """Hot-path operations of one process, on one pipelined connection (per node)."""
+
+    def __init__(self, fast: FastRedis, settings: Settings, clock: Clock, fixed_clock: bool) -> None:
+        self.fast = fast
+        self.clock = clock
+        # with an injected clock the scripts use it; otherwise they use Redis TIME
+        self.fixed_clock = fixed_clock
+        self._demo_interval_ms = str(60_000 // settings.demo_rate_per_min)
+        self._demo_burst = str(settings.demo_burst)
+        self._usage_ttl_s = str(settings.usage_retention_days * 86_400 + 86_400)
+        self._events_maxlen = str(settings.events_maxlen)
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Clock, fixed_clock: bool) -> DeliveryStore:
+        assert settings.redis_url
+        fast = await FastRedis.connect(
+            settings.redis_url, timeout_ms=settings.redis_timeout_ms, cluster=settings.redis_cluster
+        )
+        return cls(fast, settings, clock, fixed_clock)
+
+    async def close(self) -> None:
+        await self.fast.close()
+
+    async def next_key(self, token: ParsedToken, service: str, ip_hex: str) -> Delivery:
+        """Pick, count and record one delivery; raises the domain error of a rejection."""
+        now_ms = self.clock()
+        day = utc_day(now_ms)
+        tenant = token.tenant
+        tag = keys.tag(tenant)
+        for _ in range(2):
+            reply = await self.fast.evalsha(
+                _NEXT_KEY,
+                (
+                    tag + ":tenant",
+                    tag + ":app:" + token.app,
+                    tag + ":svc:" + service,
+                    tag + ":use:" + str(day),
+                    tag + ":gcra:" + ip_hex,
+                    tag + ":events",
+                ),
+                (
+                    token.secret_hash,
+                    token.app,
+                    service,
+                    ip_hex,
+                    str(now_ms) if self.fixed_clock else "",
+                    str(day),
+                    self._demo_interval_ms,
+                    self._demo_burst,
+                    self._usage_ttl_s,
+                    self._events_maxlen,
+                ),
+            )
+            status = reply[0]
+            if status == b"ok":
+                _, key_id, label, ciphertext, usage_today, policy, svc_max, demo = reply
+                return Delivery(
+                    tenant=tenant,
+                    service=service,
+                    key_id=key_id,
+                    label=label.decode() if label else "",
+                    ciphertext=ciphertext or b"",
+                    usage_today=usage_today,
+                    policy=policy.decode(),
+                    max_daily_requests=int(svc_max) if svc_max else None,
+                    demo=demo == 1,
+                )
+            if status == b"day":
+                # our clock and Redis TIME straddle a UTC midnight: use Redis's day
+                day = reply[1]
+                continue
+            if status == b"throttle":
+                raise errors.DemoRateLimited(retry_after_s=max(1, -(-reply[1] // 1000)))
+            raise _REJECTIONS[status]()
+        raise errors.StoreUnavailable("clock disagreement with the store")
+
+    async def rotate(self, tenant: str, service: str) -> tuple[int, int]:
+        """Advance a manual service's primary; returns (from_key_id, to_key_id)."""
+        reply = await self.fast.evalsha(
+            _ROTATE,
+            (keys.tenant(tenant), keys.service(tenant, service), keys.events(tenant)),
+            (service, self._events_maxlen),
+        )
+        status = reply[0]
+        if status == b"ok":
+            return int(reply[1]), int(reply[2])
+        if status == b"service":
+            raise errors.NotFound("unknown service")
+        if status == b"policy":
+            raise errors.Conflict(f"rotate applies to manual policy, not {reply[1].decode()}")
+        raise errors.NoActiveKeys()
