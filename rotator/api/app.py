@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from rotator import __version__
@@ -50,7 +51,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     return Litestar(
         route_handlers=[*DELIVERY_ROUTES, *MANAGEMENT_ROUTES, healthz],
         lifespan=[lifespan],
-        state={"rotator": state},  # type: ignore[dict-item]
+        state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="keyrotator", version=__version__, path="/schema"),
         logging_config=None,

@@ -78,7 +78,9 @@ async def next_key(request: Request) -> Response:
         # never log the blob, the token or the key: which record failed is enough to act on
         log.error(
             "decrypt failed: tenant=%s service=%s key_id=%s",
-            delivery.tenant, service, delivery.key_id,
+            delivery.tenant,
+            service,
+            delivery.key_id,
         )
         raise errors.KeyDecryptFailed() from None
 

@@ -30,7 +30,9 @@ _REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
 class DeliveryStore:
     """Hot-path operations of one process, on one pipelined connection (per node)."""
 
-    def __init__(self, fast: FastRedis, settings: Settings, clock: Clock, fixed_clock: bool) -> None:
+    def __init__(
+        self, fast: FastRedis, settings: Settings, clock: Clock, fixed_clock: bool
+    ) -> None:
         self.fast = fast
         self.clock = clock
         # with an injected clock the scripts use it; otherwise they use Redis TIME

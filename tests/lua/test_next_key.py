@@ -250,7 +250,9 @@ async def test_usage_policy_balances_exactly(store, redis, settings):
     assert sorted(counts.values()) == [100, 100, 100]
 
 
-async def test_usage_policy_prefers_least_used_and_skips_keys_at_their_limit(store, redis, settings):
+async def test_usage_policy_prefers_least_used_and_skips_keys_at_their_limit(
+    store, redis, settings
+):
     t = await seed.tenant(redis)
     await seed.service(redis, t, "s", policy="usage")
     a = await seed.key(redis, settings.keyring, t, "s", "sk-a", max_daily=2)
@@ -337,6 +339,7 @@ async def test_script_reports_the_day_it_uses(redis, settings):
     """A caller whose clock disagrees with the store's at midnight learns the right day."""
     script = scripts.load("next_key")
     now_ms = 5 * DAY_MS + 10
-    reply = await redis.eval(script.source, 6, *["{t:x}:k"] * 6, "h", "", "s", "", now_ms, 4,
-                             "1000", "10", "60", "100")
+    reply = await redis.eval(
+        script.source, 6, *["{t:x}:k"] * 6, "h", "", "s", "", now_ms, 4, "1000", "10", "60", "100"
+    )
     assert reply == [b"day", 5]
