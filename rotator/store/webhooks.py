@@ -1,0 +1,115 @@
+"""A tenant's webhook target (URL and signing secret) and its delivery log.
+
+The log `{t:T}:deliveries` holds one JSON entry per delivery attempt, newest first,
+capped at LOG_KEEP. Entries carry a seq (scripts/lua/log_delivery.lua) that is
+contiguous along the list, so `page()` can use a seq as a cursor that stays valid
+while new attempts are logged in front of it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from rotator.crypto import KeyRing, aad_for_webhook_secret
+from rotator.store import evalsha, keys, scripts
+from rotator.store.connection import Redis, as_str
+
+LOG_KEEP = 1000
+"""Delivery log entries kept per tenant."""
+
+Outcome = Literal["delivered", "retrying", "failed"]
+
+
+class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """Where and how to deliver a tenant's events. `secret` is the full "whsec_<base64>"."""
+
+    url: str
+    secret: str
+    events: str
+    """Subscribed types as stored: ",type,type,"."""
+
+
+class DeliveryAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One logged attempt: what GET /v1/webhooks/deliveries lists."""
+
+    event_id: str
+    type: str
+    attempts: int
+    """Attempts so far, this one included."""
+    status_code: int | None
+    """The receiver's HTTP status; None when no response came."""
+    error: str | None
+    """Why the attempt failed (never holds a secret); None when delivered."""
+    outcome: Outcome
+    updated_at: str
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_attempt = msgspec.json.Decoder(DeliveryAttempt).decode  # ignores the stored "seq"
+_SEQ = re.compile(rb'^\{"seq":(\d+),')
+
+
+def iso_ms(now_ms: int) -> str:
+    """ISO 8601 UTC with milliseconds."""
+    moment = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now_ms % 1000:03d}Z"
+
+
+async def load_target(redis: Redis, keyring: KeyRing, tenant: str) -> WebhookTarget | None:
+    """The tenant's webhook, its secret opened; None when none is configured.
+
+    Raises rotator.crypto.DecryptError when the secret cannot be opened (master key).
+    """
+    url, sealed, events = await redis.hmget(keys.tenant(tenant), ["wh_url", "wh_secret", "events"])
+    if not url or not sealed:
+        return None
+    secret = keyring.open(sealed, aad_for_webhook_secret(tenant)).decode()
+    return WebhookTarget(url=as_str(url) or "", secret=secret, events=as_str(events) or "")
+
+
+async def log_attempt(redis: Redis, tenant: str, attempt: DeliveryAttempt) -> int:
+    """Prepend an attempt to the tenant's delivery log; returns its seq."""
+    seq = await evalsha.run(
+        redis, scripts.load("log_delivery"), [keys.deliveries(tenant)], [_encode(attempt), LOG_KEEP]
+    )
+    return int(seq)
+
+
+def _seq_of(raw: bytes) -> int:
+    match = _SEQ.match(raw)
+    return int(match.group(1)) if match else 0
+
+
+async def page(
+    redis: Redis, tenant: str, *, limit: int, cursor: int | None = None
+) -> tuple[list[DeliveryAttempt], int | None]:
+    """Up to `limit` attempts, newest first, starting at seq `cursor` (None = the newest).
+
+    Returns (attempts, next cursor or None at the end of the log).
+    """
+    key = keys.deliveries(tenant)
+    raw: list[bytes] = []
+    for _ in range(5):
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.lindex(key, 0)
+            pipe.llen(key)
+            head, length = await pipe.execute()
+        if head is None:
+            return [], None
+        head_seq = _seq_of(head)
+        tail_seq = head_seq - length + 1
+        start = 0 if cursor is None else max(0, head_seq - cursor)
+        raw = await redis.lrange(key, start, start + limit - 1)
+        # an attempt logged between the two reads shifts the list by one: read again
+        if cursor is None or not raw or _seq_of(raw[0]) <= cursor:
+            break
+    if cursor is not None:
+        raw = [r for r in raw if _seq_of(r) <= cursor]
+    next_cursor = None
+    if raw and _seq_of(raw[-1]) - 1 >= max(tail_seq, 1):
+        next_cursor = _seq_of(raw[-1]) - 1
+    return [_decode_attempt(r) for r in raw], next_cursor
