@@ -1,49 +1,78 @@
-"""The hot path's Redis client. (Interim: redis-py underneath; replaced by a pipelined client.)"""
+"""The hot path's Redis client: one pipelined connection per server (see rotator/store/fast/).
+
+Every delivery costs one EVALSHA, so the per-call Python path is kept short: pack
+with hiredis, queue on the connection (written once per loop tick together with
+the other requests of that tick), await one future. Replies have the shapes
+redis-py gives with decode_responses=False: bytes, int, list, None; status replies
+are bytes (b"OK"), no per-command response callbacks.
+
+Failures: Redis unreachable, the connection dropping or a reply later than
+timeout_ms raise StoreUnavailable (the connection is then dropped and the next call
+reconnects); an error reply raises ReplyError; NOSCRIPT is answered by resending
+the call as EVAL, which caches the script again. `connect()` connects at once, so a
+wrong address or password is reported at startup.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
-
-from rotator.domain.errors import StoreUnavailable
-from rotator.store.connection import UNAVAILABLE
+from rotator.store.fast.endpoint import parse_url
+from rotator.store.fast.node import Node
+from rotator.store.fast.protocol import ReplyError, pack_command
 from rotator.store.scripts import Script
 
-
-class ReplyError(Exception):
-    """Redis answered with an error (other than NOSCRIPT, which is handled)."""
+__all__ = ["FastRedis", "ReplyError"]
 
 
 class FastRedis:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
+    """Pipelined client of one server; `connect(cluster=True)` returns the cluster flavour."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
 
     @classmethod
     async def connect(cls, url: str, *, timeout_ms: int, cluster: bool = False) -> FastRedis:
+        """Connect to `url` (for a cluster: any one node). Raises StoreUnavailable when it
+        cannot be reached, ReplyError when it refuses AUTH/SELECT, ValueError for a bad URL."""
+        endpoint = parse_url(url)
         timeout_s = timeout_ms / 1000
-        return cls(aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s))
+        if cluster:
+            from rotator.store.fast.cluster import ClusterFastRedis
+
+            return await ClusterFastRedis.open(endpoint, timeout_s)
+        node = Node(endpoint, timeout_s)
+        await node.start()
+        return cls(node)
 
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            try:
-                return await self._client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                return await self._client.eval(script.source, len(keys), *keys, *args)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable() from exc
-        except ResponseError as exc:
-            raise ReplyError(str(exc)) from exc
+        node = self._node
+        conn = node.conn or await node.reconnect()
+        reply = await conn.request(pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
+        if reply.__class__ is ReplyError:
+            if not reply.message.startswith("NOSCRIPT"):
+                raise reply
+            conn = node.conn or await node.reconnect()
+            reply = await conn.request(
+                pack_command(("EVAL", script.source, len(keys), *keys, *args))
+            )
+            if reply.__class__ is ReplyError:
+                raise reply
+        return reply
 
     async def execute(self, *args: Any) -> Any:
-        try:
-            return await self._client.execute_command(*args)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable() from exc
-        except ResponseError as exc:
-            raise ReplyError(str(exc)) from exc
+        node = self._node
+        conn = node.conn or await node.reconnect()
+        reply = await conn.request(pack_command(args))
+        if reply.__class__ is ReplyError:
+            raise reply
+        return reply
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._node.close()
+
+    @property
+    def connect_attempts(self) -> int:
+        """How many connects were tried so far (observability; fail-fast tests)."""
+        return self._node.connect_attempts
