@@ -1,0 +1,92 @@
+"""What the management store modules share: input checks, field decoding, error translation.
+
+The checks live here (not in the API) because the CLI writes through the same
+functions: whatever reaches Redis has passed them, whichever door it came in by.
+Each check raises InvalidField naming the field, so the API answers 400.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+from rotator.domain import iprange
+from rotator.domain.errors import InvalidField, StoreUnavailable
+from rotator.store.connection import UNAVAILABLE
+
+MAX_NAME_CHARS = 100
+MAX_DAILY_REQUESTS = 10**12
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def store_op(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn 'Redis unreachable or too slow' into StoreUnavailable (503), not a 500."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable() from exc
+
+    return wrapper
+
+
+# --- input checks -------------------------------------------------------------------------
+def check_name(field: str, value: str) -> str:
+    """A human label: trimmed, 1..100 characters, no control characters."""
+    value = value.strip()
+    if not value:
+        raise InvalidField(field, "must not be empty")
+    if len(value) > MAX_NAME_CHARS:
+        raise InvalidField(field, f"at most {MAX_NAME_CHARS} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidField(field, "must not contain control characters")
+    return value
+
+
+def check_limit(field: str, value: int | None) -> int | None:
+    """A daily request limit: a positive integer, or None for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidField(field, "must be a positive integer or null")
+    if not 1 <= value <= MAX_DAILY_REQUESTS:
+        raise InvalidField(field, f"must be between 1 and {MAX_DAILY_REQUESTS}")
+    return value
+
+
+def check_allowlist(field: str, cidrs: list[str]) -> tuple[str, str]:
+    """(packed ranges for the delivery script, JSON of the normalised CIDRs for humans)."""
+    nets = iprange.parse_allowlist(field, cidrs)
+    return iprange.pack(nets), json.dumps([str(net) for net in nets])
+
+
+# --- decoding stored fields ---------------------------------------------------------------
+def text(record: Mapping[bytes, bytes], field: str, default: str = "") -> str:
+    value = record.get(field.encode())
+    return default if value is None else value.decode()
+
+
+def optional_int(record: Mapping[bytes, bytes], field: str) -> int | None:
+    """'' or missing = None (the schema's 'no limit')."""
+    value = text(record, field)
+    return int(value) if value else None
+
+
+def allowlist(record: Mapping[bytes, bytes]) -> list[str]:
+    return json.loads(text(record, "allow_src") or "[]")
+
+
+def limit_arg(value: int | None) -> str:
+    """A limit as the scripts read it: '' = none."""
+    return "" if value is None else str(value)
+
+
+def decode_all(rows: list[Any]) -> list[dict[bytes, bytes]]:
+    """HGETALL replies from a pipeline, skipping records that vanished meanwhile."""
+    return [row for row in rows if row]

@@ -1,0 +1,254 @@
+"""Tenants: creation, settings, tokens. Every write is fsync-acknowledged (Durability).
+
+A tenant is one hash, `{t:T}:tenant` (schema in keys.py), plus its membership of
+the global registries kr:tenants and kr:webhook_tenants. Tokens are returned once
+by the function that mints them; only the SHA-256 of their secret part is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from rotator.crypto import KeyRing, aad_for_webhook_secret
+from rotator.domain import tokens
+from rotator.domain.errors import InvalidField, NotFound
+from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
+from rotator.store import keys
+from rotator.store.common import (
+    allowlist,
+    check_allowlist,
+    check_name,
+    store_op,
+    text,
+)
+from rotator.store.connection import Durability, Redis
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_SECRET_BYTES = (24, 64)
+"""Standard Webhooks: a signing secret is `whsec_` + base64 of 24 to 64 random bytes."""
+
+
+class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's settings as stored (never a token or the webhook secret)."""
+
+    id: str
+    name: str
+    demo: bool
+    created_ms: int
+    ip_allowlist: list[str]
+    webhook_url: str | None
+    webhook_events: list[str]
+    webhook_secret_set: bool
+
+
+class NewTenant(msgspec.Struct, frozen=True, kw_only=True):
+    """A created tenant and its two tokens, which exist in clear only in this object."""
+
+    record: TenantRecord
+    admin_token: str
+    client_token: str
+
+
+class TenantUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    record: TenantRecord
+    generated_webhook_secret: str | None
+    """Set only when this update created the secret (shown once, like a token)."""
+
+
+def _record(tenant: str, h: dict[bytes, bytes]) -> TenantRecord:
+    url = text(h, "wh_url")
+    return TenantRecord(
+        id=tenant,
+        name=text(h, "name"),
+        demo=text(h, "demo") == "1",
+        created_ms=int(text(h, "created_ms", "0")),
+        ip_allowlist=allowlist(h),
+        webhook_url=url or None,
+        webhook_events=[t for t in text(h, "events").split(",") if t],
+        webhook_secret_set=bool(h.get(b"wh_secret")),
+    )
+
+
+def events_field(subscribed: list[str] | tuple[str, ...]) -> str:
+    """`,a,b,`: the delivery script tests membership with a plain find of `,<type>,`."""
+    return "," + ",".join(subscribed) + ","
+
+
+def check_events(field: str, requested: list[str]) -> list[str]:
+    unknown = [t for t in requested if t not in EVENT_TYPES]
+    if unknown:
+        raise InvalidField(field, f"unknown event {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+    return [t for t in EVENT_TYPES if t in requested]  # canonical order, no duplicates
+
+
+def check_webhook_secret(field: str, secret: str) -> str:
+    body = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    if body == secret:
+        raise InvalidField(field, f"must start with {WEBHOOK_SECRET_PREFIX}")
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidField(field, f"must be {WEBHOOK_SECRET_PREFIX} + base64") from None
+    low, high = WEBHOOK_SECRET_BYTES
+    if not low <= len(raw) <= high:
+        raise InvalidField(field, f"must encode {low} to {high} bytes, not {len(raw)}")
+    return secret
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
+
+
+@store_op
+async def create_tenant(
+    redis: Redis, durability: Durability, *, name: str, demo: bool, now_ms: int
+) -> NewTenant:
+    """Create a tenant with fresh admin and client tokens (returned once, stored hashed)."""
+    name = check_name("name", name)
+    tenant = tokens.new_tenant_id()
+    admin = tokens.mint_admin(tenant)
+    client = tokens.mint_client(tenant)
+    fields = {
+        "name": name,
+        "demo": "1" if demo else "0",
+        "created_ms": str(now_ms),
+        "admin": admin.secret_hash,
+        "client": client.secret_hash,
+        "allow": "",
+        "allow_src": "[]",
+        "wh_url": "",
+        "events": "",
+    }
+    pipe = redis.pipeline(transaction=False)
+    pipe.hset(keys.tenant(tenant), mapping=fields)
+    pipe.sadd(keys.TENANTS, tenant)
+    await durability.execute(pipe)
+    record = _record(tenant, {k.encode(): v.encode() for k, v in fields.items()})
+    return NewTenant(record=record, admin_token=admin.token, client_token=client.token)
+
+
+@store_op
+async def get_tenant(redis: Redis, tenant: str) -> TenantRecord:
+    h = await redis.hgetall(keys.tenant(tenant))
+    if not h:
+        raise NotFound("tenant not found")
+    return _record(tenant, h)
+
+
+@store_op
+async def list_tenants(redis: Redis) -> list[TenantRecord]:
+    """Every tenant, oldest first. One HGETALL per tenant: single-slot commands only."""
+    ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
+    pipe = redis.pipeline(transaction=False)
+    for tenant in ids:
+        pipe.hgetall(keys.tenant(tenant))
+    rows = await pipe.execute() if ids else []
+    records = [_record(t, h) for t, h in zip(ids, rows, strict=True) if h]
+    return sorted(records, key=lambda r: (r.created_ms, r.id))
+
+
+@store_op
+async def admin_token_hash(redis: Redis, tenant: str) -> str | None:
+    """The stored hash of the tenant's admin token secret; None for an unknown tenant."""
+    value = await redis.hget(keys.tenant(tenant), "admin")
+    return value.decode() if value else None
+
+
+@store_op
+async def issue_client_token(redis: Redis, durability: Durability, tenant: str) -> str:
+    """A new client token; the old one stops working with this write (only one hash is kept)."""
+    if not await redis.exists(keys.tenant(tenant)):  # tenants are never deleted: no race
+        raise NotFound("tenant not found")
+    client = tokens.mint_client(tenant)
+    pipe = redis.pipeline(transaction=False)
+    pipe.hset(keys.tenant(tenant), "client", client.secret_hash)
+    await durability.execute(pipe)
+    return client.token
+
+
+@store_op
+async def update_tenant(
+    redis: Redis,
+    durability: Durability,
+    keyring: KeyRing,
+    tenant: str,
+    *,
+    name: str | UnsetType = UNSET,
+    ip_allowlist: list[str] | UnsetType = UNSET,
+    webhook_url: str | UnsetType | None = UNSET,
+    webhook_events: list[str] | UnsetType = UNSET,
+    webhook_secret: str | UnsetType = UNSET,
+) -> TenantUpdate:
+    """Apply the given settings (UNSET = unchanged). `webhook_url` must already be vetted
+    (rotator.netguard); None removes the webhook (the secret is kept for a later one).
+
+    Setting a webhook where no secret exists generates one, returned once in the result.
+    """
+    key = keys.tenant(tenant)
+    current = await redis.hgetall(key)
+    if not current:
+        raise NotFound("tenant not found")
+    fields: dict[str, str | bytes] = {}
+    if name is not UNSET:
+        fields["name"] = check_name("name", name)
+    if ip_allowlist is not UNSET:
+        fields["allow"], fields["allow_src"] = check_allowlist("ip_allowlist", ip_allowlist)
+
+    url_before = text(current, "wh_url") or None
+    url_after = url_before if webhook_url is UNSET else webhook_url
+    if webhook_events is not UNSET:
+        if url_after is None:
+            raise InvalidField("webhook_events", "needs a webhook_url")
+        fields["events"] = events_field(check_events("webhook_events", webhook_events))
+    elif webhook_url is not UNSET and url_after is None:
+        fields["events"] = ""  # the delivery script records nothing without a webhook
+    elif url_after is not None and url_before is None:
+        fields["events"] = events_field(DEFAULT_EVENTS)
+    if webhook_url is not UNSET:
+        fields["wh_url"] = url_after or ""
+
+    aad = aad_for_webhook_secret(tenant)
+    if webhook_secret is not UNSET:
+        check_webhook_secret("webhook_secret", webhook_secret)
+        fields["wh_secret"] = keyring.seal(webhook_secret.encode(), aad)
+    generated = None
+    commands = 0
+    pipe = redis.pipeline(transaction=False)
+    if fields:
+        pipe.hset(key, mapping=fields)
+        commands += 1
+    if webhook_secret is UNSET and url_after is not None and not current.get(b"wh_secret"):
+        generated = new_webhook_secret()
+        # HSETNX: of two concurrent first-time PATCHes one secret wins, and only it is shown
+        pipe.hsetnx(key, "wh_secret", keyring.seal(generated.encode(), aad))
+        generated_at = commands
+        commands += 1
+    if webhook_url is not UNSET:
+        # a hint for the event pump, which reads wh_url itself before posting
+        if url_after is None:
+            pipe.srem(keys.WEBHOOK_TENANTS, tenant)
+        else:
+            pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
+        commands += 1
+    results = await durability.execute(pipe) if commands else []
+    if generated is not None and not results[generated_at]:
+        generated = None
+    return TenantUpdate(record=await get_tenant(redis, tenant), generated_webhook_secret=generated)
+
+
+@store_op
+async def open_webhook_secret(redis: Redis, keyring: KeyRing, tenant: str) -> str | None:
+    """The tenant's webhook signing secret in clear (for signing), or None when unset.
+
+    Raises crypto.DecryptError when the stored blob cannot be opened.
+    """
+    blob = await redis.hget(keys.tenant(tenant), "wh_secret")
+    if not blob:
+        return None
+    return keyring.open(blob, aad_for_webhook_secret(tenant)).decode()
+

@@ -1,0 +1,12 @@
+-- service_create: create a service unless its slug is taken (the 409 check and the write are one step).
+-- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:services (set of slugs)
+-- ARGV[1] slug   ARGV[2] policy   ARGV[3] max daily requests ('' = none)
+-- ARGV[4] ttl_ms ('' unless policy time)   ARGV[5] created_ms
+-- returns 1 created, 0 the slug exists (nothing written)
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1],
+  'policy', ARGV[2], 'max', ARGV[3], 'ttl_ms', ARGV[4], 'created_ms', ARGV[5], 'ids', '')
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
