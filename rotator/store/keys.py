@@ -15,13 +15,15 @@ Schema (per tenant T):
                                      (empty unless a webhook is configured)
   {t:T}:seq             STRING INCR: ids of provider keys and apps (unique within the tenant)
   {t:T}:services        SET   service slugs
-  {t:T}:svc:<slug>      HASH  policy, max ('' = none), ttl_ms, created_ms,
-                              ids   comma-separated key ids in rotation order
+  {t:T}:svc:<slug>      HASH  policy, max ('' = none), ttl_ms ('' unless time), created_ms,
+                              ids   comma-separated key ids in rotation order ("3,7,9";
+                                    '' when none; creation order, maintained by Lua only)
                               cur   current key id (manual primary, time current)
                               noact 1 while service.no_active_keys has been recorded
                               per key id N: l:N label, c:N sealed secret, a:N active (1|0),
                               m:N max daily ('' = none), t:N entered rotation (ms),
-                              x:N expiry recorded by the sweep (ms), n:N created (ms)
+                              x:N expiry recorded by the sweep (ms), n:N created (ms),
+                              k:N masked form (domain/masking.py), so listings never decrypt
   {t:T}:apps            SET   app ids
   {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
