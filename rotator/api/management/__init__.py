@@ -1,3 +1,19 @@
-"""Management API ("the app"): operator, tenant settings, services, keys, apps."""
+"""Management API ("the app"): operator, tenant settings, services, keys, apps.
 
-ROUTES: list = []
+`ROUTES` is a plain list: each management module's controllers are appended here.
+Tenant-admin controllers take `dependencies = rotator.api.auth.TENANT_ADMIN`.
+"""
+
+from rotator.api.management.apps import AppController
+from rotator.api.management.keys import KeyController
+from rotator.api.management.operator import OperatorController
+from rotator.api.management.services import ServiceController
+from rotator.api.management.tenant import TenantController
+
+ROUTES: list = [
+    OperatorController,
+    TenantController,
+    ServiceController,
+    KeyController,
+    AppController,
+]

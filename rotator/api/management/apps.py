@@ -1,0 +1,46 @@
+"""A tenant's client apps: per-app tokens with their own allowlist and daily limit."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.params import FromPath, JSONBody
+
+from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.schemas import App, AppCreate, AppCreated
+from rotator.store import apps as store
+
+
+class AppController(Controller):
+    path = "/v1/apps"
+    dependencies = TENANT_ADMIN
+    tags = ("apps",)
+
+    @post("/", summary="Create an app (its token is shown once)")
+    async def create(
+        self, tenant: TenantId, data: JSONBody[AppCreate], app_state: State
+    ) -> AppCreated:
+        created = await store.add_app(
+            app_state.redis,
+            app_state.durability,
+            tenant,
+            **msgspec.structs.asdict(data),
+            now_ms=app_state.clock(),
+        )
+        r = created.record
+        return AppCreated(
+            id=r.id,
+            name=r.name,
+            ip_allowlist=r.ip_allowlist,
+            max_daily_requests=r.max_daily_requests,
+            created_at=App.of(r).created_at,
+            app_token=created.app_token,
+        )
+
+    @get("/", summary="List apps")
+    async def list(self, tenant: TenantId, app_state: State) -> list[App]:
+        return [App.of(r) for r in await store.list_apps(app_state.redis, tenant)]
+
+    @delete("/{app_id:int}", summary="Delete an app; its token stops working at once")
+    async def remove(self, tenant: TenantId, app_id: FromPath[int], app_state: State) -> None:
+        await store.delete_app(app_state.redis, app_state.durability, tenant, app_id)

@@ -1,0 +1,61 @@
+"""A service's provider keys. Secrets go in, only masked forms come out."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.params import FromPath, JSONBody
+
+from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.schemas import Key, KeyCreate, KeyPatch
+from rotator.store import services as store
+
+
+class KeyController(Controller):
+    path = "/v1/services/{slug:str}/keys"
+    dependencies = TENANT_ADMIN
+    tags = ("keys",)
+
+    @post("/", summary="Add a provider key (stored encrypted; appended to the rotation)")
+    async def add(
+        self, tenant: TenantId, slug: FromPath[str], data: JSONBody[KeyCreate], app_state: State
+    ) -> Key:
+        record = await store.add_key(
+            app_state.redis,
+            app_state.durability,
+            app_state.keyring,
+            tenant,
+            slug,
+            **msgspec.structs.asdict(data),
+            now_ms=app_state.clock(),
+        )
+        return Key.of(record)
+
+    @get("/", summary="List keys in rotation order (masked)")
+    async def list(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> list[Key]:
+        return [Key.of(r) for r in await store.list_keys(app_state.redis, tenant, slug)]
+
+    @patch("/{key_id:int}", summary="Relabel, enable/disable or re-limit a key")
+    async def change(
+        self,
+        tenant: TenantId,
+        slug: FromPath[str],
+        key_id: FromPath[int],
+        data: JSONBody[KeyPatch],
+        app_state: State,
+    ) -> Key:
+        record = await store.update_key(
+            app_state.redis,
+            app_state.durability,
+            tenant,
+            slug,
+            key_id,
+            **msgspec.structs.asdict(data),
+        )
+        return Key.of(record)
+
+    @delete("/{key_id:int}", summary="Delete a key (its ciphertext too)")
+    async def remove(
+        self, tenant: TenantId, slug: FromPath[str], key_id: FromPath[int], app_state: State
+    ) -> None:
+        await store.remove_key(app_state.redis, app_state.durability, tenant, slug, key_id)

@@ -1,0 +1,40 @@
+"""Operator endpoints (`ROTATOR_ADMIN_TOKEN`): create and list tenants."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.params import JSONBody
+
+from rotator.api.auth import OPERATOR_DEPENDENCIES, State, require_operator
+from rotator.api.schemas import TenantCreate, TenantCreated, TenantSummary, iso_ms
+from rotator.store import tenants
+
+
+class OperatorController(Controller):
+    path = "/v1/admin"
+    guards = (require_operator,)
+    dependencies = OPERATOR_DEPENDENCIES
+    tags = ("operator",)
+
+    @post("/tenants", summary="Create a tenant (its tokens are shown once)")
+    async def create_tenant(self, data: JSONBody[TenantCreate], app_state: State) -> TenantCreated:
+        created = await tenants.create_tenant(
+            app_state.redis,
+            app_state.durability,
+            name=data.name,
+            demo=data.demo,
+            now_ms=app_state.clock(),
+        )
+        r = created.record
+        return TenantCreated(
+            id=r.id,
+            name=r.name,
+            demo=r.demo,
+            created_at=iso_ms(r.created_ms),
+            admin_token=created.admin_token,
+            client_token=created.client_token,
+        )
+
+    @get("/tenants", summary="List every tenant")
+    async def list_tenants(self, app_state: State) -> list[TenantSummary]:
+        return [TenantSummary.of(r) for r in await tenants.list_tenants(app_state.redis)]

@@ -1,0 +1,56 @@
+"""A tenant's services: create, list, show, change, delete."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.params import FromPath, JSONBody
+
+from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.schemas import Service, ServiceCreate, ServicePatch
+from rotator.store import services as store
+
+
+class ServiceController(Controller):
+    path = "/v1/services"
+    dependencies = TENANT_ADMIN
+    tags = ("services",)
+
+    @post("/", summary="Create a service (409 when the slug exists)")
+    async def create(
+        self, tenant: TenantId, data: JSONBody[ServiceCreate], app_state: State
+    ) -> Service:
+        record = await store.create_service(
+            app_state.redis,
+            app_state.durability,
+            tenant,
+            **msgspec.structs.asdict(data),
+            now_ms=app_state.clock(),
+        )
+        return Service.of(record)
+
+    @get("/", summary="List services")
+    async def list(self, tenant: TenantId, app_state: State) -> list[Service]:
+        return [Service.of(r) for r in await store.list_services(app_state.redis, tenant)]
+
+    @get("/{slug:str}", summary="Show a service")
+    async def show(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Service:
+        return Service.of(await store.get_service(app_state.redis, tenant, slug))
+
+    @patch(
+        "/{slug:str}",
+        summary="Change policy or limits",
+        description="The slug cannot change: every key's ciphertext is bound to it. "
+        "A policy change starts the new policy from the first key.",
+    )
+    async def change(
+        self, tenant: TenantId, slug: FromPath[str], data: JSONBody[ServicePatch], app_state: State
+    ) -> Service:
+        record = await store.update_service(
+            app_state.redis, app_state.durability, tenant, slug, **msgspec.structs.asdict(data)
+        )
+        return Service.of(record)
+
+    @delete("/{slug:str}", summary="Delete a service and all its keys")
+    async def remove(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> None:
+        await store.delete_service(app_state.redis, app_state.durability, tenant, slug)

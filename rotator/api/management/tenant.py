@@ -1,0 +1,53 @@
+"""A tenant's own settings: allowlist, webhook, client token."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.params import JSONBody
+
+from rotator import netguard
+from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.schemas import ClientToken, TenantPatch, TenantSettings
+from rotator.store import tenants
+
+
+class TenantController(Controller):
+    path = "/v1/tenant"
+    dependencies = TENANT_ADMIN
+    tags = ("tenant",)
+
+    @get("/", summary="The tenant's settings (never a token or the webhook secret)")
+    async def show(self, tenant: TenantId, app_state: State) -> TenantSettings:
+        return TenantSettings.of(await tenants.get_tenant(app_state.redis, tenant))
+
+    @patch(
+        "/",
+        summary="Change settings",
+        description="Setting a webhook_url where no secret exists generates one: it is in "
+        "this response only (webhook_secret).",
+    )
+    async def change(
+        self, tenant: TenantId, data: JSONBody[TenantPatch], app_state: State
+    ) -> TenantSettings:
+        if isinstance(data.webhook_url, str):
+            await netguard.check_webhook_url(
+                data.webhook_url, allow_private=app_state.settings.webhook_allow_private
+            )
+        update = await tenants.update_tenant(
+            app_state.redis,
+            app_state.durability,
+            app_state.keyring,
+            tenant,
+            **msgspec.structs.asdict(data),
+        )
+        return TenantSettings.of(update.record, update.generated_webhook_secret)
+
+    @post(
+        "/client-token",
+        status_code=200,
+        summary="Issue a new client token; the previous one stops working at once",
+    )
+    async def new_client_token(self, tenant: TenantId, app_state: State) -> ClientToken:
+        token = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
+        return ClientToken(client_token=token)

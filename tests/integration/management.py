@@ -1,0 +1,59 @@
+"""Helpers of the management API tests: create tenants and resources over HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import OPERATOR_TOKEN
+
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ"
+
+
+@dataclass
+class Tenant:
+    id: str
+    admin_token: str
+    client_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+
+async def new_tenant(client: AsyncTestClient, name: str = "acme", demo: bool = False) -> Tenant:
+    r = await client.post("/v1/admin/tenants", json={"name": name, "demo": demo}, headers=OPERATOR)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return Tenant(body["id"], body["admin_token"], body["client_token"])
+
+
+async def new_service(
+    client: AsyncTestClient, t: Tenant, slug: str = "openai", policy: str = "usage", **extra
+) -> dict:
+    body = {"slug": slug, "policy": policy, **extra}
+    r = await client.post("/v1/services", json=body, headers=t.auth)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def new_key(
+    client: AsyncTestClient, t: Tenant, slug: str = "openai", secret: str = SECRET, **extra
+) -> dict:
+    body = {"label": extra.pop("label", "Primary"), "secret": secret, **extra}
+    r = await client.post(f"/v1/services/{slug}/keys", json=body, headers=t.auth)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def new_app(client: AsyncTestClient, t: Tenant, name: str = "web", **extra) -> dict:
+    r = await client.post("/v1/apps", json={"name": name, **extra}, headers=t.auth)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def deliver(client: AsyncTestClient, token: str, service: str = "openai"):
+    """GET /v1/next: what a client app sees (the proof that a management change took effect)."""
+    return await client.get("/v1/next", params={"service": service, "token": token})

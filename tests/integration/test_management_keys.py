@@ -1,0 +1,137 @@
+"""/v1/services/{slug}/keys: add, list, change, delete. The secret never comes back."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.crypto import aad_for_key
+from rotator.domain.masking import mask
+from rotator.store import keys
+from tests.integration.management import SECRET, deliver, new_key, new_service, new_tenant
+
+
+async def test_add_and_list_keys(client, redis, settings):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    r = await client.post(
+        "/v1/services/openai/keys",
+        json={"label": "Primary", "secret": SECRET, "max_daily_requests": 50},
+        headers=t.auth,
+    )
+    assert r.status_code == 201
+    added = r.json()
+    assert added == {
+        "id": added["id"],
+        "label": "Primary",
+        "active": True,
+        "max_daily_requests": 50,
+        "key_masked": mask(SECRET),
+        "created_at": "2026-03-01T12:00:00.000Z",
+        "current": False,
+    }
+    assert isinstance(added["id"], int)
+    second = await new_key(client, t, secret="sk-another-secret-value-1234", label="Backup")
+    listed = (await client.get("/v1/services/openai/keys", headers=t.auth)).json()
+    assert [k["id"] for k in listed] == [added["id"], second["id"]]  # rotation order
+    assert SECRET not in str(listed) and "sk-another-secret-value-1234" not in str(listed)
+    service = (await client.get("/v1/services/openai", headers=t.auth)).json()
+    assert (service["keys"], service["active_keys"]) == (2, 2)
+
+    # stored sealed, bound to tenant, service and id
+    blob = await redis.hget(keys.service(t.id, "openai"), f"c:{added['id']}")
+    assert SECRET.encode() not in blob
+    aad = aad_for_key(t.id, "openai", added["id"])
+    assert settings.keyring.open(blob, aad) == SECRET.encode()
+
+    # what a client gets is the secret we stored
+    body = (await deliver(client, t.client_token)).json()
+    assert body["key"] in (SECRET, "sk-another-secret-value-1234")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"secret": "sk-x"}, "label"),
+        ({"label": "a"}, "secret"),
+        ({"label": "", "secret": "sk-x"}, "label"),
+        ({"label": "a", "secret": "   "}, "secret"),
+        ({"label": "a", "secret": "sk-\nx"}, "secret"),
+        ({"label": "a", "secret": "x" * 5000}, "secret"),
+        ({"label": "a", "secret": "sk-x", "max_daily_requests": 0}, "max_daily_requests"),
+        ({"label": "a", "secret": "sk-x", "active": False}, "active"),
+    ],
+)
+async def test_add_rejects_bad_input(client, redis, body, field):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    r = await client.post("/v1/services/openai/keys", json=body, headers=t.auth)
+    assert r.status_code == 400, r.text
+    assert field in r.json()["error"]
+    assert "sk-" not in r.text  # an error never echoes the secret
+    assert await redis.hget(keys.service(t.id, "openai"), "ids") == b""
+
+
+async def test_add_to_unknown_service_is_404(client):
+    t = await new_tenant(client)
+    r = await client.post(
+        "/v1/services/nope/keys", json={"label": "a", "secret": "sk-x"}, headers=t.auth
+    )
+    assert r.status_code == 404
+    assert (await client.get("/v1/services/nope/keys", headers=t.auth)).status_code == 404
+
+
+async def test_disable_enable_relabel(client):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    key = await new_key(client, t)
+    path = f"/v1/services/openai/keys/{key['id']}"
+    r = await client.patch(path, json={"active": False}, headers=t.auth)
+    assert r.status_code == 200 and r.json()["active"] is False
+    assert (await deliver(client, t.client_token)).json() == {"error": "no active keys"}
+
+    r = await client.patch(
+        path, json={"active": True, "label": "Renamed", "max_daily_requests": 7}, headers=t.auth
+    )
+    body = r.json()
+    assert (body["active"], body["label"], body["max_daily_requests"]) == (True, "Renamed", 7)
+    delivered = (await deliver(client, t.client_token)).json()
+    assert delivered["key_label"] == "Renamed"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"active": "no"}, "active"),
+        ({"label": ""}, "label"),
+        ({"max_daily_requests": 0}, "max_daily_requests"),
+        ({"secret": "sk-new"}, "secret"),  # a secret is replaced by adding a new key
+    ],
+)
+async def test_patch_rejects_bad_input(client, redis, body, field):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    key = await new_key(client, t)
+    before = await redis.hgetall(keys.service(t.id, "openai"))
+    r = await client.patch(f"/v1/services/openai/keys/{key['id']}", json=body, headers=t.auth)
+    assert r.status_code == 400, r.text
+    assert field in r.json()["error"]
+    assert await redis.hgetall(keys.service(t.id, "openai")) == before
+
+
+async def test_delete_key(client, redis):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    first = await new_key(client, t, label="first")
+    second = await new_key(client, t, label="second", secret="sk-second-secret-abcdefgh")
+    r = await client.delete(f"/v1/services/openai/keys/{first['id']}", headers=t.auth)
+    assert r.status_code == 204
+    listed = (await client.get("/v1/services/openai/keys", headers=t.auth)).json()
+    assert [k["id"] for k in listed] == [second["id"]]
+    stored = await redis.hgetall(keys.service(t.id, "openai"))
+    assert f"c:{first['id']}".encode() not in stored
+    for _ in range(3):
+        assert (await deliver(client, t.client_token)).json()["key_label"] == "second"
+    again = await client.delete(f"/v1/services/openai/keys/{first['id']}", headers=t.auth)
+    assert again.status_code == 404
+    r = await client.patch("/v1/services/openai/keys/999", json={"label": "x"}, headers=t.auth)
+    assert r.status_code == 404

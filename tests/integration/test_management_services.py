@@ -1,0 +1,137 @@
+"""/v1/services: create, list, show, change, delete."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.store import keys
+from tests.integration.management import deliver, new_key, new_service, new_tenant
+
+
+async def test_create_list_show(client, redis):
+    t = await new_tenant(client)
+    r = await client.post(
+        "/v1/services",
+        json={
+            "slug": "openai",
+            "policy": "time",
+            "key_ttl_minutes": 30,
+            "max_daily_requests": 1000,
+        },
+        headers=t.auth,
+    )
+    assert r.status_code == 201
+    created = r.json()
+    assert created == {
+        "slug": "openai",
+        "policy": "time",
+        "max_daily_requests": 1000,
+        "key_ttl_minutes": 30,
+        "created_at": "2026-03-01T12:00:00.000Z",
+        "keys": 0,
+        "active_keys": 0,
+    }
+    await new_service(client, t, slug="anthropic", policy="manual")
+    listed = (await client.get("/v1/services", headers=t.auth)).json()
+    assert [s["slug"] for s in listed] == ["anthropic", "openai"]
+    assert (await client.get("/v1/services/openai", headers=t.auth)).json() == created
+    assert await redis.sismember(keys.TIME_SERVICES, f"{t.id}:openai")
+
+
+async def test_duplicate_slug_is_409(client, redis):
+    t = await new_tenant(client)
+    await new_service(client, t, policy="manual")
+    r = await client.post(
+        "/v1/services", json={"slug": "openai", "policy": "usage"}, headers=t.auth
+    )
+    assert r.status_code == 409 and "error" in r.json()
+    assert await redis.hget(keys.service(t.id, "openai"), "policy") == b"manual"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"policy": "usage"}, "slug"),
+        ({"slug": "openai"}, "policy"),
+        ({"slug": "Open AI", "policy": "usage"}, "slug"),
+        ({"slug": "openai", "policy": "random"}, "policy"),
+        ({"slug": "openai", "policy": "time"}, "key_ttl_minutes"),
+        ({"slug": "openai", "policy": "time", "key_ttl_minutes": -5}, "key_ttl_minutes"),
+        ({"slug": "openai", "policy": "usage", "key_ttl_minutes": 5}, "key_ttl_minutes"),
+        ({"slug": "openai", "policy": "usage", "max_daily_requests": 0}, "max_daily_requests"),
+        ({"slug": "openai", "policy": "usage", "max_daily_requests": 1.5}, "max_daily_requests"),
+        ({"slug": "openai", "policy": "usage", "limit": 5}, "limit"),
+    ],
+)
+async def test_create_rejects_bad_input(client, redis, body, field):
+    t = await new_tenant(client)
+    r = await client.post("/v1/services", json=body, headers=t.auth)
+    assert r.status_code == 400, r.text
+    assert field in r.json()["error"]
+    assert await redis.scard(keys.services(t.id)) == 0
+
+
+async def test_patch_changes_policy_and_limits(client, redis):
+    t = await new_tenant(client)
+    await new_service(client, t, policy="usage")
+    r = await client.patch(
+        "/v1/services/openai", json={"policy": "time", "key_ttl_minutes": 10}, headers=t.auth
+    )
+    assert r.status_code == 200
+    assert (r.json()["policy"], r.json()["key_ttl_minutes"]) == ("time", 10)
+    assert await redis.sismember(keys.TIME_SERVICES, f"{t.id}:openai")
+
+    r = await client.patch("/v1/services/openai", json={"max_daily_requests": 1}, headers=t.auth)
+    assert r.json()["max_daily_requests"] == 1 and r.json()["policy"] == "time"
+    await new_key(client, t)
+    assert (await deliver(client, t.client_token)).status_code == 200
+    assert (await deliver(client, t.client_token)).status_code == 429  # the new limit applies
+
+    r = await client.patch(
+        "/v1/services/openai", json={"max_daily_requests": None, "policy": "manual"}, headers=t.auth
+    )
+    assert r.json()["max_daily_requests"] is None and r.json()["key_ttl_minutes"] is None
+    assert not await redis.sismember(keys.TIME_SERVICES, f"{t.id}:openai")
+    assert (await deliver(client, t.client_token)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"policy": "time"}, "key_ttl_minutes"),  # entering time needs a ttl
+        ({"key_ttl_minutes": 5}, "key_ttl_minutes"),  # a usage service has none
+        ({"policy": "nope"}, "policy"),
+        ({"max_daily_requests": -1}, "max_daily_requests"),
+        ({"slug": "renamed"}, "slug"),  # immutable: ciphertexts are bound to it
+    ],
+)
+async def test_patch_rejects_bad_input(client, redis, body, field):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    before = await redis.hgetall(keys.service(t.id, "openai"))
+    r = await client.patch("/v1/services/openai", json=body, headers=t.auth)
+    assert r.status_code == 400, r.text
+    assert field in r.json()["error"]
+    assert await redis.hgetall(keys.service(t.id, "openai")) == before
+
+
+async def test_unknown_service_is_404(client):
+    t = await new_tenant(client)
+    for method, body in (("GET", None), ("PATCH", {"max_daily_requests": 2}), ("DELETE", None)):
+        kwargs = {"headers": t.auth} | ({"json": body} if body else {})
+        r = await client.request(method, "/v1/services/nope", **kwargs)
+        assert r.status_code == 404 and "error" in r.json()
+
+
+async def test_delete_removes_service_and_keys(client, redis):
+    t = await new_tenant(client)
+    await new_service(client, t, policy="time", key_ttl_minutes=5)
+    await new_key(client, t)
+    r = await client.delete("/v1/services/openai", headers=t.auth)
+    assert r.status_code == 204
+    assert not await redis.exists(keys.service(t.id, "openai"))
+    assert not await redis.sismember(keys.TIME_SERVICES, f"{t.id}:openai")
+    assert (await client.get("/v1/services", headers=t.auth)).json() == []
+    assert (await deliver(client, t.client_token)).json() == {"error": "unknown service"}
+    # the slug is free again
+    await new_service(client, t)

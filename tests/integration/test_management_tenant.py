@@ -1,0 +1,212 @@
+"""Operator endpoints and a tenant's own settings: /v1/admin/tenants, /v1/tenant."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.domain import tokens
+from rotator.domain.models import DEFAULT_EVENTS
+from rotator.store import keys
+from tests.integration.management import (
+    OPERATOR,
+    deliver,
+    new_key,
+    new_service,
+    new_tenant,
+)
+
+
+async def test_operator_creates_and_lists_tenants(client, redis):
+    r = await client.post(
+        "/v1/admin/tenants", json={"name": "Acme", "demo": True}, headers=OPERATOR
+    )
+    assert r.status_code == 201
+    body = r.json()
+    assert {"id", "name", "demo", "admin_token", "client_token"} <= set(body)
+    assert body["name"] == "Acme" and body["demo"] is True
+    admin, client_token = tokens.parse(body["admin_token"]), tokens.parse(body["client_token"])
+    assert admin.kind == tokens.ADMIN and admin.tenant == body["id"]
+    assert client_token.kind == tokens.CLIENT and client_token.tenant == body["id"]
+    assert body["admin_token"] != body["client_token"]
+
+    listed = (await client.get("/v1/admin/tenants", headers=OPERATOR)).json()
+    assert listed == [
+        {"id": body["id"], "name": "Acme", "demo": True, "created_at": "2026-03-01T12:00:00.000Z"}
+    ]
+    # the tokens are never shown again, by any endpoint
+    for r in (
+        await client.get("/v1/admin/tenants", headers=OPERATOR),
+        await client.get("/v1/tenant", headers={"Authorization": f"Bearer {body['admin_token']}"}),
+    ):
+        assert body["admin_token"] not in r.text and body["client_token"] not in r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": "x", "demo": "yes"}, "demo"),
+        ({"name": "x", "admin": True}, "admin"),  # unknown fields are refused, not ignored
+    ],
+)
+async def test_operator_create_rejects_bad_input(client, redis, body, field):
+    r = await client.post("/v1/admin/tenants", json=body, headers=OPERATOR)
+    assert r.status_code == 400
+    assert field in r.json()["error"]
+    assert await redis.scard(keys.TENANTS) == 0
+
+
+async def test_malformed_json_is_400(client):
+    r = await client.post(
+        "/v1/admin/tenants",
+        content=b"{not json",
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and "error" in r.json()
+
+
+async def test_get_tenant_settings(client):
+    t = await new_tenant(client, demo=True)
+    r = await client.get("/v1/tenant", headers=t.auth)
+    assert r.status_code == 200
+    assert r.json() == {
+        "id": t.id,
+        "name": "acme",
+        "demo": True,
+        "created_at": "2026-03-01T12:00:00.000Z",
+        "ip_allowlist": [],
+        "webhook_url": None,
+        "webhook_events": [],
+        "webhook_secret_set": False,
+    }
+
+
+async def test_patch_webhook_generates_the_secret_once(client, redis):
+    t = await new_tenant(client)
+    r = await client.patch(
+        "/v1/tenant", json={"webhook_url": "http://127.0.0.1:9/hook"}, headers=t.auth
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["webhook_url"] == "http://127.0.0.1:9/hook"
+    assert body["webhook_events"] == list(DEFAULT_EVENTS)
+    secret = body["webhook_secret"]
+    assert secret.startswith("whsec_") and body["webhook_secret_set"]
+    assert await redis.sismember(keys.WEBHOOK_TENANTS, t.id)
+
+    for r in (
+        await client.get("/v1/tenant", headers=t.auth),
+        await client.patch(
+            "/v1/tenant", json={"webhook_events": ["key.delivered"]}, headers=t.auth
+        ),
+    ):
+        assert r.status_code == 200
+        assert "webhook_secret" not in r.json() and secret not in r.text
+    assert r.json()["webhook_events"] == ["key.delivered"]
+    assert await redis.hget(keys.tenant(t.id), "events") == b",key.delivered,"
+
+
+async def test_patch_webhook_with_own_secret_and_removal(client, redis):
+    t = await new_tenant(client)
+    own = "whsec_" + "QUJD" * 8  # base64 of 24 bytes
+    r = await client.patch(
+        "/v1/tenant",
+        json={
+            "webhook_url": "http://127.0.0.1:9/h",
+            "webhook_secret": own,
+            "webhook_events": ["key.expired"],
+        },
+        headers=t.auth,
+    )
+    assert r.status_code == 200
+    assert "webhook_secret" not in r.json() and r.json()["webhook_events"] == ["key.expired"]
+    assert own.encode() not in await redis.hget(keys.tenant(t.id), "wh_secret")
+
+    r = await client.patch("/v1/tenant", json={"webhook_url": None}, headers=t.auth)
+    assert r.json()["webhook_url"] is None and r.json()["webhook_events"] == []
+    assert await redis.hget(keys.tenant(t.id), "events") == b""
+    assert not await redis.sismember(keys.WEBHOOK_TENANTS, t.id)
+
+
+async def test_private_webhook_urls_are_refused_unless_allowed(settings, redis, clock):
+    import dataclasses
+
+    from litestar.testing import AsyncTestClient
+
+    from rotator.api.app import create_app
+
+    strict = dataclasses.replace(settings, webhook_allow_private=False)
+    async with AsyncTestClient(app=create_app(strict, clock=clock)) as c:
+        t = await new_tenant(c)
+        r = await c.patch("/v1/tenant", json={"webhook_url": "http://127.0.0.1/h"}, headers=t.auth)
+        assert r.status_code == 400 and r.json()["field"] == "webhook_url"
+        assert await redis.hget(keys.tenant(t.id), "wh_url") == b""
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"ip_allowlist": ["not-an-ip"]}, "ip_allowlist"),
+        ({"ip_allowlist": "10.0.0.0/8"}, "ip_allowlist"),
+        ({"webhook_url": "ftp://example.com/x"}, "webhook_url"),
+        (
+            {"webhook_url": "http://127.0.0.1/h", "webhook_events": ["key.exploded"]},
+            "webhook_events",
+        ),
+        ({"webhook_events": ["key.expired"]}, "webhook_events"),
+        ({"webhook_secret": "plain"}, "webhook_secret"),
+        ({"name": "   "}, "name"),
+        ({"demo": False}, "demo"),  # demo is the operator's decision: not a tenant setting
+    ],
+)
+async def test_patch_tenant_rejects_bad_input(client, redis, body, field):
+    t = await new_tenant(client)
+    before = await redis.hgetall(keys.tenant(t.id))
+    r = await client.patch("/v1/tenant", json=body, headers=t.auth)
+    assert r.status_code == 400, r.text
+    assert field in r.json()["error"]
+    assert await redis.hgetall(keys.tenant(t.id)) == before
+
+
+async def test_ip_allowlist_applies_to_deliveries(client):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    await new_key(client, t)
+    assert (await deliver(client, t.client_token)).status_code == 200
+    r = await client.patch("/v1/tenant", json={"ip_allowlist": ["203.0.113.0/24"]}, headers=t.auth)
+    assert r.json()["ip_allowlist"] == ["203.0.113.0/24"]
+    r = await deliver(client, t.client_token)  # the test client is not in 203.0.113.0/24
+    assert (r.status_code, r.json()) == (403, {"error": "ip not allowed"})
+    await client.patch("/v1/tenant", json={"ip_allowlist": []}, headers=t.auth)
+    assert (await deliver(client, t.client_token)).status_code == 200
+
+
+async def test_new_client_token_revokes_the_old_one_at_once(client):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    await new_key(client, t)
+    assert (await deliver(client, t.client_token)).status_code == 200
+    r = await client.post("/v1/tenant/client-token", headers=t.auth)
+    assert r.status_code == 200
+    fresh = r.json()["client_token"]
+    assert fresh != t.client_token and tokens.parse(fresh).tenant == t.id
+    assert (await deliver(client, t.client_token)).json() == {"error": "invalid token"}
+    assert (await deliver(client, fresh)).status_code == 200
+
+
+async def test_openapi_documents_the_management_api(client):
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    for path in (
+        "/v1/admin/tenants",
+        "/v1/tenant",
+        "/v1/tenant/client-token",
+        "/v1/services",
+        "/v1/services/{slug}",
+        "/v1/services/{slug}/keys",
+        "/v1/services/{slug}/keys/{key_id}",
+        "/v1/apps",
+        "/v1/apps/{app_id}",
+    ):
+        assert path in paths
