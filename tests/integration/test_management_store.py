@@ -191,8 +191,9 @@ async def test_policy_switch_resets_rotation_state(redis, durability, settings):
     await redis.hset(keys.service(tid, "s"), mapping={"cur": k.id, f"t:{k.id}": T0_MS})
 
     with pytest.raises(InvalidField) as err:  # ttl only means something for time
-        await services.update_service(redis, durability, tid, "s", policy="usage",
-                                      key_ttl_minutes=5)
+        await services.update_service(
+            redis, durability, tid, "s", policy="usage", key_ttl_minutes=5
+        )
     assert err.value.field == "key_ttl_minutes"
 
     svc = await services.update_service(redis, durability, tid, "s", policy="usage")
@@ -227,13 +228,20 @@ async def test_delete_service_removes_hash_and_memberships(redis, durability):
 async def test_keys_add_update_remove(redis, durability, settings):
     ring = settings.keyring
     tid = (await new_tenant(redis, durability)).record.id
-    await services.create_service(redis, durability, tid, slug="s", policy="manual",
-                                  now_ms=T0_MS)
+    await services.create_service(redis, durability, tid, slug="s", policy="manual", now_ms=T0_MS)
     svc_key = keys.service(tid, "s")
     await redis.hset(svc_key, "noact", 1)
     added = [
-        await services.add_key(redis, durability, ring, tid, "s", label=f"k{i}",
-                               secret=f"sk-secret-number-{i}-abcdefgh", now_ms=T0_MS + i)
+        await services.add_key(
+            redis,
+            durability,
+            ring,
+            tid,
+            "s",
+            label=f"k{i}",
+            secret=f"sk-secret-number-{i}-abcdefgh",
+            now_ms=T0_MS + i,
+        )
         for i in range(3)
     ]
     ids = [k.id for k in added]
@@ -249,8 +257,9 @@ async def test_keys_add_update_remove(redis, durability, settings):
     assert plain == b"sk-secret-number-0-abcdefgh"
 
     await redis.hset(svc_key, "noact", 1)
-    off = await services.update_key(redis, durability, tid, "s", first, active=False,
-                                    label="renamed", max_daily_requests=5)
+    off = await services.update_key(
+        redis, durability, tid, "s", first, active=False, label="renamed", max_daily_requests=5
+    )
     assert (off.active, off.label, off.max_daily_requests) == (False, "renamed", 5)
     assert await redis.hget(svc_key, "noact") == b"1"  # disabling does not end the episode
     await services.update_key(redis, durability, tid, "s", first, active=True)
@@ -270,16 +279,17 @@ async def test_keys_add_update_remove(redis, durability, settings):
     with pytest.raises(NotFound):
         await services.update_key(redis, durability, tid, "s", ids[1], label="x")
     with pytest.raises(NotFound):
-        await services.add_key(redis, durability, ring, tid, "nope", label="x", secret="y",
-                               now_ms=T0_MS)
+        await services.add_key(
+            redis, durability, ring, tid, "nope", label="x", secret="y", now_ms=T0_MS
+        )
 
 
 async def test_removing_the_last_key_clears_cur(redis, durability, settings):
     tid = (await new_tenant(redis, durability)).record.id
-    await services.create_service(redis, durability, tid, slug="s", policy="manual",
-                                  now_ms=T0_MS)
-    k = await services.add_key(redis, durability, settings.keyring, tid, "s", label="a",
-                               secret="sk-x", now_ms=T0_MS)
+    await services.create_service(redis, durability, tid, slug="s", policy="manual", now_ms=T0_MS)
+    k = await services.add_key(
+        redis, durability, settings.keyring, tid, "s", label="a", secret="sk-x", now_ms=T0_MS
+    )
     await redis.hset(keys.service(tid, "s"), "cur", k.id)
     await services.remove_key(redis, durability, tid, "s", k.id)
     stored = await redis.hgetall(keys.service(tid, "s"))
@@ -288,13 +298,22 @@ async def test_removing_the_last_key_clears_cur(redis, durability, settings):
 
 async def test_concurrent_key_adds_lose_no_id(redis, durability, settings):
     tid = (await new_tenant(redis, durability)).record.id
-    await services.create_service(redis, durability, tid, slug="s", policy="usage",
-                                  now_ms=T0_MS)
-    added = await asyncio.gather(*(
-        services.add_key(redis, durability, settings.keyring, tid, "s", label=f"k{i}",
-                         secret=f"sk-{i}", now_ms=T0_MS)
-        for i in range(40)
-    ))
+    await services.create_service(redis, durability, tid, slug="s", policy="usage", now_ms=T0_MS)
+    added = await asyncio.gather(
+        *(
+            services.add_key(
+                redis,
+                durability,
+                settings.keyring,
+                tid,
+                "s",
+                label=f"k{i}",
+                secret=f"sk-{i}",
+                now_ms=T0_MS,
+            )
+            for i in range(40)
+        )
+    )
     ids = (await redis.hget(keys.service(tid, "s"), "ids")).decode().split(",")
     assert sorted(map(int, ids)) == sorted(k.id for k in added)
     assert len(set(ids)) == 40
@@ -302,8 +321,15 @@ async def test_concurrent_key_adds_lose_no_id(redis, durability, settings):
 
 async def test_apps_add_list_delete(redis, durability):
     tid = (await new_tenant(redis, durability)).record.id
-    created = await apps.add_app(redis, durability, tid, name="web", ip_allowlist=["10.0.0.1"],
-                                 max_daily_requests=100, now_ms=T0_MS)
+    created = await apps.add_app(
+        redis,
+        durability,
+        tid,
+        name="web",
+        ip_allowlist=["10.0.0.1"],
+        max_daily_requests=100,
+        now_ms=T0_MS,
+    )
     parsed = tokens.parse(created.app_token)
     assert parsed and parsed.kind == tokens.APP and parsed.app == str(created.record.id)
     stored = await redis.hgetall(keys.app(tid, created.record.id))
@@ -321,9 +347,9 @@ async def test_apps_add_list_delete(redis, durability):
 
 async def test_app_ids_share_the_tenant_sequence_with_keys(redis, durability, settings):
     tid = (await new_tenant(redis, durability)).record.id
-    await services.create_service(redis, durability, tid, slug="s", policy="usage",
-                                  now_ms=T0_MS)
-    k = await services.add_key(redis, durability, settings.keyring, tid, "s", label="a",
-                               secret="sk-x", now_ms=T0_MS)
+    await services.create_service(redis, durability, tid, slug="s", policy="usage", now_ms=T0_MS)
+    k = await services.add_key(
+        redis, durability, settings.keyring, tid, "s", label="a", secret="sk-x", now_ms=T0_MS
+    )
     a = await apps.add_app(redis, durability, tid, name="web", now_ms=T0_MS)
     assert a.record.id == k.id + 1
