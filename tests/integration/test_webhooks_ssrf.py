@@ -1,0 +1,128 @@
+"""SSRF guard at delivery time: the address actually connected to is the one checked."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import httpcore
+import pytest
+
+from tests.integration.webhook_support import deliver_all, log_of, record_event, webhook_tenant
+from workers.receiver import Receiver
+from workers.webhook_client import DeliveryFailed, GuardedBackend, WebhookClient
+
+
+@pytest.fixture
+async def receiver():
+    r = await Receiver().start()
+    yield r
+    await r.close()
+
+
+def resolver(answers: dict[str, list[str]]):
+    calls: list[str] = []
+
+    async def resolve(host: str, port: int, *, timeout_s: float) -> list[str]:
+        calls.append(host)
+        return answers[host]
+
+    resolve.calls = calls  # type: ignore[attr-defined]
+    return resolve
+
+
+class RecordingBackend(httpcore.AsyncNetworkBackend):
+    """Stands in for the network: records where it was asked to connect, then fails."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, int]] = []
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        self.connects.append((host, port))
+        raise httpcore.ConnectError("no network in tests")
+
+
+async def test_loopback_refused_at_delivery_without_flag(settings, redis, receiver):
+    settings = dataclasses.replace(settings, webhook_allow_private=False, webhook_max_attempts=1)
+    t, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    await record_event(redis, t.tenant, "key.rotated", {"service": "s"})
+
+    await deliver_all(settings, redis)
+
+    assert receiver.received == []  # refused before connecting: not a byte reached it
+    (entry,) = await log_of(redis, t.tenant)
+    assert entry["outcome"] == "failed"
+    assert "non-public address 127.0.0.1" in entry["error"]
+
+
+async def test_rebinding_name_refused_when_it_now_resolves_to_loopback(receiver):
+    """A name vetted when set (public then) that resolves to 127.0.0.1 now is refused."""
+    resolve = resolver({"hooks.example": ["127.0.0.1"]})
+    client = WebhookClient(allow_private=False, timeout_s=2, resolver=resolve)
+    try:
+        with pytest.raises(DeliveryFailed, match=r"non-public address 127\.0\.0\.1"):
+            await client.post(f"http://hooks.example:{receiver.port}/hook", {}, b"{}")
+    finally:
+        await client.aclose()
+    assert resolve.calls == ["hooks.example"]
+    assert receiver.received == []
+
+
+async def test_connects_to_the_resolved_ip_keeping_the_host_header(receiver):
+    resolve = resolver({"hooks.example": ["127.0.0.1"]})
+    client = WebhookClient(allow_private=True, timeout_s=2, resolver=resolve)
+    try:
+        status = await client.post(
+            f"http://hooks.example:{receiver.port}/hook?x=1", {"webhook-id": "evt_1"}, b"{}"
+        )
+    finally:
+        await client.aclose()
+    assert status == 200
+    (request,) = receiver.received
+    assert request.headers["host"] == f"hooks.example:{receiver.port}"
+    assert request.path == "/hook?x=1"
+
+
+async def test_every_answer_checked_and_only_checked_addresses_connected():
+    inner = RecordingBackend()
+    mixed = GuardedBackend(
+        allow_private=False,
+        resolver=resolver({"h.example": ["93.184.215.14", "10.0.0.7"]}),
+        inner=inner,
+    )
+    with pytest.raises(httpcore.ConnectError, match=r"non-public address 10\.0\.0\.7"):
+        await mixed.connect_tcp("h.example", 443)
+    assert inner.connects == []  # one private answer refuses the name: nothing was dialled
+
+    public = GuardedBackend(
+        allow_private=False,
+        resolver=resolver({"h.example": ["93.184.215.14", "2606:2800:21f:cb07::1"]}),
+        inner=inner,
+    )
+    with pytest.raises(httpcore.ConnectError, match="no network"):
+        await public.connect_tcp("h.example", 443)
+    # the checked IP literals are what is dialled, each in turn, never the name
+    assert inner.connects == [("93.184.215.14", 443), ("2606:2800:21f:cb07::1", 443)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::ffff:127.0.0.1]:{port}/", "http://0x7f000001:{port}/", "http://localhost:{port}/"],
+)
+async def test_disguised_loopback_refused(receiver, url):
+    client = WebhookClient(allow_private=False, timeout_s=2)
+    try:
+        with pytest.raises(DeliveryFailed, match="non-public"):
+            await client.post(url.format(port=receiver.port), {}, b"{}")
+    finally:
+        await client.aclose()
+    assert receiver.received == []
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "file:///etc/passwd", "http:///x"])
+async def test_non_http_urls_refused(url):
+    client = WebhookClient(allow_private=True, timeout_s=2)
+    try:
+        with pytest.raises(DeliveryFailed, match="invalid webhook URL"):
+            await client.post(url, {}, b"{}")
+    finally:
+        await client.aclose()

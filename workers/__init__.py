@@ -1,0 +1,50 @@
+"""arq workers: the event pump, webhook delivery and the expiry sweep.
+
+`run_worker(settings)` is what `rotator worker` runs (and `make run` beside the API).
+Never imports rotator.api: workers talk to the store only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from rotator.settings import MASTER_KEY_FILE, Settings, SettingsError
+from workers.config import WorkerConfig
+
+__all__ = ["WorkerConfig", "run_worker"]
+
+
+def run_worker(settings: Settings, config: WorkerConfig | None = None) -> None:
+    """Run one worker process until SIGINT/SIGTERM.
+
+    Embedded mode (no REDIS_URL): joins the data dir's Valkey (or starts it), as the API does.
+    """
+    from arq.worker import run_worker as arq_run_worker
+
+    from rotator.crypto import KeyRing
+    from rotator.embedded import SharedEmbedded
+    from workers.settings import queue_url, worker_settings
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    shared = None
+    try:
+        if settings.embedded:
+            shared = SharedEmbedded(settings.data_dir)
+            settings = dataclasses.replace(settings, redis_url=shared.acquire())
+        key_file = settings.data_dir / MASTER_KEY_FILE
+        if settings.master_key is None and key_file.exists():
+            # `rotator run` may have generated it after these settings were read
+            ring = KeyRing.parse(key_file.read_text().strip())
+            settings = dataclasses.replace(settings, master_key=ring)
+        settings.keyring  # noqa: B018 -- refuse to start without one (SettingsError names it)
+        queue_url(settings)  # likewise for a cluster without QUEUE_URL
+        arq_run_worker(worker_settings(settings, config))  # type: ignore[arg-type]
+    except SettingsError as exc:
+        raise SystemExit(f"rotator worker: {exc}") from None
+    finally:
+        if shared is not None:
+            shared.release()

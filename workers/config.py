@@ -1,0 +1,48 @@
+"""Worker tunables that are not product settings: batch sizes, intervals, backoff.
+
+Defaults suit production; tests pass tiny intervals instead of sleeping. Everything a
+tenant or operator configures lives in rotator.settings.Settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    pump: bool = True
+    """Run the event pump loop in this worker process (tests drive it by hand)."""
+    pump_batch: int = 200
+    """Stream entries read (XREADGROUP COUNT) and enqueued (one script call) at a time."""
+    pump_max_batches_per_tenant: int = 20
+    """Batches taken from one tenant per pass before moving on (no tenant starves the rest)."""
+    pump_idle_poll_s: float = 0.2
+    """Pause after a pass that found nothing: the latency floor of an event."""
+    pump_error_pause_s: float = 1.0
+    """Pause after a pass that failed (store unreachable), before trying again."""
+    claim_idle_ms: int = 30_000
+    """A pending entry idle this long belonged to a dead pump: XAUTOCLAIM takes it over."""
+    claim_interval_s: float = 10.0
+    """How often a pump looks for such entries, per tenant."""
+    prune_consumers_idle_ms: int = 86_400_000
+    """Consumers idle this long with nothing pending (past worker processes) are removed."""
+    prune_interval_s: float = 3600.0
+    backoff_base_s: float = 30.0
+    """Retry delay after attempt n is base * 2**(n-1), capped, times a jitter in [0.5, 1]."""
+    backoff_cap_s: float = 6 * 3600.0
+    job_keep_result_s: float = 600.0
+    """arq keeps a finished delivery's result this long; within it a re-enqueue collapses."""
+    max_jobs: int = 100
+    """Deliveries in flight at once per worker process."""
+    poll_delay_s: float = 0.1
+    """How often arq looks at its queue for due jobs."""
+    sweep_timeout_s: float = 50.0
+    """Bound on one expiry sweep run (every minute). Note that arq's in-progress lock (and
+    so the recovery time of a job whose worker was killed) is the longest timeout + 10 s."""
+    job_timeout_margin_s: float = 5.0
+    """Added to webhook_timeout_s for a delivery job's arq timeout (DNS, logging the attempt)."""
+    sweep_concurrency: int = 16
+    """Services swept at once."""
+    http_max_connections: int = 200
+    """Open connections to webhook receivers per worker process."""

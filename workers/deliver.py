@@ -1,0 +1,90 @@
+"""The webhook delivery job: one arq job per event, job id = event id.
+
+Each run is one attempt: sign, POST, log the attempt in the tenant's delivery log.
+2xx = delivered. Anything else (a 3xx included: redirects are not followed) is retried
+with exponential backoff and jitter (arq Retry) until `webhook_max_attempts`, then
+logged as failed. arq's job_try is the attempt number, so an attempt cut short by a
+killed worker counts too, and the re-run carries the same webhook-id.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from arq import Retry
+
+from rotator.crypto import DecryptError
+from rotator.store import webhooks
+from rotator.store.webhooks import DeliveryAttempt
+from workers import signing
+from workers.config import WorkerConfig
+from workers.webhook_client import DeliveryFailed, WebhookClient
+
+log = logging.getLogger("workers.deliver")
+
+JOB_NAME = "deliver_event"
+
+
+def backoff_s(attempt: int, config: WorkerConfig, rng: random.Random | None = None) -> float:
+    """Delay before attempt `attempt + 1`: exponential, capped, with jitter in [0.5, 1]x.
+
+    Jitter spreads the retries of many events that failed together (a receiver outage)
+    so they do not all come back at the same second.
+    """
+    ceiling = min(config.backoff_cap_s, config.backoff_base_s * 2 ** (attempt - 1))
+    return ceiling * (rng or random).uniform(0.5, 1.0)
+
+
+async def deliver_event(
+    ctx: dict[str, Any], tenant: str, event_id: str, event_type: str, body: bytes
+) -> str:
+    """One delivery attempt of one event; returns the outcome (kept as the arq result)."""
+    settings = ctx["settings"]
+    config: WorkerConfig = ctx["config"]
+    client: WebhookClient = ctx["webhooks"]
+    data = ctx["data"]
+    attempt = int(ctx.get("job_try") or 1)
+
+    async def record(outcome: webhooks.Outcome, status: int | None, error: str | None) -> str:
+        await webhooks.log_attempt(
+            data,
+            tenant,
+            DeliveryAttempt(
+                event_id=event_id,
+                type=event_type,
+                attempts=attempt,
+                status_code=status,
+                error=error,
+                outcome=outcome,
+                updated_at=webhooks.iso_ms(time.time_ns() // 1_000_000),
+            ),
+        )
+        return outcome
+
+    async def retry_or_fail(status: int | None, error: str) -> str:
+        if attempt >= settings.webhook_max_attempts:
+            log.info("event %s failed after %d attempts: %s", event_id, attempt, error)
+            return await record("failed", status, error)
+        await record("retrying", status, error)
+        raise Retry(defer=backoff_s(attempt, config))
+
+    try:
+        target = await webhooks.load_target(data, settings.keyring, tenant)
+    except DecryptError:
+        # retried: an operator may yet configure the master key that opens it
+        return await retry_or_fail(None, "webhook secret cannot be decrypted (master key?)")
+    if target is None:
+        # the tenant removed its webhook after the event was recorded: nowhere to send it
+        return await record("failed", None, "no webhook configured")
+
+    try:
+        headers = signing.headers(target.secret, event_id, int(time.time()), body)
+        status = await client.post(target.url, headers, body)
+    except (signing.BadSecret, DeliveryFailed) as exc:
+        return await retry_or_fail(None, str(exc))
+    if 200 <= status < 300:
+        return await record("delivered", status, None)
+    return await retry_or_fail(status, f"HTTP {status}")

@@ -1,0 +1,166 @@
+"""The event pump: per-tenant event streams -> one arq delivery job per event.
+
+Why a long-running loop task (started in every worker's on_startup) and not an arq cron:
+cron ticks are at best a second apart and `unique` cron jobs run on one worker only, so
+latency would be >= 1 s and one worker would carry the whole stream. The loop polls
+continuously (pausing `pump_idle_poll_s` only when a pass found nothing), every worker
+runs one, and the consumer group shares entries among them; an error pauses the loop
+and it carries on, so a Redis blip does not stop the pump.
+
+Delivery guarantee (at least once), step by step for a batch of entries:
+  XREADGROUP (entries now pending on this consumer)
+  -> enqueue the jobs (one script call, job id = event id)
+  -> XACK.
+A pump killed before the enqueue leaves the entries pending: after `claim_idle_ms` any
+pump XAUTOCLAIMs and forwards them. Killed between enqueue and XACK: the reclaimed
+entries are enqueued again and collapse onto the existing job ids. Killed after XACK:
+the jobs are in the queue and any worker runs them.
+
+Only single-key commands touch the data store (it may be a Redis Cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from redis.exceptions import ResponseError
+
+from rotator.store import evalsha, scripts
+from rotator.store.connection import Redis
+from rotator.store.events import Entry, EventStreams, encode_event, to_event
+from workers.config import WorkerConfig
+from workers.deliver import JOB_NAME
+
+log = logging.getLogger("workers.pump")
+
+Job = tuple[str, tuple[Any, ...]]
+"""(job id, deliver_event args after ctx)."""
+
+
+def consumer_name() -> str:
+    """Unique per worker process, so a restarted worker never inherits a dead one's entries
+    silently (they are reclaimed by idle time instead)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def enqueue_batch(
+    queue: Redis, jobs: list[Job], *, queue_name: str = default_queue_name
+) -> int:
+    """Enqueue deliver_event jobs in one round trip; returns how many were new."""
+    if not jobs:
+        return 0
+    now_ms = time.time_ns() // 1_000_000
+    keys = [queue_name]
+    args: list[Any] = [now_ms, expires_extra_ms]
+    for job_id, job_args in jobs:
+        keys += [job_key_prefix + job_id, result_key_prefix + job_id]
+        args += [job_id, serialize_job(JOB_NAME, job_args, {}, None, now_ms)]
+    return int(await evalsha.run(queue, scripts.load("enqueue_jobs"), keys, args))
+
+
+class EventPump:
+    def __init__(
+        self, data: Redis, queue: Redis, config: WorkerConfig, *, consumer: str | None = None
+    ) -> None:
+        self.streams = EventStreams(data)
+        self.queue = queue
+        self.config = config
+        self.consumer = consumer or consumer_name()
+        self._grouped: set[str] = set()
+        self._claimed_at: dict[str, float] = {}
+        self._pruned_at: dict[str, float] = {}
+
+    async def run_forever(self) -> None:
+        """Pump until cancelled (worker shutdown)."""
+        log.info("event pump %s started", self.consumer)
+        while True:
+            try:
+                moved = await self.pump_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event pump pass failed; retrying")
+                await asyncio.sleep(self.config.pump_error_pause_s)
+                continue
+            if moved == 0:
+                await asyncio.sleep(self.config.pump_idle_poll_s)
+
+    async def pump_once(self) -> int:
+        """One pass over every tenant with a webhook; returns the entries forwarded."""
+        moved = 0
+        for tenant in await self.streams.webhook_tenants():
+            moved += await self.pump_tenant(tenant)
+        return moved
+
+    async def pump_tenant(self, tenant: str) -> int:
+        if tenant not in self._grouped:
+            await self.streams.ensure_group(tenant)
+            self._grouped.add(tenant)
+        now = time.monotonic()
+        moved = 0
+        if now - self._claimed_at.get(tenant, -1e9) >= self.config.claim_interval_s:
+            self._claimed_at[tenant] = now
+            moved += await self._reclaim(tenant)
+        if now - self._pruned_at.get(tenant, now) >= self.config.prune_interval_s:
+            await self.streams.prune_consumers(
+                tenant, idle_ms=self.config.prune_consumers_idle_ms, keep=self.consumer
+            )
+        self._pruned_at.setdefault(tenant, now)
+        for _ in range(self.config.pump_max_batches_per_tenant):
+            try:
+                entries = await self.streams.read_new(tenant, self.consumer, self.config.pump_batch)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # the stream was deleted (and its group with it): recreate on the next pass
+                self._grouped.discard(tenant)
+                break
+            moved += await self._forward(tenant, entries)
+            if len(entries) < self.config.pump_batch:
+                break
+        return moved
+
+    async def _reclaim(self, tenant: str) -> int:
+        moved = 0
+        for _ in range(self.config.pump_max_batches_per_tenant):
+            try:
+                entries = await self.streams.claim_stale(
+                    tenant, self.consumer, self.config.claim_idle_ms, self.config.pump_batch
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._grouped.discard(tenant)
+                break
+            if entries:
+                log.info("reclaimed %d pending events of tenant %s", len(entries), tenant)
+            moved += await self._forward(tenant, entries)
+            if len(entries) < self.config.pump_batch:
+                break
+        return moved
+
+    async def _forward(self, tenant: str, entries: list[Entry]) -> int:
+        if not entries:
+            return 0
+        jobs: list[Job] = []
+        for entry_id, fields in entries:
+            if fields is None:
+                continue  # trimmed (MAXLEN) while pending: nothing left to deliver
+            try:
+                event = to_event(tenant, entry_id, fields)
+            except ValueError as exc:
+                log.warning("skipping malformed event %s of tenant %s: %s", entry_id, tenant, exc)
+                continue
+            jobs.append((event.id, (tenant, event.id, event.type, encode_event(event))))
+        await enqueue_batch(self.queue, jobs)
+        # acknowledged only now that the jobs are queued: see the module docstring
+        await self.streams.ack(tenant, [entry_id for entry_id, _ in entries])
+        return len(entries)

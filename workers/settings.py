@@ -1,0 +1,102 @@
+"""arq WorkerSettings, built from the same Settings object as the API.
+
+The job queue lives on ROTATOR_QUEUE_URL, or else on the data Redis. arq needs one
+plain Redis for its queue (its enqueue is a multi-key transaction), so with a Redis
+Cluster as the data store QUEUE_URL is required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import func
+
+from rotator.settings import Settings, SettingsError
+from rotator.store import connection
+from workers.config import WorkerConfig
+from workers.deliver import JOB_NAME, deliver_event
+from workers.pump import EventPump
+from workers.sweep import sweep_time_services
+from workers.webhook_client import WebhookClient
+
+log = logging.getLogger("workers")
+
+def queue_url(settings: Settings) -> str:
+    if settings.queue_url:
+        return settings.queue_url
+    if settings.redis_cluster:
+        raise SettingsError(
+            "queue_url",
+            "required with ROTATOR_REDIS_CLUSTER=1: the arq job queue needs a single "
+            "(non-cluster) Redis or Valkey; set ROTATOR_QUEUE_URL=redis://host:port/0",
+        )
+    assert settings.redis_url, "the embedded server is started before the worker settings"
+    return settings.redis_url
+
+
+def worker_settings(settings: Settings, config: WorkerConfig | None = None) -> dict[str, Any]:
+    """Keyword arguments of arq.Worker (arq accepts a dict as its settings)."""
+    config = config or WorkerConfig()
+    return {
+        "functions": [
+            func(
+                deliver_event,
+                name=JOB_NAME,
+                timeout=settings.webhook_timeout_s + config.job_timeout_margin_s,
+                keep_result=config.job_keep_result_s,
+                # the job decides when to stop (and logs "failed"); arq's cap only has to
+                # be above it, leaving room for attempts cut short by a killed worker
+                max_tries=settings.webhook_max_attempts + 3,
+            )
+        ],
+        "cron_jobs": [
+            cron(
+                sweep_time_services,
+                name="sweep_time_services",
+                second=0,  # every minute, on one worker (arq cron jobs are unique per tick)
+                timeout=config.sweep_timeout_s,
+                keep_result=0,
+            )
+        ],
+        "redis_settings": RedisSettings.from_dsn(queue_url(settings)),
+        "ctx": {"settings": settings, "config": config},
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": config.max_jobs,
+        "poll_delay": config.poll_delay_s,
+        "keep_result": config.job_keep_result_s,
+    }
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Open the data-store client and the webhook client; start this worker's event pump."""
+    settings: Settings = ctx["settings"]
+    config: WorkerConfig = ctx["config"]
+    settings.keyring  # noqa: B018 -- fail at startup, not at the first delivery
+    ctx["data"] = connection.connect(settings)
+    ctx["webhooks"] = WebhookClient(
+        allow_private=settings.webhook_allow_private,
+        timeout_s=settings.webhook_timeout_s,
+        max_connections=config.http_max_connections,
+    )
+    if config.pump:
+        pump = EventPump(ctx["data"], ctx["redis"], config)
+        ctx["pump"] = pump
+        ctx["pump_task"] = asyncio.create_task(pump.run_forever(), name="event-pump")
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    task = ctx.pop("pump_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if "webhooks" in ctx:
+        await ctx.pop("webhooks").aclose()
+    if "data" in ctx:
+        await ctx.pop("data").aclose()

@@ -1,0 +1,60 @@
+"""The expiry sweep (arq cron, every minute): tidy time-policy services and notify.
+
+Selection never depends on it (next_key.lua checks expiry on every request); the sweep
+marks expired keys (x:N) and records key.expired / service.no_active_keys for services
+nobody is requesting. One script call per service, on the service's own hash slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from rotator.store.sweep import sweep_service, time_services
+from workers.config import WorkerConfig
+
+log = logging.getLogger("workers.sweep")
+
+_CHUNK = 500
+
+
+async def sweep_time_services(ctx: dict[str, Any]) -> int:
+    """Sweep every registered time service; returns the keys newly marked expired.
+
+    `ctx["clock"]` (tests) fixes the time; otherwise each script reads Redis TIME, the
+    clock next_key.lua uses too.
+    """
+    settings = ctx["settings"]
+    config: WorkerConfig = ctx["config"]
+    data = ctx["data"]
+    clock = ctx.get("clock")
+    now_ms = clock() if clock is not None else None
+    limit = asyncio.Semaphore(config.sweep_concurrency)
+    expired = 0
+
+    async def sweep_one(tenant: str, slug: str) -> int:
+        async with limit:
+            try:
+                result = await sweep_service(
+                    data, tenant, slug, now_ms=now_ms, events_maxlen=settings.events_maxlen
+                )
+            except Exception:
+                # one broken service must not stop the sweep of the others
+                log.exception("sweep of %s/%s failed", tenant, slug)
+                return 0
+            if result.newly_expired or result.noact_set:
+                log.info(
+                    "swept %s/%s: %d key(s) expired%s", tenant, slug, result.newly_expired,
+                    ", no active key left" if result.noact_set else "",
+                )  # fmt: skip
+            return result.newly_expired
+
+    chunk: list[tuple[str, str]] = []
+    async for pair in time_services(data):
+        chunk.append(pair)
+        if len(chunk) >= _CHUNK:
+            expired += sum(await asyncio.gather(*(sweep_one(*p) for p in chunk)))
+            chunk = []
+    expired += sum(await asyncio.gather(*(sweep_one(*p) for p in chunk)))
+    return expired
