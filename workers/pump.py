@@ -150,17 +150,22 @@ class EventPump:
     async def _forward(self, tenant: str, entries: list[Entry]) -> int:
         if not entries:
             return 0
-        jobs: list[Job] = []
-        for entry_id, fields in entries:
-            if fields is None:
-                continue  # trimmed (MAXLEN) while pending: nothing left to deliver
-            try:
-                event = to_event(tenant, entry_id, fields)
-            except ValueError as exc:
-                log.warning("skipping malformed event %s of tenant %s: %s", entry_id, tenant, exc)
-                continue
-            jobs.append((event.id, (tenant, event.id, event.type, encode_event(event))))
-        await enqueue_batch(self.queue, jobs)
+        await enqueue_batch(self.queue, jobs_for(tenant, entries))
         # acknowledged only now that the jobs are queued: see the module docstring
         await self.streams.ack(tenant, [entry_id for entry_id, _ in entries])
         return len(entries)
+
+
+def jobs_for(tenant: str, entries: list[Entry]) -> list[Job]:
+    """The delivery jobs of stream entries (trimmed and malformed entries have none)."""
+    jobs: list[Job] = []
+    for entry_id, fields in entries:
+        if fields is None:
+            continue  # trimmed (MAXLEN) while pending: nothing left to deliver
+        try:
+            event = to_event(tenant, entry_id, fields)
+        except ValueError as exc:
+            log.warning("skipping malformed event %s of tenant %s: %s", entry_id, tenant, exc)
+            continue
+        jobs.append((event.id, (tenant, event.id, event.type, encode_event(event))))
+    return jobs
