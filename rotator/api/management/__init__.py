@@ -9,6 +9,7 @@ from rotator.api.management.keys import KeyController
 from rotator.api.management.operator import OperatorController
 from rotator.api.management.services import ServiceController
 from rotator.api.management.tenant import TenantController
+from rotator.api.management.webhooks import WebhookController
 
 ROUTES: list = [
     OperatorController,
@@ -16,4 +17,5 @@ ROUTES: list = [
     ServiceController,
     KeyController,
     AppController,
+    WebhookController,
 ]
