@@ -29,8 +29,12 @@ Schema (per tenant T):
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
                               lr:<slug> / lra:<id> limit-reached recorded; expires by itself
   {t:T}:gcra:<iphex>    STRING demo throttle: theoretical arrival time (ms); expires by itself
-  {t:T}:events          STREAM type, data (JSON); capped (MAXLEN ~)
-  {t:T}:deliveries      LIST  webhook delivery log, newest first, capped
+  {t:T}:events          STREAM type, data (JSON); capped (MAXLEN ~); consumer group "webhooks"
+                              (the event pumps); event id = evt_<T>_<entry id>
+  {t:T}:deliveries      LIST  webhook delivery log, newest first, capped (store/webhooks.py):
+                              one JSON object per attempt, starting {"seq":N, (contiguous
+                              along the list: the page cursor), event_id, type, attempts,
+                              status_code, error, outcome (delivered|retrying|failed), updated_at
 
 Global:
 
