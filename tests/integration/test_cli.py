@@ -1,0 +1,267 @@
+"""The `rotator` command line, run as a real subprocess against the test Valkey."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rotator import cli
+from rotator.crypto import KeyRing, aad_for_key
+from rotator.embedded import free_port
+from rotator.settings import Settings
+from rotator.store import keys
+from rotator.store.connection import Durability
+
+SECRET = "sk-proj-cli-0123456789abcdefghijklmnop"
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without any developer ROTATOR_* configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
+    env.update(extra)
+    return env
+
+
+def rotator(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 30):
+    return subprocess.run(
+        [sys.executable, "-m", "rotator.cli", *args],
+        env=env,
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli_env(valkey, master_key_b64, tmp_path) -> dict[str, str]:
+    return base_env(
+        ROTATOR_REDIS_URL=valkey.url,
+        ROTATOR_MASTER_KEY=master_key_b64,
+        ROTATOR_DATA_DIR=str(tmp_path),
+    )
+
+
+async def test_tenant_service_key_end_to_end(cli_env, redis, client, settings):
+    created = rotator("tenant", "create", "acme", "--json", env=cli_env)
+    assert created.returncode == 0, created.stderr
+    tenant = json.loads(created.stdout)
+    assert tenant["admin_token"].startswith(f"kta_{tenant['tenant']}_")
+    assert "shown once" in created.stderr
+
+    svc = rotator("service", "create", tenant["tenant"], "openai", "--policy", "usage",
+                  "--max-daily", "100", env=cli_env)  # fmt: skip
+    assert svc.returncode == 0, svc.stderr
+    assert "policy: usage" in svc.stdout and "max_daily_requests: 100" in svc.stdout
+
+    added = rotator("key", "add", tenant["tenant"], "openai", "--label", "Primary", "--json",
+                    env=cli_env, stdin=SECRET + "\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    key = json.loads(added.stdout)
+    assert SECRET not in added.stdout + added.stderr
+    assert key["key_masked"].endswith("mnop") and key["label"] == "Primary"
+
+    # stored sealed and bound to its record
+    blob = await redis.hget(keys.service(tenant["tenant"], "openai"), f"c:{key['key_id']}")
+    assert SECRET.encode() not in blob
+    aad = aad_for_key(tenant["tenant"], "openai", key["key_id"])
+    assert settings.keyring.open(blob, aad).decode() == SECRET
+
+    # and served: what the CLI made is what a client app gets
+    r = await client.get(
+        "/v1/next", params={"service": "openai", "token": tenant["client_token"]}
+    )
+    assert r.status_code == 200 and r.json()["key"] == SECRET
+
+    app = rotator("app", "create", tenant["tenant"], "web", "--allow", "10.0.0.0/8",
+                  "--max-daily", "5", "--json", env=cli_env)  # fmt: skip
+    assert app.returncode == 0, app.stderr
+    assert json.loads(app.stdout)["app_token"].startswith(f"kra_{tenant['tenant']}_")
+
+
+async def test_refusals_are_one_line_and_write_nothing(cli_env, redis):
+    missing = rotator("service", "create", "0123456789abcdef", "openai", "--policy", "usage",
+                      env=cli_env)  # fmt: skip
+    assert (missing.returncode, missing.stderr) == (1, "rotator: tenant not found\n")
+    assert await redis.dbsize() == 0
+
+    tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    bad = rotator("service", "create", tenant["tenant"], "Bad Slug", "--policy", "usage",
+                  env=cli_env)  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith("rotator: slug: ")
+    empty = rotator("key", "add", tenant["tenant"], "nope", "--label", "x", env=cli_env,
+                    stdin="")  # fmt: skip
+    assert empty.returncode == 1 and empty.stderr == "rotator: secret: must not be empty\n"
+
+
+def test_the_secret_is_never_an_argument(cli_env):
+    r = rotator("key", "add", "t", "s", "--label", "x", "--secret", SECRET, env=cli_env)
+    assert r.returncode == 2 and "unrecognized arguments" in r.stderr
+
+
+def test_help_lists_every_setting_with_its_default():
+    r = rotator("--help", env=base_env())
+    assert r.returncode == 0
+    for name, default, doc in Settings.describe():
+        assert f"  {name:<31} default {default}\n" in r.stdout
+        assert doc[:40] in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ROTATOR_MASTER_KEY": "not-a-key"}, "rotator: ROTATOR_MASTER_KEY: not base64"),
+        ({"ROTATOR_PORT": "http"}, "rotator: ROTATOR_PORT: 'http' is not an integer"),
+        ({"ROTATOR_REDIS_URL": "localhost:6379"}, "rotator: ROTATOR_REDIS_URL: must start"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(tmp_path, env, message):
+    for command in (["serve"], ["tenant", "list"], ["worker"]):
+        r = rotator(*command, env=base_env(ROTATOR_DATA_DIR=str(tmp_path), **env))
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith(message) and r.stderr.count("\n") == 1
+        assert "Traceback" not in r.stderr
+
+
+def test_unreachable_redis_names_the_setting(tmp_path, master_key_b64):
+    env = base_env(
+        ROTATOR_REDIS_URL=f"redis://:hunter2@127.0.0.1:{free_port()}",
+        ROTATOR_MASTER_KEY=master_key_b64,
+        ROTATOR_DATA_DIR=str(tmp_path),
+    )
+    for command in (["serve"], ["tenant", "create", "x"]):
+        r = rotator(*command, env=env)
+        assert r.returncode == 2
+        assert r.stderr.startswith("rotator: ROTATOR_REDIS_URL: ") and r.stderr.count("\n") == 1
+        assert "hunter2" not in r.stderr
+
+
+def test_no_master_key_outside_embedded_mode_is_refused(valkey, tmp_path):
+    env = base_env(ROTATOR_REDIS_URL=valkey.url, ROTATOR_DATA_DIR=str(tmp_path))
+    r = rotator("key", "add", "t", "s", "--label", "x", env=env, stdin=SECRET)
+    assert r.returncode == 2 and r.stderr.startswith("rotator: ROTATOR_MASTER_KEY: not set")
+    assert not (tmp_path / "master.key").exists()
+
+
+async def test_rewrap_moves_keys_to_the_first_master_key(cli_env, redis, master_key_b64):
+    tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    rotator("service", "create", tenant["tenant"], "s", "--policy", "manual", env=cli_env)
+    for i in range(2):
+        r = rotator("key", "add", tenant["tenant"], "s", "--label", f"k{i}", env=cli_env,
+                    stdin=f"{SECRET}{i}")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    new = base64.b64encode(os.urandom(32)).decode()
+    ring = f"next:{new},{master_key_b64}"
+    r = rotator("rewrap", "--json", env={**cli_env, "ROTATOR_MASTER_KEY": ring})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"rewrapped": 2, "already_current": 0, "vanished": 0,
+                                    "failed": 0}  # fmt: skip
+    assert f"tenant {tenant['tenant']}: 2 rewrapped" in r.stderr
+    only_new = KeyRing.parse(f"next:{new}")
+    stored = await redis.hgetall(keys.service(tenant["tenant"], "s"))
+    opened = sorted(
+        only_new.open(stored[f"c:{i}".encode()], aad_for_key(tenant["tenant"], "s", i)).decode()
+        for i in (1, 2)
+    )
+    assert opened == [f"{SECRET}0", f"{SECRET}1"]
+
+
+async def test_demo_is_created_once_and_its_token_renewed(redis, settings):
+    d = Durability()
+    first, created, token1 = await cli.prepare_demo(redis, d, settings.keyring)
+    again, created_again, token2 = await cli.prepare_demo(redis, d, settings.keyring)
+    assert (created, created_again) == (True, False) and first == again
+    assert await redis.get(keys.DEMO_TENANT) == first.encode()
+    tenant = await redis.hgetall(keys.tenant(first))
+    assert tenant[b"demo"] == b"1" and tenant[b"name"] == b"demo"
+    svc = await redis.hgetall(keys.service(first, "openai"))
+    assert svc[b"policy"] == b"usage" and len(svc[b"ids"].split(b",")) == 3
+    assert token1 != token2
+    from rotator.domain import tokens
+
+    assert tenant[b"client"].decode() == tokens.parse(token2).secret_hash  # token1 revoked
+
+
+# --- rotator run ---------------------------------------------------------------------------------
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_run_serves_the_demo_and_ctrl_c_leaves_no_process(tmp_path):
+    port = free_port()
+    env = base_env(ROTATOR_DATA_DIR=str(tmp_path / "var"), ROTATOR_PORT=str(port))
+    log = tmp_path / "stderr.log"  # a file, not a pipe: the children's logs can never block
+    with log.open("w") as stderr_file, subprocess.Popen(
+        [sys.executable, "-m", "rotator.cli", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr_file,
+        text=True,
+    ) as proc:
+        check_run(proc, tmp_path, log)
+
+
+def check_run(proc: subprocess.Popen, tmp_path: Path, log: Path) -> None:
+    try:
+        lines = []
+        for line in proc.stdout:  # the banner is printed once /healthz answers
+            lines.append(line)
+            if "v1/next" in line:
+                break
+        banner = "".join(lines)
+        assert "operator token:" in banner and "demo client token:" in banner
+        curl = re.search(r'curl -s "([^"]+)"', banner)
+        assert curl, banner
+        with urllib.request.urlopen(curl.group(1), timeout=10) as response:
+            body = json.loads(response.read())
+        assert body["service"] == "openai" and body["masked"] is True
+        assert body["key"].startswith("sk-demo-")
+
+        key_file = tmp_path / "var" / "master.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        children = children_of(proc.pid)
+        assert len(children) == 3  # valkey-server, API, worker
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children]
+        assert any(b"valkey-server" in c for c in commands)
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)  # reparented children are reaped by init asynchronously
+        assert not [pid for pid in children if alive(pid)]
+        stderr = log.read_text()
+        assert "generated a master key" in stderr
+        assert stderr.index("stopping API") < stderr.index("stopping worker")
+        assert stderr.index("stopping worker") < stderr.index("stopping the embedded Valkey")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
