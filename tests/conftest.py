@@ -20,6 +20,7 @@ from rotator.crypto import KeyRing
 from rotator.domain.clock import FakeClock
 from rotator.embedded import EmbeddedValkey
 from rotator.settings import Settings
+from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
 
 OPERATOR_TOKEN = "operator-test-token-0123456789abcdef"
 # 2026-03-01T12:00:00Z: far from a UTC midnight unless a test moves it there
