@@ -374,6 +374,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from workers import run_worker
     except ImportError as exc:
         raise CliError(f"worker: the workers package is not available ({exc})") from None
+    settings = ensure_master_key(settings)  # embedded mode: the same generated key as serve
     if settings.redis_url is not None:
         check_reachable(settings)
     run_worker(settings)

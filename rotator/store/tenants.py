@@ -251,4 +251,3 @@ async def open_webhook_secret(redis: Redis, keyring: KeyRing, tenant: str) -> st
     if not blob:
         return None
     return keyring.open(blob, aad_for_webhook_secret(tenant)).decode()
-

@@ -78,9 +78,7 @@ async def test_tenant_service_key_end_to_end(cli_env, redis, client, settings):
     assert settings.keyring.open(blob, aad).decode() == SECRET
 
     # and served: what the CLI made is what a client app gets
-    r = await client.get(
-        "/v1/next", params={"service": "openai", "token": tenant["client_token"]}
-    )
+    r = await client.get("/v1/next", params={"service": "openai", "token": tenant["client_token"]})
     assert r.status_code == 200 and r.json()["key"] == SECRET
 
     app = rotator("app", "create", tenant["tenant"], "web", "--allow", "10.0.0.0/8",
@@ -218,13 +216,16 @@ def test_run_serves_the_demo_and_ctrl_c_leaves_no_process(tmp_path):
     port = free_port()
     env = base_env(ROTATOR_DATA_DIR=str(tmp_path / "var"), ROTATOR_PORT=str(port))
     log = tmp_path / "stderr.log"  # a file, not a pipe: the children's logs can never block
-    with log.open("w") as stderr_file, subprocess.Popen(
-        [sys.executable, "-m", "rotator.cli", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=stderr_file,
-        text=True,
-    ) as proc:
+    with (
+        log.open("w") as stderr_file,
+        subprocess.Popen(
+            [sys.executable, "-m", "rotator.cli", "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+        ) as proc,
+    ):
         check_run(proc, tmp_path, log)
 
 
