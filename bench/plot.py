@@ -1,0 +1,59 @@
+"""The PNG: throughput and p50/p99 latency against wrk concurrency, bare handler vs API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write(summary: dict, target: Path, title: str) -> bool:
+    """Draw the sweep; False (nothing written) when matplotlib or the sweep is missing."""
+    sweep = summary.get("sweep") or []
+    if not sweep or not available():
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conc = [row["connections"] for row in sweep]
+    fig, (ax_rps, ax_lat) = plt.subplots(1, 2, figsize=(12, 4.8))
+    ax_rps.plot(conc, [r["bare_rps"] for r in sweep], "o-", label="bare Litestar handler")
+    ax_rps.plot(conc, [r["api_rps"] for r in sweep], "o-", label="/v1/next (usage, 3 keys)")
+    ax_rps.set_xscale("log", base=2)
+    ax_rps.set_xticks(conc, [str(c) for c in conc])
+    ax_rps.set_xlabel("wrk connections")
+    ax_rps.set_ylabel("requests/s")
+    ax_rps.set_ylim(bottom=0)
+    ax_rps.set_title("Throughput")
+    ax_rps.grid(alpha=0.3)
+    ax_rps.legend()
+
+    for key, style, label in (
+        ("bare_p50_us", "o--", "bare p50"),
+        ("bare_p99_us", "o-", "bare p99"),
+        ("api_p50_us", "s--", "/v1/next p50"),
+        ("api_p99_us", "s-", "/v1/next p99"),
+    ):
+        ax_lat.plot(conc, [r[key] / 1000 for r in sweep], style, label=label)
+    ax_lat.set_xscale("log", base=2)
+    ax_lat.set_yscale("log")
+    ax_lat.set_xticks(conc, [str(c) for c in conc])
+    ax_lat.set_xlabel("wrk connections")
+    ax_lat.set_ylabel("latency (ms)")
+    ax_lat.set_title("Latency")
+    ax_lat.grid(alpha=0.3, which="both")
+    ax_lat.legend()
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,276 @@
+"""Writing a run: results/<stem>.json (everything), <stem>.md (the report), <stem>.png (plot)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from bench import plot
+from bench.scenarios import HEADLINE, SCENARIOS
+
+_TITLES = {s.name: s.title for s in (HEADLINE, *SCENARIOS)}
+
+
+def stem(results: dict) -> str:
+    """File name of a run: its UTC start time (and -quick for quick runs)."""
+    started = time.strptime(results["meta"]["started"], "%Y-%m-%dT%H:%M:%SZ")
+    name = time.strftime("%Y-%m-%d-%H%M", started)
+    return name + ("-quick" if results["meta"].get("quick") else "")
+
+
+def write(results: dict, out_dir: Path) -> dict[str, Path]:
+    """Write the three files; returns their paths (png absent without matplotlib)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / stem(results)
+    paths = {"json": base.with_suffix(".json"), "md": base.with_suffix(".md")}
+    png = base.with_suffix(".png")
+    drawn = plot.write(results["summary"], png, _plot_title(results))
+    if drawn:
+        paths["png"] = png
+    paths["json"].write_text(json.dumps(results, indent=1) + "\n")
+    paths["md"].write_text(markdown(results, png.name if drawn else None))
+    return paths
+
+
+def _plot_title(results: dict) -> str:
+    env = results["meta"]["environment"]
+    opts = results["meta"]["options"]
+    return (
+        f"keyrotator bench {results['meta']['started']}: {opts['workers']} worker(s), "
+        f"wrk -t1, {env['cpus']} CPUs ({env['cpu']})"
+    )
+
+
+def _n(value: float | None, fmt: str = "{:,.0f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _ms(us: float | None) -> str:
+    return "-" if us is None else f"{us / 1000:.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _commands(row: dict) -> str:
+    """Client commands per delivery; per request where (nearly) nothing was delivered."""
+    if row["ok_fraction"] is not None and row["ok_fraction"] < 0.5:
+        return _n(row["commands_per_request"], "{:.3f}") + " per request"
+    return _n(row["commands_per_delivery"], "{:.3f}")
+
+
+def _yes(flag: bool | None) -> str:
+    return {True: "met", False: "**not met**", None: "-"}[flag]
+
+
+def markdown(results: dict, png_name: str | None) -> str:
+    meta = results["meta"]
+    env = meta["environment"]
+    opts = meta["options"]
+    s = results["summary"]
+    h = s["headline"]
+    out: list[str] = []
+    add = out.append
+    add(f"# keyrotator bench, {meta['started']}{' (quick)' if meta['quick'] else ''}\n")
+    add(
+        f"Run took {meta['seconds']:.0f} s. {opts['tenants']:,} tenants, {opts['workers']} API "
+        f"worker(s), wrk -t1, {opts['duration_s']} s per measurement after a "
+        f"{opts['warmup_s']} s warm-up. Git {env['git']}.\n"
+    )
+
+    add("## Headline\n")
+    add(
+        f"`/v1/next` (usage policy, 3 keys, unmasked, {opts['tenants']:,} tenants, one request per "
+        f"tenant in turn) at wrk -c{h['connections']}: **{_n(h['api_rps'])} req/s = "
+        f"{_pct(h['ratio'])} of the bare Litestar handler** ({_n(h['bare_rps'])} req/s) in the "
+        f"same run; goal ≥ {h['goal_ratio']:.0%}: {_yes(h['meets_goal'])}. Medians of "
+        f"{len(h['pair_ratios'])} interleaved pairs (pair ratios: "
+        f"{', '.join(f'{r:.1%}' for r in h['pair_ratios'])}).\n"
+    )
+    noise = s.get("noise")
+    if noise and noise["max_other_cpu"] is not None:
+        add(
+            f"Other processes on this machine used a median {noise['median_other_cpu']:.2f} "
+            f"cores during the measurements (max {noise['max_other_cpu']:.2f}; "
+            f"{noise['retried']} measurement(s) taken again because of it).\n"
+        )
+    hl = s.get("halfload")
+    if hl:
+        add(
+            f"p99 at half of the API's max throughput (offered ≈ {_n(hl['target_rps'])} req/s, "
+            f"-c{hl['connections']} paced): **API {_ms(hl['api_p99_us'])} ms vs bare "
+            f"{_ms(hl['bare_p99_us'])} ms = {_n(hl['p99_factor'], '{:.2f}')}×** (goal ≤ "
+            f"{hl['goal_factor']:.0f}×: {_yes(hl['meets_goal'])}).\n"
+        )
+    rg = s["redis_goals"]
+    add(
+        f"Redis: {_n(rg['commands_per_delivery'], '{:.3f}')} client commands per delivery "
+        f"(goal ≤ 1.0), script {_n(rg['script_usec_per_call'], '{:.1f}')} µs per call (goal ≤ 15), "
+        f"{_n(rg['bytes_per_key'])} B per stored provider key (goal ≤ 1024), usage counters "
+        f"expire: {rg['usage_counters_expire']}: {_yes(rg['meets_goal'])}.\n"
+    )
+    if png_name:
+        add(f"![throughput and latency against concurrency]({png_name})\n")
+
+    add("## Setup\n")
+    add(_table(["", ""], [
+        ["CPU", f"{env['cpu']}, {env['cpus']} CPUs, Linux {env['kernel']}"],
+        ["placement", env["placement"]],
+        ["API", f"`{env['api_command']}`"],
+        ["bare handler", "same command with `--factory bench.bare_app:create_app`: Litestar "
+         "GET /v1/next reading the same query, returning a NextKey-shaped msgspec Struct, "
+         "no Redis, no crypto"],
+        ["Valkey", f"{env['valkey']}, embedded binary, appendonly yes, appendfsync everysec"],
+        ["load", f"{env['wrk']}, 1 thread, Lua script bench/spread.lua cycling through one "
+         "request path per tenant (client token in the query)"],
+        ["software", f"Python {env['python']}, Litestar {env['litestar']}, uvicorn "
+         f"{env['uvicorn']}, uvloop {env['uvloop']}, httptools {env['httptools']}, msgspec "
+         f"{env['msgspec']}"],
+    ]))
+
+    add("\n## Concurrency sweep (bare vs API, headline scenario)\n")
+    add(_table(
+        ["wrk -c", "bare req/s", "API req/s", "API/bare", "bare p50 ms", "bare p99 ms",
+         "API p50 ms", "API p99 ms", "other load"],
+        [[str(r["connections"]), _n(r["bare_rps"]), _n(r["api_rps"]), _pct(r["ratio"]),
+          _ms(r["bare_p50_us"]), _ms(r["bare_p99_us"]), _ms(r["api_p50_us"]),
+          _ms(r["api_p99_us"]), _n(r.get("other_cpu"), "{:.2f}")] for r in s["sweep"]],
+    ))
+
+    add(f"\n## Scenarios (wrk -c{opts['connections']}, ratios to the bare handler's "
+        f"{_n(h['bare_rps'])} req/s)\n")
+    add(_table(
+        ["scenario", "req/s", "/bare", "p50 ms", "p99 ms", "p99.9 ms", "200s",
+         "client cmds/delivery", "script µs/call", "cmds inside script", "Redis CPU µs/req",
+         "API CPU", "other load"],
+        [[f"{r['scenario']}: {_TITLES.get(r['scenario'], '')}", _n(r["rps"]), _pct(r["ratio"]),
+          _ms(r["p50_us"]), _ms(r["p99_us"]), _ms(r["p99_9_us"]), _pct(r["ok_fraction"]),
+          _commands(r), _n(r["script_usec_per_call"], "{:.1f}"),
+          _n(r["internal_commands_per_script_call"], "{:.1f}"),
+          _n(r["redis_cpu_us_per_request"], "{:.1f}"), _pct(r["server_cpu_util"]),
+          _n(r.get("other_cpu"), "{:.2f}")]
+         for r in s["scenarios"]],
+    ))
+    demo = next((r for r in s["scenarios"] if r["scenario"] == "demo-throttle"), None)
+    if demo and demo["statuses"]:
+        counts = ", ".join(f"{k}: {v:,}" for k, v in sorted(demo["statuses"].items()))
+        add(f"\nDemo throttle statuses: {counts}. Each throttled request costs its one EVALSHA "
+            "and delivers nothing, so its figures are per request.\n")
+
+    if hl:
+        add("\n## Latency at half load\n")
+        add(_table(
+            ["", "achieved req/s", "mean wait ms", "p50 ms", "p99 ms", "p99.9 ms"],
+            [["API", _n(hl["api_rps"]), f"{hl['api_delay_mean_ms']:.2f}", _ms(hl["api_p50_us"]),
+              _ms(hl["api_p99_us"]), _ms(hl["api_p99_9_us"])],
+             ["bare", _n(hl["bare_rps"]), f"{hl['bare_delay_mean_ms']:.2f}",
+              _ms(hl["bare_p50_us"]), _ms(hl["bare_p99_us"]), _ms(hl["bare_p99_9_us"])]],
+        ))
+        add(
+            "\nMethod: wrk has no fixed-rate mode (wrk2 is not packaged), so each of the "
+            f"{hl['connections']} connections waits an exponentially distributed time before each "
+            "request (spread.lua's `delay`), with the mean chosen so that connections × 1 / "
+            "(wait + unloaded latency) ≈ half the API's measured max. Both targets get the same "
+            "offered rate; wrk times a request from its write, so waits are not latency. "
+            "A concurrency level with 50% throughput would not do: one connection already "
+            "exceeds it.\n"
+        )
+
+    add("\n## Redis memory\n")
+    seed = results.get("seed") or {}
+    if seed:
+        add(_table(["", "bytes"], [
+            ["per tenant, everything (tenant hash, 3 services, 9 keys, registries)",
+             _n(seed["bytes_per_tenant"])],
+            ["per tenant record alone (hash, seq, service set, registry)",
+             _n(seed["bytes_per_tenant_record"])],
+            ["per service hash without keys", _n(seed["bytes_per_service"])],
+            ["per stored provider key (its fields in the service hash)", _n(seed["bytes_per_key"])],
+        ]))
+        add(f"\n`INFO memory` used_memory before seeding and after each phase "
+            f"({seed['tenants']:,} tenants, {seed['keys']:,} keys, seeded in "
+            f"{seed['seconds']:.1f} s), divided. Secrets are 56-character `sk-proj-` "
+            "keys.\n")
+    sample = results.get("memory_sample") or {}
+    if sample:
+        add("\n" + _table(
+            ["key (sampled after the load)", "keys", "MEMORY USAGE mean B", "encoding",
+             "expires"],
+            [[k, str(v["keys"]), _n(v["mean_bytes"]), v["encoding"],
+              "yes" if v["expires"] else "no"] for k, v in sample.items()],
+        ))
+
+    cap = s.get("capacity")
+    if cap:
+        add("\n## Capacity\n")
+        add(
+            f"Inputs: **{_n(cap['per_worker_rps'])} deliveries/s per API worker** (one uvicorn "
+            f"worker on one dedicated core, headline scenario) and **"
+            f"{cap['redis_cpu_us_per_delivery']:.1f} µs of Redis CPU per delivery** (`INFO cpu` "
+            "used_cpu_user+sys delta over the window / deliveries: script, network handling, AOF "
+            "write and fsync thread included).\n"
+        )
+        add(_table(
+            ["deliveries/s", "API workers (cores)", "Redis shards"],
+            [[f"{r['target_rps']:,}", f"{r['api_workers']:,}", f"{r['redis_shards']:,}"]
+             for r in cap["rows"]],
+        ))
+        add(
+            f"\nAssumptions: an API worker is one process on one core, run at ≤ "
+            f"{cap['worker_utilisation']:.0%} of its measured max; a Redis shard is one "
+            f"Valkey main thread run at ≤ {cap['shard_utilisation']:.0%} of one core "
+            f"(≈ {_n(cap['shard_rps'])} deliveries/s), no io-threads; deliveries spread evenly "
+            "over tenants and tenants evenly over shards (one tenant's traffic is always on one "
+            "shard: a single tenant cannot exceed one shard's rate); load balancer and network "
+            "hops not included. Redis CPU per delivery was measured with one API worker's "
+            "pipelined connection: with many workers each connection batches less, so a shard "
+            "may need somewhat more CPU per delivery than measured here.\n"
+        )
+
+    prof = results.get("profile")
+    if prof and prof.get("samples"):
+        add("\n## Where the API worker's time goes (py-spy, headline load)\n")
+        add(f"{prof['samples']:,} samples; self time = the innermost Python frame of a "
+            "sample, C code it calls included; idle time in the event loop's poll is not "
+            "sampled.\n\n")
+        add(_table(["component (self time)", "%"],
+                   [[r["frame"], f"{r['percent']:.1f}"] for r in prof["components"]]))
+        add("\n" + _table(["top frames by self time", "%"],
+                          [[f"`{r['frame']}`", f"{r['percent']:.1f}"]
+                           for r in prof["self"]]))
+        add("\n" + _table(["top frames by inclusive time", "%"],
+                          [[f"`{r['frame']}`", f"{r['percent']:.1f}"]
+                           for r in prof["inclusive"]]))
+
+    add("\n## How the figures are obtained\n")
+    add(
+        "- Requests/s and latency percentiles come from wrk's `done` callback "
+        "(`latency:percentile()`, µs) in bench/spread.lua; non-200 answers from wrk's status "
+        "error count, or per status (a `response` callback) only in the demo scenario.\n"
+        "- Ratios compare medians measured in the same run at the same wrk connection count "
+        "and the same server flags; bare and API runs are interleaved.\n"
+        "- Redis: `CONFIG RESETSTAT` before each API measurement, `INFO commandstats` after. "
+        "commandstats (and total_commands_processed) also count the commands a script runs, "
+        "so client commands = every command not called by any scripts/lua/*.lua (EVALSHA, "
+        "EVAL, PING, ...), minus the bench's own INFO/CONFIG; the script-internal ones are the "
+        "`cmds inside script` column. Per delivery = per script call / the fraction of requests "
+        "answered 200 (every request is one script call; the server's count also includes the "
+        "requests still in flight when wrk stops, which wrk does not count). Script time is "
+        "cmdstat_evalsha usec / calls. Redis CPU is the `INFO cpu` delta (the server process, "
+        "every thread) over the window.\n"
+        "- 'API CPU' is the worker's CPU time over the window (100% = its core saturated). "
+        "'other load' is the host's busy CPU (/proc/stat, steal included) not spent by wrk, "
+        "the server under test or Valkey, in cores: other processes on a shared machine (and "
+        "kernel network work). A measurement with more than the configured threshold is taken "
+        "again (the quietest attempt is kept).\n"
+    )
+    return "\n".join(x.rstrip("\n") + "\n" for x in out)
+
