@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import msgspec
 from litestar import Request, Response
@@ -49,16 +50,21 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     return error_response(status, body, headers)
 
 
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+
+
 def validation_error(_: Request, exc: ValidationException) -> Response:
     """Litestar's body/query validation: 400 naming the first bad field."""
     field = None
-    problem = exc.detail
+    problem = str(exc.detail)
     extra = exc.extra if isinstance(exc.extra, list) else []
     if extra and isinstance(extra[0], dict):
-        key = str(extra[0].get("key") or "")
-        field = key.removeprefix("$.") or None
+        key = str(extra[0].get("key") or "").removeprefix("$.")
         problem = str(extra[0].get("message") or problem)
-    body = {"error": f"{field}: {problem}" if field else problem}
+        # a missing or unknown body field is reported against the whole body: name the field
+        named = _NAMED_FIELD.search(problem) if key in ("", "data") else None
+        field = named.group(1) if named else (key or None)
+    body = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
     if field:
         body["field"] = field
     return error_response(400, body)

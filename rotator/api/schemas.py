@@ -203,3 +203,30 @@ class App(msgspec.Struct, kw_only=True):
 class AppCreated(App, kw_only=True):
     app_token: str
     """Shown once: only its hash is stored."""
+
+
+# --- rotation and usage ----------------------------------------------------------------------
+class Rotated(msgspec.Struct, kw_only=True):
+    service: str
+    from_key_id: int
+    to_key_id: int
+
+
+class KeyUsage(msgspec.Struct, kw_only=True):
+    key_id: int
+    label: str
+    deliveries: int
+
+
+class DayUsage(msgspec.Struct, kw_only=True):
+    date: str
+    """UTC day, YYYY-MM-DD."""
+    total: int
+    """The service's deliveries that day (keys deleted since included)."""
+    keys: list[KeyUsage]
+
+
+class ServiceUsage(msgspec.Struct, kw_only=True):
+    service: str
+    days: list[DayUsage]
+    """Newest first."""

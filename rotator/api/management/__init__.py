@@ -7,8 +7,10 @@ Tenant-admin controllers take `dependencies = rotator.api.auth.TENANT_ADMIN`.
 from rotator.api.management.apps import AppController
 from rotator.api.management.keys import KeyController
 from rotator.api.management.operator import OperatorController
+from rotator.api.management.rotation import RotationController
 from rotator.api.management.services import ServiceController
 from rotator.api.management.tenant import TenantController
+from rotator.api.management.usage import UsageController
 from rotator.api.management.webhooks import WebhookController
 
 ROUTES: list = [
@@ -17,5 +19,7 @@ ROUTES: list = [
     ServiceController,
     KeyController,
     AppController,
+    RotationController,
+    UsageController,
     WebhookController,
 ]

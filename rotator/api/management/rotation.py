@@ -1,0 +1,26 @@
+"""POST /v1/services/{slug}/rotate: advance a manual service's primary key."""
+
+from __future__ import annotations
+
+from litestar import Controller, post
+from litestar.params import FromPath
+
+from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.schemas import Rotated
+
+
+class RotationController(Controller):
+    path = "/v1/services/{slug:str}/rotate"
+    dependencies = TENANT_ADMIN
+    tags = ("services",)
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Rotate a manual service to its next active key",
+        description="Records key.rotated when the primary changes. 409 for other policies, "
+        "503 when the service has no active key.",
+    )
+    async def rotate(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Rotated:
+        from_id, to_id = await app_state.delivery.rotate(tenant, slug)
+        return Rotated(service=slug, from_key_id=from_id, to_key_id=to_id)

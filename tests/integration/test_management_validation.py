@@ -1,0 +1,28 @@
+"""Validation errors name the field, whether Litestar or the store found the problem."""
+
+import pytest
+
+from tests.integration.management import new_tenant
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"policy": "usage"}, "slug"),
+        ({"slug": "a", "policy": "usage", "bogus": 1}, "bogus"),
+        ({"slug": 5, "policy": "usage"}, "slug"),
+        ({"slug": "a", "policy": "nope"}, "policy"),
+    ],
+)
+async def test_bad_body_names_the_field(client, body, field):
+    t = await new_tenant(client)
+    r = await client.post("/v1/services", json=body, headers=t.auth)
+    assert r.status_code == 400
+    assert r.json()["field"] == field
+    assert r.json()["error"].startswith(f"{field}: ")
+
+
+async def test_malformed_json_is_400(client):
+    t = await new_tenant(client)
+    r = await client.post("/v1/services", content=b"{", headers=t.auth)
+    assert r.status_code == 400 and "error" in r.json()
