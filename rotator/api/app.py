@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 from rotator import __version__
 from rotator.api.errors import HANDLERS
@@ -53,7 +54,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        openapi_config=OpenAPIConfig(title="keyrotator", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="keyrotator",
+            version=__version__,
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="operator token, tenant admin token (kta_…), or for "
+                        "/v1/next a client (krc_…) or app (kra_…) token",
+                    )
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
         logging_config=None,
         debug=False,
     )

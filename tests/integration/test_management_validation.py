@@ -26,3 +26,11 @@ async def test_malformed_json_is_400(client):
     t = await new_tenant(client)
     r = await client.post("/v1/services", content=b"{", headers=t.auth)
     assert r.status_code == 400 and "error" in r.json()
+
+
+async def test_openapi_schema_documents_bearer_auth(client):
+    r = await client.get("/schema/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert "/v1/next" in spec["paths"] and "/v1/services/{slug}/rotate" in spec["paths"]
