@@ -33,6 +33,9 @@ class WorkerConfig:
     backoff_cap_s: float = 6 * 3600.0
     job_keep_result_s: float = 600.0
     """arq keeps a finished delivery's result this long; within it a re-enqueue collapses."""
+    target_cache_s: float = 1.0
+    """A tenant's webhook URL and opened secret are reused this long: a burst of events costs
+    one read and one decrypt, and a changed URL or secret applies within this delay."""
     max_jobs: int = 100
     """Deliveries in flight at once per worker process."""
     poll_delay_s: float = 0.1

@@ -28,6 +28,24 @@ log = logging.getLogger("workers.deliver")
 JOB_NAME = "deliver_event"
 
 
+class TargetCache:
+    """Each tenant's webhook target, kept `ttl_s` per worker process (0 = always read)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, webhooks.WebhookTarget | None]] = {}
+
+    async def get(self, data: Any, keyring: Any, tenant: str) -> webhooks.WebhookTarget | None:
+        now = time.monotonic()
+        hit = self._entries.get(tenant)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        target = await webhooks.load_target(data, keyring, tenant)
+        if self.ttl_s > 0:
+            self._entries[tenant] = (now, target)
+        return target
+
+
 def backoff_s(attempt: int, config: WorkerConfig, rng: random.Random | None = None) -> float:
     """Delay before attempt `attempt + 1`: exponential, capped, with jitter in [0.5, 1]x.
 
@@ -72,7 +90,7 @@ async def deliver_event(
         raise Retry(defer=backoff_s(attempt, config))
 
     try:
-        target = await webhooks.load_target(data, settings.keyring, tenant)
+        target = await ctx["targets"].get(data, settings.keyring, tenant)
     except DecryptError:
         # retried: an operator may yet configure the master key that opens it
         return await retry_or_fail(None, "webhook secret cannot be decrypted (master key?)")

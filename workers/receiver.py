@@ -25,8 +25,15 @@ from workers import signing
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 411: "Length Required",
-            413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    411: "Length Required",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -158,8 +165,22 @@ def _fail_first(n: int) -> Responder:
     return respond
 
 
+def _counter() -> Callable[[Received, int], None]:
+    counted = Counter[str]()
+    started = time.monotonic()
+
+    def count(request: Received, status: int) -> None:
+        counted[str(status)] += 1
+        if sum(counted.values()) % 1000 == 0:
+            rate = sum(counted.values()) / (time.monotonic() - started)
+            print(f"{dict(counted)} ({rate:.0f}/s since start)", flush=True)
+
+    return count
+
+
 async def _main(args: argparse.Namespace) -> None:
-    receiver = Receiver(host=args.host, port=args.port, on_request=_printer(args.secret))
+    show = _counter() if args.quiet else _printer(args.secret)
+    receiver = Receiver(host=args.host, port=args.port, on_request=show)
     if args.fail_first:
         receiver.respond = _fail_first(args.fail_first)
     await receiver.start()
@@ -174,8 +195,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--secret", help="the tenant's whsec_... signing secret")
-    parser.add_argument("--fail-first", type=int, default=0, metavar="N",
-                        help="answer 503 to the first N attempts of each event")
+    parser.add_argument(
+        "--fail-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer 503 to the first N attempts of each event",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only a count every 1000 deliveries (load tests)"
+    )
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(args))

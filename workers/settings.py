@@ -19,12 +19,13 @@ from arq.worker import func
 from rotator.settings import Settings, SettingsError
 from rotator.store import connection
 from workers.config import WorkerConfig
-from workers.deliver import JOB_NAME, deliver_event
+from workers.deliver import JOB_NAME, TargetCache, deliver_event
 from workers.pump import EventPump
 from workers.sweep import sweep_time_services
 from workers.webhook_client import WebhookClient
 
 log = logging.getLogger("workers")
+
 
 def queue_url(settings: Settings) -> str:
     if settings.queue_url:
@@ -84,6 +85,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         timeout_s=settings.webhook_timeout_s,
         max_connections=config.http_max_connections,
     )
+    ctx["targets"] = TargetCache(config.target_cache_s)
     if config.pump:
         pump = EventPump(ctx["data"], ctx["redis"], config)
         ctx["pump"] = pump

@@ -115,7 +115,9 @@ async def test_gives_up_after_max_attempts(settings, redis, receiver):
     assert [r.headers["webhook-id"] for r in receiver.received] == [event_id] * 3
     log = await log_of(redis, t.tenant)
     assert [(e["outcome"], e["attempts"]) for e in log] == [
-        ("failed", 3), ("retrying", 2), ("retrying", 1)
+        ("failed", 3),
+        ("retrying", 2),
+        ("retrying", 1),
     ]
     assert log[0]["error"] == "HTTP 503"
 

@@ -57,7 +57,9 @@ async def test_sweep_marks_notifies_and_the_webhook_arrives(settings, redis, rec
     assert set(kinds) == {"key.expired", "service.no_active_keys"}
     assert kinds["key.expired"]["tenant"] == t.tenant
     assert kinds["key.expired"]["data"] == {
-        "service": "openai", "key_id": expiring, "label": "openai key"
+        "service": "openai",
+        "key_id": expiring,
+        "label": "openai key",
     }
     assert kinds["service.no_active_keys"]["data"] == {"service": "openai"}
 

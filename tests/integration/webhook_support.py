@@ -34,6 +34,7 @@ FAST = WorkerConfig(
     poll_delay_s=0.01,
     pump_idle_poll_s=0.01,
     pump_batch=100,
+    target_cache_s=0,
 )
 """Tiny intervals: tests wait on events, never on timers."""
 
@@ -71,9 +72,7 @@ async def webhook_tenant(
 
 async def record_event(redis, tenant: str, event_type: str, data: dict[str, Any]) -> str:
     """XADD in the documented format (what the scripts write); returns the event id."""
-    entry_id = await redis.xadd(
-        keys.events(tenant), {"type": event_type, "data": json.dumps(data)}
-    )
+    entry_id = await redis.xadd(keys.events(tenant), {"type": event_type, "data": json.dumps(data)})
     return f"evt_{tenant}_{entry_id.decode()}"
 
 
