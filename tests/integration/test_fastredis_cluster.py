@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+import redis as sync_redis
 
+from rotator.domain.errors import StoreUnavailable
+from rotator.embedded import EmbeddedValkey
 from rotator.store.fast.cluster import key_slot
 from rotator.store.fastredis import FastRedis, ReplyError
 from rotator.store.scripts import Script
-from tests.cluster import ValkeyCluster
+from tests.cluster import CLUSTER_ARGS, ValkeyCluster, cluster_ports
 
 SOURCE = b"return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
 ECHO_INCR = Script("test", SOURCE, hashlib.sha1(SOURCE).hexdigest())
@@ -184,3 +188,51 @@ async def test_execute_goes_anywhere_and_follows_moved(
     with pytest.raises(ReplyError, match="not an integer"):
         await fast.execute("INCR", keys[0])
     assert await fast.execute("GET", keys[1]) == keys[1].encode()
+
+
+async def test_cluster_mode_on_a_plain_server_is_a_configuration_error(
+    valkey: EmbeddedValkey,
+) -> None:
+    with pytest.raises(ReplyError, match="cluster support disabled"):
+        await FastRedis.connect(valkey.url, timeout_ms=2000, cluster=True)
+
+
+async def test_a_restarted_cluster_node_is_reconnected(tmp_path: Path) -> None:
+    node = EmbeddedValkey(
+        tmp_path, port=cluster_ports(1)[0], appendonly=False, extra_args=CLUSTER_ARGS
+    )
+    node.start()
+    admin = sync_redis.Redis(host=node.host, port=node.port)
+    admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+    await until_cluster_ok(admin)
+    client = await FastRedis.connect(node.url, timeout_ms=1000, cluster=True)
+    try:
+        assert (await client.evalsha(ECHO_INCR, ["{t:1}:k"], ["a"]))[2] == 1
+        node.kill()
+        with pytest.raises(StoreUnavailable):
+            await client.evalsha(ECHO_INCR, ["{t:1}:k"], ["b"])
+
+        node.start()  # same port, same nodes.conf: the same node, serving the same slots
+        await until_cluster_ok(admin)
+        for _ in range(100):
+            try:
+                reply = await client.evalsha(ECHO_INCR, ["{t:1}:k"], ["c"])
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the cluster client never reconnected")
+        assert reply == [b"{t:1}:k", b"c", 1]  # no AOF: a fresh dataset, the same client
+    finally:
+        await client.close()
+        admin.close()
+        node.stop()
+
+
+async def until_cluster_ok(admin: sync_redis.Redis) -> None:
+    """A fresh primary refuses writes for its first 2 s (CLUSTERDOWN) by design."""
+    for _ in range(200):
+        if b"cluster_state:ok" in admin.execute_command("CLUSTER", "INFO"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the one-node cluster never reached cluster_state:ok")

@@ -6,10 +6,10 @@ patches that slot at once and refreshes the whole map in the background (at most
 one refresh at a time, at most every REFRESH_EVERY_S); ASK sends ASKING and the
 command back to back on the target's connection (adjacent there, so nothing can
 come between them); NOSCRIPT resends as EVAL on the node that answered it;
-TRYAGAIN and CLUSTERDOWN are retried after a short pause. Every call gives up
-after MAX_ATTEMPTS. A call whose connection fails is not retried (the script may
-have run), it raises StoreUnavailable and triggers a map refresh, since a failover
-may have moved the slot.
+TRYAGAIN and CLUSTERDOWN are retried after a short pause (at most MAX_PAUSES).
+A call gives up with StoreUnavailable after MAX_ATTEMPTS. A call whose connection
+fails is not retried (the script may have run): it raises StoreUnavailable and
+triggers a map refresh, since a failover may have moved the slot.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ log = logging.getLogger("rotator.store.fast")
 SLOTS = 16384
 MAX_ATTEMPTS = 6
 REFRESH_EVERY_S = 0.25
+MAX_PAUSES = 2
 RETRY_PAUSE_S = 0.05
 
 _ASKING = pack_command(("ASKING",))
@@ -103,7 +104,9 @@ class ClusterFastRedis(FastRedis):
     ) -> Any:
         node = self._any if slot is None else self._slots[slot]
         asking = False
-        for attempt in range(MAX_ATTEMPTS):
+        pauses = 0
+        message = ""
+        for _ in range(MAX_ATTEMPTS):
             try:
                 conn = node.conn or await node.reconnect()
                 if asking:
@@ -128,15 +131,19 @@ class ClusterFastRedis(FastRedis):
                 packed = pack_command(("EVAL", script.source, len(keys), *keys, *args))
                 script = None
             elif message.startswith(("TRYAGAIN", "CLUSTERDOWN")):
-                # a migration in progress, or the cluster healing: pause, look again
+                # a migration in progress, or the cluster healing: pause, look again; but
+                # briefly, an outage is answered with 503 rather than with a slow request
+                pauses += 1
+                if pauses > MAX_PAUSES:
+                    break
                 self._schedule_refresh()
-                await asyncio.sleep(RETRY_PAUSE_S * (attempt + 1))
+                await asyncio.sleep(RETRY_PAUSE_S * pauses)
                 if message.startswith("CLUSTERDOWN"):
                     node = self._any if slot is None else self._slots[slot]
                     asking = False
             else:
                 raise reply
-        log.warning("redis cluster: gave up after %d redirects/retries", MAX_ATTEMPTS)
+        log.warning("redis cluster: gave up on a call (last answer: %s)", message)
         raise StoreUnavailable()
 
     def _redirect(self, message: str, asked: Node) -> tuple[Node, int]:

@@ -65,6 +65,10 @@ class Node:
             return await asyncio.shield(task)
         except (OSError, TimeoutError, ReplyError, StoreUnavailable) as exc:
             raise StoreUnavailable() from exc
+        except asyncio.CancelledError:
+            if task.cancelled():  # the attempt was stopped by close(), not this caller
+                raise StoreUnavailable() from None
+            raise
 
     def _connected(self, task: asyncio.Task[PipelinedConnection]) -> None:
         self._connecting = None
