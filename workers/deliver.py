@@ -17,7 +17,7 @@ from typing import Any
 from arq import Retry
 
 from rotator.crypto import DecryptError
-from rotator.store import webhooks
+from rotator.store import keys, webhooks
 from rotator.store.webhooks import DeliveryAttempt
 from workers import signing
 from workers.config import WorkerConfig
@@ -95,7 +95,10 @@ async def deliver_event(
         # retried: an operator may yet configure the master key that opens it
         return await retry_or_fail(None, "webhook secret cannot be decrypted (master key?)")
     if target is None:
-        # the tenant removed its webhook after the event was recorded: nowhere to send it
+        # the tenant removed its webhook after the event was recorded: nowhere to send it.
+        # A deleted tenant gets no log entry (that would recreate one of its keys).
+        if not await data.exists(keys.tenant(tenant)):
+            return "failed"
         return await record("failed", None, "no webhook configured")
 
     try:

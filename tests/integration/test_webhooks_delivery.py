@@ -177,6 +177,15 @@ async def test_removed_webhook_fails_without_sending(settings, redis, receiver):
     assert (entry["outcome"], entry["error"]) == ("failed", "no webhook configured")
 
 
+async def test_deleted_tenant_leaves_no_trace(settings, redis, receiver):
+    t, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    await record_event(redis, t.tenant, "key.rotated", {"service": "s"})
+    await deliver_all_after(settings, redis, lambda: redis.delete(keys.tenant(t.tenant)))
+
+    assert receiver.received == []
+    assert not await redis.exists(keys.deliveries(t.tenant))
+
+
 async def deliver_all_after(settings, redis, change):
     """Pump, apply `change` (the job runs after it), then run the jobs."""
     await pump(redis).pump_once()
