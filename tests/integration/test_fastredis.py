@@ -155,6 +155,8 @@ async def test_unanswered_calls_fail_with_store_unavailable_then_recover(
             results = await asyncio.gather(
                 *(client.execute("INCR", "x") for _ in range(20)), return_exceptions=True
             )
+        with pytest.raises(StoreUnavailable):  # accepted by the kernel, never answered
+            await FastRedis.connect(lone_server.url, timeout_ms=200)
     finally:
         os.kill(lone_server.process.pid, signal.SIGCONT)
 

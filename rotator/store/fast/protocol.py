@@ -202,8 +202,8 @@ async def open_connection(
     timeout_s: float,
     on_close: Callable[[PipelinedConnection], None] | None = None,
 ) -> PipelinedConnection:
-    """Connect, AUTH and SELECT within timeout_s. Raises OSError/TimeoutError when the
-    server cannot be reached, ReplyError when it refuses the handshake (bad password)."""
+    """Connect, AUTH, SELECT and PING within timeout_s. Raises OSError/TimeoutError when
+    the server cannot be reached or is not ready, ReplyError when it refuses AUTH/SELECT."""
     loop = asyncio.get_running_loop()
     conn = PipelinedConnection(loop, timeout_s, endpoint.address, on_close)
     try:
@@ -228,10 +228,16 @@ async def open_connection(
                 handshake.append(conn.request(pack_command(auth)))
             if endpoint.db:
                 handshake.append(conn.request(pack_command(("SELECT", endpoint.db))))
+            # a server that accepts but does not answer (frozen) or is still loading its
+            # data fails the connect, so calls fail fast until it is ready
+            ready = conn.request(pack_command(("PING",)))
             for fut in handshake:
                 reply = await fut
                 if isinstance(reply, ReplyError):
-                    raise reply
+                    raise reply  # bad credentials or db: a configuration error
+            reply = await ready
+            if isinstance(reply, ReplyError):
+                raise ConnectionError(f"server not ready: {reply.message}")
     except BaseException:
         conn._on_close = None  # never became anyone's connection
         conn.close()
