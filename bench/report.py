@@ -95,6 +95,13 @@ def markdown(results: dict, png_name: str | None) -> str:
         f"{len(h['pair_ratios'])} interleaved pairs (pair ratios: "
         f"{', '.join(f'{r:.1%}' for r in h['pair_ratios'])}).\n"
     )
+    if h.get("cpu_ratio"):
+        add(
+            f"By the worker's CPU per request (less sensitive to other load on the machine): "
+            f"bare {h['bare_cpu_us_per_request']:.1f} µs, API {h['api_cpu_us_per_request']:.1f} "
+            f"µs: the API does {_pct(h['cpu_ratio'])} of the bare handler's requests per "
+            "CPU-second.\n"
+        )
     noise = s.get("noise")
     if noise and noise["max_other_cpu"] is not None:
         add(
@@ -150,12 +157,13 @@ def markdown(results: dict, png_name: str | None) -> str:
     add(_table(
         ["scenario", "req/s", "/bare", "p50 ms", "p99 ms", "p99.9 ms", "200s",
          "client cmds/delivery", "script µs/call", "cmds inside script", "Redis CPU µs/req",
-         "API CPU", "other load"],
+         "API CPU", "API CPU µs/req", "other load"],
         [[f"{r['scenario']}: {_TITLES.get(r['scenario'], '')}", _n(r["rps"]), _pct(r["ratio"]),
           _ms(r["p50_us"]), _ms(r["p99_us"]), _ms(r["p99_9_us"]), _pct(r["ok_fraction"]),
           _commands(r), _n(r["script_usec_per_call"], "{:.1f}"),
           _n(r["internal_commands_per_script_call"], "{:.1f}"),
           _n(r["redis_cpu_us_per_request"], "{:.1f}"), _pct(r["server_cpu_util"]),
+          _n(r.get("server_cpu_us_per_request"), "{:.1f}"),
           _n(r.get("other_cpu"), "{:.2f}")]
          for r in s["scenarios"]],
     ))

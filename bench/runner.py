@@ -131,9 +131,9 @@ class Bench:
         deadline = time.monotonic() + self.opts.wait_quiet_s
         last_log = 0.0
         while self.opts.wait_quiet_s > 0:
-            before = host_busy_seconds()
+            before = host_busy_seconds()[0]
             time.sleep(2.0)
-            other = (host_busy_seconds() - before) / 2.0
+            other = (host_busy_seconds()[0] - before) / 2.0
             if other <= self.opts.max_other_cpu:
                 return
             if time.monotonic() > deadline:
@@ -209,7 +209,8 @@ class Bench:
         result = wrk.run(url, paths, duration_s=self.opts.duration_s, **run)
         server_s = cpu_seconds(pids) - server0
         valkey_s = cpu_seconds(valkey_pid) - valkey0
-        host_s = host_busy_seconds() - host0
+        host1 = host_busy_seconds()
+        host_s, irq_s = host1[0] - host0[0], host1[1] - host0[1]
         cost = redisstats.end(self.r, window, self.internal_names) if window else None
         if cost is not None:
             cost.per_delivery(result.ok, result.requests)
@@ -224,8 +225,11 @@ class Bench:
             "server_cpu_util": round(server_s / wall / self.opts.workers, 3),
             "wrk_cpu_util": round((result.wrk_cpu_s or 0) / wall, 3),
             "valkey_cpu_util": round(valkey_s / wall, 3),
-            # busy CPU of the whole host not spent by wrk, the server under test or Valkey:
-            # other processes on a shared machine (and kernel softirq work): the noise figure
+            # server CPU per request: less sensitive to other load than requests/s
+            "server_cpu_us_per_request": round(server_s * 1e6 / max(result.requests, 1), 2),
+            "irq_cpu": round(irq_s / wall, 3),
+            # process CPU of the whole host not spent by wrk, the server under test or
+            # Valkey: other processes on a shared machine, the noise figure
             "other_cpu": round(
                 max(0.0, host_s - server_s - valkey_s - (result.wrk_cpu_s or 0)) / wall, 3
             ),

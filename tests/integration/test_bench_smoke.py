@@ -156,6 +156,7 @@ def _row(step, target, scenario, c, rps, p99, *, redis_cost=None, delay=0.0, sta
                        "p90": p99 / 2, "p99": p99, "p99_9": p99 * 1.5},
         "server_cpu_util": 0.99, "wrk_cpu_util": 0.3, "valkey_cpu_util": 0.2,
         "other_cpu": 0.02, "attempts": 1, "redis": redis_cost,
+        "server_cpu_us_per_request": 1e6 / rps,
     }  # fmt: skip
 
 
@@ -206,6 +207,10 @@ def test_summary_and_report_from_canned_results(tmp_path):
     assert head["api_rps"] == pytest.approx(16500)
     assert head["ratio"] == pytest.approx(16500 / 19500)
     assert head["meets_goal"] is False  # 84.6% < 85%
+    # CPU per request: medians of the same runs, bare over API
+    bare_us = (1e6 / 20000 + 1e6 / 19000) / 2
+    api_us = (1e6 / 16000 + 1e6 / 17000) / 2
+    assert head["cpu_ratio"] == pytest.approx(bare_us / api_us)
     assert [row["connections"] for row in summary["sweep"]] == [1, 32]
     assert summary["halfload"]["p99_factor"] == pytest.approx(1.5)
     assert summary["halfload"]["meets_goal"] is True
