@@ -4,7 +4,7 @@ py-spy attaches to the running worker (no restart, `--nonblocking` so sampling d
 not pause it) and writes collapsed stacks; `summarise` ranks frames by self time
 (the sample's innermost Python frame, including the C code it calls) and by
 inclusive time, and groups self time by component (our code, Litestar, uvicorn,
-the event loop, ...). Idle time in the event loop's poll is not sampled.
+uvloop's C loop, ...). Idle time in the event loop's poll is not sampled.
 """
 
 from __future__ import annotations
@@ -66,7 +66,17 @@ def _frames(stack: str) -> list[tuple[str, str]]:
     return frames
 
 
-def component(path: str) -> str:
+EVENT_LOOP = "event loop (uvloop's C code: socket I/O, scheduling)"
+_BOOTSTRAP = ("<frozen runpy>", "click/", "uvicorn/main.py", "uvicorn/__main__.py",
+              "uvicorn/server.py", "uvicorn/_compat.py", "asyncio/runners.py")
+"""Frames every sample of the main loop passes through: left out of the inclusive ranking."""
+
+
+def component(path: str, func: str = "") -> str:
+    # uvloop runs in C under asyncio's Runner.run: a sample whose innermost Python frame
+    # is Runner.run was inside the loop itself
+    if func == "Runner.run" and "asyncio/runners.py" in path:
+        return EVENT_LOOP
     for needle, name in COMPONENTS:
         if needle in path:
             return name
@@ -90,8 +100,8 @@ def summarise(raw: str, top: int = 15) -> dict:
         total += n
         func, path = frames[-1]
         self_counts[f"{func} ({path})"] += n
-        components[component(path)] += n
-        for name in {f"{f} ({p})" for f, p in frames}:
+        components[component(path, func)] += n
+        for name in {f"{f} ({p})" for f, p in frames if not p.startswith(_BOOTSTRAP)}:
             inclusive[name] += n
 
     def ranked(counter: Counter[str]) -> list[dict]:

@@ -238,8 +238,11 @@ class Bench:
         lat = result.latency_us
         extra = ""
         if cost is not None:
+            mostly_ok = result.ok >= result.requests / 2
+            commands = (f"{cost.per['commands_per_delivery']:.2f} cmd/delivery" if mostly_ok
+                        else f"{cost.per['commands_per_request']:.2f} cmd/request")
             extra = (
-                f", {cost.per['commands_per_delivery']:.2f} cmd/delivery, script "
+                f", {commands}, script "
                 f"{cost.script_usec_per_call:.1f} µs, Redis CPU "
                 f"{cost.per['cpu_us_per_request']:.1f} µs/req"
             )

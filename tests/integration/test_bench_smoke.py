@@ -99,7 +99,10 @@ def test_profile_summary_groups_frames():
     components = {r["frame"]: r["percent"] for r in summary["components"]}
     assert components == {"litestar": 70.0, "rotator (our code)": 30.0}
     inclusive = {r["frame"]: r["samples"] for r in summary["inclusive"]}
-    assert inclusive["run (uvicorn/server.py)"] == 100
+    assert inclusive["next_key (rotator/api/delivery.py)"] == 30
+    assert "run (uvicorn/server.py)" not in inclusive  # every sample's bootstrap: left out
+    loop = profiling.summarise("MainThread;Runner.run (asyncio/runners.py:118) 5\n")
+    assert loop["components"][0]["frame"] == profiling.EVENT_LOOP
 
 
 async def test_seeded_tenants_are_served_by_the_real_delivery_path(
