@@ -206,8 +206,14 @@ def main() -> None:
         "--quiet", action="store_true", help="print only a count every 1000 deliveries (load tests)"
     )
     args = parser.parse_args()
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(args))
+        run(_main(args))
 
 
 if __name__ == "__main__":
