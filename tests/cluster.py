@@ -57,10 +57,12 @@ def cluster_ports(count: int) -> list[int]:
 class ValkeyCluster:
     """Three cluster-enabled valkey-server children, one per third of the slots."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, *, appendonly: bool = False) -> None:
         ports = cluster_ports(len(SLOT_RANGES))
         self.nodes = [
-            EmbeddedValkey(base_dir / f"node{i}", port=p, appendonly=False, extra_args=CLUSTER_ARGS)
+            EmbeddedValkey(
+                base_dir / f"node{i}", port=p, appendonly=appendonly, extra_args=CLUSTER_ARGS
+            )
             for i, p in enumerate(ports)
         ]
         self.clients: list[redis.Redis] = []

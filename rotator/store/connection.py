@@ -1,19 +1,21 @@
 """redis-py clients for everything but the hot path (management, CLI, workers).
 
-A management write is acknowledged only once it is on disk: `durable()` runs
-WAITAOF 1 0 after the write, so a `kill -9` of Valkey right after a 201 loses
-nothing, while the delivery path keeps `appendfsync everysec`.
+A management write is acknowledged only once it is on disk: `Durability` runs
+WAITAOF 1 0 after the writes, on their connection, so a crash right after a 201
+loses nothing, while the delivery path keeps `appendfsync everysec`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.exceptions import AskError, MovedError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rotator.domain.errors import StoreUnavailable
@@ -24,6 +26,11 @@ log = logging.getLogger("rotator.store")
 Redis = aioredis.Redis | RedisCluster
 
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+WAITAOF_TIMEOUT_MS = 1000
+"""How long a management write waits for its fsync (`appendfsync everysec`: well under)."""
+CLUSTER_ROUNDS = 5
+CLUSTER_PAUSE_S = 0.05
 
 
 def connect(settings: Settings, url: str | None = None) -> Redis:
@@ -47,30 +54,125 @@ class Durability:
     """Runs a pipeline of writes followed by WAITAOF 1 0 on the same connection.
 
     WAITAOF waits for the writes of its own connection, so it must share the
-    pipeline (one connection) with them. Remembers when the server cannot
-    (appendonly off, as in the tests' fast server, or a Redis older than 7.2).
+    pipeline (one connection) with them; a reply other than "fsynced locally"
+    raises StoreUnavailable (the write is not acknowledged). On a Redis Cluster
+    see `_execute_on_cluster`. Remembers when the server cannot (appendonly off,
+    as in the tests' fast server, or a Redis older than 7.2).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_ms: int = WAITAOF_TIMEOUT_MS) -> None:
         self.supported: bool | None = None
+        self.timeout_ms = timeout_ms
 
     async def execute(self, pipe: Any) -> list[Any]:
+        if isinstance(pipe, ClusterPipeline):
+            return await self._execute_on_cluster(pipe)
         if self.supported is False:
             return await pipe.execute()
-        pipe.execute_command("WAITAOF", 1, 0, 1000)
+        pipe.execute_command("WAITAOF", 1, 0, self.timeout_ms)
         results = await pipe.execute(raise_on_error=False)
         waited = results.pop()
         for result in results:
             if isinstance(result, Exception):
                 raise result
+        self._judge(waited)
+        return results
+
+    def _judge(self, waited: Any) -> None:
+        """One WAITAOF reply: [fsynced locally (0|1), replicas], or an error."""
         if isinstance(waited, ResponseError):
             log.info("WAITAOF unavailable (%s); writes are not fsync-acknowledged", waited)
             self.supported = False
         elif isinstance(waited, Exception):
             raise waited
+        elif int(waited[0]) < 1:
+            # applied in memory, not on disk within the timeout: not acknowledged
+            log.warning("WAITAOF: write not fsynced within %d ms", self.timeout_ms)
+            raise StoreUnavailable()
         else:
             self.supported = True
-        return results
+
+    async def _execute_on_cluster(self, pipe: ClusterPipeline) -> list[Any]:
+        """Each write pinned to the primary of its slot, then one WAITAOF per such node.
+
+        redis-py's ClusterPipeline sends a node's commands on one connection, in order,
+        so each WAITAOF follows its node's writes on their connection. A keyless WAITAOF
+        left to redis-py would go to the default node: another connection, or another
+        server, waiting for nothing. A write answered MOVED, ASK or TRYAGAIN did not
+        run; it is sent again where it belongs (after ASKING for ASK), with a WAITAOF.
+        """
+        client: RedisCluster = pipe._client  # redis-py < 6 (pinned by arq)
+        await client.initialize()  # a no-op once the slot map is loaded
+        todo = [_Write(i, cmd.args, cmd.kwargs) for i, cmd in enumerate(pipe._command_stack)]
+        pipe._command_stack = []
+        results: list[Any] = [None] * len(todo)
+        for attempt in range(CLUSTER_ROUNDS):
+            for write in todo:
+                if write.node is None:
+                    slot = await client._determine_slot(*write.args)
+                    write.node = client.nodes_manager.get_node_from_slot(slot)
+            todo = await self._cluster_round(client, todo, results)
+            if not todo:
+                return results
+            await asyncio.sleep(CLUSTER_PAUSE_S * (attempt + 1))
+        log.warning("cluster: writes still redirected after %d rounds", CLUSTER_ROUNDS)
+        raise StoreUnavailable()
+
+    async def _cluster_round(
+        self, client: RedisCluster, todo: list[_Write], results: list[Any]
+    ) -> list[_Write]:
+        """Send `todo` (+ a WAITAOF per node); fill `results`; return the writes to resend."""
+        pipe = client.pipeline()
+        nodes: dict[str, ClusterNode] = {}
+        for write in todo:
+            assert write.node is not None
+            if write.asking:
+                pipe.execute_command("ASKING", target_nodes=write.node)
+            pipe.execute_command(*write.args, **write.kwargs, target_nodes=write.node)
+            nodes[write.node.name] = write.node
+        waiting = self.supported is not False
+        if waiting:
+            for node in nodes.values():
+                pipe.execute_command("WAITAOF", 1, 0, self.timeout_ms, target_nodes=node)
+        replies = list(await pipe.execute(raise_on_error=False, allow_redirections=False))
+        waited = replies[len(replies) - len(nodes) :] if waiting else []
+        again: list[_Write] = []
+        moved = False
+        at = 0
+        for write in todo:
+            at += write.asking  # ASKING's own +OK
+            reply = replies[at]
+            at += 1
+            if isinstance(reply, MovedError):
+                moved = True
+                again.append(_Write(write.position, write.args, write.kwargs))
+            elif isinstance(reply, AskError):
+                target = client.get_node(*reply.node_addr)
+                moved |= target is None
+                again.append(_Write(write.position, write.args, write.kwargs, target, True))
+            elif isinstance(reply, TryAgainError):
+                # a multi-key write into a slot being migrated: ask its owner again later
+                again.append(_Write(write.position, write.args, write.kwargs))
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                results[write.position] = reply
+        for reply in waited:
+            self._judge(reply)
+        if moved:
+            await client.nodes_manager.initialize()  # the slot map is stale: reload it
+        return again
+
+
+@dataclass
+class _Write:
+    """One queued write of a cluster pipeline, and where it is to be sent."""
+
+    position: int
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    node: ClusterNode | None = None
+    asking: bool = False
 
 
 async def ping(client: Redis) -> None:
