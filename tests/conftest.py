@@ -2,6 +2,13 @@
 
 Each test gets a flushed database. Settings are built explicitly (never from the
 process environment) so tests cannot pick up a developer's configuration.
+
+Backends: `settings`, `redis` and `client` follow the `backend` fixture, "single"
+unless a test (or its module, through `pytestmark`) is marked
+`@pytest.mark.backends("single", "cluster")`: it then runs once per backend, ids
+`[single]` and `[cluster]`. On "cluster" the data lives on the three-primary
+`valkey_cluster` (REDIS_CLUSTER=1, `redis` is a RedisCluster client, every primary
+flushed per test) and the arq queue on the single server (QUEUE_URL).
 """
 
 from __future__ import annotations
@@ -10,10 +17,12 @@ import base64
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
+from redis.asyncio.cluster import RedisCluster
 
 from rotator.api.app import create_app
 from rotator.crypto import KeyRing
@@ -25,6 +34,29 @@ from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
 OPERATOR_TOKEN = "operator-test-token-0123456789abcdef"
 # 2026-03-01T12:00:00Z: far from a UTC midnight unless a test moves it there
 T0_MS = 1_772_366_400_000
+
+
+BACKENDS = ("single", "cluster")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): run the test once per data-store backend (single, cluster)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "backend" in metafunc.fixturenames:
+        unknown = set(marker.args) - set(BACKENDS)
+        assert not unknown, f"unknown backends {unknown}"
+        metafunc.parametrize("backend", marker.args, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """"single" (one Valkey) or "cluster" (three primaries); see the module docstring."""
+    return getattr(request, "param", "single")
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +73,19 @@ def master_key_b64() -> str:
 
 
 @pytest.fixture
-def settings(valkey: EmbeddedValkey, master_key_b64: str, tmp_path: Path) -> Settings:
+def settings(
+    backend: str,
+    valkey: EmbeddedValkey,
+    master_key_b64: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Settings:
+    store: dict[str, Any] = {"redis_url": valkey.url}
+    if backend == "cluster":
+        cluster_url = request.getfixturevalue("valkey_cluster").url
+        store = {"redis_url": cluster_url, "redis_cluster": True, "queue_url": valkey.url}
     return Settings(
-        redis_url=valkey.url,
+        **store,
         data_dir=tmp_path,
         master_key=KeyRing.parse(master_key_b64),
         admin_token=OPERATOR_TOKEN,
@@ -53,10 +95,17 @@ def settings(valkey: EmbeddedValkey, master_key_b64: str, tmp_path: Path) -> Set
 
 
 @pytest.fixture
-async def redis(valkey: EmbeddedValkey) -> AsyncIterator[aioredis.Redis]:
+async def redis(
+    backend: str, valkey: EmbeddedValkey, request: pytest.FixtureRequest
+) -> AsyncIterator[aioredis.Redis | RedisCluster]:
     client = aioredis.Redis.from_url(valkey.url)
-    await client.flushall()
+    await client.flushall()  # on "cluster" it holds the queue: flushed too
     await client.script_flush()
+    if backend == "cluster":
+        await client.aclose()
+        cluster = request.getfixturevalue("valkey_cluster")
+        cluster.flush()
+        client = RedisCluster.from_url(cluster.url)
     yield client
     await client.aclose()
 

@@ -18,6 +18,8 @@ from rotator.domain.masking import BULLET
 from rotator.store import keys
 from tests.lua import seed
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyzZZZZ"
 PATHS = ["/v1/next", "/keyrotator/api/next.php"]
 
@@ -216,6 +218,7 @@ async def test_usage_balance_over_http(client, redis, settings):
     assert all(99 <= n <= 101 for n in counts.values()) and len(counts) == 3
 
 
+@pytest.mark.backends("single")  # MONITOR watches one server
 async def test_one_redis_command_per_delivery(settings, redis, clock):
     """MONITOR sees exactly one client command per delivery (script-internal calls excluded)."""
     _t, token = await seeded(redis, settings)

@@ -8,6 +8,8 @@ from rotator.domain import tokens
 from rotator.store import keys
 from tests.integration.management import new_app, new_key, new_service, new_tenant
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 
 async def app_deliver(client, app_token):
     return await client.get("/v1/next", params={"service": "openai", "app_token": app_token})

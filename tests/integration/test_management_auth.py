@@ -16,6 +16,8 @@ from tests.integration.management import (
     new_tenant,
 )
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 # (method, path, body): {key} and {app} are filled with the owner's resource ids
 TENANT_ENDPOINTS = [
     ("GET", "/v1/tenant", None),

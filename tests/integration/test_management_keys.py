@@ -9,6 +9,8 @@ from rotator.domain.masking import mask
 from rotator.store import keys
 from tests.integration.management import SECRET, deliver, new_key, new_service, new_tenant
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 
 async def test_add_and_list_keys(client, redis, settings):
     t = await new_tenant(client)

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import os
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from rotator.api.app import create_app
@@ -13,6 +14,8 @@ from rotator.crypto import KeyRing, aad_for_key, aad_for_webhook_secret
 from rotator.store import keys, rewrap, scripts, services, tenants
 from rotator.store.connection import Durability
 from tests.conftest import T0_MS
+
+pytestmark = pytest.mark.backends("single", "cluster")
 
 OLD, NEW = base64.b64encode(os.urandom(32)).decode(), base64.b64encode(os.urandom(32)).decode()
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rotator.domain.clock import DAY_MS
 from tests.integration.management import deliver, new_key, new_service, new_tenant
+
+pytestmark = pytest.mark.backends("single", "cluster")
 
 
 async def test_rotate_advances_the_manual_primary(client):

@@ -7,6 +7,8 @@ import pytest
 from rotator.store import keys
 from tests.integration.management import deliver, new_key, new_service, new_tenant
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 
 async def test_create_list_show(client, redis):
     t = await new_tenant(client)

@@ -19,6 +19,8 @@ from rotator.store import apps, keys, services, tenants
 from rotator.store.connection import Durability
 from tests.conftest import T0_MS
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 
 @pytest.fixture
 def durability() -> Durability:

@@ -15,6 +15,8 @@ from tests.integration.management import (
     new_tenant,
 )
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 
 async def test_operator_creates_and_lists_tenants(client, redis):
     r = await client.post(

@@ -4,6 +4,8 @@ import pytest
 
 from tests.integration.management import new_tenant
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 
 @pytest.mark.parametrize(
     ("body", "field"),

@@ -15,6 +15,8 @@ from rotator.store import keys, scripts
 from rotator.store.delivery import DeliveryStore
 from tests.lua import seed
 
+pytestmark = pytest.mark.backends("single", "cluster")
+
 IP = ip_hex("203.0.113.7")
 
 
