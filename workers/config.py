@@ -17,6 +17,8 @@ class WorkerConfig:
     """Stream entries read (XREADGROUP COUNT) and enqueued (one script call) at a time."""
     pump_max_batches_per_tenant: int = 20
     """Batches taken from one tenant per pass before moving on (no tenant starves the rest)."""
+    pump_parallel_tenants: int = 32
+    """Tenants pumped concurrently within a pass (one connection each)."""
     pump_idle_poll_s: float = 0.2
     """Pause after a pass that found nothing: the latency floor of an event."""
     pump_error_pause_s: float = 1.0

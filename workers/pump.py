@@ -77,6 +77,7 @@ class EventPump:
         self._grouped: set[str] = set()
         self._claimed_at: dict[str, float] = {}
         self._pruned_at: dict[str, float] = {}
+        self._warned_at: dict[str, float] = {}
 
     async def run_forever(self) -> None:
         """Pump until cancelled (worker shutdown)."""
@@ -94,10 +95,35 @@ class EventPump:
                 await asyncio.sleep(self.config.pump_idle_poll_s)
 
     async def pump_once(self) -> int:
-        """One pass over every tenant with a webhook; returns the entries forwarded."""
-        moved = 0
-        for tenant in await self.streams.webhook_tenants():
-            moved += await self.pump_tenant(tenant)
+        """One pass over every tenant with a webhook; returns the entries forwarded.
+
+        Tenants are pumped `pump_parallel_tenants` at a time (each is a few round trips),
+        and one tenant's failure (say, a key of the wrong type) does not stop the others;
+        when every tenant fails, the store is down and the pass raises.
+        """
+        tenants = await self.streams.webhook_tenants()
+        moved, failures = 0, []
+        step = self.config.pump_parallel_tenants
+        for start in range(0, len(tenants), step):
+            chunk = tenants[start : start + step]
+            results = await asyncio.gather(
+                *(self.pump_tenant(t) for t in chunk), return_exceptions=True
+            )
+            for tenant, result in zip(chunk, results, strict=True):
+                if isinstance(result, BaseException):
+                    if isinstance(result, asyncio.CancelledError):
+                        raise result
+                    failures.append((tenant, result))
+                else:
+                    moved += result
+        if failures and len(failures) == len(tenants):
+            raise failures[0][1]
+        now = time.monotonic()
+        for tenant, exc in failures:
+            # once a minute per tenant: a pass runs several times a second
+            if now - self._warned_at.get(tenant, -1e9) >= 60:
+                self._warned_at[tenant] = now
+                log.warning("event pump: tenant %s failed: %s: %s", tenant, type(exc).__name__, exc)
         return moved
 
     async def pump_tenant(self, tenant: str) -> int:

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from arq.constants import default_queue_name, job_key_prefix
+from redis.exceptions import ResponseError
 
 from rotator.store import keys
 from rotator.store.events import GROUP, EventStreams
@@ -159,6 +160,23 @@ async def test_entry_trimmed_while_pending_is_acked(settings, redis, receiver):
 
     assert await queued(redis) == []
     assert await pending(redis, t.tenant) == 0
+
+
+async def test_one_broken_tenant_does_not_stop_the_others(settings, redis, receiver):
+    broken, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    await redis.set(keys.events(broken.tenant), "not a stream")
+    fine, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    event_id = await record_event(redis, fine.tenant, "key.rotated", {})
+
+    assert await pump(redis).pump_once() == 1
+    assert await queued(redis) == [event_id]
+
+
+async def test_store_down_fails_the_pass(settings, redis, receiver):
+    broken, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    await redis.set(keys.events(broken.tenant), "not a stream")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await pump(redis).pump_once()  # every tenant failed: the loop pauses and retries
 
 
 async def test_deleted_stream_is_recreated(settings, redis, receiver):
