@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -56,16 +57,21 @@ class Receiver:
     port: int = 0
     respond: Responder = lambda _: 200
     on_request: Callable[[Received, int], None] | None = None
+    ssl_context: ssl.SSLContext | None = None
+    """Serve HTTPS with this context (tests of TLS delivery)."""
     received: list[Received] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/hook"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self.port}/hook"
 
     async def start(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, ssl=self.ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

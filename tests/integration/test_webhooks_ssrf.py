@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import ssl
 
 import httpcore
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.integration.webhook_support import deliver_all, log_of, record_event, webhook_tenant
 from workers.receiver import Receiver
@@ -126,3 +132,55 @@ async def test_non_http_urls_refused(url):
             await client.post(url, {}, b"{}")
     finally:
         await client.aclose()
+
+
+def self_signed(tmp_path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting it) for a certificate naming `name` only."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+async def test_tls_checks_the_url_name_while_connecting_to_the_checked_ip(tmp_path):
+    server_ctx, client_ctx = self_signed(tmp_path, "hooks.example")
+    receiver = await Receiver(ssl_context=server_ctx).start()
+    names = {"hooks.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]}
+    client = WebhookClient(
+        allow_private=True, timeout_s=5, resolver=resolver(names), ssl_context=client_ctx
+    )
+    try:
+        status = await client.post(f"https://hooks.example:{receiver.port}/hook", {}, b"{}")
+        assert status == 200
+        assert receiver.received[0].headers["host"] == f"hooks.example:{receiver.port}"
+        # same IP, another name: the certificate is checked against the URL's name (SNI too)
+        with pytest.raises(DeliveryFailed, match=r"certificate|hostname"):
+            await client.post(f"https://other.example:{receiver.port}/hook", {}, b"{}")
+        assert len(receiver.received) == 1
+    finally:
+        await client.aclose()
+        await receiver.close()
