@@ -7,6 +7,8 @@ scripts/lua/next_key.lua, atomically, on the tenant's hash slot.
 
 from __future__ import annotations
 
+import logging
+
 from rotator.domain import errors
 from rotator.domain.clock import Clock, utc_day
 from rotator.domain.models import Delivery
@@ -14,6 +16,8 @@ from rotator.domain.tokens import ParsedToken
 from rotator.settings import Settings
 from rotator.store import keys, scripts
 from rotator.store.fastredis import FastRedis
+
+log = logging.getLogger("rotator.store")
 
 _NEXT_KEY = scripts.load("next_key")
 _ROTATE = scripts.load("rotate")
@@ -45,9 +49,16 @@ class DeliveryStore:
     @classmethod
     async def open(cls, settings: Settings, clock: Clock, fixed_clock: bool) -> DeliveryStore:
         assert settings.redis_url
-        fast = await FastRedis.connect(
-            settings.redis_url, timeout_ms=settings.redis_timeout_ms, cluster=settings.redis_cluster
-        )
+        url, timeout_ms, cluster = (
+            settings.redis_url, settings.redis_timeout_ms, settings.redis_cluster
+        )  # fmt: skip
+        try:
+            fast = await FastRedis.connect(url, timeout_ms=timeout_ms, cluster=cluster)
+        except errors.StoreUnavailable:
+            # a bad password or URL still fails here; a down Redis must not stop the
+            # process (a restarted worker would crash-loop): answer 503 until it is back
+            log.warning("redis unreachable at start; deliveries answer 503 until it is back")
+            fast = FastRedis.unconnected(url, timeout_ms=timeout_ms, cluster=cluster)
         return cls(fast, settings, clock, fixed_clock)
 
     async def close(self) -> None:

@@ -46,6 +46,19 @@ class FastRedis:
         await node.start()
         return cls(node)
 
+    @classmethod
+    def unconnected(cls, url: str, *, timeout_ms: int, cluster: bool = False) -> FastRedis:
+        """A client that connects on its first call: for a process that starts while Redis
+        is down, so it answers 503 meanwhile and recovers by itself instead of exiting."""
+        endpoint = parse_url(url)
+        timeout_s = timeout_ms / 1000
+        if cluster:
+            from rotator.store.fast.cluster import ClusterFastRedis
+
+            # every slot points at the seed until its MOVED answers schedule a map refresh
+            return ClusterFastRedis(endpoint, timeout_s)
+        return cls(Node(endpoint, timeout_s))
+
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         node = self._node
         conn = node.conn or await node.reconnect()
