@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import msgspec
 
 
-class Policy(str, Enum):
+class Policy(StrEnum):
     MANUAL = "manual"
     TIME = "time"
     USAGE = "usage"
