@@ -159,7 +159,9 @@ class SharedEmbedded:
                     if ping("127.0.0.1", port):
                         return f"redis://127.0.0.1:{port}"
                 time.sleep(0.1)
-            raise RuntimeError(f"the embedded Valkey of {self.data_dir} is locked but not answering")
+            raise RuntimeError(
+                f"the embedded Valkey of {self.data_dir} is locked but not answering"
+            ) from None
         self._lock_fd = fd
         self.server = EmbeddedValkey(self.data_dir)
         url = self.server.start()

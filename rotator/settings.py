@@ -30,8 +30,8 @@ class SettingsError(ValueError):
         super().__init__(f"{self.name}: {problem}")
 
 
-def _doc(text: str, env: str | None = None) -> Any:
-    return {"doc": text, "env": env}
+def _doc(text: str) -> Any:
+    return {"doc": text}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +40,9 @@ class Settings:
 
     redis_url: str | None = field(
         default=None,
-        metadata=_doc("redis://[:password@]host:port/db of the data store; unset = embedded Valkey"),
+        metadata=_doc(
+            "redis://[:password@]host:port/db of the data store; unset = embedded Valkey"
+        ),
     )
     redis_cluster: bool = field(
         default=False,
@@ -196,7 +198,8 @@ def _parse_bool(name: str, raw: str) -> bool:
 
 def _parse_networks(name: str, raw: str) -> tuple[Network, ...]:
     try:
-        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip())
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
     except ValueError as exc:
         raise SettingsError(name, str(exc)) from None
 

@@ -116,7 +116,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def client(settings: Settings, redis: aioredis.Redis, clock: FakeClock) -> AsyncIterator[AsyncTestClient]:
+async def client(
+    settings: Settings, redis: aioredis.Redis, clock: FakeClock
+) -> AsyncIterator[AsyncTestClient]:
     """The whole app over ASGI, with an injected clock, on the flushed test database."""
     app = create_app(settings, clock=clock)
     async with AsyncTestClient(app=app) as test_client:
