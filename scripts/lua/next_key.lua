@@ -90,17 +90,39 @@ end
 local slug = ARGV[3]
 
 local subscribed = tenant[4]
+local function wants(event_type)
+  return subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true)
+end
+-- data: a table, or JSON already encoded (the per-delivery event skips cjson)
 local function emit(event_type, data)
-  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true) then
-    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*',
-      'type', event_type, 'data', cjson.encode(data))
+  if wants(event_type) then
+    if type(data) == 'table' then data = cjson.encode(data) end
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'type', event_type, 'data', data)
   end
 end
 
--- limits: counters of today's hash; the flag fields make the event once per day
+-- one HMGET for every key's state (label and sealed secret included: a second call after
+-- the pick costs more than the bytes), one for today's counters: service, app, every key
+local ids = {}
+for id in string.gmatch(svc[4] or '', '[^,]+') do ids[#ids + 1] = id end
+local n = #ids
+local fields = {}
+local use_fields = {'s:' .. slug, 'a:' .. app_id}
+for i = 1, n do
+  local id = ids[i]
+  local f = 5 * i
+  fields[f - 4] = 'a:' .. id
+  fields[f - 3] = 'm:' .. id
+  fields[f - 2] = 't:' .. id
+  fields[f - 1] = 'l:' .. id
+  fields[f] = 'c:' .. id
+  use_fields[i + 2] = 'k:' .. id
+end
+local counts = redis.call('HMGET', KEYS[4], unpack(use_fields))
+
+-- limits; the flag fields make the event once per day
 local svc_max = tonumber(svc[2])
 local app_max = app and tonumber(app[3])
-local counts = redis.call('HMGET', KEYS[4], 's:' .. slug, 'a:' .. app_id)
 local function limit_reached(flag, data)
   if redis.call('HSETNX', KEYS[4], flag, 1) == 1 then
     redis.call('EXPIRE', KEYS[4], ARGV[9])
@@ -117,31 +139,18 @@ if app_max and tonumber(counts[2] or 0) >= app_max then
   return {'limit'}
 end
 
--- selection: one HMGET for every key's state, one for its usage today
-local ids = {}
-for id in string.gmatch(svc[4] or '', '[^,]+') do ids[#ids + 1] = id end
-local n = #ids
-local fields, use_fields = {}, {}
-for i = 1, n do
-  fields[#fields + 1] = 'a:' .. ids[i]
-  fields[#fields + 1] = 'm:' .. ids[i]
-  fields[#fields + 1] = 't:' .. ids[i]
-  use_fields[i] = 'k:' .. ids[i]
-end
-local state, used = {}, {}
-if n > 0 then
-  state = redis.call('HMGET', KEYS[3], unpack(fields))
-  used = redis.call('HMGET', KEYS[4], unpack(use_fields))
-end
-local function active(i) return state[3 * i - 2] == '1' end
+-- selection
+local state = n > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}
+local function active(i) return state[5 * i - 4] == '1' end
+local function used(i) return tonumber(counts[i + 2] or 0) end
 local function under_limit(i)
-  local key_max = tonumber(state[3 * i - 1])
-  return not key_max or tonumber(used[i] or 0) < key_max
+  local key_max = tonumber(state[5 * i - 3])
+  return not key_max or used(i) < key_max
 end
 
 local ttl_ms = tonumber(svc[3]) or math.huge
 local function expired(i)
-  local entered = tonumber(state[3 * i])
+  local entered = tonumber(state[5 * i - 2])
   return entered ~= nil and now >= entered + ttl_ms
 end
 
@@ -155,7 +164,7 @@ if policy == 'usage' then
     if active(i) then
       candidates = candidates + 1
       if under_limit(i) then
-        local u = tonumber(used[i] or 0)
+        local u = used(i)
         if not best or u < best then best, pick = u, i end
       end
     end
@@ -187,7 +196,7 @@ else
       if under_limit(i) then
         pick = i
         -- a time-policy key's validity starts when it is first delivered
-        if is_time and not state[3 * i] then
+        if is_time and not state[5 * i - 2] then
           redis.call('HSET', KEYS[3], 't:' .. ids[i], now)
         end
         break
@@ -223,8 +232,11 @@ end
 if svc_max and svc_count >= svc_max then
   limit_reached('lr:' .. slug, {service = slug, scope = 'service', limit = svc_max})
 end
-emit('key.delivered', {service = slug, key_id = tonumber(key_id), usage_today = usage_today,
-  app_id = tonumber(app_id)})
+if subscribed ~= '' and wants('key.delivered') then
+  -- slugs are [a-z0-9_-] and ids digits, so plain concatenation is valid JSON
+  emit('key.delivered', '{"service":"' .. slug .. '","key_id":' .. key_id ..
+    ',"usage_today":' .. usage_today .. (app and (',"app_id":' .. app_id) or '') .. '}')
+end
 
-local key = redis.call('HMGET', KEYS[3], 'l:' .. key_id, 'c:' .. key_id)
-return {'ok', tonumber(key_id), key[1], key[2], usage_today, policy, svc[2] or '', demo and 1 or 0}
+return {'ok', tonumber(key_id), state[5 * pick - 1], state[5 * pick], usage_today, policy,
+  svc[2] or '', demo and 1 or 0}
