@@ -137,6 +137,22 @@ def test_the_embedded_default_is_aof_everysec(tmp_path):
     assert any(p.name.startswith("appendonly") for p in tmp_path.iterdir())
 
 
+def test_the_compose_valkey_command_runs_aof_everysec(tmp_path):
+    """docker-compose.yml's Valkey options, on the bundled server (its own port and dir)."""
+    from tests.unit.test_compose import valkey_options
+
+    options = {**valkey_options(), "--dir": str(tmp_path)}
+    server = EmbeddedValkey(tmp_path, extra_args=tuple(x for kv in options.items() for x in kv))
+    server.start()
+    try:
+        r = redis.Redis.from_url(server.url)
+        config = r.config_get("append*")
+        r.close()
+    finally:
+        server.stop()
+    assert (config["appendonly"], config["appendfsync"]) == ("yes", "everysec")
+
+
 # --- cluster -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def aof_cluster(tmp_path_factory) -> Iterator[ValkeyCluster]:

@@ -1,0 +1,191 @@
+"""docker-compose.yml (and the Dockerfile, deploy/) checked against the code, without Docker.
+
+Every command of the rotator image parses with `rotator`'s own parser (and its
+`--help` works), every ROTATOR_* variable is a real setting and the resolved
+environment validates, health check paths are routes of the app, nginx's upstreams
+are the API services on their ports, and the Valkey command is accepted by the
+bundled valkey-server with AOF on and `appendfsync everysec` (that last one starts a
+server, so it lives in tests/integration/test_durability.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rotator import cli
+from rotator.api.app import create_app
+from rotator.crypto import KeyRing
+from rotator.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+SETTINGS = {name for name, _default, _doc in Settings.describe()}
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
+
+
+def rotator_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in SERVICES.items() if s.get("command", [""])[0] == "rotator"}
+
+
+def resolve(value: Any) -> str:
+    """A compose value with ${VAR:-default} / ${VAR:?error} filled the way a valid .env would."""
+    stand_ins = {
+        "ROTATOR_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "ROTATOR_ADMIN_TOKEN": "operator-token-from-dot-env",
+    }
+
+    def fill(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if kind == "-":
+            return rest
+        assert name in stand_ins, f"no stand-in for required ${{{name}}}"
+        return stand_ins[name]
+
+    return INTERPOLATION.sub(fill, str(value))
+
+
+def health_urls(service: dict[str, Any]) -> list[str]:
+    test = service.get("healthcheck", {}).get("test", [])
+    return re.findall(r"https?://[^\s'\"]+", " ".join(test))
+
+
+# --- the rotator image ---------------------------------------------------------------------
+def test_the_expected_services_exist():
+    assert {"valkey", "nginx", "worker"} <= set(SERVICES)
+    apis = [n for n, s in rotator_services().items() if s["command"][1:2] == ["serve"]]
+    assert len(apis) >= 2, "two API replicas"
+
+
+@pytest.mark.parametrize("name", sorted(rotator_services()))
+def test_commands_parse_with_the_cli(name, capsys):
+    command = SERVICES[name]["command"]
+    args = cli.build_parser().parse_args(command[1:])
+    assert args.func.__name__ == f"cmd_{command[1]}"
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args([*command[1:], "--help"])
+    assert exited.value.code == 0
+    assert command[1] in capsys.readouterr().out
+
+
+def test_the_dockerfile_command_parses_and_its_sources_exist():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert all(s.get("build") == "." for s in rotator_services().values())
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE)
+    assert cmd is not None
+    command = yaml.safe_load(cmd.group(1))
+    assert command[0] == "rotator"
+    cli.build_parser().parse_args(command[1:])
+    for source in re.findall(r"^COPY (\S+) ", dockerfile, re.MULTILINE):
+        assert (ROOT / source).exists(), source
+    for name in re.findall(r"\b(ROTATOR_\w+)=", dockerfile):
+        assert name in SETTINGS, name
+
+
+@pytest.mark.parametrize("name", sorted(rotator_services()))
+def test_environment_names_real_settings_and_validates(name):
+    env = SERVICES[name]["environment"]
+    unknown = set(env) - SETTINGS
+    assert not unknown, f"{name}: not settings: {unknown}"
+    settings = Settings.from_env({k: resolve(v) for k, v in env.items()})
+    settings.keyring  # noqa: B018 -- a master key is configured
+    assert settings.admin_token
+    assert not settings.embedded, "compose runs its own Valkey"
+    host = settings.redis_url.split("//", 1)[1].split(":", 1)[0]  # type: ignore[union-attr]
+    assert host in SERVICES and "valkey-server" in SERVICES[host]["command"]
+
+
+def test_env_example_names_real_settings():
+    example = (ROOT / "deploy" / "env.example").read_text()
+    names = set(re.findall(r"^#?\s*(ROTATOR_\w+)=", example, re.MULTILINE))
+    assert {"ROTATOR_MASTER_KEY", "ROTATOR_ADMIN_TOKEN"} <= names
+    # ROTATOR_PUBLIC_PORT is compose's own (the published port), not a setting
+    assert names - {"ROTATOR_PUBLIC_PORT"} <= SETTINGS
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    assert "${ROTATOR_PUBLIC_PORT" in compose_text
+
+
+# --- health checks, nginx ------------------------------------------------------------------
+def app_paths() -> set[str]:
+    settings = Settings(
+        redis_url="redis://unused:6379",
+        master_key=KeyRing.parse(base64.b64encode(os.urandom(32)).decode()),
+    )
+    return set(create_app(settings).route_handler_method_map)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SERVICES if n != "worker"))
+def test_health_checks_exist_and_hit_real_routes(name):
+    service = SERVICES[name]
+    assert "healthcheck" in service, f"{name} has no health check"
+    for url in health_urls(service):
+        address, _, path = url.split("//", 1)[1].partition("/")
+        assert "/" + path in app_paths(), url
+        port = int(address.partition(":")[2] or 80)
+        if name in rotator_services():
+            assert port == int(resolve(service["environment"]["ROTATOR_PORT"]))
+        else:
+            assert name == "nginx" and f"listen {port};" in nginx_conf()
+
+
+def test_every_long_running_service_restarts():
+    assert all(s.get("restart") == "unless-stopped" for s in SERVICES.values())
+
+
+def nginx_conf() -> str:
+    return (ROOT / "deploy" / "nginx.conf").read_text()
+
+
+def test_nginx_sends_to_every_api_replica_and_is_trusted_by_them():
+    nginx = SERVICES["nginx"]
+    mount = next(v for v in nginx["volumes"] if v.startswith("./deploy/nginx.conf:"))
+    assert mount.split(":")[1] == "/etc/nginx/conf.d/default.conf"
+    upstreams = set(re.findall(r"^\s*server (\S+):(\d+)", nginx_conf(), re.MULTILINE))
+    apis = {n: s for n, s in rotator_services().items() if s["command"][1] == "serve"}
+    assert upstreams == {(n, resolve(s["environment"]["ROTATOR_PORT"])) for n, s in apis.items()}
+
+    address = ipaddress.ip_address(nginx["networks"]["backend"]["ipv4_address"])
+    subnet = COMPOSE["networks"]["backend"]["ipam"]["config"][0]["subnet"]
+    assert address in ipaddress.ip_network(subnet)
+    for service in apis.values():
+        trusted = Settings.from_env(
+            {"ROTATOR_TRUSTED_PROXIES": service["environment"]["ROTATOR_TRUSTED_PROXIES"]}
+        ).trusted_proxies
+        assert any(address in net for net in trusted)
+    assert "proxy_next_upstream error timeout http_502 http_503;" in nginx_conf()
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in nginx_conf()
+
+
+def test_dependencies_and_volumes_are_declared():
+    for name, service in SERVICES.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith("."):
+                assert source in COMPOSE["volumes"], f"{name}: undeclared volume {source}"
+
+
+# --- valkey --------------------------------------------------------------------------------
+def valkey_options() -> dict[str, str]:
+    """The Valkey service's `--option value` pairs (tests/integration/test_durability.py
+    starts the bundled server with them)."""
+    command = SERVICES["valkey"]["command"]
+    assert command[0] == "valkey-server"
+    args = command[1:]
+    assert len(args) % 2 == 0 and all(a.startswith("--") for a in args[::2])
+    return dict(zip(args[::2], args[1::2], strict=True))
+
+
+def test_valkey_keeps_an_aof_fsynced_every_second_on_its_volume():
+    options = valkey_options()
+    assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
+    assert any(v.endswith(":" + options["--dir"]) for v in SERVICES["valkey"]["volumes"])
