@@ -61,9 +61,7 @@ class Target:
     token: str
 
 
-def start_api(
-    redis_url: str, master_key: str, log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
+def start_api(redis_url: str, master_key: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
     env.update(

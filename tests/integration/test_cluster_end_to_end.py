@@ -116,9 +116,7 @@ async def test_sweep_runs_each_tenants_script_on_its_slot(
     finally:
         await queue.aclose()
     expired = [
-        json.loads(r.body)
-        for r in receiver.received
-        if json.loads(r.body)["type"] == "key.expired"
+        json.loads(r.body) for r in receiver.received if json.loads(r.body)["type"] == "key.expired"
     ]
     assert sorted(e["tenant"] for e in expired) == sorted(t.id for t in tenants)
 
