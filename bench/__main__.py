@@ -83,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-quiet", type=int, default=0, metavar="S",
                    help="before measuring, wait up to S seconds for other processes on the "
                         "machine to go quiet (below --max-other-cpu)")
+    p.add_argument("--valkey-nice", type=int, default=0, metavar="N",
+                   help="nice value for Valkey (root only for negative values)")
     p.add_argument("--no-halfload", action="store_true", help="skip the half-load latency pair")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                    help="sample the API worker with py-spy under load (default: on, off in "
@@ -101,7 +103,7 @@ def options(args: argparse.Namespace) -> Options:
         "connections": args.connections, "tenants": args.tenants, "workers": args.workers,
         "pin": not args.no_pin, "halfload": not args.no_halfload, "out_dir": args.out,
         "install_wrk": not args.no_install, "max_other_cpu": args.max_other_cpu,
-        "wait_quiet_s": args.wait_quiet,
+        "wait_quiet_s": args.wait_quiet, "valkey_nice": args.valkey_nice,
     }
     for name, value in (("duration_s", args.duration), ("warmup_s", args.warmup),
                         ("sweep", args.sweep), ("repeats", args.repeats),

@@ -16,6 +16,7 @@ GOAL_KEY_BYTES = 1024
 TARGETS = (10_000, 100_000, 1_000_000)
 WORKER_UTILISATION = 0.8
 SHARD_UTILISATION = 0.8
+DEFAULT_MAX_OTHER_CPU = 0.15
 
 
 def median(values: list[float]) -> float | None:
@@ -36,6 +37,12 @@ def _headline_rows(results: dict, target: str, c: int) -> list[dict]:
         if m["target"] == target and m["connections"] == c
         and m["step"] in ("sweep", "headline") and m["scenario"] in ("usage", "bare")
     ]
+
+
+def _quiet(rows: list[dict], threshold: float) -> list[dict]:
+    """The runs other processes left alone (all of them when none was)."""
+    quiet = [m for m in rows if (m.get("other_cpu") or 0.0) <= threshold]
+    return quiet or rows
 
 
 def _redis(rows: list[dict], field: str) -> float | None:
@@ -97,11 +104,13 @@ def summarise(results: dict) -> dict:
     opts = results["meta"]["options"]
     c = opts["connections"]
     workers = opts["workers"]
-    bare = _headline_rows(results, "bare", c)
-    api = _headline_rows(results, "api", c)
+    threshold = opts.get("max_other_cpu", DEFAULT_MAX_OTHER_CPU)
+    bare_all = _headline_rows(results, "bare", c)
+    api_all = _headline_rows(results, "api", c)
+    pairs = [a["rps"] / b["rps"] for a, b in zip(api_all, bare_all, strict=False) if b["rps"]]
+    bare, api = _quiet(bare_all, threshold), _quiet(api_all, threshold)
     bare_rps = median([m["rps"] for m in bare])
     api_rps = median([m["rps"] for m in api])
-    pairs = [a["rps"] / b["rps"] for a, b in zip(api, bare, strict=False) if b["rps"]]
     headline_row = _scenario_row("usage", api, bare_rps)
     headline = {
         "connections": c,
@@ -109,6 +118,9 @@ def summarise(results: dict) -> dict:
         "api_rps": api_rps,
         "ratio": api_rps / bare_rps if api_rps and bare_rps else None,
         "pair_ratios": [round(p, 3) for p in pairs],
+        "runs": {"bare": len(bare_all), "api": len(api_all)},
+        "quiet_runs_used": {"bare": len(bare), "api": len(api)}
+        if len(bare) < len(bare_all) or len(api) < len(api_all) else None,
         "bare_p99_us": median([m["latency_us"]["p99"] for m in bare]),
         "api_p99_us": headline_row["p99_us"],
         "goal_ratio": GOAL_RATIO,

@@ -67,6 +67,18 @@ def _commands(row: dict) -> str:
     return _n(row["commands_per_delivery"], "{:.3f}")
 
 
+def _runs(h: dict) -> str:
+    pairs = ", ".join(f"{r:.1%}" for r in h["pair_ratios"])
+    used = h.get("quiet_runs_used")
+    if not used:
+        return f"Medians of {len(h['pair_ratios'])} interleaved pairs (pair ratios: {pairs})."
+    return (
+        f"Medians of the runs other processes left alone ({used['bare']} of "
+        f"{h['runs']['bare']} bare, {used['api']} of {h['runs']['api']} API); all "
+        f"{len(h['pair_ratios'])} interleaved pairs' ratios: {pairs}."
+    )
+
+
 def _yes(flag: bool | None) -> str:
     return {True: "met", False: "**not met**", None: "-"}[flag]
 
@@ -91,9 +103,7 @@ def markdown(results: dict, png_name: str | None) -> str:
         f"`/v1/next` (usage policy, 3 keys, unmasked, {opts['tenants']:,} tenants, one request per "
         f"tenant in turn) at wrk -c{h['connections']}: **{_n(h['api_rps'])} req/s = "
         f"{_pct(h['ratio'])} of the bare Litestar handler** ({_n(h['bare_rps'])} req/s) in the "
-        f"same run; goal ≥ {h['goal_ratio']:.0%}: {_yes(h['meets_goal'])}. Medians of "
-        f"{len(h['pair_ratios'])} interleaved pairs (pair ratios: "
-        f"{', '.join(f'{r:.1%}' for r in h['pair_ratios'])}).\n"
+        f"same run; goal ≥ {h['goal_ratio']:.0%}: {_yes(h['meets_goal'])}. {_runs(h)}\n"
     )
     if h.get("cpu_ratio"):
         add(

@@ -85,7 +85,7 @@ class Bench:
         opts = self.opts
         self.wrk = wrk.ensure_wrk(install=opts.install_wrk, log=self.log)
         self.log(f"placement: {self.placement.describe()}")
-        valkey = start_valkey(self.workdir / "valkey", self.placement.valkey)
+        valkey = start_valkey(self.workdir / "valkey", self.placement.valkey, opts.valkey_nice)
         stack.callback(valkey.stop)
         self.valkey = valkey
         self.r = redis.Redis.from_url(valkey.url)

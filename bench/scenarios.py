@@ -46,18 +46,20 @@ SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
 @dataclass(frozen=True)
 class Options:
     quick: bool = False
-    duration_s: int = 12
+    duration_s: int = 10
     warmup_s: int = 2
     sweep: tuple[int, ...] = (1, 4, 16, 32, 64, 128)
     connections: int = 32
     tenants: int = 10_000
     workers: int = 1
-    repeats: int = 3
+    repeats: int = 5
     """bare/API pairs at `connections` for the headline ratio (a sweep point counts as one)"""
     pin: bool = True
     noise_retries: int = 2
     """measure again (keeping the quietest) while other processes used > max_other_cpu cores"""
     max_other_cpu: float = 0.15
+    valkey_nice: int = 0
+    """nice value of the Valkey process (negative: it preempts wrk on their shared core)"""
     wait_quiet_s: int = 0
     """before measuring, wait up to this long for other processes to go quiet"""
     halfload: bool = True

@@ -60,13 +60,16 @@ def pin_all_threads(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task), cpus)
 
 
-def start_valkey(data_dir: Path, cpus: set[int] | None) -> EmbeddedValkey:
+def start_valkey(data_dir: Path, cpus: set[int] | None, nice: int = 0) -> EmbeddedValkey:
     """A fresh Valkey with production persistence: appendonly yes, appendfsync everysec."""
     server = EmbeddedValkey(data_dir, appendonly=True)
     server.start()
     assert server.process is not None
     if cpus:
         pin_all_threads(server.process.pid, cpus)
+    if nice:
+        for task in os.listdir(f"/proc/{server.process.pid}/task"):
+            os.setpriority(os.PRIO_PROCESS, int(task), nice)
     return server
 
 
