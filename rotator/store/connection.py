@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
 from redis.exceptions import AskError, MovedError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -95,10 +95,10 @@ class Durability:
     async def _execute_on_cluster(self, pipe: ClusterPipeline) -> list[Any]:
         """Each write pinned to the primary of its slot, then one WAITAOF per such node.
 
-        redis-py's ClusterPipeline sends a node's commands on one connection, in order,
-        so each WAITAOF follows its node's writes on their connection. A keyless WAITAOF
-        left to redis-py would go to the default node: another connection, or another
-        server, waiting for nothing. A write answered MOVED, ASK or TRYAGAIN did not
+        A node's commands go out on one of its connections, in order, so each WAITAOF
+        follows its node's writes on their connection. A keyless WAITAOF left to
+        redis-py's ClusterPipeline would go to the default node: another connection, or
+        another server, waiting for nothing. A write answered MOVED, ASK or TRYAGAIN did not
         run; it is sent again where it belongs (after ASKING for ASK), with a WAITAOF.
         """
         client: RedisCluster = pipe._client  # redis-py < 6 (pinned by arq)
@@ -121,28 +121,33 @@ class Durability:
     async def _cluster_round(
         self, client: RedisCluster, todo: list[_Write], results: list[Any]
     ) -> list[_Write]:
-        """Send `todo` (+ a WAITAOF per node); fill `results`; return the writes to resend."""
-        pipe = client.pipeline()
-        nodes: dict[str, ClusterNode] = {}
+        """Send `todo` (+ a WAITAOF per node); fill `results`; return the writes to resend.
+
+        Each node's commands go out as one pipeline on one of its connections (what
+        ClusterPipeline does too, minus its retry of the whole stack after a connection
+        error, which would resend writes that ran and lose the WAITAOFs' targets).
+        """
+        batches: dict[str, tuple[ClusterNode, list[PipelineCommand]]] = {}
+        sent: list[tuple[_Write, PipelineCommand]] = []
         for write in todo:
             assert write.node is not None
+            _, batch = batches.setdefault(write.node.name, (write.node, []))
             if write.asking:
-                pipe.execute_command("ASKING", target_nodes=write.node)
-            pipe.execute_command(*write.args, **write.kwargs, target_nodes=write.node)
-            nodes[write.node.name] = write.node
-        waiting = self.supported is not False
-        if waiting:
-            for node in nodes.values():
-                pipe.execute_command("WAITAOF", 1, 0, self.timeout_ms, target_nodes=node)
-        replies = list(await pipe.execute(raise_on_error=False, allow_redirections=False))
-        waited = replies[len(replies) - len(nodes) :] if waiting else []
+                batch.append(PipelineCommand(len(batch), "ASKING"))
+            command = PipelineCommand(len(batch), *write.args, **write.kwargs)
+            batch.append(command)
+            sent.append((write, command))
+        waits: list[PipelineCommand] = []
+        if self.supported is not False:
+            for _, batch in batches.values():
+                waits.append(PipelineCommand(len(batch), "WAITAOF", 1, 0, self.timeout_ms))
+                batch.append(waits[-1])
+        # a connection that fails while sending raises here: the caller answers 503
+        await asyncio.gather(*(node.execute_pipeline(batch) for node, batch in batches.values()))
         again: list[_Write] = []
         moved = False
-        at = 0
-        for write in todo:
-            at += write.asking  # ASKING's own +OK
-            reply = replies[at]
-            at += 1
+        for write, command in sent:
+            reply = command.result
             if isinstance(reply, MovedError):
                 moved = True
                 again.append(_Write(write.position, write.args, write.kwargs))
@@ -157,8 +162,8 @@ class Durability:
                 raise reply
             else:
                 results[write.position] = reply
-        for reply in waited:
-            self._judge(reply)
+        for wait in waits:
+            self._judge(wait.result)
         if moved:
             await client.nodes_manager.initialize()  # the slot map is stale: reload it
         return again
