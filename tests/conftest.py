@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
-from litestar.testing import AsyncTestClient
 from redis.asyncio.cluster import RedisCluster
 
 from rotator.api.app import create_app
@@ -29,6 +29,7 @@ from rotator.crypto import KeyRing
 from rotator.domain.clock import FakeClock
 from rotator.embedded import EmbeddedValkey
 from rotator.settings import Settings
+from tests.asgi import app_client
 from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
 
 OPERATOR_TOKEN = "operator-test-token-0123456789abcdef"
@@ -55,7 +56,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """"single" (one Valkey) or "cluster" (three primaries); see the module docstring."""
+    """ "single" (one Valkey) or "cluster" (three primaries); see the module docstring."""
     return getattr(request, "param", "single")
 
 
@@ -118,8 +119,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def client(
     settings: Settings, redis: aioredis.Redis, clock: FakeClock
-) -> AsyncIterator[AsyncTestClient]:
-    """The whole app over ASGI, with an injected clock, on the flushed test database."""
-    app = create_app(settings, clock=clock)
-    async with AsyncTestClient(app=app) as test_client:
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app over ASGI in the test's loop (gathered requests really run concurrently),
+    with an injected clock, on the flushed test database; the peer is 127.0.0.1."""
+    async with app_client(create_app(settings, clock=clock)) as test_client:
         yield test_client

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from litestar.testing import AsyncTestClient
+import httpx
 
 from tests.conftest import OPERATOR_TOKEN
 
@@ -23,7 +23,7 @@ class Tenant:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
 
-async def new_tenant(client: AsyncTestClient, name: str = "acme", demo: bool = False) -> Tenant:
+async def new_tenant(client: httpx.AsyncClient, name: str = "acme", demo: bool = False) -> Tenant:
     r = await client.post("/v1/admin/tenants", json={"name": name, "demo": demo}, headers=OPERATOR)
     assert r.status_code == 201, r.text
     body = r.json()
@@ -31,7 +31,7 @@ async def new_tenant(client: AsyncTestClient, name: str = "acme", demo: bool = F
 
 
 async def new_service(
-    client: AsyncTestClient, t: Tenant, slug: str = "openai", policy: str = "usage", **extra
+    client: httpx.AsyncClient, t: Tenant, slug: str = "openai", policy: str = "usage", **extra
 ) -> dict:
     body = {"slug": slug, "policy": policy, **extra}
     r = await client.post("/v1/services", json=body, headers=t.auth)
@@ -40,7 +40,7 @@ async def new_service(
 
 
 async def new_key(
-    client: AsyncTestClient, t: Tenant, slug: str = "openai", secret: str = SECRET, **extra
+    client: httpx.AsyncClient, t: Tenant, slug: str = "openai", secret: str = SECRET, **extra
 ) -> dict:
     body = {"label": extra.pop("label", "Primary"), "secret": secret, **extra}
     r = await client.post(f"/v1/services/{slug}/keys", json=body, headers=t.auth)
@@ -48,12 +48,12 @@ async def new_key(
     return r.json()
 
 
-async def new_app(client: AsyncTestClient, t: Tenant, name: str = "web", **extra) -> dict:
+async def new_app(client: httpx.AsyncClient, t: Tenant, name: str = "web", **extra) -> dict:
     r = await client.post("/v1/apps", json={"name": name, **extra}, headers=t.auth)
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def deliver(client: AsyncTestClient, token: str, service: str = "openai"):
+async def deliver(client: httpx.AsyncClient, token: str, service: str = "openai"):
     """GET /v1/next: what a client app sees (the proof that a management change took effect)."""
     return await client.get("/v1/next", params={"service": service, "token": token})

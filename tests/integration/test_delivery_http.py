@@ -7,6 +7,7 @@ import base64
 import os
 from collections import Counter
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -16,6 +17,7 @@ from rotator.domain import tokens
 from rotator.domain.clock import utc_day
 from rotator.domain.masking import BULLET
 from rotator.store import keys
+from rotator.store.delivery import DeliveryStore
 from tests.lua import seed
 
 pytestmark = pytest.mark.backends("single", "cluster")
@@ -35,7 +37,7 @@ async def seeded(redis, settings, **tenant_kw):
 
 
 @pytest.mark.parametrize("path", PATHS)
-async def test_contract_of_a_delivery(client: AsyncTestClient, redis, settings, path):
+async def test_contract_of_a_delivery(client: httpx.AsyncClient, redis, settings, path):
     t, token = await seeded(redis, settings)
     r = await client.get(path, params={"service": "openai", "token": token})
     assert r.status_code == 200
@@ -170,14 +172,28 @@ async def test_ciphertext_moved_to_another_key_fails(client, redis, settings):
     assert r.status_code == 500
 
 
-async def test_concurrent_service_limit_is_exact(client, redis, settings, clock):
+async def test_concurrent_service_limit_is_exact(client, redis, settings, clock, monkeypatch):
     t, token = await seeded(redis, settings)
     await seed.service(redis, t, "lim", policy="usage", max_daily=50)
     for i in range(3):
         await seed.key(redis, settings.keyring, t, "lim", f"sk-lim-{i}-0000000000")
+    in_flight = peak = 0
+    real_next_key = DeliveryStore.next_key
+
+    async def counting(self, *args):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await real_next_key(self, *args)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(DeliveryStore, "next_key", counting)
     rs = await asyncio.gather(
         *(client.get("/v1/next", params={"service": "lim", "token": token}) for _ in range(200))
     )
+    assert peak > 100  # the requests really overlapped in the store
     assert Counter(r.status_code for r in rs) == {200: 50, 429: 150}
     assert await redis.hget(keys.usage(t.tenant, utc_day(clock())), "s:lim") == b"50"
 
