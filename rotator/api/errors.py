@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import msgspec
 from litestar import Request, Response
@@ -45,9 +46,32 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
         body["field"] = exc.field
     if isinstance(exc, e.DemoRateLimited):
         headers = {"Retry-After": str(exc.retry_after_s)}
-    if status >= 500:
-        log.warning("%s: %s", type(exc).__name__, exc.message)
+    if isinstance(exc, e.StoreUnavailable):
+        _outage_log.warning()
     return error_response(status, body, headers)
+
+
+class _ThrottledWarning:
+    """One log line per interval during an outage (thousands of 503s a second otherwise),
+    saying how many were folded into it."""
+
+    def __init__(self, message: str, interval_s: float = 5.0) -> None:
+        self.message = message
+        self.interval_s = interval_s
+        self._next_at = 0.0
+        self._folded = 0
+
+    def warning(self) -> None:
+        now = time.monotonic()
+        if now < self._next_at:
+            self._folded += 1
+            return
+        log.warning("%s (%d more since the last report)", self.message, self._folded)
+        self._folded = 0
+        self._next_at = now + self.interval_s
+
+
+_outage_log = _ThrottledWarning("store unavailable: answering 503")
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
