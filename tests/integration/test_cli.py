@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rotator import cli
+from rotator.cli import processes as cli
 from rotator.crypto import KeyRing, aad_for_key
 from rotator.embedded import free_port
 from rotator.settings import Settings

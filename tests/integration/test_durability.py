@@ -124,7 +124,7 @@ async def test_counted_equals_delivered_across_a_kill_9_under_load(aof_server, s
 
 def test_the_embedded_default_is_aof_everysec(tmp_path):
     """What `rotator run` / `serve` / `worker` start without ROTATOR_REDIS_URL."""
-    from rotator.cli import data_store
+    from rotator.cli.common import data_store
 
     with data_store(Settings(data_dir=tmp_path)) as live:
         assert live.redis_url is not None

@@ -1,0 +1,139 @@
+"""`rotator`: run the service, and administer tenants, services, keys and apps.
+
+Administrative commands talk to Redis directly through the store functions (the
+same checks as the HTTP API), not over HTTP. Without ROTATOR_REDIS_URL every
+command uses the data dir's embedded Valkey: it joins the one already running
+(`rotator run` / `rotator serve`) or starts one for its own duration.
+
+Exit codes: 0 done; 1 the request was refused (unknown tenant, slug taken, bad
+input) or rewrap could not open some blobs; 2 bad settings or unreachable Redis
+(one line on stderr naming the setting, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rotator.cli.admin import (
+    cmd_app_create,
+    cmd_key_add,
+    cmd_rewrap,
+    cmd_service_create,
+    cmd_tenant_create,
+    cmd_tenant_list,
+)
+from rotator.cli.common import CliError
+from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
+from rotator.domain.errors import RotatorError
+from rotator.settings import Settings, SettingsError
+
+
+def settings_help() -> str:
+    lines = ["settings (environment variables; unset = default):"]
+    for name, default, doc in Settings.describe():
+        lines.append(f"  {name:<31} default {default}")
+        lines.append(f"      {doc}")
+    return "\n".join(lines)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rotator",
+        description="keyrotator: hands out rotated provider API keys to client apps.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+    def command(parent: Any, name: str, func: Callable[..., int], help_: str, **kw: Any) -> Any:
+        p = parent.add_parser(name, help=help_, description=help_, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    command(sub, "serve", cmd_serve, "run the HTTP API (uvicorn, ROTATOR_WORKERS processes)")
+    command(sub, "worker", cmd_worker, "run an arq worker (events, webhooks, expiry sweep)")
+    command(
+        sub, "run", cmd_run,
+        "embedded Valkey + API + worker, with a demo tenant: what `make run` starts",
+    )  # fmt: skip
+
+    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    p = command(tenant, "create", cmd_tenant_create, "create a tenant; prints its tokens once",
+                parents=[out])  # fmt: skip
+    p.add_argument("name")
+    p.add_argument("--demo", action="store_true", help="masked keys, per-IP throttling")
+    command(tenant, "list", cmd_tenant_list, "list tenants", parents=[out])
+
+    service = sub.add_parser("service", help="services").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    p = command(service, "create", cmd_service_create, "create a service", parents=[out])
+    p.add_argument("tenant")
+    p.add_argument("slug")
+    p.add_argument("--policy", required=True, choices=["manual", "time", "usage"])
+    p.add_argument("--max-daily", type=positive_int, help="daily request limit of the service")
+    p.add_argument("--ttl-minutes", type=positive_int, help="key lifetime (time policy)")
+
+    key = sub.add_parser("key", help="provider keys").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    p = command(
+        key, "add", cmd_key_add,
+        "add a provider key; the secret is read from stdin, or a hidden prompt on a terminal",
+        parents=[out],
+    )  # fmt: skip
+    p.add_argument("tenant")
+    p.add_argument("slug")
+    p.add_argument("--label", required=True)
+    p.add_argument("--max-daily", type=positive_int, help="daily request limit of this key")
+
+    app = sub.add_parser("app", help="client apps").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    p = command(app, "create", cmd_app_create, "create an app; prints its token once",
+                parents=[out])  # fmt: skip
+    p.add_argument("tenant")
+    p.add_argument("name")
+    p.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                   help="allowed client network (repeatable)")  # fmt: skip
+    p.add_argument("--max-daily", type=positive_int, help="daily request limit of this app")
+
+    command(sub, "rewrap", cmd_rewrap,
+            "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
+            parents=[out])  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings)
+    except SettingsError as exc:
+        print(f"rotator: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"rotator: {exc}", file=sys.stderr)
+        return exc.code
+    except RotatorError as exc:  # refused by the store's checks: the message names the field
+        print(f"rotator: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
