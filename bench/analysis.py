@@ -126,6 +126,8 @@ def summarise(results: dict) -> dict:
         "goal_ratio": GOAL_RATIO,
         "bare_cpu_us_per_request": median([m.get("server_cpu_us_per_request") for m in bare]),
         "api_cpu_us_per_request": headline_row["server_cpu_us_per_request"],
+        "bare_cpu_util": median([m["server_cpu_util"] for m in bare]),
+        "api_cpu_util": headline_row["server_cpu_util"],
     }
     # the same comparison by the worker's CPU per request: less sensitive to other load
     # (not to batching: per-request cost falls as more requests share a loop tick)

@@ -365,12 +365,16 @@ def _cpu_model() -> str:
 
 
 def _git() -> str:
+    """HEAD, and the served code's files that differ from it (the bench runs the work tree)."""
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rotator", "scripts"],
+                               cwd=REPO, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "-"
-    return rev
+    changed = sorted(line[3:] for line in dirty.splitlines() if line[3:])
+    return rev + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
 def environment(bench: Bench) -> dict:
