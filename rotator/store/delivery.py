@@ -22,6 +22,8 @@ log = logging.getLogger("rotator.store")
 _NEXT_KEY = scripts.load("next_key")
 _ROTATE = scripts.load("rotate")
 
+_MAX_HINTS = 100_000
+
 _REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
     b"token": errors.InvalidToken,
     b"ip": errors.IpNotAllowed,
@@ -45,6 +47,9 @@ class DeliveryStore:
         self._demo_burst = str(settings.demo_burst)
         self._usage_ttl_s = str(settings.usage_retention_days * 86_400 + 86_400)
         self._events_maxlen = str(settings.events_maxlen)
+        # (tenant, service) -> the key ids the script last returned: a hint, never trusted
+        # (the script checks it), that saves a round of HMGET inside the script
+        self._ids_hint: dict[tuple[str, str], str] = {}
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock, fixed_clock: bool) -> DeliveryStore:
@@ -70,6 +75,7 @@ class DeliveryStore:
         day = utc_day(now_ms)
         tenant = token.tenant
         tag = keys.tag(tenant)
+        hint_key = (tenant, service)
         for _ in range(2):
             reply = await self.fast.evalsha(
                 _NEXT_KEY,
@@ -92,11 +98,14 @@ class DeliveryStore:
                     self._demo_burst,
                     self._usage_ttl_s,
                     self._events_maxlen,
+                    self._ids_hint.get(hint_key, ""),
                 ),
             )
             status = reply[0]
             if status == b"ok":
-                _, key_id, label, ciphertext, usage_today, policy, svc_max, demo = reply
+                _, key_id, label, ciphertext, usage_today, policy, svc_max, demo, fresh_ids = reply
+                if fresh_ids:
+                    self._remember_ids(hint_key, fresh_ids.decode())
                 return Delivery(
                     tenant=tenant,
                     service=service,
@@ -116,6 +125,11 @@ class DeliveryStore:
                 raise errors.DemoRateLimited(retry_after_s=max(1, -(-reply[1] // 1000)))
             raise _REJECTIONS[status]()
         raise errors.StoreUnavailable("clock disagreement with the store")
+
+    def _remember_ids(self, hint_key: tuple[str, str], ids: str) -> None:
+        if len(self._ids_hint) >= _MAX_HINTS:
+            self._ids_hint.clear()  # bounded memory; hints refill on the next deliveries
+        self._ids_hint[hint_key] = ids
 
     async def rotate(self, tenant: str, service: str) -> tuple[int, int]:
         """Advance a manual service's primary; returns (from_key_id, to_key_id)."""

@@ -16,6 +16,9 @@
 -- ARGV[8] demo burst (requests)
 -- ARGV[9] usage hash ttl s (history kept)
 -- ARGV[10] event stream cap (approximate)
+-- ARGV[11] the service's key ids as the caller last saw them ('' = unknown): a hint that lets
+--          one HMGET read the service's settings and its keys' state together; when it is
+--          stale the keys are read again, so the hint never changes a decision
 -- Returns, in check order (a request rejected before selection is not counted):
 --   {'day', day}            KEYS[4] is not today's hash (caller's clock off by a midnight): retry
 --   {'token'}               unknown tenant, app or secret
@@ -24,7 +27,8 @@
 --   {'service'}             no such service
 --   {'limit'}               service or app daily limit reached, or every key at its own limit
 --   {'nokeys'}              no active (and, for time policy, unexpired) key
---   {'ok', key_id, label, ciphertext, usage_today, policy, service max ('' = none), demo 0|1}
+--   {'ok', key_id, label, ciphertext, usage_today, policy, service max ('' = none), demo 0|1,
+--    the service's key ids when the hint was stale, else ''}
 
 local now
 if ARGV[5] == '' then
@@ -82,11 +86,38 @@ if demo then
   redis.call('SET', KEYS[5], new_tat, 'PX', new_tat - now)
 end
 
-local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur')
+-- every key's state (label and sealed secret included: a second call after the pick costs
+-- more than the bytes) in the same HMGET as the service's settings, by the caller's hint
+local KEY_FIELDS = 5
+local function key_fields(ids_csv, into)
+  local ids = {}
+  for id in string.gmatch(ids_csv, '[^,]+') do
+    ids[#ids + 1] = id
+    into[#into + 1] = 'a:' .. id
+    into[#into + 1] = 'm:' .. id
+    into[#into + 1] = 't:' .. id
+    into[#into + 1] = 'l:' .. id
+    into[#into + 1] = 'c:' .. id
+  end
+  return ids
+end
+local hint = ARGV[11]
+local svc_fields = {'policy', 'max', 'ttl_ms', 'ids', 'cur'}
+local ids = key_fields(hint, svc_fields)
+local svc = redis.call('HMGET', KEYS[3], unpack(svc_fields))
 local policy = svc[1]
 if not policy then
   return {'service'}
 end
+local state, base = svc, 5  -- key i's fields are state[base + KEY_FIELDS * (i - 1) + 1 ..]
+local fresh_ids = ''
+if (svc[4] or '') ~= hint then
+  fresh_ids = svc[4] or ''
+  local fields = {}
+  ids = key_fields(fresh_ids, fields)
+  state, base = (#fields > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}), 0
+end
+local n = #ids
 local slug = ARGV[3]
 
 local subscribed = tenant[4]
@@ -101,23 +132,9 @@ local function emit(event_type, data)
   end
 end
 
--- one HMGET for every key's state (label and sealed secret included: a second call after
--- the pick costs more than the bytes), one for today's counters: service, app, every key
-local ids = {}
-for id in string.gmatch(svc[4] or '', '[^,]+') do ids[#ids + 1] = id end
-local n = #ids
-local fields = {}
+-- today's counters in one HMGET: service, app, every key
 local use_fields = {'s:' .. slug, 'a:' .. app_id}
-for i = 1, n do
-  local id = ids[i]
-  local f = 5 * i
-  fields[f - 4] = 'a:' .. id
-  fields[f - 3] = 'm:' .. id
-  fields[f - 2] = 't:' .. id
-  fields[f - 1] = 'l:' .. id
-  fields[f] = 'c:' .. id
-  use_fields[i + 2] = 'k:' .. id
-end
+for i = 1, n do use_fields[i + 2] = 'k:' .. ids[i] end
 local counts = redis.call('HMGET', KEYS[4], unpack(use_fields))
 
 -- limits; the flag fields make the event once per day
@@ -140,17 +157,17 @@ if app_max and tonumber(counts[2] or 0) >= app_max then
 end
 
 -- selection
-local state = n > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}
-local function active(i) return state[5 * i - 4] == '1' end
+local function field(i, k) return state[base + KEY_FIELDS * (i - 1) + k] end
+local function active(i) return field(i, 1) == '1' end
 local function used(i) return tonumber(counts[i + 2] or 0) end
 local function under_limit(i)
-  local key_max = tonumber(state[5 * i - 3])
+  local key_max = tonumber(field(i, 2))
   return not key_max or used(i) < key_max
 end
 
 local ttl_ms = tonumber(svc[3]) or math.huge
 local function expired(i)
-  local entered = tonumber(state[5 * i - 2])
+  local entered = tonumber(field(i, 3))
   return entered ~= nil and now >= entered + ttl_ms
 end
 
@@ -196,7 +213,7 @@ else
       if under_limit(i) then
         pick = i
         -- a time-policy key's validity starts when it is first delivered
-        if is_time and not state[5 * i - 2] then
+        if is_time and not field(i, 3) then
           redis.call('HSET', KEYS[3], 't:' .. ids[i], now)
         end
         break
@@ -215,15 +232,20 @@ if not pick then
   return {'nokeys'}
 end
 
+-- counting: one HSET of the new values (the script is atomic, so read + write is exact)
 local key_id = ids[pick]
-local usage_today = redis.call('HINCRBY', KEYS[4], 'k:' .. key_id, 1)
-local svc_count = redis.call('HINCRBY', KEYS[4], 's:' .. slug, 1)
+local usage_today = used(pick) + 1
+local svc_count = tonumber(counts[1] or 0) + 1
 if app then
-  local app_count = redis.call('HINCRBY', KEYS[4], 'a:' .. app_id, 1)
+  local app_count = tonumber(counts[2] or 0) + 1
+  redis.call('HSET', KEYS[4], 'k:' .. key_id, usage_today, 's:' .. slug, svc_count,
+    'a:' .. app_id, app_count)
   if app_max and app_count >= app_max then
     limit_reached('lra:' .. app_id, {service = slug, scope = 'app', app_id = tonumber(app_id),
       limit = app_max})
   end
+else
+  redis.call('HSET', KEYS[4], 'k:' .. key_id, usage_today, 's:' .. slug, svc_count)
 end
 if usage_today == 1 then
   -- first count of this key today: (re)arm the hash's expiry, so counters need no cron
@@ -238,5 +260,5 @@ if subscribed ~= '' and wants('key.delivered') then
     ',"usage_today":' .. usage_today .. (app and (',"app_id":' .. app_id) or '') .. '}')
 end
 
-return {'ok', tonumber(key_id), state[5 * pick - 1], state[5 * pick], usage_today, policy,
-  svc[2] or '', demo and 1 or 0}
+return {'ok', tonumber(key_id), field(pick, 4), field(pick, 5), usage_today, policy,
+  svc[2] or '', demo and 1 or 0, fresh_ids}

@@ -345,3 +345,22 @@ async def test_script_reports_the_day_it_uses(redis, settings):
         script.source, 6, *["{t:x}:k"] * 6, "h", "", "s", "", now_ms, 4, "1000", "10", "60", "100"
     )
     assert reply == [b"day", 5]
+
+
+async def test_stale_key_ids_hint_never_changes_a_decision(store, redis, settings):
+    """The process remembers the service's key ids; the script re-reads them when they moved."""
+    t = await seed.tenant(redis)
+    await seed.service(redis, t, "s", policy="usage")
+    a = await seed.key(redis, settings.keyring, t, "s", "sk-a")
+    b = await seed.key(redis, settings.keyring, t, "s", "sk-b")
+    assert {(await store.next_key(t.client, "s", IP)).key_id for _ in range(2)} == {a, b}
+    assert store._ids_hint[(t.tenant, "s")] == f"{a},{b}"
+
+    await redis.hset(keys.service(t.tenant, "s"), "ids", str(b))  # a removed from rotation
+    picks = {(await store.next_key(t.client, "s", IP)).key_id for _ in range(3)}
+    assert picks == {b}
+    assert store._ids_hint[(t.tenant, "s")] == str(b)
+
+    # a hint naming a key the service never had is just as harmless
+    store._ids_hint[(t.tenant, "s")] = "999"
+    assert (await store.next_key(t.client, "s", IP)).key_id == b
