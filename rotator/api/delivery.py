@@ -7,6 +7,7 @@ decrypt, mask, encode. Every decision is in scripts/lua/next_key.lua.
 from __future__ import annotations
 
 import logging
+import re
 
 import msgspec
 from litestar import Request, get
@@ -47,6 +48,8 @@ class NextKey(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 _MASK_ON = frozenset(("1", "true"))
 _JSON_HEADER = (b"content-type", b"application/json")
+# a proxy's request id (nginx's $request_id is 32 hex digits); anything else is ignored
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
 
 
 class JsonBody:
@@ -85,7 +88,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     ["/v1/next", "/keyrotator/api/next.php"],
     summary="The key to use now",
     description="Picks a key by the service's rotation policy, counts it and returns it. "
-    "Errors are {\"error\": message} with the statuses of the delivery error table.",
+    'Errors are {"error": message} with the statuses of the delivery error table.',
     responses={200: ResponseSpec(data_container=NextKey, description="The key to use now")},
 )
 async def next_key(request: Request) -> ASGIApp:
@@ -107,9 +110,15 @@ async def next_key(request: Request) -> ASGIApp:
     client = scope.get("client")
     peer = client[0] if client else ""
     resolver = state.client_ip
-    forwarded = _header(scope, b"x-forwarded-for") if resolver.trusted else None
+    forwarded = request_id = None
+    if resolver.trusted and resolver.trusts(peer):
+        forwarded = _header(scope, b"x-forwarded-for")
+        request_id = _header(scope, b"x-request-id")
     delivery = await state.delivery.next_key(
-        parsed, service, ip_hex(resolver.resolve(peer, forwarded))
+        parsed,
+        service,
+        ip_hex(resolver.resolve(peer, forwarded)),
+        request_id if request_id and _REQUEST_ID.fullmatch(request_id) else "",
     )
 
     try:

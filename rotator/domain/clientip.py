@@ -19,6 +19,8 @@ class ClientIpResolver:
     def __init__(self, trusted: Sequence[Network]) -> None:
         self.trusted = tuple(trusted)
         self.resolve = lru_cache(maxsize=65536)(self._resolve)
+        self.trusts = lru_cache(maxsize=1024)(self._is_trusted)
+        """Whether a peer is a trusted proxy (whose X-Request-ID is honoured too)."""
 
     def _is_trusted(self, address: str) -> bool:
         try:

@@ -23,6 +23,8 @@ _NEXT_KEY = scripts.load("next_key")
 _ROTATE = scripts.load("rotate")
 
 _MAX_HINTS = 100_000
+REQUEST_RECORD_TTL_MS = "60000"
+"""How long a proxy's retry of a request is recognised (nginx retries within seconds)."""
 
 _REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
     b"token": errors.InvalidToken,
@@ -69,8 +71,12 @@ class DeliveryStore:
     async def close(self) -> None:
         await self.fast.close()
 
-    async def next_key(self, token: ParsedToken, service: str, ip_hex: str) -> Delivery:
-        """Pick, count and record one delivery; raises the domain error of a rejection."""
+    async def next_key(
+        self, token: ParsedToken, service: str, ip_hex: str, request_id: str = ""
+    ) -> Delivery:
+        """Pick, count and record one delivery; raises the domain error of a rejection.
+
+        `request_id` (from a trusted proxy) makes a retried request count once."""
         now_ms = self.clock()
         day = utc_day(now_ms)
         tenant = token.tenant
@@ -86,6 +92,7 @@ class DeliveryStore:
                     tag + ":use:" + str(day),
                     tag + ":gcra:" + ip_hex,
                     tag + ":events",
+                    tag + ":rid:" + request_id,
                 ),
                 (
                     token.secret_hash,
@@ -99,6 +106,8 @@ class DeliveryStore:
                     self._usage_ttl_s,
                     self._events_maxlen,
                     self._ids_hint.get(hint_key, ""),
+                    request_id,
+                    REQUEST_RECORD_TTL_MS,
                 ),
             )
             status = reply[0]

@@ -6,6 +6,7 @@
 -- KEYS[4] usage hash        {t:T}:use:<day>
 -- KEYS[5] demo throttle     {t:T}:gcra:<iphex>
 -- KEYS[6] event stream      {t:T}:events
+-- KEYS[7] request record    {t:T}:rid:<request id>   (no request id: any name in the slot, unused)
 -- ARGV[1] sha256 hex of the token's secret part
 -- ARGV[2] app id ('' = tenant client token)
 -- ARGV[3] service slug
@@ -19,6 +20,10 @@
 -- ARGV[11] the service's key ids as the caller last saw them ('' = unknown): a hint that lets
 --          one HMGET read the service's settings and its keys' state together; when it is
 --          stale the keys are read again, so the hint never changes a decision
+-- ARGV[12] request id set by a trusted proxy ('' = none): a retry of the same request (nginx
+--          resending a GET whose API process died after this script ran) gets the key the
+--          first attempt picked, counted once
+-- ARGV[13] request record ttl ms
 -- Returns, in check order (a request rejected before selection is not counted):
 --   {'day', day}            KEYS[4] is not today's hash (caller's clock off by a midnight): retry
 --   {'token'}               unknown tenant, app or secret
@@ -119,6 +124,7 @@ if (svc[4] or '') ~= hint then
 end
 local n = #ids
 local slug = ARGV[3]
+local function field(i, k) return state[base + KEY_FIELDS * (i - 1) + k] end
 
 local subscribed = tenant[4]
 local function wants(event_type)
@@ -136,6 +142,21 @@ end
 local use_fields = {'s:' .. slug, 'a:' .. app_id}
 for i = 1, n do use_fields[i + 2] = 'k:' .. ids[i] end
 local counts = redis.call('HMGET', KEYS[4], unpack(use_fields))
+local function used(i) return tonumber(counts[i + 2] or 0) end
+
+local request_id = ARGV[12]
+if request_id ~= '' then
+  local done = redis.call('GET', KEYS[7])
+  if done then
+    -- a retry: answer what the first attempt picked, if that key is still in the service
+    for i = 1, n do
+      if ids[i] == done then
+        return {'ok', tonumber(done), field(i, 4), field(i, 5), used(i), policy, svc[2] or '',
+          demo and 1 or 0, fresh_ids}
+      end
+    end
+  end
+end
 
 -- limits; the flag fields make the event once per day
 local svc_max = tonumber(svc[2])
@@ -157,9 +178,7 @@ if app_max and tonumber(counts[2] or 0) >= app_max then
 end
 
 -- selection
-local function field(i, k) return state[base + KEY_FIELDS * (i - 1) + k] end
 local function active(i) return field(i, 1) == '1' end
-local function used(i) return tonumber(counts[i + 2] or 0) end
 local function under_limit(i)
   local key_max = tonumber(field(i, 2))
   return not key_max or used(i) < key_max
@@ -246,6 +265,9 @@ if app then
   end
 else
   redis.call('HSET', KEYS[4], 'k:' .. key_id, usage_today, 's:' .. slug, svc_count)
+end
+if request_id ~= '' then
+  redis.call('SET', KEYS[7], key_id, 'PX', ARGV[13])
 end
 if usage_today == 1 then
   -- first count of this key today: (re)arm the hash's expiry, so counters need no cron

@@ -272,3 +272,22 @@ async def test_one_redis_command_per_delivery(settings, redis, clock):
         if c["client_port"] in app_ports and c.get("client_type") != "lua"
     ]
     assert client_cmds == ["EVALSHA"] * n
+
+
+async def test_request_id_is_honoured_only_from_trusted_proxies(redis, settings, clock):
+    import dataclasses
+    import ipaddress
+
+    from tests.asgi import app_client
+
+    t, token = await seeded(redis, settings)
+    params = {"service": "openai", "token": token}
+    retry = {"X-Request-ID": "0123456789abcdef0123456789abcdef"}
+    proxied = dataclasses.replace(settings, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+    async with app_client(create_app(proxied, clock=clock)) as behind_proxy:
+        first = (await behind_proxy.get("/v1/next", params=params, headers=retry)).json()
+        again = (await behind_proxy.get("/v1/next", params=params, headers=retry)).json()
+    assert first["meta"] == again["meta"] == {"key_id": t.key_ids[0], "usage_today": 1}
+    async with app_client(create_app(settings, clock=clock)) as direct:  # no trusted proxy
+        third = (await direct.get("/v1/next", params=params, headers=retry)).json()
+    assert third["meta"]["usage_today"] == 2

@@ -364,3 +364,23 @@ async def test_stale_key_ids_hint_never_changes_a_decision(store, redis, setting
     # a hint naming a key the service never had is just as harmless
     store._ids_hint[(t.tenant, "s")] = "999"
     assert (await store.next_key(t.client, "s", IP)).key_id == b
+
+
+async def test_a_retried_request_is_counted_once(store, redis, settings, clock):
+    """A proxy resending a request (same request id) gets the first attempt's key, uncounted."""
+    t = await seed.tenant(redis)
+    await seed.service(redis, t, "s", policy="usage", max_daily=2)
+    a = await seed.key(redis, settings.keyring, t, "s", "sk-a")
+    b = await seed.key(redis, settings.keyring, t, "s", "sk-b")
+    first = await store.next_key(t.client, "s", IP, "req-0001")
+    again = await store.next_key(t.client, "s", IP, "req-0001")
+    assert (first.key_id, again.key_id) == (a, a)
+    assert (first.usage_today, again.usage_today) == (1, 1)
+    assert (await store.next_key(t.client, "s", IP, "req-0002")).key_id == b
+    # the limit (2) is reached, yet the retry of an answered request is still answered
+    assert (await store.next_key(t.client, "s", IP, "req-0002")).key_id == b
+    with pytest.raises(errors.DailyLimitReached):
+        await store.next_key(t.client, "s", IP, "req-0003")
+    use = keys.usage(t.tenant, utc_day(clock()))
+    assert await redis.hget(use, "s:s") == b"2"
+    assert 0 < await redis.pttl(keys.tag(t.tenant) + ":rid:req-0001") <= 60_000
