@@ -1,12 +1,13 @@
-"""One pipelined connection: commands of a loop tick are written at once, replies resolve in order.
+"""One pipelined connection: commands are written in small batches, replies resolve in order.
 
 Redis answers the commands of one connection in order, so a FIFO of futures is all
 the bookkeeping a reply needs. Concurrent requests queue their packed commands and
-the first one of a tick schedules a single flush (one transport.write) at the end of
-the tick. Deadlines are per connection, not per call (no wait_for, no timer per
-call): a watchdog looks at the send time of the oldest unanswered batch, and once it
-is older than the timeout the connection is dead, because a late reply could no
-longer be matched to anything after the pending calls are failed.
+the first one of a tick schedules a flush (one transport.write) at the end of the
+tick; a batch that reaches FLUSH_EVERY commands is written at once. Deadlines are
+per connection, not per call (no wait_for, no timer per call): a watchdog looks at
+the send time of the oldest unanswered batch, and once it is older than the timeout
+the connection is dead, because a late reply could no longer be matched to anything
+after the pending calls are failed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class ReplyError(Exception):
 
 
 pack_command = hiredis.pack_command
+
+
+# Commands are written once per loop tick, or as soon as this many are queued: Valkey then
+# starts on the first ones while this process is still parsing the tick's other requests.
+# Measured (make bench --quick, -c32, one worker): per tick only 72% of the bare handler's
+# rate and p99 20 ms; every 4-8 commands 96-97% and p99 2.6 ms; every command 89%.
+FLUSH_EVERY = 8
 
 
 class PipelinedConnection(asyncio.Protocol):
@@ -93,8 +101,11 @@ class PipelinedConnection(asyncio.Protocol):
             fut.set_exception(StoreUnavailable())
             return fut
         self._pending.append(fut)
-        self._out.append(packed)
-        if not self._flush_scheduled:
+        out = self._out
+        out.append(packed)
+        if len(out) >= FLUSH_EVERY:
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
         return fut
