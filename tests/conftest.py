@@ -31,6 +31,7 @@ from rotator.embedded import EmbeddedValkey
 from rotator.settings import Settings
 from tests.asgi import app_client
 from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
+from workers.receiver import Receiver
 
 OPERATOR_TOKEN = "operator-test-token-0123456789abcdef"
 # 2026-03-01T12:00:00Z: far from a UTC midnight unless a test moves it there
@@ -124,3 +125,11 @@ async def client(
     with an injected clock, on the flushed test database; the peer is 127.0.0.1."""
     async with app_client(create_app(settings, clock=clock)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on loopback (workers.receiver), recording what arrives."""
+    r = await Receiver().start()
+    yield r
+    await r.close()

@@ -28,7 +28,6 @@ from tests.conftest import T0_MS
 from tests.integration.management import Tenant, deliver, new_key, new_service, new_tenant
 from tests.integration.webhook_support import FAST, verify_signature, worker
 from workers.pump import EventPump
-from workers.receiver import Receiver
 from workers.settings import queue_url
 from workers.sweep import sweep_time_services
 
@@ -36,13 +35,6 @@ pytestmark = pytest.mark.backends("cluster")
 
 TTL_MIN = 5
 SECRET = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
-
-
-@pytest.fixture
-async def receiver():
-    r = await Receiver().start()
-    yield r
-    await r.close()
 
 
 async def webhook_tenants_on_two_nodes(client, valkey_cluster, url: str) -> list[Tenant]:

@@ -10,14 +10,6 @@ from rotator.store import webhooks
 from rotator.store.webhooks import DeliveryAttempt
 from tests.integration.management import deliver, new_key, new_service, new_tenant
 from tests.integration.webhook_support import deliver_all, verify_signature
-from workers.receiver import Receiver
-
-
-@pytest.fixture
-async def receiver():
-    r = await Receiver().start()
-    yield r
-    await r.close()
 
 
 def attempt(n: int, outcome: str = "delivered") -> DeliveryAttempt:

@@ -10,8 +10,6 @@ import dataclasses
 import json
 import time
 
-import pytest
-
 from rotator.store import keys
 from rotator.store.events import GROUP
 from tests.integration.webhook_support import (
@@ -25,13 +23,6 @@ from tests.integration.webhook_support import (
     worker,
 )
 from workers.receiver import Receiver
-
-
-@pytest.fixture
-async def receiver():
-    r = await Receiver().start()
-    yield r
-    await r.close()
 
 
 def statuses(*codes: int):

@@ -22,14 +22,6 @@ from tests.integration.webhook_support import (
 )
 from tests.lua import seed
 from workers.pump import enqueue_batch, jobs_for
-from workers.receiver import Receiver
-
-
-@pytest.fixture
-async def receiver():
-    r = await Receiver().start()
-    yield r
-    await r.close()
 
 
 async def queued(redis) -> list[str]:

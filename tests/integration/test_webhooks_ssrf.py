@@ -18,13 +18,6 @@ from workers.receiver import Receiver
 from workers.webhook_client import DeliveryFailed, GuardedBackend, WebhookClient
 
 
-@pytest.fixture
-async def receiver():
-    r = await Receiver().start()
-    yield r
-    await r.close()
-
-
 def resolver(answers: dict[str, list[str]]):
     calls: list[str] = []
 

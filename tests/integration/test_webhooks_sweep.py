@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from rotator.domain.clock import FakeClock
 from rotator.store import keys
 from tests.conftest import T0_MS
 from tests.integration.webhook_support import FAST, deliver_all, verify_signature, webhook_tenant
 from tests.lua import seed
-from workers.receiver import Receiver
 from workers.sweep import sweep_time_services
 
 TTL_MIN = 5
-
-
-@pytest.fixture
-async def receiver():
-    r = await Receiver().start()
-    yield r
-    await r.close()
 
 
 async def time_service(redis, settings, t, slug, *, entered_ms):
