@@ -133,7 +133,7 @@ def test_describe_lists_every_setting_with_default_and_doc():
 
 def test_readme_configuration_table_matches_the_code():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("<!-- section: configuration -->", 1)[1].split("<!-- section:", 1)[0]
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `ROTATOR_")]
     expected = [
         f"| `{name}` | `{default}` | {doc.replace('|', chr(92) + '|')} |"
