@@ -91,20 +91,22 @@ if demo then
   redis.call('SET', KEYS[5], new_tat, 'PX', new_tat - now)
 end
 
--- every key's state (label and sealed secret included: a second call after the pick costs
--- more than the bytes) in the same HMGET as the service's settings, by the caller's hint
-local KEY_FIELDS = 5
+-- the keys' state in the same HMGET as the service's settings, named by the caller's hint
+-- only what every policy needs (active, own limit): each field read from a cold hash costs
+-- cache misses, so validity times are read by the time policy alone, and the label and
+-- sealed secret of the picked key only
+local KEY_FIELDS = 2
 local function key_fields(ids_csv, into)
   local ids = {}
   for id in string.gmatch(ids_csv, '[^,]+') do
     ids[#ids + 1] = id
     into[#into + 1] = 'a:' .. id
     into[#into + 1] = 'm:' .. id
-    into[#into + 1] = 't:' .. id
-    into[#into + 1] = 'l:' .. id
-    into[#into + 1] = 'c:' .. id
   end
   return ids
+end
+local function picked(key_id)
+  return redis.call('HMGET', KEYS[3], 'l:' .. key_id, 'c:' .. key_id)
 end
 local hint = ARGV[11]
 local svc_fields = {'policy', 'max', 'ttl_ms', 'ids', 'cur'}
@@ -151,7 +153,8 @@ if request_id ~= '' then
     -- a retry: answer what the first attempt picked, if that key is still in the service
     for i = 1, n do
       if ids[i] == done then
-        return {'ok', tonumber(done), field(i, 4), field(i, 5), used(i), policy, svc[2] or '',
+        local key = picked(done)
+        return {'ok', tonumber(done), key[1], key[2], used(i), policy, svc[2] or '',
           demo and 1 or 0, fresh_ids}
       end
     end
@@ -185,9 +188,15 @@ local function under_limit(i)
 end
 
 local ttl_ms = tonumber(svc[3]) or math.huge
+local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
+if policy == 'time' and n > 0 then
+  local t_fields = {}
+  for i = 1, n do t_fields[i] = 't:' .. ids[i] end
+  entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
+end
 local function expired(i)
-  local entered = tonumber(field(i, 3))
-  return entered ~= nil and now >= entered + ttl_ms
+  local t0 = tonumber(entered[i])
+  return t0 ~= nil and now >= t0 + ttl_ms
 end
 
 local pick = nil
@@ -232,7 +241,7 @@ else
       if under_limit(i) then
         pick = i
         -- a time-policy key's validity starts when it is first delivered
-        if is_time and not field(i, 3) then
+        if is_time and not entered[i] then
           redis.call('HSET', KEYS[3], 't:' .. ids[i], now)
         end
         break
@@ -282,5 +291,6 @@ if subscribed ~= '' and wants('key.delivered') then
     ',"usage_today":' .. usage_today .. (app and (',"app_id":' .. app_id) or '') .. '}')
 end
 
-return {'ok', tonumber(key_id), field(pick, 4), field(pick, 5), usage_today, policy,
-  svc[2] or '', demo and 1 or 0, fresh_ids}
+local key = picked(key_id)
+return {'ok', tonumber(key_id), key[1], key[2], usage_today, policy, svc[2] or '',
+  demo and 1 or 0, fresh_ids}
