@@ -13,7 +13,7 @@
   is counted once and never reached its client.
 
 nginx is the Debian package; it is installed when missing and running as root
-(apt-get), else the tests are skipped saying how to install it.
+(apt-get), else the tests fail saying how to install it.
 """
 
 from __future__ import annotations
@@ -64,12 +64,15 @@ def find_nginx() -> str | None:
 
 @pytest.fixture(scope="session")
 def nginx_binary() -> str:
-    """nginx's path; installs the Debian package when missing and running as root."""
+    """nginx's path; installs the Debian package when missing and running as root.
+
+    nginx is a test requirement like the venv's packages: without it the test fails
+    saying how to install it, rather than passing by skipping."""
     path = find_nginx()
     if path:
         return path
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("nginx is not installed (sudo apt-get install -y nginx, or run as root)")
+        pytest.fail("nginx is not installed: sudo apt-get install -y nginx (or run as root)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "nginx"]
     for step in (install, ["apt-get", "update", "-q"], install):
@@ -77,7 +80,7 @@ def nginx_binary() -> str:
         path = find_nginx()
         if path:
             return path
-    pytest.skip("apt-get could not install nginx (offline?): install the Debian package nginx")
+    pytest.fail("apt-get could not install nginx (offline?): install the Debian package nginx")
 
 
 def render_config(workdir: Path, listen_port: int, api_ports: list[int]) -> Path:
