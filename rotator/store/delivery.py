@@ -35,6 +35,17 @@ _REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
 }
 
 
+_NO_HINT: tuple[str, tuple[str, ...]] = ("", ())
+
+
+def hint_fields(ids: str) -> tuple[str, ...]:
+    """next_key.lua's ARGV[16..] for a hint of key ids "1,2,3": the counter field of each
+    key, then each key's state fields (see the script's header)."""
+    split = ids.split(",") if ids else []
+    state = [field for i in split for field in ("a:" + i, "m:" + i)]
+    return (*("k:" + i for i in split), *state)
+
+
 class DeliveryStore:
     """Hot-path operations of one process, on one pipelined connection (per node)."""
 
@@ -49,9 +60,10 @@ class DeliveryStore:
         self._demo_burst = str(settings.demo_burst)
         self._usage_ttl_s = str(settings.usage_retention_days * 86_400 + 86_400)
         self._events_maxlen = str(settings.events_maxlen)
-        # (tenant, service) -> the key ids the script last returned: a hint, never trusted
-        # (the script checks it), that saves a round of HMGET inside the script
-        self._ids_hint: dict[tuple[str, str], str] = {}
+        # (tenant, service) -> the key ids the script last returned, with their field names:
+        # a hint, never trusted (the script checks it), that saves a round of HMGET and
+        # every string the script would otherwise build
+        self._ids_hint: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock, fixed_clock: bool) -> DeliveryStore:
@@ -82,6 +94,7 @@ class DeliveryStore:
         tenant = token.tenant
         tag = keys.tag(tenant)
         hint_key = (tenant, service)
+        hint, hint_fields = self._ids_hint.get(hint_key, _NO_HINT)
         for _ in range(2):
             reply = await self.fast.evalsha(
                 _NEXT_KEY,
@@ -105,9 +118,12 @@ class DeliveryStore:
                     self._demo_burst,
                     self._usage_ttl_s,
                     self._events_maxlen,
-                    self._ids_hint.get(hint_key, ""),
+                    hint,
                     request_id,
                     REQUEST_RECORD_TTL_MS,
+                    "s:" + service,
+                    "a:" + token.app,
+                    *hint_fields,
                 ),
             )
             status = reply[0]
@@ -138,7 +154,7 @@ class DeliveryStore:
     def _remember_ids(self, hint_key: tuple[str, str], ids: str) -> None:
         if len(self._ids_hint) >= _MAX_HINTS:
             self._ids_hint.clear()  # bounded memory; hints refill on the next deliveries
-        self._ids_hint[hint_key] = ids
+        self._ids_hint[hint_key] = (ids, hint_fields(ids))
 
     async def rotate(self, tenant: str, service: str) -> tuple[int, int]:
         """Advance a manual service's primary; returns (from_key_id, to_key_id)."""

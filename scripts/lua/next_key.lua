@@ -24,6 +24,11 @@
 --          resending a GET whose API process died after this script ran) gets the key the
 --          first attempt picked, counted once
 -- ARGV[13] request record ttl ms
+-- ARGV[14] 's:<slug>', ARGV[15] 'a:<app id>': today's counter fields of the service and app
+-- ARGV[16 ..] for the n ids of ARGV[11], in order: 'k:<id>' each (counter fields), then
+--          'a:<id>', 'm:<id>' each (state fields); built from ARGV[11] by the caller, which
+--          caches them with the hint, so the usual delivery builds no string here (in this
+--          script a string concatenation, a table or a closure costs as much as a field read)
 -- Returns, in check order (a request rejected before selection is not counted):
 --   {'day', day}            KEYS[4] is not today's hash (caller's clock off by a midnight): retry
 --   {'token'}               unknown tenant, app or secret
@@ -61,19 +66,22 @@ if not tenant[1] or token_hash ~= ARGV[1] then
 end
 
 -- allowlists are concatenated 64-hex-digit chunks lo||hi; equal-width hex compares like numbers
-local ip = ARGV[4]
-local function allowed(ranges)
-  if not ranges or ranges == '' then return true end
-  if ip == '' then return false end
-  for i = 1, #ranges, 64 do
-    if ip >= string.sub(ranges, i, i + 31) and ip <= string.sub(ranges, i + 32, i + 63) then
-      return true
+local tenant_allow, app_allow = tenant[3], app and app[2]
+if (tenant_allow and tenant_allow ~= '') or (app_allow and app_allow ~= '') then
+  local ip = ARGV[4]
+  local function allowed(ranges)
+    if not ranges or ranges == '' then return true end
+    if ip == '' then return false end
+    for i = 1, #ranges, 64 do
+      if ip >= string.sub(ranges, i, i + 31) and ip <= string.sub(ranges, i + 32, i + 63) then
+        return true
+      end
     end
+    return false
   end
-  return false
-end
-if not allowed(tenant[3]) or (app and not allowed(app[2])) then
-  return {'ip'}
+  if not allowed(tenant_allow) or not allowed(app_allow) then
+    return {'ip'}
+  end
 end
 
 local demo = tenant[2] == '1'
@@ -91,71 +99,57 @@ if demo then
   redis.call('SET', KEYS[5], new_tat, 'PX', new_tat - now)
 end
 
--- the keys' state in the same HMGET as the service's settings, named by the caller's hint
--- only what every policy needs (active, own limit): each field read from a cold hash costs
--- cache misses, so validity times are read by the time policy alone, and the label and
--- sealed secret of the picked key only
-local KEY_FIELDS = 2
-local function key_fields(ids_csv, into)
-  local ids = {}
-  for id in string.gmatch(ids_csv, '[^,]+') do
-    ids[#ids + 1] = id
-    into[#into + 1] = 'a:' .. id
-    into[#into + 1] = 'm:' .. id
-  end
-  return ids
-end
-local function picked(key_id)
-  return redis.call('HMGET', KEYS[3], 'l:' .. key_id, 'c:' .. key_id)
-end
-local hint = ARGV[11]
-local svc_fields = {'policy', 'max', 'ttl_ms', 'ids', 'cur'}
-local ids = key_fields(hint, svc_fields)
-local svc = redis.call('HMGET', KEYS[3], unpack(svc_fields))
+-- the service's settings and, named by the hint, its keys' state in one HMGET: only what
+-- every policy needs (active, own limit); each field read from a cold hash costs cache
+-- misses, so validity times are read by the time policy alone, and the label and sealed
+-- secret of the picked key only
+local n = (#ARGV - 15) / 3
+local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur',
+  unpack(ARGV, 16 + n, 15 + 3 * n))
 local policy = svc[1]
 if not policy then
   return {'service'}
 end
-local state, base = svc, 5  -- key i's fields are state[base + KEY_FIELDS * (i - 1) + 1 ..]
+-- key i: counter field kf[kb + i] ('k:<id>'), active state[sb + 2i - 1], own limit state[sb + 2i]
+local kf, kb, state, sb = ARGV, 15, svc, 5
 local fresh_ids = ''
-if (svc[4] or '') ~= hint then
+if (svc[4] or '') ~= ARGV[11] then
   fresh_ids = svc[4] or ''
   local fields = {}
-  ids = key_fields(fresh_ids, fields)
-  state, base = (#fields > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}), 0
+  kf, kb, n = {}, 0, 0
+  for id in string.gmatch(fresh_ids, '[^,]+') do
+    n = n + 1
+    kf[n] = 'k:' .. id
+    fields[2 * n - 1] = 'a:' .. id
+    fields[2 * n] = 'm:' .. id
+  end
+  state, sb = (n > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}), 0
 end
-local n = #ids
 local slug = ARGV[3]
-local function field(i, k) return state[base + KEY_FIELDS * (i - 1) + k] end
 
 local subscribed = tenant[4]
-local function wants(event_type)
-  return subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true)
-end
 -- data: a table, or JSON already encoded (the per-delivery event skips cjson)
 local function emit(event_type, data)
-  if wants(event_type) then
+  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true) then
     if type(data) == 'table' then data = cjson.encode(data) end
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'type', event_type, 'data', data)
   end
 end
 
--- today's counters in one HMGET: service, app, every key
-local use_fields = {'s:' .. slug, 'a:' .. app_id}
-for i = 1, n do use_fields[i + 2] = 'k:' .. ids[i] end
-local counts = redis.call('HMGET', KEYS[4], unpack(use_fields))
-local function used(i) return tonumber(counts[i + 2] or 0) end
+-- today's counters in one HMGET: service, app, then key i at counts[2 + i]
+local counts = redis.call('HMGET', KEYS[4], ARGV[14], ARGV[15], unpack(kf, kb + 1, kb + n))
 
 local request_id = ARGV[12]
 if request_id ~= '' then
   local done = redis.call('GET', KEYS[7])
   if done then
     -- a retry: answer what the first attempt picked, if that key is still in the service
+    local done_field = 'k:' .. done
     for i = 1, n do
-      if ids[i] == done then
-        local key = picked(done)
-        return {'ok', tonumber(done), key[1], key[2], used(i), policy, svc[2] or '',
-          demo and 1 or 0, fresh_ids}
+      if kf[kb + i] == done_field then
+        local key = redis.call('HMGET', KEYS[3], 'l:' .. done, 'c:' .. done)
+        return {'ok', tonumber(done), key[1], key[2], tonumber(counts[2 + i] or 0), policy,
+          svc[2] or '', demo and 1 or 0, fresh_ids}
       end
     end
   end
@@ -180,25 +174,7 @@ if app_max and tonumber(counts[2] or 0) >= app_max then
   return {'limit'}
 end
 
--- selection
-local function active(i) return field(i, 1) == '1' end
-local function under_limit(i)
-  local key_max = tonumber(field(i, 2))
-  return not key_max or used(i) < key_max
-end
-
-local ttl_ms = tonumber(svc[3]) or math.huge
-local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
-if policy == 'time' and n > 0 then
-  local t_fields = {}
-  for i = 1, n do t_fields[i] = 't:' .. ids[i] end
-  entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
-end
-local function expired(i)
-  local t0 = tonumber(entered[i])
-  return t0 ~= nil and now >= t0 + ttl_ms
-end
-
+-- selection (loops index the tables directly: the hot path creates no helper closures)
 local pick = nil
 local candidates = 0
 if policy == 'usage' then
@@ -206,11 +182,12 @@ if policy == 'usage' then
   -- day's sequence deals deliveries round-robin
   local best = nil
   for i = 1, n do
-    if active(i) then
+    if state[sb + 2 * i - 1] == '1' then
       candidates = candidates + 1
-      if under_limit(i) then
-        local u = used(i)
-        if not best or u < best then best, pick = u, i end
+      local used = tonumber(counts[2 + i] or 0)
+      local key_max = tonumber(state[sb + 2 * i])
+      if (not key_max or used < key_max) and (not best or used < best) then
+        best, pick = used, i
       end
     end
   end
@@ -218,31 +195,43 @@ else
   -- manual and time: walk the rotation order from the current key; the first usable key is
   -- the current one (moved on when the old one was disabled, removed or expired); a current
   -- key at its own daily limit overflows to the next usable key without becoming current
+  local cur = svc[5]
+  local cur_field = cur and ('k:' .. cur)
   local start = 1
   for i = 1, n do
-    if ids[i] == svc[5] then start = i break end
+    if kf[kb + i] == cur_field then start = i break end
   end
   local is_time = policy == 'time'
+  local ttl_ms = tonumber(svc[3]) or math.huge
+  local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
+  if is_time and n > 0 then
+    local t_fields = {}
+    for i = 1, n do t_fields[i] = 't' .. string.sub(kf[kb + i], 2) end
+    entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
+  end
   local current = nil
   for step = 0, n - 1 do
     local i = (start - 1 + step) % n + 1
-    if active(i) and not (is_time and expired(i)) then
+    local t0 = tonumber(entered[i])
+    if state[sb + 2 * i - 1] == '1' and not (t0 and now >= t0 + ttl_ms) then
       candidates = candidates + 1
       if not current then
         current = i
-        if ids[i] ~= svc[5] then
-          redis.call('HSET', KEYS[3], 'cur', ids[i])
-          if is_time and svc[5] then
-            emit('key.rotated', {service = slug, from_key_id = tonumber(svc[5]),
-              to_key_id = tonumber(ids[i]), reason = 'expired'})
+        if kf[kb + i] ~= cur_field then
+          local id = string.sub(kf[kb + i], 3)
+          redis.call('HSET', KEYS[3], 'cur', id)
+          if is_time and cur then
+            emit('key.rotated', {service = slug, from_key_id = tonumber(cur),
+              to_key_id = tonumber(id), reason = 'expired'})
           end
         end
       end
-      if under_limit(i) then
+      local key_max = tonumber(state[sb + 2 * i])
+      if not key_max or tonumber(counts[2 + i] or 0) < key_max then
         pick = i
         -- a time-policy key's validity starts when it is first delivered
         if is_time and not entered[i] then
-          redis.call('HSET', KEYS[3], 't:' .. ids[i], now)
+          redis.call('HSET', KEYS[3], 't' .. string.sub(kf[kb + i], 2), now)
         end
         break
       end
@@ -261,19 +250,20 @@ if not pick then
 end
 
 -- counting: one HSET of the new values (the script is atomic, so read + write is exact)
-local key_id = ids[pick]
-local usage_today = used(pick) + 1
+local count_field = kf[kb + pick]
+local key_id = string.sub(count_field, 3)
+local usage_today = tonumber(counts[2 + pick] or 0) + 1
 local svc_count = tonumber(counts[1] or 0) + 1
 if app then
   local app_count = tonumber(counts[2] or 0) + 1
-  redis.call('HSET', KEYS[4], 'k:' .. key_id, usage_today, 's:' .. slug, svc_count,
-    'a:' .. app_id, app_count)
+  redis.call('HSET', KEYS[4], count_field, usage_today, ARGV[14], svc_count,
+    ARGV[15], app_count)
   if app_max and app_count >= app_max then
     limit_reached('lra:' .. app_id, {service = slug, scope = 'app', app_id = tonumber(app_id),
       limit = app_max})
   end
 else
-  redis.call('HSET', KEYS[4], 'k:' .. key_id, usage_today, 's:' .. slug, svc_count)
+  redis.call('HSET', KEYS[4], count_field, usage_today, ARGV[14], svc_count)
 end
 if request_id ~= '' then
   redis.call('SET', KEYS[7], key_id, 'PX', ARGV[13])
@@ -285,12 +275,12 @@ end
 if svc_max and svc_count >= svc_max then
   limit_reached('lr:' .. slug, {service = slug, scope = 'service', limit = svc_max})
 end
-if subscribed ~= '' and wants('key.delivered') then
+if subscribed and string.find(subscribed, ',key.delivered,', 1, true) then
   -- slugs are [a-z0-9_-] and ids digits, so plain concatenation is valid JSON
   emit('key.delivered', '{"service":"' .. slug .. '","key_id":' .. key_id ..
     ',"usage_today":' .. usage_today .. (app and (',"app_id":' .. app_id) or '') .. '}')
 end
 
-local key = picked(key_id)
+local key = redis.call('HMGET', KEYS[3], 'l:' .. key_id, 'c:' .. key_id)
 return {'ok', tonumber(key_id), key[1], key[2], usage_today, policy, svc[2] or '',
   demo and 1 or 0, fresh_ids}

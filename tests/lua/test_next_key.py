@@ -12,7 +12,7 @@ from rotator.domain import errors
 from rotator.domain.clock import DAY_MS, FakeClock, utc_day
 from rotator.domain.iprange import ip_hex
 from rotator.store import keys, scripts
-from rotator.store.delivery import DeliveryStore
+from rotator.store.delivery import DeliveryStore, hint_fields
 from tests.lua import seed
 
 pytestmark = pytest.mark.backends("single", "cluster")
@@ -354,15 +354,17 @@ async def test_stale_key_ids_hint_never_changes_a_decision(store, redis, setting
     a = await seed.key(redis, settings.keyring, t, "s", "sk-a")
     b = await seed.key(redis, settings.keyring, t, "s", "sk-b")
     assert {(await store.next_key(t.client, "s", IP)).key_id for _ in range(2)} == {a, b}
-    assert store._ids_hint[(t.tenant, "s")] == f"{a},{b}"
+    assert store._ids_hint[(t.tenant, "s")] == (
+        f"{a},{b}", (f"k:{a}", f"k:{b}", f"a:{a}", f"m:{a}", f"a:{b}", f"m:{b}")
+    )
 
     await redis.hset(keys.service(t.tenant, "s"), "ids", str(b))  # a removed from rotation
     picks = {(await store.next_key(t.client, "s", IP)).key_id for _ in range(3)}
     assert picks == {b}
-    assert store._ids_hint[(t.tenant, "s")] == str(b)
+    assert store._ids_hint[(t.tenant, "s")] == (str(b), (f"k:{b}", f"a:{b}", f"m:{b}"))
 
     # a hint naming a key the service never had is just as harmless
-    store._ids_hint[(t.tenant, "s")] = "999"
+    store._ids_hint[(t.tenant, "s")] = ("999", hint_fields("999"))
     assert (await store.next_key(t.client, "s", IP)).key_id == b
 
 
