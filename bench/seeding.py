@@ -160,7 +160,7 @@ def seed(
         pipe.execute()
     memory["tenants"] = _used_memory(r)
 
-    # phase 2: services as service_create.lua writes them
+    # phase 2: services as service_create.lua writes them (with copies of tenant fields)
     for chunk in _chunks(made):
         pipe = r.pipeline(transaction=False)
         for t in chunk:
@@ -169,6 +169,8 @@ def seed(
                     "policy": slug, "max": "",
                     "ttl_ms": str(TIME_TTL_MS) if slug == "time" else "",
                     "created_ms": now, "ids": "",
+                    "@client": t.client_hash, "@demo": "1" if demo else "0",
+                    "@allow": "", "@events": "",
                 })
             pipe.sadd(keys.TIME_SERVICES, keys.time_service_member(t.tid, "time"))
         pipe.execute()
@@ -202,11 +204,14 @@ def seed(
 
 
 def subscribe(r: redis.Redis, population: Population, events: str) -> None:
-    """Set every tenant's `events` field (",key.delivered," makes each delivery an XADD)."""
+    """Set every tenant's `events` field (",key.delivered," makes each delivery an XADD),
+    and its copies in the service hashes, as tenant_update.lua does."""
     for i in range(0, len(population.tenants), 2000):
         pipe = r.pipeline(transaction=False)
         for tid in population.tenants[i : i + 2000]:
             pipe.hset(keys.tenant(tid), "events", events)
+            for slug in POLICIES:
+                pipe.hset(keys.service(tid, slug), "@events", events)
         pipe.execute()
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from rotator.domain import iprange
 from rotator.domain.errors import InvalidField, StoreUnavailable
+from rotator.store import scripts
 from rotator.store.connection import UNAVAILABLE
 
 MAX_NAME_CHARS = 100
@@ -34,6 +35,13 @@ def store_op(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise StoreUnavailable() from exc
 
     return wrapper
+
+
+def queue_script(pipe: Any, name: str, keys_: Sequence[str], args: Sequence[Any]) -> None:
+    """Queue one management script on a durability pipeline as EVAL with its source: writes
+    are rare, EVAL never answers NOSCRIPT, and the write and its WAITAOF share a connection."""
+    script = scripts.load(name)
+    pipe.eval(script.source, len(keys_), *keys_, *args)
 
 
 # --- input checks -------------------------------------------------------------------------

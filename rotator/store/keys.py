@@ -24,6 +24,9 @@ Schema (per tenant T):
                               m:N max daily ('' = none), t:N entered rotation (ms),
                               x:N expiry recorded by the sweep (ms), n:N created (ms),
                               k:N masked form (domain/masking.py), so listings never decrypt
+                              @client, @demo, @allow, @events: copies of the tenant's fields,
+                                    written with them by tenant_update.lua (and by
+                                    service_create.lua), so a delivery reads one hash fewer
   {t:T}:apps            SET   app ids
   {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,

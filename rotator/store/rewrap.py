@@ -17,9 +17,8 @@ import msgspec
 
 from rotator.crypto import DecryptError, KeyRing, aad_for_key, aad_for_webhook_secret
 from rotator.store import keys
-from rotator.store.common import store_op
+from rotator.store.common import queue_script, store_op
 from rotator.store.connection import Durability, Redis
-from rotator.store.services import queue_script
 
 _KEY_FIELD = re.compile(rb"^c:(\d+)$")
 

@@ -13,8 +13,6 @@ write and its WAITAOF then share one connection as WAITAOF requires.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -23,12 +21,13 @@ from rotator.crypto import KeyRing, aad_for_key
 from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.domain.masking import mask
 from rotator.domain.models import Policy
-from rotator.store import keys, scripts
+from rotator.store import keys
 from rotator.store.common import (
     check_limit,
     check_name,
     limit_arg,
     optional_int,
+    queue_script,
     store_op,
     text,
 )
@@ -62,12 +61,6 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_ms: int
     current: bool
     """The service's `cur`: the manual primary or the time policy's current key."""
-
-
-def queue_script(pipe: Any, name: str, keys_: Sequence[str], args: Sequence[Any]) -> None:
-    """Queue one management script on a pipeline (EVAL: see the module docstring)."""
-    script = scripts.load(name)
-    pipe.eval(script.source, len(keys_), *keys_, *args)
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -186,7 +179,7 @@ async def create_service(
     queue_script(
         pipe,
         "service_create",
-        [keys.service(tenant, slug), keys.services(tenant)],
+        [keys.service(tenant, slug), keys.services(tenant), keys.tenant(tenant)],
         [slug, policy, limit_arg(max_daily_requests), ttl_ms, now_ms],
     )
     (created,) = await durability.execute(pipe)

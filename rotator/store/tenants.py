@@ -3,6 +3,8 @@
 A tenant is one hash, `{t:T}:tenant` (schema in keys.py), plus its membership of
 the global registries kr:tenants and kr:webhook_tenants. Tokens are returned once
 by the function that mints them; only the SHA-256 of their secret part is stored.
+The fields a delivery reads are copied into the tenant's service hashes by the same
+script that writes them (tenant_update.lua), so every settings write goes through it.
 """
 
 from __future__ import annotations
@@ -10,24 +12,28 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
-from rotator.domain.errors import InvalidField, NotFound
+from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
 from rotator.store import keys
 from rotator.store.common import (
     allowlist,
     check_allowlist,
     check_name,
+    queue_script,
     store_op,
     text,
 )
 from rotator.store.connection import Durability, Redis
 
+_UPDATE_ATTEMPTS = 5
 WEBHOOK_SECRET_PREFIX = "whsec_"
 WEBHOOK_SECRET_BYTES = (24, 64)
 """Standard Webhooks: a signing secret is `whsec_` + base64 of 24 to 64 random bytes."""
@@ -104,6 +110,38 @@ def new_webhook_secret() -> str:
     return WEBHOOK_SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
 
 
+async def write_fields(
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    fields: dict[str, str | bytes],
+    also: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """HSET `fields` on the tenant through tenant_update.lua, in one durable pipeline after
+    the commands `also` queues; returns those commands' results.
+
+    The script names every service hash it copies into, so the slugs are read first; if a
+    service came or went in between, the script writes nothing and is sent again."""
+    results: list[Any] = []
+    for attempt in range(_UPDATE_ATTEMPTS):
+        slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
+        pipe = redis.pipeline(transaction=False)
+        if attempt == 0 and also is not None:
+            also(pipe)
+        queue_script(
+            pipe,
+            "tenant_update",
+            [keys.tenant(tenant), keys.services(tenant), *(keys.service(tenant, s) for s in slugs)],
+            [",".join(slugs), *(item for pair in fields.items() for item in pair)],
+        )
+        *queued, written = await durability.execute(pipe)
+        if attempt == 0:
+            results = queued
+        if written:
+            return results
+    raise Conflict("the tenant's services kept changing during the update; try again")
+
+
 @store_op
 async def create_tenant(
     redis: Redis, durability: Durability, *, name: str, demo: bool, now_ms: int
@@ -165,9 +203,7 @@ async def issue_client_token(redis: Redis, durability: Durability, tenant: str) 
     if not await redis.exists(keys.tenant(tenant)):  # tenants are never deleted: no race
         raise NotFound("tenant not found")
     client = tokens.mint_client(tenant)
-    pipe = redis.pipeline(transaction=False)
-    pipe.hset(keys.tenant(tenant), "client", client.secret_hash)
-    await durability.execute(pipe)
+    await write_fields(redis, durability, tenant, {"client": client.secret_hash})
     return client.token
 
 
@@ -217,26 +253,28 @@ async def update_tenant(
         check_webhook_secret("webhook_secret", webhook_secret)
         fields["wh_secret"] = keyring.seal(webhook_secret.encode(), aad)
     generated = None
-    commands = 0
-    pipe = redis.pipeline(transaction=False)
-    if fields:
-        pipe.hset(key, mapping=fields)
-        commands += 1
     if webhook_secret is UNSET and url_after is not None and not current.get(b"wh_secret"):
         generated = new_webhook_secret()
-        # HSETNX: of two concurrent first-time PATCHes one secret wins, and only it is shown
-        pipe.hsetnx(key, "wh_secret", keyring.seal(generated.encode(), aad))
-        generated_at = commands
-        commands += 1
-    if webhook_url is not UNSET:
-        # a hint for the event pump, which reads wh_url itself before posting
-        if url_after is None:
-            pipe.srem(keys.WEBHOOK_TENANTS, tenant)
-        else:
-            pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
-        commands += 1
-    results = await durability.execute(pipe) if commands else []
-    if generated is not None and not results[generated_at]:
+    sealed_generated = generated and keyring.seal(generated.encode(), aad)
+
+    def also(pipe: Any) -> None:
+        if sealed_generated:
+            # HSETNX: of two concurrent first-time PATCHes one secret wins, and only it is shown
+            pipe.hsetnx(key, "wh_secret", sealed_generated)
+        if webhook_url is not UNSET:
+            # a hint for the event pump, which reads wh_url itself before posting
+            if url_after is None:
+                pipe.srem(keys.WEBHOOK_TENANTS, tenant)
+            else:
+                pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
+
+    if fields:
+        results = await write_fields(redis, durability, tenant, fields, also)
+    else:
+        pipe = redis.pipeline(transaction=False)
+        also(pipe)
+        results = await durability.execute(pipe) if len(pipe) else []
+    if generated is not None and not results[0]:
         generated = None
     return TenantUpdate(record=await get_tenant(redis, tenant), generated_webhook_secret=generated)
 

@@ -1,6 +1,6 @@
 -- next_key: authenticate, check, select, count and record one delivery, atomically.
 -- Units: times in ms since the epoch, days as whole UTC days since 1970-01-01.
--- KEYS[1] tenant hash       {t:T}:tenant
+-- KEYS[1] tenant hash       {t:T}:tenant     (read only when KEYS[3] holds no copy of its fields)
 -- KEYS[2] app hash          {t:T}:app:<id>   (when no app token: any name in the slot, unused)
 -- KEYS[3] service hash      {t:T}:svc:<slug>
 -- KEYS[4] usage hash        {t:T}:use:<day>
@@ -52,21 +52,41 @@ if day ~= tonumber(ARGV[6]) then
   return {'day', day}
 end
 
-local tenant = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow', 'events')
+-- the service's settings, its tenant's fields a delivery reads (copied into every service hash
+-- by tenant_update.lua and service_create.lua) and, named by the hint, its keys' state, in one
+-- HMGET: every hash and field read from a cold hash costs cache misses, so only what every
+-- policy needs is read here; validity times are read by the time policy alone, and the label
+-- and sealed secret of the picked key only
+local n = (#ARGV - 15) / 3
+local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur',
+  '@client', '@demo', '@allow', '@events', unpack(ARGV, 16 + n, 15 + 3 * n))
+local policy = svc[1]
+local client, demo_flag, tenant_allow, subscribed = svc[6], svc[7], svc[8], svc[9]
+if not client then
+  -- no such service (the token is still checked first), or one stored before services held
+  -- copies: the tenant hash is the source, and such a service gets its copies now
+  local t = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow', 'events')
+  client, demo_flag, tenant_allow, subscribed = t[1], t[2], t[3], t[4]
+  if policy and client then
+    redis.call('HSET', KEYS[3], '@client', client, '@demo', demo_flag or '',
+      '@allow', tenant_allow or '', '@events', subscribed or '')
+  end
+end
+
 local app_id = ARGV[2]
-local token_hash = tenant[1]
+local token_hash = client
 local app = nil
 if app_id ~= '' then
   app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'max')
   token_hash = app[1]
 end
--- tenant[1] is checked too: an app of a deleted tenant is not a token
-if not tenant[1] or token_hash ~= ARGV[1] then
+-- the tenant's token is checked too: an app of a deleted tenant is not a token
+if not client or token_hash ~= ARGV[1] then
   return {'token'}
 end
 
 -- allowlists are concatenated 64-hex-digit chunks lo||hi; equal-width hex compares like numbers
-local tenant_allow, app_allow = tenant[3], app and app[2]
+local app_allow = app and app[2]
 if (tenant_allow and tenant_allow ~= '') or (app_allow and app_allow ~= '') then
   local ip = ARGV[4]
   local function allowed(ranges)
@@ -84,7 +104,7 @@ if (tenant_allow and tenant_allow ~= '') or (app_allow and app_allow ~= '') then
   end
 end
 
-local demo = tenant[2] == '1'
+local demo = demo_flag == '1'
 if demo then
   -- GCRA: each request moves the theoretical arrival time (tat) one interval on;
   -- a request is early (rejected) when tat would run more than `burst` intervals ahead.
@@ -99,19 +119,11 @@ if demo then
   redis.call('SET', KEYS[5], new_tat, 'PX', new_tat - now)
 end
 
--- the service's settings and, named by the hint, its keys' state in one HMGET: only what
--- every policy needs (active, own limit); each field read from a cold hash costs cache
--- misses, so validity times are read by the time policy alone, and the label and sealed
--- secret of the picked key only
-local n = (#ARGV - 15) / 3
-local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur',
-  unpack(ARGV, 16 + n, 15 + 3 * n))
-local policy = svc[1]
 if not policy then
   return {'service'}
 end
 -- key i: counter field kf[kb + i] ('k:<id>'), active state[sb + 2i - 1], own limit state[sb + 2i]
-local kf, kb, state, sb = ARGV, 15, svc, 5
+local kf, kb, state, sb = ARGV, 15, svc, 9
 local fresh_ids = ''
 if (svc[4] or '') ~= ARGV[11] then
   fresh_ids = svc[4] or ''
@@ -127,7 +139,6 @@ if (svc[4] or '') ~= ARGV[11] then
 end
 local slug = ARGV[3]
 
-local subscribed = tenant[4]
 -- data: a table, or JSON already encoded (the per-delivery event skips cjson)
 local function emit(event_type, data)
   if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true) then

@@ -132,7 +132,7 @@ async def test_error_table(client, redis, settings):
     r = await client.get("/v1/next", params={**q, "service": "capped"})
     assert (r.status_code, r.json()) == (429, {"error": "service daily limit reached"})
 
-    await redis.hset(keys.tenant(t.tenant), "allow", "f" * 64)
+    await seed.tenant_fields(redis, t.tenant, allow="f" * 64)
     r = await client.get("/v1/next", params={**q, "service": "openai"})
     assert (r.status_code, r.json()) == (403, {"error": "ip not allowed"})
 

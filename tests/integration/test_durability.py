@@ -233,14 +233,18 @@ async def test_a_write_answered_ask_goes_to_the_importing_node(aof_cluster):
     d = Durability()
     try:
         await r.hset(keys.tenant(tenant), mapping={"name": "acme", "client": "0" * 64})
+        # a service, so every key the token's script names exists (an importing node answers
+        # TRYAGAIN to a multi-key command naming a key it does not hold yet)
+        await services.create_service(r, d, tenant, slug="s", policy="usage", now_ms=T0_MS)
         aof_cluster.begin_migration(moving, 2, 0)
         aof_cluster.move_keys(moving, 2, 0)  # the source now answers ASK for this tenant
         before = waitaof_calls(aof_cluster)
-        token = await tenants.issue_client_token(r, d, tenant)  # one HSET: ASKING, HSET there
+        token = await tenants.issue_client_token(r, d, tenant)  # one EVAL: ASKING, EVAL there
         assert waitaof_calls(aof_cluster)[0] == before[0] + 1
         aof_cluster.finish_migration(moving, 0)
-        stored = aof_cluster.clients[0].hget(keys.tenant(tenant), "client")
-        assert stored == tokens.parse(token).secret_hash.encode()
+        secret_hash = tokens.parse(token).secret_hash.encode()
+        assert aof_cluster.clients[0].hget(keys.tenant(tenant), "client") == secret_hash
+        assert aof_cluster.clients[0].hget(keys.service(tenant, "s"), "@client") == secret_hash
     finally:
         await r.aclose()
         aof_cluster.migrate_slot(moving, 0, 2)

@@ -15,7 +15,7 @@ from rotator.crypto import aad_for_key, aad_for_webhook_secret
 from rotator.domain import iprange, tokens
 from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.domain.models import DEFAULT_EVENTS
-from rotator.store import apps, keys, services, tenants
+from rotator.store import apps, keys, scripts, services, tenants
 from rotator.store.connection import Durability
 from tests.conftest import T0_MS
 
@@ -69,6 +69,78 @@ async def test_issue_client_token_replaces_the_hash(redis, durability):
     assert stored != tokens.parse(created.client_token).secret_hash
     with pytest.raises(NotFound):
         await tenants.issue_client_token(redis, durability, "nosuchtenant")
+
+
+COPIED = ("client", "demo", "allow", "events")
+
+
+async def copies(redis, tid: str, slug: str) -> list[bytes | None]:
+    return await redis.hmget(keys.service(tid, slug), ["@" + f for f in COPIED])
+
+
+async def test_tenant_update_writes_nothing_for_a_stale_list_of_services(redis, durability):
+    """tenant_update.lua names the service hashes it copies into; a list that no longer
+    matches the tenant's services (one created or deleted since it was read) writes nothing."""
+    tid = (await new_tenant(redis, durability)).record.id
+    for slug in ("a", "b"):
+        await services.create_service(
+            redis, durability, tid, slug=slug, policy="usage", now_ms=T0_MS
+        )
+    script = scripts.load("tenant_update").source
+
+    async def update(slugs: list[str]) -> int:
+        names = [keys.tenant(tid), keys.services(tid), *(keys.service(tid, s) for s in slugs)]
+        return await redis.eval(script, len(names), *names, ",".join(slugs), "allow", "ff")
+
+    assert await update(["a"]) == 0
+    assert await update(["a", "b", "c"]) == 0
+    assert await redis.hget(keys.tenant(tid), "allow") == b""
+    assert [await redis.hget(keys.service(tid, s), "@allow") for s in "ab"] == [b"", b""]
+    assert await update(["b", "a"]) == 1
+    assert [await redis.hget(keys.service(tid, s), "@allow") for s in "ab"] == [b"ff", b"ff"]
+
+
+async def test_a_service_created_during_a_tenant_update_gets_the_new_fields(
+    redis, durability, monkeypatch
+):
+    tid = (await new_tenant(redis, durability)).record.id
+    await services.create_service(redis, durability, tid, slug="a", policy="usage", now_ms=T0_MS)
+    read_services = redis.smembers
+    reads = 0
+
+    async def racing_read(name):
+        nonlocal reads
+        reads += 1
+        members = await read_services(name)
+        if reads == 1:  # a service appears between the read and the write
+            await services.create_service(
+                redis, durability, tid, slug="late", policy="usage", now_ms=T0_MS
+            )
+        return members
+
+    monkeypatch.setattr(redis, "smembers", racing_read)
+    token = await tenants.issue_client_token(redis, durability, tid)
+    assert reads == 2
+    fresh = tokens.parse(token).secret_hash.encode()
+    tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
+    assert tenant[0] == fresh
+    assert await copies(redis, tid, "a") == await copies(redis, tid, "late") == tenant
+
+
+async def test_every_delivery_field_of_the_tenant_is_copied_into_its_services(
+    redis, durability, settings
+):
+    tid = (await new_tenant(redis, durability)).record.id
+    await services.create_service(redis, durability, tid, slug="a", policy="usage", now_ms=T0_MS)
+    await tenants.update_tenant(
+        redis, durability, settings.keyring, tid,
+        ip_allowlist=["10.0.0.0/8"], webhook_url="http://127.0.0.1:9/h",
+    )  # fmt: skip
+    await tenants.issue_client_token(redis, durability, tid)
+    await services.create_service(redis, durability, tid, slug="b", policy="usage", now_ms=T0_MS)
+    tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
+    assert tenant[2] and tenant[3]  # an allowlist and the default events are set
+    assert await copies(redis, tid, "a") == await copies(redis, tid, "b") == tenant
 
 
 async def test_webhook_settings_fields(redis, durability, settings):
@@ -145,12 +217,18 @@ async def test_service_create_writes_the_schema(redis, durability):
     )
     assert svc.key_ttl_minutes == 30 and svc.key_count == 0
     stored = await redis.hgetall(keys.service(tid, "openai"))
+    client_hash = await redis.hget(keys.tenant(tid), "client")
     assert stored == {
         b"policy": b"time",
         b"max": b"",
         b"ttl_ms": b"1800000",
         b"created_ms": str(T0_MS).encode(),
         b"ids": b"",
+        # the tenant's fields a delivery reads, copied (tenant_update.lua keeps them so)
+        b"@client": client_hash,
+        b"@demo": b"0",
+        b"@allow": b"",
+        b"@events": b"",
     }
     assert await redis.smembers(keys.services(tid)) == {b"openai"}
     assert await redis.sismember(keys.TIME_SERVICES, f"{tid}:openai")

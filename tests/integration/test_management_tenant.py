@@ -173,29 +173,57 @@ async def test_patch_tenant_rejects_bad_input(client, redis, body, field):
 
 
 async def test_ip_allowlist_applies_to_deliveries(client):
+    """On every service: those created before the change and after it (each service hash
+    holds a copy of the allowlist, written with the tenant's by one script)."""
     t = await new_tenant(client)
     await new_service(client, t)
     await new_key(client, t)
     assert (await deliver(client, t.client_token)).status_code == 200
     r = await client.patch("/v1/tenant", json={"ip_allowlist": ["203.0.113.0/24"]}, headers=t.auth)
     assert r.json()["ip_allowlist"] == ["203.0.113.0/24"]
-    r = await deliver(client, t.client_token)  # the test client is not in 203.0.113.0/24
-    assert (r.status_code, r.json()) == (403, {"error": "ip not allowed"})
+    await new_service(client, t, "later")
+    await new_key(client, t, "later")
+    for service in ("openai", "later"):
+        r = await deliver(client, t.client_token, service)  # the test client: not 203.0.113/24
+        assert (r.status_code, r.json()) == (403, {"error": "ip not allowed"})
     await client.patch("/v1/tenant", json={"ip_allowlist": []}, headers=t.auth)
-    assert (await deliver(client, t.client_token)).status_code == 200
+    for service in ("openai", "later"):
+        assert (await deliver(client, t.client_token, service)).status_code == 200
 
 
 async def test_new_client_token_revokes_the_old_one_at_once(client):
+    """On every service, including one created after the new token."""
     t = await new_tenant(client)
-    await new_service(client, t)
-    await new_key(client, t)
+    for slug in ("openai", "anthropic"):
+        await new_service(client, t, slug)
+        await new_key(client, t, slug)
     assert (await deliver(client, t.client_token)).status_code == 200
     r = await client.post("/v1/tenant/client-token", headers=t.auth)
     assert r.status_code == 200
     fresh = r.json()["client_token"]
     assert fresh != t.client_token and tokens.parse(fresh).tenant == t.id
-    assert (await deliver(client, t.client_token)).json() == {"error": "invalid token"}
-    assert (await deliver(client, fresh)).status_code == 200
+    await new_service(client, t, "later")
+    await new_key(client, t, "later")
+    for service in ("openai", "anthropic", "later"):
+        assert (await deliver(client, t.client_token, service)).json() == {
+            "error": "invalid token"
+        }
+        assert (await deliver(client, fresh, service)).status_code == 200
+
+
+async def test_webhook_events_choose_what_deliveries_record(client, redis):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    await new_key(client, t)
+    await deliver(client, t.client_token)
+    assert await redis.xlen(keys.events(t.id)) == 0  # no webhook: nothing recorded
+    body = {"webhook_url": "http://127.0.0.1:9/hook", "webhook_events": ["key.delivered"]}
+    assert (await client.patch("/v1/tenant", json=body, headers=t.auth)).status_code == 200
+    await deliver(client, t.client_token)
+    assert [e[1][b"type"] for e in await redis.xrange(keys.events(t.id))] == [b"key.delivered"]
+    await client.patch("/v1/tenant", json={"webhook_url": None}, headers=t.auth)
+    await deliver(client, t.client_token)
+    assert await redis.xlen(keys.events(t.id)) == 1
 
 
 async def test_openapi_documents_the_management_api(client):

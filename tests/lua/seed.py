@@ -8,7 +8,11 @@ import redis.asyncio as aioredis
 
 from rotator.crypto import KeyRing, aad_for_key
 from rotator.domain import iprange, tokens
-from rotator.store import keys
+from rotator.store import keys, tenants
+from rotator.store.connection import Durability
+
+COPIED = ("client", "demo", "allow", "events")
+"""The tenant fields each service hash holds a copy of (tenant_update.lua)."""
 
 
 @dataclass
@@ -52,6 +56,7 @@ async def service(
     max_daily: int | None = None,
     ttl_minutes: int | None = None,
 ) -> None:
+    copied = await r.hmget(keys.tenant(t.tenant), list(COPIED))
     await r.hset(
         keys.service(t.tenant, slug),
         mapping={
@@ -59,8 +64,15 @@ async def service(
             "max": "" if max_daily is None else str(max_daily),
             "ttl_ms": "" if ttl_minutes is None else str(ttl_minutes * 60_000),
             "ids": "",
+            **{"@" + f: v or b"" for f, v in zip(COPIED, copied, strict=True)},
         },
     )
+    await r.sadd(keys.services(t.tenant), slug)
+
+
+async def tenant_fields(r: aioredis.Redis, tenant: str, **fields: str) -> None:
+    """Change tenant fields as the management store does (tenant_update.lua, with copies)."""
+    await tenants.write_fields(r, Durability(), tenant, fields)
 
 
 async def key(

@@ -87,7 +87,8 @@ async def test_revoked_app_and_deleted_tenant_refused_next_request(store, redis,
     with pytest.raises(errors.InvalidToken):
         await store.next_key(app, "s", IP)
     await store.next_key(t.client, "s", IP)
-    await redis.delete(keys.tenant(t.tenant))
+    # tenants are never deleted; were one, its services would go with it
+    await redis.delete(keys.tenant(t.tenant), keys.service(t.tenant, "s"))
     with pytest.raises(errors.InvalidToken):
         await store.next_key(t.client, "s", IP)
 
@@ -133,11 +134,28 @@ async def test_allowlist_removal_takes_effect_on_next_request(store, redis, sett
     await seed.service(redis, t, "s", policy="usage")
     await seed.key(redis, settings.keyring, t, "s", "sk-x")
     await store.next_key(t.client, "s", ip_hex("10.0.0.1"))
-    await redis.hset(keys.tenant(t.tenant), "allow", "")
+    await seed.tenant_fields(redis, t.tenant, allow="")
     await store.next_key(t.client, "s", ip_hex("192.0.2.1"))
-    await redis.hset(keys.tenant(t.tenant), "allow", ip_hex("10.0.0.1") * 2)
+    await seed.tenant_fields(redis, t.tenant, allow=ip_hex("10.0.0.1") * 2)
     with pytest.raises(errors.IpNotAllowed):
         await store.next_key(t.client, "s", ip_hex("10.0.0.2"))
+
+
+async def test_a_service_without_copies_of_the_tenant_fields_reads_the_tenant(
+    store, redis, settings
+):
+    """A service hash stored before services held copies of the tenant's fields: the tenant
+    hash decides, and the service gets its copies."""
+    t = await seed.tenant(redis, allow=["10.0.0.0/8"])
+    await seed.service(redis, t, "s", policy="usage")
+    await seed.key(redis, settings.keyring, t, "s", "sk-x")
+    svc = keys.service(t.tenant, "s")
+    await redis.hdel(svc, *("@" + f for f in seed.COPIED))
+    with pytest.raises(errors.IpNotAllowed):
+        await store.next_key(t.client, "s", ip_hex("192.0.2.1"))
+    tenant = await redis.hmget(keys.tenant(t.tenant), list(seed.COPIED))
+    assert await redis.hmget(svc, ["@" + f for f in seed.COPIED]) == tenant
+    assert (await store.next_key(t.client, "s", ip_hex("10.0.0.1"))).usage_today == 1
 
 
 async def test_precedence_of_rejections(store, redis, settings):
