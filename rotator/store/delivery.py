@@ -94,7 +94,7 @@ class DeliveryStore:
         tenant = token.tenant
         tag = keys.tag(tenant)
         hint_key = (tenant, service)
-        hint, hint_fields = self._ids_hint.get(hint_key, _NO_HINT)
+        hint, hint_argv = self._ids_hint.get(hint_key, _NO_HINT)
         for _ in range(2):
             reply = await self.fast.evalsha(
                 _NEXT_KEY,
@@ -123,7 +123,7 @@ class DeliveryStore:
                     REQUEST_RECORD_TTL_MS,
                     "s:" + service,
                     "a:" + token.app,
-                    *hint_fields,
+                    *hint_argv,
                 ),
             )
             status = reply[0]

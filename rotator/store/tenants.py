@@ -115,14 +115,18 @@ async def write_fields(
     durability: Durability,
     tenant: str,
     fields: dict[str, str | bytes],
+    *,
+    set_if_absent: tuple[str, bytes] | None = None,
     also: Callable[[Any], None] | None = None,
-) -> list[Any]:
-    """HSET `fields` on the tenant through tenant_update.lua, in one durable pipeline after
-    the commands `also` queues; returns those commands' results.
+) -> bool:
+    """HSET `fields` on the tenant (and `set_if_absent` with HSETNX) through
+    tenant_update.lua, which copies the delivery's fields into every service hash; in one
+    durable pipeline after the commands `also` queues (they must be idempotent). Returns
+    whether `set_if_absent` was set.
 
     The script names every service hash it copies into, so the slugs are read first; if a
     service came or went in between, the script writes nothing and is sent again."""
-    results: list[Any] = []
+    nx_field, nx_value = set_if_absent or ("", b"")
     for attempt in range(_UPDATE_ATTEMPTS):
         slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
         pipe = redis.pipeline(transaction=False)
@@ -132,13 +136,11 @@ async def write_fields(
             pipe,
             "tenant_update",
             [keys.tenant(tenant), keys.services(tenant), *(keys.service(tenant, s) for s in slugs)],
-            [",".join(slugs), *(item for pair in fields.items() for item in pair)],
+            [",".join(slugs), nx_field, nx_value, *(x for pair in fields.items() for x in pair)],
         )
-        *queued, written = await durability.execute(pipe)
-        if attempt == 0:
-            results = queued
+        written = (await durability.execute(pipe))[-1]
         if written:
-            return results
+            return written == 2
     raise Conflict("the tenant's services kept changing during the update; try again")
 
 
@@ -252,30 +254,28 @@ async def update_tenant(
     if webhook_secret is not UNSET:
         check_webhook_secret("webhook_secret", webhook_secret)
         fields["wh_secret"] = keyring.seal(webhook_secret.encode(), aad)
-    generated = None
+    generated = set_if_absent = None
     if webhook_secret is UNSET and url_after is not None and not current.get(b"wh_secret"):
         generated = new_webhook_secret()
-    sealed_generated = generated and keyring.seal(generated.encode(), aad)
+        # set only if absent: of two concurrent first-time PATCHes one secret wins, and
+        # only it is shown
+        set_if_absent = ("wh_secret", keyring.seal(generated.encode(), aad))
 
-    def also(pipe: Any) -> None:
-        if sealed_generated:
-            # HSETNX: of two concurrent first-time PATCHes one secret wins, and only it is shown
-            pipe.hsetnx(key, "wh_secret", sealed_generated)
-        if webhook_url is not UNSET:
-            # a hint for the event pump, which reads wh_url itself before posting
-            if url_after is None:
-                pipe.srem(keys.WEBHOOK_TENANTS, tenant)
-            else:
-                pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
+    def registry(pipe: Any) -> None:
+        # a hint for the event pump, which reads wh_url itself before posting
+        if url_after is None:
+            pipe.srem(keys.WEBHOOK_TENANTS, tenant)
+        else:
+            pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
 
-    if fields:
-        results = await write_fields(redis, durability, tenant, fields, also)
-    else:
-        pipe = redis.pipeline(transaction=False)
-        also(pipe)
-        results = await durability.execute(pipe) if len(pipe) else []
-    if generated is not None and not results[0]:
-        generated = None
+    if fields or set_if_absent:
+        won = await write_fields(
+            redis, durability, tenant, fields,
+            set_if_absent=set_if_absent,
+            also=registry if webhook_url is not UNSET else None,
+        )  # fmt: skip
+        if not won:
+            generated = None
     return TenantUpdate(record=await get_tenant(redis, tenant), generated_webhook_secret=generated)
 
 

@@ -26,9 +26,10 @@
 -- ARGV[13] request record ttl ms
 -- ARGV[14] 's:<slug>', ARGV[15] 'a:<app id>': today's counter fields of the service and app
 -- ARGV[16 ..] for the n ids of ARGV[11], in order: 'k:<id>' each (counter fields), then
---          'a:<id>', 'm:<id>' each (state fields); built from ARGV[11] by the caller, which
---          caches them with the hint, so the usual delivery builds no string here (in this
---          script a string concatenation, a table or a closure costs as much as a field read)
+--          'a:<id>', 'm:<id>' each (state fields). They must be built from ARGV[11] (the
+--          caller caches them with the hint), so the usual delivery builds no field name:
+--          in this script a string concatenation, a table or a closure costs about as much
+--          as reading a field
 -- Returns, in check order (a request rejected before selection is not counted):
 --   {'day', day}            KEYS[4] is not today's hash (caller's clock off by a midnight): retry
 --   {'token'}               unknown tenant, app or secret
@@ -58,30 +59,34 @@ end
 -- policy needs is read here; validity times are read by the time policy alone, and the label
 -- and sealed secret of the picked key only
 local n = (#ARGV - 15) / 3
+if n % 1 ~= 0 then
+  return redis.error_reply('next_key: ARGV[16 ..] must hold three field names per hinted id')
+end
 local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur',
   '@client', '@demo', '@allow', '@events', unpack(ARGV, 16 + n, 15 + 3 * n))
 local policy = svc[1]
-local client, demo_flag, tenant_allow, subscribed = svc[6], svc[7], svc[8], svc[9]
-if not client then
+local tenant_token_hash, demo_flag, tenant_allow, subscribed = svc[6], svc[7], svc[8], svc[9]
+if not (tenant_token_hash and demo_flag and tenant_allow and subscribed) then
   -- no such service (the token is still checked first), or one stored before services held
-  -- copies: the tenant hash is the source, and such a service gets its copies now
+  -- copies: the tenant hash is the source, and such a service gets its copies now (derived
+  -- data, so written whether or not this request's token is good)
   local t = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow', 'events')
-  client, demo_flag, tenant_allow, subscribed = t[1], t[2], t[3], t[4]
-  if policy and client then
-    redis.call('HSET', KEYS[3], '@client', client, '@demo', demo_flag or '',
+  tenant_token_hash, demo_flag, tenant_allow, subscribed = t[1], t[2], t[3], t[4]
+  if policy and tenant_token_hash then
+    redis.call('HSET', KEYS[3], '@client', tenant_token_hash, '@demo', demo_flag or '',
       '@allow', tenant_allow or '', '@events', subscribed or '')
   end
 end
 
 local app_id = ARGV[2]
-local token_hash = client
+local token_hash = tenant_token_hash
 local app = nil
 if app_id ~= '' then
   app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'max')
   token_hash = app[1]
 end
--- the tenant's token is checked too: an app of a deleted tenant is not a token
-if not client or token_hash ~= ARGV[1] then
+-- with an app token the tenant's must exist too: an app of an unknown tenant is not a token
+if not tenant_token_hash or token_hash ~= ARGV[1] then
   return {'token'}
 end
 
@@ -185,7 +190,7 @@ if app_max and tonumber(counts[2] or 0) >= app_max then
   return {'limit'}
 end
 
--- selection (loops index the tables directly: the hot path creates no helper closures)
+-- selection (loops index the tables directly: closures cost as much as field reads here)
 local pick = nil
 local candidates = 0
 if policy == 'usage' then

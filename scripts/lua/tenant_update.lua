@@ -1,12 +1,14 @@
--- tenant_update: write fields of a tenant hash; the ones a delivery reads (client, demo, allow,
--- events) are written into each of the tenant's service hashes too, as '@<field>', so that
--- next_key.lua reads one hash instead of two. One script: no delivery sees them disagree.
+-- tenant_update: write fields of a tenant hash, then copy the four a delivery reads (client,
+-- demo, allow, events) from it into each of the tenant's service hashes, as '@<field>', so
+-- that next_key.lua reads one hash instead of two. One script: no delivery sees them disagree,
+-- and every call leaves every service with all four copies, whichever fields it wrote.
 -- KEYS[1] {t:T}:tenant   KEYS[2] {t:T}:services (set of slugs)
 -- KEYS[3 ..] {t:T}:svc:<slug> for each slug of ARGV[1], in its order
 -- ARGV[1] the slugs the caller read from KEYS[2], comma-separated
--- ARGV[2 ..] field, value, field, value, ...
--- returns 1 written; 0 the tenant's services changed since the caller read them (nothing
--- written: read them again and retry)
+-- ARGV[2], ARGV[3] a field set only if the tenant has none (HSETNX; '' = none), its value
+-- ARGV[4 ..] field, value, field, value, ...
+-- returns 0: the tenant's services changed since the caller read them (nothing written: read
+-- them again and retry); 1 written; 2 written, and ARGV[2] was set by this call
 local given, count = {}, 0
 for slug in string.gmatch(ARGV[1], '[^,]+') do
   given[slug], count = true, count + 1
@@ -19,18 +21,13 @@ for _, slug in ipairs(slugs) do
   if not given[slug] then return 0 end
 end
 
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-local copies = {}
-for i = 2, #ARGV, 2 do
-  local f = ARGV[i]
-  if f == 'client' or f == 'demo' or f == 'allow' or f == 'events' then
-    copies[#copies + 1] = '@' .. f
-    copies[#copies + 1] = ARGV[i + 1]
-  end
+if #ARGV >= 4 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 end
-if #copies > 0 then
-  for k = 3, #KEYS do
-    redis.call('HSET', KEYS[k], unpack(copies))
-  end
+local set_absent = ARGV[2] ~= '' and redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) == 1
+local t = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow', 'events')
+for k = 3, #KEYS do
+  redis.call('HSET', KEYS[k], '@client', t[1] or '', '@demo', t[2] or '', '@allow', t[3] or '',
+    '@events', t[4] or '')
 end
-return 1
+return set_absent and 2 or 1

@@ -90,7 +90,7 @@ async def test_tenant_update_writes_nothing_for_a_stale_list_of_services(redis, 
 
     async def update(slugs: list[str]) -> int:
         names = [keys.tenant(tid), keys.services(tid), *(keys.service(tid, s) for s in slugs)]
-        return await redis.eval(script, len(names), *names, ",".join(slugs), "allow", "ff")
+        return await redis.eval(script, len(names), *names, ",".join(slugs), "", "", "allow", "ff")
 
     assert await update(["a"]) == 0
     assert await update(["a", "b", "c"]) == 0
@@ -125,6 +125,17 @@ async def test_a_service_created_during_a_tenant_update_gets_the_new_fields(
     tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
     assert tenant[0] == fresh
     assert await copies(redis, tid, "a") == await copies(redis, tid, "late") == tenant
+
+
+async def test_any_tenant_write_gives_a_service_without_copies_all_four(redis, durability):
+    """A service hash stored before services held copies gets all four on the next write of
+    any tenant field: a partial copy would skip the fallback to the tenant hash."""
+    tid = (await new_tenant(redis, durability)).record.id
+    await services.create_service(redis, durability, tid, slug="a", policy="usage", now_ms=T0_MS)
+    await redis.hdel(keys.service(tid, "a"), *("@" + f for f in COPIED))
+    await tenants.issue_client_token(redis, durability, tid)  # writes `client` only
+    tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
+    assert await copies(redis, tid, "a") == tenant and None not in tenant
 
 
 async def test_every_delivery_field_of_the_tenant_is_copied_into_its_services(
@@ -176,6 +187,19 @@ async def test_webhook_settings_fields(redis, durability, settings):
     assert removed.record.webhook_url is None and removed.record.webhook_events == []
     assert await redis.hget(keys.tenant(tid), "events") == b""
     assert not await redis.sismember(keys.WEBHOOK_TENANTS, tid)
+
+
+async def test_concurrent_first_webhooks_show_only_the_secret_that_was_stored(
+    redis, durability, settings
+):
+    tid = (await new_tenant(redis, durability)).record.id
+    ring = settings.keyring
+    updates = await asyncio.gather(*(
+        tenants.update_tenant(redis, durability, ring, tid, webhook_url=f"https://e.com/{i}")
+        for i in range(4)
+    ))  # fmt: skip
+    shown = [u.generated_webhook_secret for u in updates if u.generated_webhook_secret]
+    assert shown == [await tenants.open_webhook_secret(redis, ring, tid)]
 
 
 async def test_tenant_allowlist_is_packed_for_the_script(redis, durability, settings):

@@ -141,16 +141,17 @@ async def test_allowlist_removal_takes_effect_on_next_request(store, redis, sett
         await store.next_key(t.client, "s", ip_hex("10.0.0.2"))
 
 
+@pytest.mark.parametrize("missing", [seed.COPIED, ("allow",)])
 async def test_a_service_without_copies_of_the_tenant_fields_reads_the_tenant(
-    store, redis, settings
+    store, redis, settings, missing
 ):
-    """A service hash stored before services held copies of the tenant's fields: the tenant
-    hash decides, and the service gets its copies."""
+    """A service hash stored before services held copies of the tenant's fields (or with any
+    one of them missing): the tenant hash decides, and the service gets its copies."""
     t = await seed.tenant(redis, allow=["10.0.0.0/8"])
     await seed.service(redis, t, "s", policy="usage")
     await seed.key(redis, settings.keyring, t, "s", "sk-x")
     svc = keys.service(t.tenant, "s")
-    await redis.hdel(svc, *("@" + f for f in seed.COPIED))
+    await redis.hdel(svc, *("@" + f for f in missing))
     with pytest.raises(errors.IpNotAllowed):
         await store.next_key(t.client, "s", ip_hex("192.0.2.1"))
     tenant = await redis.hmget(keys.tenant(t.tenant), list(seed.COPIED))
