@@ -49,6 +49,9 @@ Global:
 
 from __future__ import annotations
 
+COPIED_TENANT_FIELDS = ("client", "demo", "allow", "events")
+"""The tenant fields each service hash holds a copy of, as '@<field>' (tenant_update.lua)."""
+
 TENANTS = "kr:tenants"
 WEBHOOK_TENANTS = "kr:webhook_tenants"
 TIME_SERVICES = "kr:time_services"

@@ -71,7 +71,7 @@ async def test_issue_client_token_replaces_the_hash(redis, durability):
         await tenants.issue_client_token(redis, durability, "nosuchtenant")
 
 
-COPIED = ("client", "demo", "allow", "events")
+COPIED = keys.COPIED_TENANT_FIELDS
 
 
 async def copies(redis, tid: str, slug: str) -> list[bytes | None]:

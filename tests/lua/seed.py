@@ -11,8 +11,7 @@ from rotator.domain import iprange, tokens
 from rotator.store import keys, tenants
 from rotator.store.connection import Durability
 
-COPIED = ("client", "demo", "allow", "events")
-"""The tenant fields each service hash holds a copy of (tenant_update.lua)."""
+COPIED = keys.COPIED_TENANT_FIELDS
 
 
 @dataclass
