@@ -172,17 +172,44 @@ async def test_every_client_presents_its_client_certificate(
     await refusal(probe, rediss(port, pki))
 
 
+def rotator(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`rotator ARGS` with only the given ROTATOR_* settings."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "rotator.cli", *args],
+        env=full_env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("variable", ["ROTATOR_REDIS_URL", "ROTATOR_QUEUE_URL"])
+def test_a_misspelt_parameter_stops_every_command_with_one_line(
+    variable: str, tls_valkey: TlsValkey, master_key_b64: str, tmp_path: Path
+) -> None:
+    """Before: FastRedis and arq ignored it, and the service started without the CA."""
+    url = rediss(tls_valkey.good_port, tls_valkey.pki).replace("ssl_ca_certs", "ssl_ca_cert")
+    url = url.replace("rediss://", "rediss://:hunter2@")
+    settings = {variable: url, "ROTATOR_MASTER_KEY": master_key_b64}
+    if variable == "ROTATOR_QUEUE_URL":
+        settings["ROTATOR_REDIS_URL"] = rediss(tls_valkey.good_port, tls_valkey.pki)
+    for command in (["serve"], ["worker"], ["tenant", "list"]):
+        done = rotator(*command, ROTATOR_DATA_DIR=str(tmp_path), **settings)
+
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"rotator: {variable}: unknown parameter ssl_ca_cert (did you mean ssl_ca_certs?); "
+            "known: db, ssl_ca_certs, ssl_cert_reqs, ssl_check_hostname, ssl_certfile, "
+            "ssl_keyfile\n"
+        )
+
+
 def test_the_cli_names_the_setting_when_the_certificate_is_refused(
     tls_valkey: TlsValkey, master_key_b64: str, tmp_path: Path
 ) -> None:
     url = rediss(tls_valkey.wrong_port, tls_valkey.pki).replace("rediss://", "rediss://:hunter2@")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    env.update(
-        ROTATOR_REDIS_URL=url, ROTATOR_MASTER_KEY=master_key_b64, ROTATOR_DATA_DIR=str(tmp_path)
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "rotator.cli", "tenant", "list"],
-        env=env, capture_output=True, text=True, timeout=30,
+    done = rotator(
+        "tenant", "list",
+        ROTATOR_REDIS_URL=url, ROTATOR_MASTER_KEY=master_key_b64, ROTATOR_DATA_DIR=str(tmp_path),
     )  # fmt: skip
 
     assert done.returncode == 2
@@ -228,7 +255,7 @@ async def test_cluster_peers_must_be_named_by_their_certificates(
 async def test_deliveries_management_and_webhooks_over_tls(
     topology: str,
     tls_valkey: TlsValkey,
-    tls_cluster: TlsCluster,
+    request: pytest.FixtureRequest,
     redis,
     receiver,
     master_key_b64: str,
@@ -239,6 +266,7 @@ async def test_deliveries_management_and_webhooks_over_tls(
     on a cluster, with tenants on at least two primaries."""
     queue_url = rediss(tls_valkey.good_port, tls_valkey.pki, "localhost")
     if topology == "cluster":
+        tls_cluster: TlsCluster = request.getfixturevalue("tls_cluster")
         tls_cluster.flush()
         store = {"redis_url": tls_cluster.tls_url(), "redis_cluster": True, "queue_url": queue_url}
     else:
