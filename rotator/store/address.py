@@ -170,8 +170,10 @@ def _parse(url: str) -> StoreAddress:
     if scheme not in ("redis", "rediss", "unix"):
         raise AddressError("must start with redis://, rediss:// or unix://")
     if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        # most likely a password's '/', '?' or '#' cut the URL short: echo none of it
         raise AddressError(
-            "the password holds a '/', '?' or '#': percent-encode it (%2F, %3F, %23)"
+            "an '@' after the host: percent-encode a password's '/', '?' and '#' "
+            "(%2F, %3F, %23), and an '@' in a parameter (%40)"
         )
     if parts.fragment or url.rstrip().endswith("#"):
         raise AddressError("a store URL has no #fragment")

@@ -130,6 +130,8 @@ def test_the_opt_outs_make_contexts_that_check_less() -> None:
         ("unix:///s?ssl_check_hostname=false", "needs a rediss:// URL"),
         ("redis://h?a=1&&b=2", "malformed query"),
         ("redis://h#top", "no #fragment"),
+        ("redis://:12?cd@h", "an '@' after the host"),
+        ("rediss://h?ssl_ca_certs=/a@b.pem", "an '@' in a parameter (%40)"),
         ("redis://alice@h", "a user name needs a password"),
         ("unix://", "needs a socket path"),
         ("unix://host/s.sock", "has no host"),
