@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rotator.crypto import KeyRing, KeyRingError
+from rotator.store.address import AddressError, StoreAddress
 
 PREFIX = "ROTATOR_"
 MASTER_KEY_FILE = "master.key"
@@ -41,7 +43,9 @@ class Settings:
     redis_url: str | None = field(
         default=None,
         metadata=_doc(
-            "redis://[:password@]host:port/db of the data store; unset = embedded Valkey"
+            "redis://[:password@]host:port/db of the data store (rediss:// = TLS, hostname "
+            "checked; ?ssl_ca_certs=, ssl_cert_reqs=, ssl_check_hostname=, ssl_certfile=, "
+            "ssl_keyfile=: docs/tls.md); unset = embedded Valkey"
         ),
     )
     redis_cluster: bool = field(
@@ -50,7 +54,10 @@ class Settings:
     )
     queue_url: str | None = field(
         default=None,
-        metadata=_doc("Redis for the arq job queue; default: REDIS_URL (required with a cluster)"),
+        metadata=_doc(
+            "Redis for the arq job queue, a URL as REDIS_URL; default: REDIS_URL "
+            "(required with a cluster)"
+        ),
     )
     data_dir: Path = field(
         default=Path("var"),
@@ -140,16 +147,22 @@ class Settings:
             raise SettingsError("workers", "must be at least 1")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError("log_level", f"{self.log_level!r} is not a log level")
-        for name in ("demo_rate_per_min", "demo_burst", "redis_timeout_ms",
-                     "usage_retention_days", "events_maxlen", "webhook_max_attempts"):
+        for name in (
+            "demo_rate_per_min",
+            "demo_burst",
+            "redis_timeout_ms",
+            "usage_retention_days",
+            "events_maxlen",
+            "webhook_max_attempts",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be at least 1")
         if self.webhook_timeout_s <= 0:
             raise SettingsError("webhook_timeout_s", "must be positive")
         for name in ("redis_url", "queue_url"):
             url = getattr(self, name)
-            if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-                raise SettingsError(name, "must start with redis://, rediss:// or unix://")
+            if url is not None:
+                _check_store_url(name, url, cluster=name == "redis_url" and self.redis_cluster)
         if self.redis_cluster and self.redis_url is None:
             raise SettingsError("redis_cluster", "needs ROTATOR_REDIS_URL naming a cluster node")
 
@@ -167,6 +180,32 @@ class Settings:
                 shown = str(default)
             rows.append((PREFIX + f.name.upper(), shown, f.metadata["doc"]))
         return rows
+
+
+def _check_store_url(name: str, url: str, *, cluster: bool) -> None:
+    """Read the URL as every Redis client will (rotator/store/address.py), and load the TLS
+    files it names, so a typo fails the start with one line instead of every connection."""
+    try:
+        address = StoreAddress.parse(url)
+        address.redis_kwargs(cluster=cluster)  # refuses a socket path or a database > 0
+    except AddressError as exc:
+        raise SettingsError(name, str(exc)) from None
+    if address.tls is not None:
+        try:
+            address.tls.context()
+        except (OSError, ssl.SSLError) as exc:
+            # names the file (not secret) and the reason; never the URL's password
+            reason = exc.strerror or getattr(exc, "reason", None) or type(exc).__name__
+            files = ", ".join(
+                f"{param}={path}"
+                for param, path in (
+                    ("ssl_ca_certs", address.tls.ca_file),
+                    ("ssl_certfile", address.tls.cert_file),
+                    ("ssl_keyfile", address.tls.key_file),
+                )
+                if path is not None
+            )
+            raise SettingsError(name, f"cannot load the TLS files ({files}): {reason}") from None
 
 
 def _parse_str(name: str, raw: str) -> str:

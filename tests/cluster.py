@@ -57,11 +57,21 @@ def cluster_ports(count: int) -> list[int]:
 class ValkeyCluster:
     """Three cluster-enabled valkey-server children, one per third of the slots."""
 
-    def __init__(self, base_dir: Path, *, appendonly: bool = False) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        appendonly: bool = False,
+        node_args: Callable[[int], tuple[str, ...]] = lambda port: (),
+    ) -> None:
+        """`node_args(port)`: more valkey-server arguments for the node on `port`."""
         ports = cluster_ports(len(SLOT_RANGES))
         self.nodes = [
             EmbeddedValkey(
-                base_dir / f"node{i}", port=p, appendonly=appendonly, extra_args=CLUSTER_ARGS
+                base_dir / f"node{i}",
+                port=p,
+                appendonly=appendonly,
+                extra_args=(*CLUSTER_ARGS, *node_args(p)),
             )
             for i, p in enumerate(ports)
         ]

@@ -31,6 +31,7 @@ from rotator.embedded import EmbeddedValkey
 from rotator.settings import Settings
 from tests.asgi import app_client
 from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
+from tests.tls import tls_cluster, tls_pki, tls_valkey  # noqa: F401  (session fixtures)
 from workers.receiver import Receiver
 
 OPERATOR_TOKEN = "operator-test-token-0123456789abcdef"

@@ -18,6 +18,7 @@ from arq.worker import func
 
 from rotator.settings import Settings, SettingsError
 from rotator.store import connection
+from rotator.store.address import StoreAddress
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME, TargetCache, deliver_event
 from workers.pump import EventPump
@@ -38,6 +39,23 @@ def queue_url(settings: Settings) -> str:
         )
     assert settings.redis_url, "the embedded server is started before the worker settings"
     return settings.redis_url
+
+
+def queue_redis_settings(settings: Settings) -> RedisSettings:
+    """arq's connection settings, set field by field from the one reading of the queue URL
+    (rotator/store/address.py), not by arq's from_dsn, which drops every TLS parameter and
+    turns hostname checking off: the same URL means the same connection as for the data."""
+    address = StoreAddress.parse(queue_url(settings))
+    return RedisSettings(
+        host=address.host,
+        port=address.port,
+        unix_socket_path=address.unix_path,
+        database=address.db,
+        username=address.username,
+        password=address.password,
+        # arq's TLS fields carry redis-py's names: one mapping, TlsOptions.redis_kwargs
+        **(address.tls.redis_kwargs() if address.tls is not None else {}),
+    )
 
 
 def worker_settings(settings: Settings, config: WorkerConfig | None = None) -> dict[str, Any]:
@@ -64,7 +82,7 @@ def worker_settings(settings: Settings, config: WorkerConfig | None = None) -> d
                 keep_result=0,
             )
         ],
-        "redis_settings": RedisSettings.from_dsn(queue_url(settings)),
+        "redis_settings": queue_redis_settings(settings),
         "ctx": {"settings": settings, "config": config},
         "on_startup": startup,
         "on_shutdown": shutdown,

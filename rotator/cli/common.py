@@ -74,21 +74,31 @@ def ensure_master_key(settings: Settings) -> Settings:
 
 
 def check_reachable(settings: Settings) -> None:
-    """PING the data store; exit 2 naming ROTATOR_REDIS_URL when it does not answer."""
+    """PING the data store; exit 2 naming ROTATOR_REDIS_URL when it does not answer.
+
+    The client is configured from the same reading of the URL as every other one
+    (StoreAddress), so a certificate the service would refuse is refused here, at start.
+    """
     import redis
+
+    from rotator.store.address import AddressError, StoreAddress
 
     assert settings.redis_url is not None
     timeout_s = settings.redis_timeout_ms / 1000
     try:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        address = StoreAddress.parse(settings.redis_url)
+    except AddressError as exc:  # validated with the settings; the embedded URL is plain
+        raise CliError(f"ROTATOR_REDIS_URL: {exc}", 2) from None
+    try:
+        client = redis.Redis(
+            **address.redis_kwargs(), socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         with contextlib.closing(client):
             client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CliError(
-            f"ROTATOR_REDIS_URL: {redact(settings.redis_url)} does not answer ({reason})", 2
+            f"ROTATOR_REDIS_URL: {address.display} does not answer ({reason})", 2
         ) from None
 
 

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rotator.domain.errors import StoreUnavailable
 from rotator.settings import Settings
+from rotator.store.address import StoreAddress
 
 log = logging.getLogger("rotator.store")
 
@@ -34,16 +35,25 @@ CLUSTER_PAUSE_S = 0.05
 
 
 def connect(settings: Settings, url: str | None = None) -> Redis:
-    """A management client for the data store (a cluster client with REDIS_CLUSTER=1)."""
+    """A management client for the data store (a cluster client with REDIS_CLUSTER=1).
+
+    Configured explicitly from the one reading of the URL (StoreAddress), never by
+    redis-py's own from_url: so TLS checks the hostname as FastRedis does, and a
+    parameter FastRedis would not understand cannot mean something here.
+    """
     url = url or settings.redis_url
     assert url, "redis_url is resolved (embedded server started) before connecting"
+    address = StoreAddress.parse(url)
     timeout_s = settings.redis_timeout_ms / 1000
     if settings.redis_cluster and url == settings.redis_url:
-        return RedisCluster.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        # peers are reached at the addresses the cluster announces, with these TLS options
+        return RedisCluster(
+            **address.redis_kwargs(cluster=True),
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
         )
-    return aioredis.Redis.from_url(
-        url,
+    return aioredis.Redis(
+        **address.redis_kwargs(),
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,

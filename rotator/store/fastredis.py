@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rotator.store.address import StoreAddress
 from rotator.store.fast.endpoint import parse_url
 from rotator.store.fast.node import Node
 from rotator.store.fast.protocol import ReplyError, pack_command
@@ -33,9 +34,12 @@ class FastRedis:
         self._node = node
 
     @classmethod
-    async def connect(cls, url: str, *, timeout_ms: int, cluster: bool = False) -> FastRedis:
+    async def connect(
+        cls, url: str | StoreAddress, *, timeout_ms: int, cluster: bool = False
+    ) -> FastRedis:
         """Connect to `url` (for a cluster: any one node). Raises StoreUnavailable when it
-        cannot be reached, ReplyError when it refuses AUTH/SELECT, ValueError for a bad URL."""
+        cannot be reached or its certificate is refused, ReplyError when it refuses
+        AUTH/SELECT, ValueError for a bad URL (read by rotator/store/address.py)."""
         endpoint = parse_url(url)
         timeout_s = timeout_ms / 1000
         if cluster:
@@ -47,7 +51,9 @@ class FastRedis:
         return cls(node)
 
     @classmethod
-    def unconnected(cls, url: str, *, timeout_ms: int, cluster: bool = False) -> FastRedis:
+    def unconnected(
+        cls, url: str | StoreAddress, *, timeout_ms: int, cluster: bool = False
+    ) -> FastRedis:
         """A client that connects on its first call: for a process that starts while Redis
         is down, so it answers 503 meanwhile and recovers by itself instead of exiting."""
         endpoint = parse_url(url)

@@ -1,33 +1,47 @@
-"""Where and how to reach one server, parsed from a redis-py style URL.
+"""One server as FastRedis dials it, made from a parsed store URL (rotator/store/address.py).
 
-redis://[[user]:password@]host[:port][/db]
-rediss://...                      TLS (ssl.create_default_context; ?ssl_ca_certs=PATH,
-                                  ?ssl_cert_reqs=none|required as in redis-py)
-unix://[[user]:password@]/path/to/socket[?db=N]
+The URL is read by the one parser every client shares; this adds what a raw
+asyncio connection needs on top of it: the TLS context, built once per client
+and shared by every cluster peer (`at`), with the same checks redis-py makes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ssl
-from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+from dataclasses import dataclass, field
 
-DEFAULT_PORT = 6379
+from rotator.store.address import DEFAULT_HOST, DEFAULT_PORT, StoreAddress
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    host: str = "127.0.0.1"
+    host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     unix_path: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     db: int = 0
     ssl: ssl.SSLContext | None = None
 
+    @classmethod
+    def of(cls, address: StoreAddress) -> Endpoint:
+        """Raises OSError or ssl.SSLError when a TLS file named by the URL cannot be loaded
+        (settings validation has checked them at start)."""
+        return cls(
+            host=address.host,
+            port=address.port,
+            unix_path=address.unix_path,
+            username=address.username,
+            password=address.password,
+            db=address.db,
+            ssl=address.tls.context() if address.tls is not None else None,
+        )
+
     def at(self, host: str, port: int) -> Endpoint:
-        """The same credentials and TLS settings on another node (cluster peers)."""
+        """The same credentials and TLS settings on another node (cluster peers, at the
+        address the cluster announces: with hostname checking, their certificates must
+        name that address, as for redis-py)."""
         return dataclasses.replace(self, host=host, port=port, unix_path=None)
 
     @property
@@ -36,56 +50,8 @@ class Endpoint:
         return self.unix_path or f"{self.host}:{self.port}"
 
 
-def parse_url(url: str) -> Endpoint:
-    """Parse a redis://, rediss:// or unix:// URL; ValueError names what is wrong."""
-    parts = urlsplit(url)
-    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    db_text = query.get("db")
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise ValueError("unix:// URL without a socket path")
-        return Endpoint(
-            unix_path=unquote(parts.path),
-            username=username,
-            password=password,
-            db=_db(db_text or "0"),
-        )
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"unsupported URL scheme {parts.scheme!r} (redis, rediss or unix)")
-    path_db = parts.path.lstrip("/")
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as exc:
-        raise ValueError(f"bad port in Redis URL: {exc}") from None
-    return Endpoint(
-        host=parts.hostname or "127.0.0.1",
-        port=port,
-        username=username,
-        password=password,
-        db=_db(path_db or db_text or "0"),
-        ssl=_ssl_context(query) if parts.scheme == "rediss" else None,
-    )
-
-
-def _db(text: str) -> int:
-    try:
-        db = int(text)
-    except ValueError:
-        raise ValueError(f"Redis database must be a number, not {text!r}") from None
-    if db < 0:
-        raise ValueError("Redis database must not be negative")
-    return db
-
-
-def _ssl_context(query: dict[str, str]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
-    reqs = query.get("ssl_cert_reqs", "required").lower()
-    if reqs == "none":
-        # explicit opt-out in the URL (self-signed dev servers); never the default
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif reqs != "required":
-        raise ValueError("ssl_cert_reqs must be 'none' or 'required'")
-    return context
+def parse_url(url: str | StoreAddress) -> Endpoint:
+    """An Endpoint for a store URL (or an address already parsed); AddressError (a
+    ValueError) names what is wrong with the URL."""
+    address = url if isinstance(url, StoreAddress) else StoreAddress.parse(url)
+    return Endpoint.of(address)
