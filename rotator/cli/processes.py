@@ -17,12 +17,10 @@ from typing import Any
 
 from rotator.cli.common import (
     CliError,
-    check_reachable,
-    data_store,
-    ensure_master_key,
     now_ms,
     redact,
     say,
+    unlocked_store,
     with_store,
 )
 from rotator.crypto import KeyRing
@@ -45,8 +43,7 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    settings = ensure_master_key(settings)
-    with data_store(settings) as live:
+    with unlocked_store(settings, seals=True) as live:
         # uvicorn's worker processes build their settings from the environment
         os.environ["ROTATOR_REDIS_URL"] = live.redis_url or ""
         uvicorn.run(
@@ -72,10 +69,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from workers import run_worker
     except ImportError as exc:
         raise CliError(f"worker: the workers package is not available ({exc})") from None
-    settings = ensure_master_key(settings)  # embedded mode: the same generated key as serve
-    if settings.redis_url is not None:
-        check_reachable(settings)
-    run_worker(settings)
+    # embedded mode: joins (or starts) the data dir's Valkey, and uses the same key as serve
+    with unlocked_store(settings, seals=False) as live:
+        run_worker(live)
     return 0
 
 
@@ -93,7 +89,7 @@ class StopRequest:
 
 def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`rotator <command>` as a child that dies with us (even if we are SIGKILLed)."""
-    from rotator.embedded import _die_with_parent
+    from rotator.embedded import die_with_parent
 
     # a session of its own: the terminal's Ctrl-C reaches only `rotator run`, which stops
     # the children in order (API first, so no request finds the store gone)
@@ -102,7 +98,7 @@ def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -176,13 +172,12 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stop = StopRequest()
-    settings = ensure_master_key(settings)
     admin_token = settings.admin_token
     generated_admin = admin_token is None
     if admin_token is None:
         admin_token = secrets.token_urlsafe(32)
     url = base_url(settings)
-    with data_store(settings) as live:
+    with unlocked_store(settings, seals=True) as live:
         tenant, created, client_token = with_store(
             live, lambda r, d: prepare_demo(r, d, live.keyring)
         )
