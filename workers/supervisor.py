@@ -60,7 +60,6 @@ class Supervisor:
         the entries its predecessor left pending under the same name."""
         self.stopping = asyncio.Event()
         self.current: Worker | None = None
-        self.workers_started = 0
         self._draining: set[asyncio.Task[None]] = set()
 
     def stop(self, signum: signal.Signals = signal.SIGTERM) -> None:
@@ -81,6 +80,8 @@ class Supervisor:
                 delay_s = min(self.config.reconnect_cap_s, delay_s * 2)
                 continue
             self.outage.recovered()
+            if self.stopping.is_set():
+                break  # the signal came while we were pinging
             loop = asyncio.get_running_loop()
             started = loop.time()
             await self._run_one()
@@ -112,7 +113,6 @@ class Supervisor:
         )
         worker = Worker(**kwargs, handle_signals=False)
         self.current = worker
-        self.workers_started += 1
         try:
             await worker.async_run()
         except asyncio.CancelledError:
@@ -152,8 +152,8 @@ async def _close(worker: Worker, *, stopped: bool = False) -> None:
             await pool.aclose()
 
 
-async def supervise(settings: Settings, config: WorkerConfig) -> Supervisor:
-    """Run until SIGINT/SIGTERM; returns the supervisor (tests read its counts)."""
+async def supervise(settings: Settings, config: WorkerConfig) -> None:
+    """Run until SIGINT/SIGTERM."""
     supervisor = Supervisor(settings, config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -163,4 +163,3 @@ async def supervise(settings: Settings, config: WorkerConfig) -> Supervisor:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    return supervisor
