@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 
 from rotator.settings import MASTER_KEY_FILE, Settings, SettingsError
 from workers.config import WorkerConfig
@@ -16,28 +17,25 @@ from workers.config import WorkerConfig
 __all__ = ["WorkerConfig", "run_worker"]
 
 
-def _use_uvloop() -> None:
-    """Run arq on uvloop when installed (uvicorn[standard] brings it): ~1/3 more deliveries/s.
-
-    arq's Worker takes the thread's current event loop, so setting it here is enough.
-    """
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): ~1/3 more deliveries/s."""
     try:
         import uvloop
     except ImportError:
-        return
-    asyncio.set_event_loop(uvloop.new_event_loop())
+        return None
+    return uvloop.new_event_loop
 
 
 def run_worker(settings: Settings, config: WorkerConfig | None = None) -> None:
-    """Run one worker process until SIGINT/SIGTERM.
+    """Run one worker process until SIGINT/SIGTERM, through store outages of any length
+    (workers/supervisor.py).
 
     Embedded mode (no REDIS_URL): joins the data dir's Valkey (or starts it), as the API does.
     """
-    from arq.worker import run_worker as arq_run_worker
-
     from rotator.crypto import KeyRing
     from rotator.embedded import SharedEmbedded
-    from workers.settings import queue_url, worker_settings
+    from workers.settings import queue_url
+    from workers.supervisor import supervise
 
     if not logging.getLogger().handlers:
         logging.basicConfig(
@@ -55,13 +53,8 @@ def run_worker(settings: Settings, config: WorkerConfig | None = None) -> None:
             settings = dataclasses.replace(settings, master_key=ring)
         settings.keyring  # noqa: B018 -- refuse to start without one (SettingsError names it)
         queue_url(settings)  # likewise for a cluster without QUEUE_URL
-        _use_uvloop()
-        try:
-            arq_run_worker(worker_settings(settings, config))  # type: ignore[arg-type]
-        except asyncio.CancelledError:
-            # arq re-raises the cancellation of jobs in flight at SIGTERM; they are retried
-            # by another worker once their in-progress lock expires
-            logging.getLogger("workers").info("stopped; jobs in flight will be retried")
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(supervise(settings, config or WorkerConfig()))
     except SettingsError as exc:
         raise SystemExit(f"rotator worker: {exc}") from None
     finally:

@@ -51,3 +51,15 @@ class WorkerConfig:
     """Services swept at once."""
     http_max_connections: int = 200
     """Open connections to webhook receivers per worker process."""
+    reconnect_base_s: float = 0.5
+    """After a store outage stops the arq Worker: first pause before the queue is pinged
+    again, doubled after each failure (workers/supervisor.py)."""
+    reconnect_cap_s: float = 10.0
+    """Longest such pause: how late, at most, the worker notices the store is back."""
+    reconnect_reset_after_s: float = 60.0
+    """A Worker that ran this long before failing starts the backoff over."""
+    outage_report_interval_s: float = 60.0
+    """One log line per interval while the store is unreachable, with the count folded."""
+    store_retry_s: float = 5.0
+    """A delivery job that finds the data store down comes back after about this long
+    (jittered), without spending one of the event's attempts."""

@@ -5,19 +5,27 @@ Each run is one attempt: sign, POST, log the attempt in the tenant's delivery lo
 with exponential backoff and jitter (arq Retry) until `webhook_max_attempts`, then
 logged as failed. arq's job_try is the attempt number, so an attempt cut short by a
 killed worker counts too, and the re-run carries the same webhook-id.
+
+A job that finds the data store down (the queue answered, or it would not run: a
+cluster outage, or the first seconds of a single server's) made no attempt at the
+receiver: it gives its try back and comes back after `store_retry_s`, so an outage of
+any length spends none of the event's attempts and drops no event.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 from typing import Any
 
 from arq import Retry
+from arq.constants import retry_key_prefix
 
 from rotator.crypto import DecryptError
 from rotator.store import keys, webhooks
+from rotator.store.connection import UNAVAILABLE
 from rotator.store.webhooks import DeliveryAttempt
 from workers import signing
 from workers.config import WorkerConfig
@@ -60,6 +68,26 @@ async def deliver_event(
     ctx: dict[str, Any], tenant: str, event_id: str, event_type: str, body: bytes
 ) -> str:
     """One delivery attempt of one event; returns the outcome (kept as the arq result)."""
+    try:
+        return await _attempt(ctx, tenant, event_id, event_type, body)
+    except UNAVAILABLE as exc:
+        config: WorkerConfig = ctx["config"]
+        outage = ctx.get("outage")
+        if outage is not None:
+            outage.failed(exc)
+        else:
+            log.warning("event %s: store unavailable (%s); retrying", event_id, exc)
+        # arq counts a try by INCR of its retry key when the job starts (job_try): undo
+        # ours, since the receiver was not tried. Best effort: with the queue down too,
+        # the job is stuck in its in-progress lock anyway and runs again after it
+        with contextlib.suppress(*UNAVAILABLE):
+            await ctx["redis"].decr(retry_key_prefix + ctx["job_id"])
+        raise Retry(defer=config.store_retry_s * random.uniform(0.5, 1.0)) from None
+
+
+async def _attempt(
+    ctx: dict[str, Any], tenant: str, event_id: str, event_type: str, body: bytes
+) -> str:
     settings = ctx["settings"]
     config: WorkerConfig = ctx["config"]
     client: WebhookClient = ctx["webhooks"]

@@ -33,8 +33,9 @@ from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, 
 from arq.jobs import serialize_job
 from redis.exceptions import ResponseError
 
+from rotator.folded_log import FoldedWarning
 from rotator.store import evalsha, scripts
-from rotator.store.connection import Redis
+from rotator.store.connection import UNAVAILABLE, Redis
 from rotator.store.events import Entry, EventStreams, encode_event, to_event
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME
@@ -68,9 +69,17 @@ async def enqueue_batch(
 
 class EventPump:
     def __init__(
-        self, data: Redis, queue: Redis, config: WorkerConfig, *, consumer: str | None = None
+        self,
+        data: Redis,
+        queue: Redis,
+        config: WorkerConfig,
+        *,
+        consumer: str | None = None,
+        outage: FoldedWarning | None = None,
     ) -> None:
         self.streams = EventStreams(data)
+        self.outage = outage or FoldedWarning(log, "the store", config.outage_report_interval_s)
+        """Store failures, folded (a pass fails several times a second in an outage)."""
         self.queue = queue
         self.config = config
         self.consumer = consumer or consumer_name()
@@ -87,10 +96,15 @@ class EventPump:
                 moved = await self.pump_once()
             except asyncio.CancelledError:
                 raise
+            except UNAVAILABLE as exc:
+                self.outage.failed(exc)
+                await asyncio.sleep(self.config.pump_error_pause_s)
+                continue
             except Exception:
                 log.exception("event pump pass failed; retrying")
                 await asyncio.sleep(self.config.pump_error_pause_s)
                 continue
+            self.outage.recovered()
             if moved == 0:
                 await asyncio.sleep(self.config.pump_idle_poll_s)
 

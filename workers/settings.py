@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
+from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings, SettingsError
 from rotator.store import connection
 from rotator.store.address import StoreAddress
@@ -58,8 +60,18 @@ def queue_redis_settings(settings: Settings) -> RedisSettings:
     )
 
 
-def worker_settings(settings: Settings, config: WorkerConfig | None = None) -> dict[str, Any]:
-    """Keyword arguments of arq.Worker (arq accepts a dict as its settings)."""
+def worker_settings(
+    settings: Settings,
+    config: WorkerConfig | None = None,
+    *,
+    consumer: str | None = None,
+    outage: FoldedWarning | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of arq.Worker (arq accepts a dict as its settings).
+
+    `consumer`: the event pump's consumer name (kept across the Workers of one process,
+    workers/supervisor.py); `outage`: where store failures are reported, folded.
+    """
     config = config or WorkerConfig()
     return {
         "functions": [
@@ -82,8 +94,9 @@ def worker_settings(settings: Settings, config: WorkerConfig | None = None) -> d
                 keep_result=0,
             )
         ],
-        "redis_settings": queue_redis_settings(settings),
-        "ctx": {"settings": settings, "config": config},
+        # no retries inside arq's connect (a warning line per try): the supervisor retries
+        "redis_settings": dataclasses.replace(queue_redis_settings(settings), conn_retries=0),
+        "ctx": {"settings": settings, "config": config, "consumer": consumer, "outage": outage},
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": config.max_jobs,
@@ -105,17 +118,28 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx["targets"] = TargetCache(config.target_cache_s)
     if config.pump:
-        pump = EventPump(ctx["data"], ctx["redis"], config)
+        pump = EventPump(
+            ctx["data"],
+            ctx["redis"],
+            config,
+            consumer=ctx.get("consumer"),
+            outage=ctx.get("outage"),
+        )
         ctx["pump"] = pump
         ctx["pump_task"] = asyncio.create_task(pump.run_forever(), name="event-pump")
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
+async def stop_pump(ctx: dict[str, Any]) -> None:
+    """Cancel this Worker's event pump and wait for it (a no-op when it has none)."""
     task = ctx.pop("pump_task", None)
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await stop_pump(ctx)
     if "webhooks" in ctx:
         await ctx.pop("webhooks").aclose()
     if "data" in ctx:

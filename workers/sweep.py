@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from rotator.store.connection import UNAVAILABLE
 from rotator.store.sweep import sweep_service, time_services
 from workers.config import WorkerConfig
 
@@ -23,8 +24,21 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
     """Sweep every registered time service; returns the keys newly marked expired.
 
     `ctx["clock"]` (tests) fixes the time; otherwise each script reads Redis TIME, the
-    clock next_key.lua uses too.
+    clock next_key.lua uses too. A store outage ends the run with one folded warning (not
+    a traceback per service); the next minute's run sweeps whatever is due by then.
     """
+    try:
+        return await _sweep(ctx)
+    except UNAVAILABLE as exc:
+        outage = ctx.get("outage")
+        if outage is not None:
+            outage.failed(exc)
+        else:
+            log.warning("sweep stopped: store unavailable (%s)", exc)
+        return 0
+
+
+async def _sweep(ctx: dict[str, Any]) -> int:
     settings = ctx["settings"]
     config: WorkerConfig = ctx["config"]
     data = ctx["data"]
@@ -39,6 +53,8 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
                 result = await sweep_service(
                     data, tenant, slug, now_ms=now_ms, events_maxlen=settings.events_maxlen
                 )
+            except UNAVAILABLE:
+                raise  # the store, not this service: the whole run stops
             except Exception:
                 # one broken service must not stop the sweep of the others
                 log.exception("sweep of %s/%s failed", tenant, slug)
@@ -50,11 +66,19 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
                 )  # fmt: skip
             return result.newly_expired
 
+    async def sweep_chunk(pairs: list[tuple[str, str]]) -> int:
+        # every sweep of the chunk ends before an outage is raised: none is left running
+        results = await asyncio.gather(*(sweep_one(*p) for p in pairs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(results)  # type: ignore[arg-type]
+
     chunk: list[tuple[str, str]] = []
     async for pair in time_services(data):
         chunk.append(pair)
         if len(chunk) >= _CHUNK:
-            expired += sum(await asyncio.gather(*(sweep_one(*p) for p in chunk)))
+            expired += await sweep_chunk(chunk)
             chunk = []
-    expired += sum(await asyncio.gather(*(sweep_one(*p) for p in chunk)))
+    expired += await sweep_chunk(chunk)
     return expired

@@ -30,6 +30,18 @@ from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
 from rotator.domain.errors import RotatorError
 from rotator.settings import Settings, SettingsError
 
+RUN_DESCRIPTION = """\
+Embedded Valkey + API + worker, with a demo tenant: what `make run` starts.
+
+It takes no options: it is configured by the ROTATOR_* settings below (the port with
+ROTATOR_PORT, the data with ROTATOR_DATA_DIR, an external store with ROTATOR_REDIS_URL).
+Before it changes anything it locks DATA_DIR/run.lock (a second `rotator run` on the
+same data dir exits 2 naming the running one) and checks that ROTATOR_HOST:ROTATOR_PORT
+can be bound (exit 2 naming ROTATOR_PORT otherwise). With no master key configured it
+generates DATA_DIR/master.key, but only for a store that holds no sealed data. A child
+(API or worker) that exits is restarted with backoff (1 s, 2 s, 4 s ... 30 s); Ctrl-C or
+SIGTERM stops the API, then the worker, then Valkey."""
+
 
 def settings_help() -> str:
     lines = ["settings (environment variables; unset = default):"]
@@ -65,12 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    command(sub, "serve", cmd_serve, "run the HTTP API (uvicorn, ROTATOR_WORKERS processes)")
-    command(sub, "worker", cmd_worker, "run an arq worker (events, webhooks, expiry sweep)")
-    command(
-        sub, "run", cmd_run,
-        "embedded Valkey + API + worker, with a demo tenant: what `make run` starts",
-    )  # fmt: skip
+    processes = {"epilog": settings_help(), "formatter_class": argparse.RawDescriptionHelpFormatter}
+    command(sub, "serve", cmd_serve, "run the HTTP API (uvicorn, ROTATOR_WORKERS processes)",
+            **processes)  # fmt: skip
+    command(sub, "worker", cmd_worker, "run an arq worker (events, webhooks, expiry sweep)",
+            **processes)  # fmt: skip
+    run = sub.add_parser(
+        "run",
+        help="embedded Valkey + API + worker, with a demo tenant: what `make run` starts",
+        description=RUN_DESCRIPTION,
+        **processes,
+    )
+    run.set_defaults(func=cmd_run)
 
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(
         dest="action", metavar="ACTION", required=True

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from rotator.cli.common import data_store, emit, ensure_master_key, now_ms, say, with_store
+from rotator.cli.common import data_store, emit, now_ms, say, unlocked_store, with_store
 from rotator.settings import Settings
 
 
@@ -95,15 +95,14 @@ def read_secret() -> str:
 def cmd_key_add(args: argparse.Namespace, settings: Settings) -> int:
     from rotator.store import services
 
-    settings = ensure_master_key(settings)
     secret = read_secret().strip()
 
-    async def work(redis: Any, durability: Any) -> Any:
+    async def work(redis: Any, durability: Any, keyring: Any) -> Any:
         await _existing_tenant(redis, args.tenant)
         return await services.add_key(
             redis,
             durability,
-            settings.keyring,
+            keyring,
             args.tenant,
             args.slug,
             label=args.label,
@@ -112,8 +111,8 @@ def cmd_key_add(args: argparse.Namespace, settings: Settings) -> int:
             now_ms=now_ms(),
         )
 
-    with data_store(settings) as live:
-        key = with_store(live, work)
+    with unlocked_store(settings, seals=True) as live:
+        key = with_store(live, lambda r, d: work(r, d, live.keyring))
     emit(
         args,
         {
@@ -160,10 +159,12 @@ def cmd_app_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rewrap(args: argparse.Namespace, settings: Settings) -> int:
     from rotator.store import rewrap
 
-    settings = ensure_master_key(settings)
-    ring = settings.keyring
-    say(f"re-encrypting every stored secret under master key {ring.primary_id!r}")
-    with data_store(settings) as live:
+    with unlocked_store(settings, seals=True) as live:
+        ring = live.keyring
+        say(
+            f"re-encrypting every stored secret under master key {ring.primary_id!r} "
+            f"(fingerprint {ring.primary_fingerprint})"
+        )
         report = with_store(
             live, lambda r, d: rewrap.rewrap_all(r, d, ring, progress=lambda line: say(line))
         )

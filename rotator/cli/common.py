@@ -43,34 +43,102 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def ensure_master_key(settings: Settings) -> Settings:
-    """The settings with a key ring; in embedded mode, generate DATA_DIR/master.key if none.
+def _key_file_ring(settings: Settings) -> KeyRing | None:
+    """DATA_DIR/master.key, when it exists (`rotator run` may have written it after these
+    settings were read)."""
+    path = settings.data_dir / MASTER_KEY_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return KeyRing.parse(text)
+    except KeyRingError as exc:
+        raise SettingsError("master_key", f"{path}: {exc}") from None
+
+
+def _generate_key_file(settings: Settings) -> KeyRing:
+    """Write a new DATA_DIR/master.key (mode 0600) and return it.
 
     O_EXCL makes the generation race-free: of two processes starting at once, one
     writes the file and both use it.
     """
-    if settings.master_key is not None or not settings.embedded:
-        settings.keyring  # noqa: B018 -- raises SettingsError naming ROTATOR_MASTER_KEY
-        return settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = settings.data_dir / MASTER_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        text = path.read_text().strip()
-    else:
-        text = generate_master_key()
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        say(
-            f"generated a master key in {path.resolve()} (mode 0600); back it up: "
-            "without it the stored provider keys cannot be decrypted"
-        )
+        ring = _key_file_ring(settings)
+        assert ring is not None
+        return ring
+    text = generate_master_key()
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    say(
+        f"generated a master key in {path.resolve()} (mode 0600); back it up: "
+        "without it the stored provider keys cannot be decrypted"
+    )
+    return KeyRing.parse(text)
+
+
+async def _unlock(redis: Any, durability: Any, settings: Settings, *, seals: bool) -> KeyRing:
+    """The master key ring for this store, checked against the canary (store/keyring.py).
+
+    In embedded mode with no key anywhere, a key is generated only for a store that holds
+    no sealed data: for any other, a new key would start a service that answers 500 to
+    every delivery, and hide that the real key was lost.
+    """
+    from rotator.store import keyring as keyring_store
+
+    ring = settings.master_key or _key_file_ring(settings)
+    source = "ROTATOR_MASTER_KEY" if settings.master_key else f"{MASTER_KEY_FILE}"
+    if ring is None:
+        path = (settings.data_dir / MASTER_KEY_FILE).resolve()
+        if not settings.embedded:
+            settings.keyring  # noqa: B018 -- raises SettingsError naming ROTATOR_MASTER_KEY
+        if await keyring_store.holds_sealed_data(redis):
+            named = ", ".join(await keyring_store.sealed_with(redis)) or "an unknown key"
+            raise SettingsError(
+                "master_key",
+                f"not set, and {path} is missing, but the store in "
+                f"{settings.data_dir.resolve()} holds data sealed with master key {named}: "
+                f"restore {MASTER_KEY_FILE} from your backup (mode 0600) or set "
+                "ROTATOR_MASTER_KEY to that key; no new key was generated",
+            )
+        ring = _generate_key_file(settings)
+        source = MASTER_KEY_FILE
     try:
-        ring = KeyRing.parse(text)
-    except KeyRingError as exc:
-        raise SettingsError("master_key", f"{path}: {exc}") from None
-    return dataclasses.replace(settings, master_key=ring)
+        unlocked = await keyring_store.unlock(redis, durability, ring, seals=seals, now_ms=now_ms())
+    except keyring_store.KeyRingMismatch as exc:
+        raise SettingsError(
+            "master_key",
+            f"{exc} (keys from {source}); configure the key the data was sealed with "
+            "(a key's fingerprint: the first 16 hex digits of the SHA-256 of its 32 bytes)",
+        ) from None
+    if unlocked.unconfigured:
+        say(
+            "note: data may also be sealed with master key "
+            f"{', '.join(unlocked.unconfigured)}, which is not configured; if deliveries "
+            "fail to decrypt, add it to ROTATOR_MASTER_KEY and run `rotator rewrap`"
+        )
+    return ring
+
+
+@contextlib.contextmanager
+def unlocked_store(settings: Settings, *, seals: bool) -> Iterator[Settings]:
+    """data_store, with a master key ring that opens what the store holds.
+
+    The ring: ROTATOR_MASTER_KEY, else DATA_DIR/master.key, else (embedded mode, a store
+    with no sealed data) a generated one. A ring that cannot open the store's data is
+    refused (SettingsError naming ROTATOR_MASTER_KEY: exit 2) before anything starts.
+    `seals`: this process will seal secrets (recorded in the store, see store/keyring.py).
+    """
+    no_key = settings.master_key is None and _key_file_ring(settings) is None
+    if no_key and not settings.embedded:
+        settings.keyring  # noqa: B018 -- refused before the store is touched
+    with data_store(settings) as live:
+        ring = with_store(live, lambda r, d: _unlock(r, d, settings, seals=seals))
+        yield dataclasses.replace(live, master_key=ring)
 
 
 def check_reachable(settings: Settings) -> None:

@@ -7,29 +7,27 @@ import copy
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from rotator.cli.children import Child
 from rotator.cli.common import (
     CliError,
     check_reachable,
-    data_store,
-    ensure_master_key,
     now_ms,
     redact,
     say,
+    unlocked_store,
     with_store,
 )
+from rotator.cli.preflight import RunLock, check_port
 from rotator.crypto import KeyRing
 from rotator.settings import Settings
 
 DEMO_SERVICE = "openai"
-STOP_TIMEOUT_S = 10.0
 HEALTH_TIMEOUT_S = 60.0
 
 
@@ -45,8 +43,10 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    settings = ensure_master_key(settings)
-    with data_store(settings) as live:
+    if not settings.embedded:
+        check_reachable(settings)  # the store's problem first: it is named as before
+    check_port(settings.host, settings.port)
+    with unlocked_store(settings, seals=True) as live:
         # uvicorn's worker processes build their settings from the environment
         os.environ["ROTATOR_REDIS_URL"] = live.redis_url or ""
         uvicorn.run(
@@ -72,10 +72,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         from workers import run_worker
     except ImportError as exc:
         raise CliError(f"worker: the workers package is not available ({exc})") from None
-    settings = ensure_master_key(settings)  # embedded mode: the same generated key as serve
-    if settings.redis_url is not None:
-        check_reachable(settings)
-    run_worker(settings)
+    # embedded mode: joins (or starts) the data dir's Valkey, and uses the same key as serve
+    with unlocked_store(settings, seals=False) as live:
+        run_worker(live)
     return 0
 
 
@@ -91,33 +90,6 @@ class StopRequest:
         self.requested = True
 
 
-def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`rotator <command>` as a child that dies with us (even if we are SIGKILLed)."""
-    from rotator.embedded import _die_with_parent
-
-    # a session of its own: the terminal's Ctrl-C reaches only `rotator run`, which stops
-    # the children in order (API first, so no request finds the store gone)
-    return subprocess.Popen(
-        [sys.executable, "-m", "rotator.cli", command],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
-
-
-def stop_child(name: str, process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        say(f"stopping {name}")
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            say(f"{name} did not stop in {STOP_TIMEOUT_S:.0f}s; killing it")
-            process.kill()
-            process.wait()
-
-
 def base_url(settings: Settings) -> str:
     host = settings.host
     if host in ("0.0.0.0", "::", ""):
@@ -127,14 +99,15 @@ def base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def wait_healthy(
-    url: str, children: list[tuple[str, subprocess.Popen[bytes]]], stop: StopRequest
-) -> bool:
+def wait_healthy(url: str, children: list[Child], stop: StopRequest) -> bool:
+    """Until /healthz answers; a child exiting meanwhile is fatal (a bad setting that only
+    the child sees, a port taken since the check), not restarted."""
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while time.monotonic() < deadline and not stop.requested:
-        for name, process in children:
-            if process.poll() is not None:
-                raise CliError(f"{name} exited with code {process.returncode} during start")
+        for child in children:
+            code = child.exited()
+            if code is not None:
+                raise CliError(f"{child.name} exited with code {code} during start")
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
                 if response.status == 200:
@@ -176,46 +149,47 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stop = StopRequest()
-    settings = ensure_master_key(settings)
-    admin_token = settings.admin_token
-    generated_admin = admin_token is None
-    if admin_token is None:
-        admin_token = secrets.token_urlsafe(32)
     url = base_url(settings)
-    with data_store(settings) as live:
-        tenant, created, client_token = with_store(
-            live, lambda r, d: prepare_demo(r, d, live.keyring)
-        )
-        env = {
-            **os.environ,
-            "ROTATOR_REDIS_URL": live.redis_url or "",
-            "ROTATOR_ADMIN_TOKEN": admin_token,
-            "ROTATOR_DATA_DIR": str(Path(live.data_dir).resolve()),
-        }
-        children: list[tuple[str, subprocess.Popen[bytes]]] = []
-        code = 0
-        try:
-            children.append(("API", spawn("serve", env)))
-            children.append(("worker", spawn("worker", env)))
-            if wait_healthy(url, children, stop):
-                print_banner(
-                    live, settings.embedded, url, admin_token, generated_admin, tenant, created,
-                    client_token,
-                )  # fmt: skip
-            while not stop.requested:
-                for name, process in children:
-                    if process.poll() is not None:
-                        say(f"{name} exited with code {process.returncode}; stopping")
-                        stop.requested = True
-                        code = 1
-                time.sleep(0.2)
-        finally:
-            for name, process in children:  # API first, then the worker, then Valkey
-                stop_child(name, process)
-            if settings.embedded:
-                say("stopping the embedded Valkey")  # data_store's exit, right after this
+    # before anything else: a second run on this data dir must change nothing (its demo
+    # token would revoke the first run's), so the lock comes before the store is touched
+    with RunLock(settings.data_dir, url):
+        if not settings.embedded:
+            check_reachable(settings)
+        check_port(settings.host, settings.port)
+        admin_token = settings.admin_token
+        generated_admin = admin_token is None
+        if admin_token is None:
+            admin_token = secrets.token_urlsafe(32)
+        with unlocked_store(settings, seals=True) as live:
+            tenant, created, client_token = with_store(
+                live, lambda r, d: prepare_demo(r, d, live.keyring)
+            )
+            env = {
+                **os.environ,
+                "ROTATOR_REDIS_URL": live.redis_url or "",
+                "ROTATOR_ADMIN_TOKEN": admin_token,
+                "ROTATOR_DATA_DIR": str(Path(live.data_dir).resolve()),
+            }
+            children = [Child("API", "serve", env), Child("worker", "worker", env)]
+            try:
+                for child in children:
+                    child.start()
+                if wait_healthy(url, children, stop):
+                    print_banner(
+                        live, settings.embedded, url, admin_token, generated_admin, tenant,
+                        created, client_token,
+                    )  # fmt: skip
+                while not stop.requested:
+                    for child in children:
+                        child.tend()  # a child that exited is restarted, with backoff
+                    time.sleep(0.2)
+            finally:
+                for child in children:  # API first, then the worker, then Valkey
+                    child.stop()
+                if settings.embedded:
+                    say("stopping the embedded Valkey")  # data_store's exit, right after this
     say("stopped")
-    return code
+    return 0
 
 
 def print_banner(

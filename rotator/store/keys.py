@@ -45,6 +45,12 @@ Global:
   kr:webhook_tenants    SET   tenants with a webhook configured (read by the event pump)
   kr:time_services      SET   "<tenant>:<slug>" of time-policy services (read by the sweep)
   kr:demo_tenant        STRING the tenant `rotator run` created for the demo
+  kr:keyring            HASH  canary  a known plaintext sealed by a master key the data is
+                                      sealed with (own AAD; store/keyring.py): every process
+                                      that opens or seals secrets refuses to start unless
+                                      its key ring opens it; `rotator rewrap` re-seals it
+                              fp:<fingerprint>  ms first seen: the master keys (hex sha256
+                                      [:8]) data may be sealed with since the last rewrap
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ TENANTS = "kr:tenants"
 WEBHOOK_TENANTS = "kr:webhook_tenants"
 TIME_SERVICES = "kr:time_services"
 DEMO_TENANT = "kr:demo_tenant"
+KEYRING = "kr:keyring"
 
 
 def tag(tenant: str) -> str:

@@ -1,7 +1,10 @@
 """`rotator rewrap`: re-encrypt every stored secret under the ring's first master key.
 
 Covers provider keys (`c:N` of every service hash) and webhook secrets
-(`wh_secret` of every tenant hash). Safe while the service runs: each field is
+(`wh_secret` of every tenant hash), then the key-ring canary (store/keyring.py), last:
+until every blob has moved, it stays under a key the data still needs. Version-1
+blobs (ring id inside) always move, to version 2 (key fingerprint inside). Safe while
+the service runs: each field is
 replaced by a compare-and-set script only if it still holds the blob that was
 read, so a key deleted meanwhile is never resurrected and nothing written
 meanwhile is overwritten. Blobs already under the first key are left as they are,
@@ -11,11 +14,13 @@ so a second run (or a resumed one after a crash) does no work twice.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import msgspec
 
 from rotator.crypto import DecryptError, KeyRing, aad_for_key, aad_for_webhook_secret
+from rotator.store import keyring as keyring_store
 from rotator.store import keys
 from rotator.store.common import queue_script, store_op
 from rotator.store.connection import Durability, Redis
@@ -32,6 +37,8 @@ class RewrapReport(msgspec.Struct, kw_only=True):
     """Deleted or replaced while we worked: nothing to do."""
     failed: list[str] = msgspec.field(default_factory=list)
     """Where a blob could not be opened (unknown master key, tampering): no secret, a place."""
+    canary_resealed: bool = False
+    """The key-ring canary moved to the first key (it is not counted above)."""
 
 
 async def _rewrap_hash(
@@ -72,6 +79,7 @@ async def rewrap_all(
     keyring: KeyRing,
     *,
     progress: Callable[[str], None] | None = None,
+    now_ms: int | None = None,
 ) -> RewrapReport:
     """Rewrap every tenant's secrets; `progress` gets one line per tenant (ids, counts only)."""
     report = RewrapReport()
@@ -97,4 +105,11 @@ async def rewrap_all(
             await _rewrap_hash(redis, durability, keyring, svc_key, blobs, report)
         if progress is not None:
             progress(f"tenant {tenant}: {report.rewrapped - before} rewrapped")
+    report.canary_resealed = await keyring_store.reseal(
+        redis, durability, keyring,
+        complete=not report.failed,
+        now_ms=time.time_ns() // 1_000_000 if now_ms is None else now_ms,
+    )  # fmt: skip
+    if progress is not None and report.canary_resealed:
+        progress(f"key-ring canary: now sealed under key {keyring.primary_fingerprint}")
     return report

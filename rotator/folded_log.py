@@ -1,0 +1,72 @@
+"""One log line per interval for a failure that repeats, saying how many it folded.
+
+During a store outage a worker fails several times a second (every poll, every pump
+pass, every reconnect attempt); one line each would bury the log. The first failure is
+logged at once, then at most one line per `interval_s` with the count of failures
+folded into it, and the recovery once, with the total.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+
+class FoldedWarning:
+    """The failures of one thing (`what`, e.g. "the store"): first, every interval, recovery."""
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        interval_s: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.what = what
+        self.interval_s = interval_s
+        self.clock = clock
+        self.failures = 0
+        """Failures since the last recovery (0 = not failing)."""
+        self._since = 0.0
+        self._next_report_at = 0.0
+        self._folded = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.failures > 0
+
+    def failed(self, exc: BaseException) -> None:
+        now = self.clock()
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self.failures += 1
+        if self.failures == 1:
+            self._since = now
+            self._next_report_at = now + self.interval_s
+            self.log.warning(
+                "%s is unreachable (%s); retrying with backoff, reporting once per %.0fs",
+                self.what, reason, self.interval_s,
+            )  # fmt: skip
+            return
+        if now < self._next_report_at:
+            self._folded += 1
+            return
+        self.log.warning(
+            "%s is still unreachable after %.0fs (%s); %d failures folded into this report",
+            self.what, now - self._since, reason, self._folded + 1,
+        )  # fmt: skip
+        self._folded = 0
+        self._next_report_at = now + self.interval_s
+
+    def recovered(self) -> None:
+        """Log the end of a failure streak (nothing when there was none)."""
+        if not self.failures:
+            return
+        self.log.info(
+            "%s is reachable again after %.1fs and %d failures",
+            self.what, self.clock() - self._since, self.failures,
+        )  # fmt: skip
+        self.failures = 0
+        self._folded = 0

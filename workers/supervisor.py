@@ -1,0 +1,169 @@
+"""One worker process's arq Worker, kept running through store outages of any length.
+
+arq's Worker polls its queue in a loop that raises as soon as Redis goes away; its
+`run()` then closes and returns, and `rotator worker` used to exit with it (webhooks
+and the expiry sweep stopped for good). Here an arq Worker runs until a signal stops
+it or the store fails it. On failure its event pump stops at once, its jobs in flight
+finish in the background (each bounded by its own timeout), and a new Worker starts
+as soon as the queue answers a PING again, tried with capped exponential backoff. The
+failures of one outage make one log line per `outage_report_interval_s`, saying how
+many were folded into it, and one line at recovery (rotator/folded_log.py).
+
+Why nothing is lost across the gap (at least once, as everywhere else):
+- stream entries read but not acknowledged stay pending on this process's consumer
+  (its name is kept across Workers) and are XAUTOCLAIMed after `claim_idle_ms`; the
+  pump acknowledges only entries whose jobs are queued;
+- jobs stay in the queue; one cut short keeps arq's in-progress lock until it expires
+  (its timeout + 10 s) and then runs again, with the same webhook-id; a job that finds
+  the data store down gives its try back and comes back later (workers/deliver.py);
+- the expiry sweep is a cron: ticks missed in the outage are skipped and the next one
+  sweeps everything due (the expiry rule is in the script, not in the tick).
+Durability is the store's: with `appendfsync everysec` a killed Valkey may lose its
+last second of writes, events and queued jobs alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import redis.asyncio as aioredis
+from arq.worker import Worker
+from redis.exceptions import ReadOnlyError
+
+from rotator.folded_log import FoldedWarning
+from rotator.settings import Settings
+from rotator.store.address import StoreAddress
+from rotator.store.connection import UNAVAILABLE
+from workers.config import WorkerConfig
+from workers.pump import consumer_name
+from workers.settings import queue_url, shutdown, stop_pump, worker_settings
+
+log = logging.getLogger("workers")
+
+OUTAGE = (*UNAVAILABLE, ReadOnlyError)
+"""What a store outage raises (ReadOnlyError: a primary demoted by a failover)."""
+
+
+class Supervisor:
+    """Runs arq Workers one after the other until `stop()`."""
+
+    def __init__(self, settings: Settings, config: WorkerConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.queue_url = queue_url(settings)
+        self.outage = FoldedWarning(log, "the store", config.outage_report_interval_s)
+        self.consumer = consumer_name()
+        """One event-pump consumer for the process's life: a Worker after an outage finds
+        the entries its predecessor left pending under the same name."""
+        self.stopping = asyncio.Event()
+        self.current: Worker | None = None
+        self._draining: set[asyncio.Task[None]] = set()
+
+    def stop(self, signum: signal.Signals = signal.SIGTERM) -> None:
+        self.stopping.set()
+        if self.current is not None:
+            # arq's own handler: logs the counts, cancels the jobs in flight (arq retries
+            # them) and the Worker's main task
+            self.current.handle_sig(signum)
+
+    async def run(self) -> None:
+        delay_s = self.config.reconnect_base_s
+        while not self.stopping.is_set():
+            try:
+                await self._ping_queue()
+            except OUTAGE as exc:
+                self.outage.failed(exc)
+                await self._pause(delay_s)
+                delay_s = min(self.config.reconnect_cap_s, delay_s * 2)
+                continue
+            self.outage.recovered()
+            if self.stopping.is_set():
+                break  # the signal came while we were pinging
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await self._run_one()
+            if loop.time() - started >= self.config.reconnect_reset_after_s:
+                delay_s = self.config.reconnect_base_s
+            if not self.stopping.is_set():
+                await self._pause(delay_s)
+                delay_s = min(self.config.reconnect_cap_s, delay_s * 2)
+        if self._draining:
+            await asyncio.gather(*self._draining, return_exceptions=True)
+
+    async def _ping_queue(self) -> None:
+        timeout_s = self.settings.redis_timeout_ms / 1000
+        # configured from the one reading of the URL, as arq's own pool is (TLS alike)
+        client = aioredis.Redis(
+            **StoreAddress.parse(self.queue_url).redis_kwargs(),
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    async def _pause(self, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), delay_s)
+
+    async def _run_one(self) -> None:
+        kwargs = worker_settings(
+            self.settings, self.config, consumer=self.consumer, outage=self.outage
+        )
+        worker = Worker(**kwargs, handle_signals=False)
+        self.current = worker
+        try:
+            await worker.async_run()
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise  # not our stop: the process is being torn down
+        except OUTAGE as exc:
+            self.outage.failed(exc)
+        finally:
+            self.current = None
+            # the pump stops now (a new Worker's pump takes over its consumer); jobs in
+            # flight may still finish, so the rest of the close waits for them
+            await stop_pump(worker.ctx)
+            if self.stopping.is_set():
+                await _close(worker, stopped=True)
+            else:
+                task = asyncio.create_task(_close(worker), name="close-failed-worker")
+                self._draining.add(task)
+                task.add_done_callback(self._draining.discard)
+
+
+async def _close(worker: Worker, *, stopped: bool = False) -> None:
+    """Worker.close() minus its assumption that the store answers: wait for the jobs in
+    flight, then drop the health key if possible, close our clients and the pool."""
+    tasks = list(worker.tasks.values())
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if stopped and tasks:
+        # cancelled by the stop (handle_sig): arq puts them back in the queue
+        log.info("stopped; %d job(s) in flight will be retried", len(tasks))
+    pool: Any = worker.pool
+    if pool is not None:
+        with contextlib.suppress(*OUTAGE):
+            await pool.delete(worker.health_check_key)
+    with contextlib.suppress(*OUTAGE):
+        await shutdown(worker.ctx)
+    if pool is not None:
+        with contextlib.suppress(*OUTAGE):
+            await pool.aclose()
+
+
+async def supervise(settings: Settings, config: WorkerConfig) -> None:
+    """Run until SIGINT/SIGTERM."""
+    supervisor = Supervisor(settings, config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.stop, signum)
+    try:
+        await supervisor.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
