@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rotator.embedded import EmbeddedValkey, _die_with_parent, free_port
+from rotator.embedded import EmbeddedValkey, die_with_parent, free_port
 from tests.cluster import BUS_PORT_OFFSET, ValkeyCluster
 
 GOOD_NAMES = (x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"))
@@ -139,7 +139,7 @@ class TlsProxy:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         if self._reply() != "ready":
             self.stop()
