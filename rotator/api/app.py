@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rotator import __version__
+from rotator.api.body import MAX_BODY_BYTES, ApiRequest
 from rotator.api.errors import HANDLERS
 from rotator.api.health import healthz
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
@@ -54,6 +55,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        request_class=ApiRequest,
+        request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="keyrotator",
             version=__version__,

@@ -1,4 +1,5 @@
-"""Domain errors to HTTP, in one table. Bodies are always `{"error": "<message>"}`."""
+"""Errors to HTTP, in one table (HANDLERS, at the end). Bodies are always
+`{"error": "<message>"}`, plus `"field"` when one input field is to blame."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import time
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from rotator.api.body import MAX_BODY_BYTES
 from rotator.domain import errors as e
 
 log = logging.getLogger("rotator.api")
@@ -28,6 +31,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.InvalidField: 400,
+    e.InvalidBody: 400,
 }
 
 _encode = msgspec.json.Encoder().encode
@@ -102,6 +106,10 @@ def not_found(_: Request, exc: NotFoundException) -> Response:
     return error_response(404, {"error": "not found"})
 
 
+def too_large(_: Request, exc: RequestEntityTooLarge) -> Response:
+    return error_response(413, {"error": f"request body larger than {MAX_BODY_BYTES} bytes"})
+
+
 def unexpected(_: Request, exc: Exception) -> Response:
     # the traceback goes to the log, never to the client; messages may hold input, so log the type
     log.exception("unhandled %s", type(exc).__name__)
@@ -112,6 +120,8 @@ HANDLERS = {
     e.RotatorError: rotator_error,
     ValidationException: validation_error,
     NotFoundException: not_found,
+    RequestEntityTooLarge: too_large,
     HTTPException: http_error,
     Exception: unexpected,
 }
+"""Litestar picks the entry of the first class in the exception's MRO."""

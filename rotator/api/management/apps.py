@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import delete, get, post
 from litestar.params import FromPath, JSONBody
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.schemas import App, AppCreate, AppCreated
 from rotator.store import apps as store
 
 
-class AppController(Controller):
+class AppController(TenantAdminBase):
     path = "/v1/apps"
-    dependencies = TENANT_ADMIN
     tags = ("apps",)
 
     @post("/", summary="Create an app (its token is shown once)")

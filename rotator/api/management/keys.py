@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.schemas import Key, KeyCreate, KeyPatch
 from rotator.store import services as store
 
 
-class KeyController(Controller):
+class KeyController(TenantAdminBase):
     path = "/v1/services/{slug:str}/keys"
-    dependencies = TENANT_ADMIN
     tags = ("keys",)
 
     @post("/", summary="Add a provider key (stored encrypted; appended to the rotation)")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import get, post
 from litestar.params import JSONBody
 
-from rotator.api.auth import OPERATOR_DEPENDENCIES, State, require_operator
+from rotator.api.auth import OperatorBase, State
 from rotator.api.schemas import TenantCreate, TenantCreated, TenantSummary, iso_ms
 from rotator.store import tenants
 
 
-class OperatorController(Controller):
+class OperatorController(OperatorBase):
     path = "/v1/admin"
-    guards = (require_operator,)
-    dependencies = OPERATOR_DEPENDENCIES
     tags = ("operator",)
 
     @post("/tenants", summary="Create a tenant (its tokens are shown once)")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from litestar import Controller, post
+from litestar import post
 from litestar.params import FromPath
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.schemas import Rotated
 
 
-class RotationController(Controller):
+class RotationController(TenantAdminBase):
     path = "/v1/services/{slug:str}/rotate"
-    dependencies = TENANT_ADMIN
     tags = ("services",)
 
     @post(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.schemas import Service, ServiceCreate, ServicePatch
 from rotator.store import services as store
 
 
-class ServiceController(Controller):
+class ServiceController(TenantAdminBase):
     path = "/v1/services"
-    dependencies = TENANT_ADMIN
     tags = ("services",)
 
     @post("/", summary="Create a service (409 when the slug exists)")

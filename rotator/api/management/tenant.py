@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, get, patch, post
+from litestar import get, patch, post
 from litestar.params import JSONBody
 
 from rotator import netguard
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.schemas import ClientToken, TenantPatch, TenantSettings
 from rotator.store import tenants
 
 
-class TenantController(Controller):
+class TenantController(TenantAdminBase):
     path = "/v1/tenant"
-    dependencies = TENANT_ADMIN
     tags = ("tenant",)
 
     @get("/", summary="The tenant's settings (never a token or the webhook secret)")
