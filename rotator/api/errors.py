@@ -1,5 +1,10 @@
 """Errors to HTTP, in one table (HANDLERS, at the end). Bodies are always
-`{"error": "<message>"}`, plus `"field"` when one input field is to blame."""
+`{"error": "<message>"}`, plus `"field"` when one input field is to blame.
+
+Besides the domain errors, the table maps what redis-py raises when the store is
+unreachable or too slow to `503 store unavailable`, for every route at once: no store
+function or handler has to remember it.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,13 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from redis.exceptions import ClusterDownError, RedisClusterException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rotator.api.body import MAX_BODY_BYTES
 from rotator.domain import errors as e
+from rotator.store.connection import is_unavailable
 
 log = logging.getLogger("rotator.api")
 
@@ -51,8 +60,16 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     if isinstance(exc, e.DemoRateLimited):
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
-        _outage_log.warning()
+        _outage_log.warning(type(exc).__name__)
     return error_response(status, body, headers)
+
+
+def store_error(request: Request, exc: Exception) -> Response:
+    """redis-py's connection, timeout and cluster-down errors (and OSError): 503."""
+    if not is_unavailable(exc):  # e.g. a RedisClusterException for a programming error
+        return unexpected(request, exc)
+    _outage_log.warning(type(exc).__name__)
+    return error_response(503, {"error": e.StoreUnavailable.message})
 
 
 class _ThrottledWarning:
@@ -65,12 +82,14 @@ class _ThrottledWarning:
         self._next_at = 0.0
         self._folded = 0
 
-    def warning(self) -> None:
+    def warning(self, cause: str = "") -> None:
+        """`cause` (an exception's type name, never its message) is shown when reported."""
         now = time.monotonic()
         if now < self._next_at:
             self._folded += 1
             return
-        log.warning("%s (%d more since the last report)", self.message, self._folded)
+        detail = f"{cause}; " if cause else ""
+        log.warning("%s (%s%d more since the last report)", self.message, detail, self._folded)
         self._folded = 0
         self._next_at = now + self.interval_s
 
@@ -122,6 +141,11 @@ HANDLERS = {
     NotFoundException: not_found,
     RequestEntityTooLarge: too_large,
     HTTPException: http_error,
+    RedisConnectionError: store_error,
+    RedisTimeoutError: store_error,
+    ClusterDownError: store_error,
+    RedisClusterException: store_error,
+    OSError: store_error,
     Exception: unexpected,
 }
 """Litestar picks the entry of the first class in the exception's MRO."""
