@@ -77,11 +77,18 @@ class JsonBody:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    """One request header (ASGI names are lower case) without building a Headers object."""
+    """A request header (ASGI names are lower case) without building a Headers object.
+
+    Several lines of one header are one comma-separated list (RFC 9110 §5.3), joined in
+    order: a proxy that appends its own X-Forwarded-For line (HAProxy's `option
+    forwardfor`) must not let the client's line hide it. A header that is not a list
+    (Authorization, X-Request-ID) sent twice then fails its own check."""
+    found = None
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")
-    return None
+            line = value.decode("latin-1")
+            found = line if found is None else found + "," + line
+    return found
 
 
 @get(
