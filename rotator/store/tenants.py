@@ -22,6 +22,7 @@ from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
 from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
+from rotator.netguard import redact_webhook_url
 from rotator.store import keys
 from rotator.store.common import (
     allowlist,
@@ -47,6 +48,7 @@ class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_ms: int
     ip_allowlist: list[str]
     webhook_url: str | None
+    """Credentials a URL stored by an earlier version may hold are shown as `***`."""
     webhook_events: list[str]
     webhook_secret_set: bool
 
@@ -73,7 +75,8 @@ def _record(tenant: str, h: dict[bytes, bytes]) -> TenantRecord:
         demo=text(h, "demo") == "1",
         created_ms=int(text(h, "created_ms", "0")),
         ip_allowlist=allowlist(h),
-        webhook_url=url or None,
+        # never in clear: a URL stored before credentials were refused may hold some
+        webhook_url=redact_webhook_url(url) if url else None,
         webhook_events=[t for t in text(h, "events").split(",") if t],
         webhook_secret_set=bool(h.get(b"wh_secret")),
     )
