@@ -14,6 +14,7 @@ from litestar import Request, get
 from litestar.openapi import ResponseSpec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from rotator.api.headers import API_HEADER_TUPLES
 from rotator.api.state import AppState
 from rotator.crypto import DecryptError, aad_for_key
 from rotator.domain import errors
@@ -47,7 +48,7 @@ class NextKey(msgspec.Struct):
 
 _encode = msgspec.json.Encoder().encode
 _MASK_ON = frozenset(("1", "true"))
-_JSON_HEADER = (b"content-type", b"application/json")
+_HEADERS = ((b"content-type", b"application/json"), *API_HEADER_TUPLES)
 # a proxy's request id (nginx's $request_id is 32 hex digits); anything else is ignored
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
 
@@ -70,7 +71,7 @@ class JsonBody:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [_JSON_HEADER, (b"content-length", b"%d" % len(body))],
+                "headers": [*_HEADERS, (b"content-length", b"%d" % len(body))],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rotator.api.body import MAX_BODY_BYTES
+from rotator.api.headers import API_HEADERS
 from rotator.domain import errors as e
 from rotator.store.connection import is_unavailable
 
@@ -48,6 +49,8 @@ _JSON = "application/json"
 
 
 def error_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    """Every error body goes out here, with the API's response headers (api/headers.py)."""
+    headers = {**API_HEADERS, **headers} if headers else API_HEADERS
     return Response(_encode(body), status_code=status, media_type=_JSON, headers=headers)
 
 
