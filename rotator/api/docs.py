@@ -32,8 +32,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
-        # Swagger UI (React) sets style attributes on the elements it renders
-        "style-src 'self' 'unsafe-inline'",
+        # Swagger UI (React) styles elements through the DOM, which CSP allows: checked in
+        # headless Chromium with a report-uri, operations expanded, zero violations
+        "style-src 'self'",
         # swagger-ui.css draws its icons as data: SVGs
         "img-src 'self' data:",
         "connect-src 'self'",
