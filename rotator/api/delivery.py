@@ -14,6 +14,7 @@ from litestar import Request, get
 from litestar.openapi import ResponseSpec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from rotator.api.delivery_openapi import ERROR_RESPONSES, NextKeyOperation
 from rotator.api.headers import API_HEADER_TUPLES
 from rotator.api.state import AppState
 from rotator.crypto import DecryptError, aad_for_key
@@ -95,9 +96,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
 @get(
     ["/v1/next", "/keyrotator/api/next.php"],
     summary="The key to use now",
-    description="Picks a key by the service's rotation policy, counts it and returns it. "
-    'Errors are {"error": message} with the statuses of the delivery error table.',
-    responses={200: ResponseSpec(data_container=NextKey, description="The key to use now")},
+    description="Picks a key by the service's rotation policy, counts it and returns it, in "
+    "one store round trip. The token comes as `Authorization: Bearer <token>` or as the "
+    '`token`/`app_token` query parameter. Errors are `{"error": message}`; the messages are '
+    "a contract clients match on.",
+    responses={
+        200: ResponseSpec(data_container=NextKey, description="The key to use now"),
+        **ERROR_RESPONSES,
+    },
+    # documents the query parameters the handler reads itself (nothing parsed per request)
+    operation_class=NextKeyOperation,
 )
 async def next_key(request: Request) -> ASGIApp:
     state: AppState = request.app.state.rotator

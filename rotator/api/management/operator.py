@@ -6,6 +6,7 @@ from litestar import get, post
 from litestar.params import JSONBody
 
 from rotator.api.auth import OperatorBase, State
+from rotator.api.openapi import BODY, errors
 from rotator.api.schemas import TenantCreate, TenantCreated, TenantSummary, iso_ms
 from rotator.store import tenants
 
@@ -14,7 +15,11 @@ class OperatorController(OperatorBase):
     path = "/v1/admin"
     tags = ("operator",)
 
-    @post("/tenants", summary="Create a tenant (its tokens are shown once)")
+    @post(
+        "/tenants",
+        summary="Create a tenant (its tokens are shown once)",
+        responses=errors(*BODY),
+    )
     async def create_tenant(self, data: JSONBody[TenantCreate], app_state: State) -> TenantCreated:
         created = await tenants.create_tenant(
             app_state.redis,
@@ -33,6 +38,6 @@ class OperatorController(OperatorBase):
             client_token=created.client_token,
         )
 
-    @get("/tenants", summary="List every tenant")
+    @get("/tenants", summary="List every tenant", responses=errors())
     async def list_tenants(self, app_state: State) -> list[TenantSummary]:
         return [TenantSummary.of(r) for r in await tenants.list_tenants(app_state.redis)]

@@ -6,6 +6,7 @@ from litestar import post
 from litestar.params import FromPath
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import CONFLICT, NOT_FOUND, UNAVAILABLE, error_spec, errors
 from rotator.api.schemas import Rotated
 
 
@@ -19,6 +20,12 @@ class RotationController(TenantAdminBase):
         summary="Rotate a manual service to its next active key",
         description="Records key.rotated when the primary changes. 409 for other policies, "
         "503 when the service has no active key.",
+        responses={
+            **errors(NOT_FOUND, CONFLICT),
+            UNAVAILABLE: error_spec(
+                'No active key (`{"error": "no active keys"}`), or the store is unavailable'
+            ),
+        },
     )
     async def rotate(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Rotated:
         from_id, to_id = await app_state.delivery.rotate(tenant, slug)

@@ -8,6 +8,7 @@ from litestar import get
 from litestar.params import FromPath, QueryParameter
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import NOT_FOUND, errors
 from rotator.api.schemas import DayUsage, KeyUsage, ServiceUsage
 from rotator.domain.clock import utc_day
 from rotator.domain.errors import InvalidField
@@ -21,7 +22,11 @@ class UsageController(TenantAdminBase):
     path = "/v1/services/{slug:str}/usage"
     tags = ("services",)
 
-    @get("/", summary="Deliveries per key per UTC day, newest day first")
+    @get(
+        "/",
+        summary="Deliveries per key per UTC day, newest day first",
+        responses=errors(NOT_FOUND),
+    )
     async def usage(
         self,
         tenant: TenantId,

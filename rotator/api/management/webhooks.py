@@ -9,6 +9,7 @@ from litestar import get
 from litestar.params import QueryParameter
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import errors
 from rotator.store import webhooks as store
 from rotator.store.webhooks import DeliveryAttempt
 
@@ -28,7 +29,11 @@ class WebhookController(TenantAdminBase):
     path = "/v1/webhooks"
     tags = ("webhooks",)
 
-    @get("/deliveries", summary="Recent webhook delivery attempts and their outcome")
+    @get(
+        "/deliveries",
+        summary="Recent webhook delivery attempts and their outcome",
+        responses=errors(),
+    )
     async def deliveries(
         self,
         tenant: TenantId,
