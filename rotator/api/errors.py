@@ -114,6 +114,11 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
         # a missing or unknown body field is reported against the whole body: name the field
         named = _NAMED_FIELD.search(problem) if key in ("", "data") else None
         field = named.group(1) if named else (key or None)
+    if field == "data":
+        # Litestar's name for the body as a whole, which means nothing to a client
+        if problem == "'data'":  # no body at all
+            problem = "missing: send a JSON object"
+        return error_response(400, {"error": f"request body: {problem}"})
     body = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
     if field:
         body["field"] = field
