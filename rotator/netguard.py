@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from rotator.domain.errors import InvalidField
 
@@ -74,6 +74,18 @@ def split_webhook_url(url: str) -> tuple[str, str, int]:
     return scheme, host, port or (443 if scheme == "https" else 80)
 
 
+def redact_webhook_url(url: str) -> str:
+    """A stored webhook URL fit to show: credentials (which URLs stored before they were
+    refused may hold) replaced by `***`, the user name kept only beside a password."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return urlunsplit(parts._replace(netloc=f"{shown}@{hostport}"))
+
+
 async def resolve(host: str, port: int, *, timeout_s: float = RESOLVE_TIMEOUT_S) -> list[str]:
     """Every address `host` resolves to (TCP), in resolver order, without duplicates.
 
@@ -94,12 +106,23 @@ async def resolve(host: str, port: int, *, timeout_s: float = RESOLVE_TIMEOUT_S)
 async def check_webhook_url(
     url: str, *, allow_private: bool, timeout_s: float = RESOLVE_TIMEOUT_S
 ) -> None:
-    """Refuse (InvalidField "webhook_url") a URL that is not http(s) or reaches a non-public host.
+    """Refuse (InvalidField "webhook_url") a URL that is not http(s), holds credentials or
+    reaches a non-public host.
 
     Every resolved address must be public: one private answer among public ones
     would let a rebinding resolver pick it later.
     """
     _scheme, host, port = split_webhook_url(url)
+    if "@" in urlsplit(url).netloc:
+        # credentials in the URL would be stored, shown and logged in clear, while the
+        # signing secret is sealed and is what a receiver should check. Only new URLs are
+        # refused: one stored by an earlier version is still delivered to (the worker
+        # checks addresses with split_webhook_url) and shown redacted
+        raise InvalidField(
+            "webhook_url",
+            "must not contain credentials (user:password@); receivers authenticate "
+            "deliveries by their signature: use webhook_secret",
+        )
     if allow_private:
         return
     try:

@@ -7,12 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rotator import __version__
+from rotator.api import docs
+from rotator.api.body import MAX_BODY_BYTES, ApiRequest
 from rotator.api.errors import HANDLERS
+from rotator.api.headers import API_HEADERS
 from rotator.api.health import healthz
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
 from rotator.api.state import AppState
@@ -50,14 +53,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
 
     return Litestar(
-        route_handlers=[*DELIVERY_ROUTES, *MANAGEMENT_ROUTES, healthz],
+        route_handlers=[*DELIVERY_ROUTES, *MANAGEMENT_ROUTES, healthz, docs.static_router()],
         lifespan=[lifespan],
         state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        request_class=ApiRequest,
+        request_max_body_size=MAX_BODY_BYTES,
+        # every Litestar response; /v1/next's own and every error carry them too
+        response_headers=[ResponseHeader(name=k, value=v) for k, v in API_HEADERS.items()],
         openapi_config=OpenAPIConfig(
             title="keyrotator",
             version=__version__,
-            path="/schema",
+            path=docs.SCHEMA_PATH,
+            render_plugins=docs.render_plugins(),
+            openapi_router=docs.openapi_router(),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

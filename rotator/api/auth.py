@@ -5,6 +5,11 @@
 - Tenant admin: `Authorization: Bearer kta_<tenant>_<secret>`; the tenant comes from
   the token's prefix and the secret's SHA-256 must match the stored hash.
 
+Both checks are guards: Litestar runs a route's guards before it parses path, query
+or body parameters, so an unauthenticated request never has its body read or decoded
+(401 first). Controllers get them by subclassing OperatorBase or
+TenantAdminBase, so a route cannot be declared without its check.
+
 Every failure is the same 401, whatever was wrong, so a caller learns nothing
 about which tenants exist.
 """
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import hmac
 
-from litestar import Request
+from litestar import Controller, Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
@@ -23,6 +28,9 @@ from rotator.api.state import AppState
 from rotator.domain import tokens
 from rotator.domain.errors import Unauthorized
 from rotator.store import tenants
+
+_TENANT = "rotator.tenant"
+"""Connection-state key where the tenant-admin guard leaves the authenticated tenant."""
 
 
 def bearer_token(connection: ASGIConnection) -> str | None:
@@ -46,16 +54,24 @@ async def require_operator(connection: ASGIConnection, _: BaseRouteHandler) -> N
         raise Unauthorized("invalid or missing operator token")
 
 
-async def require_tenant_admin(request: Request) -> str:
-    """Dependency: the id of the tenant whose admin token authorised the request."""
-    given = bearer_token(request)
+async def require_tenant_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard of tenant-admin routes: checks the admin token (one HGET) and leaves the
+    tenant id in the connection state for the `tenant` dependency."""
+    given = bearer_token(connection)
     parsed = tokens.parse(given) if given else None
     if parsed is None or parsed.kind != tokens.ADMIN:
         raise Unauthorized()
-    stored = await tenants.admin_token_hash(app_state(request).redis, parsed.tenant)
+    stored = await tenants.admin_token_hash(app_state(connection).redis, parsed.tenant)
     if not tokens.same_hash(stored, parsed.secret_hash):
         raise Unauthorized()
-    return parsed.tenant
+    connection.state[_TENANT] = parsed.tenant
+
+
+def _authenticated_tenant(request: Request) -> str:
+    tenant = request.state.get(_TENANT)
+    if tenant is None:  # a programming error, not a client's: fail loudly (500 and a log)
+        raise RuntimeError("tenant dependency on a route without the require_tenant_admin guard")
+    return tenant
 
 
 def _state(request: Request) -> AppState:
@@ -67,11 +83,24 @@ TenantId = NamedDependency[str]
 State = NamedDependency[SkipValidation[AppState]]
 """Handler parameter `app_state: State`: the process's shared clients and settings."""
 
-TENANT_ADMIN = {
-    "tenant": Provide(require_tenant_admin),
+
+_OPERATOR_DEPENDENCIES = {"app_state": Provide(_state, sync_to_thread=False)}
+_TENANT_ADMIN_DEPENDENCIES = {
+    "tenant": Provide(_authenticated_tenant, sync_to_thread=False),
     "app_state": Provide(_state, sync_to_thread=False),
 }
-"""Controller `dependencies` of tenant-admin endpoints: handlers take `tenant: TenantId`
-and `app_state: State` (the tenant is authenticated before the handler runs)."""
 
-OPERATOR_DEPENDENCIES = {"app_state": Provide(_state, sync_to_thread=False)}
+
+class OperatorBase(Controller):
+    """Base of operator controllers: the operator guard; handlers take `app_state: State`."""
+
+    guards = (require_operator,)
+    dependencies = _OPERATOR_DEPENDENCIES
+
+
+class TenantAdminBase(Controller):
+    """Base of tenant-admin controllers: the tenant-admin guard; handlers take
+    `tenant: TenantId` (already authenticated) and `app_state: State`."""
+
+    guards = (require_tenant_admin,)
+    dependencies = _TENANT_ADMIN_DEPENDENCIES

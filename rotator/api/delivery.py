@@ -14,6 +14,8 @@ from litestar import Request, get
 from litestar.openapi import ResponseSpec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from rotator.api.delivery_openapi import ERROR_RESPONSES, NextKeyOperation
+from rotator.api.headers import API_HEADER_TUPLES
 from rotator.api.state import AppState
 from rotator.crypto import DecryptError, aad_for_key
 from rotator.domain import errors
@@ -47,7 +49,7 @@ class NextKey(msgspec.Struct):
 
 _encode = msgspec.json.Encoder().encode
 _MASK_ON = frozenset(("1", "true"))
-_JSON_HEADER = (b"content-type", b"application/json")
+_HEADERS = ((b"content-type", b"application/json"), *API_HEADER_TUPLES)
 # a proxy's request id (nginx's $request_id is 32 hex digits); anything else is ignored
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
 
@@ -70,26 +72,40 @@ class JsonBody:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [_JSON_HEADER, (b"content-length", b"%d" % len(body))],
+                "headers": [*_HEADERS, (b"content-length", b"%d" % len(body))],
             }
         )
         await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    """One request header (ASGI names are lower case) without building a Headers object."""
+    """A request header (ASGI names are lower case) without building a Headers object.
+
+    Several lines of one header are one comma-separated list (RFC 9110 §5.3), joined in
+    order: a proxy that appends its own X-Forwarded-For line (HAProxy's `option
+    forwardfor`) must not let the client's line hide it. A header that is not a list
+    (Authorization, X-Request-ID) sent twice then fails its own check."""
+    found = None
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")
-    return None
+            line = value.decode("latin-1")
+            found = line if found is None else found + "," + line
+    return found
 
 
 @get(
     ["/v1/next", "/keyrotator/api/next.php"],
     summary="The key to use now",
-    description="Picks a key by the service's rotation policy, counts it and returns it. "
-    'Errors are {"error": message} with the statuses of the delivery error table.',
-    responses={200: ResponseSpec(data_container=NextKey, description="The key to use now")},
+    description="Picks a key by the service's rotation policy, counts it and returns it, in "
+    "one store round trip. The token comes as `Authorization: Bearer <token>` or as the "
+    '`token`/`app_token` query parameter. Errors are `{"error": message}`; the messages are '
+    "a contract clients match on.",
+    responses={
+        200: ResponseSpec(data_container=NextKey, description="The key to use now"),
+        **ERROR_RESPONSES,
+    },
+    # documents the query parameters the handler reads itself (nothing parsed per request)
+    operation_class=NextKeyOperation,
 )
 async def next_key(request: Request) -> ASGIApp:
     state: AppState = request.app.state.rotator

@@ -1,4 +1,10 @@
-"""Domain errors to HTTP, in one table. Bodies are always `{"error": "<message>"}`."""
+"""Errors to HTTP, in one table (HANDLERS, at the end). Bodies are always
+`{"error": "<message>"}`, plus `"field"` when one input field is to blame.
+
+Besides the domain errors, the table maps what redis-py raises when the store is
+unreachable or too slow to `503 store unavailable`, for every route at once: no store
+function or handler has to remember it.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,15 @@ import time
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from redis.exceptions import ClusterDownError, RedisClusterException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rotator.api.body import MAX_BODY_BYTES
+from rotator.api.headers import API_HEADERS
 from rotator.domain import errors as e
+from rotator.store.connection import is_unavailable
 
 log = logging.getLogger("rotator.api")
 
@@ -28,6 +41,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.InvalidField: 400,
+    e.InvalidBody: 400,
 }
 
 _encode = msgspec.json.Encoder().encode
@@ -35,6 +49,8 @@ _JSON = "application/json"
 
 
 def error_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    """Every error body goes out here, with the API's response headers (api/headers.py)."""
+    headers = {**API_HEADERS, **headers} if headers else API_HEADERS
     return Response(_encode(body), status_code=status, media_type=_JSON, headers=headers)
 
 
@@ -47,8 +63,16 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     if isinstance(exc, e.DemoRateLimited):
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
-        _outage_log.warning()
+        _outage_log.warning(type(exc).__name__)
     return error_response(status, body, headers)
+
+
+def store_error(request: Request, exc: Exception) -> Response:
+    """redis-py's connection, timeout and cluster-down errors (and OSError): 503."""
+    if not is_unavailable(exc):  # e.g. a RedisClusterException for a programming error
+        return unexpected(request, exc)
+    _outage_log.warning(type(exc).__name__)
+    return error_response(503, {"error": e.StoreUnavailable.message})
 
 
 class _ThrottledWarning:
@@ -61,12 +85,14 @@ class _ThrottledWarning:
         self._next_at = 0.0
         self._folded = 0
 
-    def warning(self) -> None:
+    def warning(self, cause: str = "") -> None:
+        """`cause` (an exception's type name, never its message) is shown when reported."""
         now = time.monotonic()
         if now < self._next_at:
             self._folded += 1
             return
-        log.warning("%s (%d more since the last report)", self.message, self._folded)
+        detail = f"{cause}; " if cause else ""
+        log.warning("%s (%s%d more since the last report)", self.message, detail, self._folded)
         self._folded = 0
         self._next_at = now + self.interval_s
 
@@ -88,6 +114,11 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
         # a missing or unknown body field is reported against the whole body: name the field
         named = _NAMED_FIELD.search(problem) if key in ("", "data") else None
         field = named.group(1) if named else (key or None)
+    if field == "data":
+        # Litestar's name for the body as a whole, which means nothing to a client
+        if problem == "'data'":  # no body at all
+            problem = "missing: send a JSON object"
+        return error_response(400, {"error": f"request body: {problem}"})
     body = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
     if field:
         body["field"] = field
@@ -102,6 +133,10 @@ def not_found(_: Request, exc: NotFoundException) -> Response:
     return error_response(404, {"error": "not found"})
 
 
+def too_large(_: Request, exc: RequestEntityTooLarge) -> Response:
+    return error_response(413, {"error": f"request body larger than {MAX_BODY_BYTES} bytes"})
+
+
 def unexpected(_: Request, exc: Exception) -> Response:
     # the traceback goes to the log, never to the client; messages may hold input, so log the type
     log.exception("unhandled %s", type(exc).__name__)
@@ -112,6 +147,13 @@ HANDLERS = {
     e.RotatorError: rotator_error,
     ValidationException: validation_error,
     NotFoundException: not_found,
+    RequestEntityTooLarge: too_large,
     HTTPException: http_error,
+    RedisConnectionError: store_error,
+    RedisTimeoutError: store_error,
+    ClusterDownError: store_error,
+    RedisClusterException: store_error,
+    OSError: store_error,
     Exception: unexpected,
 }
+"""Litestar picks the entry of the first class in the exception's MRO."""

@@ -6,8 +6,9 @@ command uses the data dir's embedded Valkey: it joins the one already running
 (`rotator run` / `rotator serve`) or starts one for its own duration.
 
 Exit codes: 0 done; 1 the request was refused (unknown tenant, slug taken, bad
-input) or rewrap could not open some blobs; 2 bad settings or unreachable Redis
-(one line on stderr naming the setting, never a traceback).
+input) or rewrap could not open some blobs; 2 bad settings, or Redis unreachable
+or too slow, at start or midway (one line on stderr naming the setting, never a
+traceback).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from rotator.cli.admin import (
 )
 from rotator.cli.common import CliError
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
-from rotator.domain.errors import RotatorError
+from rotator.domain.errors import RotatorError, StoreUnavailable
 from rotator.settings import Settings, SettingsError
+from rotator.store.connection import is_unavailable
 
 RUN_DESCRIPTION = """\
 Embedded Valkey + API + worker, with a demo tenant: what `make run` starts.
@@ -150,8 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"rotator: {exc}", file=sys.stderr)
         return exc.code
+    except StoreUnavailable:
+        return _store_unavailable("StoreUnavailable")
     except RotatorError as exc:  # refused by the store's checks: the message names the field
         print(f"rotator: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # the same errors the API answers 503 (rotator/api/errors.py), caught here once
+        # instead of in every store function
+        if not is_unavailable(exc):
+            raise
+        return _store_unavailable(type(exc).__name__)
+
+
+def _store_unavailable(cause: str) -> int:
+    print(f"rotator: store unavailable ({cause}); check ROTATOR_REDIS_URL", file=sys.stderr)
+    return 2

@@ -2,7 +2,9 @@
 
 With a trusted peer the header is read right to left, skipping trusted proxies;
 the first untrusted address is the client (everything left of it could be forged
-by the client itself). Results are cached: a service behind a load balancer sees
+by the client itself). Several header lines are one list: the caller joins them in
+order with commas (RFC 9110 §5.3), so a line a proxy appended after the client's
+own is read too. Results are cached: a service behind a load balancer sees
 the same few (peer, header) pairs over and over.
 """
 

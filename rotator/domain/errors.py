@@ -76,3 +76,7 @@ class InvalidField(RotatorError):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         super().__init__(f"{field}: {problem}")
+
+
+class InvalidBody(RotatorError):
+    """A request body that is not acceptable as a whole (not JSON, nested too deep)."""

@@ -19,7 +19,6 @@ from rotator.store.common import (
     check_name,
     limit_arg,
     optional_int,
-    store_op,
     text,
 )
 from rotator.store.connection import Durability, Redis
@@ -50,7 +49,6 @@ def _record(app_id: str, h: dict[bytes, bytes]) -> AppRecord:
     )
 
 
-@store_op
 async def add_app(
     redis: Redis,
     durability: Durability,
@@ -83,7 +81,6 @@ async def add_app(
     return NewApp(record=record, app_token=token.token)
 
 
-@store_op
 async def list_apps(redis: Redis, tenant: str) -> list[AppRecord]:
     """The tenant's apps by id (one pipelined HGETALL each: one slot, one round trip)."""
     ids = sorted(int(m) for m in await redis.smembers(keys.apps(tenant)))
@@ -96,7 +93,6 @@ async def list_apps(redis: Redis, tenant: str) -> list[AppRecord]:
     return [_record(str(i), h) for i, h in zip(ids, rows, strict=True) if h]
 
 
-@store_op
 async def get_app(redis: Redis, tenant: str, app_id: int) -> AppRecord:
     h = await redis.hgetall(keys.app(tenant, app_id))
     if not h:
@@ -104,7 +100,6 @@ async def get_app(redis: Redis, tenant: str, app_id: int) -> AppRecord:
     return _record(str(app_id), h)
 
 
-@store_op
 async def delete_app(redis: Redis, durability: Durability, tenant: str, app_id: int) -> None:
     """Delete an app: its token stops working with this write."""
     pipe = redis.pipeline(transaction=False)

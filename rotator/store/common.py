@@ -1,4 +1,4 @@
-"""What the management store modules share: input checks, field decoding, error translation.
+"""What the management store modules share: input checks, field decoding.
 
 The checks live here (not in the API) because the CLI writes through the same
 functions: whatever reaches Redis has passed them, whichever door it came in by.
@@ -7,34 +7,16 @@ Each check raises InvalidField naming the field, so the API answers 400.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rotator.domain import iprange
-from rotator.domain.errors import InvalidField, StoreUnavailable
+from rotator.domain.errors import InvalidField
 from rotator.store import scripts
-from rotator.store.connection import UNAVAILABLE
 
 MAX_NAME_CHARS = 100
 MAX_DAILY_REQUESTS = 10**12
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def store_op(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn 'Redis unreachable or too slow' into StoreUnavailable (503), not a 500."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable() from exc
-
-    return wrapper
 
 
 def queue_script(pipe: Any, name: str, keys_: Sequence[str], args: Sequence[Any]) -> None:

@@ -14,7 +14,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
-from redis.exceptions import AskError, MovedError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,7 +33,24 @@ log = logging.getLogger("rotator.store")
 
 Redis = aioredis.Redis | RedisCluster
 
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError)
+"""What redis-py raises when the store cannot be reached or answer in time (a cluster in
+state fail answers CLUSTERDOWN). Includes BusyLoadingError (a ConnectionError): a server
+still loading its AOF after a restart."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means "the store is unreachable or too slow" (answered 503, exit 2).
+
+    A cluster client that reaches no node raises RedisClusterException("Redis Cluster
+    cannot be connected") from the ConnectionError; the same class also reports
+    programming errors (keys in different slots), which must stay loud, so it counts
+    only when an unavailability error caused it.
+    """
+    if isinstance(exc, UNAVAILABLE):
+        return True
+    return isinstance(exc, RedisClusterException) and isinstance(exc.__cause__, UNAVAILABLE)
+
 
 WAITAOF_TIMEOUT_MS = 1000
 """How long a management write waits for its fsync (`appendfsync everysec`: well under)."""

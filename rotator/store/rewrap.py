@@ -22,7 +22,7 @@ import msgspec
 from rotator.crypto import DecryptError, KeyRing, aad_for_key, aad_for_webhook_secret
 from rotator.store import keyring as keyring_store
 from rotator.store import keys
-from rotator.store.common import queue_script, store_op
+from rotator.store.common import queue_script
 from rotator.store.connection import Durability, Redis
 
 _KEY_FIELD = re.compile(rb"^c:(\d+)$")
@@ -72,7 +72,6 @@ async def _rewrap_hash(
             report.vanished += 1
 
 
-@store_op
 async def rewrap_all(
     redis: Redis,
     durability: Durability,

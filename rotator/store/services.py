@@ -28,7 +28,6 @@ from rotator.store.common import (
     limit_arg,
     optional_int,
     queue_script,
-    store_op,
     text,
 )
 from rotator.store.connection import Durability, Redis
@@ -158,7 +157,6 @@ async def _set_time_membership(
 
 
 # --- services -------------------------------------------------------------------------------
-@store_op
 async def create_service(
     redis: Redis,
     durability: Durability,
@@ -198,12 +196,10 @@ async def create_service(
     )
 
 
-@store_op
 async def get_service(redis: Redis, tenant: str, slug: str) -> ServiceRecord:
     return _service(slug, await _service_hash(redis, tenant, slug))
 
 
-@store_op
 async def list_services(redis: Redis, tenant: str) -> list[ServiceRecord]:
     """The tenant's services by slug (one pipelined HGETALL each: one slot, one round trip)."""
     slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
@@ -216,7 +212,6 @@ async def list_services(redis: Redis, tenant: str) -> list[ServiceRecord]:
     return [_service(s, h) for s, h in zip(slugs, rows, strict=True) if h]
 
 
-@store_op
 async def update_service(
     redis: Redis,
     durability: Durability,
@@ -260,7 +255,6 @@ async def update_service(
     raise Conflict("service is being changed concurrently; retry")
 
 
-@store_op
 async def delete_service(redis: Redis, durability: Durability, tenant: str, slug: str) -> None:
     """Delete a service with all its keys and ciphertexts."""
     pipe = redis.pipeline(transaction=False)
@@ -274,7 +268,6 @@ async def delete_service(redis: Redis, durability: Durability, tenant: str, slug
 
 
 # --- provider keys --------------------------------------------------------------------------
-@store_op
 async def add_key(
     redis: Redis,
     durability: Durability,
@@ -319,14 +312,12 @@ async def add_key(
     )
 
 
-@store_op
 async def list_keys(redis: Redis, tenant: str, slug: str) -> list[KeyRecord]:
     """The service's keys in rotation order (masked forms only: nothing is decrypted)."""
     h = await _service_hash(redis, tenant, slug)
     return [_key(i, h) for i in _ids(h)]
 
 
-@store_op
 async def get_key(redis: Redis, tenant: str, slug: str, key_id: int) -> KeyRecord:
     h = await _service_hash(redis, tenant, slug)
     if f"l:{key_id}".encode() not in h:
@@ -334,7 +325,6 @@ async def get_key(redis: Redis, tenant: str, slug: str, key_id: int) -> KeyRecor
     return _key(str(key_id), h)
 
 
-@store_op
 async def update_key(
     redis: Redis,
     durability: Durability,
@@ -365,7 +355,6 @@ async def update_key(
     return await get_key(redis, tenant, slug, key_id)
 
 
-@store_op
 async def remove_key(
     redis: Redis, durability: Durability, tenant: str, slug: str, key_id: int
 ) -> None:

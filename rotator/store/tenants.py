@@ -22,13 +22,13 @@ from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
 from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
+from rotator.netguard import redact_webhook_url
 from rotator.store import keys
 from rotator.store.common import (
     allowlist,
     check_allowlist,
     check_name,
     queue_script,
-    store_op,
     text,
 )
 from rotator.store.connection import Durability, Redis
@@ -48,6 +48,7 @@ class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_ms: int
     ip_allowlist: list[str]
     webhook_url: str | None
+    """Credentials a URL stored by an earlier version may hold are shown as `***`."""
     webhook_events: list[str]
     webhook_secret_set: bool
 
@@ -74,7 +75,8 @@ def _record(tenant: str, h: dict[bytes, bytes]) -> TenantRecord:
         demo=text(h, "demo") == "1",
         created_ms=int(text(h, "created_ms", "0")),
         ip_allowlist=allowlist(h),
-        webhook_url=url or None,
+        # never in clear: a URL stored before credentials were refused may hold some
+        webhook_url=redact_webhook_url(url) if url else None,
         webhook_events=[t for t in text(h, "events").split(",") if t],
         webhook_secret_set=bool(h.get(b"wh_secret")),
     )
@@ -144,7 +146,6 @@ async def write_fields(
     raise Conflict("the tenant's services kept changing during the update; try again")
 
 
-@store_op
 async def create_tenant(
     redis: Redis, durability: Durability, *, name: str, demo: bool, now_ms: int
 ) -> NewTenant:
@@ -172,7 +173,6 @@ async def create_tenant(
     return NewTenant(record=record, admin_token=admin.token, client_token=client.token)
 
 
-@store_op
 async def get_tenant(redis: Redis, tenant: str) -> TenantRecord:
     h = await redis.hgetall(keys.tenant(tenant))
     if not h:
@@ -180,7 +180,6 @@ async def get_tenant(redis: Redis, tenant: str) -> TenantRecord:
     return _record(tenant, h)
 
 
-@store_op
 async def list_tenants(redis: Redis) -> list[TenantRecord]:
     """Every tenant, oldest first. One HGETALL per tenant: single-slot commands only."""
     ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
@@ -192,14 +191,12 @@ async def list_tenants(redis: Redis) -> list[TenantRecord]:
     return sorted(records, key=lambda r: (r.created_ms, r.id))
 
 
-@store_op
 async def admin_token_hash(redis: Redis, tenant: str) -> str | None:
     """The stored hash of the tenant's admin token secret; None for an unknown tenant."""
     value = await redis.hget(keys.tenant(tenant), "admin")
     return value.decode() if value else None
 
 
-@store_op
 async def issue_client_token(redis: Redis, durability: Durability, tenant: str) -> str:
     """A new client token; the old one stops working with this write (only one hash is kept)."""
     if not await redis.exists(keys.tenant(tenant)):  # tenants are never deleted: no race
@@ -209,7 +206,6 @@ async def issue_client_token(redis: Redis, durability: Durability, tenant: str) 
     return client.token
 
 
-@store_op
 async def update_tenant(
     redis: Redis,
     durability: Durability,
@@ -279,7 +275,6 @@ async def update_tenant(
     return TenantUpdate(record=await get_tenant(redis, tenant), generated_webhook_secret=generated)
 
 
-@store_op
 async def open_webhook_secret(redis: Redis, keyring: KeyRing, tenant: str) -> str | None:
     """The tenant's webhook signing secret in clear (for signing), or None when unset.
 

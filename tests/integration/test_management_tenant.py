@@ -14,6 +14,7 @@ from tests.integration.management import (
     new_service,
     new_tenant,
 )
+from tests.lua import seed
 
 pytestmark = pytest.mark.backends("single", "cluster")
 
@@ -205,9 +206,7 @@ async def test_new_client_token_revokes_the_old_one_at_once(client):
     await new_service(client, t, "later")
     await new_key(client, t, "later")
     for service in ("openai", "anthropic", "later"):
-        assert (await deliver(client, t.client_token, service)).json() == {
-            "error": "invalid token"
-        }
+        assert (await deliver(client, t.client_token, service)).json() == {"error": "invalid token"}
         assert (await deliver(client, fresh, service)).status_code == 200
 
 
@@ -240,3 +239,30 @@ async def test_openapi_documents_the_management_api(client):
         "/v1/apps/{app_id}",
     ):
         assert path in paths
+
+
+async def test_webhook_url_with_credentials_is_refused(client, redis):
+    t = await new_tenant(client)
+    url = "http://hook-user:hook-password@127.0.0.1:9/hook"
+    r = await client.patch("/v1/tenant", json={"webhook_url": url}, headers=t.auth)
+    assert r.status_code == 400
+    assert r.json()["field"] == "webhook_url"
+    assert "webhook_secret" in r.json()["error"] and "hook-password" not in r.text
+    assert await redis.hget(keys.tenant(t.id), "wh_url") in (None, b"")
+
+
+async def test_stored_webhook_url_credentials_are_never_shown(client, redis):
+    """A URL stored by an earlier version, credentials and all: shown redacted."""
+    t = await new_tenant(client)
+    r = await client.patch(
+        "/v1/tenant", json={"webhook_url": "http://127.0.0.1:9/hook"}, headers=t.auth
+    )
+    assert r.status_code == 200
+    await seed.tenant_fields(redis, t.id, wh_url="http://hook-user:hook-password@127.0.0.1:9/hook")
+    for r in (
+        await client.get("/v1/tenant", headers=t.auth),
+        await client.patch("/v1/tenant", json={"name": "renamed"}, headers=t.auth),
+    ):
+        assert r.status_code == 200
+        assert r.json()["webhook_url"] == "http://hook-user:***@127.0.0.1:9/hook"
+        assert "hook-password" not in r.text

@@ -36,3 +36,19 @@ async def test_openapi_schema_documents_bearer_auth(client):
     spec = r.json()
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert "/v1/next" in spec["paths"] and "/v1/services/{slug}/rotate" in spec["paths"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", "request body: missing: send a JSON object"),
+        (b"null", "request body: Expected `object`, got `null`"),
+        (b"[]", "request body: Expected `object`, got `array`"),
+    ],
+)
+async def test_a_body_that_is_not_an_object_is_named_as_the_body(client, body, error):
+    # found by schemathesis: an empty body was {"error": "data: 'data'", "field": "data"},
+    # Litestar's internal name for the body
+    t = await new_tenant(client)
+    r = await client.post("/v1/services", content=body, headers=t.auth)
+    assert (r.status_code, r.json()) == (400, {"error": error})

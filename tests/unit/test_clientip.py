@@ -27,3 +27,10 @@ def test_all_hops_trusted_or_garbage():
     assert r.resolve("10.0.0.2", "10.0.0.3, 10.0.0.4") == "10.0.0.3"
     assert r.resolve("10.0.0.2", " , ") == "10.0.0.2"
     assert r.resolve("10.0.0.2", "not-an-ip") == "not-an-ip"  # refused by any allowlist
+
+
+def test_joined_header_lines_are_one_list():
+    # two X-Forwarded-For lines arrive joined in order (rotator/api/delivery.py)
+    r = resolver("127.0.0.1/32")
+    assert r.resolve("127.0.0.1", "10.1.2.3,8.8.8.8") == "8.8.8.8"
+    assert r.resolve("127.0.0.1", "10.1.2.3, 8.8.8.8,127.0.0.1") == "8.8.8.8"

@@ -10,7 +10,7 @@ import ipaddress
 import pytest
 
 from rotator.domain.errors import InvalidField
-from rotator.netguard import check_webhook_url, is_public_address
+from rotator.netguard import check_webhook_url, is_public_address, redact_webhook_url
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001::1", "::ffff:8.8.8.8"]
 NOT_PUBLIC = [
@@ -103,3 +103,35 @@ async def test_unresolvable_host_refused() -> None:
     with pytest.raises(InvalidField) as info:
         await check_webhook_url("http://nothing.invalid/", allow_private=False)
     assert "resolve" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:password@8.8.8.8/hook",
+        "https://token@8.8.8.8/hook",
+        "http://:pw@8.8.8.8/",
+        "http://a@b@8.8.8.8/",
+        "http://user:p%40ss@127.0.0.1:9000/",
+    ],
+)
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_credentials_in_urls_refused(url: str, allow_private: bool) -> None:
+    with pytest.raises(InvalidField) as info:
+        await check_webhook_url(url, allow_private=allow_private)
+    assert info.value.field == "webhook_url"
+    assert "credentials" in info.value.message and "webhook_secret" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("http://user:password@h.example/x?q=1", "http://user:***@h.example/x?q=1"),
+        ("https://s3cr3t-token@h.example:8443/", "https://***@h.example:8443/"),
+        ("http://a:b@c@h.example/", "http://a:***@h.example/"),
+        ("http://h.example/path@not-userinfo", "http://h.example/path@not-userinfo"),
+        ("http://h.example/", "http://h.example/"),
+    ],
+)
+def test_redact_webhook_url(stored: str, shown: str) -> None:
+    assert redact_webhook_url(stored) == shown

@@ -1,7 +1,7 @@
 """Management API ("the app"): operator, tenant settings, services, keys, apps.
 
 `ROUTES` is a plain list: each management module's controllers are appended here.
-Tenant-admin controllers take `dependencies = rotator.api.auth.TENANT_ADMIN`.
+Controllers subclass rotator.api.auth.TenantAdminBase or OperatorBase (their guards).
 """
 
 from rotator.api.management.apps import AppController

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import delete, get, post
 from litestar.params import FromPath, JSONBody
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import BODY, NOT_FOUND, errors
 from rotator.api.schemas import App, AppCreate, AppCreated
 from rotator.store import apps as store
 
 
-class AppController(Controller):
+class AppController(TenantAdminBase):
     path = "/v1/apps"
-    dependencies = TENANT_ADMIN
     tags = ("apps",)
 
-    @post("/", summary="Create an app (its token is shown once)")
+    @post("/", summary="Create an app (its token is shown once)", responses=errors(*BODY))
     async def create(
         self, tenant: TenantId, data: JSONBody[AppCreate], app_state: State
     ) -> AppCreated:
@@ -37,10 +37,14 @@ class AppController(Controller):
             app_token=created.app_token,
         )
 
-    @get("/", summary="List apps")
+    @get("/", summary="List apps", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[App]:
         return [App.of(r) for r in await store.list_apps(app_state.redis, tenant)]
 
-    @delete("/{app_id:int}", summary="Delete an app; its token stops working at once")
+    @delete(
+        "/{app_id:int}",
+        summary="Delete an app; its token stops working at once",
+        responses=errors(NOT_FOUND),
+    )
     async def remove(self, tenant: TenantId, app_id: FromPath[int], app_state: State) -> None:
         await store.delete_app(app_state.redis, app_state.durability, tenant, app_id)

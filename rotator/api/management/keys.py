@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, errors
 from rotator.api.schemas import Key, KeyCreate, KeyPatch
 from rotator.store import services as store
 
 
-class KeyController(Controller):
+class KeyController(TenantAdminBase):
     path = "/v1/services/{slug:str}/keys"
-    dependencies = TENANT_ADMIN
     tags = ("keys",)
 
-    @post("/", summary="Add a provider key (stored encrypted; appended to the rotation)")
+    @post(
+        "/",
+        summary="Add a provider key (stored encrypted; appended to the rotation)",
+        responses=errors(*BODY, NOT_FOUND, CONFLICT),
+    )
     async def add(
         self, tenant: TenantId, slug: FromPath[str], data: JSONBody[KeyCreate], app_state: State
     ) -> Key:
@@ -31,11 +35,15 @@ class KeyController(Controller):
         )
         return Key.of(record)
 
-    @get("/", summary="List keys in rotation order (masked)")
+    @get("/", summary="List keys in rotation order (masked)", responses=errors(NOT_FOUND))
     async def list(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> list[Key]:
         return [Key.of(r) for r in await store.list_keys(app_state.redis, tenant, slug)]
 
-    @patch("/{key_id:int}", summary="Relabel, enable/disable or re-limit a key")
+    @patch(
+        "/{key_id:int}",
+        summary="Relabel, enable/disable or re-limit a key",
+        responses=errors(*BODY, NOT_FOUND, CONFLICT),
+    )
     async def change(
         self,
         tenant: TenantId,
@@ -54,7 +62,11 @@ class KeyController(Controller):
         )
         return Key.of(record)
 
-    @delete("/{key_id:int}", summary="Delete a key (its ciphertext too)")
+    @delete(
+        "/{key_id:int}",
+        summary="Delete a key (its ciphertext too)",
+        responses=errors(NOT_FOUND, CONFLICT),
+    )
     async def remove(
         self, tenant: TenantId, slug: FromPath[str], key_id: FromPath[int], app_state: State
     ) -> None:

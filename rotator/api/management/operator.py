@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import get, post
 from litestar.params import JSONBody
 
-from rotator.api.auth import OPERATOR_DEPENDENCIES, State, require_operator
+from rotator.api.auth import OperatorBase, State
+from rotator.api.openapi import BODY, errors
 from rotator.api.schemas import TenantCreate, TenantCreated, TenantSummary, iso_ms
 from rotator.store import tenants
 
 
-class OperatorController(Controller):
+class OperatorController(OperatorBase):
     path = "/v1/admin"
-    guards = (require_operator,)
-    dependencies = OPERATOR_DEPENDENCIES
     tags = ("operator",)
 
-    @post("/tenants", summary="Create a tenant (its tokens are shown once)")
+    @post(
+        "/tenants",
+        summary="Create a tenant (its tokens are shown once)",
+        responses=errors(*BODY),
+    )
     async def create_tenant(self, data: JSONBody[TenantCreate], app_state: State) -> TenantCreated:
         created = await tenants.create_tenant(
             app_state.redis,
@@ -35,6 +38,6 @@ class OperatorController(Controller):
             client_token=created.client_token,
         )
 
-    @get("/tenants", summary="List every tenant")
+    @get("/tenants", summary="List every tenant", responses=errors())
     async def list_tenants(self, app_state: State) -> list[TenantSummary]:
         return [TenantSummary.of(r) for r in await tenants.list_tenants(app_state.redis)]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from litestar import Controller, post
+from litestar import post
 from litestar.params import FromPath
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import CONFLICT, NOT_FOUND, UNAVAILABLE, error_spec, errors
 from rotator.api.schemas import Rotated
 
 
-class RotationController(Controller):
+class RotationController(TenantAdminBase):
     path = "/v1/services/{slug:str}/rotate"
-    dependencies = TENANT_ADMIN
     tags = ("services",)
 
     @post(
@@ -20,6 +20,12 @@ class RotationController(Controller):
         summary="Rotate a manual service to its next active key",
         description="Records key.rotated when the primary changes. 409 for other policies, "
         "503 when the service has no active key.",
+        responses={
+            **errors(NOT_FOUND, CONFLICT),
+            UNAVAILABLE: error_spec(
+                'No active key (`{"error": "no active keys"}`), or the store is unavailable'
+            ),
+        },
     )
     async def rotate(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Rotated:
         from_id, to_id = await app_state.delivery.rotate(tenant, slug)

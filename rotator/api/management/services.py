@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, errors
 from rotator.api.schemas import Service, ServiceCreate, ServicePatch
 from rotator.store import services as store
 
 
-class ServiceController(Controller):
+class ServiceController(TenantAdminBase):
     path = "/v1/services"
-    dependencies = TENANT_ADMIN
     tags = ("services",)
 
-    @post("/", summary="Create a service (409 when the slug exists)")
+    @post(
+        "/",
+        summary="Create a service (409 when the slug exists)",
+        responses=errors(*BODY, CONFLICT),
+    )
     async def create(
         self, tenant: TenantId, data: JSONBody[ServiceCreate], app_state: State
     ) -> Service:
@@ -29,11 +33,11 @@ class ServiceController(Controller):
         )
         return Service.of(record)
 
-    @get("/", summary="List services")
+    @get("/", summary="List services", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[Service]:
         return [Service.of(r) for r in await store.list_services(app_state.redis, tenant)]
 
-    @get("/{slug:str}", summary="Show a service")
+    @get("/{slug:str}", summary="Show a service", responses=errors(NOT_FOUND))
     async def show(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Service:
         return Service.of(await store.get_service(app_state.redis, tenant, slug))
 
@@ -42,6 +46,7 @@ class ServiceController(Controller):
         summary="Change policy or limits",
         description="The slug cannot change: every key's ciphertext is bound to it. "
         "A policy change starts the new policy from the first key.",
+        responses=errors(*BODY, NOT_FOUND, CONFLICT),
     )
     async def change(
         self, tenant: TenantId, slug: FromPath[str], data: JSONBody[ServicePatch], app_state: State
@@ -51,6 +56,6 @@ class ServiceController(Controller):
         )
         return Service.of(record)
 
-    @delete("/{slug:str}", summary="Delete a service and all its keys")
+    @delete("/{slug:str}", summary="Delete a service and all its keys", responses=errors(NOT_FOUND))
     async def remove(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> None:
         await store.delete_service(app_state.redis, app_state.durability, tenant, slug)

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, get, patch, post
+from litestar import get, patch, post
 from litestar.params import JSONBody
 
 from rotator import netguard
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import BODY, CONFLICT, errors
 from rotator.api.schemas import ClientToken, TenantPatch, TenantSettings
 from rotator.store import tenants
 
 
-class TenantController(Controller):
+class TenantController(TenantAdminBase):
     path = "/v1/tenant"
-    dependencies = TENANT_ADMIN
     tags = ("tenant",)
 
-    @get("/", summary="The tenant's settings (never a token or the webhook secret)")
+    @get(
+        "/",
+        summary="The tenant's settings (never a token or the webhook secret)",
+        responses=errors(),
+    )
     async def show(self, tenant: TenantId, app_state: State) -> TenantSettings:
         return TenantSettings.of(await tenants.get_tenant(app_state.redis, tenant))
 
@@ -26,6 +30,7 @@ class TenantController(Controller):
         summary="Change settings",
         description="Setting a webhook_url where no secret exists generates one: it is in "
         "this response only (webhook_secret).",
+        responses=errors(*BODY, CONFLICT),
     )
     async def change(
         self, tenant: TenantId, data: JSONBody[TenantPatch], app_state: State
@@ -47,6 +52,7 @@ class TenantController(Controller):
         "/client-token",
         status_code=200,
         summary="Issue a new client token; the previous one stops working at once",
+        responses=errors(CONFLICT),
     )
     async def new_client_token(self, tenant: TenantId, app_state: State) -> ClientToken:
         token = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)

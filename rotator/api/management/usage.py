@@ -4,31 +4,46 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
-from litestar.params import FromPath, Parameter
+from litestar import get
+from litestar.params import FromPath, QueryParameter
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
+from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import NOT_FOUND, errors
 from rotator.api.schemas import DayUsage, KeyUsage, ServiceUsage
 from rotator.domain.clock import utc_day
 from rotator.domain.errors import InvalidField
 from rotator.store.usage import service_usage
 
+MAX_DAYS = 366
+"""The declared bound; the retention (ROTATOR_USAGE_RETENTION_DAYS) may be lower."""
 
-class UsageController(Controller):
+
+class UsageController(TenantAdminBase):
     path = "/v1/services/{slug:str}/usage"
-    dependencies = TENANT_ADMIN
     tags = ("services",)
 
-    @get("/", summary="Deliveries per key per UTC day, newest day first")
+    @get(
+        "/",
+        summary="Deliveries per key per UTC day, newest day first",
+        responses=errors(NOT_FOUND),
+    )
     async def usage(
         self,
         tenant: TenantId,
         slug: FromPath[str],
         app_state: State,
-        days: Annotated[int, Parameter(description="how many UTC days, 1 to the retention")] = 7,
+        days: Annotated[
+            int,
+            QueryParameter(
+                ge=1,
+                le=MAX_DAYS,
+                description="how many UTC days, newest first: 1 to the usage retention "
+                "(ROTATOR_USAGE_RETENTION_DAYS, default 35)",
+            ),
+        ] = 7,
     ) -> ServiceUsage:
         retention = app_state.settings.usage_retention_days
-        if not 1 <= days <= retention:
+        if days > retention:  # a setting, so not part of the declared bounds
             raise InvalidField("days", f"must be between 1 and {retention}")
         labels, history = await service_usage(
             app_state.redis, tenant, slug, today=utc_day(app_state.clock()), days=days

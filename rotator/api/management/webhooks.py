@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import msgspec
-from litestar import Controller, get
-from litestar.params import FromQuery
+from typing import Annotated
 
-from rotator.api.auth import TENANT_ADMIN, State, TenantId
-from rotator.domain.errors import InvalidField
+import msgspec
+from litestar import get
+from litestar.params import QueryParameter
+
+from rotator.api.auth import State, TenantAdminBase, TenantId
+from rotator.api.openapi import errors
 from rotator.store import webhooks as store
 from rotator.store.webhooks import DeliveryAttempt
 
 MAX_LIMIT = 200
+MAX_CURSOR = 2**53 - 1
+"""Seqs are counted by a Lua script, whose numbers are exact integers up to 2^53."""
 
 
 class DeliveryPage(msgspec.Struct, kw_only=True):
@@ -21,27 +25,32 @@ class DeliveryPage(msgspec.Struct, kw_only=True):
     """Pass as `cursor` for the next (older) page; null at the end of the log."""
 
 
-class WebhookController(Controller):
+class WebhookController(TenantAdminBase):
     path = "/v1/webhooks"
-    dependencies = TENANT_ADMIN
     tags = ("webhooks",)
 
-    @get("/deliveries", summary="Recent webhook delivery attempts and their outcome")
+    @get(
+        "/deliveries",
+        summary="Recent webhook delivery attempts and their outcome",
+        responses=errors(),
+    )
     async def deliveries(
         self,
         tenant: TenantId,
         app_state: State,
-        limit: FromQuery[int] = 50,
-        cursor: FromQuery[str | None] = None,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=MAX_LIMIT, description="entries per page")
+        ] = 50,
+        cursor: Annotated[
+            int | None,
+            QueryParameter(
+                ge=1,
+                le=MAX_CURSOR,
+                description="`next_cursor` of the previous page; absent for the newest entries",
+            ),
+        ] = None,
     ) -> DeliveryPage:
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidField("limit", f"must be between 1 and {MAX_LIMIT}")
-        start: int | None = None
-        if cursor is not None:
-            if not cursor.isdigit() or int(cursor) < 1:
-                raise InvalidField("cursor", "not a cursor from a previous page")
-            start = int(cursor)
-        attempts, next_seq = await store.page(app_state.redis, tenant, limit=limit, cursor=start)
+        attempts, next_seq = await store.page(app_state.redis, tenant, limit=limit, cursor=cursor)
         return DeliveryPage(
             deliveries=attempts, next_cursor=None if next_seq is None else str(next_seq)
         )

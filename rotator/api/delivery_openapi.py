@@ -1,0 +1,94 @@
+"""The OpenAPI description of GET /v1/next: its error responses, and its operation completed
+by hand.
+
+The handler reads its query parameters and headers itself (rotator/api/delivery.py),
+so Litestar sees none to document, and declaring them as handler parameters would
+make Litestar parse and validate them on every delivery. The generated operation is
+completed here instead, once, when the document is built: the query parameters, the
+two ways to pass a token, and every status of the delivery error table (SPEC §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Schema,
+)
+
+from rotator.api.openapi import error_spec
+
+_STRING = Schema(type=OpenAPIType.STRING)
+
+PARAMETERS = [
+    Parameter(
+        name="service",
+        param_in="query",
+        required=True,
+        schema=_STRING,
+        description="The service's slug, e.g. `openai`.",
+    ),
+    Parameter(
+        name="token",
+        param_in="query",
+        schema=_STRING,
+        description="The tenant's client token (`krc_…`). Prefer `Authorization: Bearer`: "
+        "query strings end up in access logs.",
+    ),
+    Parameter(
+        name="app_token",
+        param_in="query",
+        schema=_STRING,
+        description="An app's token (`kra_…`); when present it is used instead of `token`.",
+    ),
+    Parameter(
+        name="mask",
+        param_in="query",
+        schema=_STRING,
+        description="`1` or `true` masks the key in the response (a demo tenant always masks).",
+    ),
+]
+
+ERROR_RESPONSES = {
+    400: error_spec('`service` missing, or no token at all: "missing token or service"'),
+    403: error_spec(
+        'Token unknown or revoked ("invalid token"), or the caller\'s address is '
+        "outside the tenant's or app's allowlist (\"ip not allowed\")"
+    ),
+    404: error_spec('No such service for this tenant: "unknown service"'),
+    429: error_spec(
+        "The service's (or app's) daily limit is reached (\"service daily limit "
+        'reached"), or demo traffic is over its per-address rate ("demo rate '
+        'limit", with Retry-After)'
+    ),
+    500: error_spec(
+        'A stored key cannot be decrypted (wrong master key, tampering): "key decrypt failed"'
+    ),
+    503: error_spec(
+        'The service has no active, unexpired key ("no active keys"), or the store '
+        'is unavailable ("store unavailable")'
+    ),
+}
+
+RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
+    description="Seconds until the next request can succeed (demo rate limit).",
+)
+
+
+@dataclass
+class NextKeyOperation(Operation):
+    """Litestar's generated operation for the route, with the parts it cannot see added."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), *PARAMETERS]
+        # the token may come as a Bearer header or in the query string (or not at all: 400)
+        self.security = [{"bearer": []}, {}]
+        too_many = (self.responses or {}).get("429")
+        if isinstance(too_many, OpenAPIResponse):
+            too_many.headers = {"Retry-After": RETRY_AFTER}

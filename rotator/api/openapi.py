@@ -1,0 +1,56 @@
+"""What the OpenAPI document says about errors: one Error schema, and each route's statuses.
+
+Every error the API sends is `{"error": message, "field"?: name}` (rotator/api/errors.py);
+Litestar would document its own `{status_code, detail, extra}` instead, and only for
+400. A route declares its errors with `responses=errors(...)`: the statuses every
+management route can answer (400 for malformed input, 401, 503) are always in, so none
+is forgotten, and each route adds what its handler and store function can raise. tests/integration/
+test_openapi_conformance.py (schemathesis) checks the document against the API.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from litestar.openapi import ResponseSpec
+from msgspec import UNSET, UnsetType
+
+
+class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Every error body. Clients match on `error` (the delivery messages are a contract)."""
+
+    error: str
+    field: str | UnsetType = UNSET
+    """The request field at fault, for a validation error that has one."""
+
+
+BAD_INPUT = 400
+UNAUTHORIZED = 401
+NOT_FOUND = 404
+CONFLICT = 409
+TOO_LARGE = 413
+UNAVAILABLE = 503
+
+_DESCRIPTIONS = {
+    BAD_INPUT: "Invalid input: a path, query or body parameter (`field` names it), or a body "
+    "that is not JSON or nests too deep",
+    UNAUTHORIZED: "Missing or wrong token (the same answer whatever was wrong)",
+    NOT_FOUND: "No such resource for this tenant (another tenant's are never visible)",
+    CONFLICT: "Already exists, or changed concurrently (retry)",
+    TOO_LARGE: "Request body over 1 MiB",
+    UNAVAILABLE: "The store (Valkey/Redis) is unreachable or too slow: "
+    '`{"error": "store unavailable"}`; retry later',
+}
+
+
+def error_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Error, description=description, generate_examples=False)
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """`responses=` of a management route: 400, 401 and 503, and the given statuses."""
+    wanted = sorted({BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, *statuses})
+    return {status: error_spec(_DESCRIPTIONS[status]) for status in wanted}
+
+
+BODY = (TOO_LARGE,)
+"""What any route with a JSON body can answer besides its own errors."""

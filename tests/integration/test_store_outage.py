@@ -1,0 +1,139 @@
+"""A store that fails after the token check: every management route answers 503, and the
+CLI exits 2 with one line, because one exception handler maps the store's errors.
+
+Deterministic by construction: the app's management client is replaced by one that
+serves the guard's HGET of the admin token hash from the live store and sends every
+other call to a store that is down (a port nothing listens on), so the failure always
+falls between the guard and the handler. On the cluster backend the down store is a
+cluster client, which reports "no node reachable" as RedisClusterException.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+
+from rotator.api.app import create_app
+from rotator.cli import main
+from rotator.embedded import free_port
+from rotator.store import tenants
+from rotator.store.connection import is_unavailable
+from tests.asgi import app_client
+from tests.integration.management import OPERATOR, new_app, new_key, new_service, new_tenant
+
+pytestmark = pytest.mark.backends("single", "cluster")
+
+TENANT_ROUTES = [
+    ("GET", "/v1/tenant", None),
+    ("PATCH", "/v1/tenant", {"name": "x"}),
+    ("POST", "/v1/tenant/client-token", None),
+    ("POST", "/v1/services", {"slug": "other", "policy": "usage"}),
+    ("GET", "/v1/services", None),
+    ("GET", "/v1/services/openai", None),
+    ("PATCH", "/v1/services/openai", {"max_daily_requests": 3}),
+    ("DELETE", "/v1/services/openai", None),
+    ("POST", "/v1/services/openai/keys", {"label": "k", "secret": "sk-x"}),
+    ("GET", "/v1/services/openai/keys", None),
+    ("PATCH", "/v1/services/openai/keys/{key}", {"active": False}),
+    ("DELETE", "/v1/services/openai/keys/{key}", None),
+    ("POST", "/v1/apps", {"name": "a"}),
+    ("GET", "/v1/apps", None),
+    ("DELETE", "/v1/apps/{app}", None),
+    # the two reads that had no @store_op (500 on e1a71c5)
+    ("GET", "/v1/services/openai/usage", None),
+    ("GET", "/v1/webhooks/deliveries", None),
+]
+# POST /v1/services/{slug}/rotate goes through the hot-path client (FastRedis), which
+# raises StoreUnavailable itself; tests/integration/test_resilience.py covers that client
+OPERATOR_ROUTES = [
+    ("POST", "/v1/admin/tenants", {"name": "x"}),
+    ("GET", "/v1/admin/tenants", None),
+]
+
+
+class DownAfterAuth:
+    """A management client whose store goes down right after the tenant-admin guard."""
+
+    def __init__(self, live: Any, down: Any) -> None:
+        self.live = live
+        self.down = down
+
+    async def hget(self, key: str, field: str) -> Any:
+        # the guard's one read (rotator.store.tenants.admin_token_hash)
+        return await (self.live if field == "admin" else self.down).hget(key, field)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.down, name)
+
+
+def down_store(backend: str) -> Any:
+    port = free_port()  # nothing listens there: connections are refused at once
+    if backend == "cluster":
+        return RedisCluster(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    return aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+
+
+async def test_store_failing_after_the_token_check_is_503_everywhere(
+    backend, settings, redis, clock, caplog
+):
+    app = create_app(settings, clock=clock)
+    async with app_client(app) as client:
+        t = await new_tenant(client)
+        await new_service(client, t)
+        ids = {"key": (await new_key(client, t))["id"], "app": (await new_app(client, t))["id"]}
+        state = app.state.rotator
+        live = state.redis
+        state.redis = DownAfterAuth(live, down_store(backend))
+        try:
+            with caplog.at_level(logging.WARNING):
+                for method, path, body in [*TENANT_ROUTES, *OPERATOR_ROUTES]:
+                    headers = OPERATOR if path.startswith("/v1/admin") else t.auth
+                    r = await client.request(method, path.format(**ids), json=body, headers=headers)
+                    assert (r.status_code, r.json()) == (503, {"error": "store unavailable"}), (
+                        method,
+                        path,
+                        r.text,
+                    )
+        finally:
+            await state.redis.down.aclose()
+            state.redis = live
+        # the token check really ran against the live store: a wrong token is still a 401
+        r = await client.get("/v1/tenant", headers={"Authorization": "Bearer kta_x_y"})
+        assert r.status_code == 401
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+def test_cli_store_failing_midway_exits_2_with_one_line(
+    valkey, master_key_b64, tmp_path, monkeypatch, capsys
+):
+    async def refused(_redis: Any) -> Any:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ROTATOR_REDIS_URL", valkey.url)  # reachable: the check at start passes
+    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
+    monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(tenants, "list_tenants", refused)
+    assert main(["tenant", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err == "rotator: store unavailable (ConnectionError); check ROTATOR_REDIS_URL\n"
+
+
+def test_which_errors_mean_unavailable():
+    assert is_unavailable(RedisConnectionError("refused"))
+    assert is_unavailable(OSError("unreachable"))
+    try:
+        raise RedisClusterException("Redis Cluster cannot be connected") from RedisConnectionError()
+    except RedisClusterException as exc:
+        assert is_unavailable(exc)
+    # the same class also reports programming errors: those stay loud (500)
+    assert not is_unavailable(RedisClusterException("Keys in request don't hash to the same slot"))
+    assert not is_unavailable(ValueError("x"))
