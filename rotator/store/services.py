@@ -33,7 +33,8 @@ from rotator.store.common import (
 )
 from rotator.store.connection import Durability, Redis
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""A whole slug (fullmatch: `$` would let a trailing newline through, into events and keys)."""
 MINUTE_MS = 60_000
 MAX_TTL_MINUTES = 10 * 366 * 24 * 60
 MAX_SECRET_CHARS = 4096
@@ -65,7 +66,7 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 # --- input checks ---------------------------------------------------------------------------
 def check_slug(slug: str) -> str:
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise InvalidField(
             "slug", "1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
