@@ -1,4 +1,4 @@
-"""The delivery path's store: one typed wrapper per script (next_key, rotate).
+"""The delivery path's store: one typed wrapper per script (next_key).
 
 `next_key` costs one EVALSHA on the pipelined hot-path client; every decision
 (token, allowlist, throttle, limits, selection, counting, events) is in
@@ -21,7 +21,6 @@ from rotator.store.fastredis import FastRedis
 log = logging.getLogger("rotator.store")
 
 _NEXT_KEY = scripts.load("next_key")
-_ROTATE = scripts.load("rotate")
 
 _MAX_HINTS = 100_000
 REQUEST_RECORD_TTL_MS = "60000"
@@ -159,19 +158,3 @@ class DeliveryStore:
         if len(self._ids_hint) >= _MAX_HINTS:
             self._ids_hint.clear()  # bounded memory; hints refill on the next deliveries
         self._ids_hint[hint_key] = (ids, hint_fields(ids))
-
-    async def rotate(self, tenant: str, service: str) -> tuple[int, int]:
-        """Advance a manual service's primary; returns (from_key_id, to_key_id)."""
-        reply = await self.fast.evalsha(
-            _ROTATE,
-            (keys.tenant(tenant), keys.service(tenant, service), keys.events(tenant)),
-            (service, self._events_maxlen),
-        )
-        status = reply[0]
-        if status == b"ok":
-            return int(reply[1]), int(reply[2])
-        if status == b"service":
-            raise errors.NotFound("unknown service")
-        if status == b"policy":
-            raise errors.Conflict(f"rotate applies to manual policy, not {reply[1].decode()}")
-        raise errors.NoActiveKeys()
