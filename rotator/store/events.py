@@ -57,11 +57,11 @@ def to_event(tenant: str, entry_id: str, fields: dict[bytes, bytes]) -> Event:
         raise ValueError("entry has no type")
     try:
         data = _decode_data(fields.get(b"data") or b"{}")
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:  # invalid JSON, or JSON but not an object
         raise ValueError(f"entry data is not a JSON object: {exc}") from None
     return Event(
         id=event_id(tenant, entry_id),
-        type=event_type.decode(),
+        type=event_type.decode(),  # invalid UTF-8: UnicodeDecodeError, a ValueError
         created_at=created_at(entry_id),
         tenant=tenant,
         data=data,
