@@ -17,7 +17,7 @@ from typing import Any
 from arq import Retry
 
 from rotator.crypto import DecryptError
-from rotator.store import keys, webhooks
+from rotator.store import events, keys, webhooks
 from rotator.store.webhooks import DeliveryAttempt
 from workers import signing
 from workers.config import WorkerConfig
@@ -88,6 +88,17 @@ async def deliver_event(
             return await record("failed", status, error)
         await record("retrying", status, error)
         raise Retry(defer=backoff_s(attempt, config))
+
+    if event_type in events.WITHDRAWABLE:
+        # race point: a pump may have read and queued this event in the instant between
+        # next_key.lua and delivery_refund.lua (the delivery then failed to decrypt); the refund
+        # marks such an entry, atomically with taking it back. It follows next_key by one
+        # decrypt (microseconds), this check by a pump pass, an enqueue and a job pickup
+        # (milliseconds); an API process that dies between its two scripts refunds nothing
+        _, entry_id = events.parse_event_id(event_id)
+        if await events.withdrawn(data, tenant, entry_id):
+            log.info("event %s was withdrawn (its delivery failed); not sent", event_id)
+            return "withdrawn"
 
     try:
         target = await ctx["targets"].get(data, settings.keyring, tenant)

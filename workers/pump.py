@@ -43,6 +43,7 @@ from rotator.store.events import (
     encode_event,
     event_id,
     to_event,
+    withdrawn,
 )
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME
@@ -61,6 +62,7 @@ class Undeliverable(NamedTuple):
     entry_id: str
     type: str
     error: str
+    trimmed: bool = False
 
 
 def consumer_name() -> str:
@@ -205,6 +207,8 @@ class EventPump:
         return len(entries)
 
     async def _log_undeliverable(self, tenant: str, entry: Undeliverable) -> None:
+        if entry.trimmed and await withdrawn(self.streams.redis, tenant, entry.entry_id):
+            return  # taken back on purpose (delivery_refund.lua): not an event any more
         log.warning(
             "event %s of tenant %s cannot be delivered: %s; logged as failed",
             entry.entry_id,
@@ -234,7 +238,7 @@ def jobs_for(tenant: str, entries: list[Entry]) -> tuple[list[Job], list[Undeliv
     undeliverable: list[Undeliverable] = []
     for entry_id, fields in entries:
         if fields is None:
-            undeliverable.append(Undeliverable(entry_id, "unknown", TRIMMED))
+            undeliverable.append(Undeliverable(entry_id, "unknown", TRIMMED, trimmed=True))
             continue
         try:
             event = to_event(tenant, entry_id, fields)

@@ -104,3 +104,15 @@ async def test_events_of_every_script_are_valid_json(store, redis, settings, clo
     assert (await recorded(redis, t.tenant))[len(events) :] == [
         ("key.rotated", {"service": manual, "from_key_id": m1, "to_key_id": m2, "reason": "manual"})
     ]
+
+
+@pytest.mark.parametrize("slug", HOSTILE_SLUGS)
+async def test_key_decrypt_failed_is_valid_json(store, redis, settings, slug):
+    t = await seed.tenant(redis, events=ALL_EVENTS)
+    await seed.service(redis, t, slug, policy="usage")
+    kid = await seed.key(redis, settings.keyring, t, slug, "sk-u", label=HOSTILE_LABEL)
+    delivery = await store.next_key(t.client, slug, IP)
+    await store.refund(delivery)  # as the API does when the key cannot be decrypted
+    assert await recorded(redis, t.tenant) == [
+        ("key.decrypt_failed", {"service": slug, "key_id": kid, "label": HOSTILE_LABEL})
+    ]
