@@ -92,9 +92,10 @@ async def deliver_event(
     if event_type in events.WITHDRAWABLE:
         # race point: a pump may have read and queued this event in the instant between
         # next_key.lua and delivery_refund.lua (the delivery then failed to decrypt); the refund
-        # marks such an entry, atomically with taking it back. It follows next_key by one
-        # decrypt (microseconds), this check by a pump pass, an enqueue and a job pickup
-        # (milliseconds); an API process that dies between its two scripts refunds nothing
+        # marks such an entry, atomically with taking it back. The refund comes one decrypt
+        # (microseconds) after next_key, this check a pump pass, an enqueue and a job pickup
+        # (milliseconds) after it. An API process that dies between its two scripts refunds
+        # nothing: that delivery stays counted and announced, as if it had succeeded
         _, entry_id = events.parse_event_id(event_id)
         if await events.withdrawn(data, tenant, entry_id):
             log.info("event %s was withdrawn (its delivery failed); not sent", event_id)
