@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+_FRAME = re.compile(r"(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)")
 
 COMPONENTS = (
     ("rotator/", "rotator (our code)"),
@@ -46,10 +46,26 @@ def record(
     texts = []
     for i, pid in enumerate(pids):
         target = out.with_suffix(f".{i}.txt")
-        cmd = [spy, "record", "--pid", str(pid), "--duration", str(duration_s), "--rate", "250",
-               "--format", "raw", "--output", str(target), "--nonblocking"]
+        cmd = [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(duration_s),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(target),
+            "--nonblocking",
+        ]
         subprocess.run(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         if target.exists():
@@ -60,15 +76,22 @@ def record(
 def _frames(stack: str) -> list[tuple[str, str]]:
     frames = []
     for part in stack.split(";"):
-        match = _FRAME.match(part.strip())
+        match = _FRAME.fullmatch(part.strip())
         if match:
             frames.append((match["func"], match["file"]))
     return frames
 
 
 EVENT_LOOP = "event loop (uvloop's C code: socket I/O, scheduling)"
-_BOOTSTRAP = ("<frozen runpy>", "click/", "uvicorn/main.py", "uvicorn/__main__.py",
-              "uvicorn/server.py", "uvicorn/_compat.py", "asyncio/runners.py")
+_BOOTSTRAP = (
+    "<frozen runpy>",
+    "click/",
+    "uvicorn/main.py",
+    "uvicorn/__main__.py",
+    "uvicorn/server.py",
+    "uvicorn/_compat.py",
+    "asyncio/runners.py",
+)
 """Frames every sample of the main loop passes through: left out of the inclusive ranking."""
 
 

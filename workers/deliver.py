@@ -24,7 +24,7 @@ from arq import Retry
 from arq.constants import retry_key_prefix
 
 from rotator.crypto import DecryptError
-from rotator.store import keys, webhooks
+from rotator.store import events, keys, webhooks
 from rotator.store.connection import UNAVAILABLE
 from rotator.store.webhooks import DeliveryAttempt
 from workers import signing
@@ -116,6 +116,18 @@ async def _attempt(
             return await record("failed", status, error)
         await record("retrying", status, error)
         raise Retry(defer=backoff_s(attempt, config))
+
+    if event_type in events.WITHDRAWABLE:
+        # race point: a pump may have read and queued this event in the instant between
+        # next_key.lua and delivery_refund.lua (the delivery then failed to decrypt); the refund
+        # marks such an entry, atomically with taking it back. The refund comes one decrypt
+        # (microseconds) after next_key, this check a pump pass, an enqueue and a job pickup
+        # (milliseconds) after it. An API process that dies between its two scripts refunds
+        # nothing: that delivery stays counted and announced, as if it had succeeded
+        _, entry_id = events.parse_event_id(event_id)
+        if await events.withdrawn(data, tenant, entry_id):
+            log.info("event %s was withdrawn (its delivery failed); not sent", event_id)
+            return "withdrawn"
 
     try:
         target = await ctx["targets"].get(data, settings.keyring, tenant)

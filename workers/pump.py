@@ -10,6 +10,8 @@ and it carries on, so a Redis blip does not stop the pump.
 Delivery guarantee (at least once), step by step for a batch of entries:
   XREADGROUP (entries now pending on this consumer)
   -> enqueue the jobs (one script call, job id = event id)
+  -> log each entry that cannot be delivered as a failed delivery (malformed, or trimmed away
+     by MAXLEN while pending): no event is dropped without a trace the tenant can see
   -> XACK.
 A pump killed before the enqueue leaves the entries pending: after `claim_idle_ms` any
 pump XAUTOCLAIMs and forwards them. Killed between enqueue and XACK: the reclaimed
@@ -27,16 +29,23 @@ import os
 import socket
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from redis.exceptions import ResponseError
 
 from rotator.folded_log import FoldedWarning
-from rotator.store import evalsha, scripts
+from rotator.store import evalsha, scripts, webhooks
 from rotator.store.connection import UNAVAILABLE, Redis
-from rotator.store.events import Entry, EventStreams, encode_event, to_event
+from rotator.store.events import (
+    Entry,
+    EventStreams,
+    encode_event,
+    event_id,
+    to_event,
+    withdrawn,
+)
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME
 
@@ -44,6 +53,17 @@ log = logging.getLogger("workers.pump")
 
 Job = tuple[str, tuple[Any, ...]]
 """(job id, deliver_event args after ctx)."""
+
+TRIMMED = "trimmed from the event stream before it was delivered (ROTATOR_EVENTS_MAXLEN)"
+
+
+class Undeliverable(NamedTuple):
+    """A stream entry no job can deliver, and why (logged as a failed delivery)."""
+
+    entry_id: str
+    type: str
+    error: str
+    trimmed: bool = False
 
 
 def consumer_name() -> str:
@@ -190,22 +210,57 @@ class EventPump:
     async def _forward(self, tenant: str, entries: list[Entry]) -> int:
         if not entries:
             return 0
-        await enqueue_batch(self.queue, jobs_for(tenant, entries))
-        # acknowledged only now that the jobs are queued: see the module docstring
+        jobs, undeliverable = jobs_for(tenant, entries)
+        await enqueue_batch(self.queue, jobs)
+        for entry in undeliverable:
+            await self._log_undeliverable(tenant, entry)
+        # acknowledged only now that the jobs are queued and the failures logged (a pump that
+        # dies before this line leaves them pending: reclaimed, queued again (collapsing on the
+        # job ids) and logged again)
         await self.streams.ack(tenant, [entry_id for entry_id, _ in entries])
         return len(entries)
 
+    async def _log_undeliverable(self, tenant: str, entry: Undeliverable) -> None:
+        if entry.trimmed and await withdrawn(self.streams.redis, tenant, entry.entry_id):
+            return  # taken back on purpose (delivery_refund.lua): not an event any more
+        log.warning(
+            "event %s of tenant %s cannot be delivered: %s; logged as failed",
+            entry.entry_id,
+            tenant,
+            entry.error,
+        )
+        now_ms = time.time_ns() // 1_000_000
+        await webhooks.log_attempt(
+            self.streams.redis,
+            tenant,
+            webhooks.DeliveryAttempt(
+                event_id=event_id(tenant, entry.entry_id),
+                type=entry.type,
+                attempts=0,
+                status_code=None,
+                error=entry.error,
+                outcome="failed",
+                updated_at=webhooks.iso_ms(now_ms),
+            ),
+        )
 
-def jobs_for(tenant: str, entries: list[Entry]) -> list[Job]:
-    """The delivery jobs of stream entries (trimmed and malformed entries have none)."""
+
+def jobs_for(tenant: str, entries: list[Entry]) -> tuple[list[Job], list[Undeliverable]]:
+    """The delivery jobs of stream entries, and the entries that cannot have one: malformed
+    (an entry no script of ours writes), or trimmed away (MAXLEN) while pending."""
     jobs: list[Job] = []
+    undeliverable: list[Undeliverable] = []
     for entry_id, fields in entries:
         if fields is None:
-            continue  # trimmed (MAXLEN) while pending: nothing left to deliver
+            undeliverable.append(Undeliverable(entry_id, "unknown", TRIMMED, trimmed=True))
+            continue
         try:
             event = to_event(tenant, entry_id, fields)
         except ValueError as exc:
-            log.warning("skipping malformed event %s of tenant %s: %s", entry_id, tenant, exc)
+            raw_type = (fields.get(b"type") or b"").decode(errors="replace")
+            undeliverable.append(
+                Undeliverable(entry_id, raw_type or "unknown", f"malformed event: {exc}")
+            )
             continue
         jobs.append((event.id, (tenant, event.id, event.type, encode_event(event))))
-    return jobs
+    return jobs, undeliverable

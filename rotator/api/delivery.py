@@ -149,6 +149,17 @@ async def next_key(request: Request) -> ASGIApp:
             service,
             delivery.key_id,
         )
+        # the script counted this delivery; a request answered 500 must use up nothing
+        try:
+            await state.delivery.refund(delivery)
+        except errors.StoreUnavailable:
+            log.warning(
+                "refund of a failed delivery did not reach the store; it stays counted: "
+                "tenant=%s service=%s key_id=%s",
+                delivery.tenant,
+                service,
+                delivery.key_id,
+            )
         raise errors.KeyDecryptFailed() from None
 
     masked = delivery.demo or query.get("mask") in _MASK_ON

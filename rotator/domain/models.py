@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -19,6 +20,7 @@ EVENT_TYPES = (
     "key.expired",
     "service.no_active_keys",
     "key.rotated",
+    "key.decrypt_failed",
 )
 DEFAULT_EVENTS = tuple(t for t in EVENT_TYPES if t != "key.delivered")
 """Subscribed when a tenant sets a webhook without choosing: key.delivered is opt-in."""
@@ -36,6 +38,9 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     policy: str
     max_daily_requests: int | None
     demo: bool
+    receipt: tuple[Any, ...] = ()
+    """What the store needs to undo this delivery's counting when it fails after the script
+    (DeliveryStore.refund); its layout is the store's own."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,7 +18,9 @@ ADMIN = "kta"
 CLIENT = "krc"
 APP = "kra"
 
-_ID = re.compile(r"^[a-z0-9]{1,32}$")
+# whole-string patterns, used with fullmatch: `$` also matches before a trailing newline
+_ID = re.compile(r"[a-z0-9]{1,32}")
+_APP_ID = re.compile(r"[0-9]{1,18}")  # str.isdigit() would take '²' and other Unicode digits
 
 
 class ParsedToken(NamedTuple):
@@ -65,7 +67,7 @@ def parse(token: str) -> ParsedToken | None:
     kind = token[:3]
     if kind == APP:
         parts = token.split("_", 3)
-        if len(parts) != 4 or not parts[2].isdigit():
+        if len(parts) != 4 or not _APP_ID.fullmatch(parts[2]):
             return None
         _, tenant, app, secret = parts
     elif kind in (CLIENT, ADMIN):
@@ -76,13 +78,13 @@ def parse(token: str) -> ParsedToken | None:
         app = ""
     else:
         return None
-    if not secret or not _ID.match(tenant):
+    if not secret or not _ID.fullmatch(tenant):
         return None
     return ParsedToken(kind, tenant, app, hash_secret(secret))
 
 
 def valid_tenant_id(tenant: str) -> bool:
-    return bool(_ID.match(tenant))
+    return bool(_ID.fullmatch(tenant))
 
 
 def same_hash(a: str | bytes | None, b: str) -> bool:

@@ -1,8 +1,10 @@
-"""The delivery path's store: one typed wrapper per script (next_key, rotate).
+"""The delivery path's store: one typed wrapper per script (next_key, delivery_refund).
 
 `next_key` costs one EVALSHA on the pipelined hot-path client; every decision
 (token, allowlist, throttle, limits, selection, counting, events) is in
-scripts/lua/next_key.lua, atomically, on the tenant's hash slot.
+scripts/lua/next_key.lua, atomically, on the tenant's hash slot. `refund` is the
+compensating step of the one failure that comes after the script (the picked key
+cannot be decrypted): a second EVALSHA on that path only.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from rotator.store.fastredis import FastRedis
 log = logging.getLogger("rotator.store")
 
 _NEXT_KEY = scripts.load("next_key")
-_ROTATE = scripts.load("rotate")
+_REFUND = scripts.load("delivery_refund")
 
 _MAX_HINTS = 100_000
 REQUEST_RECORD_TTL_MS = "60000"
 """How long a proxy's retry of a request is recognised (nginx retries within seconds)."""
+VOID_TTL_MS = str(25 * 3_600_000)
+"""How long a withdrawn event stays withdrawn: longer than a delivery job can wait for its first
+attempt (arq drops a job not started within a day of being queued, enqueue_jobs.lua)."""
 
 _REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
     b"token": errors.InvalidToken,
@@ -132,7 +137,10 @@ class DeliveryStore:
             )
             status = reply[0]
             if status == b"ok":
-                _, key_id, label, ciphertext, usage_today, policy, svc_max, demo, fresh_ids = reply
+                (
+                    _, key_id, label, ciphertext, usage_today, policy, svc_max, demo, fresh_ids,
+                    entry, undo,
+                ) = reply  # fmt: skip
                 if fresh_ids:
                     self._remember_ids(hint_key, fresh_ids.decode())
                 return Delivery(
@@ -145,6 +153,7 @@ class DeliveryStore:
                     policy=policy.decode(),
                     max_daily_requests=int(svc_max) if svc_max else None,
                     demo=demo == 1,
+                    receipt=(token.app, day, request_id, entry, undo),
                 )
             if status == b"day":
                 # our clock and Redis TIME straddle a UTC midnight: use Redis's day
@@ -160,18 +169,31 @@ class DeliveryStore:
             self._ids_hint.clear()  # bounded memory; hints refill on the next deliveries
         self._ids_hint[hint_key] = (ids, hint_fields(ids))
 
-    async def rotate(self, tenant: str, service: str) -> tuple[int, int]:
-        """Advance a manual service's primary; returns (from_key_id, to_key_id)."""
-        reply = await self.fast.evalsha(
-            _ROTATE,
-            (keys.tenant(tenant), keys.service(tenant, service), keys.events(tenant)),
-            (service, self._events_maxlen),
+    async def refund(self, delivery: Delivery) -> int:
+        """Undo what next_key counted and recorded for a delivery whose key then failed to
+        decrypt, and record key.decrypt_failed: a request answered 500 uses up no quota and
+        emits no key.delivered. Returns the key's decrypt failures today."""
+        app, day, request_id, entry, undo = delivery.receipt
+        tenant, service = delivery.tenant, delivery.service
+        return await self.fast.evalsha(
+            _REFUND,
+            (
+                keys.service(tenant, service),
+                keys.usage(tenant, day),
+                keys.events(tenant),
+                keys.request_record(tenant, request_id),
+                keys.void(tenant),
+            ),
+            (
+                service,
+                str(delivery.key_id),
+                app,
+                "-" if entry is None else entry,  # None: a retry answered, nothing counted
+                undo,
+                request_id,
+                str(self.clock()) if self.fixed_clock else "",
+                VOID_TTL_MS,
+                self._events_maxlen,
+                self._usage_ttl_s,
+            ),
         )
-        status = reply[0]
-        if status == b"ok":
-            return int(reply[1]), int(reply[2])
-        if status == b"service":
-            raise errors.NotFound("unknown service")
-        if status == b"policy":
-            raise errors.Conflict(f"rotate applies to manual policy, not {reply[1].decode()}")
-        raise errors.NoActiveKeys()

@@ -22,6 +22,10 @@ GROUP = "webhooks"
 
 EVENT_ID_PREFIX = "evt_"
 
+WITHDRAWABLE = frozenset(("key.delivered", "service.limit_reached"))
+"""The event types delivery_refund.lua may take back (recorded by a delivery that then failed to
+decrypt): only their delivery jobs check the tenant's withdrawn set before POSTing."""
+
 _encode = msgspec.json.Encoder().encode
 _decode_data = msgspec.json.Decoder(dict).decode
 
@@ -57,15 +61,20 @@ def to_event(tenant: str, entry_id: str, fields: dict[bytes, bytes]) -> Event:
         raise ValueError("entry has no type")
     try:
         data = _decode_data(fields.get(b"data") or b"{}")
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:  # invalid JSON, or JSON but not an object
         raise ValueError(f"entry data is not a JSON object: {exc}") from None
     return Event(
         id=event_id(tenant, entry_id),
-        type=event_type.decode(),
+        type=event_type.decode(),  # invalid UTF-8: UnicodeDecodeError, a ValueError
         created_at=created_at(entry_id),
         tenant=tenant,
         data=data,
     )
+
+
+async def withdrawn(redis: Redis, tenant: str, entry_id: str) -> bool:
+    """Whether the entry was taken back by delivery_refund.lua after a pump had read it."""
+    return await redis.zscore(keys.void(tenant), entry_id) is not None
 
 
 def encode_event(event: Event) -> bytes:

@@ -30,10 +30,16 @@ Schema (per tenant T):
   {t:T}:apps            SET   app ids
   {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
-                              lr:<slug> / lra:<id> limit-reached recorded; expires by itself
+                              lr:<slug> / lra:<id> limit-reached recorded, df:<id> decrypt
+                              failures (delivery_refund.lua); expires by itself
+  {t:T}:rid:<id>        STRING the key id a proxy's request id was answered with (next_key.lua:
+                              a retry of that request gets it again, uncounted); expires by itself
   {t:T}:gcra:<iphex>    STRING demo throttle: theoretical arrival time (ms); expires by itself
   {t:T}:events          STREAM type, data (JSON); capped (MAXLEN ~); consumer group "webhooks"
                               (the event pumps); event id = evt_<T>_<entry id>
+  {t:T}:void            ZSET  entry ids of events taken back after a pump had read them
+                              (delivery_refund.lua: a delivery that failed to decrypt), -> ms;
+                              a delivery job checks it before POSTing; expires by itself
   {t:T}:deliveries      LIST  webhook delivery log, newest first, capped (store/webhooks.py):
                               one JSON object per attempt, starting {"seq":N, (contiguous
                               along the list: the page cursor), event_id, type, attempts,
@@ -107,6 +113,14 @@ def events(t: str) -> str:
 
 def deliveries(t: str) -> str:
     return tag(t) + ":deliveries"
+
+
+def request_record(t: str, request_id: str) -> str:
+    return tag(t) + ":rid:" + request_id
+
+
+def void(t: str) -> str:
+    return tag(t) + ":void"
 
 
 def time_service_member(t: str, slug: str) -> str:

@@ -25,7 +25,7 @@ from rotator.store import keys
 from rotator.store.common import queue_script
 from rotator.store.connection import Durability, Redis
 
-_KEY_FIELD = re.compile(rb"^c:(\d+)$")
+_KEY_FIELD = re.compile(rb"c:(\d+)")  # fullmatch: `$` also matches before a final newline
 
 
 class RewrapReport(msgspec.Struct, kw_only=True):
@@ -95,7 +95,7 @@ async def rewrap_all(
             svc_key = keys.service(tenant, slug)
             blobs = []
             for field, blob in (await redis.hgetall(svc_key)).items():
-                match = _KEY_FIELD.match(field)
+                match = _KEY_FIELD.fullmatch(field)
                 if match:
                     key_id = int(match.group(1))
                     where = f"tenant {tenant} service {slug} key {key_id}"

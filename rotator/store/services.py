@@ -18,7 +18,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_key
-from rotator.domain.errors import Conflict, InvalidField, NotFound
+from rotator.domain.errors import Conflict, InvalidField, NoActiveKeys, NotFound
 from rotator.domain.masking import mask
 from rotator.domain.models import Policy
 from rotator.store import keys
@@ -32,7 +32,8 @@ from rotator.store.common import (
 )
 from rotator.store.connection import Durability, Redis
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""A whole slug (fullmatch: `$` would let a trailing newline through, into events and keys)."""
 MINUTE_MS = 60_000
 MAX_TTL_MINUTES = 10 * 366 * 24 * 60
 MAX_SECRET_CHARS = 4096
@@ -64,7 +65,7 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 # --- input checks ---------------------------------------------------------------------------
 def check_slug(slug: str) -> str:
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise InvalidField(
             "slug", "1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
@@ -364,3 +365,28 @@ async def remove_key(
     (removed,) = await durability.execute(pipe)
     if not removed:
         raise NotFound("key not found")
+
+
+# --- rotation -------------------------------------------------------------------------------
+async def rotate(
+    redis: Redis, durability: Durability, tenant: str, slug: str, *, events_maxlen: int
+) -> tuple[int, int]:
+    """Advance a manual service's primary to the next active key (scripts/lua/rotate.lua);
+    returns (from_key_id, to_key_id). A management write like the others: acknowledged once
+    on disk, with the key.rotated it records."""
+    pipe = redis.pipeline(transaction=False)
+    queue_script(
+        pipe,
+        "rotate",
+        [keys.tenant(tenant), keys.service(tenant, slug), keys.events(tenant)],
+        [slug, events_maxlen],
+    )
+    (reply,) = await durability.execute(pipe)
+    status = reply[0]
+    if status == b"ok":
+        return int(reply[1]), int(reply[2])
+    if status == b"service":
+        raise NotFound("unknown service")
+    if status == b"policy":
+        raise Conflict(f"rotate applies to manual policy, not {reply[1].decode()}")
+    raise NoActiveKeys()

@@ -15,6 +15,7 @@ from tests.integration.webhook_support import (
     deliver_all,
     log_of,
     pump,
+    queue_fixture,  # noqa: F401  (the `queue` fixture)
     record_event,
     verify_signature,
     webhook_tenant,
@@ -120,7 +121,8 @@ async def test_pump_killed_after_enqueue_before_ack(settings, redis, receiver):
     streams = EventStreams(redis)
     await streams.ensure_group(t.tenant)
     entries = await streams.read_new(t.tenant, "dying-pump", 100)
-    assert await enqueue_batch(redis, jobs_for(t.tenant, entries)) == 3  # ...then it died
+    jobs, _ = jobs_for(t.tenant, entries)
+    assert await enqueue_batch(redis, jobs) == 3  # ...then it died
 
     assert await pump(redis).pump_once() == 3  # reclaimed and acked; enqueue collapsed
     assert sorted(await queued(redis)) == sorted(ids)
@@ -130,17 +132,35 @@ async def test_pump_killed_after_enqueue_before_ack(settings, redis, receiver):
     assert await pending(redis, t.tenant) == 0
 
 
-async def test_malformed_entries_are_skipped_and_acked(settings, redis, receiver):
+@pytest.mark.backends("single", "cluster")
+async def test_malformed_entries_are_logged_as_failed_and_acked(settings, redis, queue, receiver):
+    """An entry no job can deliver is never dropped silently: the tenant sees it as a failed
+    delivery in GET /v1/webhooks/deliveries, with its event id and why."""
     t, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
-    await redis.xadd(keys.events(t.tenant), {"data": "{}"})  # no type
-    await redis.xadd(keys.events(t.tenant), {"type": "key.rotated", "data": "[1, 2]"})
+    stream = keys.events(t.tenant)
+    no_type = (await redis.xadd(stream, {"data": "{}"})).decode()
+    not_object = (await redis.xadd(stream, {"type": "key.rotated", "data": "[1, 2]"})).decode()
+    # what an earlier next_key.lua wrote for a slug stored with a trailing newline
+    raw_newline = (
+        await redis.xadd(stream, {"type": "key.delivered", "data": '{"service":"s\n","key_id":1}'})
+    ).decode()
     good = await record_event(redis, t.tenant, "key.rotated", {})
-    await pump(redis).pump_once()
-    assert await queued(redis) == [good]
+
+    await pump(redis, queue=queue).pump_once()
+
+    assert await queued(queue) == [good]
     assert await pending(redis, t.tenant) == 0
+    logged = {e["event_id"]: e for e in await log_of(redis, t.tenant)}
+    assert set(logged) == {f"evt_{t.tenant}_{i}" for i in (no_type, not_object, raw_newline)}
+    for entry in logged.values():
+        assert entry["outcome"] == "failed" and entry["attempts"] == 0
+        assert entry["error"].startswith("malformed event: ")
+    assert logged[f"evt_{t.tenant}_{no_type}"]["type"] == "unknown"
+    assert logged[f"evt_{t.tenant}_{not_object}"]["type"] == "key.rotated"
+    assert "not a JSON object" in logged[f"evt_{t.tenant}_{raw_newline}"]["error"]
 
 
-async def test_entry_trimmed_while_pending_is_acked(settings, redis, receiver):
+async def test_entry_trimmed_while_pending_is_logged_as_failed_and_acked(settings, redis, receiver):
     t, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
     streams = EventStreams(redis)
     await streams.ensure_group(t.tenant)
@@ -152,6 +172,9 @@ async def test_entry_trimmed_while_pending_is_acked(settings, redis, receiver):
 
     assert await queued(redis) == []
     assert await pending(redis, t.tenant) == 0
+    [entry] = await log_of(redis, t.tenant)
+    assert (entry["event_id"], entry["outcome"]) == (gone, "failed")
+    assert "trimmed" in entry["error"]
 
 
 async def test_one_broken_tenant_does_not_stop_the_others(settings, redis, receiver):

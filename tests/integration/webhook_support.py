@@ -15,6 +15,8 @@ import warnings
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+import redis.asyncio as aioredis
 from arq.worker import Worker
 
 from rotator.crypto import KeyRing, aad_for_webhook_secret
@@ -76,8 +78,23 @@ async def record_event(redis, tenant: str, event_type: str, data: dict[str, Any]
     return f"evt_{tenant}_{entry_id.decode()}"
 
 
-def pump(redis, config: WorkerConfig = FAST, consumer: str = "test-pump") -> EventPump:
-    return EventPump(redis, redis, config, consumer=consumer)
+@pytest.fixture(name="queue")
+async def queue_fixture(backend, redis, valkey):
+    """The arq queue's Redis (import it as a fixture): the data store on "single", the plain
+    Valkey on "cluster" (as ROTATOR_QUEUE_URL has it)."""
+    if backend == "single":
+        yield redis
+        return
+    client = aioredis.Redis.from_url(valkey.url)
+    yield client
+    await client.aclose()
+
+
+def pump(
+    redis, config: WorkerConfig = FAST, consumer: str = "test-pump", *, queue=None
+) -> EventPump:
+    """A pump of the data store `redis`; its jobs go to `queue` (default: `redis` too)."""
+    return EventPump(redis, queue or redis, config, consumer=consumer)
 
 
 @asynccontextmanager

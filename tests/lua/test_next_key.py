@@ -11,7 +11,8 @@ import pytest
 from rotator.domain import errors
 from rotator.domain.clock import DAY_MS, FakeClock, utc_day
 from rotator.domain.iprange import ip_hex
-from rotator.store import keys, scripts
+from rotator.store import keys, scripts, services
+from rotator.store.connection import Durability
 from rotator.store.delivery import DeliveryStore, hint_fields
 from tests.lua import seed
 
@@ -25,6 +26,10 @@ async def store(settings, redis, clock):
     s = await DeliveryStore.open(settings, clock, fixed_clock=True)
     yield s
     await s.close()
+
+
+async def rotate(redis, tenant, slug):
+    return await services.rotate(redis, Durability(), tenant, slug, events_maxlen=1000)
 
 
 async def events(redis, tenant):
@@ -203,10 +208,10 @@ async def test_manual_policy_sticks_to_primary_until_rotated(store, redis, setti
     a, b, c = [await seed.key(redis, settings.keyring, t, "s", f"sk-{i}") for i in range(3)]
     picks = [(await store.next_key(t.client, "s", IP)).key_id for _ in range(5)]
     assert picks == [a] * 5
-    assert await store.rotate(t.tenant, "s") == (a, b)
+    assert await rotate(redis, t.tenant, "s") == (a, b)
     assert (await store.next_key(t.client, "s", IP)).key_id == b
     await redis.hset(keys.service(t.tenant, "s"), f"a:{c}", "0")
-    assert await store.rotate(t.tenant, "s") == (b, a)  # skips the disabled key, wraps
+    assert await rotate(redis, t.tenant, "s") == (b, a)  # skips the disabled key, wraps
     await redis.hset(keys.service(t.tenant, "s"), f"a:{a}", "0")
     assert (await store.next_key(t.client, "s", IP)).key_id == b  # disabled primary: next active
     assert [e for e, _ in await events(redis, t.tenant)].count("key.rotated") == 2
@@ -228,11 +233,11 @@ async def test_rotate_errors(store, redis, settings):
     await seed.service(redis, t, "u", policy="usage")
     await seed.service(redis, t, "m", policy="manual")
     with pytest.raises(errors.NotFound):
-        await store.rotate(t.tenant, "nope")
+        await rotate(redis, t.tenant, "nope")
     with pytest.raises(errors.Conflict):
-        await store.rotate(t.tenant, "u")
+        await rotate(redis, t.tenant, "u")
     with pytest.raises(errors.NoActiveKeys):
-        await store.rotate(t.tenant, "m")
+        await rotate(redis, t.tenant, "m")
 
 
 async def test_time_policy_expires_keys_by_the_clock(store, redis, settings, clock: FakeClock):
@@ -374,7 +379,8 @@ async def test_stale_key_ids_hint_never_changes_a_decision(store, redis, setting
     b = await seed.key(redis, settings.keyring, t, "s", "sk-b")
     assert {(await store.next_key(t.client, "s", IP)).key_id for _ in range(2)} == {a, b}
     assert store._ids_hint[(t.tenant, "s")] == (
-        f"{a},{b}", (f"k:{a}", f"k:{b}", f"a:{a}", f"m:{a}", f"a:{b}", f"m:{b}")
+        f"{a},{b}",
+        (f"k:{a}", f"k:{b}", f"a:{a}", f"m:{a}", f"a:{b}", f"m:{b}"),
     )
 
     await redis.hset(keys.service(t.tenant, "s"), "ids", str(b))  # a removed from rotation

@@ -1,0 +1,114 @@
+"""GET /v1/next when the picked key cannot be decrypted: 500, and nothing used up.
+
+The delivery script counts before the API decrypts; the failure path refunds what it counted
+(store/delivery.py refund, scripts/lua/delivery_refund.lua), so a 500 costs no quota (service,
+app, key) and emits no key.delivered, and the operator gets key.decrypt_failed instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+from rotator.crypto import KeyRing, aad_for_key
+from rotator.domain.clock import utc_day
+from rotator.domain.models import EVENT_TYPES
+from rotator.store import keys
+from tests.integration.management import (
+    SECRET,
+    deliver,
+    new_app,
+    new_key,
+    new_service,
+    new_tenant,
+)
+
+pytestmark = pytest.mark.backends("single", "cluster")
+
+
+async def subscribe_to_everything(client, t) -> None:
+    body = {"webhook_url": "http://127.0.0.1:9/hook", "webhook_events": list(EVENT_TYPES)}
+    assert (await client.patch("/v1/tenant", json=body, headers=t.auth)).status_code == 200
+
+
+async def seal(redis, ring: KeyRing, tenant: str, key_id: int) -> None:
+    """Write key `key_id` of service openai sealed under `ring` (another master key: broken)."""
+    blob = ring.seal(SECRET.encode(), aad_for_key(tenant, "openai", key_id))
+    await redis.hset(keys.service(tenant, "openai"), f"c:{key_id}", blob)
+
+
+def stranger() -> KeyRing:
+    return KeyRing.parse(base64.b64encode(os.urandom(32)).decode())
+
+
+async def counters(redis, tenant, clock) -> dict[str, int]:
+    raw = await redis.hgetall(keys.usage(tenant, utc_day(clock())))
+    return {k.decode(): int(v) for k, v in raw.items() if not k.startswith(b"df:")}
+
+
+async def event_types(redis, tenant) -> list[str]:
+    return [f[b"type"].decode() for _, f in await redis.xrange(keys.events(tenant))]
+
+
+async def test_three_500s_use_up_none_of_a_limit_of_three(client, redis, settings, clock, caplog):
+    t = await new_tenant(client)
+    await subscribe_to_everything(client, t)
+    await new_service(client, t, max_daily_requests=3)
+    key = await new_key(client, t)
+    await seal(redis, stranger(), t.id, key["id"])
+
+    for _ in range(3):
+        r = await deliver(client, t.client_token)
+        assert (r.status_code, r.json()) == (500, {"error": "key decrypt failed"})
+
+    assert await counters(redis, t.id, clock) == {}
+    assert await event_types(redis, t.id) == ["key.decrypt_failed"]
+    [today] = (await client.get("/v1/services/openai/usage?days=1", headers=t.auth)).json()["days"]
+    assert (today["total"], today["keys"][0]["deliveries"]) == (0, 0)
+    logged = [rec.getMessage() for rec in caplog.records if "decrypt failed" in rec.getMessage()]
+    assert logged == [f"decrypt failed: tenant={t.id} service=openai key_id={key['id']}"] * 3
+
+    # the operator fixes the key: the whole day's quota is there
+    await seal(redis, settings.keyring, t.id, key["id"])
+    bodies = [(await deliver(client, t.client_token)).json() for _ in range(3)]
+    assert [b["meta"]["usage_today"] for b in bodies] == [1, 2, 3]
+    assert (await deliver(client, t.client_token)).status_code == 429
+    assert await event_types(redis, t.id) == [
+        "key.decrypt_failed",
+        "key.delivered",
+        "key.delivered",
+        "service.limit_reached",
+        "key.delivered",
+    ]
+
+
+async def test_an_app_token_500_uses_up_none_of_the_apps_limit(client, redis, settings, clock):
+    t = await new_tenant(client)
+    await subscribe_to_everything(client, t)
+    await new_service(client, t, max_daily_requests=3)
+    key = await new_key(client, t)
+    app = await new_app(client, t, max_daily_requests=2)
+    await seal(redis, stranger(), t.id, key["id"])
+
+    for _ in range(3):
+        assert (await deliver(client, app["app_token"])).status_code == 500
+    assert await counters(redis, t.id, clock) == {}
+    assert "key.delivered" not in await event_types(redis, t.id)
+
+    await seal(redis, settings.keyring, t.id, key["id"])
+    assert [(await deliver(client, app["app_token"])).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+    assert (await deliver(client, t.client_token)).json()["meta"]["usage_today"] == 3
+    assert (await deliver(client, t.client_token)).status_code == 429
+    assert await counters(redis, t.id, clock) == {
+        f"k:{key['id']}": 3,
+        "s:openai": 3,
+        f"a:{app['id']}": 2,
+        f"lra:{app['id']}": 1,
+        "lr:openai": 1,
+    }
