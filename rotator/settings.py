@@ -99,6 +99,12 @@ class Settings:
     webhook_max_attempts: int = field(
         default=8, metadata=_doc("attempts per webhook event before it is recorded as failed")
     )
+    session_idle_minutes: int = field(
+        default=30, metadata=_doc("console: a session unused this long signs out (minutes)")
+    )
+    session_max_hours: int = field(
+        default=12, metadata=_doc("console: a session ends this long after sign-in (hours)")
+    )
 
     @property
     def embedded(self) -> bool:
@@ -141,7 +147,8 @@ class Settings:
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError("log_level", f"{self.log_level!r} is not a log level")
         for name in ("demo_rate_per_min", "demo_burst", "redis_timeout_ms",
-                     "usage_retention_days", "events_maxlen", "webhook_max_attempts"):
+                     "usage_retention_days", "events_maxlen", "webhook_max_attempts",
+                     "session_idle_minutes", "session_max_hours"):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be at least 1")
         if self.webhook_timeout_s <= 0:
@@ -226,5 +233,7 @@ _PARSERS = {
     "events_maxlen": _parse_int,
     "webhook_timeout_s": _parse_float,
     "webhook_max_attempts": _parse_int,
+    "session_idle_minutes": _parse_int,
+    "session_max_hours": _parse_int,
     "log_level": lambda name, raw: raw.upper(),
 }

@@ -38,6 +38,11 @@ Schema (per tenant T):
                               one JSON object per attempt, starting {"seq":N, (contiguous
                               along the list: the page cursor), event_id, type, attempts,
                               status_code, error, outcome (delivered|retrying|failed), updated_at
+  {t:T}:session:<h>     HASH  a console session (store/sessions.py): created_ms, seen_ms;
+                              h = sha256 hex of the session secret in the cookie;
+                              PEXPIRE = the idle limit, refreshed at most once a minute
+  {t:T}:sessions        SET   the h of the tenant's sessions (members may have expired), so
+                              revoking them all is one script on one slot
 
 Global:
 
@@ -45,6 +50,9 @@ Global:
   kr:webhook_tenants    SET   tenants with a webhook configured (read by the event pump)
   kr:time_services      SET   "<tenant>:<slug>" of time-policy services (read by the sweep)
   kr:demo_tenant        STRING the tenant `rotator run` created for the demo
+  kr:opsession:<h>      HASH  an operator console session (same fields as a tenant's)
+  kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
+                              window (INCR; expires with the window)
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ TENANTS = "kr:tenants"
 WEBHOOK_TENANTS = "kr:webhook_tenants"
 TIME_SERVICES = "kr:time_services"
 DEMO_TENANT = "kr:demo_tenant"
+OPERATOR_SESSION_PREFIX = "kr:opsession:"
+SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
 
 
 def tag(tenant: str) -> str:
@@ -104,3 +114,19 @@ def deliveries(t: str) -> str:
 
 def time_service_member(t: str, slug: str) -> str:
     return t + ":" + slug
+
+
+def session(t: str, secret_hash: str) -> str:
+    return tag(t) + ":session:" + secret_hash
+
+
+def sessions(t: str) -> str:
+    return tag(t) + ":sessions"
+
+
+def operator_session(secret_hash: str) -> str:
+    return OPERATOR_SESSION_PREFIX + secret_hash
+
+
+def signin_failures(client_ip: str) -> str:
+    return SIGNIN_FAILURES_PREFIX + client_ip
