@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
 from rotator.api.state import AppState
-from rotator.console.auth import TENANT_PAGES, State
+from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.forms import FormErrors, address_list, optional_int, text
 from rotator.console.messages import field_error
 from rotator.console.pages import page, see_other
@@ -36,11 +36,11 @@ class AppPages(Controller):
     dependencies = TENANT_PAGES
 
     @get("/", include_in_schema=False)
-    async def list_apps(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def list_apps(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         return await render(request, app_state, tenant)
 
     @post("/", include_in_schema=False)
-    async def create(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def create(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         form = await request.form()
         values = {n: text(form, n) for n in ("name", "ip_allowlist", "max_daily_requests")}
         try:
@@ -68,7 +68,7 @@ class AppPages(Controller):
 
     @post("/{app_id:int}/delete", include_in_schema=False)
     async def delete(
-        self, request: Request, tenant: str, app_id: FromPath[int], app_state: State
+        self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
         await store.delete_app(app_state.redis, app_state.durability, tenant, app_id)
         return see_other(request, "/app/apps?done=deleted")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
@@ -110,7 +110,9 @@ def _state(request: Request) -> AppState:
     return state_of(request)
 
 
-State = SkipValidation[AppState]
+TenantId = NamedDependency[str]
+"""Handler parameter `tenant: TenantId`: the signed-in tenant's id."""
+State = NamedDependency[SkipValidation[AppState]]
 """Handler parameter `app_state: State`: the process's shared clients and settings."""
 
 TENANT_PAGES = {

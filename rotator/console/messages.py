@@ -15,7 +15,7 @@ FRIENDLY: dict[tuple[str, str], str] = {
     # (field, the start of the store's problem text) -> what the console says
     ("slug", "1-64 characters"): "Use 1 to 64 characters: lowercase letters, digits, '-' or "
     "'_', starting with a letter or a digit (for example openai).",
-    ("slug", "already exists"): "You already have a service with this slug.",
+    ("slug", "service already exists"): "You already have a service with this slug.",
     ("policy", "must be one of"): "Choose one of the rotation policies.",
     ("key_ttl_minutes", "required for the time policy"): "The time policy needs a key "
     "lifetime: how many minutes each key is used before the next one takes over.",

@@ -13,7 +13,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
 from rotator.api.state import AppState
-from rotator.console.auth import TENANT_PAGES, State
+from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.charts import daily_chart
 from rotator.console.forms import FormErrors, optional_int, text
 from rotator.console.messages import field_error
@@ -105,7 +105,7 @@ class ServicePages(Controller):
     dependencies = TENANT_PAGES
 
     @get("/services", include_in_schema=False)
-    async def list_services(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def list_services(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         records = await store.list_services(app_state.redis, tenant)
         today = await services_today(
             app_state.redis, tenant, [s.slug for s in records], today=utc_day(app_state.clock())
@@ -119,7 +119,7 @@ class ServicePages(Controller):
         )
 
     @get("/new-service", include_in_schema=False)
-    async def new_service(self, tenant: str) -> Response:
+    async def new_service(self, tenant: TenantId) -> Response:
         return page(
             "service_form.html",
             title="Create a service",
@@ -131,7 +131,9 @@ class ServicePages(Controller):
         )
 
     @post("/new-service", include_in_schema=False)
-    async def create_service(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def create_service(
+        self, request: Request, tenant: TenantId, app_state: State
+    ) -> Response:
         form = await request.form()
         values = service_form_values(form)
         try:
@@ -161,12 +163,12 @@ class ServicePages(Controller):
 
     @get("/services/{slug:str}", include_in_schema=False)
     async def show(
-        self, request: Request, tenant: str, slug: FromPath[str], app_state: State
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
         return await render_detail(request, app_state, tenant, slug)
 
     @get("/services/{slug:str}/edit", include_in_schema=False)
-    async def edit_form(self, tenant: str, slug: FromPath[str], app_state: State) -> Response:
+    async def edit_form(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Response:
         s = await store.get_service(app_state.redis, tenant, slug)
         values = {
             "slug": s.slug,
@@ -186,7 +188,7 @@ class ServicePages(Controller):
 
     @post("/services/{slug:str}/edit", include_in_schema=False)
     async def edit(
-        self, request: Request, tenant: str, slug: FromPath[str], app_state: State
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
         form = await request.form()
         values = {**service_form_values(form), "slug": slug}
@@ -218,7 +220,9 @@ class ServicePages(Controller):
         return see_other(request, f"/app/services/{slug}?done=saved")
 
     @get("/services/{slug:str}/delete", include_in_schema=False)
-    async def delete_form(self, tenant: str, slug: FromPath[str], app_state: State) -> Response:
+    async def delete_form(
+        self, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
         service = await store.get_service(app_state.redis, tenant, slug)
         return page(
             "service_delete.html", title=f"Delete {slug}", section="services", service=service
@@ -226,7 +230,7 @@ class ServicePages(Controller):
 
     @post("/services/{slug:str}/delete", include_in_schema=False)
     async def delete(
-        self, request: Request, tenant: str, slug: FromPath[str], app_state: State
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
         await store.delete_service(app_state.redis, app_state.durability, tenant, slug)
         return see_other(request, "/app/services?done=deleted")
@@ -234,7 +238,7 @@ class ServicePages(Controller):
     # --- keys and rotation ------------------------------------------------------------------
     @post("/services/{slug:str}/keys", include_in_schema=False)
     async def add_key(
-        self, request: Request, tenant: str, slug: FromPath[str], app_state: State
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
         form = await request.form()
         # the secret is never echoed back, not even into a form that failed
@@ -271,7 +275,7 @@ class ServicePages(Controller):
     async def change_key(
         self,
         request: Request,
-        tenant: str,
+        tenant: TenantId,
         slug: FromPath[str],
         key_id: FromPath[int],
         app_state: State,
@@ -311,7 +315,7 @@ class ServicePages(Controller):
     async def delete_key(
         self,
         request: Request,
-        tenant: str,
+        tenant: TenantId,
         slug: FromPath[str],
         key_id: FromPath[int],
         app_state: State,
@@ -321,7 +325,7 @@ class ServicePages(Controller):
 
     @post("/services/{slug:str}/rotate", include_in_schema=False)
     async def rotate(
-        self, request: Request, tenant: str, slug: FromPath[str], app_state: State
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
         try:
             await app_state.delivery.rotate(tenant, slug)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery
 
 from rotator.api.state import AppState
 from rotator.console import auth
@@ -84,7 +85,7 @@ class SignInPages(Controller):
         return see_other_plain(CONSOLE_PATH + "/services")
 
     @get("/signin", include_in_schema=False)
-    async def signin_form(self, notice: str | None = None) -> Response:
+    async def signin_form(self, notice: FromQuery[str | None] = None) -> Response:
         message = "You were signed out." if notice == "out" else None
         return page("signin.html", notice=message, errors=FormErrors(), **TENANT_FORM)
 
@@ -131,7 +132,7 @@ class OperatorSignInPages(Controller):
     path = auth.OPERATOR_PATH
 
     @get("/signin", include_in_schema=False)
-    async def signin_form(self, request: Request, notice: str | None = None) -> Response:
+    async def signin_form(self, request: Request, notice: FromQuery[str | None] = None) -> Response:
         state = auth.state_of(request)
         message = "You were signed out." if notice == "out" else None
         return page(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get
 
 from rotator.api.state import AppState
-from rotator.console.auth import TENANT_PAGES, State
+from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.pages import page
 from rotator.console.security import came_over_https
 from rotator.store import services as store
@@ -51,7 +51,7 @@ class StartPage(Controller):
     dependencies = TENANT_PAGES
 
     @get("/", include_in_schema=False)
-    async def start(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def start(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         slugs = [s.slug for s in await store.list_services(app_state.redis, tenant)]
         chosen = request.query_params.get("service", "")
         slug = chosen if chosen in slugs else (slugs[0] if slugs else EXAMPLE_SLUG)

@@ -13,7 +13,7 @@ from litestar import Controller, Request, Response, get, post
 
 from rotator import netguard
 from rotator.api.state import AppState
-from rotator.console.auth import TENANT_PAGES, State
+from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.forms import FormErrors, address_list, checked, text
 from rotator.console.messages import field_error
 from rotator.console.pages import page, partial, see_other
@@ -65,18 +65,18 @@ class SettingsPages(Controller):
     dependencies = TENANT_PAGES
 
     @get("/", include_in_schema=False)
-    async def show(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def show(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         return await render(request, app_state, tenant)
 
     @post("/client-token", include_in_schema=False)
     async def reissue_client_token(
-        self, request: Request, tenant: str, app_state: State
+        self, request: Request, tenant: TenantId, app_state: State
     ) -> Response:
         token = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
         return await render(request, app_state, tenant, client_token=token)
 
     @post("/allowlist", include_in_schema=False)
-    async def allowlist(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def allowlist(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         form = await request.form()
         try:
             await tenants.update_tenant(
@@ -99,7 +99,7 @@ class SettingsPages(Controller):
         return see_other(request, "/app/settings?done=allowlist#allowlist")
 
     @post("/webhook", include_in_schema=False)
-    async def webhook(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def webhook(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         form = await request.form()
         url = text(form, "webhook_url").strip()
         events = checked(form, "webhook_events")
@@ -136,7 +136,9 @@ class SettingsPages(Controller):
         return see_other(request, f"/app/settings?done={done}#webhooks")
 
     @post("/webhook/test", include_in_schema=False)
-    async def send_test_event(self, request: Request, tenant: str, app_state: State) -> Response:
+    async def send_test_event(
+        self, request: Request, tenant: TenantId, app_state: State
+    ) -> Response:
         sent = await record_test_event(
             app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen
         )
@@ -145,7 +147,7 @@ class SettingsPages(Controller):
         )
 
     @get("/deliveries", include_in_schema=False)
-    async def deliveries(self, tenant: str, app_state: State) -> Response:
+    async def deliveries(self, tenant: TenantId, app_state: State) -> Response:
         """The recent deliveries table alone, for the page's Refresh button (htmx)."""
         attempts, _ = await webhook_log.page(app_state.redis, tenant, limit=DELIVERIES_SHOWN)
         return partial("_deliveries.html", deliveries=attempts)
