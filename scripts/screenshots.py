@@ -78,6 +78,8 @@ async def populate(url: str, clock: FakeClock) -> dict:
                     headers=auth,
                 )  # fmt: skip
         await c.post("/v1/apps", json={"name": "web", "ip_allowlist": ["10.0.0.0/8"]}, headers=auth)
+        hook = {"webhook_url": "https://hooks.example.com/keyrotator"}  # not called: no worker
+        await c.patch("/v1/tenant", json=hook, headers=auth)
         token = tenant["client_token"]
         for day, n in enumerate((12, 30, 22, 41, 35, 18, 27)):
             if day:

@@ -13,6 +13,8 @@ import hmac
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from rotator.api.state import AppState
 from rotator.console import auth
@@ -82,7 +84,7 @@ class SignInPages(Controller):
 
     @get("/", include_in_schema=False)
     async def home(self) -> Response:
-        return see_other_plain(CONSOLE_PATH + "/services")
+        return Redirect(CONSOLE_PATH + "/services", status_code=HTTP_303_SEE_OTHER)
 
     @get("/signin", include_in_schema=False)
     async def signin_form(self, notice: FromQuery[str | None] = None) -> Response:
@@ -178,9 +180,3 @@ class OperatorSignInPages(Controller):
         response = see_other(request, OPERATOR_SIGNIN + "?notice=out")
         response.set_cookie(auth.expired_cookie(auth.OPERATOR_COOKIE, auth.OPERATOR_PATH))
         return response
-
-
-def see_other_plain(url: str) -> Response:
-    from litestar.response import Redirect
-
-    return Redirect(url, status_code=303)

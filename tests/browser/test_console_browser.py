@@ -177,6 +177,13 @@ async def test_main_scenario(browser: Browser, live_server: LiveServer, store, r
 
 
 # --- accessibility, layout, CSP -------------------------------------------------------------
+async def submit(page: Page, button: str) -> None:
+    """Click a form's button and wait for the page it leads to to load (styles included:
+    the checks below must never see a half-loaded page)."""
+    async with page.expect_navigation(wait_until="load"):
+        await page.get_by_role("button", name=button).click()
+
+
 async def audit(page: Page) -> list[str]:
     """axe-core's serious and critical findings on the page as it is now."""
     results = await Axe().run(page)
@@ -197,28 +204,28 @@ async def tenant_pages(page: Page, tenant: dict):
         await page.goto("/app/new-service")
         await page.get_by_label("Slug").fill("Not A Slug")
         await page.get_by_role("radio", name="Time").check()
-        await page.get_by_role("button", name="Create service").click()
+        await submit(page, "Create service")
 
     async def bad_key():
         await page.goto("/app/services/openai")
         await page.get_by_label("Label", exact=True).fill("")
-        await page.get_by_role("button", name="Add key").click()
+        await submit(page, "Add key")
 
     async def bad_app():
         await page.goto("/app/apps")
         await page.get_by_label("Name").fill("web")
         await page.get_by_label("IP allowlist").fill("not-an-address")
-        await page.get_by_role("button", name="Create app").click()
+        await submit(page, "Create app")
 
     async def app_created():
         await page.goto("/app/apps")
         await page.get_by_label("Name").fill("web")
-        await page.get_by_role("button", name="Create app").click()
+        await submit(page, "Create app")
 
     async def bad_webhook():
         await page.goto("/app/settings")
         await page.get_by_label("Webhook URL").fill("ftp://example.com")
-        await page.get_by_role("button", name="Save webhook").click()
+        await submit(page, "Save webhook")
 
     return [
         ("sign-in with error", None),
@@ -245,12 +252,12 @@ async def operator_pages(page: Page):
 
     async def bad_tenant():
         await page.goto("/app/operator")
-        await page.get_by_role("button", name="Create tenant").click()
+        await submit(page, "Create tenant")
 
     async def created():
         await page.goto("/app/operator")
         await page.get_by_label("Name").fill("a11y-created")
-        await page.get_by_role("button", name="Create tenant").click()
+        await submit(page, "Create tenant")
 
     return [
         ("operator tenants", lambda: go("/app/operator")),
@@ -280,7 +287,7 @@ async def walk(page: Page, server: LiveServer, check) -> list[str]:
     problems: list[str] = []
     await page.goto("/app/signin")
     await page.get_by_label("Admin token").fill("kta_wrong")
-    await page.get_by_role("button", name="Sign in").click()
+    await submit(page, "Sign in")
     problems += await check("sign-in with error")
     await sign_in(page, tenant["admin_token"])
     for name, action in (await tenant_pages(page, tenant))[1:]:
@@ -289,7 +296,7 @@ async def walk(page: Page, server: LiveServer, check) -> list[str]:
     await page.goto("/app/operator/signin")
     problems += await check("operator sign-in")
     await page.get_by_label("Operator token").fill(OPERATOR_TOKEN)
-    await page.get_by_role("button", name="Sign in").click()
+    await submit(page, "Sign in")
     await expect(page).to_have_url(re.compile(r"/app/operator$"))
     for name, action in await operator_pages(page):
         await action()
