@@ -264,6 +264,9 @@ async def test_unsigned_visitors_are_sent_to_sign_in(client):
     assert r.headers["hx-redirect"] == "/app/signin"
     r = await client.get("/app")
     assert r.status_code == 303 and r.headers["location"] == "/app/services"
+    r = await client.get("/app/no/such/page")  # the console's 404 page, not the API's JSON
+    assert r.status_code == 404 and "Not found" in r.text
+    assert r.headers["content-type"].startswith("text/html")
 
 
 @pytest.mark.backends("single", "cluster")
