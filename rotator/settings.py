@@ -106,6 +106,12 @@ class Settings:
     webhook_max_attempts: int = field(
         default=8, metadata=_doc("attempts per webhook event before it is recorded as failed")
     )
+    session_idle_minutes: int = field(
+        default=30, metadata=_doc("console: a session unused this long signs out (minutes)")
+    )
+    session_max_hours: int = field(
+        default=12, metadata=_doc("console: a session ends this long after sign-in (hours)")
+    )
 
     @property
     def embedded(self) -> bool:
@@ -154,6 +160,8 @@ class Settings:
             "usage_retention_days",
             "events_maxlen",
             "webhook_max_attempts",
+            "session_idle_minutes",
+            "session_max_hours",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be at least 1")
@@ -265,5 +273,7 @@ _PARSERS = {
     "events_maxlen": _parse_int,
     "webhook_timeout_s": _parse_float,
     "webhook_max_attempts": _parse_int,
+    "session_idle_minutes": _parse_int,
+    "session_max_hours": _parse_int,
     "log_level": lambda name, raw: raw.upper(),
 }

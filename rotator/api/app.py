@@ -50,10 +50,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
             await state.delivery.close()
             await state.redis.aclose()
 
+    from rotator import console
     from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
 
     return Litestar(
-        route_handlers=[*DELIVERY_ROUTES, *MANAGEMENT_ROUTES, healthz, docs.static_router()],
+        route_handlers=[
+            *DELIVERY_ROUTES,
+            *MANAGEMENT_ROUTES,
+            healthz,
+            docs.static_router(),
+            *console.routes(settings.keyring),
+        ],
+        template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]

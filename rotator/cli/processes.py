@@ -147,6 +147,15 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
     return tenant, created, token
 
 
+async def demo_admin(redis: Any, durability: Any, tenant: str) -> str:
+    """A fresh admin token of the demo tenant, so `make run` can say how to sign in to the
+    console (only hashes are stored: each run issues one; the previous one, and every
+    console session signed in with it, ends)."""
+    from rotator.store import tenants
+
+    return await tenants.issue_admin_token(redis, durability, tenant)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stop = StopRequest()
     url = base_url(settings)
@@ -164,6 +173,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             tenant, created, client_token = with_store(
                 live, lambda r, d: prepare_demo(r, d, live.keyring)
             )
+            demo_admin_token = with_store(live, lambda r, d: demo_admin(r, d, tenant))
             env = {
                 **os.environ,
                 "ROTATOR_REDIS_URL": live.redis_url or "",
@@ -177,7 +187,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 if wait_healthy(url, children, stop):
                     print_banner(
                         live, settings.embedded, url, admin_token, generated_admin, tenant,
-                        created, client_token,
+                        created, client_token, demo_admin_token,
                     )  # fmt: skip
                 while not stop.requested:
                     for child in children:
@@ -201,6 +211,7 @@ def print_banner(
     tenant: str,
     created: bool,
     client_token: str,
+    demo_admin_token: str | None = None,
 ) -> None:
     store = (
         f"embedded Valkey, data in {Path(settings.data_dir).resolve()}"
@@ -221,6 +232,18 @@ def print_banner(
         f"  demo tenant:       {tenant}{' (created now)' if created else ''}",
         f"  demo client token: {client_token}",
         "                     (new for this run: the previous one is revoked)",
+        *(
+            [
+                f"  demo admin token:  {demo_admin_token}",
+                "                     (signs in to the console; new for this run too)",
+            ]
+            if demo_admin_token
+            else []
+        ),
+        "",
+        "Console (in your browser):",
+        f"  {url}/app            sign in with the demo admin token above",
+        f"  {url}/app/operator   the operator console: sign in with the operator token",
         "",
         "Try it:",
         f'  curl -s "{url}/v1/next?service={DEMO_SERVICE}&token={client_token}&mask=1"',

@@ -44,6 +44,11 @@ Schema (per tenant T):
                               one JSON object per attempt, starting {"seq":N, (contiguous
                               along the list: the page cursor), event_id, type, attempts,
                               status_code, error, outcome (delivered|retrying|failed), updated_at
+  {t:T}:session:<h>     HASH  a console session (store/sessions.py): created_ms, seen_ms;
+                              h = sha256 hex of the session secret in the cookie;
+                              PEXPIRE = the idle limit, refreshed at most once a minute
+  {t:T}:sessions        SET   the h of the tenant's sessions (members may have expired), so
+                              revoking them all is one script on one slot
 
 Global:
 
@@ -57,6 +62,9 @@ Global:
                                       its key ring opens it; `rotator rewrap` re-seals it
                               fp:<fingerprint>  ms first seen: the master keys (hex sha256
                                       [:8]) data may be sealed with since the last rewrap
+  kr:opsession:<h>      HASH  an operator console session (same fields as a tenant's)
+  kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
+                              window (INCR; expires with the window)
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ WEBHOOK_TENANTS = "kr:webhook_tenants"
 TIME_SERVICES = "kr:time_services"
 DEMO_TENANT = "kr:demo_tenant"
 KEYRING = "kr:keyring"
+OPERATOR_SESSION_PREFIX = "kr:opsession:"
+SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
 
 
 def tag(tenant: str) -> str:
@@ -125,3 +135,19 @@ def void(t: str) -> str:
 
 def time_service_member(t: str, slug: str) -> str:
     return t + ":" + slug
+
+
+def session(t: str, secret_hash: str) -> str:
+    return tag(t) + ":session:" + secret_hash
+
+
+def sessions(t: str) -> str:
+    return tag(t) + ":sessions"
+
+
+def operator_session(secret_hash: str) -> str:
+    return OPERATOR_SESSION_PREFIX + secret_hash
+
+
+def signin_failures(client_ip: str) -> str:
+    return SIGNIN_FAILURES_PREFIX + client_ip

@@ -32,6 +32,7 @@ from rotator.store.common import (
     text,
 )
 from rotator.store.connection import Durability, Redis
+from rotator.store.sessions import revoke_tenant_sessions
 
 _UPDATE_ATTEMPTS = 5
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -204,6 +205,18 @@ async def issue_client_token(redis: Redis, durability: Durability, tenant: str) 
     client = tokens.mint_client(tenant)
     await write_fields(redis, durability, tenant, {"client": client.secret_hash})
     return client.token
+
+
+async def issue_admin_token(redis: Redis, durability: Durability, tenant: str) -> str:
+    """A new admin token; the old one stops working with this write, and every console
+    session signed in with it ends (they are revoked after the write, so none opened
+    with the old token survives)."""
+    if not await redis.exists(keys.tenant(tenant)):  # tenants are never deleted: no race
+        raise NotFound("tenant not found")
+    admin = tokens.mint_admin(tenant)
+    await write_fields(redis, durability, tenant, {"admin": admin.secret_hash})
+    await revoke_tenant_sessions(redis, tenant)
+    return admin.token
 
 
 async def update_tenant(

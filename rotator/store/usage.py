@@ -38,3 +38,11 @@ async def service_usage(
         per_key = {key_id: int(n or 0) for key_id, n in zip(ids, row[1:], strict=True)}
         history.append((day_to_date(today - offset), total, per_key))
     return [(i, as_str(label) or "") for i, label in zip(ids, labels, strict=True)], history
+
+
+async def services_today(redis: Redis, tenant: str, slugs: list[str], *, today: int) -> list[int]:
+    """Today's deliveries of each service in `slugs` (one HMGET: one slot, one round trip)."""
+    if not slugs:
+        return []
+    counts = await redis.hmget(keys.usage(tenant, today), [f"s:{slug}" for slug in slugs])
+    return [int(n or 0) for n in counts]

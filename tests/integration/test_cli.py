@@ -238,6 +238,16 @@ def check_run(proc: subprocess.Popen, tmp_path: Path, log: Path) -> None:
                 break
         banner = "".join(lines)
         assert "operator token:" in banner and "demo client token:" in banner
+        console = re.search(r"(http://\S+)/app +sign in with the demo admin token", banner)
+        assert console, banner
+        demo_admin = re.search(r"demo admin token: +(kta_\S+)", banner)
+        assert demo_admin, banner  # the demo's keys can be managed: the token works
+        request = urllib.request.Request(
+            console.group(1) + "/v1/tenant",
+            headers={"Authorization": f"Bearer {demo_admin.group(1)}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["demo"] is True
         curl = re.search(r'curl -s "([^"]+)"', banner)
         assert curl, banner
         with urllib.request.urlopen(curl.group(1), timeout=10) as response:

@@ -1,0 +1,75 @@
+"""The web console at /app (tenants) and /app/operator (the operator): server-rendered
+pages served by the API process itself.
+
+`routes(keyring)` gives the console's router and its static files; `template_config()`
+the Jinja2 templating both need. Everything console-specific (CSRF, the page headers,
+the HTML error pages, htmx requests) is set on the console's router only, so the JSON
+API and the delivery hot path run exactly as without it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from litestar import Router
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar_htmx import HTMXRequest
+
+from rotator.console.apps import AppPages
+from rotator.console.operator import OperatorPages
+from rotator.console.pages import EXCEPTION_HANDLERS
+from rotator.console.security import csrf_config, page_headers_middleware
+from rotator.console.services import ServicePages
+from rotator.console.signin import OperatorSignInPages, SignInPages
+from rotator.console.start import StartPage
+from rotator.console.tenant_settings import SettingsPages
+from rotator.crypto import KeyRing
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent.parent / "static"
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _engine_setup(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["utc"] = _utc
+
+
+def template_config() -> TemplateConfig:
+    return TemplateConfig(
+        directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_engine_setup
+    )
+
+
+def routes(keyring: KeyRing) -> list:
+    pages = Router(
+        path="/",
+        route_handlers=[
+            SignInPages,
+            ServicePages,
+            AppPages,
+            SettingsPages,
+            StartPage,
+            OperatorSignInPages,
+            OperatorPages,
+        ],
+        # the last middleware is the outermost: page headers wrap every response, CSRF's too
+        middleware=[
+            DefineMiddleware(CSRFMiddleware, config=csrf_config(keyring)),
+            page_headers_middleware,
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_class=HTMXRequest,
+        include_in_schema=False,
+    )
+    static = create_static_files_router(
+        path="/app/static", directories=[STATIC], include_in_schema=False, name="console-static"
+    )
+    return [pages, static]

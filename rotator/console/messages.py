@@ -1,0 +1,62 @@
+"""Store errors in words a person understands, in one table.
+
+The store's messages are written for API clients ("slug: 1-64 characters of a-z, …").
+The console shows them next to the field they name; where a message is terse or speaks
+in API field names, this table gives the console's wording. Anything not listed is
+shown as the store wrote it (with its first letter capitalised), so a new rule in the
+store still reaches the user, in API words at worst.
+"""
+
+from __future__ import annotations
+
+from rotator.domain.errors import Conflict, InvalidField, RotatorError
+
+FRIENDLY: dict[tuple[str, str], str] = {
+    # (field, the start of the store's problem text) -> what the console says
+    ("slug", "1-64 characters"): "Use 1 to 64 characters: lowercase letters, digits, '-' or "
+    "'_', starting with a letter or a digit (for example openai).",
+    ("slug", "service already exists"): "You already have a service with this slug.",
+    ("policy", "must be one of"): "Choose one of the rotation policies.",
+    ("key_ttl_minutes", "required for the time policy"): "The time policy needs a key "
+    "lifetime: how many minutes each key is used before the next one takes over.",
+    ("key_ttl_minutes", "only a time policy"): "Only the time policy uses a key lifetime: "
+    "leave this empty for the other policies.",
+    ("key_ttl_minutes", "must be between"): "Enter a lifetime between 1 minute and 10 years.",
+    ("max_daily_requests", "must be between"): "Enter a positive whole number, or leave it "
+    "empty for no limit.",
+    ("max_daily_requests", "must be a positive"): "Enter a positive whole number, or leave "
+    "it empty for no limit.",
+    ("label", "must not be empty"): "Give the key a label, for example Primary.",
+    ("name", "must not be empty"): "Enter a name.",
+    ("secret", "must not be empty"): "Paste the provider key (for example sk-…).",
+    ("secret", "must not contain control"): "The key contains line breaks or other control "
+    "characters: paste it on one line.",
+    ("webhook_url", "must be an http"): "Enter an address starting with https:// (or http://).",
+    ("webhook_url", "has no host"): "The address needs a host name, like "
+    "https://example.com/hooks.",
+    ("webhook_events", "needs a webhook_url"): "Set a webhook URL first.",
+    ("rotate", "rotate applies to manual"): "Only a service with the manual policy is "
+    "rotated by hand; the other policies pick keys by themselves.",
+    ("rotate", "no active keys"): "There is no active key to rotate to: enable or add a key.",
+}
+
+
+def problem_of(exc: InvalidField) -> str:
+    return exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
+
+
+def friendly(field: str, problem: str) -> str:
+    for (known_field, start), words in FRIENDLY.items():
+        if known_field == field and problem.startswith(start):
+            return words
+    text = problem.strip()
+    return (text[:1].upper() + text[1:]) if text else "This value is not accepted."
+
+
+def field_error(exc: RotatorError, default_field: str) -> tuple[str, str]:
+    """(field, friendly message) of an error a form submission raised."""
+    if isinstance(exc, InvalidField):
+        return exc.field, friendly(exc.field, problem_of(exc))
+    if isinstance(exc, Conflict):
+        return default_field, friendly(default_field, exc.message)
+    return default_field, friendly(default_field, exc.message)

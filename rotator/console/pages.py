@@ -1,0 +1,113 @@
+"""Rendering console pages, and the console's error pages (one table of exceptions).
+
+Every page is a Jinja2 template under console/templates/. An htmx request for a part of
+a page gets that part only (`partial`); everything else gets the whole page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar_htmx import HTMXTemplate
+
+from rotator.console.auth import OPERATOR_PATH, SignInRequired
+from rotator.console.security import CONSOLE_PATH, CSRF_COOKIE, PAGE_HEADERS
+from rotator.domain import errors
+from rotator.store.connection import UNAVAILABLE, is_unavailable
+
+log = logging.getLogger("rotator.console")
+
+SIGNIN = CONSOLE_PATH + "/signin"
+OPERATOR_SIGNIN = OPERATOR_PATH + "/signin"
+
+
+def page(template: str, *, status: int = 200, **context: Any) -> Template:
+    return Template(template_name=template, context=context, status_code=status)
+
+
+def partial(template: str, **context: Any) -> Template:
+    """A fragment for htmx to swap in (no layout around it)."""
+    return HTMXTemplate(template_name=template, context=context)
+
+
+def is_htmx(request: Request) -> bool:
+    return bool(request.headers.get("hx-request"))
+
+
+def see_other(request: Request, url: str) -> Response:
+    """After a POST: the browser GETs `url` (htmx follows it too, via HX-Redirect)."""
+    if is_htmx(request):
+        return Response(b"", status_code=200, headers={"HX-Redirect": url})
+    return Redirect(url, status_code=HTTP_303_SEE_OTHER)
+
+
+def _error_page(status: int, title: str, message: str, **headers: str) -> Template:
+    response = page("error.html", status=status, title=title, message=message)
+    response.headers.update({**PAGE_HEADERS, **headers})
+    return response
+
+
+def sign_in_required(request: Request, exc: SignInRequired) -> Response:
+    return see_other(request, OPERATOR_SIGNIN if exc.operator else SIGNIN)
+
+
+def not_found(request: Request, exc: Exception) -> Response:
+    return _error_page(404, "Not found", "There is nothing here, or it belongs to someone else.")
+
+
+def store_unavailable(request: Request, exc: Exception) -> Response:
+    return _error_page(
+        503,
+        "Temporarily unavailable",
+        "The data store is not answering right now. Nothing was changed by this request "
+        "unless the page said so; wait a moment and try again.",
+        **{"retry-after": "5"},
+    )
+
+
+def csrf_refused(request: Request, exc: PermissionDeniedException) -> Response:
+    # a stale CSRF cookie (say, signed before the master key rotated) would refuse every
+    # form for good: drop it, so the next page load sets a fresh one
+    response = _error_page(
+        403,
+        "This form has expired",
+        "The page you submitted was too old, or came from another site. Go back, reload "
+        "the page and try again.",
+    )
+    response.delete_cookie(CSRF_COOKIE, path=CONSOLE_PATH)
+    return response
+
+
+def rotator_error(request: Request, exc: errors.RotatorError) -> Response:
+    if isinstance(exc, errors.NotFound | errors.UnknownService):
+        return not_found(request, exc)
+    if isinstance(exc, errors.StoreUnavailable):
+        return store_unavailable(request, exc)
+    if isinstance(exc, errors.Unauthorized):
+        return sign_in_required(request, SignInRequired())
+    return _error_page(400, "That did not work", exc.message)
+
+
+def unexpected(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):
+        return store_unavailable(request, exc)
+    # the traceback goes to the log, never to the page; messages may hold input: log the type
+    log.exception("console: unhandled %s", type(exc).__name__)
+    return _error_page(500, "Something went wrong", "The error was logged. Try again.")
+
+
+EXCEPTION_HANDLERS = {
+    # the store's connection errors by class, so an app-wide handler of them (JSON 503)
+    # does not win over the console's page
+    **{cls: store_unavailable for cls in UNAVAILABLE},
+    SignInRequired: sign_in_required,
+    NotFoundException: not_found,
+    PermissionDeniedException: csrf_refused,
+    errors.RotatorError: rotator_error,
+    Exception: unexpected,
+}

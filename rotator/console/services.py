@@ -1,0 +1,345 @@
+"""Service pages: list, create, show (keys, usage chart), edit, delete.
+
+Each handler calls the store function its API twin calls (rotator/api/management/
+services.py), so a rule lives in one place; a refused value comes back as a domain
+error, shown next to its field with the form as the user filled it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath
+
+from rotator.api.state import AppState
+from rotator.console.auth import TENANT_PAGES, State, TenantId
+from rotator.console.charts import daily_chart
+from rotator.console.forms import FormErrors, optional_int, text
+from rotator.console.messages import field_error
+from rotator.console.pages import page, partial, see_other
+from rotator.domain.clock import utc_day
+from rotator.domain.errors import Conflict, InvalidField, NoActiveKeys
+from rotator.domain.models import Policy
+from rotator.store import services as store
+from rotator.store.usage import service_usage, services_today
+
+POLICIES = [
+    (
+        Policy.USAGE.value,
+        "Usage",
+        "Spreads requests over the active keys, least used today "
+        "first, skipping keys at their own daily limit.",
+    ),
+    (Policy.MANUAL.value, "Manual", "Always the current key, until you press Rotate now."),
+    (
+        Policy.TIME.value,
+        "Time",
+        "Each key is used for a fixed number of minutes from when it "
+        "first enters rotation, then the next one takes over.",
+    ),
+]
+CHART_DAYS = (7, 30)
+NOTICES = {
+    "created": "Service created. Add its provider keys below.",
+    "saved": "Changes saved.",
+    "key-added": "Key added. Its secret is stored encrypted and is never shown again.",
+    "key-saved": "Key saved.",
+    "key-deleted": "Key deleted.",
+    "rotated": "Rotated: the next active key is now current.",
+    "deleted": "Service deleted.",
+}
+
+
+def service_form_values(form: Any) -> dict[str, str]:
+    return {
+        name: text(form, name).strip()
+        for name in ("slug", "policy", "max_daily_requests", "key_ttl_minutes")
+    }
+
+
+async def detail_context(state: AppState, tenant: str, slug: str, days: int) -> dict[str, Any]:
+    service = await store.get_service(state.redis, tenant, slug)
+    keys = await store.list_keys(state.redis, tenant, slug)
+    days = days if days in CHART_DAYS else CHART_DAYS[0]
+    days = min(days, state.settings.usage_retention_days)
+    _, history = await service_usage(
+        state.redis, tenant, slug, today=utc_day(state.clock()), days=days
+    )
+    today = history[0][2] if history else {}
+    return {
+        "section": "services",
+        "service": service,
+        "keys": keys,
+        "today": today,
+        "service_today": history[0][1] if history else 0,
+        "chart": daily_chart([(date, total) for date, total, _ in history]),
+        "chart_days": CHART_DAYS,
+        "policies": POLICIES,
+    }
+
+
+async def render_detail(
+    request: Request,
+    state: AppState,
+    tenant: str,
+    slug: str,
+    *,
+    status: int = 200,
+    **extra: Any,
+) -> Response:
+    days_text = request.query_params.get("days", "")
+    days = int(days_text) if days_text.isdigit() else CHART_DAYS[0]
+    context = await detail_context(state, tenant, slug, days)
+    context["notice"] = NOTICES.get(request.query_params.get("done", ""))
+    context.update(extra)
+    if request.headers.get("hx-request") and request.headers.get("hx-target") == "keys":
+        # 200 even for a refused change: htmx swaps in only 2xx answers, and the fragment
+        # carries the error message next to the control it is about
+        return partial("_keys.html", **context)
+    return page("service.html", status=status, title=f"Service {slug}", **context)
+
+
+class ServicePages(Controller):
+    path = "/app"
+    dependencies = TENANT_PAGES
+
+    @get("/services", include_in_schema=False)
+    async def list_services(self, request: Request, tenant: TenantId, app_state: State) -> Response:
+        records = await store.list_services(app_state.redis, tenant)
+        today = await services_today(
+            app_state.redis, tenant, [s.slug for s in records], today=utc_day(app_state.clock())
+        )
+        return page(
+            "services.html",
+            title="Services",
+            section="services",
+            rows=list(zip(records, today, strict=True)),
+            notice=NOTICES.get(request.query_params.get("done", "")),
+        )
+
+    @get("/new-service", include_in_schema=False)
+    async def new_service(self, tenant: TenantId) -> Response:
+        return page(
+            "service_form.html",
+            title="Create a service",
+            section="services",
+            creating=True,
+            values={"policy": Policy.USAGE.value},
+            errors=FormErrors(),
+            policies=POLICIES,
+        )
+
+    @post("/new-service", include_in_schema=False)
+    async def create_service(
+        self, request: Request, tenant: TenantId, app_state: State
+    ) -> Response:
+        form = await request.form()
+        values = service_form_values(form)
+        try:
+            record = await store.create_service(
+                app_state.redis,
+                app_state.durability,
+                tenant,
+                slug=values["slug"],
+                policy=values["policy"],
+                max_daily_requests=optional_int(form, "max_daily_requests"),
+                key_ttl_minutes=optional_int(form, "key_ttl_minutes"),
+                now_ms=app_state.clock(),
+            )
+        except (InvalidField, Conflict) as exc:
+            field, message = field_error(exc, "slug")
+            return page(
+                "service_form.html",
+                status=400,
+                title="Create a service",
+                section="services",
+                creating=True,
+                values=values,
+                errors=FormErrors(field, message),
+                policies=POLICIES,
+            )
+        return see_other(request, f"/app/services/{record.slug}?done=created")
+
+    @get("/services/{slug:str}", include_in_schema=False)
+    async def show(
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
+        return await render_detail(request, app_state, tenant, slug)
+
+    @get("/services/{slug:str}/edit", include_in_schema=False)
+    async def edit_form(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Response:
+        s = await store.get_service(app_state.redis, tenant, slug)
+        values = {
+            "slug": s.slug,
+            "policy": s.policy,
+            "max_daily_requests": "" if s.max_daily_requests is None else str(s.max_daily_requests),
+            "key_ttl_minutes": "" if s.key_ttl_minutes is None else str(s.key_ttl_minutes),
+        }
+        return page(
+            "service_form.html",
+            title=f"Edit {slug}",
+            section="services",
+            creating=False,
+            values=values,
+            errors=FormErrors(),
+            policies=POLICIES,
+        )
+
+    @post("/services/{slug:str}/edit", include_in_schema=False)
+    async def edit(
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
+        form = await request.form()
+        values = {**service_form_values(form), "slug": slug}
+        try:
+            policy = values["policy"]
+            await store.update_service(
+                app_state.redis,
+                app_state.durability,
+                tenant,
+                slug,
+                policy=policy,
+                max_daily_requests=optional_int(form, "max_daily_requests"),
+                key_ttl_minutes=optional_int(form, "key_ttl_minutes")
+                if policy == Policy.TIME.value
+                else None,
+            )
+        except (InvalidField, Conflict) as exc:
+            field, message = field_error(exc, "policy")
+            return page(
+                "service_form.html",
+                status=400,
+                title=f"Edit {slug}",
+                section="services",
+                creating=False,
+                values=values,
+                errors=FormErrors(field, message),
+                policies=POLICIES,
+            )
+        return see_other(request, f"/app/services/{slug}?done=saved")
+
+    @get("/services/{slug:str}/delete", include_in_schema=False)
+    async def delete_form(
+        self, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
+        service = await store.get_service(app_state.redis, tenant, slug)
+        return page(
+            "service_delete.html", title=f"Delete {slug}", section="services", service=service
+        )
+
+    @post("/services/{slug:str}/delete", include_in_schema=False)
+    async def delete(
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
+        await store.delete_service(app_state.redis, app_state.durability, tenant, slug)
+        return see_other(request, "/app/services?done=deleted")
+
+    # --- keys and rotation ------------------------------------------------------------------
+    @post("/services/{slug:str}/keys", include_in_schema=False)
+    async def add_key(
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
+        form = await request.form()
+        # the secret is never echoed back, not even into a form that failed
+        values = {
+            "label": text(form, "label"),
+            "max_daily_requests": text(form, "max_daily_requests"),
+        }
+        try:
+            await store.add_key(
+                app_state.redis,
+                app_state.durability,
+                app_state.keyring,
+                tenant,
+                slug,
+                label=values["label"],
+                secret=text(form, "secret"),
+                max_daily_requests=optional_int(form, "max_daily_requests"),
+                now_ms=app_state.clock(),
+            )
+        except InvalidField as exc:
+            field, message = field_error(exc, "secret")
+            return await render_detail(
+                request,
+                app_state,
+                tenant,
+                slug,
+                status=400,
+                add_values=values,
+                add_errors=FormErrors(field, message),
+            )
+        return see_other(request, f"/app/services/{slug}?done=key-added#keys")
+
+    @post("/services/{slug:str}/keys/{key_id:int}", include_in_schema=False)
+    async def change_key(
+        self,
+        request: Request,
+        tenant: TenantId,
+        slug: FromPath[str],
+        key_id: FromPath[int],
+        app_state: State,
+    ) -> Response:
+        form = await request.form()
+        changes: dict[str, Any] = {}
+        try:
+            if "active" in form:
+                changes["active"] = text(form, "active") == "1"
+            if "label" in form:
+                changes["label"] = text(form, "label")
+            if "max_daily_requests" in form:
+                changes["max_daily_requests"] = optional_int(form, "max_daily_requests")
+            await store.update_key(
+                app_state.redis, app_state.durability, tenant, slug, key_id, **changes
+            )
+        except InvalidField as exc:
+            field, message = field_error(exc, "label")
+            values = {
+                "label": text(form, "label"),
+                "max_daily_requests": text(form, "max_daily_requests"),
+            }
+            return await render_detail(
+                request,
+                app_state,
+                tenant,
+                slug,
+                status=400,
+                key_errors={key_id: FormErrors(field, message)},
+                key_values={key_id: values},
+            )
+        if request.headers.get("hx-request"):
+            return await render_detail(request, app_state, tenant, slug)
+        return see_other(request, f"/app/services/{slug}?done=key-saved#keys")
+
+    @post("/services/{slug:str}/keys/{key_id:int}/delete", include_in_schema=False)
+    async def delete_key(
+        self,
+        request: Request,
+        tenant: TenantId,
+        slug: FromPath[str],
+        key_id: FromPath[int],
+        app_state: State,
+    ) -> Response:
+        await store.remove_key(app_state.redis, app_state.durability, tenant, slug, key_id)
+        return see_other(request, f"/app/services/{slug}?done=key-deleted#keys")
+
+    @post("/services/{slug:str}/rotate", include_in_schema=False)
+    async def rotate(
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
+        try:
+            await store.rotate(
+                app_state.redis,
+                app_state.durability,
+                tenant,
+                slug,
+                events_maxlen=app_state.settings.events_maxlen,
+            )
+        except (Conflict, NoActiveKeys) as exc:
+            _, message = field_error(exc, "rotate")
+            return await render_detail(
+                request, app_state, tenant, slug, status=409, rotate_error=message
+            )
+        if request.headers.get("hx-request"):
+            return await render_detail(request, app_state, tenant, slug, notice=NOTICES["rotated"])
+        return see_other(request, f"/app/services/{slug}?done=rotated#keys")

@@ -1,0 +1,188 @@
+"""Sign in and out: a token typed into a form becomes a session cookie.
+
+The tenant admin token is checked exactly as the API checks it (rotator/api/auth.py):
+the tenant named by the token's prefix, and the SHA-256 of its secret compared in
+constant time with the stored hash. Failed attempts are counted per client IP; once an
+address used up its window it is told when to retry (Retry-After) and its attempts are
+not even checked, so guessing stays slow whatever the guesses are.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from rotator.api.state import AppState
+from rotator.console import auth
+from rotator.console.forms import FormErrors, text
+from rotator.console.pages import OPERATOR_SIGNIN, SIGNIN, page, see_other
+from rotator.console.security import CONSOLE_PATH
+from rotator.domain import tokens
+from rotator.store import sessions, tenants
+
+TENANT_FORM = {
+    "title": "Sign in",
+    "action": SIGNIN,
+    "token_label": "Admin token",
+    "token_hint": "The tenant admin token (it starts with kta_) that your operator gave you "
+    "when your tenant was created.",
+    "operator": False,
+}
+OPERATOR_FORM = {
+    "title": "Operator sign in",
+    "action": OPERATOR_SIGNIN,
+    "token_label": "Operator token",
+    "token_hint": "The value of ROTATOR_ADMIN_TOKEN (make run prints it).",
+    "operator": True,
+}
+WRONG = "That token is not right. Check that you copied all of it."
+
+
+def client_ip(request: Request, state: AppState) -> str:
+    peer = request.scope["client"][0] if request.scope.get("client") else ""
+    return state.client_ip.resolve(peer, request.headers.get("x-forwarded-for"))
+
+
+def throttled(form: dict, retry_after_s: int) -> Response:
+    minutes = max(1, -(-retry_after_s // 60))
+    response = page(
+        "signin.html",
+        status=429,
+        errors=FormErrors(
+            "token",
+            f"Too many failed sign-ins from your address. Try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}.",
+        ),
+        **form,
+    )
+    response.headers["retry-after"] = str(retry_after_s)
+    return response
+
+
+async def refused(request: Request, state: AppState, form: dict) -> Response:
+    wait_s = await sessions.record_signin_failure(state.redis, client_ip(request, state))
+    if wait_s:
+        return throttled(form, wait_s)
+    return page("signin.html", status=401, errors=FormErrors("token", WRONG), **form)
+
+
+async def tenant_of_admin_token(state: AppState, given: str) -> str | None:
+    """The tenant whose admin token `given` is, or None (the API's check, rotator/api/auth)."""
+    parsed = tokens.parse(given) if given else None
+    if parsed is None or parsed.kind != tokens.ADMIN:
+        return None
+    stored = await tenants.admin_token_hash(state.redis, parsed.tenant)
+    return parsed.tenant if tokens.same_hash(stored, parsed.secret_hash) else None
+
+
+class SignInPages(Controller):
+    path = CONSOLE_PATH
+
+    @get("/", include_in_schema=False)
+    async def home(self) -> Response:
+        return Redirect(CONSOLE_PATH + "/services", status_code=HTTP_303_SEE_OTHER)
+
+    @get("/{rest:path}", include_in_schema=False)
+    async def unknown(self, rest: FromPath[str]) -> Response:
+        """Any other console address: the console's 404 page (not the API's JSON)."""
+        raise NotFoundException()
+
+    @get("/signin", include_in_schema=False)
+    async def signin_form(self, notice: FromQuery[str | None] = None) -> Response:
+        message = "You were signed out." if notice == "out" else None
+        return page("signin.html", notice=message, errors=FormErrors(), **TENANT_FORM)
+
+    @post("/signin", include_in_schema=False)
+    async def signin(self, request: Request) -> Response:
+        state = auth.state_of(request)
+        wait_s = await sessions.signin_retry_after_s(state.redis, client_ip(request, state))
+        if wait_s:
+            return throttled(TENANT_FORM, wait_s)
+        given = text(await request.form(), "token").strip()
+        tenant = await tenant_of_admin_token(state, given)
+        if tenant is None:
+            return await refused(request, state, TENANT_FORM)
+        secret = await sessions.open_tenant_session(
+            state.redis,
+            tenant,
+            now_ms=state.clock(),
+            idle_ms=auth.idle_ms(state),
+            max_ms=auth.max_ms(state),
+        )
+        response = see_other(request, CONSOLE_PATH + "/services")
+        response.set_cookie(
+            auth.session_cookie(
+                request,
+                auth.TENANT_COOKIE,
+                f"{tenant}.{secret}",
+                CONSOLE_PATH,
+                auth.max_ms(state) // 1000,
+            )
+        )
+        return response
+
+    @post("/signout", include_in_schema=False)
+    async def signout(self, request: Request) -> Response:
+        parsed = auth.parse_tenant_cookie(request.cookies.get(auth.TENANT_COOKIE))
+        if parsed is not None:
+            await sessions.close_tenant_session(auth.state_of(request).redis, *parsed)
+        response = see_other(request, SIGNIN + "?notice=out")
+        response.set_cookie(auth.expired_cookie(auth.TENANT_COOKIE, CONSOLE_PATH))
+        return response
+
+
+class OperatorSignInPages(Controller):
+    path = auth.OPERATOR_PATH
+
+    @get("/signin", include_in_schema=False)
+    async def signin_form(self, request: Request, notice: FromQuery[str | None] = None) -> Response:
+        state = auth.state_of(request)
+        message = "You were signed out." if notice == "out" else None
+        return page(
+            "signin.html",
+            notice=message,
+            errors=FormErrors(),
+            disabled=state.settings.admin_token is None,
+            **OPERATOR_FORM,
+        )
+
+    @post("/signin", include_in_schema=False)
+    async def signin(self, request: Request) -> Response:
+        state = auth.state_of(request)
+        expected = state.settings.admin_token
+        if expected is None:
+            return page("signin.html", status=404, disabled=True, **OPERATOR_FORM)
+        wait_s = await sessions.signin_retry_after_s(state.redis, client_ip(request, state))
+        if wait_s:
+            return throttled(OPERATOR_FORM, wait_s)
+        given = text(await request.form(), "token").strip()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return await refused(request, state, OPERATOR_FORM)
+        secret = await sessions.open_operator_session(
+            state.redis, now_ms=state.clock(), idle_ms=auth.idle_ms(state)
+        )
+        response = see_other(request, auth.OPERATOR_PATH)
+        response.set_cookie(
+            auth.session_cookie(
+                request,
+                auth.OPERATOR_COOKIE,
+                secret,
+                auth.OPERATOR_PATH,
+                auth.max_ms(state) // 1000,
+            )
+        )
+        return response
+
+    @post("/signout", include_in_schema=False)
+    async def signout(self, request: Request) -> Response:
+        secret = request.cookies.get(auth.OPERATOR_COOKIE)
+        if secret and len(secret) <= auth.MAX_SECRET_CHARS:
+            await sessions.close_operator_session(auth.state_of(request).redis, secret)
+        response = see_other(request, OPERATOR_SIGNIN + "?notice=out")
+        response.set_cookie(auth.expired_cookie(auth.OPERATOR_COOKIE, auth.OPERATOR_PATH))
+        return response

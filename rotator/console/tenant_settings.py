@@ -1,0 +1,153 @@
+"""Settings pages: the Client Access Token, the tenant IP allowlist, and Webhooks.
+
+Writes go through rotator/store/tenants.py as PATCH /v1/tenant's do (the webhook URL is
+vetted by rotator/netguard.py first, exactly as the API does). Tokens and signing
+secrets appear in the one response that created them, never again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+
+from rotator import netguard
+from rotator.api.state import AppState
+from rotator.console.auth import TENANT_PAGES, State, TenantId
+from rotator.console.forms import FormErrors, address_list, checked, text
+from rotator.console.messages import field_error
+from rotator.console.pages import page, partial, see_other
+from rotator.domain.errors import InvalidField
+from rotator.domain.models import EVENT_TYPES
+from rotator.store import tenants
+from rotator.store import webhooks as webhook_log
+from rotator.store.test_event import record_test_event
+
+DELIVERIES_SHOWN = 20
+NOTICES = {
+    "allowlist": "IP allowlist saved.",
+    "webhook": "Webhook saved.",
+    "webhook-removed": "Webhook removed: no more events are sent.",
+    "test-sent": "Test event recorded: it appears under Recent deliveries once a worker has "
+    "sent it (usually within a second).",
+    "test-none": "Set a webhook URL first: there is nowhere to send a test event.",
+}
+EVENT_HELP = {
+    "key.delivered": "every key handed out (many!)",
+    "service.limit_reached": "a service reached its daily limit",
+    "key.expired": "a time-policy key's lifetime ended",
+    "service.no_active_keys": "a request found no active key",
+    "key.rotated": "a manual service was rotated",
+}
+
+
+async def render(
+    request: Request, state: AppState, tenant: str, *, status: int = 200, **extra: Any
+) -> Response:
+    record = await tenants.get_tenant(state.redis, tenant)
+    deliveries, _ = await webhook_log.page(state.redis, tenant, limit=DELIVERIES_SHOWN)
+    context: dict[str, Any] = {
+        "title": "Settings",
+        "section": "settings",
+        "tenant": record,
+        "event_types": [(t, EVENT_HELP.get(t, "")) for t in EVENT_TYPES],
+        "deliveries": deliveries,
+        "errors": FormErrors(),
+        "values": {},
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+    }
+    context.update(extra)
+    return page("settings.html", status=status, **context)
+
+
+class SettingsPages(Controller):
+    path = "/app/settings"
+    dependencies = TENANT_PAGES
+
+    @get("/", include_in_schema=False)
+    async def show(self, request: Request, tenant: TenantId, app_state: State) -> Response:
+        return await render(request, app_state, tenant)
+
+    @post("/client-token", include_in_schema=False)
+    async def reissue_client_token(
+        self, request: Request, tenant: TenantId, app_state: State
+    ) -> Response:
+        token = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
+        return await render(request, app_state, tenant, client_token=token)
+
+    @post("/allowlist", include_in_schema=False)
+    async def allowlist(self, request: Request, tenant: TenantId, app_state: State) -> Response:
+        form = await request.form()
+        try:
+            await tenants.update_tenant(
+                app_state.redis,
+                app_state.durability,
+                app_state.keyring,
+                tenant,
+                ip_allowlist=address_list(form, "ip_allowlist"),
+            )
+        except InvalidField as exc:
+            field, message = field_error(exc, "ip_allowlist")
+            return await render(
+                request,
+                app_state,
+                tenant,
+                status=400,
+                errors=FormErrors(field, message),
+                values={"ip_allowlist": text(form, "ip_allowlist")},
+            )
+        return see_other(request, "/app/settings?done=allowlist#allowlist")
+
+    @post("/webhook", include_in_schema=False)
+    async def webhook(self, request: Request, tenant: TenantId, app_state: State) -> Response:
+        form = await request.form()
+        url = text(form, "webhook_url").strip()
+        events = checked(form, "webhook_events")
+        changes: dict[str, Any] = {"webhook_url": url or None}
+        if url:
+            changes["webhook_events"] = events
+        if text(form, "new_secret") == "1":
+            changes["webhook_secret"] = tenants.new_webhook_secret()
+        try:
+            if url:
+                await netguard.check_webhook_url(
+                    url, allow_private=app_state.settings.webhook_allow_private
+                )
+            update = await tenants.update_tenant(
+                app_state.redis, app_state.durability, app_state.keyring, tenant, **changes
+            )
+        except InvalidField as exc:
+            field, message = field_error(exc, "webhook_url")
+            return await render(
+                request,
+                app_state,
+                tenant,
+                status=400,
+                errors=FormErrors(field, message),
+                values={"webhook_url": url, "webhook_events": events},
+            )
+        secret = update.generated_webhook_secret or changes.get("webhook_secret")
+        if secret:
+            # shown in this response only: stored sealed, never shown again
+            return await render(
+                request, app_state, tenant, webhook_secret=secret, notice=NOTICES["webhook"]
+            )
+        done = "webhook" if url else "webhook-removed"
+        return see_other(request, f"/app/settings?done={done}#webhooks")
+
+    @post("/webhook/test", include_in_schema=False)
+    async def send_test_event(
+        self, request: Request, tenant: TenantId, app_state: State
+    ) -> Response:
+        sent = await record_test_event(
+            app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen
+        )
+        return see_other(
+            request, f"/app/settings?done={'test-sent' if sent else 'test-none'}#webhooks"
+        )
+
+    @get("/deliveries", include_in_schema=False)
+    async def deliveries(self, tenant: TenantId, app_state: State) -> Response:
+        """The recent deliveries table alone, for the page's Refresh button (htmx)."""
+        attempts, _ = await webhook_log.page(app_state.redis, tenant, limit=DELIVERIES_SHOWN)
+        return partial("_deliveries.html", deliveries=attempts)

@@ -1,0 +1,153 @@
+"""Console sessions (tenant and operator) and the per-IP throttle of failed sign-ins.
+
+Signing in to the console exchanges a token for a server-side session: the browser's
+cookie holds only a random 256-bit secret, and Valkey holds the secret's SHA-256 with
+the session's times (schema in keys.py). A tenant's sessions live under its hash tag, so
+`revoke_tenant_sessions` (admin token reissued) is one script on one slot.
+
+Two limits end a session: idle (no request for `idle_ms`) and absolute (`max_ms` after
+sign-in). Both are checked against the caller's clock (tests inject one); the key's
+PEXPIRE only tidies up. `seen_ms` and the expiry are refreshed at most once per
+TOUCH_INTERVAL_MS, so browsing costs one read per page, not a write per click.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import msgspec
+
+from rotator.domain.tokens import hash_secret
+from rotator.store import evalsha, keys, scripts
+from rotator.store.connection import Redis, as_str
+
+TOUCH_INTERVAL_MS = 60_000
+"""A session's idle clock is refreshed at most this often."""
+SIGNIN_MAX_FAILURES = 10
+"""Failed sign-ins one client IP may make per window before it must wait."""
+SIGNIN_WINDOW_MS = 15 * 60_000
+
+
+class SessionTimes(msgspec.Struct, frozen=True, kw_only=True):
+    created_ms: int
+    seen_ms: int
+
+
+def new_secret() -> str:
+    """The cookie's secret: 256 random bits, URL-safe (no '.', which separates the tenant)."""
+    return secrets.token_urlsafe(32)
+
+
+async def open_tenant_session(
+    redis: Redis, tenant: str, *, now_ms: int, idle_ms: int, max_ms: int
+) -> str:
+    """Start a session for `tenant` (already authenticated); returns its secret (the cookie's)."""
+    secret = new_secret()
+    secret_hash = hash_secret(secret)
+    await evalsha.run(
+        redis,
+        scripts.load("session_open"),
+        [keys.session(tenant, secret_hash), keys.sessions(tenant)],
+        [secret_hash, now_ms, idle_ms, max_ms, keys.session(tenant, "")],
+    )
+    return secret
+
+
+def _live(times: list, now_ms: int, idle_ms: int, max_ms: int) -> SessionTimes | None:
+    created, seen = (as_str(v) for v in times)
+    if not created or not seen:
+        return None
+    session = SessionTimes(created_ms=int(created), seen_ms=int(seen))
+    if now_ms - session.created_ms >= max_ms or now_ms - session.seen_ms >= idle_ms:
+        return None
+    return session
+
+
+async def _check(redis: Redis, key: str, now_ms: int, idle_ms: int, max_ms: int) -> bool:
+    session = _live(await redis.hmget(key, ["created_ms", "seen_ms"]), now_ms, idle_ms, max_ms)
+    if session is None:
+        await redis.delete(key)  # expired by our clock: make sure it cannot come back
+        return False
+    if now_ms - session.seen_ms >= TOUCH_INTERVAL_MS:
+        # two pages loaded at once may both refresh: the same write twice, harmless
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, "seen_ms", now_ms)
+            pipe.pexpire(key, idle_ms)
+            await pipe.execute()
+    return True
+
+
+async def check_tenant_session(
+    redis: Redis, tenant: str, secret: str, *, now_ms: int, idle_ms: int, max_ms: int
+) -> bool:
+    """Whether the cookie's secret names a live session of `tenant` (and note its use)."""
+    return await _check(redis, keys.session(tenant, hash_secret(secret)), now_ms, idle_ms, max_ms)
+
+
+async def close_tenant_session(redis: Redis, tenant: str, secret: str) -> None:
+    """Sign out: the session is gone, whatever the cookie does next."""
+    secret_hash = hash_secret(secret)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.delete(keys.session(tenant, secret_hash))
+        pipe.srem(keys.sessions(tenant), secret_hash)
+        await pipe.execute()
+
+
+async def revoke_tenant_sessions(redis: Redis, tenant: str) -> int:
+    """End every console session of a tenant; returns how many were live."""
+    return int(
+        await evalsha.run(
+            redis,
+            scripts.load("sessions_revoke"),
+            [keys.sessions(tenant)],
+            [keys.session(tenant, "")],
+        )
+    )
+
+
+# --- operator ------------------------------------------------------------------------------
+async def open_operator_session(redis: Redis, *, now_ms: int, idle_ms: int) -> str:
+    """Start an operator session (the caller checked ROTATOR_ADMIN_TOKEN); returns its secret."""
+    secret = new_secret()
+    key = keys.operator_session(hash_secret(secret))
+    async with redis.pipeline(transaction=False) as pipe:  # one key: one slot on a cluster
+        pipe.hset(key, mapping={"created_ms": now_ms, "seen_ms": now_ms})
+        pipe.pexpire(key, idle_ms)
+        await pipe.execute()
+    return secret
+
+
+async def check_operator_session(
+    redis: Redis, secret: str, *, now_ms: int, idle_ms: int, max_ms: int
+) -> bool:
+    return await _check(redis, keys.operator_session(hash_secret(secret)), now_ms, idle_ms, max_ms)
+
+
+async def close_operator_session(redis: Redis, secret: str) -> None:
+    await redis.delete(keys.operator_session(hash_secret(secret)))
+
+
+# --- sign-in throttle ----------------------------------------------------------------------
+async def signin_retry_after_s(redis: Redis, client_ip: str) -> int:
+    """0 when `client_ip` may try to sign in; else the seconds until its window ends."""
+    key = keys.signin_failures(client_ip)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(key)
+        pipe.pttl(key)
+        failures, left_ms = await pipe.execute()
+    if failures is None or int(failures) < SIGNIN_MAX_FAILURES:
+        return 0
+    return max(1, -(-int(left_ms) // 1000))
+
+
+async def record_signin_failure(redis: Redis, client_ip: str) -> int:
+    """Count a failed sign-in; returns the seconds to wait when this one used up the window."""
+    failures, left_ms = await evalsha.run(
+        redis,
+        scripts.load("signin_failure"),
+        [keys.signin_failures(client_ip)],
+        [SIGNIN_WINDOW_MS],
+    )
+    if int(failures) < SIGNIN_MAX_FAILURES:
+        return 0
+    return max(1, -(-int(left_ms) // 1000))

@@ -1,0 +1,33 @@
+"""The console's "send test event": one webhook.test event in the tenant's stream.
+
+Recorded like every other event (in the tenant's stream, by a script on its slot), so the
+workers deliver and sign it the same way; only the subscription filter does not apply:
+a tenant asks for a test event by clicking, whatever types it subscribes to.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from rotator.store import evalsha, keys, scripts
+from rotator.store.connection import Redis, as_str
+from rotator.store.events import event_id
+
+TEST_EVENT_TYPE = "webhook.test"
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def record_test_event(redis: Redis, tenant: str, *, events_maxlen: int) -> str | None:
+    """Record a webhook.test event; returns its event id, or None when the tenant has no
+    webhook (nothing would deliver it)."""
+    data = {"message": "Test event sent from the keyrotator console."}
+    entry = await evalsha.run(
+        redis,
+        scripts.load("event_test"),
+        [keys.tenant(tenant), keys.events(tenant)],
+        [_encode(data), events_maxlen],
+    )
+    if not entry:
+        return None
+    return event_id(tenant, as_str(entry) or "")

@@ -1,0 +1,10 @@
+-- event_test: record a webhook.test event in a tenant's stream, whatever types it subscribes.
+-- KEYS[1] {t:T}:tenant   KEYS[2] {t:T}:events
+-- ARGV[1] data (JSON)   ARGV[2] the stream's approximate cap (MAXLEN ~)
+-- returns the stream entry id, or false when the tenant has no webhook (nothing would
+-- deliver the event: the pump reads only tenants with one)
+if (redis.call('HGET', KEYS[1], 'wh_url') or '') == '' then
+  return false
+end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'webhook.test',
+  'data', ARGV[1])

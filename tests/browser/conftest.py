@@ -1,0 +1,134 @@
+"""Fixtures of the browser tests: Debian's chromium driven by Playwright, and the app served
+by uvicorn on a loopback port against the session's test Valkey.
+
+chromium is the Debian package (Playwright's own browser download cannot work here and is
+never attempted): installed with apt-get when missing and running as root, otherwise the
+tests fail saying how to install it. One browser serves the whole session.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+from playwright.async_api import Browser, async_playwright
+
+from rotator.api.app import create_app
+from rotator.crypto import KeyRing
+from rotator.embedded import EmbeddedValkey, free_port
+from rotator.settings import Settings
+from tests.conftest import OPERATOR_TOKEN
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# installing chromium on a fresh machine may take a while (apt-get update)
+pytestmark = pytest.mark.timeout(300)
+
+
+def chromium_path() -> str:
+    """chromium's path; installs the Debian package when missing and running as root."""
+    if os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.fail("chromium is not installed: sudo apt-get install -y chromium (or run as root)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    for step in (install, ["apt-get", "update", "-q"], install):
+        subprocess.run(step, env=env, capture_output=True, timeout=280, check=False)
+        if os.access(CHROMIUM, os.X_OK):
+            return CHROMIUM
+    pytest.fail(
+        "apt-get could not install chromium (offline?): install the Debian package chromium"
+    )
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    path = chromium_path()
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+
+    def api(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10)
+
+    async def new_tenant(self, name: str) -> dict:
+        async with self.api() as c:
+            r = await c.post(
+                "/v1/admin/tenants",
+                json={"name": name},
+                headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+            )
+            assert r.status_code == 201, r.text
+            return r.json()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    valkey: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The whole app under uvicorn in a thread of its own (its own event loop)."""
+    settings = Settings(
+        redis_url=valkey.url,
+        data_dir=tmp_path_factory.mktemp("console"),
+        master_key=KeyRing.parse(base64.b64encode(os.urandom(32)).decode()),
+        admin_token=OPERATOR_TOKEN,
+        webhook_allow_private=True,
+        redis_timeout_ms=2000,
+    )
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        loop="asyncio",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        threading.Event().wait(0.05)
+    assert server.started, "uvicorn did not start"
+    yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+async def store(live_server: LiveServer) -> AsyncIterator[aioredis.Redis]:
+    """A client of the live server's store, in the test's loop (not flushed: tenants are
+    new per test)."""
+    client = aioredis.Redis.from_url(live_server.settings.redis_url or "")
+    yield client
+    await client.aclose()

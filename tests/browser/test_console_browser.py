@@ -1,0 +1,348 @@
+"""The console in a real browser (Debian's chromium, driven by Playwright).
+
+The main scenario is issue #11's: sign in → create a service → add two keys → the masked
+key shown and the secret nowhere in the page → a key fetched through /v1/next → the usage
+shown goes up → disable a key → reissue the client token and see the old one refused →
+create an app and copy its token → a webhook to a local receiver and its test event
+arriving signed → sign out, and the old cookie no longer works. Every request the browser
+makes is recorded: none may go to another host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.conftest import LiveServer
+from tests.conftest import OPERATOR_TOKEN
+from tests.integration.webhook_support import deliver_all, verify_signature
+from workers.receiver import Receiver
+
+pytestmark = pytest.mark.timeout(120)
+
+SECRET_1 = "sk-proj-browser0123456789abcdefghijklmnWXYZ"
+SECRET_2 = "sk-proj-browser9876543210zyxwvutsrqponmABCD"
+
+
+class Recorded:
+    """Every URL the browser requested, for the 'no other host' check."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.urls: list[str] = []
+        context.on("request", lambda request: self.urls.append(request.url))
+
+    def foreign(self, origin: str) -> list[str]:
+        # data: URLs (the empty favicon) are not fetched from any host
+        return [
+            u for u in self.urls if not u.startswith(origin + "/") and not u.startswith("data:")
+        ]
+
+
+async def new_context(browser: Browser, server: LiveServer, **options) -> BrowserContext:
+    context = await browser.new_context(base_url=server.url, **options)
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    return context
+
+
+async def sign_in(page: Page, token: str) -> None:
+    await page.goto("/app/signin")
+    await page.get_by_label("Admin token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(r"/app/services$"))
+
+
+async def menu(page: Page, name: str) -> None:
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+
+
+async def next_key(server: LiveServer, token: str, **params) -> httpx.Response:
+    async with server.api() as c:
+        return await c.get("/v1/next", params={"service": "openai", "token": token, **params})
+
+
+async def test_main_scenario(browser: Browser, live_server: LiveServer, store, receiver: Receiver):
+    tenant = await live_server.new_tenant("browser-co")
+    context = await new_context(browser, live_server)
+    recorded = Recorded(context)
+    page = await context.new_page()
+    try:
+        # sign in
+        await sign_in(page, tenant["admin_token"])
+        assert tenant["admin_token"] not in await page.content()
+
+        # create a service
+        await page.get_by_role("link", name="Create a service").click()
+        await page.get_by_label("Slug").fill("openai")
+        await page.get_by_role("radio", name="Usage").check()
+        await page.get_by_label("Daily limit").fill("1000")
+        await page.get_by_role("button", name="Create service").click()
+        await expect(page).to_have_url(re.compile(r"/app/services/openai"))
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("openai")
+
+        # add two keys: the secret goes into a password field
+        for label, secret in (("Primary", SECRET_1), ("Backup", SECRET_2)):
+            await page.get_by_label("Label", exact=True).fill(label)
+            secret_field = page.get_by_label("Provider key")
+            assert await secret_field.get_attribute("type") == "password"
+            await secret_field.fill(secret)
+            await page.get_by_role("button", name="Add key").click()
+            await expect(page.get_by_role("status").first).to_contain_text("Key added")
+        masked = page.get_by_label("Masked key")
+        await expect(masked).to_have_count(2)
+        assert (await masked.first.inner_text()).startswith("sk-proj-")
+        assert (await masked.first.inner_text()).endswith("WXYZ")
+        content = await page.content()
+        for secret in (SECRET_1, SECRET_2):
+            assert secret not in content and secret[8:-4] not in content
+
+        # a key fetched through the API: the usage shown goes up
+        r = await next_key(live_server, tenant["client_token"])
+        assert r.status_code == 200 and r.json()["key"] in (SECRET_1, SECRET_2)
+        await page.reload()
+        await expect(page.locator("dl.facts")).to_contain_text("1 / 1,000")
+        await menu(page, "Services")
+        await expect(page.get_by_role("row", name=re.compile("openai"))).to_contain_text(
+            "1 / 1,000"
+        )
+
+        # disable a key (htmx swaps the keys list in place)
+        await page.get_by_role("link", name="openai").click()
+        await page.get_by_role("button", name="Disable Primary").click()
+        await expect(page.locator("#keys")).to_contain_text("disabled")
+        await expect(page.get_by_role("button", name="Enable Primary")).to_be_visible()
+        for _ in range(3):
+            r = await next_key(live_server, tenant["client_token"])
+            assert r.json()["key_label"] == "Backup"
+
+        # reissue the client token: the old one is refused at once
+        await menu(page, "Settings")
+        await expect(page.get_by_text("stops working the moment you click")).to_be_visible()
+        await page.get_by_role("button", name="Issue a new Client Access Token").click()
+        new_token = await page.locator("#client-token-value").input_value()
+        assert new_token.startswith("krc_") and new_token != tenant["client_token"]
+        assert (await next_key(live_server, tenant["client_token"])).status_code == 403
+        assert (await next_key(live_server, new_token)).status_code == 200
+
+        # create an app and copy its token
+        await menu(page, "Apps")
+        await page.get_by_label("Name").fill("web")
+        await page.get_by_role("button", name="Create app").click()
+        shown = await page.locator("#app-token").input_value()
+        await page.get_by_role("button", name="Copy").click()
+        await expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
+        copied = await page.evaluate("navigator.clipboard.readText()")
+        assert copied == shown and copied.startswith("kra_")
+        async with live_server.api() as c:
+            r = await c.get("/v1/next", params={"service": "openai", "app_token": copied})
+        assert r.status_code == 200
+
+        # a webhook to a local receiver, and its test event arriving signed
+        await menu(page, "Settings")
+        await page.get_by_label("Webhook URL").fill(receiver.url + "/hook")
+        await page.get_by_role("button", name="Save webhook").click()
+        secret = await page.locator("#webhook-secret").input_value()
+        assert secret.startswith("whsec_")
+        await page.get_by_role("button", name="Send test event").click()
+        await expect(page.get_by_role("status").first).to_contain_text("Test event recorded")
+        await deliver_all(live_server.settings, store)
+        (got,) = await receiver.wait_for(1)
+        assert json.loads(got.body)["type"] == "webhook.test"
+        assert verify_signature(secret, got.headers, got.body)
+        await page.get_by_role("button", name="Refresh").click()
+        await expect(page.locator("#deliveries")).to_contain_text("delivered")
+        await expect(page.locator("#deliveries")).to_contain_text("webhook.test")
+
+        # sign out: the old cookie replayed gets the sign-in page
+        (cookie,) = [c for c in await context.cookies() if c["name"] == "kr_session"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/app"
+        assert tenant["admin_token"] not in cookie["value"]
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page).to_have_url(re.compile(r"/app/signin"))
+        await expect(page.get_by_text("You were signed out.")).to_be_visible()
+        replay = await new_context(browser, live_server)
+        await replay.add_cookies([{**cookie}])
+        replayed = await replay.new_page()
+        await replayed.goto("/app/services")
+        await expect(replayed).to_have_url(re.compile(r"/app/signin$"))
+        await expect(replayed.get_by_role("heading", name="Sign in")).to_be_visible()
+        await replay.close()
+    finally:
+        await context.close()
+    assert recorded.urls and not recorded.foreign(live_server.url)
+
+
+# --- accessibility, layout, CSP -------------------------------------------------------------
+async def submit(page: Page, button: str) -> None:
+    """Click a form's button and wait for the page it leads to to load (styles included:
+    the checks below must never see a half-loaded page)."""
+    async with page.expect_navigation(wait_until="load"):
+        await page.get_by_role("button", name=button).click()
+
+
+async def audit(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    results = await Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+async def tenant_pages(page: Page, tenant: dict):
+    """(name, action) pairs: each action leaves the page in a state worth checking."""
+
+    async def go(path: str):
+        await page.goto(path)
+
+    async def bad_service():
+        await page.goto("/app/new-service")
+        await page.get_by_label("Slug").fill("Not A Slug")
+        await page.get_by_role("radio", name="Time").check()
+        await submit(page, "Create service")
+
+    async def bad_key():
+        await page.goto("/app/services/openai")
+        await page.get_by_label("Label", exact=True).fill("")
+        await submit(page, "Add key")
+
+    async def bad_app():
+        await page.goto("/app/apps")
+        await page.get_by_label("Name").fill("web")
+        await page.get_by_label("IP allowlist").fill("not-an-address")
+        await submit(page, "Create app")
+
+    async def app_created():
+        await page.goto("/app/apps")
+        await page.get_by_label("Name").fill("web")
+        await submit(page, "Create app")
+
+    async def bad_webhook():
+        await page.goto("/app/settings")
+        await page.get_by_label("Webhook URL").fill("ftp://example.com")
+        await submit(page, "Save webhook")
+
+    return [
+        ("sign-in with error", None),
+        ("services", lambda: go("/app/services")),
+        ("service", lambda: go("/app/services/openai")),
+        ("service 30 days", lambda: go("/app/services/openai?days=30")),
+        ("edit service", lambda: go("/app/services/openai/edit")),
+        ("delete service", lambda: go("/app/services/openai/delete")),
+        ("create service with errors", bad_service),
+        ("add key with errors", bad_key),
+        ("apps", lambda: go("/app/apps")),
+        ("app with errors", bad_app),
+        ("app created", app_created),
+        ("settings", lambda: go("/app/settings")),
+        ("webhook with errors", bad_webhook),
+        ("get started", lambda: go("/app/start")),
+        ("not found", lambda: go("/app/services/nope")),
+    ]
+
+
+async def operator_pages(page: Page):
+    async def go(path: str):
+        await page.goto(path)
+
+    async def bad_tenant():
+        await page.goto("/app/operator")
+        await submit(page, "Create tenant")
+
+    async def created():
+        await page.goto("/app/operator")
+        await page.get_by_label("Name").fill("a11y-created")
+        await submit(page, "Create tenant")
+
+    return [
+        ("operator tenants", lambda: go("/app/operator")),
+        ("operator create with errors", bad_tenant),
+        ("operator tenant created", created),
+    ]
+
+
+async def prepared_tenant(server: LiveServer, name: str) -> dict:
+    tenant = await server.new_tenant(name)
+    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
+    async with server.api() as c:
+        r = await c.post("/v1/services", json={"slug": "openai", "policy": "manual"}, headers=auth)
+        assert r.status_code == 201
+        for label, secret in (("Primary", SECRET_1), ("Backup", SECRET_2)):
+            r = await c.post(
+                "/v1/services/openai/keys", json={"label": label, "secret": secret}, headers=auth
+            )
+            assert r.status_code == 201
+        await c.get("/v1/next", params={"service": "openai", "token": tenant["client_token"]})
+    return tenant
+
+
+async def walk(page: Page, server: LiveServer, check) -> list[str]:
+    """Run `check(name)` on every tenant and operator page; returns the problems found."""
+    tenant = await prepared_tenant(server, "a11y-co")
+    problems: list[str] = []
+    await page.goto("/app/signin")
+    await page.get_by_label("Admin token").fill("kta_wrong")
+    await submit(page, "Sign in")
+    problems += await check("sign-in with error")
+    await sign_in(page, tenant["admin_token"])
+    for name, action in (await tenant_pages(page, tenant))[1:]:
+        await action()
+        problems += await check(name)
+    await page.goto("/app/operator/signin")
+    problems += await check("operator sign-in")
+    await page.get_by_label("Operator token").fill(OPERATOR_TOKEN)
+    await submit(page, "Sign in")
+    await expect(page).to_have_url(re.compile(r"/app/operator$"))
+    for name, action in await operator_pages(page):
+        await action()
+        problems += await check(name)
+    return problems
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_no_serious_accessibility_finding_on_any_page(
+    browser: Browser, live_server: LiveServer, scheme: str
+):
+    context = await new_context(browser, live_server, color_scheme=scheme)
+    recorded = Recorded(context)
+    page = await context.new_page()
+    csp_errors: list[str] = []
+    page.on(
+        "console",
+        lambda msg: csp_errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+
+    async def check(name: str) -> list[str]:
+        return [f"{name}: {finding}" for finding in await audit(page)]
+
+    try:
+        problems = await walk(page, live_server, check)
+    finally:
+        await context.close()
+    assert not problems, "\n".join(problems)
+    assert not csp_errors, csp_errors  # nothing inline that the policy blocks
+    assert not recorded.foreign(live_server.url)
+
+
+async def test_every_page_fits_a_phone_without_horizontal_scrolling(
+    browser: Browser, live_server: LiveServer
+):
+    context = await new_context(
+        browser, live_server, viewport={"width": 375, "height": 740}, is_mobile=True
+    )
+    page = await context.new_page()
+
+    async def check(name: str) -> list[str]:
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        return [f"{name}: {width}px wide"] if width > 375 else []
+
+    try:
+        problems = await walk(page, live_server, check)
+    finally:
+        await context.close()
+    assert not problems, problems
