@@ -22,15 +22,19 @@ class FoldedWarning:
         what: str,
         interval_s: float = 60.0,
         *,
+        action: str = "retrying with backoff",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.log = log
         self.what = what
         self.interval_s = interval_s
+        self.action = action
+        """What the process does meanwhile, said in the first line."""
         self.clock = clock
         self.failures = 0
         """Failures since the last recovery (0 = not failing)."""
         self._since = 0.0
+        self._last_at = 0.0
         self._next_report_at = 0.0
         self._folded = 0
 
@@ -41,13 +45,18 @@ class FoldedWarning:
     def failed(self, exc: BaseException) -> None:
         now = self.clock()
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.failures and now - self._last_at > 2 * self.interval_s:
+            # a caller that never sees a success (the API answers 503 and moves on) cannot
+            # call recovered(): two quiet intervals end a streak, so the next is new
+            self.failures = self._folded = 0
+        self._last_at = now
         self.failures += 1
         if self.failures == 1:
             self._since = now
             self._next_report_at = now + self.interval_s
             self.log.warning(
-                "%s is unreachable (%s); retrying with backoff, reporting once per %.0fs",
-                self.what, reason, self.interval_s,
+                "%s is unreachable (%s); %s, reporting once per %.0fs",
+                self.what, reason, self.action, self.interval_s,
             )  # fmt: skip
             return
         if now < self._next_report_at:

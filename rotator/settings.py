@@ -165,6 +165,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(name, "must be at least 1")
+        if self.demo_rate_per_min > 60_000:
+            # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
+            # would make it 0, which the script cannot store (SET ... PX 0)
+            raise SettingsError("demo_rate_per_min", "must be at most 60000 (one a millisecond)")
         if self.webhook_timeout_s <= 0:
             raise SettingsError("webhook_timeout_s", "must be positive")
         for name in ("redis_url", "queue_url"):

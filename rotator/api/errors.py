@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 
 import msgspec
 from litestar import Request, Response
@@ -23,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rotator.api.body import MAX_BODY_BYTES
 from rotator.api.headers import API_HEADERS
 from rotator.domain import errors as e
+from rotator.folded_log import FoldedWarning
 from rotator.store.connection import is_unavailable
 
 log = logging.getLogger("rotator.api")
@@ -63,7 +63,7 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     if isinstance(exc, e.DemoRateLimited):
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
-        _outage_log.warning(type(exc).__name__)
+        _outage_log.failed(exc)
     return error_response(status, body, headers)
 
 
@@ -71,33 +71,12 @@ def store_error(request: Request, exc: Exception) -> Response:
     """redis-py's connection, timeout and cluster-down errors (and OSError): 503."""
     if not is_unavailable(exc):  # e.g. a RedisClusterException for a programming error
         return unexpected(request, exc)
-    _outage_log.warning(type(exc).__name__)
+    _outage_log.failed(exc)
     return error_response(503, {"error": e.StoreUnavailable.message})
 
 
-class _ThrottledWarning:
-    """One log line per interval during an outage (thousands of 503s a second otherwise),
-    saying how many were folded into it."""
-
-    def __init__(self, message: str, interval_s: float = 5.0) -> None:
-        self.message = message
-        self.interval_s = interval_s
-        self._next_at = 0.0
-        self._folded = 0
-
-    def warning(self, cause: str = "") -> None:
-        """`cause` (an exception's type name, never its message) is shown when reported."""
-        now = time.monotonic()
-        if now < self._next_at:
-            self._folded += 1
-            return
-        detail = f"{cause}; " if cause else ""
-        log.warning("%s (%s%d more since the last report)", self.message, detail, self._folded)
-        self._folded = 0
-        self._next_at = now + self.interval_s
-
-
-_outage_log = _ThrottledWarning("store unavailable: answering 503")
+_outage_log = FoldedWarning(log, "the store", 5.0, action="answering 503")
+"""Thousands of 503s a second during an outage make one log line per 5 s."""
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")

@@ -1,10 +1,11 @@
 """The web console at /app (tenants) and /app/operator (the operator): server-rendered
 pages served by the API process itself.
 
-`routes(keyring)` gives the console's router and its static files; `template_config()`
-the Jinja2 templating both need. Everything console-specific (CSRF, the page headers,
-the HTML error pages, htmx requests) is set on the console's router only, so the JSON
-API and the delivery hot path run exactly as without it.
+`routes(keyring)` gives the console's router; `template_config()` the Jinja2 templating
+it needs. Its stylesheet, script and the vendored htmx are package files served at
+/static with the documentation's (rotator/api/docs.py). Everything console-specific
+(CSRF, the page headers, the HTML error pages, htmx requests) is set on the console's
+router only, so the JSON API and the delivery hot path run exactly as without it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from litestar import Router
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar_htmx import HTMXRequest
 
@@ -31,7 +31,6 @@ from rotator.console.tenant_settings import SettingsPages
 from rotator.crypto import KeyRing
 
 TEMPLATES = Path(__file__).parent / "templates"
-STATIC = Path(__file__).parent.parent / "static"
 
 
 def _utc(ms: int) -> str:
@@ -69,7 +68,4 @@ def routes(keyring: KeyRing) -> list:
         request_class=HTMXRequest,
         include_in_schema=False,
     )
-    static = create_static_files_router(
-        path="/app/static", directories=[STATIC], include_in_schema=False, name="console-static"
-    )
-    return [pages, static]
+    return [pages]

@@ -251,7 +251,7 @@ async def test_console_pages_send_strict_headers_and_the_api_does_not_get_them(c
     assert "content-security-policy" not in r.headers and "set-cookie" not in r.headers
     r = await client.post("/v1/services", json={"slug": "a", "policy": "usage"}, headers=t.auth)
     assert r.status_code == 201  # the Bearer API needs no CSRF token
-    static = await client.get("/app/static/vendor/htmx/htmx.min.js")
+    static = await client.get("/static/vendor/htmx/htmx.min.js")
     assert static.status_code == 200 and "htmx" in static.text
 
 

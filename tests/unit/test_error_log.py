@@ -1,19 +1,36 @@
+"""The API folds its outage warnings: one line per 5 s however many 503s it answers."""
+
 import logging
 
 from rotator.api import errors
+from rotator.folded_log import FoldedWarning
 
 
-def test_outage_warnings_are_folded(monkeypatch, caplog):
+def test_outage_warnings_are_folded(caplog):
     now = [1000.0]
-    monkeypatch.setattr(errors.time, "monotonic", lambda: now[0])
-    warner = errors._ThrottledWarning("store unavailable", interval_s=5)
+    warner = FoldedWarning(
+        logging.getLogger("rotator.api"), "the store", 5, action="answering 503",
+        clock=lambda: now[0],
+    )  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="rotator.api"):
         for _ in range(1000):
-            warner.warning()
+            warner.failed(ConnectionError("refused"))
         now[0] += 5
-        warner.warning()
+        warner.failed(ConnectionError("refused"))
+        now[0] += 60  # quiet for longer than two intervals: the next failure is a new outage
+        warner.failed(ConnectionError("refused"))
     lines = [r.getMessage() for r in caplog.records]
+    first = (
+        "the store is unreachable (ConnectionError: refused); answering 503, reporting once per 5s"
+    )
     assert lines == [
-        "store unavailable (0 more since the last report)",
-        "store unavailable (999 more since the last report)",
+        first,
+        "the store is still unreachable after 5s (ConnectionError: refused); "
+        "1000 failures folded into this report",
+        first,
     ]
+
+
+def test_the_api_reports_through_one_folded_warning():
+    assert isinstance(errors._outage_log, FoldedWarning)
+    assert errors._outage_log.interval_s == 5.0

@@ -74,6 +74,7 @@ def test_blank_values_mean_unset():
         ("WEBHOOK_ALLOW_PRIVATE", "maybe", "boolean"),
         ("LOG_LEVEL", "LOUD", "log level"),
         ("DEMO_BURST", "0", "at least 1"),
+        ("DEMO_RATE_PER_MIN", "60001", "at most 60000"),
         ("WEBHOOK_TIMEOUT_S", "-1", "positive"),
         ("WEBHOOK_TIMEOUT_S", "soon", "not a number"),
         ("REDIS_CLUSTER", "1", "REDIS_URL"),
