@@ -24,6 +24,7 @@ from arq import Retry
 from arq.constants import retry_key_prefix
 
 from rotator.crypto import DecryptError
+from rotator.domain.clock import iso_ms
 from rotator.store import events, keys, webhooks
 from rotator.store.connection import UNAVAILABLE
 from rotator.store.webhooks import DeliveryAttempt
@@ -105,7 +106,7 @@ async def _attempt(
                 status_code=status,
                 error=error,
                 outcome=outcome,
-                updated_at=webhooks.iso_ms(time.time_ns() // 1_000_000),
+                updated_at=iso_ms(time.time_ns() // 1_000_000),
             ),
         )
         return outcome

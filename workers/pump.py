@@ -35,6 +35,7 @@ from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, 
 from arq.jobs import serialize_job
 from redis.exceptions import ResponseError
 
+from rotator.domain.clock import iso_ms
 from rotator.folded_log import FoldedWarning
 from rotator.store import evalsha, scripts, webhooks
 from rotator.store.connection import UNAVAILABLE, Redis
@@ -240,7 +241,7 @@ class EventPump:
                 status_code=None,
                 error=entry.error,
                 outcome="failed",
-                updated_at=webhooks.iso_ms(now_ms),
+                updated_at=iso_ms(now_ms),
             ),
         )
 

@@ -18,15 +18,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rotator.cli.admin import (
-    cmd_app_create,
-    cmd_key_add,
-    cmd_rewrap,
-    cmd_service_create,
-    cmd_tenant_create,
-    cmd_tenant_list,
-)
+from rotator.cli import apps, keys, services, tenants, webhooks
 from rotator.cli.common import CliError
+from rotator.cli.framework import add_commands
+from rotator.cli.maintenance import cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
 from rotator.domain.errors import RotatorError, StoreUnavailable
 from rotator.settings import Settings, SettingsError
@@ -53,16 +48,6 @@ def settings_help() -> str:
     return "\n".join(lines)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rotator",
@@ -72,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     out = argparse.ArgumentParser(add_help=False)
-    out.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    out.add_argument(
+        "--json", action="store_true", help="print the result as the API's JSON, exactly"
+    )
 
     def command(parent: Any, name: str, func: Callable[..., int], help_: str, **kw: Any) -> Any:
         p = parent.add_parser(name, help=help_, description=help_, **kw)
@@ -92,49 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    p = command(tenant, "create", cmd_tenant_create, "create a tenant; prints its tokens once",
-                parents=[out])  # fmt: skip
-    p.add_argument("name")
-    p.add_argument("--demo", action="store_true", help="masked keys, per-IP throttling")
-    command(tenant, "list", cmd_tenant_list, "list tenants", parents=[out])
-
-    service = sub.add_parser("service", help="services").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    p = command(service, "create", cmd_service_create, "create a service", parents=[out])
-    p.add_argument("tenant")
-    p.add_argument("slug")
-    p.add_argument("--policy", required=True, choices=["manual", "time", "usage"])
-    p.add_argument("--max-daily", type=positive_int, help="daily request limit of the service")
-    p.add_argument("--ttl-minutes", type=positive_int, help="key lifetime (time policy)")
-
-    key = sub.add_parser("key", help="provider keys").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    p = command(
-        key, "add", cmd_key_add,
-        "add a provider key; the secret is read from stdin, or a hidden prompt on a terminal",
-        parents=[out],
+    add_commands(
+        sub,
+        [*tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS,
+         *webhooks.COMMANDS],
+        out,
     )  # fmt: skip
-    p.add_argument("tenant")
-    p.add_argument("slug")
-    p.add_argument("--label", required=True)
-    p.add_argument("--max-daily", type=positive_int, help="daily request limit of this key")
-
-    app = sub.add_parser("app", help="client apps").add_subparsers(
-        dest="action", metavar="ACTION", required=True
-    )
-    p = command(app, "create", cmd_app_create, "create an app; prints its token once",
-                parents=[out])  # fmt: skip
-    p.add_argument("tenant")
-    p.add_argument("name")
-    p.add_argument("--allow", action="append", default=[], metavar="CIDR",
-                   help="allowed client network (repeatable)")  # fmt: skip
-    p.add_argument("--max-daily", type=positive_int, help="daily request limit of this app")
-
     command(sub, "rewrap", cmd_rewrap,
             "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
             parents=[out])  # fmt: skip

@@ -205,6 +205,16 @@ def with_store(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> 
     return asyncio.run(go())
 
 
+def read_secret(prompt: str) -> str:
+    """A secret from stdin when piped, else a hidden prompt; never from argv (which other
+    users see in `ps` and shells keep in their history). Surrounding whitespace dropped."""
+    import getpass
+
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt).strip()
+    return sys.stdin.read().strip()
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

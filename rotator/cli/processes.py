@@ -129,7 +129,7 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
     tenant = stored.decode() if stored else None
     if tenant is None or not await redis.exists(keys.tenant(tenant)):
         t = await tenants.create_tenant(redis, durability, name="demo", demo=True, now_ms=now_ms())
-        tenant = t.record.id
+        tenant = t.id
         await services.create_service(
             redis, durability, tenant, slug=DEMO_SERVICE, policy="usage", now_ms=now_ms()
         )
@@ -143,8 +143,8 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
         pipe.set(keys.DEMO_TENANT, tenant)  # last: a crash before it just makes a new demo
         await durability.execute(pipe)
         created = True
-    token = await tenants.issue_client_token(redis, durability, tenant)
-    return tenant, created, token
+    issued = await tenants.issue_client_token(redis, durability, tenant)
+    return tenant, created, issued.client_token
 
 
 async def demo_admin(redis: Any, durability: Any, tenant: str) -> str:
@@ -153,7 +153,7 @@ async def demo_admin(redis: Any, durability: Any, tenant: str) -> str:
     console session signed in with it, ends)."""
     from rotator.store import tenants
 
-    return await tenants.issue_admin_token(redis, durability, tenant)
+    return (await tenants.issue_admin_token(redis, durability, tenant)).admin_token
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,7 +10,6 @@ router only, so the JSON API and the delivery hot path run exactly as without it
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from litestar import Router
@@ -33,8 +32,9 @@ from rotator.crypto import KeyRing
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+def _utc(instant: str) -> str:
+    """A record's RFC 3339 time (`2026-03-01T12:00:00.000Z`) as `2026-03-01 12:00` UTC."""
+    return instant[:16].replace("T", " ")
 
 
 def _engine_setup(engine: JinjaTemplateEngine) -> None:

@@ -63,17 +63,22 @@ async def detail_context(state: AppState, tenant: str, slug: str, days: int) -> 
     keys = await store.list_keys(state.redis, tenant, slug)
     days = days if days in CHART_DAYS else CHART_DAYS[0]
     days = min(days, state.settings.usage_retention_days)
-    _, history = await service_usage(
-        state.redis, tenant, slug, today=utc_day(state.clock()), days=days
+    usage = await service_usage(
+        state.redis,
+        tenant,
+        slug,
+        today=utc_day(state.clock()),
+        days=days,
+        retention_days=state.settings.usage_retention_days,
     )
-    today = history[0][2] if history else {}
+    today = usage.days[0] if usage.days else None
     return {
         "section": "services",
         "service": service,
         "keys": keys,
-        "today": today,
-        "service_today": history[0][1] if history else 0,
-        "chart": daily_chart([(date, total) for date, total, _ in history]),
+        "today": {k.key_id: k.deliveries for k in today.keys} if today else {},
+        "service_today": today.total if today else 0,
+        "chart": daily_chart([(day.date, day.total) for day in usage.days]),
         "chart_days": CHART_DAYS,
         "policies": POLICIES,
     }

@@ -11,17 +11,16 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 
-from rotator import netguard
 from rotator.api.state import AppState
 from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.forms import FormErrors, address_list, checked, text
 from rotator.console.messages import field_error
 from rotator.console.pages import page, partial, see_other
-from rotator.domain.errors import InvalidField
+from rotator.domain.errors import Conflict, InvalidField
 from rotator.domain.models import EVENT_TYPES
 from rotator.store import tenants
 from rotator.store import webhooks as webhook_log
-from rotator.store.test_event import record_test_event
+from rotator.store.test_event import send_test_event
 
 DELIVERIES_SHOWN = 20
 NOTICES = {
@@ -72,8 +71,8 @@ class SettingsPages(Controller):
     async def reissue_client_token(
         self, request: Request, tenant: TenantId, app_state: State
     ) -> Response:
-        token = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
-        return await render(request, app_state, tenant, client_token=token)
+        issued = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
+        return await render(request, app_state, tenant, client_token=issued.client_token)
 
     @post("/allowlist", include_in_schema=False)
     async def allowlist(self, request: Request, tenant: TenantId, app_state: State) -> Response:
@@ -109,12 +108,13 @@ class SettingsPages(Controller):
         if text(form, "new_secret") == "1":
             changes["webhook_secret"] = tenants.new_webhook_secret()
         try:
-            if url:
-                await netguard.check_webhook_url(
-                    url, allow_private=app_state.settings.webhook_allow_private
-                )
             update = await tenants.update_tenant(
-                app_state.redis, app_state.durability, app_state.keyring, tenant, **changes
+                app_state.redis,
+                app_state.durability,
+                app_state.keyring,
+                tenant,
+                **changes,
+                webhook_allow_private=app_state.settings.webhook_allow_private,
             )
         except InvalidField as exc:
             field, message = field_error(exc, "webhook_url")
@@ -126,7 +126,7 @@ class SettingsPages(Controller):
                 errors=FormErrors(field, message),
                 values={"webhook_url": url, "webhook_events": events},
             )
-        secret = update.generated_webhook_secret or changes.get("webhook_secret")
+        secret = update.webhook_secret or changes.get("webhook_secret")
         if secret:
             # shown in this response only: stored sealed, never shown again
             return await render(
@@ -136,15 +136,16 @@ class SettingsPages(Controller):
         return see_other(request, f"/app/settings?done={done}#webhooks")
 
     @post("/webhook/test", include_in_schema=False)
-    async def send_test_event(
+    async def send_test(
         self, request: Request, tenant: TenantId, app_state: State
     ) -> Response:
-        sent = await record_test_event(
-            app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen
-        )
-        return see_other(
-            request, f"/app/settings?done={'test-sent' if sent else 'test-none'}#webhooks"
-        )
+        try:
+            await send_test_event(
+                app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen
+            )
+        except Conflict:
+            return see_other(request, "/app/settings?done=test-none#webhooks")
+        return see_other(request, "/app/settings?done=test-sent#webhooks")
 
     @get("/deliveries", include_in_schema=False)
     async def deliveries(self, tenant: TenantId, app_state: State) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 DAY_MS = 86_400_000
 
@@ -13,6 +14,18 @@ Clock = Callable[[], int]
 
 def system_clock() -> int:
     return time.time_ns() // 1_000_000
+
+
+def iso_ms(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds (`2026-03-01T12:00:00.123Z`): how every response,
+    event and log entry shows an instant."""
+    stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def iso_day(day: int) -> str:
+    """`YYYY-MM-DD` of a day number (utc_day)."""
+    return datetime.fromtimestamp(day * DAY_MS / 1000, UTC).date().isoformat()
 
 
 def utc_day(now_ms: int) -> int:

@@ -75,6 +75,8 @@ class InvalidField(RotatorError):
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
+        self.problem = problem
+        """The message without the field's name (the CLI names its own flag instead)."""
         super().__init__(f"{field}: {problem}")
 
 

@@ -35,6 +35,11 @@ class NewToken(NamedTuple):
     secret_hash: str
 
 
+def is_tenant_id(text: str) -> bool:
+    """Whether `text` has the form of a tenant id (what a token's prefix carries)."""
+    return bool(_ID.fullmatch(text))
+
+
 def new_tenant_id() -> str:
     return secrets.token_hex(8)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import msgspec
 
 from rotator.domain import tokens
+from rotator.domain.clock import iso_ms
 from rotator.domain.errors import NotFound
+from rotator.domain.records import App, AppCreated
 from rotator.store import keys
 from rotator.store.common import (
     allowlist,
@@ -24,28 +26,13 @@ from rotator.store.common import (
 from rotator.store.connection import Durability, Redis
 
 
-class AppRecord(msgspec.Struct, frozen=True, kw_only=True):
-    id: int
-    name: str
-    ip_allowlist: list[str]
-    max_daily_requests: int | None
-    created_ms: int
-
-
-class NewApp(msgspec.Struct, frozen=True, kw_only=True):
-    """A created app and its token, which exists in clear only in this object."""
-
-    record: AppRecord
-    app_token: str
-
-
-def _record(app_id: str, h: dict[bytes, bytes]) -> AppRecord:
-    return AppRecord(
+def _record(app_id: str, h: dict[bytes, bytes]) -> App:
+    return App(
         id=int(app_id),
         name=text(h, "name"),
         ip_allowlist=allowlist(h),
         max_daily_requests=optional_int(h, "max"),
-        created_ms=int(text(h, "created_ms", "0")),
+        created_at=iso_ms(int(text(h, "created_ms", "0"))),
     )
 
 
@@ -58,7 +45,7 @@ async def add_app(
     ip_allowlist: list[str] | None = None,
     max_daily_requests: int | None = None,
     now_ms: int,
-) -> NewApp:
+) -> AppCreated:
     """Create an app and its token (returned once, stored hashed)."""
     name = check_name("name", name)
     allow, allow_src = check_allowlist("ip_allowlist", ip_allowlist or [])
@@ -78,10 +65,10 @@ async def add_app(
     pipe.sadd(keys.apps(tenant), app_id)
     await durability.execute(pipe)
     record = _record(str(app_id), {k.encode(): v.encode() for k, v in fields.items()})
-    return NewApp(record=record, app_token=token.token)
+    return AppCreated(**msgspec.structs.asdict(record), app_token=token.token)
 
 
-async def list_apps(redis: Redis, tenant: str) -> list[AppRecord]:
+async def list_apps(redis: Redis, tenant: str) -> list[App]:
     """The tenant's apps by id (one pipelined HGETALL each: one slot, one round trip)."""
     ids = sorted(int(m) for m in await redis.smembers(keys.apps(tenant)))
     if not ids:
@@ -93,7 +80,7 @@ async def list_apps(redis: Redis, tenant: str) -> list[AppRecord]:
     return [_record(str(i), h) for i, h in zip(ids, rows, strict=True) if h]
 
 
-async def get_app(redis: Redis, tenant: str, app_id: int) -> AppRecord:
+async def get_app(redis: Redis, tenant: str, app_id: int) -> App:
     h = await redis.hgetall(keys.app(tenant, app_id))
     if not h:
         raise NotFound("app not found")

@@ -8,11 +8,10 @@ duplicate enqueues by. Every command here names one key, so it runs on a Redis C
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import msgspec
 from redis.exceptions import ResponseError
 
+from rotator.domain.clock import iso_ms
 from rotator.domain.models import Event
 from rotator.store import keys
 from rotator.store.connection import Redis, as_str
@@ -48,10 +47,8 @@ def parse_event_id(value: str) -> tuple[str, str]:
 
 
 def created_at(entry_id: str) -> str:
-    """ISO 8601 UTC with milliseconds, from the ms part of a stream entry id."""
-    ms = int(entry_id.partition("-")[0])
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """The instant an entry was recorded (the ms part of a stream entry id), as ISO 8601."""
+    return iso_ms(int(entry_id.partition("-")[0]))
 
 
 def to_event(tenant: str, entry_id: str, fields: dict[bytes, bytes]) -> Event:

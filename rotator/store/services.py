@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 
-import msgspec
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_key
+from rotator.domain.clock import iso_ms
 from rotator.domain.errors import Conflict, InvalidField, NoActiveKeys, NotFound
 from rotator.domain.masking import mask
 from rotator.domain.models import Policy
+from rotator.domain.records import Key, Rotated, Service
 from rotator.store import keys
 from rotator.store.common import (
     check_limit,
@@ -38,29 +39,6 @@ MINUTE_MS = 60_000
 MAX_TTL_MINUTES = 10 * 366 * 24 * 60
 MAX_SECRET_CHARS = 4096
 _POLICY_RETRIES = 5
-
-
-class ServiceRecord(msgspec.Struct, frozen=True, kw_only=True):
-    slug: str
-    policy: str
-    max_daily_requests: int | None
-    key_ttl_minutes: int | None
-    created_ms: int
-    key_count: int
-    active_key_count: int
-
-
-class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A provider key as listings show it: the masked form only, never the secret."""
-
-    id: int
-    label: str
-    active: bool
-    max_daily_requests: int | None
-    masked: str
-    created_ms: int
-    current: bool
-    """The service's `cur`: the manual primary or the time policy's current key."""
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -110,28 +88,28 @@ def _ids(h: dict[bytes, bytes]) -> list[str]:
     return [i for i in text(h, "ids").split(",") if i]
 
 
-def _service(slug: str, h: dict[bytes, bytes]) -> ServiceRecord:
+def _service(slug: str, h: dict[bytes, bytes]) -> Service:
     ids = _ids(h)
     ttl_ms = optional_int(h, "ttl_ms")
-    return ServiceRecord(
+    return Service(
         slug=slug,
         policy=text(h, "policy"),
         max_daily_requests=optional_int(h, "max"),
         key_ttl_minutes=None if ttl_ms is None else ttl_ms // MINUTE_MS,
-        created_ms=int(text(h, "created_ms", "0")),
-        key_count=len(ids),
-        active_key_count=sum(text(h, f"a:{i}") == "1" for i in ids),
+        created_at=iso_ms(int(text(h, "created_ms", "0"))),
+        keys=len(ids),
+        active_keys=sum(text(h, f"a:{i}") == "1" for i in ids),
     )
 
 
-def _key(key_id: str, h: dict[bytes, bytes]) -> KeyRecord:
-    return KeyRecord(
+def _key(key_id: str, h: dict[bytes, bytes]) -> Key:
+    return Key(
         id=int(key_id),
         label=text(h, f"l:{key_id}"),
         active=text(h, f"a:{key_id}") == "1",
         max_daily_requests=optional_int(h, f"m:{key_id}"),
-        masked=text(h, f"k:{key_id}"),
-        created_ms=int(text(h, f"n:{key_id}", "0")),
+        key_masked=text(h, f"k:{key_id}"),
+        created_at=iso_ms(int(text(h, f"n:{key_id}", "0"))),
         current=text(h, "cur") == key_id,
     )
 
@@ -168,7 +146,7 @@ async def create_service(
     max_daily_requests: int | None = None,
     key_ttl_minutes: int | None = None,
     now_ms: int,
-) -> ServiceRecord:
+) -> Service:
     """Create a service (409 Conflict when the slug exists)."""
     check_slug(slug)
     policy = check_policy(policy)
@@ -186,22 +164,22 @@ async def create_service(
         raise Conflict("service already exists")
     if policy == Policy.TIME.value:
         await _set_time_membership(redis, durability, tenant, slug, is_time=True)
-    return ServiceRecord(
+    return Service(
         slug=slug,
         policy=policy,
         max_daily_requests=max_daily_requests,
         key_ttl_minutes=key_ttl_minutes,
-        created_ms=now_ms,
-        key_count=0,
-        active_key_count=0,
+        created_at=iso_ms(now_ms),
+        keys=0,
+        active_keys=0,
     )
 
 
-async def get_service(redis: Redis, tenant: str, slug: str) -> ServiceRecord:
+async def get_service(redis: Redis, tenant: str, slug: str) -> Service:
     return _service(slug, await _service_hash(redis, tenant, slug))
 
 
-async def list_services(redis: Redis, tenant: str) -> list[ServiceRecord]:
+async def list_services(redis: Redis, tenant: str) -> list[Service]:
     """The tenant's services by slug (one pipelined HGETALL each: one slot, one round trip)."""
     slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
     if not slugs:
@@ -222,7 +200,7 @@ async def update_service(
     policy: str | UnsetType = UNSET,
     max_daily_requests: int | UnsetType | None = UNSET,
     key_ttl_minutes: int | UnsetType | None = UNSET,
-) -> ServiceRecord:
+) -> Service:
     """Change policy and limits (UNSET = unchanged). The slug is immutable: every key's
     ciphertext is bound to it. Switching policy resets the rotation state (current key)."""
     for _ in range(_POLICY_RETRIES):
@@ -280,7 +258,7 @@ async def add_key(
     secret: str,
     max_daily_requests: int | None = None,
     now_ms: int,
-) -> KeyRecord:
+) -> Key:
     """Encrypt a provider key and append it to the service's rotation (creation order)."""
     label = check_name("label", label)
     secret = check_secret(secret)
@@ -302,24 +280,24 @@ async def add_key(
     (added,) = await durability.execute(pipe)
     if not added:  # deleted since the check above; the drawn id is simply never used
         raise NotFound("service not found")
-    return KeyRecord(
+    return Key(
         id=key_id,
         label=label,
         active=True,
         max_daily_requests=max_daily_requests,
-        masked=masked,
-        created_ms=now_ms,
+        key_masked=masked,
+        created_at=iso_ms(now_ms),
         current=False,
     )
 
 
-async def list_keys(redis: Redis, tenant: str, slug: str) -> list[KeyRecord]:
+async def list_keys(redis: Redis, tenant: str, slug: str) -> list[Key]:
     """The service's keys in rotation order (masked forms only: nothing is decrypted)."""
     h = await _service_hash(redis, tenant, slug)
     return [_key(i, h) for i in _ids(h)]
 
 
-async def get_key(redis: Redis, tenant: str, slug: str, key_id: int) -> KeyRecord:
+async def get_key(redis: Redis, tenant: str, slug: str, key_id: int) -> Key:
     h = await _service_hash(redis, tenant, slug)
     if f"l:{key_id}".encode() not in h:
         raise NotFound("key not found")
@@ -336,7 +314,7 @@ async def update_key(
     label: str | UnsetType = UNSET,
     active: bool | UnsetType = UNSET,
     max_daily_requests: int | UnsetType | None = UNSET,
-) -> KeyRecord:
+) -> Key:
     """Relabel, enable/disable or re-limit a key (UNSET = unchanged)."""
     pairs: list[str] = []
     if label is not UNSET:
@@ -370,9 +348,9 @@ async def remove_key(
 # --- rotation -------------------------------------------------------------------------------
 async def rotate(
     redis: Redis, durability: Durability, tenant: str, slug: str, *, events_maxlen: int
-) -> tuple[int, int]:
-    """Advance a manual service's primary to the next active key (scripts/lua/rotate.lua);
-    returns (from_key_id, to_key_id). A management write like the others: acknowledged once
+) -> Rotated:
+    """Advance a manual service's primary to the next active key (scripts/lua/rotate.lua).
+    A management write like the others: acknowledged once
     on disk, with the key.rotated it records."""
     pipe = redis.pipeline(transaction=False)
     queue_script(
@@ -384,7 +362,7 @@ async def rotate(
     (reply,) = await durability.execute(pipe)
     status = reply[0]
     if status == b"ok":
-        return int(reply[1]), int(reply[2])
+        return Rotated(service=slug, from_key_id=int(reply[1]), to_key_id=int(reply[2]))
     if status == b"service":
         raise NotFound("unknown service")
     if status == b"policy":

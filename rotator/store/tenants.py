@@ -20,9 +20,11 @@ from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
+from rotator.domain.clock import iso_ms
 from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
-from rotator.netguard import redact_webhook_url
+from rotator.domain.records import AdminToken, ClientToken, Tenant, TenantCreated, TenantSummary
+from rotator.netguard import check_webhook_url, redact_webhook_url
 from rotator.store import keys
 from rotator.store.common import (
     allowlist,
@@ -40,41 +42,17 @@ WEBHOOK_SECRET_BYTES = (24, 64)
 """Standard Webhooks: a signing secret is `whsec_` + base64 of 24 to 64 random bytes."""
 
 
-class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A tenant's settings as stored (never a token or the webhook secret)."""
-
-    id: str
-    name: str
-    demo: bool
-    created_ms: int
-    ip_allowlist: list[str]
-    webhook_url: str | None
-    """Credentials a URL stored by an earlier version may hold are shown as `***`."""
-    webhook_events: list[str]
-    webhook_secret_set: bool
+def _created_at(h: dict[bytes, bytes]) -> str:
+    return iso_ms(int(text(h, "created_ms", "0")))
 
 
-class NewTenant(msgspec.Struct, frozen=True, kw_only=True):
-    """A created tenant and its two tokens, which exist in clear only in this object."""
-
-    record: TenantRecord
-    admin_token: str
-    client_token: str
-
-
-class TenantUpdate(msgspec.Struct, frozen=True, kw_only=True):
-    record: TenantRecord
-    generated_webhook_secret: str | None
-    """Set only when this update created the secret (shown once, like a token)."""
-
-
-def _record(tenant: str, h: dict[bytes, bytes]) -> TenantRecord:
+def _record(tenant: str, h: dict[bytes, bytes]) -> Tenant:
     url = text(h, "wh_url")
-    return TenantRecord(
+    return Tenant(
         id=tenant,
         name=text(h, "name"),
         demo=text(h, "demo") == "1",
-        created_ms=int(text(h, "created_ms", "0")),
+        created_at=_created_at(h),
         ip_allowlist=allowlist(h),
         # never in clear: a URL stored before credentials were refused may hold some
         webhook_url=redact_webhook_url(url) if url else None,
@@ -149,7 +127,7 @@ async def write_fields(
 
 async def create_tenant(
     redis: Redis, durability: Durability, *, name: str, demo: bool, now_ms: int
-) -> NewTenant:
+) -> TenantCreated:
     """Create a tenant with fresh admin and client tokens (returned once, stored hashed)."""
     name = check_name("name", name)
     tenant = tokens.new_tenant_id()
@@ -170,26 +148,52 @@ async def create_tenant(
     pipe.hset(keys.tenant(tenant), mapping=fields)
     pipe.sadd(keys.TENANTS, tenant)
     await durability.execute(pipe)
-    record = _record(tenant, {k.encode(): v.encode() for k, v in fields.items()})
-    return NewTenant(record=record, admin_token=admin.token, client_token=client.token)
+    return TenantCreated(
+        id=tenant,
+        name=name,
+        demo=demo,
+        created_at=iso_ms(now_ms),
+        admin_token=admin.token,
+        client_token=client.token,
+    )
 
 
-async def get_tenant(redis: Redis, tenant: str) -> TenantRecord:
+async def get_tenant(redis: Redis, tenant: str) -> Tenant:
     h = await redis.hgetall(keys.tenant(tenant))
     if not h:
         raise NotFound("tenant not found")
     return _record(tenant, h)
 
 
-async def list_tenants(redis: Redis) -> list[TenantRecord]:
-    """Every tenant, oldest first. One HGETALL per tenant: single-slot commands only."""
+async def list_tenants(redis: Redis) -> list[TenantSummary]:
+    """Every tenant, oldest first. One HMGET per tenant: single-slot commands only."""
     ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
     pipe = redis.pipeline(transaction=False)
     for tenant in ids:
-        pipe.hgetall(keys.tenant(tenant))
+        pipe.hmget(keys.tenant(tenant), ["name", "demo", "created_ms"])
     rows = await pipe.execute() if ids else []
-    records = [_record(t, h) for t, h in zip(ids, rows, strict=True) if h]
-    return sorted(records, key=lambda r: (r.created_ms, r.id))
+    found = [
+        (int(created or 0), tenant, (name or b"").decode(), demo == b"1")
+        for tenant, (name, demo, created) in zip(ids, rows, strict=True)
+        if name is not None
+    ]
+    return [
+        TenantSummary(id=tenant, name=name, demo=demo, created_at=iso_ms(created_ms))
+        for created_ms, tenant, name, demo in sorted(found)
+    ]
+
+
+async def resolve_tenant(redis: Redis, ref: str) -> str:
+    """The id of the tenant `ref` names: an existing tenant's id, else the one tenant with
+    that name (the CLI takes either). NotFound, or Conflict when the name is not unique."""
+    if tokens.is_tenant_id(ref) and await redis.exists(keys.tenant(ref)):
+        return ref
+    matches = [t.id for t in await list_tenants(redis) if t.name == ref]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"no tenant with the id or name {ref!r}")
+    raise Conflict(f"{len(matches)} tenants are named {ref!r}; give the id: {', '.join(matches)}")
 
 
 async def admin_token_hash(redis: Redis, tenant: str) -> str | None:
@@ -198,16 +202,16 @@ async def admin_token_hash(redis: Redis, tenant: str) -> str | None:
     return value.decode() if value else None
 
 
-async def issue_client_token(redis: Redis, durability: Durability, tenant: str) -> str:
+async def issue_client_token(redis: Redis, durability: Durability, tenant: str) -> ClientToken:
     """A new client token; the old one stops working with this write (only one hash is kept)."""
     if not await redis.exists(keys.tenant(tenant)):  # tenants are never deleted: no race
         raise NotFound("tenant not found")
     client = tokens.mint_client(tenant)
     await write_fields(redis, durability, tenant, {"client": client.secret_hash})
-    return client.token
+    return ClientToken(client_token=client.token)
 
 
-async def issue_admin_token(redis: Redis, durability: Durability, tenant: str) -> str:
+async def issue_admin_token(redis: Redis, durability: Durability, tenant: str) -> AdminToken:
     """A new admin token; the old one stops working with this write, and every console
     session signed in with it ends (they are revoked after the write, so none opened
     with the old token survives)."""
@@ -216,7 +220,7 @@ async def issue_admin_token(redis: Redis, durability: Durability, tenant: str) -
     admin = tokens.mint_admin(tenant)
     await write_fields(redis, durability, tenant, {"admin": admin.secret_hash})
     await revoke_tenant_sessions(redis, tenant)
-    return admin.token
+    return AdminToken(admin_token=admin.token)
 
 
 async def update_tenant(
@@ -230,12 +234,17 @@ async def update_tenant(
     webhook_url: str | UnsetType | None = UNSET,
     webhook_events: list[str] | UnsetType = UNSET,
     webhook_secret: str | UnsetType = UNSET,
-) -> TenantUpdate:
-    """Apply the given settings (UNSET = unchanged). `webhook_url` must already be vetted
-    (rotator.netguard); None removes the webhook (the secret is kept for a later one).
+    webhook_allow_private: bool = False,
+) -> Tenant:
+    """Apply the given settings (UNSET = unchanged). `webhook_url` is vetted here
+    (rotator.netguard: http(s), no credentials, public addresses unless
+    `webhook_allow_private`); None removes the webhook (the secret is kept for a later one).
 
-    Setting a webhook where no secret exists generates one, returned once in the result.
+    Setting a webhook where no secret exists generates one, returned once in the result
+    (`webhook_secret`).
     """
+    if isinstance(webhook_url, str):
+        await check_webhook_url(webhook_url, allow_private=webhook_allow_private)
     key = keys.tenant(tenant)
     current = await redis.hgetall(key)
     if not current:
@@ -285,7 +294,8 @@ async def update_tenant(
         )  # fmt: skip
         if not won:
             generated = None
-    return TenantUpdate(record=await get_tenant(redis, tenant), generated_webhook_secret=generated)
+    updated = await get_tenant(redis, tenant)
+    return msgspec.structs.replace(updated, webhook_secret=generated) if generated else updated
 
 
 async def open_webhook_secret(redis: Redis, keyring: KeyRing, tenant: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The console's "send test event": one webhook.test event in the tenant's stream.
+"""Send test event (API, CLI and console): one webhook.test event in the tenant's stream.
 
 Recorded like every other event (in the tenant's stream, by a script on its slot), so the
 workers deliver and sign it the same way; only the subscription filter does not apply:
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from rotator.domain.errors import Conflict
+from rotator.domain.records import TestEventSent
 from rotator.store import evalsha, keys, scripts
 from rotator.store.connection import Redis, as_str
 from rotator.store.events import event_id
@@ -18,9 +20,9 @@ TEST_EVENT_TYPE = "webhook.test"
 _encode = msgspec.json.Encoder().encode
 
 
-async def record_test_event(redis: Redis, tenant: str, *, events_maxlen: int) -> str | None:
-    """Record a webhook.test event; returns its event id, or None when the tenant has no
-    webhook (nothing would deliver it)."""
+async def send_test_event(redis: Redis, tenant: str, *, events_maxlen: int) -> TestEventSent:
+    """Record a webhook.test event; Conflict when the tenant has no webhook (nothing would
+    deliver it)."""
     data = {"message": "Test event sent from the keyrotator console."}
     entry = await evalsha.run(
         redis,
@@ -29,5 +31,5 @@ async def record_test_event(redis: Redis, tenant: str, *, events_maxlen: int) ->
         [_encode(data), events_maxlen],
     )
     if not entry:
-        return None
-    return event_id(tenant, as_str(entry) or "")
+        raise Conflict("no webhook_url is set: there is nowhere to send a test event")
+    return TestEventSent(event_id=event_id(tenant, as_str(entry) or ""))

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from rotator.domain import errors
-from rotator.domain.clock import DAY_MS
+from rotator.domain.clock import iso_day
+from rotator.domain.records import DayUsage, KeyUsage, ServiceUsage
 from rotator.store import keys
 from rotator.store.connection import Redis, as_str
 
 
-def day_to_date(day: int) -> str:
-    return dt.datetime.fromtimestamp(day * DAY_MS / 1000, dt.UTC).date().isoformat()
-
-
 async def service_usage(
-    redis: Redis, tenant: str, slug: str, *, today: int, days: int
-) -> tuple[list[tuple[int, str]], list[tuple[str, int, dict[int, int]]]]:
-    """The service's keys [(id, label)] and, newest day first, (date, service total, {key id: n}).
+    redis: Redis, tenant: str, slug: str, *, today: int, days: int, retention_days: int
+) -> ServiceUsage:
+    """Deliveries of the service's keys per UTC day, newest day first, for `days` days
+    (1 to the retention: older counters have expired).
 
     Keys deleted since still count in the day's total, which is the service counter.
     """
+    if not 1 <= days <= retention_days:
+        raise errors.InvalidField("days", f"must be between 1 and {retention_days}")
     svc = keys.service(tenant, slug)
     ids_raw = await redis.hget(svc, "ids")
     if ids_raw is None and not await redis.exists(svc):
@@ -32,12 +30,21 @@ async def service_usage(
             # every field of the day is in one hash, so one HMGET per day
             pipe.hmget(keys.usage(tenant, day), [f"s:{slug}", *(f"k:{i}" for i in ids)])
         rows = await pipe.execute()
-    history = []
-    for offset, row in enumerate(rows):
-        total = int(row[0] or 0)
-        per_key = {key_id: int(n or 0) for key_id, n in zip(ids, row[1:], strict=True)}
-        history.append((day_to_date(today - offset), total, per_key))
-    return [(i, as_str(label) or "") for i, label in zip(ids, labels, strict=True)], history
+    names = [(i, as_str(label) or "") for i, label in zip(ids, labels, strict=True)]
+    return ServiceUsage(
+        service=slug,
+        days=[
+            DayUsage(
+                date=iso_day(today - offset),
+                total=int(row[0] or 0),
+                keys=[
+                    KeyUsage(key_id=key_id, label=label, deliveries=int(n or 0))
+                    for (key_id, label), n in zip(names, row[1:], strict=True)
+                ],
+            )
+            for offset, row in enumerate(rows)
+        ],
+    )
 
 
 async def services_today(redis: Redis, tenant: str, slugs: list[str], *, today: int) -> list[int]:

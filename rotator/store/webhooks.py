@@ -9,19 +9,21 @@ while new attempts are logged in front of it.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from typing import Literal
 
 import msgspec
 
 from rotator.crypto import KeyRing, aad_for_webhook_secret
+from rotator.domain.errors import InvalidField
+from rotator.domain.records import DeliveryAttempt, DeliveryPage, Outcome
 from rotator.store import evalsha, keys, scripts
 from rotator.store.connection import Redis, as_str
 
 LOG_KEEP = 1000
 """Delivery log entries kept per tenant."""
+MAX_PAGE = 200
+"""Entries one page may hold."""
 
-Outcome = Literal["delivered", "retrying", "failed"]
+__all__ = ["DeliveryAttempt", "Outcome"]  # the record and its outcomes, as workers log them
 
 
 class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,30 +35,9 @@ class WebhookTarget(msgspec.Struct, frozen=True, kw_only=True):
     """Subscribed types as stored: ",type,type,"."""
 
 
-class DeliveryAttempt(msgspec.Struct, frozen=True, kw_only=True):
-    """One logged attempt: what GET /v1/webhooks/deliveries lists."""
-
-    event_id: str
-    type: str
-    attempts: int
-    """Attempts so far, this one included."""
-    status_code: int | None
-    """The receiver's HTTP status; None when no response came."""
-    error: str | None
-    """Why the attempt failed (never holds a secret); None when delivered."""
-    outcome: Outcome
-    updated_at: str
-
-
 _encode = msgspec.json.Encoder().encode
 _decode_attempt = msgspec.json.Decoder(DeliveryAttempt).decode  # ignores the stored "seq"
 _SEQ = re.compile(rb'^\{"seq":(\d+),')
-
-
-def iso_ms(now_ms: int) -> str:
-    """ISO 8601 UTC with milliseconds."""
-    moment = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now_ms % 1000:03d}Z"
 
 
 async def load_target(redis: Redis, keyring: KeyRing, tenant: str) -> WebhookTarget | None:
@@ -113,3 +94,17 @@ async def page(
     if raw and _seq_of(raw[-1]) - 1 >= max(tail_seq, 1):
         next_cursor = _seq_of(raw[-1]) - 1
     return [_decode_attempt(r) for r in raw], next_cursor
+
+
+async def deliveries(
+    redis: Redis, tenant: str, *, limit: int, cursor: int | None = None
+) -> DeliveryPage:
+    """A page of the delivery log, as GET /v1/webhooks/deliveries answers it: `limit`
+    entries (1 to MAX_PAGE) from seq `cursor` (None = the newest)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidField("limit", f"must be between 1 and {MAX_PAGE}")
+    if cursor is not None and cursor < 1:
+        raise InvalidField("cursor", "not a cursor from a previous page")
+    attempts, next_seq = await page(redis, tenant, limit=limit, cursor=cursor)
+    next_cursor = None if next_seq is None else str(next_seq)
+    return DeliveryPage(deliveries=attempts, next_cursor=next_cursor)

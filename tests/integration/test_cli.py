@@ -44,7 +44,8 @@ def rotator(*args: str, env: dict[str, str], stdin: str | None = None, timeout: 
 
 
 @pytest.fixture
-def cli_env(valkey, master_key_b64, tmp_path) -> dict[str, str]:
+def cli_env(valkey, master_key_b64, tmp_path, redis) -> dict[str, str]:
+    """The test Valkey, flushed (the `redis` fixture), as ROTATOR_REDIS_URL."""
     return base_env(
         ROTATOR_REDIS_URL=valkey.url,
         ROTATOR_MASTER_KEY=master_key_b64,
@@ -56,15 +57,15 @@ async def test_tenant_service_key_end_to_end(cli_env, redis, client, settings):
     created = rotator("tenant", "create", "acme", "--json", env=cli_env)
     assert created.returncode == 0, created.stderr
     tenant = json.loads(created.stdout)
-    assert tenant["admin_token"].startswith(f"kta_{tenant['tenant']}_")
+    assert tenant["admin_token"].startswith(f"kta_{tenant['id']}_")
     assert "shown once" in created.stderr
 
-    svc = rotator("service", "create", tenant["tenant"], "openai", "--policy", "usage",
+    svc = rotator("service", "create", tenant["id"], "openai", "--policy", "usage",
                   "--max-daily", "100", env=cli_env)  # fmt: skip
     assert svc.returncode == 0, svc.stderr
     assert "policy: usage" in svc.stdout and "max_daily_requests: 100" in svc.stdout
 
-    added = rotator("key", "add", tenant["tenant"], "openai", "--label", "Primary", "--json",
+    added = rotator("key", "add", tenant["id"], "openai", "--label", "Primary", "--json",
                     env=cli_env, stdin=SECRET + "\n")  # fmt: skip
     assert added.returncode == 0, added.stderr
     key = json.loads(added.stdout)
@@ -72,32 +73,110 @@ async def test_tenant_service_key_end_to_end(cli_env, redis, client, settings):
     assert key["key_masked"].endswith("mnop") and key["label"] == "Primary"
 
     # stored sealed and bound to its record
-    blob = await redis.hget(keys.service(tenant["tenant"], "openai"), f"c:{key['key_id']}")
+    blob = await redis.hget(keys.service(tenant["id"], "openai"), f"c:{key['id']}")
     assert SECRET.encode() not in blob
-    aad = aad_for_key(tenant["tenant"], "openai", key["key_id"])
+    aad = aad_for_key(tenant["id"], "openai", key["id"])
     assert settings.keyring.open(blob, aad).decode() == SECRET
 
     # and served: what the CLI made is what a client app gets
     r = await client.get("/v1/next", params={"service": "openai", "token": tenant["client_token"]})
     assert r.status_code == 200 and r.json()["key"] == SECRET
 
-    app = rotator("app", "create", tenant["tenant"], "web", "--allow", "10.0.0.0/8",
+    app = rotator("app", "create", tenant["id"], "web", "--allow", "10.0.0.0/8",
                   "--max-daily", "5", "--json", env=cli_env)  # fmt: skip
     assert app.returncode == 0, app.stderr
-    assert json.loads(app.stdout)["app_token"].startswith(f"kra_{tenant['tenant']}_")
+    assert json.loads(app.stdout)["app_token"].startswith(f"kra_{tenant['id']}_")
+
+
+async def test_json_output_is_the_apis_json(cli_env, client):
+    """`--json` prints exactly what the API answers for the same resource: same fields,
+    same names, same values (the CLI and the API return one record type)."""
+    tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
+    for args in (
+        ("service", "create", "acme", "openai", "--policy", "manual", "--max-daily", "10"),
+        ("app", "create", "acme", "web", "--allow", "10.0.0.0/8"),
+        ("tenant", "update", "acme", "--allow", "192.0.2.0/24"),
+    ):
+        done = rotator(*args, "--json", env=cli_env)
+        assert done.returncode == 0, done.stderr
+    added = rotator("key", "add", "acme", "openai", "--label", "Primary", "--json",
+                    env=cli_env, stdin=SECRET)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    pairs = [
+        (("tenant", "show", "acme"), "/v1/tenant"),
+        (("service", "list", "acme"), "/v1/services"),
+        (("service", "show", "acme", "openai"), "/v1/services/openai"),
+        (("key", "list", "acme", "openai"), "/v1/services/openai/keys"),
+        (("app", "list", "acme"), "/v1/apps"),
+        (("webhook", "deliveries", "acme"), "/v1/webhooks/deliveries"),
+    ]
+    for args, path in pairs:
+        shown = rotator(*args, "--json", env=cli_env)
+        assert shown.returncode == 0, (args, shown.stderr)
+        api = await client.get(path, headers=auth)
+        assert api.status_code == 200, (path, api.text)
+        assert shown.stdout.strip() == api.text, args
+    # usage: the same record, though the app client's clock is not the CLI's
+    shown = json.loads(rotator("service", "usage", "acme", "openai", "--days", "3", "--json",
+                               env=cli_env).stdout)  # fmt: skip
+    api = (await client.get("/v1/services/openai/usage?days=3", headers=auth)).json()
+    for body in (shown, api):
+        for day in body["days"]:
+            day.pop("date")
+    assert shown == api
+
+
+def test_refusals_name_the_commands_own_flags(cli_env):
+    rotator("tenant", "create", "acme", env=cli_env)
+    rotator("service", "create", "acme", "openai", "--policy", "usage", env=cli_env)
+    bad = rotator("tenant", "update", "acme", "--allow", "10.0.0.0/33", env=cli_env)
+    assert bad.returncode == 1 and bad.stderr.startswith("rotator: --allow: "), bad.stderr
+    ttl = rotator("service", "update", "acme", "openai", "--ttl-minutes", "5", env=cli_env)
+    assert ttl.returncode == 1
+    assert ttl.stderr.startswith("rotator: --ttl-minutes: only a time policy"), ttl.stderr
+    slug = rotator("service", "create", "acme", "Bad Slug", "--policy", "usage", env=cli_env)
+    assert slug.returncode == 1 and slug.stderr.startswith("rotator: SLUG: "), slug.stderr
+
+
+def test_a_tenant_is_named_by_id_or_by_name(cli_env):
+    first = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    by_id = rotator("tenant", "show", first["id"], "--json", env=cli_env)
+    by_name = rotator("tenant", "show", "acme", "--json", env=cli_env)
+    assert by_id.returncode == by_name.returncode == 0
+    assert json.loads(by_id.stdout) == json.loads(by_name.stdout)
+    second = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    twice = rotator("tenant", "show", "acme", env=cli_env)
+    assert twice.returncode == 1 and first["id"] in twice.stderr and second["id"] in twice.stderr
+    none = rotator("tenant", "show", "nobody", env=cli_env)
+    assert none.returncode == 1 and "no tenant with the id or name 'nobody'" in none.stderr
+
+
+def test_people_get_tables(cli_env):
+    rotator("tenant", "create", "acme", env=cli_env)
+    rotator("service", "create", "acme", "openai", "--policy", "usage", env=cli_env)
+    rotator("key", "add", "acme", "openai", "--label", "Primary", env=cli_env, stdin=SECRET)
+    listed = rotator("key", "list", "acme", "openai", env=cli_env)
+    header, row = listed.stdout.splitlines()
+    assert header.split() == [
+        "id", "label", "active", "current", "max_daily_requests", "key_masked", "created_at"
+    ]
+    assert row.split()[1:4] == ["Primary", "yes", "yes"] or row.split()[1:3] == ["Primary", "yes"]
+    assert SECRET not in listed.stdout
 
 
 async def test_refusals_are_one_line_and_write_nothing(cli_env, redis):
     missing = rotator("service", "create", "0123456789abcdef", "openai", "--policy", "usage",
                       env=cli_env)  # fmt: skip
-    assert (missing.returncode, missing.stderr) == (1, "rotator: tenant not found\n")
+    assert missing.returncode == 1
+    assert missing.stderr == "rotator: no tenant with the id or name '0123456789abcdef'\n"
     assert await redis.dbsize() == 0
 
     tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
-    bad = rotator("service", "create", tenant["tenant"], "Bad Slug", "--policy", "usage",
+    bad = rotator("service", "create", tenant["id"], "Bad Slug", "--policy", "usage",
                   env=cli_env)  # fmt: skip
-    assert bad.returncode == 1 and bad.stderr.startswith("rotator: slug: ")
-    empty = rotator("key", "add", tenant["tenant"], "nope", "--label", "x", env=cli_env,
+    assert bad.returncode == 1 and bad.stderr.startswith("rotator: SLUG: ")
+    empty = rotator("key", "add", tenant["id"], "nope", "--label", "x", env=cli_env,
                     stdin="")  # fmt: skip
     assert empty.returncode == 1 and empty.stderr == "rotator: secret: must not be empty\n"
 
@@ -153,9 +232,9 @@ def test_no_master_key_outside_embedded_mode_is_refused(valkey, tmp_path):
 
 async def test_rewrap_moves_keys_to_the_first_master_key(cli_env, redis, master_key_b64):
     tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
-    rotator("service", "create", tenant["tenant"], "s", "--policy", "manual", env=cli_env)
+    rotator("service", "create", tenant["id"], "s", "--policy", "manual", env=cli_env)
     for i in range(2):
-        r = rotator("key", "add", tenant["tenant"], "s", "--label", f"k{i}", env=cli_env,
+        r = rotator("key", "add", tenant["id"], "s", "--label", f"k{i}", env=cli_env,
                     stdin=f"{SECRET}{i}")  # fmt: skip
         assert r.returncode == 0, r.stderr
     new = base64.b64encode(os.urandom(32)).decode()
@@ -164,11 +243,11 @@ async def test_rewrap_moves_keys_to_the_first_master_key(cli_env, redis, master_
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"rewrapped": 2, "already_current": 0, "vanished": 0,
                                     "failed": 0}  # fmt: skip
-    assert f"tenant {tenant['tenant']}: 2 rewrapped" in r.stderr
+    assert f"tenant {tenant['id']}: 2 rewrapped" in r.stderr
     only_new = KeyRing.parse(f"next:{new}")
-    stored = await redis.hgetall(keys.service(tenant["tenant"], "s"))
+    stored = await redis.hgetall(keys.service(tenant["id"], "s"))
     opened = sorted(
-        only_new.open(stored[f"c:{i}".encode()], aad_for_key(tenant["tenant"], "s", i)).decode()
+        only_new.open(stored[f"c:{i}".encode()], aad_for_key(tenant["id"], "s", i)).decode()
         for i in (1, 2)
     )
     assert opened == [f"{SECRET}0", f"{SECRET}1"]

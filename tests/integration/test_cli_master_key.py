@@ -30,7 +30,7 @@ def seed_with_cli(env: dict[str, str]) -> str:
     """A tenant, a service and a sealed key, made by the CLI; returns the tenant id."""
     created = rotator("tenant", "create", "acme", "--json", env=env)
     assert created.returncode == 0, created.stderr
-    tenant = json.loads(created.stdout)["tenant"]
+    tenant = json.loads(created.stdout)["id"]
     made = rotator("service", "create", tenant, "openai", "--policy", "manual", env=env)
     assert made.returncode == 0, made.stderr
     added = rotator("key", "add", tenant, "openai", "--label", "k", env=env, stdin=SECRET)

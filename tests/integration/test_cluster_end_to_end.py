@@ -131,13 +131,13 @@ def test_cli_administers_a_cluster(redis, valkey_cluster, master_key_b64):
         return json.loads(done.stdout)
 
     created = [rotator("tenant", "create", name) for name in ("a", "b", "c")]
-    tenant = created[0]["tenant"]
+    tenant = created[0]["id"]
     rotator("service", "create", tenant, "openai", "--policy", "usage")
     key = rotator("key", "add", tenant, "openai", "--label", "k", stdin="sk-cluster-0123456789")
     app = rotator("app", "create", tenant, "web")
     listed = rotator("tenant", "list")
-    assert sorted(t["tenant"] for t in listed) == sorted(c["tenant"] for c in created)
-    assert key["key_id"] == 1 and app["app_id"] == 2  # one sequence per tenant, on its slot
+    assert sorted(t["id"] for t in listed) == sorted(c["id"] for c in created)
+    assert key["id"] == 1 and app["id"] == 2  # one sequence per tenant, on its slot
 
 
 # --- resharding ------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ async def test_reissuing_the_admin_token_ends_every_console_session(client, redi
     async with other:
         await sign_in(other, t.admin_token)
         assert (await other.get("/app/services")).status_code == 200
-        new_token = await tenants.issue_admin_token(redis, Durability(), t.id)
+        new_token = (await tenants.issue_admin_token(redis, Durability(), t.id)).admin_token
         assert signed_out(await client.get("/app/services"))
         assert signed_out(await other.get("/app/services"))
     assert await redis.exists(keys.sessions(t.id)) == 0

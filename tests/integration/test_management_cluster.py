@@ -25,7 +25,7 @@ async def test_full_management_cycle_on_a_cluster(valkey_cluster):
     ring = KeyRing.parse(f"old:{old}")
     try:
         t = await tenants.create_tenant(r, d, name="acme", demo=False, now_ms=T0_MS)
-        tid = t.record.id
+        tid = t.id
         await services.create_service(
             r, d, tid, slug="s", policy="time", key_ttl_minutes=3, now_ms=T0_MS
         )
@@ -33,15 +33,17 @@ async def test_full_management_cycle_on_a_cluster(valkey_cluster):
         k2 = await services.add_key(r, d, ring, tid, "s", label="b", secret="sk-2", now_ms=T0_MS)
         await services.update_key(r, d, tid, "s", k1.id, active=False)
         svc = await services.update_service(r, d, tid, "s", policy="usage")
-        assert (svc.policy, svc.key_count, svc.active_key_count) == ("usage", 2, 1)
+        assert (svc.policy, svc.keys, svc.active_keys) == ("usage", 2, 1)
         app = await apps.add_app(r, d, tid, name="web", now_ms=T0_MS)
-        update = await tenants.update_tenant(r, d, ring, tid, webhook_url="https://e.com/h")
-        assert update.generated_webhook_secret
+        update = await tenants.update_tenant(
+            r, d, ring, tid, webhook_url="https://e.com/h", webhook_allow_private=True
+        )
+        assert update.webhook_secret
 
         assert [x.id for x in await tenants.list_tenants(r)] == [tid]
         assert await r.sismember(keys.WEBHOOK_TENANTS, tid)
         assert not await r.sismember(keys.TIME_SERVICES, f"{tid}:s")
-        assert [a.id for a in await apps.list_apps(r, tid)] == [app.record.id]
+        assert [a.id for a in await apps.list_apps(r, tid)] == [app.id]
 
         both = KeyRing.parse(f"new:{b64()},old:{old}")
         report = await rewrap.rewrap_all(r, d, both)
@@ -53,7 +55,7 @@ async def test_full_management_cycle_on_a_cluster(valkey_cluster):
         await services.remove_key(r, d, tid, "s", k1.id)
         assert [k.id for k in await services.list_keys(r, tid, "s")] == [k2.id]
         await services.delete_service(r, d, tid, "s")
-        await apps.delete_app(r, d, tid, app.record.id)
+        await apps.delete_app(r, d, tid, app.id)
         assert await services.list_services(r, tid) == []
         assert await apps.list_apps(r, tid) == []
     finally:

@@ -23,9 +23,11 @@ OLD, NEW = base64.b64encode(os.urandom(32)).decode(), base64.b64encode(os.urando
 async def populate(redis, ring: KeyRing) -> tuple[str, dict[int, str]]:
     d = Durability()
     created = await tenants.create_tenant(redis, d, name="acme", demo=False, now_ms=T0_MS)
-    tid = created.record.id
-    update = await tenants.update_tenant(redis, d, ring, tid, webhook_url="https://e.com/h")
-    assert update.generated_webhook_secret
+    tid = created.id
+    update = await tenants.update_tenant(
+        redis, d, ring, tid, webhook_url="https://e.com/h", webhook_allow_private=True
+    )
+    assert update.webhook_secret
     secrets = {}
     for slug in ("openai", "stripe"):
         await services.create_service(redis, d, tid, slug=slug, policy="usage", now_ms=T0_MS)
@@ -62,7 +64,7 @@ async def test_rewrap_round_trip(redis, settings, clock):
     # the service now runs without the old key at all
     app = create_app(dataclasses.replace(settings, master_key=new_only), clock=clock)
     async with AsyncTestClient(app=app) as c:
-        token = await tenants.issue_client_token(redis, Durability(), tid)
+        token = (await tenants.issue_client_token(redis, Durability(), tid)).client_token
         r = await c.get("/v1/next", params={"service": "stripe", "token": token})
         assert r.status_code == 200
         assert r.json()["key"] in {s for slug, s in secrets.values() if slug == "stripe"}

@@ -33,7 +33,7 @@ async def new_tenant(redis, durability, name="acme", demo=False) -> tenants.NewT
 
 async def test_create_tenant_stores_only_token_hashes(redis, durability):
     created = await new_tenant(redis, durability, demo=True)
-    tid = created.record.id
+    tid = created.id
     admin, client = tokens.parse(created.admin_token), tokens.parse(created.client_token)
     assert admin and admin.kind == tokens.ADMIN and admin.tenant == tid
     assert client and client.kind == tokens.CLIENT and client.tenant == tid
@@ -51,7 +51,7 @@ async def test_list_tenants_reads_each_registered_tenant(redis, durability):
     a = await new_tenant(redis, durability, name="a")
     b = await new_tenant(redis, durability, name="b")
     listed = await tenants.list_tenants(redis)
-    assert {(t.id, t.name) for t in listed} == {(a.record.id, "a"), (b.record.id, "b")}
+    assert {(t.id, t.name) for t in listed} == {(a.id, "a"), (b.id, "b")}
 
 
 async def test_tenant_name_is_checked(redis, durability):
@@ -62,8 +62,8 @@ async def test_tenant_name_is_checked(redis, durability):
 
 async def test_issue_client_token_replaces_the_hash(redis, durability):
     created = await new_tenant(redis, durability)
-    tid = created.record.id
-    fresh = await tenants.issue_client_token(redis, durability, tid)
+    tid = created.id
+    fresh = (await tenants.issue_client_token(redis, durability, tid)).client_token
     stored = (await redis.hget(keys.tenant(tid), "client")).decode()
     assert stored == tokens.parse(fresh).secret_hash
     assert stored != tokens.parse(created.client_token).secret_hash
@@ -81,7 +81,7 @@ async def copies(redis, tid: str, slug: str) -> list[bytes | None]:
 async def test_tenant_update_writes_nothing_for_a_stale_list_of_services(redis, durability):
     """tenant_update.lua names the service hashes it copies into; a list that no longer
     matches the tenant's services (one created or deleted since it was read) writes nothing."""
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     for slug in ("a", "b"):
         await services.create_service(
             redis, durability, tid, slug=slug, policy="usage", now_ms=T0_MS
@@ -103,7 +103,7 @@ async def test_tenant_update_writes_nothing_for_a_stale_list_of_services(redis, 
 async def test_a_service_created_during_a_tenant_update_gets_the_new_fields(
     redis, durability, monkeypatch
 ):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="a", policy="usage", now_ms=T0_MS)
     read_services = redis.smembers
     reads = 0
@@ -119,7 +119,7 @@ async def test_a_service_created_during_a_tenant_update_gets_the_new_fields(
         return members
 
     monkeypatch.setattr(redis, "smembers", racing_read)
-    token = await tenants.issue_client_token(redis, durability, tid)
+    token = (await tenants.issue_client_token(redis, durability, tid)).client_token
     assert reads == 2
     fresh = tokens.parse(token).secret_hash.encode()
     tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
@@ -130,7 +130,7 @@ async def test_a_service_created_during_a_tenant_update_gets_the_new_fields(
 async def test_any_tenant_write_gives_a_service_without_copies_all_four(redis, durability):
     """A service hash stored before services held copies gets all four on the next write of
     any tenant field: a partial copy would skip the fallback to the tenant hash."""
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="a", policy="usage", now_ms=T0_MS)
     await redis.hdel(keys.service(tid, "a"), *("@" + f for f in COPIED))
     await tenants.issue_client_token(redis, durability, tid)  # writes `client` only
@@ -141,11 +141,11 @@ async def test_any_tenant_write_gives_a_service_without_copies_all_four(redis, d
 async def test_every_delivery_field_of_the_tenant_is_copied_into_its_services(
     redis, durability, settings
 ):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="a", policy="usage", now_ms=T0_MS)
     await tenants.update_tenant(
         redis, durability, settings.keyring, tid,
-        ip_allowlist=["10.0.0.0/8"], webhook_url="http://127.0.0.1:9/h",
+        ip_allowlist=["10.0.0.0/8"], webhook_url="http://127.0.0.1:9/h", webhook_allow_private=True,
     )  # fmt: skip
     await tenants.issue_client_token(redis, durability, tid)
     await services.create_service(redis, durability, tid, slug="b", policy="usage", now_ms=T0_MS)
@@ -155,15 +155,20 @@ async def test_every_delivery_field_of_the_tenant_is_copied_into_its_services(
 
 
 async def test_webhook_settings_fields(redis, durability, settings):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     ring = settings.keyring
     update = await tenants.update_tenant(
-        redis, durability, ring, tid, webhook_url="https://example.com/hook"
+        redis,
+        durability,
+        ring,
+        tid,
+        webhook_url="https://example.com/hook",
+        webhook_allow_private=True,
     )
-    secret = update.generated_webhook_secret
+    secret = update.webhook_secret
     assert secret and secret.startswith("whsec_")
-    assert update.record.webhook_events == list(DEFAULT_EVENTS)
-    assert update.record.webhook_secret_set
+    assert update.webhook_events == list(DEFAULT_EVENTS)
+    assert update.webhook_secret_set
     stored = await redis.hgetall(keys.tenant(tid))
     assert stored[b"events"].decode() == "," + ",".join(DEFAULT_EVENTS) + ","
     assert ring.open(stored[b"wh_secret"], aad_for_webhook_secret(tid)).decode() == secret
@@ -172,19 +177,31 @@ async def test_webhook_settings_fields(redis, durability, settings):
 
     # a second change never shows the secret again, and keeps the subscription
     again = await tenants.update_tenant(
-        redis, durability, ring, tid, webhook_url="https://example.com/other"
+        redis,
+        durability,
+        ring,
+        tid,
+        webhook_url="https://example.com/other",
+        webhook_allow_private=True,
     )
-    assert again.generated_webhook_secret is None
-    assert again.record.webhook_events == list(DEFAULT_EVENTS)
+    assert again.webhook_secret is None
+    assert again.webhook_events == list(DEFAULT_EVENTS)
 
     chosen = await tenants.update_tenant(
-        redis, durability, ring, tid, webhook_events=["key.delivered", "key.delivered"]
+        redis,
+        durability,
+        ring,
+        tid,
+        webhook_events=["key.delivered", "key.delivered"],
+        webhook_allow_private=True,
     )
-    assert chosen.record.webhook_events == ["key.delivered"]
+    assert chosen.webhook_events == ["key.delivered"]
     assert await redis.hget(keys.tenant(tid), "events") == b",key.delivered,"
 
-    removed = await tenants.update_tenant(redis, durability, ring, tid, webhook_url=None)
-    assert removed.record.webhook_url is None and removed.record.webhook_events == []
+    removed = await tenants.update_tenant(
+        redis, durability, ring, tid, webhook_url=None, webhook_allow_private=True
+    )
+    assert removed.webhook_url is None and removed.webhook_events == []
     assert await redis.hget(keys.tenant(tid), "events") == b""
     assert not await redis.sismember(keys.WEBHOOK_TENANTS, tid)
 
@@ -192,26 +209,34 @@ async def test_webhook_settings_fields(redis, durability, settings):
 async def test_concurrent_first_webhooks_show_only_the_secret_that_was_stored(
     redis, durability, settings
 ):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     ring = settings.keyring
     updates = await asyncio.gather(*(
-        tenants.update_tenant(redis, durability, ring, tid, webhook_url=f"https://e.com/{i}")
+        tenants.update_tenant(
+            redis, durability, ring, tid, webhook_url=f"https://e.com/{i}",
+            webhook_allow_private=True,
+        )
         for i in range(4)
     ))  # fmt: skip
-    shown = [u.generated_webhook_secret for u in updates if u.generated_webhook_secret]
+    shown = [u.webhook_secret for u in updates if u.webhook_secret]
     assert shown == [await tenants.open_webhook_secret(redis, ring, tid)]
 
 
 async def test_tenant_allowlist_is_packed_for_the_script(redis, durability, settings):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     update = await tenants.update_tenant(
-        redis, durability, settings.keyring, tid, ip_allowlist=["10.0.0.0/8", "2001:db8::1"]
+        redis,
+        durability,
+        settings.keyring,
+        tid,
+        ip_allowlist=["10.0.0.0/8", "2001:db8::1"],
+        webhook_allow_private=True,
     )
-    assert update.record.ip_allowlist == ["10.0.0.0/8", "2001:db8::1/128"]
+    assert update.ip_allowlist == ["10.0.0.0/8", "2001:db8::1/128"]
     packed = (await redis.hget(keys.tenant(tid), "allow")).decode()
     assert iprange.allowed(packed, iprange.ip_hex("10.1.2.3"))
     assert not iprange.allowed(packed, iprange.ip_hex("11.0.0.1"))
-    assert json.loads(await redis.hget(keys.tenant(tid), "allow_src")) == update.record.ip_allowlist
+    assert json.loads(await redis.hget(keys.tenant(tid), "allow_src")) == update.ip_allowlist
 
 
 @pytest.mark.parametrize(
@@ -226,20 +251,22 @@ async def test_tenant_allowlist_is_packed_for_the_script(redis, durability, sett
     ],
 )
 async def test_tenant_update_rejects(redis, durability, settings, changes, field):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     before = await redis.hgetall(keys.tenant(tid))
     with pytest.raises(InvalidField) as err:
-        await tenants.update_tenant(redis, durability, settings.keyring, tid, **changes)
+        await tenants.update_tenant(
+            redis, durability, settings.keyring, tid, **changes, webhook_allow_private=True
+        )
     assert err.value.field == field
     assert await redis.hgetall(keys.tenant(tid)) == before
 
 
 async def test_service_create_writes_the_schema(redis, durability):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     svc = await services.create_service(
         redis, durability, tid, slug="openai", policy="time", key_ttl_minutes=30, now_ms=T0_MS
     )
-    assert svc.key_ttl_minutes == 30 and svc.key_count == 0
+    assert svc.key_ttl_minutes == 30 and svc.keys == 0
     stored = await redis.hgetall(keys.service(tid, "openai"))
     client_hash = await redis.hget(keys.tenant(tid), "client")
     assert stored == {
@@ -277,7 +304,7 @@ async def test_service_create_writes_the_schema(redis, durability):
     ],
 )
 async def test_service_create_rejects(redis, durability, kw, field):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     with pytest.raises(InvalidField) as err:
         await services.create_service(redis, durability, tid, now_ms=T0_MS, **kw)
     assert err.value.field == field
@@ -285,7 +312,7 @@ async def test_service_create_rejects(redis, durability, kw, field):
 
 
 async def test_policy_switch_resets_rotation_state(redis, durability, settings):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(
         redis, durability, tid, slug="s", policy="time", key_ttl_minutes=5, now_ms=T0_MS
     )
@@ -317,7 +344,7 @@ async def test_policy_switch_resets_rotation_state(redis, durability, settings):
 
 
 async def test_delete_service_removes_hash_and_memberships(redis, durability):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(
         redis, durability, tid, slug="s", policy="time", key_ttl_minutes=5, now_ms=T0_MS
     )
@@ -331,7 +358,7 @@ async def test_delete_service_removes_hash_and_memberships(redis, durability):
 
 async def test_keys_add_update_remove(redis, durability, settings):
     ring = settings.keyring
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="s", policy="manual", now_ms=T0_MS)
     svc_key = keys.service(tid, "s")
     await redis.hset(svc_key, "noact", 1)
@@ -355,8 +382,8 @@ async def test_keys_add_update_remove(redis, durability, settings):
     assert b"noact" not in stored  # a new active key ends the no-active-keys episode
     first = ids[0]
     assert stored[f"a:{first}".encode()] == b"1" and stored[f"m:{first}".encode()] == b""
-    assert stored[f"k:{first}".encode()].decode() == added[0].masked
-    assert "sk-secret-number-0" not in added[0].masked
+    assert stored[f"k:{first}".encode()].decode() == added[0].key_masked
+    assert "sk-secret-number-0" not in added[0].key_masked
     plain = ring.open(stored[f"c:{first}".encode()], aad_for_key(tid, "s", first))
     assert plain == b"sk-secret-number-0-abcdefgh"
 
@@ -389,7 +416,7 @@ async def test_keys_add_update_remove(redis, durability, settings):
 
 
 async def test_removing_the_last_key_clears_cur(redis, durability, settings):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="s", policy="manual", now_ms=T0_MS)
     k = await services.add_key(
         redis, durability, settings.keyring, tid, "s", label="a", secret="sk-x", now_ms=T0_MS
@@ -401,7 +428,7 @@ async def test_removing_the_last_key_clears_cur(redis, durability, settings):
 
 
 async def test_concurrent_key_adds_lose_no_id(redis, durability, settings):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="s", policy="usage", now_ms=T0_MS)
     added = await asyncio.gather(
         *(
@@ -424,7 +451,7 @@ async def test_concurrent_key_adds_lose_no_id(redis, durability, settings):
 
 
 async def test_apps_add_list_delete(redis, durability):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     created = await apps.add_app(
         redis,
         durability,
@@ -435,25 +462,25 @@ async def test_apps_add_list_delete(redis, durability):
         now_ms=T0_MS,
     )
     parsed = tokens.parse(created.app_token)
-    assert parsed and parsed.kind == tokens.APP and parsed.app == str(created.record.id)
-    stored = await redis.hgetall(keys.app(tid, created.record.id))
+    assert parsed and parsed.kind == tokens.APP and parsed.app == str(created.id)
+    stored = await redis.hgetall(keys.app(tid, created.id))
     assert stored[b"token"].decode() == parsed.secret_hash
     assert stored[b"max"] == b"100" and stored[b"allow"].decode() == iprange.pack(
         iprange.parse_allowlist("x", ["10.0.0.1"])
     )
-    assert [a.id for a in await apps.list_apps(redis, tid)] == [created.record.id]
-    await apps.delete_app(redis, durability, tid, created.record.id)
+    assert [a.id for a in await apps.list_apps(redis, tid)] == [created.id]
+    await apps.delete_app(redis, durability, tid, created.id)
     assert await apps.list_apps(redis, tid) == []
-    assert not await redis.exists(keys.app(tid, created.record.id))
+    assert not await redis.exists(keys.app(tid, created.id))
     with pytest.raises(NotFound):
-        await apps.delete_app(redis, durability, tid, created.record.id)
+        await apps.delete_app(redis, durability, tid, created.id)
 
 
 async def test_app_ids_share_the_tenant_sequence_with_keys(redis, durability, settings):
-    tid = (await new_tenant(redis, durability)).record.id
+    tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="s", policy="usage", now_ms=T0_MS)
     k = await services.add_key(
         redis, durability, settings.keyring, tid, "s", label="a", secret="sk-x", now_ms=T0_MS
     )
     a = await apps.add_app(redis, durability, tid, name="web", now_ms=T0_MS)
-    assert a.record.id == k.id + 1
+    assert a.id == k.id + 1

@@ -60,7 +60,7 @@ async def test_the_cli_refuses_a_trailing_newline(valkey, master_key_b64, tmp_pa
         ROTATOR_MASTER_KEY=master_key_b64,
         ROTATOR_DATA_DIR=str(tmp_path),
     )
-    tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=env).stdout)["tenant"]
+    tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=env).stdout)["id"]
     bad = rotator("service", "create", tenant, "openai\n", "--policy", "usage", env=env)
-    assert bad.returncode == 1 and bad.stderr.startswith("rotator: slug: "), bad.stderr
+    assert bad.returncode == 1 and bad.stderr.startswith("rotator: SLUG: "), bad.stderr
     assert await redis.smembers(keys.services(tenant)) == set()

@@ -36,12 +36,13 @@ async def test_sweep_pump_and_delivery_on_a_cluster(valkey_cluster, valkey, sett
     d = Durability()
     receiver = await Receiver().start()
     try:
-        tenant = (await tenants.create_tenant(r, d, name="acme", demo=False, now_ms=T0_MS)).record
+        tenant = await tenants.create_tenant(r, d, name="acme", demo=False, now_ms=T0_MS)
         update = await tenants.update_tenant(
             r, d, settings.keyring, tenant.id,
             webhook_url=receiver.url, webhook_events=["key.expired", "service.no_active_keys"],
+            webhook_allow_private=True,
         )  # fmt: skip
-        secret = update.generated_webhook_secret
+        secret = update.webhook_secret
         await services.create_service(
             r, d, tenant.id, slug="s", policy="time", key_ttl_minutes=3, now_ms=T0_MS
         )

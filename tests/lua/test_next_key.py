@@ -208,10 +208,12 @@ async def test_manual_policy_sticks_to_primary_until_rotated(store, redis, setti
     a, b, c = [await seed.key(redis, settings.keyring, t, "s", f"sk-{i}") for i in range(3)]
     picks = [(await store.next_key(t.client, "s", IP)).key_id for _ in range(5)]
     assert picks == [a] * 5
-    assert await rotate(redis, t.tenant, "s") == (a, b)
+    rotated = await rotate(redis, t.tenant, "s")
+    assert (rotated.from_key_id, rotated.to_key_id) == (a, b)
     assert (await store.next_key(t.client, "s", IP)).key_id == b
     await redis.hset(keys.service(t.tenant, "s"), f"a:{c}", "0")
-    assert await rotate(redis, t.tenant, "s") == (b, a)  # skips the disabled key, wraps
+    rotated = await rotate(redis, t.tenant, "s")  # skips the disabled key, wraps
+    assert (rotated.from_key_id, rotated.to_key_id) == (b, a)
     await redis.hset(keys.service(t.tenant, "s"), f"a:{a}", "0")
     assert (await store.next_key(t.client, "s", IP)).key_id == b  # disabled primary: next active
     assert [e for e, _ in await events(redis, t.tenant)].count("key.rotated") == 2

@@ -8,7 +8,8 @@ from litestar.params import FromPath, JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import BODY, NOT_FOUND, errors
-from rotator.api.schemas import App, AppCreate, AppCreated
+from rotator.api.schemas import AppCreate
+from rotator.domain.records import App, AppCreated
 from rotator.store import apps as store
 
 
@@ -20,26 +21,17 @@ class AppController(TenantAdminBase):
     async def create(
         self, tenant: TenantId, data: JSONBody[AppCreate], app_state: State
     ) -> AppCreated:
-        created = await store.add_app(
+        return await store.add_app(
             app_state.redis,
             app_state.durability,
             tenant,
             **msgspec.structs.asdict(data),
             now_ms=app_state.clock(),
         )
-        r = created.record
-        return AppCreated(
-            id=r.id,
-            name=r.name,
-            ip_allowlist=r.ip_allowlist,
-            max_daily_requests=r.max_daily_requests,
-            created_at=App.of(r).created_at,
-            app_token=created.app_token,
-        )
 
     @get("/", summary="List apps", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[App]:
-        return [App.of(r) for r in await store.list_apps(app_state.redis, tenant)]
+        return await store.list_apps(app_state.redis, tenant)
 
     @delete(
         "/{app_id:int}",

@@ -8,7 +8,8 @@ from litestar.params import FromPath, JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, errors
-from rotator.api.schemas import Key, KeyCreate, KeyPatch
+from rotator.api.schemas import KeyCreate, KeyPatch
+from rotator.domain.records import Key
 from rotator.store import services as store
 
 
@@ -24,7 +25,7 @@ class KeyController(TenantAdminBase):
     async def add(
         self, tenant: TenantId, slug: FromPath[str], data: JSONBody[KeyCreate], app_state: State
     ) -> Key:
-        record = await store.add_key(
+        return await store.add_key(
             app_state.redis,
             app_state.durability,
             app_state.keyring,
@@ -33,11 +34,10 @@ class KeyController(TenantAdminBase):
             **msgspec.structs.asdict(data),
             now_ms=app_state.clock(),
         )
-        return Key.of(record)
 
     @get("/", summary="List keys in rotation order (masked)", responses=errors(NOT_FOUND))
     async def list(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> list[Key]:
-        return [Key.of(r) for r in await store.list_keys(app_state.redis, tenant, slug)]
+        return await store.list_keys(app_state.redis, tenant, slug)
 
     @patch(
         "/{key_id:int}",
@@ -52,7 +52,7 @@ class KeyController(TenantAdminBase):
         data: JSONBody[KeyPatch],
         app_state: State,
     ) -> Key:
-        record = await store.update_key(
+        return await store.update_key(
             app_state.redis,
             app_state.durability,
             tenant,
@@ -60,7 +60,6 @@ class KeyController(TenantAdminBase):
             key_id,
             **msgspec.structs.asdict(data),
         )
-        return Key.of(record)
 
     @delete(
         "/{key_id:int}",

@@ -7,7 +7,8 @@ from litestar.params import JSONBody
 
 from rotator.api.auth import OperatorBase, State
 from rotator.api.openapi import BODY, errors
-from rotator.api.schemas import TenantCreate, TenantCreated, TenantSummary, iso_ms
+from rotator.api.schemas import TenantCreate
+from rotator.domain.records import TenantCreated, TenantSummary
 from rotator.store import tenants
 
 
@@ -21,23 +22,14 @@ class OperatorController(OperatorBase):
         responses=errors(*BODY),
     )
     async def create_tenant(self, data: JSONBody[TenantCreate], app_state: State) -> TenantCreated:
-        created = await tenants.create_tenant(
+        return await tenants.create_tenant(
             app_state.redis,
             app_state.durability,
             name=data.name,
             demo=data.demo,
             now_ms=app_state.clock(),
         )
-        r = created.record
-        return TenantCreated(
-            id=r.id,
-            name=r.name,
-            demo=r.demo,
-            created_at=iso_ms(r.created_ms),
-            admin_token=created.admin_token,
-            client_token=created.client_token,
-        )
 
     @get("/tenants", summary="List every tenant", responses=errors())
     async def list_tenants(self, app_state: State) -> list[TenantSummary]:
-        return [TenantSummary.of(r) for r in await tenants.list_tenants(app_state.redis)]
+        return await tenants.list_tenants(app_state.redis)

@@ -7,7 +7,7 @@ from litestar.params import FromPath
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import CONFLICT, NOT_FOUND, UNAVAILABLE, error_spec, errors
-from rotator.api.schemas import Rotated
+from rotator.domain.records import Rotated
 from rotator.store import services as store
 
 
@@ -29,11 +29,10 @@ class RotationController(TenantAdminBase):
         },
     )
     async def rotate(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Rotated:
-        from_id, to_id = await store.rotate(
+        return await store.rotate(
             app_state.redis,
             app_state.durability,
             tenant,
             slug,
             events_maxlen=app_state.settings.events_maxlen,
         )
-        return Rotated(service=slug, from_key_id=from_id, to_key_id=to_id)

@@ -8,7 +8,8 @@ from litestar.params import FromPath, JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, errors
-from rotator.api.schemas import Service, ServiceCreate, ServicePatch
+from rotator.api.schemas import ServiceCreate, ServicePatch
+from rotator.domain.records import Service
 from rotator.store import services as store
 
 
@@ -24,22 +25,21 @@ class ServiceController(TenantAdminBase):
     async def create(
         self, tenant: TenantId, data: JSONBody[ServiceCreate], app_state: State
     ) -> Service:
-        record = await store.create_service(
+        return await store.create_service(
             app_state.redis,
             app_state.durability,
             tenant,
             **msgspec.structs.asdict(data),
             now_ms=app_state.clock(),
         )
-        return Service.of(record)
 
     @get("/", summary="List services", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[Service]:
-        return [Service.of(r) for r in await store.list_services(app_state.redis, tenant)]
+        return await store.list_services(app_state.redis, tenant)
 
     @get("/{slug:str}", summary="Show a service", responses=errors(NOT_FOUND))
     async def show(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Service:
-        return Service.of(await store.get_service(app_state.redis, tenant, slug))
+        return await store.get_service(app_state.redis, tenant, slug)
 
     @patch(
         "/{slug:str}",
@@ -51,10 +51,9 @@ class ServiceController(TenantAdminBase):
     async def change(
         self, tenant: TenantId, slug: FromPath[str], data: JSONBody[ServicePatch], app_state: State
     ) -> Service:
-        record = await store.update_service(
+        return await store.update_service(
             app_state.redis, app_state.durability, tenant, slug, **msgspec.structs.asdict(data)
         )
-        return Service.of(record)
 
     @delete("/{slug:str}", summary="Delete a service and all its keys", responses=errors(NOT_FOUND))
     async def remove(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> None:

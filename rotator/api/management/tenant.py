@@ -6,10 +6,10 @@ import msgspec
 from litestar import get, patch, post
 from litestar.params import JSONBody
 
-from rotator import netguard
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import BODY, CONFLICT, errors
-from rotator.api.schemas import ClientToken, TenantPatch, TenantSettings
+from rotator.api.schemas import TenantPatch
+from rotator.domain.records import ClientToken, Tenant
 from rotator.store import tenants
 
 
@@ -22,8 +22,8 @@ class TenantController(TenantAdminBase):
         summary="The tenant's settings (never a token or the webhook secret)",
         responses=errors(),
     )
-    async def show(self, tenant: TenantId, app_state: State) -> TenantSettings:
-        return TenantSettings.of(await tenants.get_tenant(app_state.redis, tenant))
+    async def show(self, tenant: TenantId, app_state: State) -> Tenant:
+        return await tenants.get_tenant(app_state.redis, tenant)
 
     @patch(
         "/",
@@ -34,19 +34,15 @@ class TenantController(TenantAdminBase):
     )
     async def change(
         self, tenant: TenantId, data: JSONBody[TenantPatch], app_state: State
-    ) -> TenantSettings:
-        if isinstance(data.webhook_url, str):
-            await netguard.check_webhook_url(
-                data.webhook_url, allow_private=app_state.settings.webhook_allow_private
-            )
-        update = await tenants.update_tenant(
+    ) -> Tenant:
+        return await tenants.update_tenant(
             app_state.redis,
             app_state.durability,
             app_state.keyring,
             tenant,
             **msgspec.structs.asdict(data),
+            webhook_allow_private=app_state.settings.webhook_allow_private,
         )
-        return TenantSettings.of(update.record, update.generated_webhook_secret)
 
     @post(
         "/client-token",
@@ -55,5 +51,4 @@ class TenantController(TenantAdminBase):
         responses=errors(CONFLICT),
     )
     async def new_client_token(self, tenant: TenantId, app_state: State) -> ClientToken:
-        token = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
-        return ClientToken(client_token=token)
+        return await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)

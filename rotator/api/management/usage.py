@@ -9,9 +9,8 @@ from litestar.params import FromPath, QueryParameter
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import NOT_FOUND, errors
-from rotator.api.schemas import DayUsage, KeyUsage, ServiceUsage
 from rotator.domain.clock import utc_day
-from rotator.domain.errors import InvalidField
+from rotator.domain.records import ServiceUsage
 from rotator.store.usage import service_usage
 
 MAX_DAYS = 366
@@ -42,23 +41,11 @@ class UsageController(TenantAdminBase):
             ),
         ] = 7,
     ) -> ServiceUsage:
-        retention = app_state.settings.usage_retention_days
-        if days > retention:  # a setting, so not part of the declared bounds
-            raise InvalidField("days", f"must be between 1 and {retention}")
-        labels, history = await service_usage(
-            app_state.redis, tenant, slug, today=utc_day(app_state.clock()), days=days
-        )
-        return ServiceUsage(
-            service=slug,
-            days=[
-                DayUsage(
-                    date=date,
-                    total=total,
-                    keys=[
-                        KeyUsage(key_id=key_id, label=label, deliveries=per_key[key_id])
-                        for key_id, label in labels
-                    ],
-                )
-                for date, total, per_key in history
-            ],
+        return await service_usage(
+            app_state.redis,
+            tenant,
+            slug,
+            today=utc_day(app_state.clock()),
+            days=days,
+            retention_days=app_state.settings.usage_retention_days,
         )

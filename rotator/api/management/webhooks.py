@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
-from litestar import get
+from litestar import get, post
 from litestar.params import QueryParameter
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
-from rotator.api.openapi import errors
+from rotator.api.openapi import CONFLICT, errors
+from rotator.domain.records import DeliveryPage, TestEventSent
 from rotator.store import webhooks as store
-from rotator.store.webhooks import DeliveryAttempt
+from rotator.store.test_event import send_test_event
+from rotator.store.webhooks import MAX_PAGE
 
-MAX_LIMIT = 200
 MAX_CURSOR = 2**53 - 1
 """Seqs are counted by a Lua script, whose numbers are exact integers up to 2^53."""
-
-
-class DeliveryPage(msgspec.Struct, kw_only=True):
-    deliveries: list[DeliveryAttempt]
-    """One entry per attempt, newest first: an event retried twice then delivered has three."""
-    next_cursor: str | None
-    """Pass as `cursor` for the next (older) page; null at the end of the log."""
 
 
 class WebhookController(TenantAdminBase):
@@ -39,7 +32,7 @@ class WebhookController(TenantAdminBase):
         tenant: TenantId,
         app_state: State,
         limit: Annotated[
-            int, QueryParameter(ge=1, le=MAX_LIMIT, description="entries per page")
+            int, QueryParameter(ge=1, le=MAX_PAGE, description="entries per page")
         ] = 50,
         cursor: Annotated[
             int | None,
@@ -50,7 +43,17 @@ class WebhookController(TenantAdminBase):
             ),
         ] = None,
     ) -> DeliveryPage:
-        attempts, next_seq = await store.page(app_state.redis, tenant, limit=limit, cursor=cursor)
-        return DeliveryPage(
-            deliveries=attempts, next_cursor=None if next_seq is None else str(next_seq)
+        return await store.deliveries(app_state.redis, tenant, limit=limit, cursor=cursor)
+
+    @post(
+        "/test",
+        status_code=202,
+        summary="Send a webhook.test event to the tenant's webhook",
+        description="Recorded like any event and delivered by the workers (signed), whatever "
+        "the subscribed types; 409 when no webhook_url is set.",
+        responses=errors(CONFLICT),
+    )
+    async def test(self, tenant: TenantId, app_state: State) -> TestEventSent:
+        return await send_test_event(
+            app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen
         )

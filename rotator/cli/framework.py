@@ -1,0 +1,187 @@
+"""The administrative commands' machinery: a command is declared once (its arguments,
+the store call, how a person reads its result) and the parser, the store access, the
+output and the error messages follow from that declaration.
+
+- **Same rules as the API**: a command calls the store function the API handler calls,
+  so every check lives in one place; a refusal names the command's own flag
+  (`--max-daily: must be ...`), not the API's field (`max_daily_requests`).
+- **Same JSON as the API**: the store returns the API's records (rotator/domain/
+  records.py); `--json` prints exactly what the API answers, a person gets a table.
+- **A tenant by id or by name**: every TENANT argument takes either.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotator.cli import output
+from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
+from rotator.domain.errors import InvalidField
+from rotator.settings import Settings
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argparse argument. `dest` is the store's name for the value, so a refusal of
+    that field can be said with this argument's flag."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+    field: str | None = None
+    """The store field it sets, when that is not its dest (`--webhook-secret-stdin`)."""
+
+    @property
+    def store_field(self) -> str:
+        """The store's name for what it sets (its argparse dest unless `field` says)."""
+        if self.field is not None:
+            return self.field
+        if "dest" in self.options:
+            return self.options["dest"]
+        first = self.flags[0]
+        return first.lstrip("-").replace("-", "_")
+
+    @property
+    def shown(self) -> str:
+        """How an error names it: the long flag, or the positional's metavar."""
+        long = [f for f in self.flags if f.startswith("--")]
+        if long:
+            return long[0]
+        return self.options.get("metavar") or self.flags[0].upper()
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(*self.flags, **self.options)
+
+
+def arg(*flags: str, field: str | None = None, **options: Any) -> Arg:
+    return Arg(flags, options, field)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def limit_or_none(text: str) -> int | None:
+    """A daily limit for an update: a positive integer, or `none` to remove it."""
+    if text.lower() == "none":
+        return None
+    return positive_int(text)
+
+
+TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
+
+
+class Context:
+    """What a command's `run` gets: the store clients, the settings, the clock, and the
+    tenant lookup by id or name."""
+
+    def __init__(self, redis: Any, durability: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.durability = durability
+        self.settings = settings
+
+    @property
+    def keyring(self) -> Any:
+        return self.settings.keyring
+
+    def now_ms(self) -> int:
+        return now_ms()
+
+    async def tenant(self, ref: str) -> str:
+        """The id of the tenant `ref` names: its id, else its (unique) name."""
+        from rotator.store import tenants
+
+        return await tenants.resolve_tenant(self.redis, ref)
+
+
+Run = Callable[[Context, argparse.Namespace], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Command:
+    group: str
+    """The resource (`tenant`, `service`, ...), or "" for a top-level command."""
+    name: str
+    help: str
+    run: Run
+    args: tuple[Arg, ...] = ()
+    columns: tuple[str, ...] = ()
+    """A list's table columns (default: every field of its records)."""
+    keyring: bool = False
+    """Opens or seals secrets: the master key is checked against the store first."""
+    note: str | None = None
+    """Said on stderr after success (e.g. that a token is shown once)."""
+    description: str | None = None
+    epilog: str | None = None
+    prepare: Callable[[argparse.Namespace], None] | None = field(default=None)
+    """Runs before the store is touched (e.g. read a secret from stdin)."""
+    human: Callable[[Any], str] | None = None
+    """How a person reads the result, when a table or `field: value` lines do not fit."""
+
+    def flag_of(self, store_field: str) -> str:
+        for a in self.args:
+            if a.store_field == store_field:
+                return a.shown
+        return store_field
+
+
+def add_commands(
+    sub: argparse._SubParsersAction, commands: Sequence[Command], json_parent: Any
+) -> None:
+    """Add `commands` to the top-level subparsers, one subparser per group."""
+    groups: dict[str, Any] = {}
+    for command in commands:
+        parent = sub
+        if command.group:
+            if command.group not in groups:
+                groups[command.group] = sub.add_parser(
+                    command.group, help=GROUP_HELP.get(command.group, command.group)
+                ).add_subparsers(dest="action", metavar="ACTION", required=True)
+            parent = groups[command.group]
+        p = parent.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            epilog=command.epilog,
+            parents=[json_parent],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for a in command.args:
+            a.add_to(p)
+        p.set_defaults(func=lambda args, settings, c=command: execute(c, args, settings))
+
+
+GROUP_HELP = {
+    "tenant": "tenants (operator)",
+    "service": "a tenant's services",
+    "key": "a service's provider keys",
+    "app": "a tenant's client apps and their tokens",
+    "webhook": "a tenant's webhook deliveries",
+}
+
+
+def execute(command: Command, args: argparse.Namespace, settings: Settings) -> int:
+    """Run one command: store access, the call, errors in the command's terms, output."""
+    if command.prepare is not None:
+        command.prepare(args)
+    store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
+    try:
+        with store as live:
+            result = with_store(live, lambda r, d: command.run(Context(r, d, live), args))
+    except InvalidField as exc:
+        raise CliError(f"{command.flag_of(exc.field)}: {exc.problem}") from None
+    if command.human is not None and result is not None and not args.json:
+        print(command.human(result))
+    else:
+        output.emit(result, as_json=args.json, columns=command.columns)
+    if command.note:
+        say(command.note)
+    return 0

@@ -1,0 +1,138 @@
+"""`rotator service ...`: a tenant's services, their rotation and their usage."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rotator.cli import output
+from rotator.cli.framework import TENANT, Command, Context, arg, limit_or_none, positive_int
+from rotator.domain.clock import utc_day
+from rotator.domain.models import Policy
+from rotator.domain.records import ServiceUsage
+from rotator.store import services
+from rotator.store.usage import service_usage
+
+SLUG = arg("slug", metavar="SLUG", help="the service's slug, e.g. openai")
+POLICIES = [p.value for p in Policy]
+
+
+async def _list(ctx: Context, args: argparse.Namespace) -> Any:
+    return await services.list_services(ctx.redis, await ctx.tenant(args.tenant))
+
+
+async def _show(ctx: Context, args: argparse.Namespace) -> Any:
+    return await services.get_service(ctx.redis, await ctx.tenant(args.tenant), args.slug)
+
+
+async def _create(ctx: Context, args: argparse.Namespace) -> Any:
+    return await services.create_service(
+        ctx.redis,
+        ctx.durability,
+        await ctx.tenant(args.tenant),
+        slug=args.slug,
+        policy=args.policy,
+        max_daily_requests=args.max_daily_requests,
+        key_ttl_minutes=args.key_ttl_minutes,
+        now_ms=ctx.now_ms(),
+    )
+
+
+async def _update(ctx: Context, args: argparse.Namespace) -> Any:
+    changes = {
+        name: getattr(args, name)
+        for name in ("policy", "max_daily_requests", "key_ttl_minutes")
+        if getattr(args, name) is not ...
+    }
+    return await services.update_service(
+        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, **changes
+    )
+
+
+async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
+    tenant = await ctx.tenant(args.tenant)
+    await services.delete_service(ctx.redis, ctx.durability, tenant, args.slug)
+
+
+async def _rotate(ctx: Context, args: argparse.Namespace) -> Any:
+    return await services.rotate(
+        ctx.redis,
+        ctx.durability,
+        await ctx.tenant(args.tenant),
+        args.slug,
+        events_maxlen=ctx.settings.events_maxlen,
+    )
+
+
+async def _usage(ctx: Context, args: argparse.Namespace) -> Any:
+    return await service_usage(
+        ctx.redis,
+        await ctx.tenant(args.tenant),
+        args.slug,
+        today=utc_day(ctx.now_ms()),
+        days=args.days,
+        retention_days=ctx.settings.usage_retention_days,
+    )
+
+
+def _usage_table(usage: ServiceUsage) -> str:
+    """One row a day: the date, the service's total, then each key's count."""
+    labels = [f"{k.key_id} {k.label}" for k in usage.days[0].keys] if usage.days else []
+    rows = [
+        {"date": day.date, "total": day.total, **{
+            label: k.deliveries for label, k in zip(labels, day.keys, strict=True)
+        }}
+        for day in usage.days
+    ]  # fmt: skip
+    return output.table(rows, ["date", "total", *labels])
+
+
+def _limit(help_: str, *, update: bool = False) -> Any:
+    if update:
+        return arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
+                   metavar="N|none", help=help_ + "; none removes it")  # fmt: skip
+    return arg("--max-daily", dest="max_daily_requests", type=positive_int, metavar="N",
+               help=help_)  # fmt: skip
+
+
+COMMANDS = [
+    Command("service", "list", "list a tenant's services", _list, args=(TENANT,)),
+    Command("service", "show", "one service", _show, args=(TENANT, SLUG)),
+    Command(
+        "service", "create", "create a service", _create,
+        args=(
+            TENANT, SLUG,
+            arg("--policy", required=True, choices=POLICIES, help="how keys are rotated"),
+            _limit("daily request limit of the service (UTC days)"),
+            arg("--ttl-minutes", dest="key_ttl_minutes", type=positive_int, metavar="N",
+                help="key lifetime (time policy only, required there)"),
+        ),
+    ),
+    Command(
+        "service", "update", "change a service's policy or limits (the slug cannot change)",
+        _update,
+        args=(
+            TENANT, SLUG,
+            arg("--policy", choices=POLICIES, default=..., help="how keys are rotated"),
+            _limit("daily request limit of the service", update=True),
+            arg("--ttl-minutes", dest="key_ttl_minutes", type=limit_or_none, default=...,
+                metavar="N", help="key lifetime (time policy)"),
+        ),
+    ),
+    Command(
+        "service", "delete", "delete a service with all its keys (their usage history stays)",
+        _delete, args=(TENANT, SLUG),
+    ),
+    Command(
+        "service", "rotate", "move a manual service to its next active key", _rotate,
+        args=(TENANT, SLUG),
+    ),
+    Command(
+        "service", "usage", "deliveries per key per UTC day, newest first", _usage,
+        args=(
+            TENANT, SLUG,
+            arg("--days", type=positive_int, default=7, help="how many days (default 7)"),
+        ),
+        human=_usage_table,
+    ),
+]  # fmt: skip

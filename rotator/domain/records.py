@@ -1,0 +1,161 @@
+"""The management API's records: one Struct per resource, one set of field names.
+
+The store functions return these, the API answers with them, the CLI prints them
+(`--json` is their JSON, byte for byte the API's) and the console renders them, so a
+field has one name from the store to every door. Records never carry a secret; the
+few that carry a token or a generated webhook secret exist once, in the answer that
+created it (the `...Created` records and the token records).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class Record(msgspec.Struct, kw_only=True, frozen=True):
+    """Base of records."""
+
+
+# --- tenants ------------------------------------------------------------------------------
+class Tenant(Record, omit_defaults=True):
+    """A tenant's settings (GET/PATCH /v1/tenant): never a token or the webhook secret."""
+
+    id: str
+    name: str
+    demo: bool
+    created_at: str
+    ip_allowlist: list[str]
+    webhook_url: str | None
+    """Credentials a URL stored by an earlier version may hold are shown as `***`."""
+    webhook_events: list[str]
+    webhook_secret_set: bool
+    webhook_secret: str | None = None
+    """Present once: in the PATCH answer that generated it (a webhook set without one)."""
+
+
+class TenantCreated(Record):
+    id: str
+    name: str
+    demo: bool
+    created_at: str
+    admin_token: str
+    """Shown once: only its hash is stored."""
+    client_token: str
+    """Shown once: only its hash is stored."""
+
+
+class TenantSummary(Record):
+    """A row of the operator's tenant list."""
+
+    id: str
+    name: str
+    demo: bool
+    created_at: str
+
+
+class ClientToken(Record):
+    client_token: str
+    """Shown once; the previous client token stopped working when this one was issued."""
+
+
+class AdminToken(Record):
+    admin_token: str
+    """Shown once; the previous admin token (and every console session signed in with it)
+    stopped working when this one was issued."""
+
+
+# --- services and keys --------------------------------------------------------------------
+class Service(Record):
+    slug: str
+    policy: str
+    max_daily_requests: int | None
+    key_ttl_minutes: int | None
+    created_at: str
+    keys: int
+    active_keys: int
+
+
+class Key(Record):
+    """A provider key as listings show it: the masked form only, never the secret."""
+
+    id: int
+    label: str
+    active: bool
+    max_daily_requests: int | None
+    key_masked: str
+    created_at: str
+    current: bool
+    """The service's current key (manual primary, time policy's key in use)."""
+
+
+class Rotated(Record):
+    service: str
+    from_key_id: int
+    to_key_id: int
+
+
+class KeyUsage(Record):
+    key_id: int
+    label: str
+    deliveries: int
+
+
+class DayUsage(Record):
+    date: str
+    """UTC day, YYYY-MM-DD."""
+    total: int
+    """The service's deliveries that day (keys deleted since included)."""
+    keys: list[KeyUsage]
+
+
+class ServiceUsage(Record):
+    service: str
+    days: list[DayUsage]
+    """Newest first."""
+
+
+# --- apps ---------------------------------------------------------------------------------
+class App(Record):
+    id: int
+    name: str
+    ip_allowlist: list[str]
+    max_daily_requests: int | None
+    created_at: str
+
+
+class AppCreated(App, kw_only=True, frozen=True):
+    app_token: str
+    """Shown once: only its hash is stored."""
+
+
+# --- webhooks -----------------------------------------------------------------------------
+Outcome = Literal["delivered", "retrying", "failed"]
+
+
+class DeliveryAttempt(Record):
+    """One logged webhook delivery attempt."""
+
+    event_id: str
+    type: str
+    attempts: int
+    """Attempts so far, this one included."""
+    status_code: int | None
+    """The receiver's HTTP status; None when no response came."""
+    error: str | None
+    """Why the attempt failed (never holds a secret); None when delivered."""
+    outcome: Outcome
+    updated_at: str
+
+
+class DeliveryPage(Record):
+    deliveries: list[DeliveryAttempt]
+    """One entry per attempt, newest first: an event retried twice then delivered has three."""
+    next_cursor: str | None
+    """Pass as `cursor` for the next (older) page; null at the end of the log."""
+
+
+class TestEventSent(Record):
+    event_id: str
+    """The recorded `webhook.test` event; the workers deliver it like any other."""
