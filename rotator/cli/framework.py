@@ -106,8 +106,9 @@ class Context:
         return now_ms()
 
     async def tenant(self, ref: str) -> str:
-        """The id of the tenant `ref` names: its id, else its (unique) name. For a command
-        that writes for the tenant, TenantSuspended when it is suspended (the API's rule)."""
+        """The id of the tenant `ref` names: its id, else its (unique) name. A command that
+        writes for the tenant is refused here (exit 1) while it is suspended: the API's
+        rule, tenants.check_writable."""
         from rotator.store import tenants
 
         tenant = await tenants.resolve_tenant(self.redis, ref)

@@ -235,8 +235,8 @@ async def _counts(redis: Redis, ids: list[str], day: int) -> list[_Counts | None
 
 async def list_tenants(redis: Redis, *, now_ms: int | None = None) -> list[TenantSummary]:
     """Every tenant with its counts, oldest first (`now_ms` names today; None = this host's
-    clock). Two round trips for any number of tenants: the registry, then one pipelined
-    tenant_counts.lua per tenant; the server's work is O(services) per tenant."""
+    clock). The registry, then one tenant_counts.lua per tenant, pipelined (a round trip
+    per _COUNTS_PER_ROUND tenants); the server's work is O(services) per tenant."""
     ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
     day = utc_day(system_clock() if now_ms is None else now_ms)
     found = [(c, t) for t, c in zip(ids, await _counts(redis, ids, day), strict=True) if c]
@@ -304,7 +304,8 @@ async def admin_token_hash(redis: Redis, tenant: str) -> str | None:
 
 
 class AdminAccess(msgspec.Struct, frozen=True):
-    """What the tenant-admin checks (API guard, console sign-in) read, in one HMGET."""
+    """What the tenant-admin checks (the API's guard, the console's pages, the CLI) read,
+    in one HMGET."""
 
     token_hash: str | None
     """The stored hash of the admin token's secret; None for an unknown tenant."""
