@@ -153,10 +153,10 @@ COMMANDS = [
     Command(
         "tenant", "delete",
         "delete a tenant and all its data; its tokens stop at once", _delete,
-        description="Delete a tenant and all its data (DELETE /v1/admin/tenants/{id}). Its "
-        "tokens stop working first; then every key of the tenant is removed, in batches, "
-        "with progress on stderr. Interrupted, it is finished by the worker within a "
-        "minute, or by running the command again with the tenant's id.",
+        description="Delete a tenant and all its data (DELETE /v1/admin/tenants/{id}).\n"
+        "Its tokens stop working first; then every key of the tenant is removed, in\n"
+        "batches, with progress on stderr. Interrupted, it is finished by the worker\n"
+        "within a minute, or by running the command again with the tenant's id.",
         args=(
             TENANT,
             arg("--confirm", required=True, metavar="TENANT",
