@@ -98,7 +98,7 @@ def worker_settings(
                 finish_tenant_deletions,
                 name="finish_tenant_deletions",
                 second=30,  # every minute, half a minute away from the sweep
-                timeout=config.deletion_timeout_s + config.job_timeout_margin_s,
+                timeout=config.sweep_timeout_s,
                 keep_result=0,
             ),
         ],
