@@ -43,8 +43,10 @@ class WorkerConfig:
     poll_delay_s: float = 0.1
     """How often arq looks at its queue for due jobs."""
     sweep_timeout_s: float = 50.0
-    """Bound on one expiry sweep run (every minute). Note that arq's in-progress lock (and
-    so the recovery time of a job whose worker was killed) is the longest timeout + 10 s."""
+    """Bound on one run of each minutely job: the expiry sweep, the tenant deletions (which
+    stop a few seconds before it and go on in the next run). Note that arq's in-progress
+    lock (and so the recovery time of a job whose worker was killed) is the longest
+    timeout + 10 s: the minutely jobs share this one so as not to lengthen it."""
     job_timeout_margin_s: float = 5.0
     """Added to webhook_timeout_s for a delivery job's arq timeout (DNS, logging the attempt)."""
     sweep_concurrency: int = 16

@@ -22,6 +22,7 @@ from rotator.settings import Settings, SettingsError
 from rotator.store import connection
 from rotator.store.address import StoreAddress
 from workers.config import WorkerConfig
+from workers.deletions import finish_tenant_deletions
 from workers.deliver import JOB_NAME, TargetCache, deliver_event
 from workers.pump import EventPump
 from workers.sweep import sweep_time_services
@@ -92,7 +93,14 @@ def worker_settings(
                 second=0,  # every minute, on one worker (arq cron jobs are unique per tick)
                 timeout=config.sweep_timeout_s,
                 keep_result=0,
-            )
+            ),
+            cron(
+                finish_tenant_deletions,
+                name="finish_tenant_deletions",
+                second=30,  # every minute, half a minute away from the sweep
+                timeout=config.sweep_timeout_s,
+                keep_result=0,
+            ),
         ],
         # no retries inside arq's connect (a warning line per try): the supervisor retries
         "redis_settings": dataclasses.replace(queue_redis_settings(settings), conn_retries=0),

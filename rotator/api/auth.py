@@ -11,7 +11,9 @@ or body parameters, so an unauthenticated request never has its body read or dec
 TenantAdminBase, so a route cannot be declared without its check.
 
 Every failure is the same 401, whatever was wrong, so a caller learns nothing
-about which tenants exist.
+about which tenants exist. A suspended tenant's admin token still reads (GET); any
+other method answers `403 {"error": "tenant suspended"}`, decided here once for every
+tenant-admin route (and documented on each write route by TenantAdminBase).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import hmac
 from litestar import Controller, Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
+from rotator.api.openapi import FORBIDDEN, error_spec
 from rotator.api.state import AppState
 from rotator.domain import tokens
 from rotator.domain.errors import Unauthorized
@@ -31,6 +35,8 @@ from rotator.store import tenants
 
 _TENANT = "rotator.tenant"
 """Connection-state key where the tenant-admin guard leaves the authenticated tenant."""
+READS = frozenset(("GET", "HEAD"))
+"""The methods a suspended tenant's admin token may still use."""
 
 
 def bearer_token(connection: ASGIConnection) -> str | None:
@@ -55,15 +61,20 @@ async def require_operator(connection: ASGIConnection, _: BaseRouteHandler) -> N
 
 
 async def require_tenant_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Guard of tenant-admin routes: checks the admin token (one HGET) and leaves the
-    tenant id in the connection state for the `tenant` dependency."""
+    """Guard of tenant-admin routes: checks the admin token and, for a write, that the
+    tenant is not suspended (one HMGET); leaves the tenant id in the connection state for
+    the `tenant` dependency."""
     given = bearer_token(connection)
     parsed = tokens.parse(given) if given else None
     if parsed is None or parsed.kind != tokens.ADMIN:
         raise Unauthorized()
-    stored = await tenants.admin_token_hash(app_state(connection).redis, parsed.tenant)
-    if not tokens.same_hash(stored, parsed.secret_hash):
+    access = await tenants.admin_access(app_state(connection).redis, parsed.tenant)
+    if not tokens.same_hash(access.token_hash, parsed.secret_hash):
         raise Unauthorized()
+    if connection.scope["method"] not in READS:
+        # race point: a suspension that lands after this check lets this one write through,
+        # as if it had come a moment earlier; deliveries are refused by the script itself
+        tenants.refuse_write_if_suspended(access)
     connection.state[_TENANT] = parsed.tenant
 
 
@@ -98,9 +109,21 @@ class OperatorBase(Controller):
     dependencies = _OPERATOR_DEPENDENCIES
 
 
+_SUSPENDED = error_spec('The tenant is suspended (`{"error": "tenant suspended"}`): it only reads')
+
+
 class TenantAdminBase(Controller):
     """Base of tenant-admin controllers: the tenant-admin guard; handlers take
     `tenant: TenantId` (already authenticated) and `app_state: State`."""
 
     guards = (require_tenant_admin,)
     dependencies = _TENANT_ADMIN_DEPENDENCIES
+
+    def get_route_handlers(self) -> list[BaseRouteHandler]:
+        """The controller's handlers (Litestar's copies); each write route documents the
+        403 its guard answers for a suspended tenant, so no route can forget it."""
+        handlers = super().get_route_handlers()
+        for handler in handlers:
+            if isinstance(handler, HTTPRouteHandler) and not handler.http_methods <= READS:
+                handler.responses = {**(handler.responses or {}), FORBIDDEN: _SUSPENDED}
+        return handlers

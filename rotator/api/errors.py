@@ -40,6 +40,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.Unauthorized: 401,
     e.NotFound: 404,
     e.Conflict: 409,
+    e.TenantSuspended: 403,
     e.InvalidField: 400,
     e.InvalidBody: 400,
 }

@@ -25,6 +25,7 @@ class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 BAD_INPUT = 400
 UNAUTHORIZED = 401
+FORBIDDEN = 403
 NOT_FOUND = 404
 CONFLICT = 409
 TOO_LARGE = 413

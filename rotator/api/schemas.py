@@ -23,6 +23,15 @@ class TenantCreate(RequestBody):
     demo: bool = False
 
 
+class TenantStatusPatch(RequestBody):
+    """The operator's changes to a tenant (PATCH /v1/admin/tenants/{id})."""
+
+    name: str | UnsetType = UNSET
+    suspended: bool | UnsetType = UNSET
+    """true: its client and app tokens get 403 at once, its admin token only reads;
+    false: everything works again. The data is kept either way."""
+
+
 # --- tenant settings --------------------------------------------------------------------------
 class TenantPatch(RequestBody):
     name: str | UnsetType = UNSET
@@ -69,3 +78,13 @@ class AppCreate(RequestBody):
     name: str
     ip_allowlist: list[str] = msgspec.field(default_factory=list)
     max_daily_requests: int | None = None
+
+
+class AppPatch(RequestBody):
+    name: str | UnsetType = UNSET
+    ip_allowlist: list[str] | UnsetType = UNSET
+    """Replaces the allowlist; [] allows any address."""
+    max_daily_requests: int | UnsetType | None = UNSET
+    """null removes the app's own limit."""
+    suspended: bool | UnsetType = UNSET
+    """true: the app's token gets `403 invalid token` at once, until false."""

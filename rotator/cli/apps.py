@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rotator.cli.framework import TENANT, Command, Context, arg, positive_int
+from rotator.cli.framework import TENANT, Command, Context, arg, limit_or_none, positive_int
 from rotator.store import apps
 
 APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")
@@ -13,6 +13,10 @@ APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
     return await apps.list_apps(ctx.redis, await ctx.tenant(args.tenant))
+
+
+async def _show(ctx: Context, args: argparse.Namespace) -> Any:
+    return await apps.get_app(ctx.redis, await ctx.tenant(args.tenant), args.app_id)
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
@@ -27,12 +31,44 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
     )
 
 
+async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:
+    tenant = await ctx.tenant(args.tenant)
+    return await apps.update_app(ctx.redis, ctx.durability, tenant, args.app_id, **changes)
+
+
+async def _update(ctx: Context, args: argparse.Namespace) -> Any:
+    changes: dict[str, Any] = {}
+    if args.name is not None:
+        changes["name"] = args.name
+    if args.ip_allowlist is not None:
+        changes["ip_allowlist"] = args.ip_allowlist
+    if args.allow_any:
+        changes["ip_allowlist"] = []
+    if args.max_daily_requests is not ...:
+        changes["max_daily_requests"] = args.max_daily_requests
+    return await _change(ctx, args, **changes)
+
+
+async def _suspend(ctx: Context, args: argparse.Namespace) -> Any:
+    return await _change(ctx, args, suspended=True)
+
+
+async def _resume(ctx: Context, args: argparse.Namespace) -> Any:
+    return await _change(ctx, args, suspended=False)
+
+
+async def _token(ctx: Context, args: argparse.Namespace) -> Any:
+    tenant = await ctx.tenant(args.tenant)
+    return await apps.issue_app_token(ctx.redis, ctx.durability, tenant, args.app_id)
+
+
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
     await apps.delete_app(ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.app_id)
 
 
 COMMANDS = [
     Command("app", "list", "a tenant's apps", _list, args=(TENANT,)),
+    Command("app", "show", "one app (GET /v1/apps/{id})", _show, args=(TENANT, APP_ID)),
     Command(
         "app", "create", "create an app; prints its token once", _create,
         args=(
@@ -45,6 +81,27 @@ COMMANDS = [
         ),
         note="the app token is shown once: only its hash is stored",
     ),
+    Command(
+        "app", "update", "change an app's name, allowlist or limit (PATCH /v1/apps/{id})",
+        _update,
+        args=(
+            TENANT, APP_ID,
+            arg("--name", help="the app's name"),
+            arg("--allow", dest="ip_allowlist", action="append", metavar="CIDR",
+                help="allowed client network (repeatable; replaces the allowlist)"),
+            arg("--allow-any", field="ip_allowlist", action="store_true",
+                help="remove the app's IP allowlist"),
+            arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
+                metavar="N|none", help="the app's daily request limit; none removes it"),
+        ),
+    ),
+    Command("app", "suspend", "suspend an app: its token gets 403 at once; the app is kept",
+            _suspend, args=(TENANT, APP_ID)),
+    Command("app", "resume", "resume a suspended app: its token works again", _resume,
+            args=(TENANT, APP_ID)),
+    Command("app", "token", "issue a new app token; the previous one stops working at once",
+            _token, args=(TENANT, APP_ID),
+            note="the app token is shown once: only its hash is stored"),
     Command("app", "delete", "delete an app; its token stops working at once", _delete,
             args=(TENANT, APP_ID)),
 ]  # fmt: skip

@@ -8,6 +8,9 @@ output and the error messages follow from that declaration.
 - **Same JSON as the API**: the store returns the API's records (rotator/domain/
   records.py); `--json` prints exactly what the API answers, a person gets a table.
 - **A tenant by id or by name**: every TENANT argument takes either.
+- **A suspended tenant reads, never writes**, as through the API: a command acting for a
+  tenant (every one but the operator's and the reads, READ_ACTIONS) is refused when its
+  tenant is suspended, where the command names it (`await ctx.tenant(ref)`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
-from rotator.domain.errors import InvalidField
+from rotator.domain.errors import InvalidField, TenantSuspended
 from rotator.settings import Settings
 
 
@@ -78,15 +81,22 @@ def limit_or_none(text: str) -> int | None:
 
 TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
 
+READ_ACTIONS = frozenset(("list", "show", "info", "usage", "deliveries"))
+"""The actions that only read: the CLI's GET. Every other action of a tenant's command writes."""
+
 
 class Context:
     """What a command's `run` gets: the store clients, the settings, the clock, and the
     tenant lookup by id or name."""
 
-    def __init__(self, redis: Any, durability: Any, settings: Settings) -> None:
+    def __init__(
+        self, redis: Any, durability: Any, settings: Settings, *, tenant_write: bool = False
+    ) -> None:
         self.redis = redis
         self.durability = durability
         self.settings = settings
+        self.tenant_write = tenant_write
+        """The command writes for a tenant: refused while that tenant is suspended."""
 
     @property
     def keyring(self) -> Any:
@@ -96,10 +106,21 @@ class Context:
         return now_ms()
 
     async def tenant(self, ref: str) -> str:
-        """The id of the tenant `ref` names: its id, else its (unique) name."""
+        """The id of the tenant `ref` names: its id, else its (unique) name. A command that
+        writes for the tenant is refused here (exit 1) while it is suspended: the API's
+        rule, tenants.check_writable."""
         from rotator.store import tenants
 
-        return await tenants.resolve_tenant(self.redis, ref)
+        tenant = await tenants.resolve_tenant(self.redis, ref)
+        if self.tenant_write:
+            try:
+                await tenants.check_writable(self.redis, tenant)
+            except TenantSuspended:
+                raise CliError(
+                    f"tenant suspended: {ref} reads but cannot write until the operator "
+                    f"resumes it (rotator tenant resume {ref})"
+                ) from None
+        return tenant
 
 
 Run = Callable[[Context, argparse.Namespace], Awaitable[Any]]
@@ -125,6 +146,13 @@ class Command:
     """Runs before the store is touched (e.g. read a secret from stdin)."""
     human: Callable[[Any], str] | None = None
     """How a person reads the result, when a table or `field: value` lines do not fit."""
+    operator: bool = False
+    """The operator's command (create, suspend or delete a tenant...): it acts on a tenant
+    whether or not it is suspended."""
+
+    @property
+    def tenant_write(self) -> bool:
+        return not self.operator and self.name not in READ_ACTIONS
 
     def flag_of(self, store_field: str) -> str:
         for a in self.args:
@@ -175,7 +203,12 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
     store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
     try:
         with store as live:
-            result = with_store(live, lambda r, d: command.run(Context(r, d, live), args))
+            result = with_store(
+                live,
+                lambda r, d: command.run(
+                    Context(r, d, live, tenant_write=command.tenant_write), args
+                ),
+            )
     except InvalidField as exc:
         raise CliError(f"{command.flag_of(exc.field)}: {exc.problem}") from None
     if command.human is not None and result is not None and not args.json:

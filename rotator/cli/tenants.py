@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
-from rotator.cli.common import read_secret
+from rotator.cli.common import read_secret, say
 from rotator.cli.framework import TENANT, Command, Context, arg
-from rotator.store import tenants
+from rotator.domain.errors import NotFound
+from rotator.store import tenant_deletion, tenants
+
+PROGRESS_EVERY_S = 1.0
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
@@ -17,11 +21,66 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
-    return await tenants.list_tenants(ctx.redis)
+    return await tenants.list_tenants(ctx.redis, now_ms=ctx.now_ms())
 
 
 async def _show(ctx: Context, args: argparse.Namespace) -> Any:
     return await tenants.get_tenant(ctx.redis, await ctx.tenant(args.tenant))
+
+
+async def _info(ctx: Context, args: argparse.Namespace) -> Any:
+    tenant = await ctx.tenant(args.tenant)
+    return await tenants.get_tenant_detail(ctx.redis, tenant, now_ms=ctx.now_ms())
+
+
+async def _status(ctx: Context, tenant_ref: str, **changes: Any) -> Any:
+    tenant = await ctx.tenant(tenant_ref)
+    return await tenants.update_tenant_status(
+        ctx.redis, ctx.durability, tenant, **changes, now_ms=ctx.now_ms()
+    )
+
+
+async def _rename(ctx: Context, args: argparse.Namespace) -> Any:
+    return await _status(ctx, args.tenant, name=args.name)
+
+
+async def _suspend(ctx: Context, args: argparse.Namespace) -> Any:
+    return await _status(ctx, args.tenant, suspended=True)
+
+
+async def _resume(ctx: Context, args: argparse.Namespace) -> Any:
+    return await _status(ctx, args.tenant, suspended=False)
+
+
+async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
+    try:
+        tenant = await ctx.tenant(args.tenant)
+    except NotFound:
+        # gone from view already: a deletion under way (interrupted?) is finished by its id
+        if args.tenant not in {p.tenant for p in await tenant_deletion.pending(ctx.redis)}:
+            raise
+        tenant = args.tenant
+    # TENANT may be a name: --confirm repeats it, or gives the id
+    confirm = tenant if args.confirm in (args.tenant, tenant) else args.confirm
+    last_said = time.monotonic()
+
+    def progress(deletion: tenant_deletion.Deletion) -> None:
+        nonlocal last_said
+        if not deletion.done and time.monotonic() - last_said >= PROGRESS_EVERY_S:
+            last_said = time.monotonic()
+            say(f"deleting tenant {tenant}: {deletion.removed} keys removed so far")
+
+    done = await tenant_deletion.delete_tenant(
+        ctx.redis,
+        ctx.durability,
+        tenant,
+        confirm=confirm,
+        now_ms=ctx.now_ms(),
+        max_steps=None,
+        progress=progress,
+    )
+    say(f"deleted tenant {tenant}: {done.keys_removed} keys removed")
+    return done
 
 
 def _read_webhook_secret(args: argparse.Namespace) -> None:
@@ -73,9 +132,38 @@ COMMANDS = [
             arg("--demo", action="store_true", help="masked keys, per-IP throttling"),
         ),
         note="the tokens are shown once: only their hashes are stored",
+        operator=True,
     ),
-    Command("tenant", "list", "list tenants, oldest first", _list),
+    Command("tenant", "list",
+            "list tenants, oldest first, with their counts (GET /v1/admin/tenants)", _list,
+            operator=True),
     Command("tenant", "show", "a tenant's settings (GET /v1/tenant)", _show, args=(TENANT,)),
+    Command("tenant", "info",
+            "a tenant's settings and counts, as the operator sees it "
+            "(GET /v1/admin/tenants/{id})", _info, args=(TENANT,), operator=True),
+    Command("tenant", "rename", "rename a tenant (PATCH /v1/admin/tenants/{id})", _rename,
+            args=(TENANT, arg("name", metavar="NAME")), operator=True),
+    Command(
+        "tenant", "suspend",
+        "suspend a tenant: its client and app tokens get 403 at once, its admin token only "
+        "reads; its data is kept", _suspend, args=(TENANT,), operator=True,
+    ),
+    Command("tenant", "resume", "resume a suspended tenant: everything works again", _resume,
+            args=(TENANT,), operator=True),
+    Command(
+        "tenant", "delete",
+        "delete a tenant and all its data; its tokens stop at once", _delete,
+        description="Delete a tenant and all its data (DELETE /v1/admin/tenants/{id}).\n"
+        "Its tokens stop working first; then every key of the tenant is removed, in\n"
+        "batches, with progress on stderr. Interrupted, it is finished by the worker\n"
+        "within a minute, or by running the command again with the tenant's id.",
+        args=(
+            TENANT,
+            arg("--confirm", required=True, metavar="TENANT",
+                help="repeat TENANT (or give its id) to confirm"),
+        ),
+        operator=True,
+    ),
     Command(
         "tenant", "update", "change a tenant's settings (PATCH /v1/tenant)", _update,
         args=(
@@ -107,5 +195,6 @@ COMMANDS = [
         _admin_token,
         args=(TENANT,),
         note="the admin token is shown once: only its hash is stored",
+        operator=True,
     ),
 ]  # fmt: skip

@@ -1,6 +1,13 @@
-"""App pages: per-app tokens with their own allowlist and daily limit (store/apps.py)."""
+"""App pages: per-app tokens with their own allowlist and daily limit (store/apps.py).
+
+The apps list creates and deletes; each app's page (/app/apps/<id>) edits it, suspends or
+resumes it and issues it a new token, each through the store function its API twin calls
+(PATCH /v1/apps/{id}, POST /v1/apps/{id}/token), so the rules are the API's.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
@@ -14,6 +21,12 @@ from rotator.domain.errors import InvalidField
 from rotator.store import apps as store
 
 NOTICES = {"deleted": "App deleted: its token stopped working."}
+APP_NOTICES = {
+    "saved": "Changes saved: they apply from the app's next request.",
+    "suspended": "App suspended: its token gets 403 invalid token until you resume it.",
+    "resumed": "App resumed: its token works again.",
+}
+FORM_FIELDS = ("name", "ip_allowlist", "max_daily_requests")
 
 
 async def render(
@@ -31,6 +44,22 @@ async def render(
     return page("apps.html", status=status, **context)
 
 
+async def render_app(
+    request: Request, state: AppState, tenant: str, app_id: int, *, status: int = 200, **extra: Any
+) -> Response:
+    app = await store.get_app(state.redis, tenant, app_id)
+    context: dict[str, Any] = {
+        "title": f"App {app.name}",
+        "section": "apps",
+        "app": app,
+        "values": {},
+        "errors": FormErrors(),
+        "notice": APP_NOTICES.get(request.query_params.get("done", "")),
+    }
+    context.update(extra)
+    return page("app.html", status=status, **context)
+
+
 class AppPages(Controller):
     path = "/app/apps"
     dependencies = TENANT_PAGES
@@ -42,7 +71,7 @@ class AppPages(Controller):
     @post("/", include_in_schema=False)
     async def create(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         form = await request.form()
-        values = {n: text(form, n) for n in ("name", "ip_allowlist", "max_daily_requests")}
+        values = {n: text(form, n) for n in FORM_FIELDS}
         try:
             created = await store.add_app(
                 app_state.redis,
@@ -65,6 +94,67 @@ class AppPages(Controller):
             )
         # shown in this response only: it is stored hashed and cannot be shown again
         return await render(request, app_state, tenant, created=created)
+
+    @get("/{app_id:int}", include_in_schema=False)
+    async def show(
+        self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
+    ) -> Response:
+        return await render_app(request, app_state, tenant, app_id)
+
+    @post("/{app_id:int}", include_in_schema=False)
+    async def edit(
+        self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
+    ) -> Response:
+        form = await request.form()
+        values = {n: text(form, n) for n in FORM_FIELDS}
+        try:
+            await store.update_app(
+                app_state.redis,
+                app_state.durability,
+                tenant,
+                app_id,
+                name=values["name"],
+                ip_allowlist=address_list(form, "ip_allowlist"),
+                max_daily_requests=optional_int(form, "max_daily_requests"),
+            )
+        except InvalidField as exc:
+            field, message = field_error(exc, "name")
+            return await render_app(
+                request,
+                app_state,
+                tenant,
+                app_id,
+                status=400,
+                values=values,
+                errors=FormErrors(field, message),
+            )
+        return see_other(request, f"/app/apps/{app_id}?done=saved")
+
+    @post("/{app_id:int}/suspend", include_in_schema=False)
+    async def suspend(
+        self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
+    ) -> Response:
+        await store.update_app(
+            app_state.redis, app_state.durability, tenant, app_id, suspended=True
+        )
+        return see_other(request, f"/app/apps/{app_id}?done=suspended")
+
+    @post("/{app_id:int}/resume", include_in_schema=False)
+    async def resume(
+        self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
+    ) -> Response:
+        await store.update_app(
+            app_state.redis, app_state.durability, tenant, app_id, suspended=False
+        )
+        return see_other(request, f"/app/apps/{app_id}?done=resumed")
+
+    @post("/{app_id:int}/token", include_in_schema=False)
+    async def reissue_token(
+        self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
+    ) -> Response:
+        issued = await store.issue_app_token(app_state.redis, app_state.durability, tenant, app_id)
+        # shown in this response only: it is stored hashed and cannot be shown again
+        return await render_app(request, app_state, tenant, app_id, app_token=issued.app_token)
 
     @post("/{app_id:int}/delete", include_in_schema=False)
     async def delete(

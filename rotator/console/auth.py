@@ -3,6 +3,9 @@
 The cookie `kr_session` holds `<tenant>.<session secret>` and `kr_operator` the operator
 session's secret: never a token. Sessions live in Valkey (rotator/store/sessions.py); a
 missing, expired or revoked one sends the browser to the sign-in page.
+
+A suspended tenant's pages read as usual, with a banner (`suspended` in the request's
+state); every POST is refused here, as the API's guard refuses its writes.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
+from rotator.api.auth import READS
 from rotator.api.state import AppState
 from rotator.console.security import CONSOLE_PATH, came_over_https
 from rotator.domain import tokens
-from rotator.store import sessions
+from rotator.store import sessions, tenants
 
 TENANT_COOKIE = "kr_session"
 OPERATOR_COOKIE = "kr_operator"
 OPERATOR_PATH = CONSOLE_PATH + "/operator"
 MAX_SECRET_CHARS = 64
+SUSPENDED = "suspended"
+"""Request-state key: the signed-in tenant is suspended (its pages show the banner)."""
 
 
 class SignInRequired(Exception):
@@ -90,6 +96,11 @@ async def console_tenant(request: Request) -> str:
     )
     if not live:
         raise SignInRequired()
+    access = await tenants.admin_access(state.redis, tenant)
+    if access.suspended:
+        request.state[SUSPENDED] = True
+        if request.method not in READS:
+            tenants.refuse_write_if_suspended(access)
     return tenant
 
 

@@ -38,6 +38,7 @@ FRIENDLY: dict[tuple[str, str], str] = {
     ("rotate", "rotate applies to manual"): "Only a service with the manual policy is "
     "rotated by hand; the other policies pick keys by themselves.",
     ("rotate", "no active keys"): "There is no active key to rotate to: enable or add a key.",
+    ("confirm", "must repeat"): "Type the tenant's id exactly as shown, to confirm.",
 }
 
 

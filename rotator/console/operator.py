@@ -1,32 +1,71 @@
-"""Operator pages (/app/operator): tenants list and creation.
+"""Operator pages (/app/operator): the tenants list with their counts, creation, and each
+tenant's page: rename, suspend or resume, a new admin token, delete.
 
-Signed in with ROTATOR_ADMIN_TOKEN. Each action is one handler on `OperatorPages` and one
-form in the tenants page's row or create section: adding rename, suspend, delete or
-admin-token reissue (a later issue) means a handler calling the store and a form.
+Signed in with ROTATOR_ADMIN_TOKEN. Each action is one handler calling the store function
+its API twin calls (rotator/api/management/operator.py), so the rules are the API's.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath
 
 from rotator.api.state import AppState
 from rotator.console.auth import OPERATOR_PAGES, OPERATOR_PATH, State, operator_signed_in
 from rotator.console.forms import FormErrors, text
 from rotator.console.messages import field_error
-from rotator.console.pages import page
-from rotator.domain.errors import InvalidField
-from rotator.store import tenants
+from rotator.console.pages import page, see_other
+from rotator.domain import tokens
+from rotator.domain.errors import InvalidField, NotFound
+from rotator.store import tenant_deletion, tenants
+
+NOTICES = {
+    "deleted": "Tenant deleted: its tokens stopped working and its data is gone.",
+    "deleting": "Tenant deleted: its tokens stopped working; the worker is removing the rest "
+    "of its data in the background.",
+}
+TENANT_NOTICES = {
+    "renamed": "Tenant renamed.",
+    "suspended": "Tenant suspended: its client and app tokens get 403 invalid token, and its "
+    "admin reads but cannot change anything, until you resume it.",
+    "resumed": "Tenant resumed: everything works again.",
+}
 
 
-async def render(state: AppState, *, status: int = 200, **extra: object) -> Response:
+def tenant_path(tenant: str) -> str:
+    return f"{OPERATOR_PATH}/tenants/{tenant}"
+
+
+async def render(request: Request, state: AppState, *, status: int = 200, **extra: Any) -> Response:
     context = {
         "title": "Tenants",
-        "tenants": await tenants.list_tenants(state.redis),
+        "section": "tenants",
+        "tenants": await tenants.list_tenants(state.redis, now_ms=state.clock()),
         "values": {},
         "errors": FormErrors(),
+        "notice": NOTICES.get(request.query_params.get("done", "")),
     }
     context.update(extra)
     return page("operator.html", status=status, **context)
+
+
+async def render_tenant(
+    request: Request, state: AppState, tenant: str, *, status: int = 200, **extra: Any
+) -> Response:
+    if not tokens.is_tenant_id(tenant):
+        raise NotFound("tenant not found")
+    detail = await tenants.get_tenant_detail(state.redis, tenant, now_ms=state.clock())
+    context: dict[str, Any] = {
+        "title": f"Tenant {detail.name}",
+        "tenant": detail,
+        "values": {},
+        "errors": FormErrors(),
+        "notice": TENANT_NOTICES.get(request.query_params.get("done", "")),
+    }
+    context.update(extra)
+    return page("operator_tenant.html", status=status, **context)
 
 
 class OperatorPages(Controller):
@@ -35,8 +74,8 @@ class OperatorPages(Controller):
     dependencies = OPERATOR_PAGES
 
     @get("/", include_in_schema=False)
-    async def tenants_page(self, app_state: State) -> Response:
-        return await render(app_state)
+    async def tenants_page(self, request: Request, app_state: State) -> Response:
+        return await render(request, app_state)
 
     @post("/tenants", include_in_schema=False)
     async def create_tenant(self, request: Request, app_state: State) -> Response:
@@ -53,7 +92,77 @@ class OperatorPages(Controller):
         except InvalidField as exc:
             field, message = field_error(exc, "name")
             return await render(
-                app_state, status=400, values=values, errors=FormErrors(field, message)
+                request, app_state, status=400, values=values, errors=FormErrors(field, message)
             )
         # both tokens in this response only: they are stored as hashes
-        return await render(app_state, created=created)
+        return await render(request, app_state, created=created)
+
+    @get("/tenants/{tenant:str}", include_in_schema=False)
+    async def tenant_page(
+        self, request: Request, tenant: FromPath[str], app_state: State
+    ) -> Response:
+        return await render_tenant(request, app_state, tenant)
+
+    @post("/tenants/{tenant:str}/rename", include_in_schema=False)
+    async def rename(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
+        name = text(await request.form(), "name")
+        try:
+            await tenants.update_tenant_status(
+                app_state.redis, app_state.durability, tenant, name=name, now_ms=app_state.clock()
+            )
+        except InvalidField as exc:
+            field, message = field_error(exc, "name")
+            return await render_tenant(
+                request,
+                app_state,
+                tenant,
+                status=400,
+                values={"name": name},
+                errors=FormErrors(field, message),
+            )
+        return see_other(request, tenant_path(tenant) + "?done=renamed")
+
+    @post("/tenants/{tenant:str}/suspend", include_in_schema=False)
+    async def suspend(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
+        await tenants.update_tenant_status(
+            app_state.redis, app_state.durability, tenant, suspended=True, now_ms=app_state.clock()
+        )
+        return see_other(request, tenant_path(tenant) + "?done=suspended")
+
+    @post("/tenants/{tenant:str}/resume", include_in_schema=False)
+    async def resume(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
+        await tenants.update_tenant_status(
+            app_state.redis, app_state.durability, tenant, suspended=False, now_ms=app_state.clock()
+        )
+        return see_other(request, tenant_path(tenant) + "?done=resumed")
+
+    @post("/tenants/{tenant:str}/admin-token", include_in_schema=False)
+    async def admin_token(
+        self, request: Request, tenant: FromPath[str], app_state: State
+    ) -> Response:
+        issued = await tenants.issue_admin_token(app_state.redis, app_state.durability, tenant)
+        # in this response only: it is stored as a hash
+        return await render_tenant(request, app_state, tenant, admin_token=issued.admin_token)
+
+    @post("/tenants/{tenant:str}/delete", include_in_schema=False)
+    async def delete(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
+        confirm = text(await request.form(), "confirm").strip()
+        try:
+            done = await tenant_deletion.delete_tenant(
+                app_state.redis,
+                app_state.durability,
+                tenant,
+                confirm=confirm,
+                now_ms=app_state.clock(),
+            )
+        except InvalidField as exc:
+            field, message = field_error(exc, "confirm")
+            return await render_tenant(
+                request,
+                app_state,
+                tenant,
+                status=400,
+                values={"confirm": confirm},
+                errors=FormErrors(field, message),
+            )
+        return see_other(request, f"{OPERATOR_PATH}?done={done.state}")

@@ -90,6 +90,13 @@ def rotator_error(request: Request, exc: errors.RotatorError) -> Response:
         return store_unavailable(request, exc)
     if isinstance(exc, errors.Unauthorized):
         return sign_in_required(request, SignInRequired())
+    if isinstance(exc, errors.TenantSuspended):
+        return _error_page(
+            403,
+            "Your tenant is suspended",
+            "The operator has suspended this tenant: you can look at everything, but "
+            "nothing can be changed until the operator resumes it. Nothing was changed.",
+        )
     return _error_page(400, "That did not work", exc.message)
 
 

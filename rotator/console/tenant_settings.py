@@ -1,4 +1,5 @@
-"""Settings pages: the Client Access Token, the tenant IP allowlist, and Webhooks.
+"""Settings pages: the Client Access Token, the tenant IP allowlist, Webhooks and the
+admin token.
 
 Writes go through rotator/store/tenants.py as PATCH /v1/tenant's do (the webhook URL is
 vetted by rotator/netguard.py first, exactly as the API does). Tokens and signing
@@ -12,10 +13,11 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 
 from rotator.api.state import AppState
-from rotator.console.auth import TENANT_PAGES, State, TenantId
+from rotator.console.auth import TENANT_COOKIE, TENANT_PAGES, State, TenantId, expired_cookie
 from rotator.console.forms import FormErrors, address_list, checked, text
 from rotator.console.messages import field_error
 from rotator.console.pages import page, partial, see_other
+from rotator.console.security import CONSOLE_PATH
 from rotator.domain.errors import Conflict, InvalidField
 from rotator.domain.models import EVENT_TYPES
 from rotator.store import tenants
@@ -73,6 +75,15 @@ class SettingsPages(Controller):
     ) -> Response:
         issued = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
         return await render(request, app_state, tenant, client_token=issued.client_token)
+
+    @post("/admin-token", include_in_schema=False)
+    async def reissue_admin_token(self, tenant: TenantId, app_state: State) -> Response:
+        """POST /v1/tenant/admin-token's twin. Every session ends with it, this one too: the
+        new token is shown on a page of its own, and the cookie goes."""
+        issued = await tenants.issue_admin_token(app_state.redis, app_state.durability, tenant)
+        response = page("admin_token.html", title="New admin token", admin_token=issued.admin_token)
+        response.set_cookie(expired_cookie(TENANT_COOKIE, CONSOLE_PATH))
+        return response
 
     @post("/allowlist", include_in_schema=False)
     async def allowlist(self, request: Request, tenant: TenantId, app_state: State) -> Response:
@@ -136,9 +147,7 @@ class SettingsPages(Controller):
         return see_other(request, f"/app/settings?done={done}#webhooks")
 
     @post("/webhook/test", include_in_schema=False)
-    async def send_test(
-        self, request: Request, tenant: TenantId, app_state: State
-    ) -> Response:
+    async def send_test(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         try:
             await send_test_event(
                 app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen

@@ -70,6 +70,12 @@ class Conflict(RotatorError):
     message = "already exists"
 
 
+class TenantSuspended(RotatorError):
+    """A write by (or for) a suspended tenant: its admin token still reads, never writes."""
+
+    message = "tenant suspended"
+
+
 class InvalidField(RotatorError):
     """Bad input; names the field so a client can show it."""
 

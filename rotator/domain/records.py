@@ -25,6 +25,9 @@ class Tenant(Record, omit_defaults=True):
     id: str
     name: str
     demo: bool
+    suspended: bool
+    """Set by the operator: its client and app tokens get `403 invalid token` and its admin
+    token reads but cannot write (`403 tenant suspended`); all its data is kept."""
     created_at: str
     ip_allowlist: list[str]
     webhook_url: str | None
@@ -47,12 +50,42 @@ class TenantCreated(Record):
 
 
 class TenantSummary(Record):
-    """A row of the operator's tenant list."""
+    """A row of the operator's tenant list (GET /v1/admin/tenants)."""
 
     id: str
     name: str
     demo: bool
+    suspended: bool
     created_at: str
+    services: int
+    keys: int
+    """Provider keys in all its services."""
+    apps: int
+    deliveries_today: int
+    """Keys delivered this UTC day by its current services."""
+
+
+class TenantDetail(Tenant, kw_only=True, frozen=True, omit_defaults=True):
+    """One tenant as the operator sees it (GET|PATCH /v1/admin/tenants/{id}): its settings
+    and the counts of its list row."""
+
+    services: int
+    keys: int
+    apps: int
+    deliveries_today: int
+
+
+class TenantDeletion(Record):
+    """What DELETE /v1/admin/tenants/{id} did. Its tokens stopped working before the answer,
+    whatever the state."""
+
+    id: str
+    state: Literal["deleted", "deleting"]
+    """`deleted`: every key of the tenant is gone (200). `deleting`: the rest is being
+    removed in the background by the worker (202); `rotator tenant delete` finishes it too."""
+    keys_removed: int
+    """Keys this request removed in batches (besides the tenant's own hash and console
+    sessions, which went in its first step)."""
 
 
 class ClientToken(Record):
@@ -122,12 +155,19 @@ class App(Record):
     name: str
     ip_allowlist: list[str]
     max_daily_requests: int | None
+    suspended: bool
+    """Its token gets `403 invalid token` until it is resumed; the app is kept."""
     created_at: str
 
 
 class AppCreated(App, kw_only=True, frozen=True):
     app_token: str
     """Shown once: only its hash is stored."""
+
+
+class AppToken(Record):
+    app_token: str
+    """Shown once; the app's previous token stopped working when this one was issued."""
 
 
 # --- webhooks -----------------------------------------------------------------------------

@@ -2,17 +2,22 @@
 
 An app is one hash, `{t:T}:app:<id>` (schema in keys.py), its id drawn from the
 tenant's sequence and listed in `{t:T}:apps`. The app token names tenant and app
-(`kra_<tenant>_<id>_<secret>`), so the delivery script finds the hash directly.
+(`kra_<tenant>_<id>_<secret>`), so the delivery script finds the hash directly, and
+reads everything it decides on there: the token hash, allowlist, limit and `suspended`.
+Changes go through app_update.lua, which writes only to an app that still exists.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from rotator.domain import tokens
 from rotator.domain.clock import iso_ms
-from rotator.domain.errors import NotFound
-from rotator.domain.records import App, AppCreated
+from rotator.domain.errors import InvalidField, NotFound
+from rotator.domain.records import App, AppCreated, AppToken
 from rotator.store import keys
 from rotator.store.common import (
     allowlist,
@@ -21,6 +26,7 @@ from rotator.store.common import (
     check_name,
     limit_arg,
     optional_int,
+    queue_script,
     text,
 )
 from rotator.store.connection import Durability, Redis
@@ -32,6 +38,7 @@ def _record(app_id: str, h: dict[bytes, bytes]) -> App:
         name=text(h, "name"),
         ip_allowlist=allowlist(h),
         max_daily_requests=optional_int(h, "max"),
+        suspended=text(h, "suspended") == "1",
         created_at=iso_ms(int(text(h, "created_ms", "0"))),
     )
 
@@ -85,6 +92,60 @@ async def get_app(redis: Redis, tenant: str, app_id: int) -> App:
     if not h:
         raise NotFound("app not found")
     return _record(str(app_id), h)
+
+
+async def _write(
+    redis: Redis, durability: Durability, tenant: str, app_id: int, fields: dict[str, Any]
+) -> None:
+    """Write `fields` to an existing app (app_update.lua), fsync-acknowledged; NotFound when
+    the app does not exist (deleted meanwhile included: nothing is written then)."""
+    pipe = redis.pipeline(transaction=False)
+    queue_script(
+        pipe, "app_update", [keys.app(tenant, app_id)], [x for kv in fields.items() for x in kv]
+    )
+    (written,) = await durability.execute(pipe)
+    if not written:
+        raise NotFound("app not found")
+
+
+async def update_app(
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    app_id: int,
+    *,
+    name: str | UnsetType = UNSET,
+    ip_allowlist: list[str] | UnsetType = UNSET,
+    max_daily_requests: int | UnsetType | None = UNSET,
+    suspended: bool | UnsetType = UNSET,
+) -> App:
+    """Change an app (UNSET = unchanged; a null limit removes it). Each change takes effect
+    with this write: the delivery script reads the app hash on every app-token request, so
+    a suspended app's token gets `403 invalid token` from the next request on."""
+    fields: dict[str, str] = {}
+    if name is not UNSET:
+        fields["name"] = check_name("name", name)
+    if ip_allowlist is not UNSET:
+        fields["allow"], fields["allow_src"] = check_allowlist("ip_allowlist", ip_allowlist)
+    if max_daily_requests is not UNSET:
+        fields["max"] = limit_arg(check_limit("max_daily_requests", max_daily_requests))
+    if suspended is not UNSET:
+        if not isinstance(suspended, bool):
+            raise InvalidField("suspended", "must be true or false")
+        fields["suspended"] = "1" if suspended else "0"
+    if fields:
+        await _write(redis, durability, tenant, app_id, fields)
+    return await get_app(redis, tenant, app_id)
+
+
+async def issue_app_token(
+    redis: Redis, durability: Durability, tenant: str, app_id: int
+) -> AppToken:
+    """A new token for the app; the old one stops working with this write (one hash is
+    kept). A suspended app stays suspended: its new token works once it is resumed."""
+    token = tokens.mint_app(tenant, app_id)
+    await _write(redis, durability, tenant, app_id, {"token": token.secret_hash})
+    return AppToken(app_token=token.token)
 
 
 async def delete_app(redis: Redis, durability: Durability, tenant: str, app_id: int) -> None:

@@ -9,7 +9,10 @@ Schema (per tenant T):
 
   {t:T}:tenant          HASH  name, demo (0|1), created_ms,
                               admin   sha256 hex of the admin token's secret
-                              client  sha256 hex of the client token's secret
+                              client  sha256 hex of the client token's secret; '' while
+                                      suspended (the hash waits in client_held), so every
+                                      reader of it refuses the tenant's client and app tokens
+                              suspended  '1' while the operator has suspended the tenant
                               allow   packed IP ranges (domain/iprange.py), allow_src JSON list
                               wh_url, wh_secret (sealed), events ",type,type," subscribed
                                      (empty unless a webhook is configured)
@@ -28,7 +31,8 @@ Schema (per tenant T):
                                     written with them by tenant_update.lua (and by
                                     service_create.lua), so a delivery reads one hash fewer
   {t:T}:apps            SET   app ids
-  {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms
+  {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms,
+                              suspended ('1' while suspended: next_key.lua refuses its token)
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
                               lr:<slug> / lra:<id> limit-reached recorded, df:<id> decrypt
                               failures (delivery_refund.lua); expires by itself
@@ -56,6 +60,9 @@ Global:
   kr:webhook_tenants    SET   tenants with a webhook configured (read by the event pump)
   kr:time_services      SET   "<tenant>:<slug>" of time-policy services (read by the sweep)
   kr:demo_tenant        STRING the tenant `rotator run` created for the demo
+  kr:deleting_tenants   ZSET  tenants being deleted -> ms the deletion began: their tokens
+                              stopped, their keys are being removed (store/tenant_deletion.py;
+                              the worker finishes and re-checks them)
   kr:keyring            HASH  canary  a known plaintext sealed by a master key the data is
                                       sealed with (own AAD; store/keyring.py): every process
                                       that opens or seals secrets refuses to start unless
@@ -76,6 +83,7 @@ TENANTS = "kr:tenants"
 WEBHOOK_TENANTS = "kr:webhook_tenants"
 TIME_SERVICES = "kr:time_services"
 DEMO_TENANT = "kr:demo_tenant"
+DELETING_TENANTS = "kr:deleting_tenants"
 KEYRING = "kr:keyring"
 OPERATOR_SESSION_PREFIX = "kr:opsession:"
 SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
@@ -83,6 +91,11 @@ SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
 
 def tag(tenant: str) -> str:
     return "{t:" + tenant + "}"
+
+
+def every_key_of(t: str) -> str:
+    """SCAN MATCH pattern of every key of a tenant (tenant ids hold no glob characters)."""
+    return tag(t) + ":*"
 
 
 def tenant(t: str) -> str:

@@ -1,10 +1,12 @@
-"""Tenants: creation, settings, tokens. Every write is fsync-acknowledged (Durability).
+"""Tenants: creation, settings, tokens, suspension. Every write is fsync-acknowledged
+(Durability).
 
 A tenant is one hash, `{t:T}:tenant` (schema in keys.py), plus its membership of
 the global registries kr:tenants and kr:webhook_tenants. Tokens are returned once
 by the function that mints them; only the SHA-256 of their secret part is stored.
 The fields a delivery reads are copied into the tenant's service hashes by the same
-script that writes them (tenant_update.lua), so every settings write goes through it.
+script that writes them (tenant_update.lua), so every settings write goes through it,
+suspension included. Deletion is in tenant_deletion.py.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
-from rotator.domain.clock import iso_ms
-from rotator.domain.errors import Conflict, InvalidField, NotFound
+from rotator.domain.clock import iso_ms, system_clock, utc_day
+from rotator.domain.errors import Conflict, InvalidField, NotFound, TenantSuspended
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
-from rotator.domain.records import AdminToken, ClientToken, Tenant, TenantCreated, TenantSummary
+from rotator.domain.records import (
+    AdminToken,
+    ClientToken,
+    Tenant,
+    TenantCreated,
+    TenantDetail,
+    TenantSummary,
+)
 from rotator.netguard import check_webhook_url, redact_webhook_url
 from rotator.store import keys
 from rotator.store.common import (
@@ -52,6 +61,7 @@ def _record(tenant: str, h: dict[bytes, bytes]) -> Tenant:
         id=tenant,
         name=text(h, "name"),
         demo=text(h, "demo") == "1",
+        suspended=text(h, "suspended") == "1",
         created_at=_created_at(h),
         ip_allowlist=allowlist(h),
         # never in clear: a URL stored before credentials were refused may hold some
@@ -109,6 +119,8 @@ async def write_fields(
     service came or went in between, the script writes nothing and is sent again."""
     nx_field, nx_value = set_if_absent or ("", b"")
     for attempt in range(_UPDATE_ATTEMPTS):
+        # race point: the tenant may be deleted meanwhile; the script writes nothing then
+        # (-1), so no write brings back part of a deleted tenant
         slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
         pipe = redis.pipeline(transaction=False)
         if attempt == 0 and also is not None:
@@ -120,6 +132,8 @@ async def write_fields(
             [",".join(slugs), nx_field, nx_value, *(x for pair in fields.items() for x in pair)],
         )
         written = (await durability.execute(pipe))[-1]
+        if written == -1:
+            raise NotFound("tenant not found")
         if written:
             return written == 2
     raise Conflict("the tenant's services kept changing during the update; try again")
@@ -165,22 +179,109 @@ async def get_tenant(redis: Redis, tenant: str) -> Tenant:
     return _record(tenant, h)
 
 
-async def list_tenants(redis: Redis) -> list[TenantSummary]:
-    """Every tenant, oldest first. One HMGET per tenant: single-slot commands only."""
+_COUNTS_PER_ROUND = 1000
+"""Tenants whose counts one pipeline asks for (bounds the client's memory, not the rounds:
+10,000 tenants are 10 round trips)."""
+
+
+class _Counts(msgspec.Struct, frozen=True):
+    """tenant_counts.lua's reply, decoded."""
+
+    name: str
+    demo: bool
+    created_ms: int
+    suspended: bool
+    services: int
+    keys: int
+    apps: int
+    deliveries_today: int
+
+
+def _counts_keys(tenant: str, day: int) -> list[str]:
+    return [keys.tenant(tenant), keys.services(tenant), keys.apps(tenant), keys.usage(tenant, day)]
+
+
+async def _counts(redis: Redis, ids: list[str], day: int) -> list[_Counts | None]:
+    """tenant_counts.lua for each tenant of `ids` (None: no such tenant), pipelined: one call
+    per tenant, each on its own slot, so it runs on a cluster too. Sent as EVAL with its
+    source (queue_script): redis-py's cluster pipeline refuses EVALSHA, and the script's
+    kilobyte per tenant is nothing for a listing this rare."""
+    if not ids:
+        return []
+    rows: list[Any] = []
+    for start in range(0, len(ids), _COUNTS_PER_ROUND):
+        pipe = redis.pipeline(transaction=False)
+        for tenant in ids[start : start + _COUNTS_PER_ROUND]:
+            queue_script(
+                pipe, "tenant_counts", _counts_keys(tenant, day), [keys.service(tenant, "")]
+            )
+        rows += await pipe.execute()
+    return [
+        None
+        if row is None
+        else _Counts(
+            name=row[0].decode(),
+            demo=row[1] == b"1",
+            created_ms=int(row[2] or 0),
+            suspended=row[3] == b"1",
+            services=row[4],
+            keys=row[5],
+            apps=row[6],
+            deliveries_today=row[7],
+        )
+        for row in rows
+    ]
+
+
+async def list_tenants(redis: Redis, *, now_ms: int | None = None) -> list[TenantSummary]:
+    """Every tenant with its counts, oldest first (`now_ms` names today; None = this host's
+    clock). The registry, then one tenant_counts.lua per tenant, pipelined (a round trip
+    per _COUNTS_PER_ROUND tenants); the server's work is O(services) per tenant."""
     ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
+    day = utc_day(system_clock() if now_ms is None else now_ms)
+    found = [(c, t) for t, c in zip(ids, await _counts(redis, ids, day), strict=True) if c]
+    found.sort(key=lambda pair: (pair[0].created_ms, pair[1]))
+    return [
+        TenantSummary(
+            id=tenant,
+            name=c.name,
+            demo=c.demo,
+            suspended=c.suspended,
+            created_at=iso_ms(c.created_ms),
+            services=c.services,
+            keys=c.keys,
+            apps=c.apps,
+            deliveries_today=c.deliveries_today,
+        )
+        for c, tenant in found
+    ]
+
+
+async def get_tenant_detail(redis: Redis, tenant: str, *, now_ms: int) -> TenantDetail:
+    """One tenant's settings and counts, as the operator sees it."""
+    record = await get_tenant(redis, tenant)
+    (counts,) = await _counts(redis, [tenant], utc_day(now_ms))
+    if counts is None:  # deleted between the two reads
+        raise NotFound("tenant not found")
+    return TenantDetail(
+        **msgspec.structs.asdict(record),
+        services=counts.services,
+        keys=counts.keys,
+        apps=counts.apps,
+        deliveries_today=counts.deliveries_today,
+    )
+
+
+async def _names(redis: Redis) -> list[tuple[str, str]]:
+    """(id, name) of every tenant: one HMGET each, pipelined."""
+    ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
+    if not ids:
+        return []
     pipe = redis.pipeline(transaction=False)
     for tenant in ids:
-        pipe.hmget(keys.tenant(tenant), ["name", "demo", "created_ms"])
-    rows = await pipe.execute() if ids else []
-    found = [
-        (int(created or 0), tenant, (name or b"").decode(), demo == b"1")
-        for tenant, (name, demo, created) in zip(ids, rows, strict=True)
-        if name is not None
-    ]
-    return [
-        TenantSummary(id=tenant, name=name, demo=demo, created_at=iso_ms(created_ms))
-        for created_ms, tenant, name, demo in sorted(found)
-    ]
+        pipe.hget(keys.tenant(tenant), "name")
+    names = await pipe.execute()
+    return [(t, n.decode()) for t, n in zip(ids, names, strict=True) if n is not None]
 
 
 async def resolve_tenant(redis: Redis, ref: str) -> str:
@@ -188,7 +289,7 @@ async def resolve_tenant(redis: Redis, ref: str) -> str:
     that name (the CLI takes either). NotFound, or Conflict when the name is not unique."""
     if tokens.is_tenant_id(ref) and await redis.exists(keys.tenant(ref)):
         return ref
-    matches = [t.id for t in await list_tenants(redis) if t.name == ref]
+    matches = [tenant for tenant, name in await _names(redis) if name == ref]
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -202,10 +303,36 @@ async def admin_token_hash(redis: Redis, tenant: str) -> str | None:
     return value.decode() if value else None
 
 
+class AdminAccess(msgspec.Struct, frozen=True):
+    """What the tenant-admin checks (the API's guard, the console's pages, the CLI) read,
+    in one HMGET."""
+
+    token_hash: str | None
+    """The stored hash of the admin token's secret; None for an unknown tenant."""
+    suspended: bool
+
+
+async def admin_access(redis: Redis, tenant: str) -> AdminAccess:
+    admin, suspended = await redis.hmget(keys.tenant(tenant), ["admin", "suspended"])
+    return AdminAccess(token_hash=admin.decode() if admin else None, suspended=suspended == b"1")
+
+
+def refuse_write_if_suspended(access: AdminAccess) -> None:
+    """The one rule for a suspended tenant's writes: refused (403 `tenant suspended` in the
+    API, an error page in the console, exit 1 in the CLI); reads go on."""
+    if access.suspended:
+        raise TenantSuspended()
+
+
+async def check_writable(redis: Redis, tenant: str) -> None:
+    """TenantSuspended unless the tenant may write (the CLI and the console ask this before
+    a tenant's write; the API's guard has the flag already)."""
+    refuse_write_if_suspended(await admin_access(redis, tenant))
+
+
 async def issue_client_token(redis: Redis, durability: Durability, tenant: str) -> ClientToken:
-    """A new client token; the old one stops working with this write (only one hash is kept)."""
-    if not await redis.exists(keys.tenant(tenant)):  # tenants are never deleted: no race
-        raise NotFound("tenant not found")
+    """A new client token; the old one stops working with this write (only one hash is kept).
+    Issued while the tenant is suspended, it is held until it is resumed (tenant_update.lua)."""
     client = tokens.mint_client(tenant)
     await write_fields(redis, durability, tenant, {"client": client.secret_hash})
     return ClientToken(client_token=client.token)
@@ -215,12 +342,35 @@ async def issue_admin_token(redis: Redis, durability: Durability, tenant: str) -
     """A new admin token; the old one stops working with this write, and every console
     session signed in with it ends (they are revoked after the write, so none opened
     with the old token survives)."""
-    if not await redis.exists(keys.tenant(tenant)):  # tenants are never deleted: no race
-        raise NotFound("tenant not found")
     admin = tokens.mint_admin(tenant)
     await write_fields(redis, durability, tenant, {"admin": admin.secret_hash})
     await revoke_tenant_sessions(redis, tenant)
     return AdminToken(admin_token=admin.token)
+
+
+async def update_tenant_status(
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    *,
+    name: str | UnsetType = UNSET,
+    suspended: bool | UnsetType = UNSET,
+    now_ms: int,
+) -> TenantDetail:
+    """The operator's changes (PATCH /v1/admin/tenants/{id}): rename, suspend or resume
+    (UNSET = unchanged). Suspending takes effect with this write: tenant_update.lua empties
+    the client hash every delivery compares, so its client and app tokens get `403 invalid
+    token`; resuming restores it. Nothing else changes: the data is kept."""
+    fields: dict[str, str | bytes] = {}
+    if name is not UNSET:
+        fields["name"] = check_name("name", name)
+    if suspended is not UNSET:
+        if not isinstance(suspended, bool):
+            raise InvalidField("suspended", "must be true or false")
+        fields["suspended"] = "1" if suspended else "0"
+    if fields:
+        await write_fields(redis, durability, tenant, fields)
+    return await get_tenant_detail(redis, tenant, now_ms=now_ms)
 
 
 async def update_tenant(

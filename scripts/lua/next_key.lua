@@ -32,7 +32,7 @@
 --          as reading a field
 -- Returns, in check order (a request rejected before selection is not counted):
 --   {'day', day}            KEYS[4] is not today's hash (caller's clock off by a midnight): retry
---   {'token'}               unknown tenant, app or secret
+--   {'token'}               unknown tenant, app or secret; suspended (or deleted) tenant or app
 --   {'ip'}                  client outside the tenant's or the app's allowlist
 --   {'throttle', wait_ms}   demo tenant over its per-IP rate
 --   {'service'}             no such service
@@ -90,11 +90,14 @@ local app_id = ARGV[2]
 local token_hash = tenant_token_hash
 local app = nil
 if app_id ~= '' then
-  app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'max')
+  app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'max', 'suspended')
   token_hash = app[1]
 end
--- with an app token the tenant's must exist too: an app of an unknown tenant is not a token
-if not tenant_token_hash or token_hash ~= ARGV[1] then
+-- with an app token the tenant's must exist too: an app of an unknown tenant is not a token;
+-- a suspended or deleted tenant's client hash is '' (tenant_update.lua), which refuses its
+-- client and app tokens alike; a suspended app ('1') refuses its own
+if not tenant_token_hash or tenant_token_hash == '' or token_hash ~= ARGV[1]
+    or (app and app[4] == '1') then
   return {'token'}
 end
 

@@ -176,6 +176,94 @@ async def test_main_scenario(browser: Browser, live_server: LiveServer, store, r
     assert recorded.urls and not recorded.foreign(live_server.url)
 
 
+async def operator_sign_in(page: Page) -> None:
+    await page.goto("/app/operator/signin")
+    await page.get_by_label("Operator token").fill(OPERATOR_TOKEN)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(r"/app/operator$"))
+
+
+async def test_lifecycle_scenario(browser: Browser, live_server: LiveServer):
+    """Issue #12's lifecycles: the operator suspends a tenant (its client token gets 403 at
+    /v1/next, its console turns read-only), resumes it, reissues its admin token (the old
+    session ends); the tenant edits an app, suspends it and reissues its token."""
+    tenant = await prepared_tenant(live_server, "life-co")
+    tenant_context = await new_context(browser, live_server)
+    operator_context = await new_context(browser, live_server)
+    recorded = [Recorded(tenant_context), Recorded(operator_context)]
+    page = await tenant_context.new_page()
+    operator = await operator_context.new_page()
+    try:
+        await sign_in(page, tenant["admin_token"])
+        await operator_sign_in(operator)
+        row = operator.get_by_role("row", name=re.compile("life-co"))
+        await expect(row).to_contain_text("active")
+        await row.get_by_role("link", name="life-co").click()
+        await expect(operator.get_by_role("heading", level=1)).to_contain_text("life-co")
+
+        # suspend: the client token is refused at once, the tenant's console is read-only
+        await operator.get_by_role("button", name="Suspend life-co").click()
+        await expect(operator.get_by_role("status").first).to_contain_text("Tenant suspended")
+        r = await next_key(live_server, tenant["client_token"])
+        assert (r.status_code, r.json()) == (403, {"error": "invalid token"})
+        await menu(page, "Settings")
+        await expect(page.get_by_text("Your tenant is suspended.")).to_be_visible()
+        await expect(
+            page.get_by_role("button", name="Issue a new Client Access Token")
+        ).to_be_disabled()
+        await expect(page.get_by_role("button", name="Sign out")).to_be_enabled()
+
+        # resume: everything works again
+        await operator.get_by_role("button", name="Resume life-co").click()
+        await expect(operator.get_by_role("status").first).to_contain_text("Tenant resumed")
+        assert (await next_key(live_server, tenant["client_token"])).status_code == 200
+        await page.reload()
+        await expect(page.get_by_text("Your tenant is suspended.")).to_have_count(0)
+
+        # a new admin token: the tenant's session ends; the new token signs in
+        await expect(operator.get_by_text("stop working the moment you click")).to_be_visible()
+        await operator.get_by_role("button", name="Issue a new admin token").click()
+        fresh = await operator.locator("#admin-token-value").input_value()
+        assert fresh.startswith("kta_") and fresh != tenant["admin_token"]
+        await page.goto("/app/services")
+        await expect(page).to_have_url(re.compile(r"/app/signin$"))
+        await sign_in(page, fresh)
+
+        # an app: created, edited, suspended, resumed, its token reissued and copied
+        await menu(page, "Apps")
+        await page.get_by_label("Name").fill("web")
+        await page.get_by_role("button", name="Create app").click()
+        old_token = await page.locator("#app-token").input_value()
+        await page.get_by_role("link", name="web").click()
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("App web")
+        await page.get_by_label("Name").fill("batch")
+        await page.get_by_label("Daily limit").fill("5")
+        await page.get_by_role("button", name="Save changes").click()
+        await expect(page.get_by_role("status").first).to_contain_text("Changes saved")
+        await expect(page.locator("dl.facts")).to_contain_text("5")
+        await page.get_by_role("button", name="Suspend batch").click()
+        await expect(page.get_by_role("status").first).to_contain_text("App suspended")
+        async with live_server.api() as c:
+            r = await c.get("/v1/next", params={"service": "openai", "app_token": old_token})
+        assert (r.status_code, r.json()) == (403, {"error": "invalid token"})
+        await page.get_by_role("button", name="Resume batch").click()
+        await expect(page.get_by_role("status").first).to_contain_text("App resumed")
+        await expect(page.get_by_text("stops working the moment you click")).to_be_visible()
+        await page.get_by_role("button", name="Issue a new token").click()
+        await page.get_by_role("button", name="Copy").click()
+        await expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
+        copied = await page.evaluate("navigator.clipboard.readText()")
+        assert copied == await page.locator("#app-token").input_value() != old_token
+        async with live_server.api() as c:
+            old = await c.get("/v1/next", params={"service": "openai", "app_token": old_token})
+            new = await c.get("/v1/next", params={"service": "openai", "app_token": copied})
+        assert (old.status_code, new.status_code) == (403, 200)
+    finally:
+        await tenant_context.close()
+        await operator_context.close()
+    assert not any(r.foreign(live_server.url) for r in recorded)
+
+
 # --- accessibility, layout, CSP -------------------------------------------------------------
 async def submit(page: Page, button: str) -> None:
     """Click a form's button and wait for the page it leads to to load (styles included:
@@ -227,6 +315,20 @@ async def tenant_pages(page: Page, tenant: dict):
         await page.get_by_label("Webhook URL").fill("ftp://example.com")
         await submit(page, "Save webhook")
 
+    async def app_page():
+        await page.goto("/app/apps")
+        await page.get_by_role("link", name="web").first.click()
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("App web")
+
+    async def bad_app_edit():
+        await app_page()
+        await page.get_by_label("Daily limit").fill("many")
+        await submit(page, "Save changes")
+
+    async def app_token():
+        await app_page()
+        await submit(page, "Issue a new token")
+
     return [
         ("sign-in with error", None),
         ("services", lambda: go("/app/services")),
@@ -241,12 +343,20 @@ async def tenant_pages(page: Page, tenant: dict):
         ("app created", app_created),
         ("settings", lambda: go("/app/settings")),
         ("webhook with errors", bad_webhook),
+        ("app page", app_page),
+        ("app edit with errors", bad_app_edit),
+        ("app token reissued", app_token),
         ("get started", lambda: go("/app/start")),
         ("not found", lambda: go("/app/services/nope")),
     ]
 
 
-async def operator_pages(page: Page):
+async def operator_pages(page: Page, tenant: dict, issued: dict):
+    """The operator's pages; the tenant's session is open alongside (its cookie's path is
+    /app), so its read-only pages are checked while it is suspended. `issued` gets the
+    admin token the operator reissues (the tenant's session ends with it)."""
+    tenant_page = f"/app/operator/tenants/{tenant['id']}"
+
     async def go(path: str):
         await page.goto(path)
 
@@ -259,10 +369,46 @@ async def operator_pages(page: Page):
         await page.get_by_label("Name").fill("a11y-created")
         await submit(page, "Create tenant")
 
+    async def bad_rename():
+        await page.goto(tenant_page)
+        await page.get_by_label("Name", exact=True).fill("")
+        await submit(page, "Rename")
+
+    async def suspended():
+        await page.goto(tenant_page)
+        await submit(page, f"Suspend {tenant['name']}")
+
+    async def read_only(path: str):
+        await page.goto(path)
+        await expect(page.get_by_text("Your tenant is suspended.")).to_be_visible()
+
+    async def resumed():
+        await page.goto(tenant_page)
+        await submit(page, f"Resume {tenant['name']}")
+
+    async def bad_delete():
+        await page.goto(tenant_page)
+        await page.get_by_text(f"Delete {tenant['name']} and all its data").click()
+        await page.get_by_label(re.compile("Type the tenant's id")).fill("nope")
+        await submit(page, f"Delete {tenant['name']}")
+
+    async def admin_token():
+        await page.goto(tenant_page)
+        await submit(page, "Issue a new admin token")
+        issued["admin_token"] = await page.locator("#admin-token-value").input_value()
+
     return [
         ("operator tenants", lambda: go("/app/operator")),
         ("operator create with errors", bad_tenant),
         ("operator tenant created", created),
+        ("operator tenant page", lambda: go(tenant_page)),
+        ("operator rename with errors", bad_rename),
+        ("operator tenant suspended", suspended),
+        ("suspended tenant's services", lambda: read_only("/app/services/openai")),
+        ("suspended tenant's settings", lambda: read_only("/app/settings")),
+        ("operator tenant resumed", resumed),
+        ("operator delete with errors", bad_delete),
+        ("operator admin token reissued", admin_token),
     ]
 
 
@@ -298,9 +444,16 @@ async def walk(page: Page, server: LiveServer, check) -> list[str]:
     await page.get_by_label("Operator token").fill(OPERATOR_TOKEN)
     await submit(page, "Sign in")
     await expect(page).to_have_url(re.compile(r"/app/operator$"))
-    for name, action in await operator_pages(page):
+    issued: dict = {}
+    for name, action in await operator_pages(page, tenant, issued):
         await action()
         problems += await check(name)
+    # last, as it ends the session: the tenant's own admin token reissued
+    await sign_in(page, issued["admin_token"])
+    await page.goto("/app/settings")
+    await submit(page, "Issue a new admin token")
+    await expect(page.get_by_role("heading", name="Your new admin token")).to_be_visible()
+    problems += await check("tenant admin token reissued")
     return problems
 
 

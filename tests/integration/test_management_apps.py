@@ -27,6 +27,7 @@ async def test_create_list_delete(client, redis):
         "name": "web",
         "ip_allowlist": [],
         "max_daily_requests": 2,
+        "suspended": False,
         "created_at": "2026-03-01T12:00:00.000Z",
         "app_token": app["app_token"],
     }
@@ -84,3 +85,117 @@ async def test_unknown_app_is_404(client):
     t = await new_tenant(client)
     assert (await client.delete("/v1/apps/12345", headers=t.auth)).status_code == 404
     assert (await client.delete("/v1/apps/not-a-number", headers=t.auth)).status_code == 404
+
+
+# --- an app's lifecycle: show, edit, suspend, new token (issue #12 item 2) ---------------------
+async def test_show_and_edit(client, redis):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    await new_key(client, t)
+    app = await new_app(client, t, max_daily_requests=1)
+    r = await client.get(f"/v1/apps/{app['id']}", headers=t.auth)
+    assert r.status_code == 200
+    assert r.json() == {k: v for k, v in app.items() if k != "app_token"}
+
+    assert (await app_deliver(client, app["app_token"])).status_code == 200
+    assert (await app_deliver(client, app["app_token"])).status_code == 429  # its own limit
+    r = await client.patch(
+        f"/v1/apps/{app['id']}",
+        json={"name": " batch ", "max_daily_requests": None, "ip_allowlist": ["127.0.0.1"]},
+        headers=t.auth,
+    )
+    assert r.status_code == 200, r.text
+    edited = r.json()
+    assert (edited["name"], edited["max_daily_requests"], edited["ip_allowlist"]) == (
+        "batch", None, ["127.0.0.1/32"],
+    )  # fmt: skip
+    assert (await client.get(f"/v1/apps/{app['id']}", headers=t.auth)).json() == edited
+    assert (await app_deliver(client, app["app_token"])).status_code == 200  # no limit now
+    r = await client.patch(f"/v1/apps/{app['id']}", json={"ip_allowlist": ["10.0.0.0/8"]},
+                           headers=t.auth)  # fmt: skip
+    assert r.status_code == 200
+    r = await app_deliver(client, app["app_token"])
+    assert (r.status_code, r.json()) == (403, {"error": "ip not allowed"})
+    r = await client.patch(f"/v1/apps/{app['id']}", json={"ip_allowlist": []}, headers=t.auth)
+    assert r.json()["ip_allowlist"] == []
+    assert (await app_deliver(client, app["app_token"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"ip_allowlist": ["300.1.1.1"]}, "ip_allowlist"),
+        ({"max_daily_requests": 0}, "max_daily_requests"),
+        ({"suspended": "yes"}, "suspended"),
+        ({"token": "mine"}, "token"),
+    ],
+)
+async def test_edit_rejects_bad_input(client, redis, body, field):
+    t = await new_tenant(client)
+    app = await new_app(client, t)
+    before = await redis.hgetall(keys.app(t.id, app["id"]))
+    r = await client.patch(f"/v1/apps/{app['id']}", json=body, headers=t.auth)
+    assert r.status_code == 400 and field in r.json()["error"], r.text
+    assert await redis.hgetall(keys.app(t.id, app["id"])) == before
+
+
+async def test_a_suspended_apps_token_is_refused_until_resumed(client):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    await new_key(client, t)
+    app = await new_app(client, t)
+    other = await new_app(client, t, name="other")
+    r = await client.patch(f"/v1/apps/{app['id']}", json={"suspended": True}, headers=t.auth)
+    assert r.status_code == 200 and r.json()["suspended"] is True
+    r = await app_deliver(client, app["app_token"])
+    assert (r.status_code, r.json()) == (403, {"error": "invalid token"})
+    assert (await app_deliver(client, other["app_token"])).status_code == 200
+    assert (await client.get("/v1/next", params={"service": "openai", "token": t.client_token})
+            ).status_code == 200  # fmt: skip
+    listed = {
+        a["id"]: a["suspended"] for a in (await client.get("/v1/apps", headers=t.auth)).json()
+    }
+    assert listed == {app["id"]: True, other["id"]: False}
+    # a new token for a suspended app stays refused until the app is resumed
+    fresh = (await client.post(f"/v1/apps/{app['id']}/token", headers=t.auth)).json()["app_token"]
+    assert (await app_deliver(client, fresh)).status_code == 403
+    await client.patch(f"/v1/apps/{app['id']}", json={"suspended": False}, headers=t.auth)
+    assert (await app_deliver(client, fresh)).status_code == 200
+
+
+async def test_a_new_token_revokes_the_old_one(client, redis):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    await new_key(client, t)
+    app = await new_app(client, t)
+    r = await client.post(f"/v1/apps/{app['id']}/token", headers=t.auth)
+    assert r.status_code == 200 and set(r.json()) == {"app_token"}
+    fresh = r.json()["app_token"]
+    parsed = tokens.parse(fresh)
+    assert (parsed.kind, parsed.tenant, parsed.app) == (tokens.APP, t.id, str(app["id"]))
+    assert fresh != app["app_token"]
+    r = await app_deliver(client, app["app_token"])
+    assert (r.status_code, r.json()) == (403, {"error": "invalid token"})
+    assert (await app_deliver(client, fresh)).status_code == 200
+    shown = await client.get(f"/v1/apps/{app['id']}", headers=t.auth)
+    assert fresh not in shown.text and fresh.encode() not in b"".join(
+        (await redis.hgetall(keys.app(t.id, app["id"]))).values()
+    )
+
+
+async def test_unknown_or_deleted_apps_are_404_and_not_recreated(client, redis):
+    t = await new_tenant(client)
+    app = await new_app(client, t)
+    await client.delete(f"/v1/apps/{app['id']}", headers=t.auth)
+    for method, path, body in (
+        ("GET", f"/v1/apps/{app['id']}", None),
+        ("PATCH", f"/v1/apps/{app['id']}", {"name": "back"}),
+        ("POST", f"/v1/apps/{app['id']}/token", None),
+        ("GET", "/v1/apps/999", None),
+        ("PATCH", "/v1/apps/999", {"suspended": True}),
+        ("POST", "/v1/apps/999/token", None),
+    ):
+        r = await client.request(method, path, json=body, headers=t.auth)
+        assert (r.status_code, r.json()) == (404, {"error": "app not found"}), (method, path)
+    assert not await redis.exists(keys.app(t.id, app["id"]), keys.app(t.id, 999))

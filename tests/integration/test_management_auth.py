@@ -34,11 +34,19 @@ TENANT_ENDPOINTS = [
     ("DELETE", "/v1/services/openai/keys/{key}", None),
     ("POST", "/v1/apps", {"name": "a"}),
     ("GET", "/v1/apps", None),
+    ("GET", "/v1/apps/{app}", None),
+    ("PATCH", "/v1/apps/{app}", {"name": "renamed"}),
+    ("POST", "/v1/apps/{app}/token", None),
     ("DELETE", "/v1/apps/{app}", None),
+    ("POST", "/v1/tenant/admin-token", None),
 ]
 OPERATOR_ENDPOINTS = [
     ("POST", "/v1/admin/tenants", {"name": "x"}),
     ("GET", "/v1/admin/tenants", None),
+    ("GET", "/v1/admin/tenants/{tenant}", None),
+    ("PATCH", "/v1/admin/tenants/{tenant}", {"suspended": True}),
+    ("POST", "/v1/admin/tenants/{tenant}/admin-token", None),
+    ("DELETE", "/v1/admin/tenants/{tenant}?confirm={tenant}", None),
 ]
 # endpoints that address one of the owner's resources: invisible to any other tenant
 RESOURCE_ENDPOINTS = [
@@ -91,9 +99,10 @@ async def test_tenant_endpoints_refuse_wrong_tokens(client, redis, method, path,
 async def test_operator_endpoints_refuse_wrong_tokens(client, method, path, body):
     t = await new_tenant(client)
     for headers in ({}, {"Authorization": "Bearer wrong"}, t.auth):
-        r = await call(client, method, path, body, headers)
+        r = await call(client, method, path.format(tenant=t.id), body, headers)
         assert r.status_code == 401, r.text
         assert "error" in r.json()
+    assert (await client.get("/v1/tenant", headers=t.auth)).json()["suspended"] is False
 
 
 async def test_operator_api_is_closed_without_an_admin_token(settings, redis, clock):

@@ -34,7 +34,17 @@ async def test_operator_creates_and_lists_tenants(client, redis):
 
     listed = (await client.get("/v1/admin/tenants", headers=OPERATOR)).json()
     assert listed == [
-        {"id": body["id"], "name": "Acme", "demo": True, "created_at": "2026-03-01T12:00:00.000Z"}
+        {
+            "id": body["id"],
+            "name": "Acme",
+            "demo": True,
+            "suspended": False,
+            "created_at": "2026-03-01T12:00:00.000Z",
+            "services": 0,
+            "keys": 0,
+            "apps": 0,
+            "deliveries_today": 0,
+        }
     ]
     # the tokens are never shown again, by any endpoint
     for r in (
@@ -78,6 +88,7 @@ async def test_get_tenant_settings(client):
         "id": t.id,
         "name": "acme",
         "demo": True,
+        "suspended": False,
         "created_at": "2026-03-01T12:00:00.000Z",
         "ip_allowlist": [],
         "webhook_url": None,

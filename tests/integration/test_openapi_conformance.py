@@ -81,7 +81,7 @@ def world(api) -> dict[str, Any]:
         "base": api,
         "admin": tenant["admin_token"],
         "client": tenant["client_token"],
-        "ids": {"slug": SLUG, "key_id": key["id"], "app_id": app["id"]},
+        "ids": {"slug": SLUG, "key_id": key["id"], "app_id": app["id"], "tenant_id": tenant["id"]},
     }
 
 

@@ -45,7 +45,11 @@ TENANT_ROUTES = [
     ("DELETE", "/v1/services/openai/keys/{key}", None),
     ("POST", "/v1/apps", {"name": "a"}),
     ("GET", "/v1/apps", None),
+    ("GET", "/v1/apps/{app}", None),
+    ("PATCH", "/v1/apps/{app}", {"suspended": True}),
+    ("POST", "/v1/apps/{app}/token", None),
     ("DELETE", "/v1/apps/{app}", None),
+    ("POST", "/v1/tenant/admin-token", None),
     # the two reads that had no @store_op (500 on e1a71c5)
     ("GET", "/v1/services/openai/usage", None),
     ("GET", "/v1/webhooks/deliveries", None),
@@ -55,6 +59,10 @@ TENANT_ROUTES = [
 OPERATOR_ROUTES = [
     ("POST", "/v1/admin/tenants", {"name": "x"}),
     ("GET", "/v1/admin/tenants", None),
+    ("GET", "/v1/admin/tenants/{tenant}", None),
+    ("PATCH", "/v1/admin/tenants/{tenant}", {"suspended": True}),
+    ("POST", "/v1/admin/tenants/{tenant}/admin-token", None),
+    ("DELETE", "/v1/admin/tenants/{tenant}?confirm={tenant}", None),
 ]
 
 
@@ -65,9 +73,9 @@ class DownAfterAuth:
         self.live = live
         self.down = down
 
-    async def hget(self, key: str, field: str) -> Any:
-        # the guard's one read (rotator.store.tenants.admin_token_hash)
-        return await (self.live if field == "admin" else self.down).hget(key, field)
+    async def hmget(self, key: str, fields: list[str]) -> Any:
+        # the guard's one read (rotator.store.tenants.admin_access)
+        return await (self.live if fields[0] == "admin" else self.down).hmget(key, fields)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.down, name)
@@ -87,7 +95,11 @@ async def test_store_failing_after_the_token_check_is_503_everywhere(
     async with app_client(app) as client:
         t = await new_tenant(client)
         await new_service(client, t)
-        ids = {"key": (await new_key(client, t))["id"], "app": (await new_app(client, t))["id"]}
+        ids = {
+            "key": (await new_key(client, t))["id"],
+            "app": (await new_app(client, t))["id"],
+            "tenant": t.id,
+        }
         state = app.state.rotator
         live = state.redis
         state.redis = DownAfterAuth(live, down_store(backend))
@@ -113,7 +125,7 @@ async def test_store_failing_after_the_token_check_is_503_everywhere(
 def test_cli_store_failing_midway_exits_2_with_one_line(
     valkey, master_key_b64, tmp_path, monkeypatch, capsys
 ):
-    async def refused(_redis: Any) -> Any:
+    async def refused(_redis: Any, **_: Any) -> Any:
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379")
 
     for name in [n for n in os.environ if n.startswith("ROTATOR_")]:

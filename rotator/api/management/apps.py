@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import delete, get, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import BODY, NOT_FOUND, errors
-from rotator.api.schemas import AppCreate
-from rotator.domain.records import App, AppCreated
+from rotator.api.schemas import AppCreate, AppPatch
+from rotator.domain.records import App, AppCreated, AppToken
 from rotator.store import apps as store
 
 
@@ -32,6 +32,39 @@ class AppController(TenantAdminBase):
     @get("/", summary="List apps", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[App]:
         return await store.list_apps(app_state.redis, tenant)
+
+    @get("/{app_id:int}", summary="Show an app", responses=errors(NOT_FOUND))
+    async def show(self, tenant: TenantId, app_id: FromPath[int], app_state: State) -> App:
+        return await store.get_app(app_state.redis, tenant, app_id)
+
+    @patch(
+        "/{app_id:int}",
+        summary="Rename, re-limit, change the allowlist of, suspend or resume an app",
+        description="Takes effect with the next request: a suspended app's token gets "
+        "`403 invalid token` until `suspended` is false again.",
+        responses=errors(*BODY, NOT_FOUND),
+    )
+    async def change(
+        self, tenant: TenantId, app_id: FromPath[int], data: JSONBody[AppPatch], app_state: State
+    ) -> App:
+        return await store.update_app(
+            app_state.redis,
+            app_state.durability,
+            tenant,
+            app_id,
+            **msgspec.structs.asdict(data),
+        )
+
+    @post(
+        "/{app_id:int}/token",
+        status_code=200,
+        summary="Issue a new app token; the previous one stops working at once",
+        responses=errors(NOT_FOUND),
+    )
+    async def new_token(
+        self, tenant: TenantId, app_id: FromPath[int], app_state: State
+    ) -> AppToken:
+        return await store.issue_app_token(app_state.redis, app_state.durability, tenant, app_id)
 
     @delete(
         "/{app_id:int}",

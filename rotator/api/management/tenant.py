@@ -1,4 +1,4 @@
-"""A tenant's own settings: allowlist, webhook, client token."""
+"""A tenant's own settings: allowlist, webhook, client and admin tokens."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import BODY, CONFLICT, errors
 from rotator.api.schemas import TenantPatch
-from rotator.domain.records import ClientToken, Tenant
+from rotator.domain.records import AdminToken, ClientToken, Tenant
 from rotator.store import tenants
 
 
@@ -52,3 +52,14 @@ class TenantController(TenantAdminBase):
     )
     async def new_client_token(self, tenant: TenantId, app_state: State) -> ClientToken:
         return await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
+
+    @post(
+        "/admin-token",
+        status_code=200,
+        summary="Issue a new admin token; the one used for this call stops working at once",
+        description="Every console session of the tenant ends too. Use the token in this "
+        "answer from now on: it is shown once.",
+        responses=errors(CONFLICT),
+    )
+    async def new_admin_token(self, tenant: TenantId, app_state: State) -> AdminToken:
+        return await tenants.issue_admin_token(app_state.redis, app_state.durability, tenant)

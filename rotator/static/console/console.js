@@ -20,6 +20,17 @@
       sel.addRange(range);
     }
   }
+  // a suspended tenant's pages read but cannot write (the server refuses every POST): its
+  // forms are shown disabled, so nobody fills one in for nothing
+  function readOnly(root) {
+    if (!document.querySelector("[data-read-only]")) return;
+    root.querySelectorAll(
+      'form[method="post"]:not(.signout) button, form[method="post"]:not(.signout) input, ' +
+      'form[method="post"]:not(.signout) textarea, form[method="post"]:not(.signout) select'
+    ).forEach(function (el) { el.disabled = true; });
+  }
+  readOnly(document);
+  document.addEventListener("htmx:load", function (event) { readOnly(event.target); });
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-copy]");
     if (!button) return;
