@@ -124,6 +124,11 @@ class Supervisor:
                 raise  # not our stop: the process is being torn down
         except OUTAGE as exc:
             self.outage.failed(exc)
+        except Exception:
+            # anything else arq raises out of its loop (e.g. a WatchError from its job
+            # pick-up when a restarted store lost the watched key) ends this Worker, not the
+            # process: logged loudly once, then a new Worker after the usual backoff
+            log.exception("the worker loop failed; starting a new one")
         finally:
             self.current = None
             # the pump stops now (a new Worker's pump takes over its consumer); jobs in

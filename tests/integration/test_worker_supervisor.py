@@ -1,0 +1,54 @@
+"""The worker's supervisor: a Worker loop that fails for any reason is replaced, the
+process stays up (a WatchError raised by arq's job pick-up once killed the worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import WatchError
+
+from workers import supervisor as supervision
+from workers.config import WorkerConfig
+
+
+class FlakyWorker:
+    """Stands in for arq's Worker: the first run fails as arq's loop did, the second runs
+    until the supervisor stops it."""
+
+    runs = 0
+
+    def __init__(self, **_: object) -> None:
+        self.ctx: dict = {}
+        self.tasks: dict = {}
+        self.pool = None
+        self.health_check_key = "health"
+        self.stopped = asyncio.Event()
+
+    async def async_run(self) -> None:
+        FlakyWorker.runs += 1
+        if FlakyWorker.runs == 1:
+            raise WatchError("Watched variable changed.")
+        await self.stopped.wait()
+
+    def handle_sig(self, _signum: int) -> None:
+        self.stopped.set()
+
+
+async def test_a_failed_worker_loop_is_replaced_not_fatal(settings, monkeypatch, caplog):
+    monkeypatch.setattr(supervision, "Worker", FlakyWorker)
+    FlakyWorker.runs = 0
+    config = WorkerConfig(pump=False, reconnect_base_s=0.01, reconnect_cap_s=0.01)
+    boss = supervision.Supervisor(settings, config)
+    with caplog.at_level(logging.ERROR, logger="workers"):
+        running = asyncio.create_task(boss.run())
+        for _ in range(500):
+            if FlakyWorker.runs == 2 and boss.current is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert FlakyWorker.runs == 2 and not running.done()
+        boss.stop()
+        await asyncio.wait_for(running, 5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the worker loop failed; starting a new one"
+    ]
