@@ -86,6 +86,13 @@ class Settings:
         metadata=_doc("1 = allow webhook URLs on loopback/private addresses (tests, dev)"),
     )
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
+    log_summary_s: float = field(
+        default=60.0,
+        metadata=_doc(
+            "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); "
+            "0 = none"
+        ),
+    )
     demo_rate_per_min: int = field(
         default=60, metadata=_doc("demo tenants: sustained requests per minute per client IP")
     )
@@ -169,6 +176,8 @@ class Settings:
             # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
             # would make it 0, which the script cannot store (SET ... PX 0)
             raise SettingsError("demo_rate_per_min", "must be at most 60000 (one a millisecond)")
+        if self.log_summary_s < 0:
+            raise SettingsError("log_summary_s", "must be 0 (none) or more")
         if self.webhook_timeout_s <= 0:
             raise SettingsError("webhook_timeout_s", "must be positive")
         for name in ("redis_url", "queue_url"):
@@ -280,4 +289,5 @@ _PARSERS = {
     "session_idle_minutes": _parse_int,
     "session_max_hours": _parse_int,
     "log_level": lambda name, raw: raw.upper(),
+    "log_summary_s": _parse_float,
 }

@@ -42,6 +42,8 @@ class WorkerConfig:
     """Deliveries in flight at once per worker process."""
     poll_delay_s: float = 0.1
     """How often arq looks at its queue for due jobs."""
+    sweep_seconds: frozenset[int] = frozenset({0})
+    """Seconds of each minute at which the expiry sweep starts (tests: every second)."""
     sweep_timeout_s: float = 50.0
     """Bound on one expiry sweep run (every minute). Note that arq's in-progress lock (and
     so the recovery time of a job whose worker was killed) is the longest timeout + 10 s."""

@@ -21,6 +21,7 @@ from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings, SettingsError
 from rotator.store import connection
 from rotator.store.address import StoreAddress
+from rotator.tally import Tally
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME, TargetCache, deliver_event
 from workers.pump import EventPump
@@ -66,11 +67,13 @@ def worker_settings(
     *,
     consumer: str | None = None,
     outage: FoldedWarning | None = None,
+    tally: Tally | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of arq.Worker (arq accepts a dict as its settings).
 
     `consumer`: the event pump's consumer name (kept across the Workers of one process,
-    workers/supervisor.py); `outage`: where store failures are reported, folded.
+    workers/supervisor.py); `outage`: where store failures are reported, folded; `tally`:
+    where jobs are counted for the summary line (kept across Workers too).
     """
     config = config or WorkerConfig()
     return {
@@ -89,14 +92,21 @@ def worker_settings(
             cron(
                 sweep_time_services,
                 name="sweep_time_services",
-                second=0,  # every minute, on one worker (arq cron jobs are unique per tick)
+                # every minute, on one worker (arq cron jobs are unique per tick)
+                second=set(config.sweep_seconds),
                 timeout=config.sweep_timeout_s,
                 keep_result=0,
             )
         ],
         # no retries inside arq's connect (a warning line per try): the supervisor retries
         "redis_settings": dataclasses.replace(queue_redis_settings(settings), conn_retries=0),
-        "ctx": {"settings": settings, "config": config, "consumer": consumer, "outage": outage},
+        "ctx": {
+            "settings": settings,
+            "config": config,
+            "consumer": consumer,
+            "outage": outage,
+            "tally": tally or Tally(),
+        },
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": config.max_jobs,
@@ -124,6 +134,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             config,
             consumer=ctx.get("consumer"),
             outage=ctx.get("outage"),
+            tally=ctx.get("tally"),
         )
         ctx["pump"] = pump
         ctx["pump_task"] = asyncio.create_task(pump.run_forever(), name="event-pump")

@@ -23,6 +23,7 @@ from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock
 from rotator.settings import Settings
 from rotator.store import connection
+from rotator.tally import Summary, deliveries_line
 
 log = logging.getLogger("rotator.api")
 
@@ -44,9 +45,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
 
         state.redis = connection.connect(settings)
         state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
+        summary = Summary(state.tally, deliveries_line, log, settings.log_summary_s)
+        summary.start()
         try:
             yield
         finally:
+            await summary.stop()  # the last partial period's line
             await state.delivery.close()
             await state.redis.aclose()
 
