@@ -1,8 +1,10 @@
 """What `rotator serve` and the worker log, as real processes driven through a scripted mix.
 
 At INFO: start and stop lines, one summary line per ROTATOR_LOG_SUMMARY_S (1 s here)
-whose counts add up to exactly what was asked and done, and the webhook that failed for
-good; nothing per request, per job or per sweep. At DEBUG the per-job and per-sweep lines
+whose counts add up to exactly what was asked and done, the webhook that failed for
+good, and a store outage as one line where it starts and one where it ends, however many
+requests, polls and reconnects failed in between; nothing per request, per job or per
+sweep. At DEBUG the per-job and per-sweep lines
 (arq's, relabelled) and uvicorn's lifespan steps are there.
 """
 
@@ -30,6 +32,7 @@ from workers.receiver import Receiver
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parents[2]
+OUTAGE_REQUESTS = 20
 
 # run_worker is what `rotator worker` runs; here with test intervals (no 30 s backoff, a
 # sweep every second) and its settings from the same environment as the API's
@@ -49,6 +52,18 @@ API_KINDS = {
     "start": re.compile(r"rotator\.serve: serving http://127\.0\.0\.1:\d+ with 1 worker process; "),
     "summary": re.compile(r"rotator\.api: deliveries in the last \d+s: \d+ \(ok \d+(, .+ \d+)*\)$"),
     "stop": re.compile(r"rotator\.serve: stopped serving http://"),
+    # the outage, seen by the hot path's connection and by the answers; each once
+    "connection lost": re.compile(r"rotator\.store\.fast: redis \S+: connection lost$"),
+    "reconnects failing": re.compile(
+        r"rotator\.store\.fast: redis \S+ is unreachable \(.+\); reconnecting every 0\.2s, "
+        r"reporting once per 60s$"
+    ),
+    "answering 503": re.compile(
+        r"rotator\.api: the store is unreachable \(.+\); answering 503, reporting once per 5s$"
+    ),
+    "reconnected": re.compile(
+        r"rotator\.store\.fast: redis \S+ is reachable again after [\d.]+s and \d+ failures$"
+    ),
 }
 WORKER_KINDS = {
     "start": re.compile(r"workers: worker started: queue redis://"),
@@ -62,6 +77,8 @@ WORKER_KINDS = {
     ),
     "jobs cut short": re.compile(r"workers: stopped; \d+ job\(s\) in flight will be retried$"),
     "stop": re.compile(r"workers: worker stopped$"),
+    "outage": re.compile(r"workers: the store is unreachable \(.+\); retrying with backoff"),
+    "recovery": re.compile(r"workers: the store is reachable again after [\d.]+s and \d+ fail"),
 }
 
 
@@ -100,7 +117,7 @@ async def wait_until(check, what: str, process: Process, timeout_s: float = 40.0
 @asynccontextmanager
 async def service(
     tmp_path: Path, master_key_b64: str, level: str
-) -> AsyncIterator[tuple[Process, Process, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[Process, Process, httpx.AsyncClient, EmbeddedValkey]]:
     """A Valkey as in production (AOF on), `rotator serve` and a worker at `level`; both
     processes stopped with SIGTERM at the end, which each must survive with status 0."""
     valkey = EmbeddedValkey(tmp_path / "valkey", appendonly=True)
@@ -134,7 +151,7 @@ async def service(
                 assert api.proc.poll() is None, api.log.read_text()
                 assert time.monotonic() < deadline, api.log.read_text()
                 await asyncio.sleep(0.1)
-            yield api, worker, http
+            yield api, worker, http, valkey
     finally:
         api.stop()
         worker.stop()
@@ -210,7 +227,7 @@ async def test_info_shows_start_stop_summaries_and_failures_only(tmp_path, maste
     good = await Receiver().start()
     bad = await Receiver(respond=lambda _: 503).start()
     try:
-        async with service(tmp_path, master_key_b64, "INFO") as (api, worker, http):
+        async with service(tmp_path, master_key_b64, "INFO") as (api, worker, http, valkey):
             a = await tenant_with_webhook(http, "alpha", good.url)
             b = await tenant_with_webhook(http, "beta", bad.url)
             statuses = Counter()
@@ -237,14 +254,37 @@ async def test_info_shows_start_stop_summaries_and_failures_only(tmp_path, maste
                 "the worker's summaries never showed 3 delivered, 1 failed, 2 sweeps", worker,
             )  # fmt: skip
 
+            # an outage: many failed requests, polls and reconnects, two lines each process
+            valkey.stop()
+            for _ in range(OUTAGE_REQUESTS):
+                down = await http.get("/v1/next", params={"service": "svc", "token": a["client"]})
+                assert down.status_code == 503
+                await asyncio.sleep(0.05)  # spread over several reconnect attempts
+            await wait_until(lambda: "the store is unreachable" in worker.log.read_text(),
+                             "the worker never noticed the outage", worker)  # fmt: skip
+            valkey.start()  # same port, same data (AOF)
+            # the API answers from the store again (no event: the worker's counts stay)
+            back = await http.get("/v1/next", params={"service": "empty", "token": a["client"]})
+            assert back.json() == {"error": "no active keys"}
+            expected_api["store unavailable"] = OUTAGE_REQUESTS
+            expected_api["no active keys"] += 1
+            await wait_until(
+                lambda: api_totals(api.lines()) == expected_api,
+                "the API's summaries never added up after the outage", api,
+            )  # fmt: skip
+            await wait_until(lambda: "reachable again" in worker.log.read_text(),
+                             "the worker never noticed the recovery", worker)  # fmt: skip
+
         api_kinds = kinds(api.lines(), API_KINDS)
         assert api_kinds[0] == "start" and api_kinds[-1] == "stop", api_kinds
-        assert set(api_kinds[1:-1]) == {"summary"}, api_kinds
+        outage = ("connection lost", "reconnects failing", "answering 503", "reconnected")
+        assert Counter(k for k in api_kinds if k in outage) == dict.fromkeys(outage, 1)
         assert api_totals(api.lines()) == expected_api  # the stop added nothing
 
         worker_kinds = kinds(worker.lines(), WORKER_KINDS)
         assert worker_kinds[0] == "start" and worker_kinds[-1] == "stop", worker_kinds
         assert worker_kinds.count("failed webhook") == 1, worker_kinds
+        assert (worker_kinds.count("outage"), worker_kinds.count("recovery")) == (1, 1)
         jobs = job_totals(worker.lines())
         assert (jobs["delivered"], jobs["failed"], jobs["retrying"]) == (3, 1, 1), jobs
         assert jobs["events pumped"] == 4, jobs
@@ -261,7 +301,7 @@ async def test_info_shows_start_stop_summaries_and_failures_only(tmp_path, maste
 async def test_debug_shows_each_job_and_sweep(tmp_path, master_key_b64):
     good = await Receiver().start()
     try:
-        async with service(tmp_path, master_key_b64, "DEBUG") as (api, worker, http):
+        async with service(tmp_path, master_key_b64, "DEBUG") as (api, worker, http, _):
             a = await tenant_with_webhook(http, "alpha", good.url)
             ok = await http.get("/v1/next", params={"service": "svc", "token": a["client"]})
             assert ok.status_code == 200
