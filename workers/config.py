@@ -60,6 +60,9 @@ class WorkerConfig:
     """Longest such pause: how late, at most, the worker notices the store is back."""
     reconnect_reset_after_s: float = 60.0
     """A Worker that ran this long before failing starts the backoff over."""
+    health_check_interval_s: float = 5.0
+    """How often each Worker records that it is alive (arq's health check, on this host's
+    key: workers/health.py); the record expires 1 s after the next one is due."""
     outage_report_interval_s: float = 60.0
     """One log line per interval while the store is unreachable, with the count folded."""
     store_retry_s: float = 5.0

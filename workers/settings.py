@@ -24,6 +24,7 @@ from rotator.store.address import StoreAddress
 from rotator.tally import Tally
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME, TargetCache, deliver_event
+from workers.health import alive_key
 from workers.pump import EventPump
 from workers.sweep import sweep_time_services
 from workers.webhook_client import WebhookClient
@@ -109,6 +110,9 @@ def worker_settings(
         },
         "on_startup": startup,
         "on_shutdown": shutdown,
+        # alive, for `rotator worker --check` (workers/health.py): arq's own health check
+        "health_check_interval": config.health_check_interval_s,
+        "health_check_key": alive_key(),
         "max_jobs": config.max_jobs,
         "poll_delay": config.poll_delay_s,
         "keep_result": config.job_keep_result_s,

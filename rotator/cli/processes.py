@@ -92,6 +92,8 @@ def _uvicorn(uvicorn: Any, live: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "check", False):
+        return worker_check(settings)
     try:
         from workers import run_worker
     except ImportError as exc:
@@ -99,6 +101,31 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     # embedded mode: joins (or starts) the data dir's Valkey, and uses the same key as serve
     with unlocked_store(settings, seals=False) as live:
         run_worker(live)
+    return 0
+
+
+def worker_check(settings: Settings) -> int:
+    """`rotator worker --check`: 0 when a worker of this host recorded itself alive in the
+    last few seconds (workers/health.py), else 1; 2 when the queue's store does not answer
+    (main's handling). Needs no master key, starts nothing."""
+    import asyncio
+    import dataclasses
+
+    from rotator.embedded import SharedEmbedded
+    from workers import health
+    from workers.settings import queue_url
+
+    if settings.embedded:
+        url = SharedEmbedded(settings.data_dir).running_url()
+        if url is None:
+            say(f"no worker: the embedded Valkey of {settings.data_dir.resolve()} is not running")
+            return 1
+        settings = dataclasses.replace(settings, redis_url=url)
+    record = asyncio.run(health.check(queue_url(settings), settings.redis_timeout_ms / 1000))
+    if record is None:
+        say(f"no worker has recorded itself alive lately ({health.alive_key()} is absent)")
+        return 1
+    print(f"worker alive on this host: {record}")
     return 0
 
 
