@@ -33,9 +33,12 @@ def _rows(results: dict, **match: object) -> list[dict]:
 
 def _headline_rows(results: dict, target: str, c: int) -> list[dict]:
     return [
-        m for m in results["measurements"]
-        if m["target"] == target and m["connections"] == c
-        and m["step"] in ("sweep", "headline") and m["scenario"] in ("usage", "bare")
+        m
+        for m in results["measurements"]
+        if m["target"] == target
+        and m["connections"] == c
+        and m["step"] in ("sweep", "headline")
+        and m["scenario"] in ("usage", "bare")
     ]
 
 
@@ -120,7 +123,8 @@ def summarise(results: dict) -> dict:
         "pair_ratios": [round(p, 3) for p in pairs],
         "runs": {"bare": len(bare_all), "api": len(api_all)},
         "quiet_runs_used": {"bare": len(bare), "api": len(api)}
-        if len(bare) < len(bare_all) or len(api) < len(api_all) else None,
+        if len(bare) < len(bare_all) or len(api) < len(api_all)
+        else None,
         "bare_p99_us": median([m["latency_us"]["p99"] for m in bare]),
         "api_p99_us": headline_row["p99_us"],
         "goal_ratio": GOAL_RATIO,
@@ -141,14 +145,19 @@ def summarise(results: dict) -> dict:
         a = _rows(results, step="sweep", target="api", connections=conc)
         if not a or not b:
             continue
-        sweep.append({
-            "connections": conc,
-            "bare_rps": b[0]["rps"], "api_rps": a[0]["rps"],
-            "ratio": a[0]["rps"] / b[0]["rps"] if b[0]["rps"] else None,
-            "bare_p50_us": b[0]["latency_us"]["p50"], "bare_p99_us": b[0]["latency_us"]["p99"],
-            "api_p50_us": a[0]["latency_us"]["p50"], "api_p99_us": a[0]["latency_us"]["p99"],
-            "other_cpu": max(b[0].get("other_cpu") or 0, a[0].get("other_cpu") or 0),
-        })
+        sweep.append(
+            {
+                "connections": conc,
+                "bare_rps": b[0]["rps"],
+                "api_rps": a[0]["rps"],
+                "ratio": a[0]["rps"] / b[0]["rps"] if b[0]["rps"] else None,
+                "bare_p50_us": b[0]["latency_us"]["p50"],
+                "bare_p99_us": b[0]["latency_us"]["p99"],
+                "api_p50_us": a[0]["latency_us"]["p50"],
+                "api_p99_us": a[0]["latency_us"]["p99"],
+                "other_cpu": max(b[0].get("other_cpu") or 0, a[0].get("other_cpu") or 0),
+            }
+        )
 
     scenarios = [headline_row] if api else []
     for name in opts["scenarios"]:
@@ -165,11 +174,14 @@ def summarise(results: dict) -> dict:
         halfload = {
             "target_rps": api_rps / 2 if api_rps else None,
             "connections": ha[0]["connections"],
-            "api_rps": ha[0]["rps"], "bare_rps": hb[0]["rps"],
+            "api_rps": ha[0]["rps"],
+            "bare_rps": hb[0]["rps"],
             "api_delay_mean_ms": ha[0]["delay_mean_ms"],
             "bare_delay_mean_ms": hb[0]["delay_mean_ms"],
-            "api_p50_us": ha[0]["latency_us"]["p50"], "bare_p50_us": hb[0]["latency_us"]["p50"],
-            "api_p99_us": api_p99, "bare_p99_us": bare_p99,
+            "api_p50_us": ha[0]["latency_us"]["p50"],
+            "bare_p50_us": hb[0]["latency_us"]["p50"],
+            "api_p99_us": api_p99,
+            "bare_p99_us": bare_p99,
             "api_p99_9_us": ha[0]["latency_us"]["p99_9"],
             "bare_p99_9_us": hb[0]["latency_us"]["p99_9"],
             "p99_factor": api_p99 / bare_p99 if bare_p99 else None,

@@ -147,60 +147,145 @@ def markdown(results: dict, png_name: str | None) -> str:
         add(f"![throughput and latency against concurrency]({png_name})\n")
 
     add("## Setup\n")
-    add(_table(["", ""], [
-        ["CPU", f"{env['cpu']}, {env['cpus']} CPUs, Linux {env['kernel']}"],
-        ["placement", env["placement"]],
-        ["API", f"`{env['api_command']}`"],
-        ["bare handler", "same command with `--factory bench.bare_app:create_app`: Litestar "
-         "GET /v1/next reading the same query, returning a NextKey-shaped msgspec Struct, "
-         "no Redis, no crypto"],
-        ["Valkey", f"{env['valkey']}, embedded binary, appendonly yes, appendfsync everysec"],
-        ["load", f"{env['wrk']}, 1 thread, Lua script bench/spread.lua cycling through one "
-         "request path per tenant (client token in the query)"],
-        ["software", f"Python {env['python']}, Litestar {env['litestar']}, uvicorn "
-         f"{env['uvicorn']}, uvloop {env['uvloop']}, httptools {env['httptools']}, msgspec "
-         f"{env['msgspec']}"],
-    ]))
+    add(
+        _table(
+            ["", ""],
+            [
+                ["CPU", f"{env['cpu']}, {env['cpus']} CPUs, Linux {env['kernel']}"],
+                ["placement", env["placement"]],
+                ["API", f"`{env['api_command']}`"],
+                [
+                    "bare handler",
+                    "same command with `--factory bench.bare_app:create_app`: Litestar "
+                    "GET /v1/next reading the same query, returning a NextKey-shaped msgspec "
+                    "Struct, no Redis, no crypto",
+                ],
+                [
+                    "Valkey",
+                    f"{env['valkey']}, embedded binary, appendonly yes, appendfsync everysec",
+                ],
+                [
+                    "load",
+                    f"{env['wrk']}, 1 thread, Lua script bench/spread.lua cycling through one "
+                    "request path per tenant (client token in the query)",
+                ],
+                [
+                    "software",
+                    f"Python {env['python']}, Litestar {env['litestar']}, uvicorn "
+                    f"{env['uvicorn']}, uvloop {env['uvloop']}, httptools {env['httptools']}, "
+                    f"msgspec {env['msgspec']}",
+                ],
+            ],
+        )
+    )
 
     add("\n## Concurrency sweep (bare vs API, headline scenario)\n")
-    add(_table(
-        ["wrk -c", "bare req/s", "API req/s", "API/bare", "bare p50 ms", "bare p99 ms",
-         "API p50 ms", "API p99 ms", "other load"],
-        [[str(r["connections"]), _n(r["bare_rps"]), _n(r["api_rps"]), _pct(r["ratio"]),
-          _ms(r["bare_p50_us"]), _ms(r["bare_p99_us"]), _ms(r["api_p50_us"]),
-          _ms(r["api_p99_us"]), _n(r.get("other_cpu"), "{:.2f}")] for r in s["sweep"]],
-    ))
+    add(
+        _table(
+            [
+                "wrk -c",
+                "bare req/s",
+                "API req/s",
+                "API/bare",
+                "bare p50 ms",
+                "bare p99 ms",
+                "API p50 ms",
+                "API p99 ms",
+                "other load",
+            ],
+            [
+                [
+                    str(r["connections"]),
+                    _n(r["bare_rps"]),
+                    _n(r["api_rps"]),
+                    _pct(r["ratio"]),
+                    _ms(r["bare_p50_us"]),
+                    _ms(r["bare_p99_us"]),
+                    _ms(r["api_p50_us"]),
+                    _ms(r["api_p99_us"]),
+                    _n(r.get("other_cpu"), "{:.2f}"),
+                ]
+                for r in s["sweep"]
+            ],
+        )
+    )
 
-    add(f"\n## Scenarios (wrk -c{opts['connections']}, ratios to the bare handler's "
-        f"{_n(h['bare_rps'])} req/s)\n")
-    add(_table(
-        ["scenario", "req/s", "/bare", "p50 ms", "p99 ms", "p99.9 ms", "200s",
-         "client cmds/delivery", "script µs/call", "cmds inside script", "Redis CPU µs/req",
-         "API CPU", "API CPU µs/req", "other load"],
-        [[f"{r['scenario']}: {_TITLES.get(r['scenario'], '')}", _n(r["rps"]), _pct(r["ratio"]),
-          _ms(r["p50_us"]), _ms(r["p99_us"]), _ms(r["p99_9_us"]), _pct(r["ok_fraction"]),
-          _commands(r), _n(r["script_usec_per_call"], "{:.1f}"),
-          _n(r["internal_commands_per_script_call"], "{:.1f}"),
-          _n(r["redis_cpu_us_per_request"], "{:.1f}"), _pct(r["server_cpu_util"]),
-          _n(r.get("server_cpu_us_per_request"), "{:.1f}"),
-          _n(r.get("other_cpu"), "{:.2f}")]
-         for r in s["scenarios"]],
-    ))
+    add(
+        f"\n## Scenarios (wrk -c{opts['connections']}, ratios to the bare handler's "
+        f"{_n(h['bare_rps'])} req/s)\n"
+    )
+    add(
+        _table(
+            [
+                "scenario",
+                "req/s",
+                "/bare",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "200s",
+                "client cmds/delivery",
+                "script µs/call",
+                "cmds inside script",
+                "Redis CPU µs/req",
+                "API CPU",
+                "API CPU µs/req",
+                "other load",
+            ],
+            [
+                [
+                    f"{r['scenario']}: {_TITLES.get(r['scenario'], '')}",
+                    _n(r["rps"]),
+                    _pct(r["ratio"]),
+                    _ms(r["p50_us"]),
+                    _ms(r["p99_us"]),
+                    _ms(r["p99_9_us"]),
+                    _pct(r["ok_fraction"]),
+                    _commands(r),
+                    _n(r["script_usec_per_call"], "{:.1f}"),
+                    _n(r["internal_commands_per_script_call"], "{:.1f}"),
+                    _n(r["redis_cpu_us_per_request"], "{:.1f}"),
+                    _pct(r["server_cpu_util"]),
+                    _n(r.get("server_cpu_us_per_request"), "{:.1f}"),
+                    _n(r.get("other_cpu"), "{:.2f}"),
+                ]
+                for r in s["scenarios"]
+            ],
+        )
+    )
     demo = next((r for r in s["scenarios"] if r["scenario"] == "demo-throttle"), None)
     if demo and demo["statuses"]:
         counts = ", ".join(f"{k}: {v:,}" for k, v in sorted(demo["statuses"].items()))
-        add(f"\nDemo throttle statuses: {counts}. Each throttled request costs its one EVALSHA "
-            "and delivers nothing, so its figures are per request.\n")
+        add(
+            f"\nDemo throttle statuses: {counts}. Each throttled request costs its one EVALSHA "
+            "and delivers nothing, so its figures are per request.\n"
+        )
 
     if hl:
         add("\n## Latency at half load\n")
-        add(_table(
-            ["", "achieved req/s", "mean wait ms", "p50 ms", "p99 ms", "p99.9 ms"],
-            [["API", _n(hl["api_rps"]), f"{hl['api_delay_mean_ms']:.2f}", _ms(hl["api_p50_us"]),
-              _ms(hl["api_p99_us"]), _ms(hl["api_p99_9_us"])],
-             ["bare", _n(hl["bare_rps"]), f"{hl['bare_delay_mean_ms']:.2f}",
-              _ms(hl["bare_p50_us"]), _ms(hl["bare_p99_us"]), _ms(hl["bare_p99_9_us"])]],
-        ))
+        add(
+            _table(
+                ["", "achieved req/s", "mean wait ms", "p50 ms", "p99 ms", "p99.9 ms"],
+                [
+                    [
+                        "API",
+                        _n(hl["api_rps"]),
+                        f"{hl['api_delay_mean_ms']:.2f}",
+                        _ms(hl["api_p50_us"]),
+                        _ms(hl["api_p99_us"]),
+                        _ms(hl["api_p99_9_us"]),
+                    ],
+                    [
+                        "bare",
+                        _n(hl["bare_rps"]),
+                        f"{hl['bare_delay_mean_ms']:.2f}",
+                        _ms(hl["bare_p50_us"]),
+                        _ms(hl["bare_p99_us"]),
+                        _ms(hl["bare_p99_9_us"]),
+                    ],
+                ],
+            )
+        )
         add(
             "\nMethod: wrk has no fixed-rate mode (wrk2 is not packaged), so each of the "
             f"{hl['connections']} connections waits an exponentially distributed time before each "
@@ -214,26 +299,56 @@ def markdown(results: dict, png_name: str | None) -> str:
     add("\n## Redis memory\n")
     seed = results.get("seed") or {}
     if seed:
-        add(_table(["", "bytes"], [
-            ["per tenant, everything (tenant hash, 3 services, 9 keys, registries)",
-             _n(seed["bytes_per_tenant"])],
-            ["per tenant record alone (hash, seq, service set, registry)",
-             _n(seed["bytes_per_tenant_record"])],
-            ["per service hash without keys", _n(seed["bytes_per_service"])],
-            ["per stored provider key (its fields in the service hash)", _n(seed["bytes_per_key"])],
-        ]))
-        add(f"\n`INFO memory` used_memory before seeding and after each phase "
+        add(
+            _table(
+                ["", "bytes"],
+                [
+                    [
+                        "per tenant, everything (tenant hash, 3 services, 9 keys, registries)",
+                        _n(seed["bytes_per_tenant"]),
+                    ],
+                    [
+                        "per tenant record alone (hash, seq, service set, registry)",
+                        _n(seed["bytes_per_tenant_record"]),
+                    ],
+                    ["per service hash without keys", _n(seed["bytes_per_service"])],
+                    [
+                        "per stored provider key (its fields in the service hash)",
+                        _n(seed["bytes_per_key"]),
+                    ],
+                ],
+            )
+        )
+        add(
+            f"\n`INFO memory` used_memory before seeding and after each phase "
             f"({seed['tenants']:,} tenants, {seed['keys']:,} keys, seeded in "
             f"{seed['seconds']:.1f} s), divided. Secrets are 56-character `sk-proj-` "
-            "keys.\n")
+            "keys.\n"
+        )
     sample = results.get("memory_sample") or {}
     if sample:
-        add("\n" + _table(
-            ["key (sampled after the load)", "keys", "MEMORY USAGE mean B", "encoding",
-             "expires"],
-            [[k, str(v["keys"]), _n(v["mean_bytes"]), v["encoding"],
-              "yes" if v["expires"] else "no"] for k, v in sample.items()],
-        ))
+        add(
+            "\n"
+            + _table(
+                [
+                    "key (sampled after the load)",
+                    "keys",
+                    "MEMORY USAGE mean B",
+                    "encoding",
+                    "expires",
+                ],
+                [
+                    [
+                        k,
+                        str(v["keys"]),
+                        _n(v["mean_bytes"]),
+                        v["encoding"],
+                        "yes" if v["expires"] else "no",
+                    ]
+                    for k, v in sample.items()
+                ],
+            )
+        )
 
     cap = s.get("capacity")
     if cap:
@@ -245,11 +360,15 @@ def markdown(results: dict, png_name: str | None) -> str:
             "used_cpu_user+sys delta over the window / deliveries: script, network handling, AOF "
             "write and fsync thread included).\n"
         )
-        add(_table(
-            ["deliveries/s", "API workers (cores)", "Redis shards"],
-            [[f"{r['target_rps']:,}", f"{r['api_workers']:,}", f"{r['redis_shards']:,}"]
-             for r in cap["rows"]],
-        ))
+        add(
+            _table(
+                ["deliveries/s", "API workers (cores)", "Redis shards"],
+                [
+                    [f"{r['target_rps']:,}", f"{r['api_workers']:,}", f"{r['redis_shards']:,}"]
+                    for r in cap["rows"]
+                ],
+            )
+        )
         add(
             f"\nAssumptions: an API worker is one process on one core, run at ≤ "
             f"{cap['worker_utilisation']:.0%} of its measured max; a Redis shard is one "
@@ -265,17 +384,31 @@ def markdown(results: dict, png_name: str | None) -> str:
     prof = results.get("profile")
     if prof and prof.get("samples"):
         add("\n## Where the API worker's time goes (py-spy, headline load)\n")
-        add(f"{prof['samples']:,} samples; self time = the innermost Python frame of a "
+        add(
+            f"{prof['samples']:,} samples; self time = the innermost Python frame of a "
             "sample, C code it calls included; idle time in the event loop's poll is not "
-            "sampled.\n\n")
-        add(_table(["component (self time)", "%"],
-                   [[r["frame"], f"{r['percent']:.1f}"] for r in prof["components"]]))
-        add("\n" + _table(["top frames by self time", "%"],
-                          [[f"`{r['frame']}`", f"{r['percent']:.1f}"]
-                           for r in prof["self"]]))
-        add("\n" + _table(["top frames by inclusive time", "%"],
-                          [[f"`{r['frame']}`", f"{r['percent']:.1f}"]
-                           for r in prof["inclusive"]]))
+            "sampled.\n\n"
+        )
+        add(
+            _table(
+                ["component (self time)", "%"],
+                [[r["frame"], f"{r['percent']:.1f}"] for r in prof["components"]],
+            )
+        )
+        add(
+            "\n"
+            + _table(
+                ["top frames by self time", "%"],
+                [[f"`{r['frame']}`", f"{r['percent']:.1f}"] for r in prof["self"]],
+            )
+        )
+        add(
+            "\n"
+            + _table(
+                ["top frames by inclusive time", "%"],
+                [[f"`{r['frame']}`", f"{r['percent']:.1f}"] for r in prof["inclusive"]],
+            )
+        )
 
     add("\n## How the figures are obtained\n")
     add(
@@ -300,4 +433,3 @@ def markdown(results: dict, png_name: str | None) -> str:
         "again (the quietest attempt is kept).\n"
     )
     return "\n".join(x.rstrip("\n") + "\n" for x in out)
-

@@ -112,14 +112,26 @@ class Bench:
         }
         logs = self.workdir / "logs"
         logs.mkdir()
-        self.bare = Target("bare", Uvicorn(
-            "bench.bare_app:create_app", env=env, workers=opts.workers,
-            cpus=self.placement.api, log_path=logs / "bare.log",
-        ))
-        self.api = Target("api", Uvicorn(
-            "rotator.api.app:create_app_from_env", env=env, workers=opts.workers,
-            cpus=self.placement.api, log_path=logs / "api.log",
-        ))
+        self.bare = Target(
+            "bare",
+            Uvicorn(
+                "bench.bare_app:create_app",
+                env=env,
+                workers=opts.workers,
+                cpus=self.placement.api,
+                log_path=logs / "bare.log",
+            ),
+        )
+        self.api = Target(
+            "api",
+            Uvicorn(
+                "rotator.api.app:create_app_from_env",
+                env=env,
+                workers=opts.workers,
+                cpus=self.placement.api,
+                log_path=logs / "api.log",
+            ),
+        )
         for target in (self.bare, self.api):
             target.server.start()
             stack.callback(target.server.stop)
@@ -168,8 +180,11 @@ class Bench:
         opts = self.opts
         paths = self.paths_for(scenario)
         run = dict(
-            connections=connections, count_status=scenario.count_status,
-            delay_mean_ms=delay_mean_ms, cpus=self.placement.load, wrk=self.wrk,
+            connections=connections,
+            count_status=scenario.count_status,
+            delay_mean_ms=delay_mean_ms,
+            cpus=self.placement.load,
+            wrk=self.wrk,
         )
         url = target.server.base_url + "/v1/next"
         if opts.warmup_s > 0:
@@ -239,8 +254,11 @@ class Bench:
         extra = ""
         if cost is not None:
             mostly_ok = result.ok >= result.requests / 2
-            commands = (f"{cost.per['commands_per_delivery']:.2f} cmd/delivery" if mostly_ok
-                        else f"{cost.per['commands_per_request']:.2f} cmd/request")
+            commands = (
+                f"{cost.per['commands_per_delivery']:.2f} cmd/delivery"
+                if mostly_ok
+                else f"{cost.per['commands_per_request']:.2f} cmd/request"
+            )
             extra = (
                 f", {commands}, script "
                 f"{cost.script_usec_per_call:.1f} µs, Redis CPU "
@@ -298,19 +316,25 @@ class Bench:
         rate = api_max / 2
         for target in (self.api, self.bare):
             # a connection's cycle is its wait plus the answer's latency (unloaded: the c=1 mean)
-            unloaded_us = median([
-                m["latency_us"]["mean"] for m in self.measurements
-                if m["target"] == target.name and m["connections"] == 1 and m["step"] == "sweep"
-            ])
+            unloaded_us = median(
+                [
+                    m["latency_us"]["mean"]
+                    for m in self.measurements
+                    if m["target"] == target.name and m["connections"] == 1 and m["step"] == "sweep"
+                ]
+            )
             delay_ms = max(0.0, c / rate * 1000 - (unloaded_us or 0) / 1000)
             self.measure("halfload", target, HEADLINE, c, delay_mean_ms=delay_ms)
 
     def _headline_rows(self, target: str) -> list[dict]:
         c = self.opts.connections
         return [
-            m for m in self.measurements
-            if m["target"] == target and m["scenario"] in ("usage", "bare")
-            and m["connections"] == c and m["step"] in ("sweep", "headline")
+            m
+            for m in self.measurements
+            if m["target"] == target
+            and m["scenario"] in ("usage", "bare")
+            and m["connections"] == c
+            and m["step"] in ("sweep", "headline")
         ]
 
     def profile(self) -> dict | None:
@@ -322,18 +346,26 @@ class Bench:
         duration = self.opts.profile_s
         paths = self.paths_for(HEADLINE)
         cmd = wrk.command(
-            self.api.server.base_url + "/v1/next", paths, connections=c,
-            duration_s=duration + 3, wrk=self.wrk,
+            self.api.server.base_url + "/v1/next",
+            paths,
+            connections=c,
+            duration_s=duration + 3,
+            wrk=self.wrk,
         )
         load_cpus = self.placement.load
         load = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=(lambda: os.sched_setaffinity(0, load_cpus)) if load_cpus else None,
         )
         try:
             time.sleep(1.0)
             raw = profiling.record(
-                spy, self.api.server.worker_pids(), duration, self.workdir / "profile.txt",
+                spy,
+                self.api.server.worker_pids(),
+                duration,
+                self.workdir / "profile.txt",
                 cpus=self.placement.load,
             )
         finally:
@@ -367,10 +399,20 @@ def _cpu_model() -> str:
 def _git() -> str:
     """HEAD, and the served code's files that differ from it (the bench runs the work tree)."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rotator", "scripts"],
-                               cwd=REPO, capture_output=True, text=True, check=True).stdout
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "rotator", "scripts"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "-"
     changed = sorted(line[3:] for line in dirty.splitlines() if line[3:])
@@ -394,8 +436,9 @@ def environment(bench: Bench) -> dict:
         "wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0].split(" Copyright")[0],
         "git": _git(),
         "placement": bench.placement.describe(),
-        "api_command": " ".join(Path(a).name if i == 0 else a
-                                for i, a in enumerate(bench.api.server.command())),
+        "api_command": " ".join(
+            Path(a).name if i == 0 else a for i, a in enumerate(bench.api.server.command())
+        ),
     }
 
 
@@ -403,8 +446,10 @@ def run(opts: Options, log: Log | None = None) -> dict:
     """Run the whole bench; returns the results (JSON-ready, with a `summary`)."""
     log = log or Progress()
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="keyrotator-bench-") as tmp, \
-            contextlib.ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="keyrotator-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         bench = Bench(opts, log, Path(tmp))
         seed = bench.setup(stack)
         env = environment(bench)
@@ -422,11 +467,18 @@ def run(opts: Options, log: Log | None = None) -> dict:
             "seconds": round(time.time() - started, 1),
             "quick": opts.quick,
             "options": {
-                "duration_s": opts.duration_s, "warmup_s": opts.warmup_s,
-                "sweep": list(opts.sweep), "connections": opts.connections,
-                "tenants": opts.tenants, "workers": opts.workers, "repeats": opts.repeats,
-                "noise_retries": opts.noise_retries, "max_other_cpu": opts.max_other_cpu,
-                "wrk_threads": 1, "pin": opts.pin, "scenarios": list(opts.scenarios),
+                "duration_s": opts.duration_s,
+                "warmup_s": opts.warmup_s,
+                "sweep": list(opts.sweep),
+                "connections": opts.connections,
+                "tenants": opts.tenants,
+                "workers": opts.workers,
+                "repeats": opts.repeats,
+                "noise_retries": opts.noise_retries,
+                "max_other_cpu": opts.max_other_cpu,
+                "wrk_threads": 1,
+                "pin": opts.pin,
+                "scenarios": list(opts.scenarios),
             },
             "environment": env,
         },

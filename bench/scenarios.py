@@ -35,10 +35,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("usage-masked", "usage policy, mask=1", "many", masked=True),
     Scenario("manual", "manual policy", "many", service="manual"),
     Scenario("time", "time policy", "many", service="time"),
-    Scenario("usage-events", "usage policy, key.delivered subscribed (XADD per delivery)",
-             "many", subscribed=True),
-    Scenario("demo-throttle", "demo tenant over its per-IP rate (mostly 429)", "demo",
-             count_status=True, expect_ok=False),
+    Scenario(
+        "usage-events",
+        "usage policy, key.delivered subscribed (XADD per delivery)",
+        "many",
+        subscribed=True,
+    ),
+    Scenario(
+        "demo-throttle",
+        "demo tenant over its per-IP rate (mostly 429)",
+        "demo",
+        count_status=True,
+        expect_ok=False,
+    ),
 )
 SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
 
@@ -73,8 +82,15 @@ class Options:
     def preset(cls, quick: bool) -> Options:
         if not quick:
             return cls()
-        return cls(quick=True, duration_s=3, warmup_s=1, sweep=(1, 32, 128), repeats=1,
-                   profile=False, noise_retries=0)
+        return cls(
+            quick=True,
+            duration_s=3,
+            warmup_s=1,
+            sweep=(1, 32, 128),
+            repeats=1,
+            profile=False,
+            noise_retries=0,
+        )
 
     def with_(self, **changes: object) -> Options:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -142,12 +142,25 @@ class Uvicorn:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", "--factory", self.factory,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.workers),
-            "--no-access-log", "--no-proxy-headers",
-            "--loop", "uvloop", "--http", "httptools",
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            self.factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--no-access-log",
+            "--no-proxy-headers",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
         ]
 
     def start(self, timeout_s: float = 30.0) -> str:

@@ -149,8 +149,19 @@ async def test_seeded_tenants_are_served_by_the_real_delivery_path(
         r.close()
 
 
-def _row(step, target, scenario, c, rps, p99, *, redis_cost=None, delay=0.0, statuses=None,
-         other_cpu=0.02):
+def _row(
+    step,
+    target,
+    scenario,
+    c,
+    rps,
+    p99,
+    *,
+    redis_cost=None,
+    delay=0.0,
+    statuses=None,
+    other_cpu=0.02,
+):
     requests = int(rps * 3)
     ok = requests if not statuses else statuses.get("200", 0)
     return {
@@ -228,7 +239,9 @@ def test_summary_and_report_from_canned_results(tmp_path):
     cap = summary["capacity"]
     # 16,500/s per worker at 80% -> 13,200/s; a shard at 80% of 1e6/20 µs = 40,000/s
     assert [(r["api_workers"], r["redis_shards"]) for r in cap["rows"]] == [
-        (1, 1), (8, 3), (76, 25)
+        (1, 1),
+        (8, 3),
+        (76, 25),
     ]
 
     paths = report.write(results, tmp_path)
