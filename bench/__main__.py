@@ -122,6 +122,24 @@ def parser() -> argparse.ArgumentParser:
         "taken as disturbed",
     )
     p.add_argument(
+        "--max-steal-cpu",
+        type=float,
+        default=full.max_steal_cpu,
+        metavar="CORES",
+        help="CPU stolen by the hypervisor from the bench's CPUs (cores, averaged; "
+        "/proc/stat steal) above which a measurement is taken as disturbed",
+    )
+    p.add_argument(
+        "--max-baseline-spread",
+        type=float,
+        default=full.max_baseline_spread,
+        metavar="FRACTION",
+        help="the bare handler's req/s may vary by this much across the run "
+        "((max - min) / median); more makes the run unreliable (no verdicts, "
+        "no capacity table), and a pair further than this from the median is "
+        "taken as disturbed",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=int,
         default=0,
@@ -167,6 +185,8 @@ def options(args: argparse.Namespace) -> Options:
         "out_dir": args.out,
         "install_wrk": not args.no_install,
         "max_other_cpu": args.max_other_cpu,
+        "max_steal_cpu": args.max_steal_cpu,
+        "max_baseline_spread": args.max_baseline_spread,
         "wait_quiet_s": args.wait_quiet,
         "valkey_nice": args.valkey_nice,
     }
@@ -210,11 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 3
     paths = report.write(results, opts.out_dir)
-    h = results["summary"]["headline"]
-    log(
-        f"headline: API {h['api_rps']:,.0f} req/s = {h['ratio']:.1%} of bare "
-        f"{h['bare_rps']:,.0f} req/s at -c{h['connections']}"
-    )
+    log(report.headline_line(results["summary"]))
     for p in paths.values():
         log(f"wrote {p}")
     return 0

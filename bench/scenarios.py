@@ -65,8 +65,13 @@ class Options:
     """bare/API pairs at `connections` for the headline ratio (a sweep point counts as one)"""
     pin: bool = True
     noise_retries: int = 2
-    """measure again (keeping the quietest) while other processes used > max_other_cpu cores"""
+    """measure a pair again (keeping the quietest) while a half was disturbed"""
     max_other_cpu: float = 0.15
+    """cores other processes may use during a measurement (bench/disturbance.py)"""
+    max_steal_cpu: float = 0.05
+    """cores the hypervisor may steal from the bench's CPUs during a measurement"""
+    max_baseline_spread: float = 0.15
+    """how much the bare handler's req/s may vary across the run (relative to its median)"""
     valkey_nice: int = 0
     """nice value of the Valkey process (negative: it preempts wrk on their shared core)"""
     wait_quiet_s: int = 0
