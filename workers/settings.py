@@ -22,6 +22,7 @@ from rotator.settings import Settings, SettingsError
 from rotator.store import connection
 from rotator.store.address import StoreAddress
 from rotator.tally import Tally
+from workers.cancel import cancel_and_wait
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME, TargetCache, deliver_event
 from workers.health import alive_key
@@ -148,7 +149,7 @@ async def stop_pump(ctx: dict[str, Any]) -> None:
     """Cancel this Worker's event pump and wait for it (a no-op when it has none)."""
     task = ctx.pop("pump_task", None)
     if task is not None:
-        task.cancel()
+        await cancel_and_wait(task)  # again and again: one cancel can be lost (cancel.py)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

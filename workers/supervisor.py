@@ -39,6 +39,7 @@ from rotator.settings import Settings
 from rotator.store.address import StoreAddress
 from rotator.store.connection import UNAVAILABLE
 from rotator.tally import Summary, Tally, jobs_line
+from workers.cancel import cancel_and_wait
 from workers.config import WorkerConfig
 from workers.pump import consumer_name
 from workers.settings import queue_url, shutdown, stop_pump, worker_settings
@@ -139,14 +140,23 @@ class Supervisor:
         )  # fmt: skip
         worker = Worker(**kwargs, handle_signals=False)
         self.current = worker
+        run = asyncio.ensure_future(worker.async_run())
+        stop = asyncio.ensure_future(self.stopping.wait())
         try:
-            await worker.async_run()
+            await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():
+                # stop() had arq cancel its main task; once may not be enough (cancel.py)
+                await cancel_and_wait(run)
+            await run
         except asyncio.CancelledError:
             if not self.stopping.is_set():
                 raise  # not our stop: the process is being torn down
         except OUTAGE as exc:
             self.outage.failed(exc)
         finally:
+            stop.cancel()
+            if not run.done():  # torn down while it ran
+                run.cancel()
             self.current = None
             # the pump stops now (a new Worker's pump takes over its consumer); jobs in
             # flight may still finish, so the rest of the close waits for them
