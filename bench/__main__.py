@@ -51,64 +51,154 @@ def parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true",
-                   help=f"short run (<2 min): {quick.duration_s}s per measurement, sweep "
-                        f"{','.join(map(str, quick.sweep))}, one headline pair, no profile")
-    p.add_argument("--duration", type=int, metavar="S", help=f"seconds per measurement "
-                   f"(default {full.duration_s}, quick {quick.duration_s})")
-    p.add_argument("--warmup", type=int, metavar="S",
-                   help=f"warm-up seconds before each measurement (default {full.warmup_s})")
-    p.add_argument("--sweep", type=_ints, metavar="C,C,...",
-                   help="wrk connection counts of the sweep (default "
-                        f"{','.join(map(str, full.sweep))})")
-    p.add_argument("--connections", type=int, default=full.connections, metavar="C",
-                   help="wrk connections of the headline and the scenarios")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"short run (<2 min): {quick.duration_s}s per measurement, sweep "
+        f"{','.join(map(str, quick.sweep))}, one headline pair, no profile",
+    )
+    p.add_argument(
+        "--duration",
+        type=int,
+        metavar="S",
+        help=f"seconds per measurement (default {full.duration_s}, quick {quick.duration_s})",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        metavar="S",
+        help=f"warm-up seconds before each measurement (default {full.warmup_s})",
+    )
+    p.add_argument(
+        "--sweep",
+        type=_ints,
+        metavar="C,C,...",
+        help=f"wrk connection counts of the sweep (default {','.join(map(str, full.sweep))})",
+    )
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=full.connections,
+        metavar="C",
+        help="wrk connections of the headline and the scenarios",
+    )
     p.add_argument("--tenants", type=int, default=full.tenants, help="tenants seeded")
-    p.add_argument("--workers", type=int, default=full.workers,
-                   help="uvicorn workers of both the API and the bare handler")
-    p.add_argument("--repeats", type=int, metavar="N",
-                   help=f"bare/API pairs for the headline ratio (default {full.repeats})")
-    p.add_argument("--scenarios", type=_names, metavar="A,B",
-                   help=f"subset of scenarios ({', '.join(SCENARIO_NAMES)}); the headline "
-                        "scenario and the bare handler always run")
-    p.add_argument("--no-pin", action="store_true",
-                   help="do not pin wrk+Valkey and the API to separate CPUs")
-    p.add_argument("--noise-retries", type=int, metavar="N",
-                   help="measure again up to N times while other processes on the machine used "
-                        f"more than --max-other-cpu cores (default {full.noise_retries}, quick "
-                        f"{quick.noise_retries})")
-    p.add_argument("--max-other-cpu", type=float, default=full.max_other_cpu, metavar="CORES",
-                   help="other processes' CPU (cores, averaged) above which a measurement is "
-                        "taken as disturbed")
-    p.add_argument("--wait-quiet", type=int, default=0, metavar="S",
-                   help="before measuring, wait up to S seconds for other processes on the "
-                        "machine to go quiet (below --max-other-cpu)")
-    p.add_argument("--valkey-nice", type=int, default=0, metavar="N",
-                   help="nice value for Valkey (root only for negative values)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=full.workers,
+        help="uvicorn workers of both the API and the bare handler",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help=f"bare/API pairs for the headline ratio (default {full.repeats})",
+    )
+    p.add_argument(
+        "--scenarios",
+        type=_names,
+        metavar="A,B",
+        help=f"subset of scenarios ({', '.join(SCENARIO_NAMES)}); the headline "
+        "scenario and the bare handler always run",
+    )
+    p.add_argument(
+        "--no-pin", action="store_true", help="do not pin wrk+Valkey and the API to separate CPUs"
+    )
+    p.add_argument(
+        "--noise-retries",
+        type=int,
+        metavar="N",
+        help="measure again up to N times while other processes on the machine used "
+        f"more than --max-other-cpu cores (default {full.noise_retries}, quick "
+        f"{quick.noise_retries})",
+    )
+    p.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=full.max_other_cpu,
+        metavar="CORES",
+        help="other processes' CPU (cores, averaged) above which a measurement is "
+        "taken as disturbed",
+    )
+    p.add_argument(
+        "--max-steal-cpu",
+        type=float,
+        default=full.max_steal_cpu,
+        metavar="CORES",
+        help="CPU stolen by the hypervisor from the bench's CPUs (cores, averaged; "
+        "/proc/stat steal) above which a measurement is taken as disturbed",
+    )
+    p.add_argument(
+        "--max-baseline-spread",
+        type=float,
+        default=full.max_baseline_spread,
+        metavar="FRACTION",
+        help="the bare handler's req/s may vary by this much across the run "
+        "((max - min) / median); more makes the run unreliable (no verdicts, "
+        "no capacity table), and a pair further than this from the median is "
+        "taken as disturbed",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=int,
+        default=0,
+        metavar="S",
+        help="before measuring, wait up to S seconds for other processes on the "
+        "machine to go quiet (below --max-other-cpu)",
+    )
+    p.add_argument(
+        "--valkey-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="nice value for Valkey (root only for negative values)",
+    )
     p.add_argument("--no-halfload", action="store_true", help="skip the half-load latency pair")
-    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
-                   help="sample the API worker with py-spy under load (default: on, off in "
-                        "--quick)")
+    p.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample the API worker with py-spy under load (default: on, off in --quick)",
+    )
     p.add_argument("--out", type=Path, default=full.out_dir, help="directory for results")
-    p.add_argument("--no-install", action="store_true",
-                   help="never apt-get install wrk, only explain how")
-    p.add_argument("--report-from", type=Path, metavar="JSON",
-                   help="rebuild the .md and .png of an earlier results file, run nothing")
+    p.add_argument(
+        "--no-install", action="store_true", help="never apt-get install wrk, only explain how"
+    )
+    p.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="JSON",
+        help="rebuild the .md and .png of an earlier results file, run nothing",
+    )
     return p
 
 
 def options(args: argparse.Namespace) -> Options:
     opts = Options.preset(args.quick)
     changes: dict[str, object] = {
-        "connections": args.connections, "tenants": args.tenants, "workers": args.workers,
-        "pin": not args.no_pin, "halfload": not args.no_halfload, "out_dir": args.out,
-        "install_wrk": not args.no_install, "max_other_cpu": args.max_other_cpu,
-        "wait_quiet_s": args.wait_quiet, "valkey_nice": args.valkey_nice,
+        "connections": args.connections,
+        "tenants": args.tenants,
+        "workers": args.workers,
+        "pin": not args.no_pin,
+        "halfload": not args.no_halfload,
+        "out_dir": args.out,
+        "install_wrk": not args.no_install,
+        "max_other_cpu": args.max_other_cpu,
+        "max_steal_cpu": args.max_steal_cpu,
+        "max_baseline_spread": args.max_baseline_spread,
+        "wait_quiet_s": args.wait_quiet,
+        "valkey_nice": args.valkey_nice,
     }
-    for name, value in (("duration_s", args.duration), ("warmup_s", args.warmup),
-                        ("sweep", args.sweep), ("repeats", args.repeats),
-                        ("scenarios", args.scenarios), ("profile", args.profile),
-                        ("noise_retries", args.noise_retries)):
+    for name, value in (
+        ("duration_s", args.duration),
+        ("warmup_s", args.warmup),
+        ("sweep", args.sweep),
+        ("repeats", args.repeats),
+        ("scenarios", args.scenarios),
+        ("profile", args.profile),
+        ("noise_retries", args.noise_retries),
+    ):
         if value is not None:
             changes[name] = value
     return opts.with_(**changes)
@@ -140,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 3
     paths = report.write(results, opts.out_dir)
-    h = results["summary"]["headline"]
-    log(f"headline: API {h['api_rps']:,.0f} req/s = {h['ratio']:.1%} of bare "
-        f"{h['bare_rps']:,.0f} req/s at -c{h['connections']}")
+    log(report.headline_line(results["summary"]))
     for p in paths.values():
         log(f"wrote {p}")
     return 0

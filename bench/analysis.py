@@ -1,12 +1,16 @@
 """From measurements to figures: headline ratio, sweep, scenarios, half load, capacity.
 
 Works on the JSON-ready results alone (no processes), so the report can be rebuilt
-from a results file and tested on canned data.
+from a results file and tested on canned data. Ratios are taken within a pair (an API
+measurement and the bare handler's next to it); which pairs, and whether the run as a
+whole, can be believed is bench/disturbance.py's judgement.
 """
 
 from __future__ import annotations
 
 import math
+
+from bench.disturbance import HEADLINE_STEPS, Pair, judge, pairs
 
 GOAL_RATIO = 0.85
 GOAL_P99_FACTOR = 2.0
@@ -16,7 +20,6 @@ GOAL_KEY_BYTES = 1024
 TARGETS = (10_000, 100_000, 1_000_000)
 WORKER_UTILISATION = 0.8
 SHARD_UTILISATION = 0.8
-DEFAULT_MAX_OTHER_CPU = 0.15
 
 
 def median(values: list[float]) -> float | None:
@@ -25,24 +28,6 @@ def median(values: list[float]) -> float | None:
         return None
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
-def _rows(results: dict, **match: object) -> list[dict]:
-    return [m for m in results["measurements"] if all(m.get(k) == v for k, v in match.items())]
-
-
-def _headline_rows(results: dict, target: str, c: int) -> list[dict]:
-    return [
-        m for m in results["measurements"]
-        if m["target"] == target and m["connections"] == c
-        and m["step"] in ("sweep", "headline") and m["scenario"] in ("usage", "bare")
-    ]
-
-
-def _quiet(rows: list[dict], threshold: float) -> list[dict]:
-    """The runs other processes left alone (all of them when none was)."""
-    quiet = [m for m in rows if (m.get("other_cpu") or 0.0) <= threshold]
-    return quiet or rows
 
 
 def _redis(rows: list[dict], field: str) -> float | None:
@@ -67,6 +52,7 @@ def _scenario_row(name: str, rows: list[dict], bare_rps: float | None) -> dict:
         "statuses": rows[-1]["statuses"] if rows else {},
         "server_cpu_util": median([m["server_cpu_util"] for m in rows]),
         "other_cpu": median([m.get("other_cpu") for m in rows]),
+        "steal_cpu": median([m.get("steal_cpu") for m in rows]),
         "server_cpu_us_per_request": median([m.get("server_cpu_us_per_request") for m in rows]),
         "commands_per_delivery": _redis(rows, "commands_per_delivery"),
         "commands_per_request": _redis(rows, "commands_per_request"),
@@ -100,27 +86,43 @@ def capacity(per_worker_rps: float | None, redis_cpu_us: float | None) -> dict |
     }
 
 
+def _pair_row(pair: Pair, judged: dict) -> dict:
+    j = judged[pair.id]
+    return {"disturbed": j["disturbed"], "reasons": j["reasons"]}
+
+
 def summarise(results: dict) -> dict:
+    """Every figure of the report, judged (bench/disturbance.py): an unreliable run keeps
+    its figures but gets no verdict on a timing goal and no capacity table."""
     opts = results["meta"]["options"]
     c = opts["connections"]
     workers = opts["workers"]
-    threshold = opts.get("max_other_cpu", DEFAULT_MAX_OTHER_CPU)
-    bare_all = _headline_rows(results, "bare", c)
-    api_all = _headline_rows(results, "api", c)
-    pairs = [a["rps"] / b["rps"] for a, b in zip(api_all, bare_all, strict=False) if b["rps"]]
-    bare, api = _quiet(bare_all, threshold), _quiet(api_all, threshold)
+    judgement = judge(results)
+    reliable = judgement["reliable"]
+    judged = {j["pair"]: j for j in judgement["pairs"]}
+    run_pairs = pairs(results["measurements"])
+
+    headline_pairs = [
+        p for p in run_pairs
+        if p.step in HEADLINE_STEPS and p.connections == c and p.api and p.bare
+        and p.api["scenario"] == "usage"
+    ]  # fmt: skip
+    clean = [p for p in headline_pairs if not judged[p.id]["disturbed"]]
+    used = clean or headline_pairs  # all of them when none is clean: figures, not verdicts
+    bare = [p.bare for p in used if p.bare]
+    api = [p.api for p in used if p.api]
     bare_rps = median([m["rps"] for m in bare])
     api_rps = median([m["rps"] for m in api])
+    ratio = median([p.ratio for p in used])
     headline_row = _scenario_row("usage", api, bare_rps)
+    headline_row.update(ratio=ratio, bare_rps=bare_rps, disturbed=not clean, reasons=[])
     headline = {
         "connections": c,
         "bare_rps": bare_rps,
         "api_rps": api_rps,
-        "ratio": api_rps / bare_rps if api_rps and bare_rps else None,
-        "pair_ratios": [round(p, 3) for p in pairs],
-        "runs": {"bare": len(bare_all), "api": len(api_all)},
-        "quiet_runs_used": {"bare": len(bare), "api": len(api)}
-        if len(bare) < len(bare_all) or len(api) < len(api_all) else None,
+        "ratio": ratio,
+        "pairs": [{"ratio": p.ratio, **_pair_row(p, judged)} for p in headline_pairs],
+        "pairs_used": len(used),
         "bare_p99_us": median([m["latency_us"]["p99"] for m in bare]),
         "api_p99_us": headline_row["p99_us"],
         "goal_ratio": GOAL_RATIO,
@@ -133,51 +135,55 @@ def summarise(results: dict) -> dict:
     # (not to batching: per-request cost falls as more requests share a loop tick)
     bare_cpu, api_cpu = headline["bare_cpu_us_per_request"], headline["api_cpu_us_per_request"]
     headline["cpu_ratio"] = bare_cpu / api_cpu if bare_cpu and api_cpu else None
-    headline["meets_goal"] = headline["ratio"] is not None and headline["ratio"] >= GOAL_RATIO
+    headline["meets_goal"] = None if not reliable or ratio is None else ratio >= GOAL_RATIO
 
     sweep = []
-    for conc in opts["sweep"]:
-        b = _rows(results, step="sweep", target="bare", connections=conc)
-        a = _rows(results, step="sweep", target="api", connections=conc)
-        if not a or not b:
+    for pair in run_pairs:
+        if pair.step != "sweep" or not (pair.api and pair.bare):
             continue
+        b, a = pair.bare, pair.api
         sweep.append({
-            "connections": conc,
-            "bare_rps": b[0]["rps"], "api_rps": a[0]["rps"],
-            "ratio": a[0]["rps"] / b[0]["rps"] if b[0]["rps"] else None,
-            "bare_p50_us": b[0]["latency_us"]["p50"], "bare_p99_us": b[0]["latency_us"]["p99"],
-            "api_p50_us": a[0]["latency_us"]["p50"], "api_p99_us": a[0]["latency_us"]["p99"],
-            "other_cpu": max(b[0].get("other_cpu") or 0, a[0].get("other_cpu") or 0),
-        })
+            "connections": pair.connections,
+            "bare_rps": b["rps"], "api_rps": a["rps"], "ratio": pair.ratio,
+            "bare_p50_us": b["latency_us"]["p50"], "bare_p99_us": b["latency_us"]["p99"],
+            "api_p50_us": a["latency_us"]["p50"], "api_p99_us": a["latency_us"]["p99"],
+            "other_cpu": max(b.get("other_cpu") or 0, a.get("other_cpu") or 0),
+            "steal_cpu": max(b.get("steal_cpu") or 0, a.get("steal_cpu") or 0),
+            **_pair_row(pair, judged),
+        })  # fmt: skip
 
     scenarios = [headline_row] if api else []
     for name in opts["scenarios"]:
-        rows = _rows(results, step="scenario", target="api", scenario=name, connections=c)
-        if rows:
-            scenarios.append(_scenario_row(name, rows, bare_rps))
+        for pair in run_pairs:
+            if pair.step == "scenario" and pair.api and pair.api["scenario"] == name:
+                # its own bare half; a run from before pairs: the headline's bare median
+                own_bare = pair.bare["rps"] if pair.bare else bare_rps
+                row = _scenario_row(name, [pair.api], own_bare)
+                row.update(bare_rps=own_bare, **_pair_row(pair, judged))
+                scenarios.append(row)
 
     halfload = None
-    ha = _rows(results, step="halfload", target="api")
-    hb = _rows(results, step="halfload", target="bare")
-    if ha and hb:
-        api_p99 = ha[0]["latency_us"]["p99"]
-        bare_p99 = hb[0]["latency_us"]["p99"]
+    half = next((p for p in run_pairs if p.step == "halfload" and p.api and p.bare), None)
+    if half is not None:
+        ha, hb = half.api, half.bare
+        api_p99 = ha["latency_us"]["p99"]
+        bare_p99 = hb["latency_us"]["p99"]
         halfload = {
             "target_rps": api_rps / 2 if api_rps else None,
-            "connections": ha[0]["connections"],
-            "api_rps": ha[0]["rps"], "bare_rps": hb[0]["rps"],
-            "api_delay_mean_ms": ha[0]["delay_mean_ms"],
-            "bare_delay_mean_ms": hb[0]["delay_mean_ms"],
-            "api_p50_us": ha[0]["latency_us"]["p50"], "bare_p50_us": hb[0]["latency_us"]["p50"],
+            "connections": ha["connections"],
+            "api_rps": ha["rps"], "bare_rps": hb["rps"],
+            "api_delay_mean_ms": ha["delay_mean_ms"],
+            "bare_delay_mean_ms": hb["delay_mean_ms"],
+            "api_p50_us": ha["latency_us"]["p50"], "bare_p50_us": hb["latency_us"]["p50"],
             "api_p99_us": api_p99, "bare_p99_us": bare_p99,
-            "api_p99_9_us": ha[0]["latency_us"]["p99_9"],
-            "bare_p99_9_us": hb[0]["latency_us"]["p99_9"],
+            "api_p99_9_us": ha["latency_us"]["p99_9"],
+            "bare_p99_9_us": hb["latency_us"]["p99_9"],
             "p99_factor": api_p99 / bare_p99 if bare_p99 else None,
             "goal_factor": GOAL_P99_FACTOR,
-        }
-        halfload["meets_goal"] = (
-            halfload["p99_factor"] is not None and halfload["p99_factor"] <= GOAL_P99_FACTOR
-        )
+            **_pair_row(half, judged),
+        }  # fmt: skip
+        judgeable = reliable and not halfload["disturbed"] and halfload["p99_factor"] is not None
+        halfload["meets_goal"] = halfload["p99_factor"] <= GOAL_P99_FACTOR if judgeable else None
 
     seed = results.get("seed") or {}
     redis_goals = {
@@ -187,22 +193,30 @@ def summarise(results: dict) -> dict:
         "usage_counters_expire": (results.get("memory_sample") or {})
         .get("usage hash (today)", {})
         .get("expires"),
+        # a count is a count on any machine; the script's time is a timing like the others
+        "script_judged": reliable,
     }
-    redis_goals["meets_goal"] = bool(
+    counts_met = bool(
         redis_goals["commands_per_delivery"] is not None
         and redis_goals["commands_per_delivery"] <= GOAL_COMMANDS
-        and (redis_goals["script_usec_per_call"] or 0) <= GOAL_SCRIPT_US
         and (redis_goals["bytes_per_key"] or 0) <= GOAL_KEY_BYTES
         and redis_goals["usage_counters_expire"] is not False
     )
+    script_met = (redis_goals["script_usec_per_call"] or 0) <= GOAL_SCRIPT_US
+    redis_goals["meets_goal"] = counts_met and script_met if reliable else None
 
-    others = [m.get("other_cpu") or 0.0 for m in results["measurements"]]
+    measurements = results["measurements"]
+    others = [m.get("other_cpu") or 0.0 for m in measurements]
+    steals = [m.get("steal_cpu") or 0.0 for m in measurements]
     noise = {
         "median_other_cpu": median(others),
         "max_other_cpu": max(others) if others else None,
-        "retried": sum(1 for m in results["measurements"] if m.get("attempts", 1) > 1),
+        "median_steal_cpu": median(steals),
+        "max_steal_cpu": max(steals) if steals else None,
+        "retried": sum(1 for m in measurements if m.get("attempts", 1) > 1),
     }
     return {
+        "reliability": judgement,
         "noise": noise,
         "headline": headline,
         "sweep": sweep,
@@ -211,5 +225,7 @@ def summarise(results: dict) -> dict:
         "redis_goals": redis_goals,
         "capacity": capacity(
             api_rps / workers if api_rps else None, headline_row["redis_cpu_us_per_delivery"]
-        ),
+        )
+        if reliable
+        else None,
     }

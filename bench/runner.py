@@ -1,10 +1,14 @@
 """One bench run: processes up, tenants seeded, measurements in a fixed order.
 
-Order: concurrency sweep (bare and API interleaved, for the plot), more headline
-pairs (alternating which goes first, so drift cancels), the other scenarios at the
-headline concurrency, the half-load latency pair, then an optional profile of the
-API worker under load. Each measurement is preceded by a short warm-up run of the
-same load, and API measurements are bracketed by a Redis stats window.
+Every API measurement is one half of a pair: the bare handler measured under the same
+load right before or after it (bench/disturbance.py judges each pair on its own).
+Order: concurrency sweep (a pair per concurrency, for the plot), more headline pairs,
+a pair per scenario at the headline concurrency (which half goes first alternates, so
+drift cancels), the half-load latency pair, then an optional profile of the API worker
+under load. Each measurement is preceded by a short warm-up run of the same load, and
+API measurements are bracketed by a Redis stats window. Each records the CPU that
+other processes used and that the hypervisor stole meanwhile (bench/cpustat.py); a pair
+with a disturbed half is measured again, up to --noise-retries times.
 """
 
 from __future__ import annotations
@@ -27,15 +31,10 @@ import redis
 
 from bench import profiling, redisstats, seeding, wrk
 from bench.analysis import median, summarise
+from bench.cpustat import HostCpu, cpu_seconds
+from bench.disturbance import Limits, measurement_reasons
 from bench.scenarios import HEADLINE, Options, Scenario
-from bench.servers import (
-    REPO,
-    Placement,
-    Uvicorn,
-    cpu_seconds,
-    host_busy_seconds,
-    start_valkey,
-)
+from bench.servers import REPO, Placement, Uvicorn, start_valkey
 from rotator.crypto import KeyRing
 
 Log = Callable[[str], None]
@@ -74,7 +73,15 @@ class Bench:
         self.log = log
         self.workdir = workdir
         self.placement = Placement.plan(pin=opts.pin, workers=opts.workers)
+        self.cpus = self.placement.cpus()
+        """The CPUs the bench's processes run on: steal on these disturbs a measurement."""
+        self.limits = Limits(
+            max_other_cpu=opts.max_other_cpu,
+            max_steal_cpu=opts.max_steal_cpu,
+            max_baseline_spread=opts.max_baseline_spread,
+        )
         self.measurements: list[dict] = []
+        self._pairs = 0
         self.internal_names = redisstats.script_commands()
         self.paths: dict[tuple[str, str, bool], Path] = {}
         self.populations: dict[str, seeding.Population] = {}
@@ -112,14 +119,26 @@ class Bench:
         }
         logs = self.workdir / "logs"
         logs.mkdir()
-        self.bare = Target("bare", Uvicorn(
-            "bench.bare_app:create_app", env=env, workers=opts.workers,
-            cpus=self.placement.api, log_path=logs / "bare.log",
-        ))
-        self.api = Target("api", Uvicorn(
-            "rotator.api.app:create_app_from_env", env=env, workers=opts.workers,
-            cpus=self.placement.api, log_path=logs / "api.log",
-        ))
+        self.bare = Target(
+            "bare",
+            Uvicorn(
+                "bench.bare_app:create_app",
+                env=env,
+                workers=opts.workers,
+                cpus=self.placement.api,
+                log_path=logs / "bare.log",
+            ),
+        )
+        self.api = Target(
+            "api",
+            Uvicorn(
+                "rotator.api.app:create_app_from_env",
+                env=env,
+                workers=opts.workers,
+                cpus=self.placement.api,
+                log_path=logs / "api.log",
+            ),
+        )
         for target in (self.bare, self.api):
             target.server.start()
             stack.callback(target.server.stop)
@@ -127,20 +146,24 @@ class Bench:
         return seed_report.to_json()
 
     def wait_quiet(self) -> None:
-        """Wait (up to --wait-quiet seconds) until other processes leave the CPUs alone."""
+        """Wait (up to --wait-quiet seconds) until other processes and the hypervisor leave
+        the CPUs alone (ours are idle meanwhile: all the busy time is someone else's)."""
         deadline = time.monotonic() + self.opts.wait_quiet_s
         last_log = 0.0
         while self.opts.wait_quiet_s > 0:
-            before = host_busy_seconds()[0]
+            before = HostCpu.sample()
             time.sleep(2.0)
-            other = (host_busy_seconds()[0] - before) / 2.0
-            if other <= self.opts.max_other_cpu:
+            after = HostCpu.sample()
+            busy = (after.busy_s - before.busy_s) / 2.0
+            stolen = (after.steal_on(self.cpus) - before.steal_on(self.cpus)) / 2.0
+            if busy <= self.opts.max_other_cpu and stolen <= self.opts.max_steal_cpu:
                 return
+            state = f"other processes use {busy:.2f} cores, the hypervisor steals {stolen:.2f}"
             if time.monotonic() > deadline:
-                self.log(f"other processes still use {other:.2f} cores: measuring anyway")
+                self.log(f"{state}: measuring anyway")
                 return
             if time.monotonic() - last_log > 30:
-                self.log(f"waiting for other processes ({other:.2f} cores busy) to go quiet")
+                self.log(f"waiting for a quiet machine ({state})")
                 last_log = time.monotonic()
 
     def paths_for(self, scenario: Scenario) -> Path:
@@ -155,40 +178,63 @@ class Bench:
 
     # ----- one measurement
 
-    def measure(
+    def pair(
         self,
         step: str,
-        target: Target,
         scenario: Scenario,
         connections: int,
         *,
-        delay_mean_ms: float = 0.0,
+        api_first: bool = False,
+        delay_mean_ms: dict[str, float] | None = None,
+    ) -> tuple[dict, dict]:
+        """The API and the bare handler under the same load, one right after the other:
+        (api row, bare row), both carrying the same `pair`. Taken again while a half was
+        disturbed (bench/disturbance.py, rule 1), up to --noise-retries times; the least
+        disturbed attempt is kept."""
+        order = (self.api, self.bare) if api_first else (self.bare, self.api)
+        delays = delay_mean_ms or {}
+        best: tuple[float, dict[str, dict], int] | None = None
+        for attempt in range(1 + self.opts.noise_retries):
+            rows = {
+                t.name: self.measure(step, t, scenario, connections, delays.get(t.name, 0.0))
+                for t in order
+            }
+            reasons = [
+                f"{name}: {reason}"
+                for name, row in rows.items()
+                for reason in measurement_reasons(row, self.limits)
+            ]
+            noise = sum(row["other_cpu"] + row["steal_cpu"] for row in rows.values())
+            if best is None or noise < best[0]:
+                best = (noise, rows, attempt + 1)
+            if not reasons:
+                break
+            if attempt < self.opts.noise_retries:
+                self.log(f"    disturbed ({'; '.join(reasons)}): measuring the pair again")
+                time.sleep(0.3)
+        assert best is not None
+        _, rows, attempts = best
+        self._pairs += 1
+        for target in order:
+            row = rows[target.name]
+            row["pair"], row["attempts"] = self._pairs, attempts
+            self.measurements.append(row)
+        return rows["api"], rows["bare"]
+
+    def measure(
+        self, step: str, target: Target, scenario: Scenario, connections: int, delay_ms: float
     ) -> dict:
-        """Warm up, then measure; on a shared machine, retry while other load was high."""
-        opts = self.opts
+        """Warm up, then measure one target."""
         paths = self.paths_for(scenario)
         run = dict(
             connections=connections, count_status=scenario.count_status,
-            delay_mean_ms=delay_mean_ms, cpus=self.placement.load, wrk=self.wrk,
-        )
+            delay_mean_ms=delay_ms, cpus=self.placement.load, wrk=self.wrk,
+        )  # fmt: skip
         url = target.server.base_url + "/v1/next"
-        if opts.warmup_s > 0:
-            wrk.run(url, paths, duration_s=opts.warmup_s, **run)  # type: ignore[arg-type]
+        if self.opts.warmup_s > 0:
+            wrk.run(url, paths, duration_s=self.opts.warmup_s, **run)  # type: ignore[arg-type]
             time.sleep(0.3)  # requests still in flight at the API land before the window
-        best: dict | None = None
-        for attempt in range(1 + opts.noise_retries):
-            row = self._once(step, target, scenario, connections, delay_mean_ms, url, paths, run)
-            row["attempts"] = attempt + 1
-            if best is None or row["other_cpu"] < best["other_cpu"]:
-                best = row
-            if row["other_cpu"] <= opts.max_other_cpu:
-                break
-            if attempt < opts.noise_retries:
-                self.log(f"    other processes used {row['other_cpu']:.2f} cores: measuring again")
-                time.sleep(0.3)
-        assert best is not None
-        self.measurements.append(best)
-        return best
+        return self._once(step, target, scenario, connections, delay_ms, url, paths, run)
 
     def _once(
         self,
@@ -205,12 +251,13 @@ class Bench:
         window = redisstats.begin(self.r) if is_api else None
         pids = target.server.worker_pids()
         valkey_pid = [self.valkey.process.pid] if self.valkey.process else []
-        server0, valkey0, host0 = cpu_seconds(pids), cpu_seconds(valkey_pid), host_busy_seconds()
+        server0, valkey0, host0 = cpu_seconds(pids), cpu_seconds(valkey_pid), HostCpu.sample()
         result = wrk.run(url, paths, duration_s=self.opts.duration_s, **run)
         server_s = cpu_seconds(pids) - server0
         valkey_s = cpu_seconds(valkey_pid) - valkey0
-        host1 = host_busy_seconds()
-        host_s, irq_s = host1[0] - host0[0], host1[1] - host0[1]
+        host1 = HostCpu.sample()
+        host_s, irq_s = host1.busy_s - host0.busy_s, host1.irq_s - host0.irq_s
+        steal_s = host1.steal_on(self.cpus) - host0.steal_on(self.cpus)
         cost = redisstats.end(self.r, window, self.internal_names) if window else None
         if cost is not None:
             cost.per_delivery(result.ok, result.requests)
@@ -233,14 +280,19 @@ class Bench:
             "other_cpu": round(
                 max(0.0, host_s - server_s - valkey_s - (result.wrk_cpu_s or 0)) / wall, 3
             ),
+            # time the hypervisor gave another VM while ours wanted the CPU, in cores
+            "steal_cpu": round(max(0.0, steal_s) / wall, 3),
             "redis": cost.to_json() if cost else None,
         }
         lat = result.latency_us
         extra = ""
         if cost is not None:
             mostly_ok = result.ok >= result.requests / 2
-            commands = (f"{cost.per['commands_per_delivery']:.2f} cmd/delivery" if mostly_ok
-                        else f"{cost.per['commands_per_request']:.2f} cmd/request")
+            commands = (
+                f"{cost.per['commands_per_delivery']:.2f} cmd/delivery"
+                if mostly_ok
+                else f"{cost.per['commands_per_request']:.2f} cmd/request"
+            )
             extra = (
                 f", {commands}, script "
                 f"{cost.script_usec_per_call:.1f} µs, Redis CPU "
@@ -257,7 +309,8 @@ class Bench:
             f"{step:<8} {row['scenario']:<14} c={connections:<3} {result.rps:>9,.0f} req/s  "
             f"p50 {_fmt_ms(lat['p50'])}  p99 {_fmt_ms(lat['p99'])}  CPU: server "
             f"{row['server_cpu_util']:.0%} wrk {row['wrk_cpu_util']:.0%} valkey "
-            f"{row['valkey_cpu_util']:.0%} other {row['other_cpu']:.2f}{extra}"
+            f"{row['valkey_cpu_util']:.0%} other {row['other_cpu']:.2f} steal "
+            f"{row['steal_cpu']:.2f}{extra}"
         )
         if scenario.expect_ok and is_api and result.non_2xx:
             self.log(f"WARNING: {result.non_2xx} non-2xx answers in {scenario.name}; see logs")
@@ -267,24 +320,22 @@ class Bench:
 
     def sweep(self) -> None:
         for c in self.opts.sweep:
-            self.measure("sweep", self.bare, HEADLINE, c)
-            self.measure("sweep", self.api, HEADLINE, c)
+            self.pair("sweep", HEADLINE, c)
 
     def headline(self) -> None:
         c = self.opts.connections
         extra = self.opts.repeats - (1 if c in self.opts.sweep else 0)
         for i in range(max(0, extra)):
-            pair = (self.api, self.bare) if i % 2 == 0 else (self.bare, self.api)
-            for target in pair:
-                self.measure("headline", target, HEADLINE, c)
+            self.pair("headline", HEADLINE, c, api_first=i % 2 == 0)
 
     def scenarios(self) -> None:
         c = self.opts.connections
-        for scenario in self.opts.selected():
+        for i, scenario in enumerate(self.opts.selected()):
             if scenario.subscribed:
                 seeding.subscribe(self.r, self.populations[scenario.population], ",key.delivered,")
             try:
-                self.measure("scenario", self.api, scenario, c)
+                # the bare handler under the same requests (it reads the same query)
+                self.pair("scenario", scenario, c, api_first=i % 2 == 0)
             finally:
                 if scenario.subscribed:
                     seeding.subscribe(self.r, self.populations[scenario.population], "")
@@ -296,21 +347,28 @@ class Bench:
         if not api_max:
             return
         rate = api_max / 2
+        delays = {}
         for target in (self.api, self.bare):
             # a connection's cycle is its wait plus the answer's latency (unloaded: the c=1 mean)
-            unloaded_us = median([
-                m["latency_us"]["mean"] for m in self.measurements
-                if m["target"] == target.name and m["connections"] == 1 and m["step"] == "sweep"
-            ])
-            delay_ms = max(0.0, c / rate * 1000 - (unloaded_us or 0) / 1000)
-            self.measure("halfload", target, HEADLINE, c, delay_mean_ms=delay_ms)
+            unloaded_us = median(
+                [
+                    m["latency_us"]["mean"]
+                    for m in self.measurements
+                    if m["target"] == target.name and m["connections"] == 1 and m["step"] == "sweep"
+                ]
+            )
+            delays[target.name] = max(0.0, c / rate * 1000 - (unloaded_us or 0) / 1000)
+        self.pair("halfload", HEADLINE, c, api_first=True, delay_mean_ms=delays)
 
     def _headline_rows(self, target: str) -> list[dict]:
         c = self.opts.connections
         return [
-            m for m in self.measurements
-            if m["target"] == target and m["scenario"] in ("usage", "bare")
-            and m["connections"] == c and m["step"] in ("sweep", "headline")
+            m
+            for m in self.measurements
+            if m["target"] == target
+            and m["scenario"] in ("usage", "bare")
+            and m["connections"] == c
+            and m["step"] in ("sweep", "headline")
         ]
 
     def profile(self) -> dict | None:
@@ -322,18 +380,26 @@ class Bench:
         duration = self.opts.profile_s
         paths = self.paths_for(HEADLINE)
         cmd = wrk.command(
-            self.api.server.base_url + "/v1/next", paths, connections=c,
-            duration_s=duration + 3, wrk=self.wrk,
+            self.api.server.base_url + "/v1/next",
+            paths,
+            connections=c,
+            duration_s=duration + 3,
+            wrk=self.wrk,
         )
         load_cpus = self.placement.load
         load = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=(lambda: os.sched_setaffinity(0, load_cpus)) if load_cpus else None,
         )
         try:
             time.sleep(1.0)
             raw = profiling.record(
-                spy, self.api.server.worker_pids(), duration, self.workdir / "profile.txt",
+                spy,
+                self.api.server.worker_pids(),
+                duration,
+                self.workdir / "profile.txt",
                 cpus=self.placement.load,
             )
         finally:
@@ -367,10 +433,20 @@ def _cpu_model() -> str:
 def _git() -> str:
     """HEAD, and the served code's files that differ from it (the bench runs the work tree)."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rotator", "scripts"],
-                               cwd=REPO, capture_output=True, text=True, check=True).stdout
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "rotator", "scripts"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "-"
     changed = sorted(line[3:] for line in dirty.splitlines() if line[3:])
@@ -394,8 +470,9 @@ def environment(bench: Bench) -> dict:
         "wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0].split(" Copyright")[0],
         "git": _git(),
         "placement": bench.placement.describe(),
-        "api_command": " ".join(Path(a).name if i == 0 else a
-                                for i, a in enumerate(bench.api.server.command())),
+        "api_command": " ".join(
+            Path(a).name if i == 0 else a for i, a in enumerate(bench.api.server.command())
+        ),
     }
 
 
@@ -403,8 +480,10 @@ def run(opts: Options, log: Log | None = None) -> dict:
     """Run the whole bench; returns the results (JSON-ready, with a `summary`)."""
     log = log or Progress()
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="keyrotator-bench-") as tmp, \
-            contextlib.ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="keyrotator-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         bench = Bench(opts, log, Path(tmp))
         seed = bench.setup(stack)
         env = environment(bench)
@@ -422,11 +501,20 @@ def run(opts: Options, log: Log | None = None) -> dict:
             "seconds": round(time.time() - started, 1),
             "quick": opts.quick,
             "options": {
-                "duration_s": opts.duration_s, "warmup_s": opts.warmup_s,
-                "sweep": list(opts.sweep), "connections": opts.connections,
-                "tenants": opts.tenants, "workers": opts.workers, "repeats": opts.repeats,
-                "noise_retries": opts.noise_retries, "max_other_cpu": opts.max_other_cpu,
-                "wrk_threads": 1, "pin": opts.pin, "scenarios": list(opts.scenarios),
+                "duration_s": opts.duration_s,
+                "warmup_s": opts.warmup_s,
+                "sweep": list(opts.sweep),
+                "connections": opts.connections,
+                "tenants": opts.tenants,
+                "workers": opts.workers,
+                "repeats": opts.repeats,
+                "noise_retries": opts.noise_retries,
+                "max_other_cpu": opts.max_other_cpu,
+                "max_steal_cpu": opts.max_steal_cpu,
+                "max_baseline_spread": opts.max_baseline_spread,
+                "wrk_threads": 1,
+                "pin": opts.pin,
+                "scenarios": list(opts.scenarios),
             },
             "environment": env,
         },

@@ -35,10 +35,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("usage-masked", "usage policy, mask=1", "many", masked=True),
     Scenario("manual", "manual policy", "many", service="manual"),
     Scenario("time", "time policy", "many", service="time"),
-    Scenario("usage-events", "usage policy, key.delivered subscribed (XADD per delivery)",
-             "many", subscribed=True),
-    Scenario("demo-throttle", "demo tenant over its per-IP rate (mostly 429)", "demo",
-             count_status=True, expect_ok=False),
+    Scenario(
+        "usage-events",
+        "usage policy, key.delivered subscribed (XADD per delivery)",
+        "many",
+        subscribed=True,
+    ),
+    Scenario(
+        "demo-throttle",
+        "demo tenant over its per-IP rate (mostly 429)",
+        "demo",
+        count_status=True,
+        expect_ok=False,
+    ),
 )
 SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
 
@@ -56,8 +65,13 @@ class Options:
     """bare/API pairs at `connections` for the headline ratio (a sweep point counts as one)"""
     pin: bool = True
     noise_retries: int = 2
-    """measure again (keeping the quietest) while other processes used > max_other_cpu cores"""
+    """measure a pair again (keeping the quietest) while a half was disturbed"""
     max_other_cpu: float = 0.15
+    """cores other processes may use during a measurement (bench/disturbance.py)"""
+    max_steal_cpu: float = 0.05
+    """cores the hypervisor may steal from the bench's CPUs during a measurement"""
+    max_baseline_spread: float = 0.15
+    """how much the bare handler's req/s may vary across the run (relative to its median)"""
     valkey_nice: int = 0
     """nice value of the Valkey process (negative: it preempts wrk on their shared core)"""
     wait_quiet_s: int = 0
@@ -73,8 +87,15 @@ class Options:
     def preset(cls, quick: bool) -> Options:
         if not quick:
             return cls()
-        return cls(quick=True, duration_s=3, warmup_s=1, sweep=(1, 32, 128), repeats=1,
-                   profile=False, noise_retries=0)
+        return cls(
+            quick=True,
+            duration_s=3,
+            warmup_s=1,
+            sweep=(1, 32, 128),
+            repeats=1,
+            profile=False,
+            noise_retries=0,
+        )
 
     def with_(self, **changes: object) -> Options:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -40,6 +40,12 @@ class Placement:
             return cls(None, None, None)
         return cls({cpus[0]}, {cpus[0]}, api)
 
+    def cpus(self) -> set[int]:
+        """Every CPU the bench's processes may run on."""
+        if self.api is None:
+            return set(os.sched_getaffinity(0))
+        return set().union(self.load or (), self.valkey or (), self.api)
+
     def describe(self) -> str:
         if self.api is None:
             return "unpinned (scheduler places every process)"
@@ -84,36 +90,12 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """user + system CPU seconds of live processes (from /proc/<pid>/stat)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
-
-
 def _healthy(base_url: str) -> bool:
     try:
         with urllib.request.urlopen(base_url + "/healthz", timeout=1) as resp:
             return resp.status == 200
     except OSError:
         return False
-
-
-def host_busy_seconds() -> tuple[float, float]:
-    """CPU-seconds all CPUs spent since boot (/proc/stat): (processes, irq + softirq).
-
-    Process time is user + nice + system + steal (guest time is inside user); interrupt
-    time is kept apart because loopback networking runs there, charged to no process.
-    """
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]] + [0] * 8
-    tick = os.sysconf("SC_CLK_TCK")
-    return (v[0] + v[1] + v[2] + v[7]) / tick, (v[5] + v[6]) / tick
 
 
 class Uvicorn:
@@ -142,12 +124,25 @@ class Uvicorn:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", "--factory", self.factory,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.workers),
-            "--no-access-log", "--no-proxy-headers",
-            "--loop", "uvloop", "--http", "httptools",
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            self.factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--no-access-log",
+            "--no-proxy-headers",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
         ]
 
     def start(self, timeout_s: float = 30.0) -> str:

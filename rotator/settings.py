@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -77,15 +78,25 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata=_doc("address the API listens on"))
     port: int = field(default=8080, metadata=_doc("port the API listens on"))
     workers: int = field(default=1, metadata=_doc("uvicorn worker processes for the API"))
-    trusted_proxies: tuple[Network, ...] = field(
+    trusted_proxies: tuple[Network | str, ...] = field(
         default=(),
-        metadata=_doc("comma-separated CIDRs whose X-Forwarded-For is honoured"),
+        metadata=_doc(
+            "comma-separated CIDRs or host names (e.g. the proxy's container name; resolved "
+            "at start and every 30 s) whose X-Forwarded-For is honoured"
+        ),
     )
     webhook_allow_private: bool = field(
         default=False,
         metadata=_doc("1 = allow webhook URLs on loopback/private addresses (tests, dev)"),
     )
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
+    log_summary_s: float = field(
+        default=60.0,
+        metadata=_doc(
+            "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); "
+            "0 = none"
+        ),
+    )
     demo_rate_per_min: int = field(
         default=60, metadata=_doc("demo tenants: sustained requests per minute per client IP")
     )
@@ -117,6 +128,16 @@ class Settings:
     def embedded(self) -> bool:
         """True when the service starts its own Valkey (no REDIS_URL configured)."""
         return self.redis_url is None
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """The trusted proxies given as addresses or CIDRs."""
+        return tuple(p for p in self.trusted_proxies if not isinstance(p, str))
+
+    @property
+    def trusted_hosts(self) -> tuple[str, ...]:
+        """The trusted proxies given by name (rotator/api/proxies.py resolves them)."""
+        return tuple(p for p in self.trusted_proxies if isinstance(p, str))
 
     @property
     def keyring(self) -> KeyRing:
@@ -169,6 +190,8 @@ class Settings:
             # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
             # would make it 0, which the script cannot store (SET ... PX 0)
             raise SettingsError("demo_rate_per_min", "must be at most 60000 (one a millisecond)")
+        if self.log_summary_s < 0:
+            raise SettingsError("log_summary_s", "must be 0 (none) or more")
         if self.webhook_timeout_s <= 0:
             raise SettingsError("webhook_timeout_s", "must be positive")
         for name in ("redis_url", "queue_url"):
@@ -247,12 +270,32 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise SettingsError(name, f"{raw!r} is not a boolean (use 1 or 0)")
 
 
-def _parse_networks(name: str, raw: str) -> tuple[Network, ...]:
-    try:
-        parts = [p.strip() for p in raw.split(",") if p.strip()]
-        return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
-    except ValueError as exc:
-        raise SettingsError(name, str(exc)) from None
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _is_host_name(text: str) -> bool:
+    """RFC 1123 labels, and a last label that is not all digits (so that a mistyped
+    address such as 10.0.0.300 is refused, not looked up)."""
+    labels = text.removesuffix(".").split(".")
+    return (
+        len(text) <= 253
+        and all(_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def _parse_proxies(name: str, raw: str) -> tuple[Network | str, ...]:
+    proxies: list[Network | str] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            proxies.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            if not _is_host_name(part):
+                raise SettingsError(name, f"{exc} (nor a host name)") from None
+            proxies.append(part.lower())
+    return tuple(proxies)
 
 
 def _parse_keyring(name: str, raw: str) -> KeyRing:
@@ -269,7 +312,7 @@ _PARSERS = {
     "master_key": _parse_keyring,
     "port": _parse_int,
     "workers": _parse_int,
-    "trusted_proxies": _parse_networks,
+    "trusted_proxies": _parse_proxies,
     "demo_rate_per_min": _parse_int,
     "demo_burst": _parse_int,
     "redis_timeout_ms": _parse_int,
@@ -280,4 +323,5 @@ _PARSERS = {
     "session_idle_minutes": _parse_int,
     "session_max_hours": _parse_int,
     "log_level": lambda name, raw: raw.upper(),
+    "log_summary_s": _parse_float,
 }

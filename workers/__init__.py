@@ -37,10 +37,10 @@ def run_worker(settings: Settings, config: WorkerConfig | None = None) -> None:
     from workers.settings import queue_url
     from workers.supervisor import supervise
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    if not logging.getLogger().handlers:  # a host process (a test) keeps its own
+        from rotator import logs
+
+        logs.configure(settings.log_level)
     shared = None
     try:
         if settings.embedded:

@@ -42,6 +42,8 @@ class WorkerConfig:
     """Deliveries in flight at once per worker process."""
     poll_delay_s: float = 0.1
     """How often arq looks at its queue for due jobs."""
+    sweep_seconds: frozenset[int] = frozenset({0})
+    """Seconds of each minute at which the expiry sweep starts (tests: every second)."""
     sweep_timeout_s: float = 50.0
     """Bound on one run of each minutely job: the expiry sweep, the tenant deletions (which
     stop a few seconds before it and go on in the next run). Note that arq's in-progress
@@ -60,6 +62,9 @@ class WorkerConfig:
     """Longest such pause: how late, at most, the worker notices the store is back."""
     reconnect_reset_after_s: float = 60.0
     """A Worker that ran this long before failing starts the backoff over."""
+    health_check_interval_s: float = 5.0
+    """How often each Worker records that it is alive (arq's health check, on this host's
+    key: workers/health.py); the record expires 1 s after the next one is due."""
     outage_report_interval_s: float = 60.0
     """One log line per interval while the store is unreachable, with the count folded."""
     store_retry_s: float = 5.0

@@ -28,6 +28,7 @@ from rotator.domain.clock import iso_ms
 from rotator.store import events, keys, webhooks
 from rotator.store.connection import UNAVAILABLE
 from rotator.store.webhooks import DeliveryAttempt
+from rotator.tally import Tally
 from workers import signing
 from workers.config import WorkerConfig
 from workers.webhook_client import DeliveryFailed, WebhookClient
@@ -68,10 +69,18 @@ def backoff_s(attempt: int, config: WorkerConfig, rng: random.Random | None = No
 async def deliver_event(
     ctx: dict[str, Any], tenant: str, event_id: str, event_type: str, body: bytes
 ) -> str:
-    """One delivery attempt of one event; returns the outcome (kept as the arq result)."""
+    """One delivery attempt of one event; returns the outcome (kept as the arq result).
+
+    Each outcome is counted in ctx["tally"] for the worker's summary line (rotator/tally.py
+    JOB_COUNTS): delivered, retrying, failed, withdrawn, deferred (store down)."""
+    tally = ctx.get("tally") or Tally()
     try:
-        return await _attempt(ctx, tenant, event_id, event_type, body)
+        outcome = await _attempt(ctx, tenant, event_id, event_type, body)
+    except Retry:
+        tally.add("retrying")
+        raise
     except UNAVAILABLE as exc:
+        tally.add("deferred")
         config: WorkerConfig = ctx["config"]
         outage = ctx.get("outage")
         if outage is not None:
@@ -84,6 +93,8 @@ async def deliver_event(
         with contextlib.suppress(*UNAVAILABLE):
             await ctx["redis"].decr(retry_key_prefix + ctx["job_id"])
         raise Retry(defer=config.store_retry_s * random.uniform(0.5, 1.0)) from None
+    tally.add(outcome)
+    return outcome
 
 
 async def _attempt(
@@ -113,8 +124,13 @@ async def _attempt(
 
     async def retry_or_fail(status: int | None, error: str) -> str:
         if attempt >= settings.webhook_max_attempts:
-            log.info("event %s failed after %d attempts: %s", event_id, attempt, error)
+            # an operator may have to act (the receiver is down, or refuses): WARNING
+            log.warning(
+                "webhook event %s of tenant %s failed after %d attempts: %s",
+                event_id, tenant, attempt, error,
+            )  # fmt: skip
             return await record("failed", status, error)
+        log.debug("webhook event %s attempt %d: %s; retrying", event_id, attempt, error)
         await record("retrying", status, error)
         raise Retry(defer=backoff_s(attempt, config))
 
@@ -127,7 +143,7 @@ async def _attempt(
         # nothing: that delivery stays counted and announced, as if it had succeeded
         _, entry_id = events.parse_event_id(event_id)
         if await events.withdrawn(data, tenant, entry_id):
-            log.info("event %s was withdrawn (its delivery failed); not sent", event_id)
+            log.debug("event %s was withdrawn (its delivery failed); not sent", event_id)
             return "withdrawn"
 
     try:

@@ -47,6 +47,7 @@ from rotator.store.events import (
     to_event,
     withdrawn,
 )
+from rotator.tally import Tally
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME
 
@@ -97,10 +98,13 @@ class EventPump:
         *,
         consumer: str | None = None,
         outage: FoldedWarning | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self.streams = EventStreams(data)
         self.outage = outage or FoldedWarning(log, "the store", config.outage_report_interval_s)
         """Store failures, folded (a pass fails several times a second in an outage)."""
+        self.tally = tally or Tally()
+        """Events forwarded (`pumped`), for the worker's summary line."""
         self.queue = queue
         self.config = config
         self.consumer = consumer or consumer_name()
@@ -111,7 +115,7 @@ class EventPump:
 
     async def run_forever(self) -> None:
         """Pump until cancelled (worker shutdown)."""
-        log.info("event pump %s started", self.consumer)
+        log.debug("event pump %s started", self.consumer)
         while True:
             try:
                 moved = await self.pump_once()
@@ -126,7 +130,9 @@ class EventPump:
                 await asyncio.sleep(self.config.pump_error_pause_s)
                 continue
             self.outage.recovered()
-            if moved == 0:
+            if moved:
+                self.tally.add("pumped", moved)
+            else:
                 await asyncio.sleep(self.config.pump_idle_poll_s)
 
     async def pump_once(self) -> int:

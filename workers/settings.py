@@ -21,9 +21,12 @@ from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings, SettingsError
 from rotator.store import connection
 from rotator.store.address import StoreAddress
+from rotator.tally import Tally
+from workers.cancel import cancel_and_wait
 from workers.config import WorkerConfig
 from workers.deletions import finish_tenant_deletions
 from workers.deliver import JOB_NAME, TargetCache, deliver_event
+from workers.health import alive_key
 from workers.pump import EventPump
 from workers.sweep import sweep_time_services
 from workers.webhook_client import WebhookClient
@@ -67,11 +70,13 @@ def worker_settings(
     *,
     consumer: str | None = None,
     outage: FoldedWarning | None = None,
+    tally: Tally | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of arq.Worker (arq accepts a dict as its settings).
 
     `consumer`: the event pump's consumer name (kept across the Workers of one process,
-    workers/supervisor.py); `outage`: where store failures are reported, folded.
+    workers/supervisor.py); `outage`: where store failures are reported, folded; `tally`:
+    where jobs are counted for the summary line (kept across Workers too).
     """
     config = config or WorkerConfig()
     return {
@@ -90,7 +95,8 @@ def worker_settings(
             cron(
                 sweep_time_services,
                 name="sweep_time_services",
-                second=0,  # every minute, on one worker (arq cron jobs are unique per tick)
+                # every minute, on one worker (arq cron jobs are unique per tick)
+                second=set(config.sweep_seconds),
                 timeout=config.sweep_timeout_s,
                 keep_result=0,
             ),
@@ -104,9 +110,18 @@ def worker_settings(
         ],
         # no retries inside arq's connect (a warning line per try): the supervisor retries
         "redis_settings": dataclasses.replace(queue_redis_settings(settings), conn_retries=0),
-        "ctx": {"settings": settings, "config": config, "consumer": consumer, "outage": outage},
+        "ctx": {
+            "settings": settings,
+            "config": config,
+            "consumer": consumer,
+            "outage": outage,
+            "tally": tally or Tally(),
+        },
         "on_startup": startup,
         "on_shutdown": shutdown,
+        # alive, for `rotator worker --check` (workers/health.py): arq's own health check
+        "health_check_interval": config.health_check_interval_s,
+        "health_check_key": alive_key(),
         "max_jobs": config.max_jobs,
         "poll_delay": config.poll_delay_s,
         "keep_result": config.job_keep_result_s,
@@ -132,6 +147,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             config,
             consumer=ctx.get("consumer"),
             outage=ctx.get("outage"),
+            tally=ctx.get("tally"),
         )
         ctx["pump"] = pump
         ctx["pump_task"] = asyncio.create_task(pump.run_forever(), name="event-pump")
@@ -141,7 +157,7 @@ async def stop_pump(ctx: dict[str, Any]) -> None:
     """Cancel this Worker's event pump and wait for it (a no-op when it has none)."""
     task = ctx.pop("pump_task", None)
     if task is not None:
-        task.cancel()
+        await cancel_and_wait(task)  # again and again: one cancel can be lost (cancel.py)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

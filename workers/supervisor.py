@@ -38,6 +38,8 @@ from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings
 from rotator.store.address import StoreAddress
 from rotator.store.connection import UNAVAILABLE
+from rotator.tally import Summary, Tally, jobs_line
+from workers.cancel import cancel_and_wait
 from workers.config import WorkerConfig
 from workers.pump import consumer_name
 from workers.settings import queue_url, shutdown, stop_pump, worker_settings
@@ -59,6 +61,10 @@ class Supervisor:
         self.consumer = consumer_name()
         """One event-pump consumer for the process's life: a Worker after an outage finds
         the entries its predecessor left pending under the same name."""
+        self.tally = Tally()
+        """Jobs, events and sweeps of every Worker of the process: one summary line a
+        `settings.log_summary_s`."""
+        self.summary = Summary(self.tally, jobs_line, log, settings.log_summary_s)
         self.stopping = asyncio.Event()
         self.current: Worker | None = None
         self._draining: set[asyncio.Task[None]] = set()
@@ -71,6 +77,22 @@ class Supervisor:
             self.current.handle_sig(signum)
 
     async def run(self) -> None:
+        log.info(
+            "worker started: queue %s, data %s, up to %d jobs at once",
+            StoreAddress.parse(self.queue_url).display,
+            StoreAddress.parse(self.settings.redis_url or "").display
+            if self.settings.redis_url
+            else "-",
+            self.config.max_jobs,
+        )
+        self.summary.start()
+        try:
+            await self._run()
+        finally:
+            await self.summary.stop()  # the last partial period's line
+            log.info("worker stopped")
+
+    async def _run(self) -> None:
         delay_s = self.config.reconnect_base_s
         while not self.stopping.is_set():
             try:
@@ -113,12 +135,19 @@ class Supervisor:
 
     async def _run_one(self) -> None:
         kwargs = worker_settings(
-            self.settings, self.config, consumer=self.consumer, outage=self.outage
-        )
+            self.settings, self.config, consumer=self.consumer, outage=self.outage,
+            tally=self.tally,
+        )  # fmt: skip
         worker = Worker(**kwargs, handle_signals=False)
         self.current = worker
+        run = asyncio.ensure_future(worker.async_run())
+        stop = asyncio.ensure_future(self.stopping.wait())
         try:
-            await worker.async_run()
+            await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():
+                # stop() had arq cancel its main task; once may not be enough (cancel.py)
+                await cancel_and_wait(run)
+            await run
         except asyncio.CancelledError:
             if not self.stopping.is_set():
                 raise  # not our stop: the process is being torn down
@@ -130,6 +159,9 @@ class Supervisor:
             # process: logged loudly once, then a new Worker after the usual backoff
             log.exception("the worker loop failed; starting a new one")
         finally:
+            stop.cancel()
+            if not run.done():  # torn down while it ran
+                run.cancel()
             self.current = None
             # the pump stops now (a new Worker's pump takes over its consumer); jobs in
             # flight may still finish, so the rest of the close waits for them

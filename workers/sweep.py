@@ -13,6 +13,7 @@ from typing import Any
 
 from rotator.store.connection import UNAVAILABLE
 from rotator.store.sweep import sweep_service, time_services
+from rotator.tally import Tally
 from workers.config import WorkerConfig
 
 log = logging.getLogger("workers.sweep")
@@ -26,9 +27,11 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
     `ctx["clock"]` (tests) fixes the time; otherwise each script reads Redis TIME, the
     clock next_key.lua uses too. A store outage ends the run with one folded warning (not
     a traceback per service); the next minute's run sweeps whatever is due by then.
+    Counted in ctx["tally"] (`sweeps`, `expired`) for the worker's summary line.
     """
+    tally = ctx.get("tally") or Tally()
     try:
-        return await _sweep(ctx)
+        expired = await _sweep(ctx)
     except UNAVAILABLE as exc:
         outage = ctx.get("outage")
         if outage is not None:
@@ -36,6 +39,10 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
         else:
             log.warning("sweep stopped: store unavailable (%s)", exc)
         return 0
+    tally.add("sweeps")
+    if expired:
+        tally.add("expired", expired)
+    return expired
 
 
 async def _sweep(ctx: dict[str, Any]) -> int:
@@ -60,7 +67,7 @@ async def _sweep(ctx: dict[str, Any]) -> int:
                 log.exception("sweep of %s/%s failed", tenant, slug)
                 return 0
             if result.newly_expired or result.noact_set:
-                log.info(
+                log.debug(
                     "swept %s/%s: %d key(s) expired%s", tenant, slug, result.newly_expired,
                     ", no active key left" if result.noact_set else "",
                 )  # fmt: skip

@@ -23,6 +23,7 @@ from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock
 from rotator.settings import Settings
 from rotator.store import connection
+from rotator.tally import Summary, deliveries_line
 
 log = logging.getLogger("rotator.api")
 
@@ -32,7 +33,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     state = AppState(
         settings=settings,
         keyring=settings.keyring,
-        client_ip=ClientIpResolver(settings.trusted_proxies),
+        client_ip=ClientIpResolver(settings.trusted_networks),
     )
     if clock is not None:
         state.clock = clock
@@ -40,13 +41,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from rotator.api.proxies import ProxyNames
         from rotator.store.delivery import DeliveryStore
 
+        proxies = ProxyNames(state, settings.trusted_networks, settings.trusted_hosts)
+        await proxies.start()  # trusted proxies given by name, resolved now and in the background
         state.redis = connection.connect(settings)
         state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
+        summary = Summary(state.tally, deliveries_line, log, settings.log_summary_s)
+        summary.start()
         try:
             yield
         finally:
+            await summary.stop()  # the last partial period's line
+            await proxies.stop()
             await state.delivery.close()
             await state.redis.aclose()
 

@@ -15,7 +15,9 @@ from litestar.openapi import ResponseSpec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from rotator.api.delivery_openapi import ERROR_RESPONSES, NextKeyOperation
+from rotator.api.errors import HANDLERS
 from rotator.api.headers import API_HEADER_TUPLES
+from rotator.api.outcomes import counted
 from rotator.api.state import AppState
 from rotator.crypto import DecryptError, aad_for_key
 from rotator.domain import errors
@@ -106,6 +108,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
     },
     # documents the query parameters the handler reads itself (nothing parsed per request)
     operation_class=NextKeyOperation,
+    # the app's error table, each answer also counted for the summary log line
+    exception_handlers=counted(HANDLERS),
 )
 async def next_key(request: Request) -> ASGIApp:
     state: AppState = request.app.state.rotator
@@ -172,6 +176,9 @@ async def next_key(request: Request) -> ASGIApp:
         limits=Limits(max_daily_requests=delivery.max_daily_requests),
         meta=Meta(key_id=delivery.key_id, usage_today=delivery.usage_today),
     )
+    # the summary log line's count (rotator/tally.py): 18-32 ns (timeit), against the
+    # ≈ 56 µs of worker CPU a delivery costs (bench run 2026-11-27-2317)
+    state.tally.ok += 1
     return JsonBody(_encode(body))
 
 

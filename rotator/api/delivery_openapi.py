@@ -70,8 +70,9 @@ ERROR_RESPONSES = {
         'A stored key cannot be decrypted (wrong master key, tampering): "key decrypt failed"'
     ),
     503: error_spec(
-        'The service has no active, unexpired key ("no active keys"), or the store '
-        'is unavailable ("store unavailable")'
+        'The service has no active, unexpired key ("no active keys": final until a tenant '
+        'admin adds or enables one), or the store is unavailable ("store unavailable", '
+        "with Retry-After: send the request again)"
     ),
 }
 

@@ -48,6 +48,14 @@ STATUS: dict[type[e.RotatorError], int] = {
 _encode = msgspec.json.Encoder().encode
 _JSON = "application/json"
 
+STORE_RETRY_AFTER_S = 1
+"""`503 store unavailable` carries `Retry-After: 1`: the store is expected back, send the
+request again. The client retries, not the proxy: nginx cannot tell this 503 from `no
+active keys`, which is final, and another replica uses the same store (deploy/nginx.conf,
+docs/operations.md). A delivery answered this way was not counted, unless the store was
+slow rather than down: a script that ran past ROTATOR_REDIS_TIMEOUT_MS counted."""
+_RETRY_STORE = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+
 
 def error_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     """Every error body goes out here, with the API's response headers (api/headers.py)."""
@@ -65,6 +73,7 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
         _outage_log.failed(exc)
+        headers = _RETRY_STORE
     return error_response(status, body, headers)
 
 
@@ -73,7 +82,7 @@ def store_error(request: Request, exc: Exception) -> Response:
     if not is_unavailable(exc):  # e.g. a RedisClusterException for a programming error
         return unexpected(request, exc)
     _outage_log.failed(exc)
-    return error_response(503, {"error": e.StoreUnavailable.message})
+    return error_response(503, {"error": e.StoreUnavailable.message}, _RETRY_STORE)
 
 
 _outage_log = FoldedWarning(log, "the store", 5.0, action="answering 503")

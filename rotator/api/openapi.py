@@ -39,7 +39,7 @@ _DESCRIPTIONS = {
     CONFLICT: "Already exists, or changed concurrently (retry)",
     TOO_LARGE: "Request body over 1 MiB",
     UNAVAILABLE: "The store (Valkey/Redis) is unreachable or too slow: "
-    '`{"error": "store unavailable"}`; retry later',
+    '`{"error": "store unavailable"}`, with Retry-After (seconds); retry then',
 }
 
 

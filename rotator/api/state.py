@@ -10,6 +10,7 @@ from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock, system_clock
 from rotator.settings import Settings
 from rotator.store.connection import Durability, Redis
+from rotator.tally import Tally
 
 
 @dataclass
@@ -23,3 +24,5 @@ class AppState:
     durability: Durability = field(default_factory=Durability)
     client_ip: ClientIpResolver = field(default_factory=lambda: ClientIpResolver(()))
     delivery: Any = None  # rotator.store.delivery.DeliveryStore, set in the lifespan
+    tally: Tally = field(default_factory=Tally)
+    """Deliveries by outcome since the last summary log line."""

@@ -69,8 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     processes = {"epilog": settings_help(), "formatter_class": argparse.RawDescriptionHelpFormatter}
     command(sub, "serve", cmd_serve, "run the HTTP API (uvicorn, ROTATOR_WORKERS processes)",
             **processes)  # fmt: skip
-    command(sub, "worker", cmd_worker, "run an arq worker (events, webhooks, expiry sweep)",
-            **processes)  # fmt: skip
+    worker = command(sub, "worker", cmd_worker,
+                     "run an arq worker (events, webhooks, expiry sweep)", **processes)  # fmt: skip
+    worker.add_argument(
+        "--check", action="store_true",
+        help="run nothing: exit 0 if a worker runs on this host (it records itself alive "
+             "every 5 s), 1 if none does; the container health check",
+    )  # fmt: skip
     run = sub.add_parser(
         "run",
         help="embedded Valkey + API + worker, with a demo tenant: what `make run` starts",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import copy
+import logging
 import os
 import secrets
 import signal
@@ -27,21 +27,25 @@ from rotator.cli.preflight import RunLock, check_port
 from rotator.crypto import KeyRing
 from rotator.settings import Settings
 
+log = logging.getLogger("rotator.serve")
+
 DEMO_SERVICE = "openai"
 HEALTH_TIMEOUT_S = 60.0
 
 
-def uvicorn_log_config(level: str) -> dict[str, Any]:
-    from uvicorn.config import LOGGING_CONFIG
+class _Stopped(Exception):
+    """SIGINT/SIGTERM, once uvicorn has shut down: it restores the handlers it found (ours)
+    and raises the signal again, and ours ends `serve` with its stop line, exit status 0."""
 
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["rotator"] = {"handlers": ["default"], "level": level, "propagate": False}
-    config["loggers"]["uvicorn"]["level"] = level
-    return config
+
+def _stopped(signum: int, _frame: Any) -> None:
+    raise _Stopped(signal.Signals(signum).name)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
+
+    from rotator import logs
 
     if not settings.embedded:
         check_reachable(settings)  # the store's problem first: it is named as before
@@ -49,25 +53,47 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with unlocked_store(settings, seals=True) as live:
         # uvicorn's worker processes build their settings from the environment
         os.environ["ROTATOR_REDIS_URL"] = live.redis_url or ""
-        uvicorn.run(
-            "rotator.api.app:create_app_from_env",
-            factory=True,
-            host=live.host,
-            port=live.port,
-            workers=live.workers,
-            loop="uvloop",
-            http="httptools",
-            # query strings carry tokens: no access log
-            access_log=False,
-            # the app resolves client IPs itself (ROTATOR_TRUSTED_PROXIES): uvicorn must not
-            proxy_headers=False,
-            server_header=False,
-            log_config=uvicorn_log_config(live.log_level),
-        )
+        logs.configure(live.log_level)  # uvicorn applies the same in each of its processes
+        log.info(
+            "serving http://%s:%d with %d worker process%s; store %s",
+            live.host, live.port, live.workers, "" if live.workers == 1 else "es",
+            "embedded Valkey in " + str(live.data_dir.resolve()) if settings.embedded
+            else redact(live.redis_url or ""),
+        )  # fmt: skip
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _stopped)
+        try:
+            _uvicorn(uvicorn, live)
+        except _Stopped as stop:
+            log.info("stopped serving http://%s:%d (%s)", live.host, live.port, stop)
+        else:
+            log.info("stopped serving http://%s:%d", live.host, live.port)
     return 0
 
 
+def _uvicorn(uvicorn: Any, live: Settings) -> None:
+    from rotator import logs
+
+    uvicorn.run(
+        "rotator.api.app:create_app_from_env",
+        factory=True,
+        host=live.host,
+        port=live.port,
+        workers=live.workers,
+        loop="uvloop",
+        http="httptools",
+        # query strings carry tokens: no access log
+        access_log=False,
+        # the app resolves client IPs itself (ROTATOR_TRUSTED_PROXIES): uvicorn must not
+        proxy_headers=False,
+        server_header=False,
+        log_config=logs.log_config(live.log_level),
+    )
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "check", False):
+        return worker_check(settings)
     try:
         from workers import run_worker
     except ImportError as exc:
@@ -75,6 +101,31 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     # embedded mode: joins (or starts) the data dir's Valkey, and uses the same key as serve
     with unlocked_store(settings, seals=False) as live:
         run_worker(live)
+    return 0
+
+
+def worker_check(settings: Settings) -> int:
+    """`rotator worker --check`: 0 when a worker of this host recorded itself alive in the
+    last few seconds (workers/health.py), else 1; 2 when the queue's store does not answer
+    (main's handling). Needs no master key, starts nothing."""
+    import asyncio
+    import dataclasses
+
+    from rotator.embedded import SharedEmbedded
+    from workers import health
+    from workers.settings import queue_url
+
+    if settings.embedded:
+        url = SharedEmbedded(settings.data_dir).running_url()
+        if url is None:
+            say(f"no worker: the embedded Valkey of {settings.data_dir.resolve()} is not running")
+            return 1
+        settings = dataclasses.replace(settings, redis_url=url)
+    record = asyncio.run(health.check(queue_url(settings), settings.redis_timeout_ms / 1000))
+    if record is None:
+        say(f"no worker has recorded itself alive lately ({health.alive_key()} is absent)")
+        return 1
+    print(f"worker alive on this host: {record}")
     return 0
 
 

@@ -72,6 +72,13 @@ Global:
   kr:opsession:<h>      HASH  an operator console session (same fields as a tenant's)
   kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
                               window (INCR; expires with the window)
+
+On the job queue's Redis (ROTATOR_QUEUE_URL, by default the same server), besides arq's own:
+
+  kr:worker_alive:<host> STRING written by each running worker of that host every few
+                              seconds (arq's health check record: "<time> j_complete=N
+                              ... queued=N"), expiring soon after; `rotator worker --check`
+                              reads it (workers/health.py)
 """
 
 from __future__ import annotations
@@ -164,3 +171,10 @@ def operator_session(secret_hash: str) -> str:
 
 def signin_failures(client_ip: str) -> str:
     return SIGNIN_FAILURES_PREFIX + client_ip
+
+
+WORKER_ALIVE_PREFIX = "kr:worker_alive:"
+
+
+def worker_alive(host: str) -> str:
+    return WORKER_ALIVE_PREFIX + host

@@ -89,3 +89,10 @@ def test_every_forwarded_for_line_is_read_over_sockets(valkey, master_key_b64, a
         r = httpx.get(url, params=params, headers=FORGED_THEN_REAL)
         assert (r.status_code, r.json()) == (403, {"error": "ip not allowed"})
         assert httpx.get(url, params=params, headers=REAL_LAST).status_code == 200
+
+
+def test_a_proxy_named_by_host_is_trusted(valkey, master_key_b64, tenant_token):
+    """docker-compose.yml's way: ROTATOR_TRUSTED_PROXIES=nginx (here: localhost)."""
+    with live_api(env_for(valkey.url, master_key_b64, trusted_proxies="localhost")) as base:
+        assert get(base, tenant_token, "203.0.113.5") == 200
+        assert get(base, tenant_token, "203.0.113.5, 198.51.100.9") == 403

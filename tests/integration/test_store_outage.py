@@ -113,6 +113,7 @@ async def test_store_failing_after_the_token_check_is_503_everywhere(
                         path,
                         r.text,
                     )
+                    assert r.headers["retry-after"] == "1"  # a client may send it again
         finally:
             await state.redis.down.aclose()
             state.redis = live

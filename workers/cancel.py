@@ -1,0 +1,24 @@
+"""Stopping a task for sure: cancel it, and cancel it again until it has stopped.
+
+On Python 3.11 one cancellation is not always enough. redis-py checks a pooled
+connection with `asyncio.timeout(0)` (its hiredis parser's can_read_destructive); a
+cancellation that lands inside that block is turned by asyncio.timeout into the
+TimeoutError redis-py expects there and ignores, so the task runs on as if nothing had
+been asked (CPython fixed asyncio.timeout in 3.12). Seen as a worker that ignored
+SIGTERM: its event pump lost the cancel, and the shutdown waited for it forever
+(tests/integration/test_quiet_logs.py, and 4 in 65 SIGTERMs of a loaded worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+RETRY_S = 0.1
+"""How long a cancelled task has to end before it is cancelled again."""
+
+
+async def cancel_and_wait(task: asyncio.Future, retry_s: float = RETRY_S) -> None:
+    """Cancel `task` until it is done (its outcome is left in it, not raised here)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=retry_s)
