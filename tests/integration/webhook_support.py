@@ -100,8 +100,15 @@ def pump(
 @asynccontextmanager
 async def worker(settings: Settings, config: WorkerConfig = FAST, **overrides: Any):
     """An arq Worker in this process (burst: `await w.async_run()` returns when the queue is
-    empty, deferred retries included)."""
-    kwargs = {**worker_settings(settings, config), "burst": True, "handle_signals": False}
+    empty, deferred retries included). Without its cron jobs unless a test asks for them:
+    a run that happens to straddle a minute would otherwise also run the sweep and the
+    deletions job, and counts of jobs run would depend on the wall clock."""
+    kwargs = {
+        **worker_settings(settings, config),
+        "burst": True,
+        "handle_signals": False,
+        "cron_jobs": [],
+    }
     kwargs.update(overrides)
     w = Worker(**kwargs)
     try:
