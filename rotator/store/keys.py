@@ -65,6 +65,11 @@ Global:
   kr:opsession:<h>      HASH  an operator console session (same fields as a tenant's)
   kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
                               window (INCR; expires with the window)
+  kr:restore            HASH  the last `rotator restore` (store/backup/load.py): mac (the
+                              file's last line MAC, hex), file, tenants, started_ms,
+                              finished_ms (absent while it runs: the same file may resume it)
+
+What a backup holds of all this: store/backup/selection.py.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ DEMO_TENANT = "kr:demo_tenant"
 KEYRING = "kr:keyring"
 OPERATOR_SESSION_PREFIX = "kr:opsession:"
 SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
+RESTORE = "kr:restore"
 
 
 def tag(tenant: str) -> str:
