@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from rotator.domain.clock import FakeClock, iso_ms
+from rotator.crypto import KeyRing
+from rotator.domain.clock import FakeClock, iso_ms, system_clock
 from rotator.domain.records import DeliveryAttempt
 from rotator.settings import Settings
-from rotator.store import keys, sessions, webhooks
+from rotator.store import keys, services, sessions, tenants, webhooks
+from rotator.store.backup import dump
+from rotator.store.connection import Durability
 from rotator.store.events import EventStreams
 from tests.integration.management import (
     Tenant,
@@ -182,3 +186,34 @@ def assert_same(before: dict[bytes, Any], after: dict[bytes, Any]) -> None:
         else:
             assert expires_after is not None, key
             assert abs(expires_after - expires) <= EXPIRY_TOLERANCE_MS, key
+
+
+async def seed_tenants(redis: Any, ring: KeyRing, count: int, *, now_ms: int) -> list[str]:
+    """`count` tenants written by the store functions (quicker than the API): each with a
+    usage service, two keys and a time service, plus a webhook on the first."""
+    d = Durability()
+    ids = []
+    for n in range(count):
+        tenant = (await tenants.create_tenant(redis, d, name=f"t{n}", demo=False, now_ms=now_ms)).id
+        await services.create_service(redis, d, tenant, slug="openai", policy="usage",
+                                      now_ms=now_ms)  # fmt: skip
+        await services.create_service(redis, d, tenant, slug="clock", policy="time",
+                                      key_ttl_minutes=60, now_ms=now_ms)  # fmt: skip
+        for k in range(2):
+            await services.add_key(redis, d, ring, tenant, "openai", label=f"k{k}",
+                                   secret=f"sk-{tenant}-{k}-0123456789", now_ms=now_ms)  # fmt: skip
+        ids.append(tenant)
+    if ids:
+        await tenants.update_tenant(
+            redis, d, ring, ids[0], webhook_url="https://example.com/h", webhook_allow_private=True
+        )
+    return ids
+
+
+async def make_backup(redis: Any, ring: KeyRing, path: Path) -> dump.BackupReport:
+    """A backup file written in-process (as `rotator backup` writes it)."""
+    return await dump.write_backup(redis, ring, path, clock=system_clock)
+
+
+async def tenant_keys_in(redis: Any) -> list[bytes]:
+    return [k async for k in redis.scan_iter(match="{t:*", count=1000)]
