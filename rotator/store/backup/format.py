@@ -251,21 +251,25 @@ def decode(body: bytes) -> Line:
 
 
 def _split(line: bytes) -> tuple[bytes, bytes] | None:
-    """(body without its mac member, the mac) of one line, None when it has no mac."""
+    """(body without its mac member, the mac as written: lowercase hex) of one line, None
+    when it has no mac member."""
     if len(line) < _MAC_TAIL + 2 or not line.endswith(b'"}'):
         return None
     tail = line[-_MAC_TAIL:]
     if not tail.startswith(_MAC_MEMBER):
         return None
-    try:
-        mac = bytes.fromhex(tail[len(_MAC_MEMBER) : -2].decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return line[:-_MAC_TAIL] + b"}", mac
+    return line[:-_MAC_TAIL] + b"}", tail[len(_MAC_MEMBER) : -2]
+
+
+def _matches(chain: _Chain, parts: tuple[bytes, bytes] | None) -> bool:
+    """Whether a line's mac is the chain's next, compared as written (hex in capitals
+    would decode to the same bytes: a changed file that must not pass)."""
+    body, mac_hex = parts or (b"", b"")
+    return hmac.compare_digest(chain.next(body).hex().encode(), mac_hex)
 
 
 def read_verified(source: BinaryIO, ring: KeyRing, name: str) -> Iterator[tuple[bytes, Line]]:
-    """Every line of the file as (its MAC, its record), each one checked before it is
+    """Every line of the file as (its MAC in hex, its record), each one checked before it is
     yielded; FileRefused (or KeyNotConfigured) at the first problem. The end record is
     the last thing yielded: a caller that reached it has seen a complete file."""
     lines = iter(source)
@@ -283,10 +287,11 @@ def read_verified(source: BinaryIO, ring: KeyRing, name: str) -> Iterator[tuple[
     except ValueError:
         raise FileRefused(f"{name}: line 1 (header): salt is not hex") from None
     chain = _Chain(mac_key(master, salt))
-    body, mac = _split(first.rstrip(b"\n")) or (b"", b"")
-    if not hmac.compare_digest(chain.next(body), mac):
+    parts = _split(first[:-1] if first.endswith(b"\n") else first)
+    if not _matches(chain, parts):
         raise FileRefused(f"{name}: line 1 (header) does not match its MAC: {_CHANGED}")
-    yield mac, header
+    assert parts is not None
+    yield parts[1], header
 
     seen: list[str] = []
     number = 1
@@ -295,7 +300,7 @@ def read_verified(source: BinaryIO, ring: KeyRing, name: str) -> Iterator[tuple[
         if not line.endswith(b"\n"):
             raise FileRefused(f"{name}: line {number} is cut short: the file is truncated")
         parts = _split(line[:-1])
-        if parts is None or not hmac.compare_digest(chain.next(parts[0]), parts[1]):
+        if parts is None or not _matches(chain, parts):
             raise FileRefused(f"{name}: line {number} does not match its MAC: {_CHANGED}")
         record = _checked(parts[0], number, name, seen)
         yield parts[1], record

@@ -66,7 +66,7 @@ class Checked(msgspec.Struct, frozen=True, kw_only=True):
     keys: int
     sealed_with: list[str]
     macs: list[bytes]
-    """Each line's MAC, for the second reading."""
+    """Each line's MAC (hex), for the second reading."""
     undecryptable: list[str]
     """Secrets whose key is configured but that do not open (damaged before the backup:
     restored as they were); places, never values."""
@@ -173,7 +173,7 @@ async def restore(
     """Restore every tenant of a file `check_file` passed (see the module docstring)."""
     path = Path(checked.file)
     header = checked.header
-    final_mac = checked.macs[-1].hex()
+    final_mac = checked.macs[-1].decode()
     await _check_store_keyring(redis, ring)
     in_store = {m.decode() for m in await redis.smembers(keys.TENANTS)}
     mark = await redis.hgetall(keys.RESTORE)
