@@ -24,7 +24,7 @@ from rotator.store.backup.format import (
     TenantRecord,
     ZSetKey,
 )
-from rotator.store.backup.load import _id_before
+from rotator.store.backup.load import id_before
 
 RING = KeyRing.parse(base64.b64encode(os.urandom(32)).decode())
 
@@ -125,4 +125,4 @@ def test_another_key_cannot_read_it():
     [("5-3", "5-2"), ("5-0", "4-18446744073709551615"), ("0-0", "0-0")],
 )
 def test_the_id_before_a_stream_entry(entry_id: str, before: str):
-    assert _id_before(entry_id) == before
+    assert id_before(entry_id) == before

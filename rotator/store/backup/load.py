@@ -218,7 +218,7 @@ async def restore(
                 )
             if not isinstance(record, TenantRecord):
                 continue
-            names, args, gone = _script_call(record, existing.get(record.id, set()), clock())
+            names, args, gone = script_call(record, existing.get(record.id, set()), clock())
             expired += gone
             batch.append((record, names, args))
             batch_bytes += sum(len(a) if isinstance(a, bytes | str) else 8 for a in args)
@@ -268,7 +268,7 @@ async def _check_store_keyring(redis: Redis, ring: KeyRing) -> None:
         ) from None
 
 
-def _script_call(
+def script_call(
     record: TenantRecord, existing: set[str], now_ms: int
 ) -> tuple[list[str], list[Any], int]:
     """(KEYS, ARGV, keys left out as expired) of restore_tenant.lua for one tenant."""
@@ -306,12 +306,13 @@ def _items(key: KeyRecord) -> list[Any]:
         if group.pending and group.first_pending_id is not None:
             # handed to a consumer, not acknowledged: delivered again (at-least-once; the
             # event ids are the same, so receivers deduplicate)
-            start = _id_before(group.first_pending_id)
+            start = id_before(group.first_pending_id)
         items += [raw(group.name), start]
     return items
 
 
-def _id_before(entry_id: str) -> str:
+def id_before(entry_id: str) -> str:
+    """The greatest stream id below `entry_id`: a group created there reads it next."""
     ms, _, seq = entry_id.partition("-")
     if int(seq or 0) > 0:
         return f"{ms}-{int(seq) - 1}"

@@ -58,7 +58,7 @@ async def read_tenant(
             redis, script, [selection.full_name(tenant, n) for n in ordered], []
         )
         now_ms = int(reply[0])
-        records = [_record(tenant, entry, now_ms) for entry in reply[1:]]
+        records = [key_record(tenant, entry, now_ms) for entry in reply[1:]]
         by_name = {r.name: r for r in records}
         if selection.TENANT not in by_name:
             return None, reads
@@ -97,7 +97,8 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _record(tenant: str, entry: list[Any], now_ms: int) -> KeyRecord:
+def key_record(tenant: str, entry: list[Any], now_ms: int) -> KeyRecord:
+    """One key of backup_read.lua's reply as the file holds it (its expiry as an instant)."""
     key, kind, pttl_ms, value = _text(entry[0]), _text(entry[1]), int(entry[2]), entry[3]
     split = selection.split_name(key)
     assert split is not None and split[0] == tenant, key
