@@ -153,8 +153,10 @@ async def _value(redis: Any, key: bytes, kind: str) -> Any:
     groups = [
         (g["name"], g["last-delivered-id"], g["pending"]) for g in await redis.xinfo_groups(key)
     ]
+    # a backup holds the entries a group has yet to deliver (with no pending entry here)
+    start = b"(" + min(g[1] for g in groups) if groups else b"-"
     return (
-        await redis.xrange(key),
+        await redis.xrange(key, min=start),
         info["last-generated-id"],
         info.get("entries-added"),
         info.get("max-deleted-entry-id"),

@@ -132,7 +132,9 @@ class StreamGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class StreamKey(_Key, tag="stream", kw_only=True):
     entries: list[tuple[str, list[tuple[Item, Item]]]]
-    """(entry id, its fields), oldest first: ids are kept, so event ids are too."""
+    """(entry id, its fields), oldest first, of the entries not surely delivered (pending
+    or after a group's last delivered entry; all of them without a group): acknowledged
+    events are done. Ids are kept, so event ids are too."""
     last_id: str
     """The stream's last generated id (XSETID): no id is handed out twice."""
     max_deleted_id: str
