@@ -9,14 +9,22 @@ import json
 import stat
 
 import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
+from rotator.crypto import KeyRing
+from rotator.domain.clock import system_clock
 from rotator.store import keys
+from rotator.store.backup import load
+from rotator.store.connection import Durability
 from tests.integration.backup_support import (
     assert_same,
     backed_up,
     cli_env,
     image,
+    make_backup,
     populate,
+    seed_tenants,
 )
 from tests.integration.management import deliver
 from tests.integration.test_cli import rotator
@@ -71,3 +79,30 @@ async def test_restore_into_an_empty_store_gives_the_same_data_and_service(
     assert (await deliver(client, done.tenants[1].client_token)).status_code == 200
     r = await client.get("/v1/services/openai/usage", params={"days": 3}, headers=acme.auth)
     assert [day["total"] > 0 for day in r.json()["days"]] == [True, True, True]
+
+
+async def test_a_single_node_backup_restores_into_a_cluster(
+    valkey, valkey_cluster, master_key_b64, tmp_path
+):
+    """The file knows keys, not servers: each tenant lands on its slot's primary."""
+    ring = KeyRing.parse(master_key_b64)
+    single = aioredis.Redis.from_url(valkey.url)
+    await single.flushall()
+    valkey_cluster.flush()
+    cluster = RedisCluster.from_url(valkey_cluster.url)
+    try:
+        await seed_tenants(single, ring, 12, now_ms=system_clock())
+        path = tmp_path / "single.backup"
+        await make_backup(single, ring, path)
+        before = backed_up(await image(single))
+
+        await load.restore(cluster, Durability(), ring, load.check_file(path, ring),
+                           clock=system_clock)  # fmt: skip
+
+        assert_same(before, backed_up(await image(cluster)))
+        owners = {valkey_cluster.owner(cluster.keyslot(keys.tenant(t.decode())))
+                  for t in await cluster.smembers(keys.TENANTS)}  # fmt: skip
+        assert len(owners) > 1  # spread over the primaries, not all on one
+    finally:
+        await single.aclose()
+        await cluster.aclose()
