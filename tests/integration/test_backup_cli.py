@@ -69,3 +69,26 @@ def test_a_store_that_does_not_answer_is_exit_2(master_key_b64, tmp_path):
     assert done.returncode == 2
     assert "ROTATOR_REDIS_URL" in done.stderr
     assert not (tmp_path / "kr.backup").exists()
+
+
+async def test_a_file_that_cannot_be_written_is_said_plainly(redis, settings, master_key_b64,
+                                                             tmp_path):  # fmt: skip
+    await seed_tenants(redis, settings.keyring, 1, now_ms=system_clock())
+    missing = tmp_path / "no-such-dir" / "kr.backup"
+
+    done = rotator("backup", str(missing), env=cli_env(settings, master_key_b64))
+
+    assert done.returncode == 1  # the file's problem, not the store's (exit 2)
+    assert done.stderr == f"rotator: {missing}: cannot write there (No such file or directory)\n"
+
+
+async def test_an_empty_store_backs_up_and_restores(redis, settings, master_key_b64, tmp_path):
+    env = cli_env(settings, master_key_b64)
+    path = tmp_path / "empty.backup"
+    made = rotator("backup", "--json", str(path), env=env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["tenants"] == 0
+    assert len(path.read_bytes().splitlines()) == 2  # header and end
+    restored = rotator("restore", "--json", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["tenants"] == 0

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -56,23 +57,24 @@ async def write_backup(
     """Back up every tenant to `path` (refused if it exists, unless `overwrite`)."""
     if path.exists() and not overwrite:
         raise BackupFailed(f"{path} exists; remove it or choose another name")
-    created_ms = clock()
-    tenants = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
-    listed = await selection.tenant_keys(redis, data_only=True)
-    unlisted = sum(len(names) for tenant, names in listed.items() if tenant not in set(tenants))
-    keyring_fields = sorted((await redis.hgetall(keys.KEYRING)).items())
-    demo = as_str(await redis.get(keys.DEMO_TENANT))
+    with _spool(path) as spool:
+        created_ms = clock()
+        tenants = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
+        listed = await selection.tenant_keys(redis, data_only=True)
+        known = set(tenants)
+        unlisted = sum(len(names) for tenant, names in listed.items() if tenant not in known)
+        keyring_fields = sorted((await redis.hgetall(keys.KEYRING)).items())
+        demo = as_str(await redis.get(keys.DEMO_TENANT))
 
-    sealed_with: set[str] = {blob_key_name(v) for f, v in keyring_fields if f == b"canary"}
-    written = key_count = reread = 0
-    with tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.spool.") as spool:
+        sealed_with = {blob_key_name(v) for f, v in keyring_fields if f == b"canary"}
+        written = key_count = reread = 0
         for done, tenant in enumerate(tenants, 1):
             record, reads = await read_tenant(
                 redis, tenant, listed.get(tenant, set()), today=utc_day(clock())
             )
             reread += reads > 0
             if record is not None:
-                spool.write(format.encode(record) + b"\n")
+                _spooled(spool, path, format.encode(record) + b"\n")
                 written += 1
                 key_count += len(record.keys)
                 sealed_with |= {blob_key_name(b) for _, b, _ in derived.sealed_blobs(record)}
@@ -90,7 +92,7 @@ async def write_backup(
             salt=os.urandom(format.SALT_BYTES).hex(),
             sealed_with=sorted(sealed_with),
             keyring=[(format.item(f), format.item(v)) for f, v in keyring_fields],
-            demo_tenant=demo if demo in tenants else None,
+            demo_tenant=demo if demo in known else None,
         )
         size = _write_file(path, ring, header, spool, key_count, overwrite=overwrite)
     return BackupReport(
@@ -106,12 +108,36 @@ async def write_backup(
     )
 
 
+@contextlib.contextmanager
+def _spool(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file next to `path` (deleted when closed). Made before anything is
+    read, so an unwritable directory is said at once."""
+    try:
+        spool = tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.spool.")  # noqa: SIM115
+    except OSError as exc:
+        raise BackupFailed(f"{path}: cannot write there ({exc.strerror or exc})") from None
+    with spool:
+        yield spool
+
+
+def _spooled(spool: BinaryIO, path: Path, line: bytes) -> None:
+    # only this write's OSError is the disk's: the store's errors must stay theirs (exit 2)
+    try:
+        spool.write(line)
+    except OSError as exc:
+        raise BackupFailed(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
 def _write_file(
-    path: Path, ring: KeyRing, header: format.Header, spool, key_count: int, *, overwrite: bool
-) -> int:
+    path: Path, ring: KeyRing, header: format.Header, spool: BinaryIO, key_count: int,
+    *, overwrite: bool,
+) -> int:  # fmt: skip
     """Header, spooled tenants and end record, MACed, into a temporary file renamed to
     `path` once it is on disk. Returns its size."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise BackupFailed(f"{path}: cannot write there ({exc.strerror or exc})") from None
     tmp = Path(tmp_name)  # mkstemp: mode 0600, like master.key: the file is as sensitive
     try:
         with os.fdopen(fd, "wb") as out:
@@ -129,6 +155,8 @@ def _write_file(
             tmp.unlink()
     except FileExistsError:
         raise BackupFailed(f"{path} exists; remove it or choose another name") from None
+    except OSError as exc:  # disk full, I/O error: not the store's (which would be exit 2)
+        raise BackupFailed(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
