@@ -126,3 +126,20 @@ def test_another_key_cannot_read_it():
 )
 def test_the_id_before_a_stream_entry(entry_id: str, before: str):
     assert id_before(entry_id) == before
+
+
+def test_counts_that_disagree_are_refused_even_with_good_macs():
+    """A file MACed by someone holding the key, but not a backup this code wrote."""
+    out = io.BytesIO()
+    writer = format.Writer(out, RING, b"s" * format.SALT_BYTES)
+    writer.write(
+        Header(
+            format=format.FORMAT, version=1, schema_version=1, created_at="t", created_ms=0,
+            tenants=2, mac_key=RING.primary_fingerprint, salt=(b"s" * 16).hex(),
+            sealed_with=[], keyring=[], demo_tenant=None,
+        )
+    )  # fmt: skip
+    writer.write(TenantRecord(id="a1", read_at="t", read_at_ms=1, keys=[]))
+    writer.write(End(lines=3, tenants=2, keys=0))
+    with pytest.raises(FileRefused, match="the end record does not match the file"):
+        read_all(out.getvalue())

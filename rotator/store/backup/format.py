@@ -305,18 +305,18 @@ def read_verified(source: BinaryIO, ring: KeyRing, name: str) -> Iterator[tuple[
         if parts is None or not _matches(chain, parts):
             raise FileRefused(f"{name}: line {number} does not match its MAC: {_CHANGED}")
         record = _checked(parts[0], number, name, seen)
-        yield parts[1], record
         if isinstance(record, End):
             if next(lines, None) is not None:
                 raise FileRefused(f"{name}: there are lines after the end record (line {number})")
-            if (record.lines, record.tenants) != (number, header.tenants) or len(
-                seen
-            ) != header.tenants:
+            counted = (record.lines, record.tenants, len(seen))
+            if counted != (number, header.tenants, header.tenants):
                 raise FileRefused(
                     f"{name}: the end record does not match the file ({len(seen)} tenants in "
                     f"{number} lines; header says {header.tenants} tenants)"
                 )
+            yield parts[1], record
             return
+        yield parts[1], record
     raise FileRefused(
         f"{name} ends after line {number} without its end record: the file is truncated"
     )

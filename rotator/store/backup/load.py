@@ -81,7 +81,8 @@ class RestoreReport(msgspec.Struct, frozen=True, kw_only=True):
     expired: int
     """Keys not written: their expiry passed since the backup (old usage counters)."""
     replaced: int
-    """Tenants of the file the store held before (their keys were replaced)."""
+    """Tenants of the file the store held before (their keys were replaced); 0 when this
+    resumed a restore (the tenants it held came from the same file)."""
     kept: int
     """Tenants of the store not in the file (left as they were)."""
     resumed: bool
@@ -245,7 +246,7 @@ async def restore(
         tenants=written,
         keys=checked.keys - expired,
         expired=expired,
-        replaced=len(in_store & in_file),
+        replaced=0 if resumed else len(in_store & in_file),
         kept=len(in_store - in_file),
         resumed=resumed,
         undecryptable=checked.undecryptable,
