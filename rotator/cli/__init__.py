@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rotator.cli import apps, keys, services, tenants, webhooks
+from rotator.cli import apps, backup, keys, services, tenants, webhooks
 from rotator.cli.common import CliError
 from rotator.cli.framework import add_commands
 from rotator.cli.maintenance import cmd_rewrap
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(sub, "rewrap", cmd_rewrap,
             "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
             parents=[out])  # fmt: skip
+    backup.add_parsers(sub)
     return parser
 
 

@@ -72,6 +72,9 @@ Global:
   kr:opsession:<h>      HASH  an operator console session (same fields as a tenant's)
   kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
                               window (INCR; expires with the window)
+  kr:restore            HASH  the last `rotator restore` (store/backup/load.py): mac (the
+                              file's last line MAC, hex), file, tenants, started_ms,
+                              finished_ms (absent while it runs: the same file may resume it)
 
 On the job queue's Redis (ROTATOR_QUEUE_URL, by default the same server), besides arq's own:
 
@@ -79,6 +82,8 @@ On the job queue's Redis (ROTATOR_QUEUE_URL, by default the same server), beside
                               seconds (arq's health check record: "<time> j_complete=N
                               ... queued=N"), expiring soon after; `rotator worker --check`
                               reads it (workers/health.py)
+
+What a backup holds of all this: store/backup/selection.py.
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ DELETING_TENANTS = "kr:deleting_tenants"
 KEYRING = "kr:keyring"
 OPERATOR_SESSION_PREFIX = "kr:opsession:"
 SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
+RESTORE = "kr:restore"
 
 
 def tag(tenant: str) -> str:

@@ -1,0 +1,216 @@
+"""The data commands: `rotator backup FILE` and `rotator restore FILE`.
+
+`rotator migrate` (issue #13: upgrade the stored data to the code's schema version)
+belongs here too: a restore writes the data of the file's schema version as it is.
+Exit codes as every command: 0 done; 1 refused (the file, or a store that holds
+tenants); 2 settings (a master key that does not open the data) or the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from rotator.cli.common import (
+    CliError,
+    data_store,
+    now_ms,
+    say,
+    unlocked_store,
+    with_store,
+)
+from rotator.settings import Settings, SettingsError
+
+BACKUP_DESCRIPTION = """\
+Write every tenant's data to FILE: one JSON line per tenant, secrets still sealed (a
+restore needs the same master keys), each line authenticated with an HMAC derived from
+the first key of ROTATOR_MASTER_KEY. Safe while the service runs: each tenant is read in
+one step, as it was at that instant. Console sessions, request-id records and demo
+throttle state are left out. FILE appears complete or not at all (written to a temporary
+file, then renamed); it is created with mode 0600. Progress goes to stderr, the summary
+to stdout. Details: docs/operations.md, "Backup and restore"."""
+
+RESTORE_DESCRIPTION = """\
+Restore the tenants of FILE (written by `rotator backup`). The whole file is checked
+first: a truncated, damaged, reordered or foreign file, or one whose secrets the
+configured master keys cannot open, is refused and nothing is written. By default the
+store must hold no tenant (a restore of this same file that was interrupted is resumed);
+--replace restores into a store that holds tenants. Each tenant is written in one step
+(a crash leaves whole tenants; running the restore again finishes it). Usage counters
+keep their expiry; ones that expired since the backup are not written. The global
+registries (tenants, webhook tenants, time services) are rebuilt from the tenants.
+Details: docs/operations.md, "Backup and restore"."""
+
+
+def add_parsers(sub: Any) -> None:
+    """`backup` and `restore`, as subcommands of the top-level parser."""
+    summary = argparse.ArgumentParser(add_help=False)
+    summary.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    backup = sub.add_parser(
+        "backup",
+        help="write every tenant's data to FILE (secrets stay sealed)",
+        description=BACKUP_DESCRIPTION,
+        parents=[summary],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backup.add_argument("file", metavar="FILE", type=Path, help="the backup file to write")
+    backup.add_argument(
+        "--force", action="store_true", help="overwrite FILE if it exists (default: refuse)"
+    )
+    backup.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser(
+        "restore",
+        help="restore the tenants of a backup FILE, checked as a whole first",
+        description=RESTORE_DESCRIPTION,
+        parents=[summary],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    restore.add_argument("file", metavar="FILE", type=Path, help="a file `rotator backup` wrote")
+    restore.add_argument(
+        "--replace",
+        action="store_true",
+        help="the store may hold tenants: each tenant of FILE replaces the one with its id "
+        "(all its keys, sessions included), the store's other tenants are kept",
+    )
+    restore.add_argument(
+        "--check",
+        action="store_true",
+        help="only check FILE (complete, authentic, its secrets open with the configured "
+        "master keys) and write nothing; needs no store",
+    )
+    restore.set_defaults(func=cmd_restore)
+
+
+class _Progress:
+    """`<verb>: done/total tenants` on stderr: the first, the last, and one a second."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.last_s = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now_s = time.monotonic()
+        if done in (1, total) or now_s - self.last_s >= 1.0:
+            say(f"{self.verb}: {done}/{total} tenants")
+            self.last_s = now_s
+
+
+def _size(size: int) -> str:
+    """`812 bytes`, `13.0 kB`, `45.1 MB`: decimal units, as `ls --si` shows them."""
+    if size < 1000:
+        return f"{size} bytes"
+    value = size / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def _print_json(fields: dict[str, Any]) -> None:
+    print(msgspec.json.encode(fields).decode())
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from rotator.store.backup import dump
+
+    started_s = time.monotonic()
+    # the key ring must open the store's data: a file MACed with another key could not be
+    # restored with the keys its secrets need
+    with unlocked_store(settings, seals=False) as live:
+        ring = live.keyring
+        report = with_store(
+            live,
+            lambda r, d: dump.write_backup(
+                r, ring, args.file, clock=now_ms, overwrite=args.force,
+                progress=_progress(args, "backup"),
+            ),
+        )  # fmt: skip
+    seconds = round(time.monotonic() - started_s, 1)
+    if report.reread:
+        say(f"{report.reread} tenants changed while they were listed and were read again")
+    if report.vanished:
+        say(f"{report.vanished} tenants were deleted during the backup and are not in it")
+    if report.unlisted_keys:
+        say(f"left out {report.unlisted_keys} keys of tenants not in kr:tenants (being deleted)")
+    if args.json:
+        _print_json({**msgspec.structs.asdict(report), "seconds": seconds})
+    else:
+        print(
+            f"backed up {report.tenants} tenants ({report.keys} keys, {_size(report.bytes)}) "
+            f"to {report.file} in {seconds} s; secrets sealed with master key "
+            f"{', '.join(report.sealed_with) or '(none stored)'}"
+        )
+    return 0
+
+
+def _progress(args: argparse.Namespace, verb: str) -> Any:
+    return None if args.json else _Progress(verb)
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from rotator.store.backup import load
+    from rotator.store.backup.format import FileRefused, KeyNotConfigured
+
+    started_s = time.monotonic()
+    ring = settings.keyring  # ROTATOR_MASTER_KEY, or DATA_DIR/master.key; else exit 2
+    suffix = "" if args.check else "; nothing was restored"
+    try:
+        checked = load.check_file(args.file, ring)
+    except FileRefused as exc:
+        raise CliError(exc.message + suffix) from None
+    except KeyNotConfigured as exc:
+        raise SettingsError("master_key", f"{exc}{suffix}") from None
+    for where in checked.undecryptable:
+        say(f"note: {where} does not open with its master key (damaged before the backup?)")
+    if args.check:
+        summary = {
+            "file": checked.file,
+            "created_at": checked.created_at,
+            "tenants": len(checked.tenants),
+            "keys": checked.keys,
+            "sealed_with": checked.sealed_with,
+        }
+        if args.json:
+            _print_json(summary)
+        else:
+            print(
+                f"{checked.file}: a complete backup of {len(checked.tenants)} tenants "
+                f"({checked.keys} keys) made {checked.created_at}; its secrets open with "
+                "the configured master keys"
+            )
+        return 0
+    try:
+        with data_store(settings) as live:
+            report = with_store(
+                live,
+                lambda r, d: load.restore(
+                    r, d, ring, checked, clock=now_ms, replace=args.replace,
+                    progress=_progress(args, "restore"),
+                ),
+            )  # fmt: skip
+    except KeyNotConfigured as exc:
+        raise SettingsError("master_key", str(exc)) from None
+    seconds = round(time.monotonic() - started_s, 1)
+    if args.json:
+        _print_json({**msgspec.structs.asdict(report), "seconds": seconds})
+        return 0
+    notes = []
+    if report.resumed:
+        notes.append("finished an interrupted restore of this file")
+    if report.replaced:
+        notes.append(f"replaced {report.replaced} tenants the store held")
+    if report.kept:
+        notes.append(f"kept {report.kept} other tenants")
+    if report.expired:
+        notes.append(f"{report.expired} keys expired since the backup were not written")
+    print(
+        f"restored {report.tenants} tenants ({report.keys} keys) from {report.file} "
+        f"(made {report.created_at}) in {seconds} s" + "".join(f"; {n}" for n in notes)
+    )
+    return 0

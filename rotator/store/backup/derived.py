@@ -1,0 +1,77 @@
+"""What a tenant's keys imply beyond themselves: its global registry memberships and the
+sealed secrets among its values.
+
+The registries are global keys (another cluster slot than the tenant's), written by the
+store functions next to the tenant's own keys. A backup does not copy them: a copy read
+at another instant than the tenant could disagree with it. A restore rebuilds each from
+the tenant's keys by the rule its writer follows:
+
+- kr:tenants           every tenant                          (tenants.create_tenant)
+- kr:webhook_tenants   a tenant with a webhook URL           (tenants.update_tenant)
+- kr:time_services     each service whose policy is time     (services._set_time_membership)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import msgspec
+
+from rotator.crypto import aad_for_key, aad_for_webhook_secret
+from rotator.domain.models import Policy
+from rotator.store.backup import selection
+from rotator.store.backup.format import HashKey, KeyRecord, SetKey, TenantRecord, raw
+
+_KEY_FIELD = re.compile(rb"c:(\d+)")
+"""A provider key's sealed secret in a service hash (keys.py); fullmatch."""
+
+
+class Registries(msgspec.Struct, frozen=True, kw_only=True):
+    webhook: bool
+    """In kr:webhook_tenants."""
+    time_services: list[str]
+    """Slugs in kr:time_services."""
+
+
+def _hash(by_name: dict[str, KeyRecord], name: str) -> dict[bytes, bytes]:
+    found = by_name.get(name)
+    if not isinstance(found, HashKey):
+        return {}
+    return {raw(f): raw(v) for f, v in found.value}
+
+
+def _slugs(by_name: dict[str, KeyRecord]) -> list[str]:
+    found = by_name.get(selection.SERVICES)
+    return sorted(raw(m).decode() for m in found.value) if isinstance(found, SetKey) else []
+
+
+def registries(record: TenantRecord) -> Registries:
+    by_name = {k.name: k for k in record.keys}
+    time_services = [
+        slug
+        for slug in _slugs(by_name)
+        if _hash(by_name, selection.service_name(record.id, slug)).get(b"policy")
+        == Policy.TIME.value.encode()
+    ]
+    webhook = bool(_hash(by_name, selection.TENANT).get(b"wh_url"))
+    return Registries(webhook=webhook, time_services=time_services)
+
+
+def sealed_blobs(record: TenantRecord) -> Iterator[tuple[str, bytes, bytes]]:
+    """(where, blob, associated data) of every sealed secret: the webhook secret and each
+    provider key. `where` names a place, never a value."""
+    by_name = {k.name: k for k in record.keys}
+    wh_secret = _hash(by_name, selection.TENANT).get(b"wh_secret")
+    if wh_secret:
+        yield f"tenant {record.id} webhook secret", wh_secret, aad_for_webhook_secret(record.id)
+    for slug in _slugs(by_name):
+        for field, blob in _hash(by_name, selection.service_name(record.id, slug)).items():
+            match = _KEY_FIELD.fullmatch(field)
+            if match and blob:
+                key_id = int(match.group(1))
+                yield (
+                    f"tenant {record.id} service {slug} key {key_id}",
+                    blob,
+                    aad_for_key(record.id, slug, key_id),
+                )

@@ -1,0 +1,356 @@
+"""The restore: the whole file checked first, then each tenant written in one script.
+
+1. Check (`check_file`, also `rotator restore --check`): every line's MAC, the record
+   structure, the counts, and that the configured master keys open the file's canary and
+   every sealed secret. Any failure refuses the file as a whole: nothing is written.
+2. The store: its canary (if any) must open with the same keys; a store holding tenants
+   is refused unless `replace` (the file's tenants are replaced, the others kept) or it
+   is an unfinished restore of this very file (marked in kr:restore), which is resumed.
+3. Writes, in batches of tenants: each tenant is one restore_tenant.lua call that deletes
+   the tenant's current keys and writes the file's (so a crash leaves whole tenants, and
+   running the restore again gives the same store), fsync-acknowledged; then the global
+   registries it implies (derived.py). Keys whose expiry has passed since the backup are
+   not written. The file is read a second time for this, each line checked against the
+   MAC the first pass saw (a file changed in between stops the restore there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from rotator.crypto import DecryptError, KeyRing, blob_fingerprint, blob_key_name
+from rotator.domain.clock import Clock
+from rotator.domain.errors import RotatorError
+from rotator.store import keyring as keyring_store
+from rotator.store import keys
+from rotator.store.backup import derived, format, selection
+from rotator.store.backup.format import (
+    FileRefused,
+    HashKey,
+    KeyNotConfigured,
+    KeyRecord,
+    ListKey,
+    SetKey,
+    StreamKey,
+    StringKey,
+    TenantRecord,
+    ZSetKey,
+    raw,
+)
+from rotator.store.common import queue_script
+from rotator.store.connection import Durability, Redis
+
+BATCH_TENANTS = 32
+BATCH_BYTES = 4 << 20
+"""A batch of tenants ends at this many argument bytes: one fsync wait per batch, not per
+tenant (with appendfsync everysec each wait may take up to a second)."""
+_MAX_STREAM_SEQ = 2**64 - 1
+
+Progress = Callable[[int, int], None]
+
+
+class RestoreRefused(RotatorError):
+    """The store is not one this restore may write into (nothing was written)."""
+
+
+class Checked(msgspec.Struct, frozen=True, kw_only=True):
+    """A file that passed every check, and what the restore needs from it."""
+
+    file: str
+    created_at: str
+    tenants: list[str]
+    keys: int
+    sealed_with: list[str]
+    macs: list[bytes]
+    """Each line's MAC (hex), for the second reading."""
+    undecryptable: list[str]
+    """Secrets whose key is configured but that do not open (damaged before the backup:
+    restored as they were); places, never values."""
+    header: format.Header
+
+
+class RestoreReport(msgspec.Struct, frozen=True, kw_only=True):
+    file: str
+    created_at: str
+    tenants: int
+    keys: int
+    expired: int
+    """Keys not written: their expiry passed since the backup (old usage counters)."""
+    replaced: int
+    """Tenants of the file the store held before (their keys were replaced); 0 when this
+    resumed a restore (the tenants it held came from the same file)."""
+    kept: int
+    """Tenants of the store not in the file (left as they were)."""
+    resumed: bool
+    """This finished an interrupted restore of the same file."""
+    undecryptable: list[str]
+
+
+def check_file(path: Path, ring: KeyRing) -> Checked:
+    """Verify the whole file against `ring`; FileRefused / KeyNotConfigured otherwise."""
+    name = str(path)
+    macs: list[bytes] = []
+    tenants: list[str] = []
+    key_count = 0
+    unconfigured: dict[str, list[str]] = {}
+    undecryptable: list[str] = []
+    header: format.Header | None = None
+    with _open(path) as source:
+        for mac, record in format.read_verified(source, ring, name):
+            macs.append(mac)
+            if isinstance(record, format.Header):
+                header = record
+            elif isinstance(record, TenantRecord):
+                tenants.append(record.id)
+                key_count += len(record.keys)
+                for where, blob, aad in derived.sealed_blobs(record):
+                    _try_open(ring, where, blob, aad, unconfigured, undecryptable)
+    assert header is not None
+    canary = dict(header.keyring).get("canary")
+    if canary is not None:
+        _try_open(ring, "the key-ring canary", raw(canary), keyring_store.CANARY_AAD,
+                  unconfigured, undecryptable)  # fmt: skip
+    if unconfigured:
+        named = "; ".join(
+            f"{len(places)} sealed with master key {key} (e.g. {places[0]})"
+            for key, places in unconfigured.items()
+        )
+        raise KeyNotConfigured(
+            f"{name}: secrets the configured master keys cannot open: {named}; configured: "
+            f"{', '.join(ring.fingerprints)}. A restore needs the master keys the backup's "
+            "secrets are sealed with"
+        )
+    return Checked(
+        file=name,
+        created_at=header.created_at,
+        tenants=tenants,
+        keys=key_count,
+        sealed_with=header.sealed_with,
+        macs=macs,
+        undecryptable=undecryptable,
+        header=header,
+    )
+
+
+def _open(path: Path) -> Any:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise FileRefused(f"{path}: {exc.strerror or exc}") from None
+
+
+def _try_open(
+    ring: KeyRing,
+    where: str,
+    blob: bytes,
+    aad: bytes,
+    unconfigured: dict[str, list[str]],
+    undecryptable: list[str],
+) -> None:
+    try:
+        ring.open(blob, aad)
+    except DecryptError:
+        fp = blob_fingerprint(blob)
+        if fp is not None and fp in ring.fingerprints:
+            undecryptable.append(where)
+        else:
+            unconfigured.setdefault(blob_key_name(blob), []).append(where)
+
+
+async def restore(
+    redis: Redis,
+    durability: Durability,
+    ring: KeyRing,
+    checked: Checked,
+    *,
+    clock: Clock,
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> RestoreReport:
+    """Restore every tenant of a file `check_file` passed (see the module docstring)."""
+    path = Path(checked.file)
+    header = checked.header
+    final_mac = checked.macs[-1].decode()
+    await _check_store_keyring(redis, ring)
+    in_store = {m.decode() for m in await redis.smembers(keys.TENANTS)}
+    mark = await redis.hgetall(keys.RESTORE)
+    in_file = set(checked.tenants)
+    resumed = (
+        bool(in_store)
+        and mark.get(b"mac") == final_mac.encode()
+        and b"finished_ms" not in mark
+        and in_store <= in_file
+    )
+    if in_store and not replace and not resumed:
+        ours = len(in_store & in_file)
+        raise RestoreRefused(
+            f"the store already holds {len(in_store)} tenants ({ours} of them in {path}); "
+            "restore into an empty store, or pass --replace to replace the file's tenants "
+            "and keep the others; nothing was restored"
+        )
+    existing = await selection.tenant_keys(redis, data_only=False)
+
+    pipe = redis.pipeline(transaction=False)
+    pipe.hset(
+        keys.RESTORE,
+        mapping={"mac": final_mac, "file": str(path), "started_ms": clock(),
+                 "tenants": len(checked.tenants)},
+    )  # fmt: skip
+    pipe.hdel(keys.RESTORE, "finished_ms")
+    for field, value in header.keyring:
+        # a canary already there stays (it opened with these keys above)
+        pipe.hsetnx(keys.KEYRING, raw(field), raw(value))
+    await durability.execute(pipe)
+
+    written = expired = 0
+    batch: list[tuple[TenantRecord, list[str], list[Any]]] = []
+    batch_bytes = 0
+    with _open(path) as source:
+        lines = format.read_verified(source, ring, str(path))
+        for number, (mac, record) in enumerate(lines, 1):
+            if mac != checked.macs[number - 1]:
+                raise FileRefused(
+                    f"{path} changed while it was restored (line {number}); the tenants "
+                    "before it are restored whole: run the restore again"
+                )
+            if not isinstance(record, TenantRecord):
+                continue
+            names, args, gone = script_call(record, existing.get(record.id, set()), clock())
+            expired += gone
+            batch.append((record, names, args))
+            batch_bytes += sum(len(a) if isinstance(a, bytes | str) else 8 for a in args)
+            if len(batch) >= BATCH_TENANTS or batch_bytes >= BATCH_BYTES:
+                await _write_batch(redis, durability, batch, existing)
+                written += len(batch)
+                batch, batch_bytes = [], 0
+                if progress is not None:
+                    progress(written, len(checked.tenants))
+    if batch:
+        await _write_batch(redis, durability, batch, existing)
+        written += len(batch)
+        if progress is not None:
+            progress(written, len(checked.tenants))
+
+    pipe = redis.pipeline(transaction=False)
+    if header.demo_tenant is not None:
+        pipe.set(keys.DEMO_TENANT, header.demo_tenant, nx=True)
+    pipe.hset(keys.RESTORE, "finished_ms", clock())
+    await durability.execute(pipe)
+    return RestoreReport(
+        file=str(path),
+        created_at=checked.created_at,
+        tenants=written,
+        keys=checked.keys - expired,
+        expired=expired,
+        replaced=0 if resumed else len(in_store & in_file),
+        kept=len(in_store - in_file),
+        resumed=resumed,
+        undecryptable=checked.undecryptable,
+    )
+
+
+async def _check_store_keyring(redis: Redis, ring: KeyRing) -> None:
+    """The store's own canary (if any) must open too: its data and the file's are then
+    sealed with keys of one ring, and the canary stays true for both."""
+    record = await keyring_store.read(redis)
+    if record.canary is None:
+        return
+    try:
+        ring.open(record.canary, keyring_store.CANARY_AAD)
+    except DecryptError:
+        raise KeyNotConfigured(
+            f"the store already holds data sealed with master key "
+            f"{blob_key_name(record.canary)}, which is not configured (configured: "
+            f"{', '.join(ring.fingerprints)}); nothing was restored"
+        ) from None
+
+
+def script_call(
+    record: TenantRecord, existing: set[str], now_ms: int
+) -> tuple[list[str], list[Any], int]:
+    """(KEYS, ARGV, keys left out as expired) of restore_tenant.lua for one tenant."""
+    names = sorted(existing | {k.name for k in record.keys})
+    index = {name: i for i, name in enumerate(names, 1)}
+    args: list[Any] = []
+    expired = 0
+    for key in record.keys:
+        if key.expires_at_ms is not None and key.expires_at_ms <= now_ms:
+            expired += 1
+            continue
+        items = _items(key)
+        kind = type(key).__struct_config__.tag
+        expires = "" if key.expires_at_ms is None else key.expires_at_ms
+        args += [index[key.name], kind, expires, len(items), *items]
+    return [selection.full_name(record.id, n) for n in names], args, expired
+
+
+def _items(key: KeyRecord) -> list[Any]:
+    if isinstance(key, StringKey):
+        return [raw(key.value)]
+    if isinstance(key, HashKey):
+        return [raw(x) for pair in key.value for x in pair]
+    if isinstance(key, SetKey | ListKey):
+        return [raw(m) for m in key.value]
+    if isinstance(key, ZSetKey):
+        return [x for member, score in key.value for x in (score, raw(member))]
+    assert isinstance(key, StreamKey)
+    items: list[Any] = [key.last_id, key.max_deleted_id, key.entries_added, len(key.entries)]
+    for entry_id, fields in key.entries:
+        items += [entry_id, 2 * len(fields), *(raw(x) for pair in fields for x in pair)]
+    items.append(len(key.groups))
+    for group in key.groups:
+        start = group.last_delivered_id
+        if group.pending and group.first_pending_id is not None:
+            # handed to a consumer, not acknowledged: delivered again (at-least-once; the
+            # event ids are the same, so receivers deduplicate)
+            start = id_before(group.first_pending_id)
+        items += [raw(group.name), start]
+    return items
+
+
+def id_before(entry_id: str) -> str:
+    """The greatest stream id below `entry_id`: a group created there reads it next."""
+    ms, _, seq = entry_id.partition("-")
+    if int(seq or 0) > 0:
+        return f"{ms}-{int(seq) - 1}"
+    if int(ms) > 0:
+        return f"{int(ms) - 1}-{_MAX_STREAM_SEQ}"
+    return "0-0"
+
+
+async def _write_batch(
+    redis: Redis,
+    durability: Durability,
+    batch: list[tuple[TenantRecord, list[str], list[Any]]],
+    existing: dict[str, set[str]],
+) -> None:
+    """The tenants' scripts, acknowledged on disk; then their registry memberships (global
+    keys, other slots: after the data they point to, so none points at a tenant not yet
+    written)."""
+    pipe = redis.pipeline(transaction=False)
+    for _, names, args in batch:
+        queue_script(pipe, "restore_tenant", names, args)
+    await durability.execute(pipe)
+    pipe = redis.pipeline(transaction=False)
+    for record, _, _ in batch:
+        tenant = record.id
+        implied = derived.registries(record)
+        old_slugs = {
+            name[len(selection.SERVICE_PREFIX) :]
+            for name in existing.get(tenant, set())
+            if name.startswith(selection.SERVICE_PREFIX)
+        }
+        for slug in sorted(old_slugs - set(implied.time_services)):
+            pipe.srem(keys.TIME_SERVICES, keys.time_service_member(tenant, slug))
+        for slug in implied.time_services:
+            pipe.sadd(keys.TIME_SERVICES, keys.time_service_member(tenant, slug))
+        if implied.webhook:
+            pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
+        else:
+            pipe.srem(keys.WEBHOOK_TENANTS, tenant)
+        pipe.sadd(keys.TENANTS, tenant)
+    await durability.execute(pipe)

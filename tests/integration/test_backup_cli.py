@@ -1,0 +1,94 @@
+"""`rotator backup` / `rotator restore` as an operator sees them: help, progress, summary,
+exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from rotator.domain.clock import system_clock
+from rotator.embedded import free_port
+from tests.integration.backup_support import cli_env, seed_tenants
+from tests.integration.test_cli import base_env, rotator
+
+
+def test_help_explains_every_option():
+    backup = rotator("backup", "--help", env=base_env())
+    assert backup.returncode == 0
+    for said in ("FILE", "--force", "--json", "sealed", "0600", "Backup and restore"):
+        assert said in backup.stdout, said
+    restore = rotator("restore", "--help", env=base_env())
+    assert restore.returncode == 0
+    for said in ("FILE", "--replace", "--check", "--json", "nothing is written", "resumed"):
+        assert said in restore.stdout, said
+    listed = rotator("--help", env=base_env())
+    assert "backup" in listed.stdout and "restore" in listed.stdout
+
+
+async def test_progress_on_stderr_and_a_summary_on_stdout(redis, settings, master_key_b64,
+                                                          tmp_path):  # fmt: skip
+    await seed_tenants(redis, settings.keyring, 3, now_ms=system_clock())
+    env = cli_env(settings, master_key_b64)
+    path = tmp_path / "kr.backup"
+
+    made = rotator("backup", str(path), env=env)
+
+    assert made.returncode == 0, made.stderr
+    assert "rotator: backup: 1/3 tenants" in made.stderr
+    assert "rotator: backup: 3/3 tenants" in made.stderr
+    assert made.stdout.count("\n") == 1 and made.stdout.startswith("backed up 3 tenants (")
+    assert master_key_b64 not in made.stdout + made.stderr
+
+    again = rotator("backup", str(path), env=env)
+    assert again.returncode == 1
+    assert f"rotator: {path} exists; remove it or choose another name" in again.stderr
+    forced = rotator("backup", "--force", "--json", str(path), env=env)
+    assert forced.returncode == 0, forced.stderr
+    summary = json.loads(forced.stdout)
+    assert (summary["tenants"], summary["vanished"]) == (3, 0)
+    assert summary["sealed_with"] == [settings.keyring.primary_fingerprint]
+    assert forced.stderr == ""  # --json: no progress lines either
+
+    checked = rotator("restore", "--check", str(path), env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(f"{path}: a complete backup of 3 tenants (")
+    await redis.flushall()
+    restored = rotator("restore", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert "rotator: restore: 3/3 tenants" in restored.stderr
+    assert restored.stdout.startswith("restored 3 tenants (")
+    assert restored.stdout.count("\n") == 1
+
+
+def test_a_store_that_does_not_answer_is_exit_2(master_key_b64, tmp_path):
+    env = base_env(
+        ROTATOR_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        ROTATOR_MASTER_KEY=master_key_b64,
+        ROTATOR_REDIS_TIMEOUT_MS="200",
+    )
+    done = rotator("backup", str(tmp_path / "kr.backup"), env=env)
+    assert done.returncode == 2
+    assert "ROTATOR_REDIS_URL" in done.stderr
+    assert not (tmp_path / "kr.backup").exists()
+
+
+async def test_a_file_that_cannot_be_written_is_said_plainly(redis, settings, master_key_b64,
+                                                             tmp_path):  # fmt: skip
+    await seed_tenants(redis, settings.keyring, 1, now_ms=system_clock())
+    missing = tmp_path / "no-such-dir" / "kr.backup"
+
+    done = rotator("backup", str(missing), env=cli_env(settings, master_key_b64))
+
+    assert done.returncode == 1  # the file's problem, not the store's (exit 2)
+    assert done.stderr == f"rotator: {missing}: cannot write there (No such file or directory)\n"
+
+
+async def test_an_empty_store_backs_up_and_restores(redis, settings, master_key_b64, tmp_path):
+    env = cli_env(settings, master_key_b64)
+    path = tmp_path / "empty.backup"
+    made = rotator("backup", "--json", str(path), env=env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["tenants"] == 0
+    assert len(path.read_bytes().splitlines()) == 2  # header and end
+    restored = rotator("restore", "--json", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["tenants"] == 0

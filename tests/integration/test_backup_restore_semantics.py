@@ -1,0 +1,146 @@
+"""What a restore does to a store: --replace, an interrupted restore run again, the event
+stream's undelivered entries, counters that expired since the backup."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.domain.clock import DAY_MS, system_clock
+from rotator.store import keys, services, sessions, tenants
+from rotator.store.backup import load
+from rotator.store.connection import Durability
+from rotator.store.events import EventStreams
+from tests.integration.backup_support import (
+    assert_same,
+    backed_up,
+    image,
+    make_backup,
+    seed_tenants,
+)
+
+pytestmark = pytest.mark.backends("single", "cluster")
+
+
+async def restore(redis, ring, path, **options):
+    return await load.restore(
+        redis, Durability(), ring, load.check_file(path, ring), clock=system_clock, **options
+    )
+
+
+async def test_replace_puts_the_file_tenants_back_whole_and_keeps_the_others(
+    redis, settings, tmp_path
+):
+    ring, d = settings.keyring, Durability()
+    first, second = await seed_tenants(redis, ring, 2, now_ms=system_clock())
+    path = tmp_path / "kr.backup"
+    await make_backup(redis, ring, path)
+    before = backed_up(await image(redis))
+
+    # afterwards: a new time service, a console session, the webhook removed, a key gone,
+    # and a tenant the file does not know
+    await services.create_service(redis, d, first, slug="later", policy="time",
+                                  key_ttl_minutes=5, now_ms=system_clock())  # fmt: skip
+    await sessions.open_tenant_session(redis, first, now_ms=system_clock(), idle_ms=60_000,
+                                       max_ms=60_000)  # fmt: skip
+    await tenants.update_tenant(redis, d, ring, first, webhook_url=None)
+    await services.remove_key(redis, d, second, "openai", 1)
+    (newer,) = await seed_tenants(redis, ring, 1, now_ms=system_clock())
+    newer_keys = {k: v for k, v in (await image(redis)).items() if newer.encode() in k}
+
+    report = await restore(redis, ring, path, replace=True)
+
+    assert (report.tenants, report.replaced, report.kept, report.resumed) == (2, 2, 1, False)
+    after = await image(redis)
+
+    registries = {k.encode() for k in (keys.TENANTS, keys.TIME_SERVICES, keys.WEBHOOK_TENANTS)}
+
+    def without_newer(found: dict) -> dict:
+        return {k: v for k, v in found.items() if newer.encode() not in k and k not in registries}
+
+    assert_same(without_newer(before), without_newer(backed_up(after)))
+    assert not any(b":session" in k for k in after)  # replaced whole: its sessions ended
+    assert {k: v for k, v in after.items() if newer.encode() in k} == newer_keys
+    assert await redis.smembers(keys.TENANTS) == {t.encode() for t in (first, second, newer)}
+    assert await redis.smembers(keys.WEBHOOK_TENANTS) == {first.encode(), newer.encode()}
+    assert await redis.smembers(keys.TIME_SERVICES) == {
+        keys.time_service_member(t, "clock").encode() for t in (first, second, newer)
+    }  # and no longer first's "later"
+
+
+async def test_an_interrupted_restore_is_finished_by_running_it_again(
+    redis, settings, tmp_path, monkeypatch
+):
+    ring = settings.keyring
+    await seed_tenants(redis, ring, 3, now_ms=system_clock())
+    path = tmp_path / "kr.backup"
+    await make_backup(redis, ring, path)
+    before = backed_up(await image(redis))
+    await redis.flushall()
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_the_first_tenant(done: int, total: int) -> None:
+        raise Crash
+
+    monkeypatch.setattr(load, "BATCH_TENANTS", 1)
+    with pytest.raises(Crash):
+        await restore(redis, ring, path, progress=crash_after_the_first_tenant)
+    assert len(await redis.smembers(keys.TENANTS)) == 1  # one whole tenant, no more
+
+    report = await restore(redis, ring, path)  # the same command again
+
+    assert (report.tenants, report.resumed) == (3, True)
+    assert_same(before, backed_up(await image(redis)))
+    with pytest.raises(load.RestoreRefused, match="pass --replace"):
+        await restore(redis, ring, path)  # finished: no longer a resumable restore
+
+
+async def test_undelivered_events_are_delivered_again_with_their_ids(redis, settings, tmp_path):
+    """Only the events not surely delivered are backed up; the pending ones are delivered
+    again after a restore (at-least-once, same ids: receivers deduplicate)."""
+    ring = settings.keyring
+    (tenant,) = await seed_tenants(redis, ring, 1, now_ms=system_clock())
+    stream = keys.events(tenant)
+    recorded = [
+        (await redis.xadd(stream, {"type": "key.rotated", "data": f'{{"n":{n}}}'})).decode()
+        for n in range(5)
+    ]
+    pump = EventStreams(redis)
+    await pump.ensure_group(tenant)
+    read = await pump.read_new(tenant, "pump-1", 5)
+    await pump.ack(tenant, [entry_id for entry_id, _ in read[:2]])  # 3 still pending
+    await redis.xdel(stream, recorded[-1])  # taken back (delivery_refund.lua does this)
+    path = tmp_path / "kr.backup"
+    await make_backup(redis, ring, path)
+    await redis.flushall()
+
+    await restore(redis, ring, path)
+
+    assert await redis.xlen(stream) == 2  # what was acknowledged is done: not in the backup
+    again = await EventStreams(redis).read_new(tenant, "pump-2", 10)
+    assert [entry_id for entry_id, _ in again] == recorded[2:4]  # acked ones are not resent
+    later = (await redis.xadd(stream, {"type": "key.rotated", "data": "{}"})).decode()
+    assert later > recorded[-1]  # an id handed out before the backup is never reused
+
+
+async def test_counters_that_expired_since_the_backup_are_not_written(
+    redis, settings, tmp_path, client
+):
+    ring = settings.keyring
+    (tenant,) = await seed_tenants(redis, ring, 1, now_ms=system_clock())
+    day = system_clock() // DAY_MS
+    await redis.hset(keys.usage(tenant, day), "s:openai", 3)
+    await redis.pexpire(keys.usage(tenant, day), 60 * DAY_MS)
+    path = tmp_path / "kr.backup"
+    await make_backup(redis, ring, path)
+    await redis.flushall()
+
+    report = await load.restore(
+        redis, Durability(), ring, load.check_file(path, ring),
+        clock=lambda: system_clock() + 61 * DAY_MS,
+    )  # fmt: skip
+
+    assert report.expired == 1
+    assert await redis.exists(keys.usage(tenant, day)) == 0
+    assert await redis.exists(keys.tenant(tenant)) == 1
