@@ -41,6 +41,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.InvalidField: 400,
+    e.InvalidEntry: 400,
     e.InvalidBody: 400,
 }
 
@@ -60,7 +61,12 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     headers = None
     if isinstance(exc, e.InvalidField):
         body["field"] = exc.field
-    if isinstance(exc, e.DemoRateLimited):
+    if isinstance(exc, e.InvalidEntry):
+        body["index"] = exc.index
+    if isinstance(exc, e.DailyLimitReached):
+        body["limit"] = exc.limit
+        body["retry_after"] = exc.retry_after_s
+    if isinstance(exc, e.DemoRateLimited | e.DailyLimitReached):
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
         _outage_log.failed(exc)

@@ -1,7 +1,8 @@
--- service_update: change a service's policy and limits, compare-and-set on the policy the caller
--- validated against (key_ttl_minutes is required or refused depending on the policy).
+-- service_update: change a service's policy, limits and limit warning, compare-and-set on the
+-- policy the caller validated against (key_ttl_minutes is required or refused depending on the
+-- policy).
 -- KEYS[1] {t:T}:svc:<slug>
--- ARGV[1] policy the caller read   ARGV[2..] field/value pairs among policy, max, ttl_ms
+-- ARGV[1] policy the caller read   ARGV[2..] field/value pairs among policy, max, ttl_ms, warn
 -- returns 1 updated, 0 no such service, -1 the policy changed since the caller read it (re-read, retry)
 local current = redis.call('HGET', KEYS[1], 'policy')
 if not current then
@@ -18,9 +19,12 @@ for i = 2, #ARGV, 2 do
   end
 end
 if new_policy ~= current then
-  -- the old policy's rotation state (current key, entry and expiry times) means nothing to the
-  -- new one: start the new policy from a clean slate
-  local stale = {'cur'}
+  -- the time policy's state (its current key 'tcur', entry times t:N, the sweep's marks x:N)
+  -- starts afresh: a service that enters the time policy starts from its first key, with
+  -- every lifetime unstarted. The manual primary ('cur') is kept, so switching away from
+  -- manual and back keeps the admin's choice. A no-active-keys episode ends too: the new
+  -- policy reports its own.
+  local stale = {'tcur', 'noact'}
   local ids = redis.call('HGET', KEYS[1], 'ids') or ''
   for id in string.gmatch(ids, '[^,]+') do
     stale[#stale + 1] = 't:' .. id

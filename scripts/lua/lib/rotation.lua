@@ -1,0 +1,86 @@
+-- lib/rotation: the current key of a manual or time service, read as next_key.lua reads it, for
+-- the management scripts that change what is current (scripts that say `-- include: rotation`
+-- get this file prepended when loaded; rotator/store/scripts.py). next_key.lua keeps its own
+-- inlined walk (tables and closures cost microseconds on the hot path); rotator/domain/
+-- rotation.py states the same rules for listings.
+-- A key is usable when active (a:N = '1') and, under the time policy, not expired: t:N (when it
+-- entered rotation, ms) unset, or now < t:N + ttl_ms. The current key is the first usable key
+-- walking the rotation order ('ids') from the policy's pointer ('cur' manual, 'tcur' time),
+-- wrapping; from the first key when the pointer names no key of the service. Usage has none.
+
+local POINTER = {manual = 'cur', time = 'tcur'}
+
+-- now in ms: the caller's (tests, management on the API host's clock) or Redis TIME ('')
+local function clock(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- the service's rotation as of `now`; nil when the service does not exist
+local function read_rotation(svc_key, now)
+  local s = redis.call('HMGET', svc_key, 'policy', 'ttl_ms', 'ids', 'cur', 'tcur', '@events')
+  if not s[1] then return nil end
+  local r = {key = svc_key, policy = s[1], ttl_ms = tonumber(s[2]) or math.huge, ids = {},
+    active = {}, entered = {}, events = s[6], now = now, pointer_field = POINTER[s[1]]}
+  r.pointer = (r.pointer_field == 'cur' and s[4]) or (r.pointer_field == 'tcur' and s[5]) or nil
+  local fields = {}
+  for id in string.gmatch(s[3] or '', '[^,]+') do
+    r.ids[#r.ids + 1] = id
+    fields[#fields + 1] = 'a:' .. id
+    fields[#fields + 1] = 't:' .. id
+  end
+  if #fields > 0 then
+    local state = redis.call('HMGET', svc_key, unpack(fields))
+    for i, id in ipairs(r.ids) do
+      r.active[id] = state[2 * i - 1] == '1'
+      r.entered[id] = tonumber(state[2 * i])
+    end
+  end
+  return r
+end
+
+local function usable(r, id)
+  if not r.active[id] then return false end
+  if r.policy ~= 'time' then return true end
+  local t0 = r.entered[id]
+  return not (t0 and r.now >= t0 + r.ttl_ms)
+end
+
+-- the first usable id walking from position `start` (1-based; wraps), skipping `skip` steps
+local function first_usable(r, start, skip)
+  local n = #r.ids
+  for step = skip, n - 1 do
+    local id = r.ids[(start - 1 + step) % n + 1]
+    if usable(r, id) then return id end
+  end
+  return nil
+end
+
+local function position(r, id)
+  for i = 1, #r.ids do
+    if r.ids[i] == id then return i end
+  end
+  return nil
+end
+
+-- the id of the current key (nil: usage policy, or no usable key)
+local function current_key(r)
+  if not r.pointer_field then return nil end
+  return first_usable(r, position(r, r.pointer) or 1, 0)
+end
+
+-- the usable key after `id` in rotation order, never `id` itself (nil: none)
+local function next_after(r, id)
+  local i = position(r, id)
+  return i and first_usable(r, i, 1)
+end
+
+-- record key.rotated if the tenant subscribes to it (@events: the tenant's copy)
+local function emit_rotated(r, stream_key, maxlen, slug, from, to, reason)
+  if r.events and string.find(r.events, ',key.rotated,', 1, true) then
+    redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', 'type', 'key.rotated',
+      'data', cjson.encode({service = slug, from_key_id = tonumber(from),
+        to_key_id = tonumber(to), reason = reason}))
+  end
+end
