@@ -86,6 +86,7 @@ _outage_log = FoldedWarning(log, "the store", 5.0, action="answering 503")
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_ENTRY = re.compile(r"(\w+)\[(\d+)\](?:\.(\w+))?")
 
 
 def validation_error(_: Request, exc: ValidationException) -> Response:
@@ -104,8 +105,15 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
         if problem == "'data'":  # no body at all
             problem = "missing: send a JSON object"
         return error_response(400, {"error": f"request body: {problem}"})
-    body = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
-    if field:
+    body: dict = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
+    entry = _ENTRY.fullmatch(field) if field else None
+    if entry:
+        # a field of one entry of a list (a bulk add's keys[3].secret): named as the store
+        # names it, the field and the entry's index
+        named = _NAMED_FIELD.search(problem)
+        body["field"] = entry.group(3) or (named.group(1) if named else entry.group(1))
+        body["index"] = int(entry.group(2))
+    elif field:
         body["field"] = field
     return error_response(400, body)
 

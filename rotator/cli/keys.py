@@ -117,7 +117,7 @@ async def _disable(ctx: Context, args: argparse.Namespace) -> Any:
 async def _move(ctx: Context, args: argparse.Namespace) -> Any:
     return await services.move_key(
         ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
-        to=args.to, now_ms=ctx.now_ms(),
+        to=args.to, now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
     )  # fmt: skip
 
 

@@ -346,6 +346,7 @@ class ServicePages(Controller):
             key_id,
             to=text(form, "to"),
             now_ms=app_state.clock(),
+            events_maxlen=app_state.settings.events_maxlen,
         )
         if request.headers.get("hx-request"):
             return await render_detail(

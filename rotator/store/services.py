@@ -496,6 +496,7 @@ async def move_key(
     *,
     to: str,
     now_ms: int,
+    events_maxlen: int,
 ) -> list[Key]:
     """Move a key to the `front` or the `end` of the rotation order; the keys in their new
     order. Which key is current does not change, only what comes after it
@@ -503,7 +504,12 @@ async def move_key(
     if to not in MOVE_TO:
         raise InvalidField("to", "must be front or end")
     pipe = redis.pipeline(transaction=False)
-    queue_script(pipe, "key_move", [keys.service(tenant, slug)], [key_id, to, now_ms])
+    queue_script(
+        pipe,
+        "key_move",
+        [keys.service(tenant, slug), keys.events(tenant)],
+        [key_id, to, now_ms, slug, events_maxlen],
+    )
     (moved,) = await durability.execute(pipe)
     if moved == -1:
         raise NotFound("service not found")

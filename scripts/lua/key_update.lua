@@ -1,7 +1,8 @@
 -- key_update: change a provider key's label, active flag or daily limit. Disabling the current
 -- key of a manual or time service moves `current` to the next usable key at once (key.rotated,
 -- reason 'disabled'); enabling a key that was disabled or has expired restarts its lifetime
--- (time policy: t:N and x:N cleared, so it enters rotation again at its next delivery).
+-- (time policy: t:N and x:N cleared, so it enters rotation again at its next delivery) and
+-- never takes over from the current key (the pointer is pinned to it first).
 -- include: rotation
 -- Units: times in ms since the epoch.
 -- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:events
@@ -25,6 +26,7 @@ for i = 5, #ARGV, 2 do
 end
 
 if active == true then
+  pin_current(r, KEYS[2], ARGV[4], ARGV[3])
   if not was_usable then
     redis.call('HDEL', KEYS[1], 't:' .. n, 'x:' .. n)
   end

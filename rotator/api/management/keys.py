@@ -120,6 +120,7 @@ class KeyController(TenantAdminBase):
             key_id,
             to=data.to,
             now_ms=app_state.clock(),
+            events_maxlen=app_state.settings.events_maxlen,
         )
 
     @delete(

@@ -77,7 +77,25 @@ local function next_after(r, id)
 end
 
 -- record key.rotated if the tenant subscribes to it (@events: the tenant's copy)
-local function emit_rotated(r, stream_key, maxlen, slug, from, to, reason)
+local emit_rotated
+
+-- make the policy's pointer name the current key, before a change that would otherwise let
+-- the walk pick another one (enabling or moving a key): such changes never change which key
+-- is current. Under the time policy a pointer left on an expired key (no delivery since it
+-- expired) moves on as next_key.lua would move it, and records the same key.rotated (reason
+-- 'expired'). Returns the current key's id (nil: none usable).
+local function pin_current(r, stream_key, maxlen, slug)
+  local current = current_key(r)
+  if not current or current == r.pointer then return current end
+  redis.call('HSET', r.key, r.pointer_field, current)
+  if r.policy == 'time' and r.pointer and position(r, r.pointer) then
+    emit_rotated(r, stream_key, maxlen, slug, r.pointer, current, 'expired')
+  end
+  r.pointer = current
+  return current
+end
+
+emit_rotated = function(r, stream_key, maxlen, slug, from, to, reason)
   if r.events and string.find(r.events, ',key.rotated,', 1, true) then
     redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', 'type', 'key.rotated',
       'data', cjson.encode({service = slug, from_key_id = tonumber(from),
