@@ -106,7 +106,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     description="Picks a key by the service's rotation policy, counts it and returns it, in "
     "one store round trip. The token comes as `Authorization: Bearer <token>` or as the "
     '`token`/`app_token` query parameter. Errors are `{"error": message}`; the messages are '
-    "a contract clients match on.",
+    "a contract clients match on (a daily limit's 429 adds `limit` and `retry_after`). Under "
+    "a daily limit every 200 carries the RateLimit-Policy and RateLimit headers of the "
+    "tightest one.",
     responses={
         200: ResponseSpec(data_container=NextKey, description="The key to use now"),
         **ERROR_RESPONSES,
