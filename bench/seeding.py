@@ -182,8 +182,8 @@ def seed(
         for t in chunk:
             for slug, rows in t.keys.items():
                 mapping: dict[str, str | bytes] = {"ids": ",".join(str(k[0]) for k in rows)}
-                if slug != "usage":  # the policy's pointer to its current key
-                    mapping["tcur" if slug == "time" else "cur"] = str(rows[0][0])
+                if slug != "usage":
+                    mapping["cur"] = str(rows[0][0])
                 for key_id, label, sealed, masked in rows:
                     mapping.update({
                         f"l:{key_id}": label, f"c:{key_id}": sealed, f"a:{key_id}": "1",

@@ -10,8 +10,9 @@ will do:
 - a time-policy key expires `ttl_ms` after it entered rotation (its first delivery); one that
   has not entered yet is not expired;
 - the current key of a manual or time service is the first usable key walking the rotation
-  order from the policy's pointer (`cur` for manual, `tcur` for time), wrapping around; from
-  the first key when the pointer names no key of the service. The usage policy has none.
+  order from the pointer `cur` (the manual primary, the time policy's key in use), wrapping
+  around; from the first key when the pointer names no key of the service. The usage policy
+  has none.
 """
 
 from __future__ import annotations

@@ -19,10 +19,11 @@ Schema (per tenant T):
                               warn  limit warning percent ('' or absent = none)
                               ids   comma-separated key ids in rotation order ("3,7,9";
                                     '' when none; creation order unless moved; Lua only)
-                              cur   the manual policy's primary (kept across policy changes)
-                              tcur  the time policy's current key (cleared on a policy change)
-                                    (both pointers: the current key is the first usable key
-                                    from there, domain/rotation.py, scripts/lua/lib/rotation.lua)
+                              cur   the manual primary, or the time policy's key in use: the
+                                    current key is the first usable key from there
+                                    (domain/rotation.py, scripts/lua/lib/rotation.lua)
+                              mcur  the manual primary, put aside while the service uses
+                                    another policy (service_update.lua puts it back)
                               noact 1 while service.no_active_keys has been recorded
                               per key id N: l:N label, c:N sealed secret, a:N active (1|0),
                               m:N max daily ('' = none), t:N entered rotation (ms),

@@ -120,8 +120,8 @@ class _Rotation:
             rotation.Slot(int(i), text(h, f"a:{i}") == "1", optional_int(h, f"t:{i}"))
             for i in _ids(h)
         ]
-        # the policy's pointer: the manual primary, or the time policy's key in use
-        pointer = optional_int(h, "tcur" if self.policy == Policy.TIME.value else "cur")
+        # the manual primary, or the time policy's key in use
+        pointer = optional_int(h, "cur")
         self.current = rotation.current(self.policy, self.slots, pointer, self.ttl_ms, now_ms)
         self.run_out_ms = rotation.run_out_ms(self.policy, self.slots, pointer, self.ttl_ms, now_ms)
 
@@ -269,8 +269,9 @@ async def update_service(
     now_ms: int | None = None,
 ) -> Service:
     """Change policy and limits (UNSET = unchanged). The slug is immutable: every key's
-    ciphertext is bound to it. Switching policy starts the time policy's state afresh (its
-    current key, every key's lifetime) and keeps the manual primary."""
+    ciphertext is bound to it. Switching policy starts afresh (from the first key, every
+    time-policy lifetime unstarted), except that the manual primary is kept for when the
+    service returns to manual (scripts/lua/service_update.lua)."""
     for _ in range(_POLICY_RETRIES):
         h = await _service_hash(redis, tenant, slug)
         read_policy = text(h, "policy")

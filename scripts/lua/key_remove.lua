@@ -7,9 +7,9 @@
 -- ARGV[1] key id N   ARGV[2] now_ms ('' = Redis TIME)   ARGV[3] service slug (event data)
 -- ARGV[4] event stream cap (approximate)
 -- returns 1 removed, 0 no such key
--- Every pointer ('cur', 'tcur') that named N is moved, since N never comes back: the policy's
--- own to the key that is current now, another (the manual primary kept while the service uses
--- another policy) to the key after N in rotation order; with no key left it is cleared.
+-- Every pointer that named N is moved, since N never comes back: 'cur' (manual, time) to the key
+-- that is current now; 'mcur' (the manual primary put aside while the service uses another
+-- policy, service_update.lua) to the key after N in rotation order; with no key left, cleared.
 local n = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], 'l:' .. n) == 0 then
   return 0
@@ -38,8 +38,8 @@ redis.call('HSET', KEYS[1], 'ids', table.concat(kept, ','))
 redis.call('HDEL', KEYS[1],
   'l:' .. n, 'c:' .. n, 'a:' .. n, 'm:' .. n, 't:' .. n, 'x:' .. n, 'n:' .. n, 'k:' .. n)
 
-local pointers = redis.call('HMGET', KEYS[1], 'cur', 'tcur')
-for i, field in ipairs({'cur', 'tcur'}) do
+local pointers = redis.call('HMGET', KEYS[1], 'cur', 'mcur')
+for i, field in ipairs({'cur', 'mcur'}) do
   local target = nil
   if field == r.pointer_field and was_current == n then
     target = to or successor

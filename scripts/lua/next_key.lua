@@ -78,10 +78,10 @@ local n = (#ARGV - 15) / 3
 if n % 1 ~= 0 then
   return redis.error_reply('next_key: ARGV[16 ..] must hold three field names per hinted id')
 end
-local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur', 'tcur', 'warn',
+local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur', 'warn',
   '@client', '@demo', '@allow', '@events', unpack(ARGV, 16 + n, 15 + 3 * n))
 local policy = svc[1]
-local tenant_token_hash, demo_flag, tenant_allow, subscribed = svc[8], svc[9], svc[10], svc[11]
+local tenant_token_hash, demo_flag, tenant_allow, subscribed = svc[7], svc[8], svc[9], svc[10]
 if not (tenant_token_hash and demo_flag and tenant_allow and subscribed) then
   -- no such service (the token is still checked first), or one stored before services held
   -- copies: the tenant hash is the source, and such a service gets its copies now (derived
@@ -144,7 +144,7 @@ if not policy then
   return {'service'}
 end
 -- key i: counter field kf[kb + i] ('k:<id>'), active state[sb + 2i - 1], own limit state[sb + 2i]
-local kf, kb, state, sb = ARGV, 15, svc, 11
+local kf, kb, state, sb = ARGV, 15, svc, 10
 local fresh_ids = ''
 if (svc[4] or '') ~= ARGV[11] then
   fresh_ids = svc[4] or ''
@@ -160,25 +160,18 @@ if (svc[4] or '') ~= ARGV[11] then
 end
 local slug = ARGV[3]
 
--- data: a table, or JSON already encoded (the per-delivery event skips the table); returns the
--- stream entry id, nil when the tenant does not subscribe to the type
-local function emit(event_type, data)
-  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true) then
+-- data: a table, or JSON already encoded (the per-delivery event skips the table); flag: for a
+-- once-a-day event (see the header), its flag field in KEYS[4], set here with the event, which
+-- is not recorded when the flag is already set. Returns the stream entry id, nil when nothing
+-- was recorded. (One closure for both kinds: each costs about as much as a field read.)
+local function emit(event_type, data, flag)
+  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true)
+      and not (flag and redis.call('HSETNX', KEYS[4], flag, 1) == 0) then
+    if flag then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
     if type(data) == 'table' then data = cjson.encode(data) end
     return redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'type', event_type,
       'data', data)
   end
-end
-
--- a once-a-day event (see the header): records it unless its flag is set today; returns the
--- undo item ',<flag>=<entry id>', or '' when nothing was recorded
-local function once_a_day(event_type, flag, data)
-  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true)
-      and redis.call('HSETNX', KEYS[4], flag, 1) == 1 then
-    redis.call('EXPIRE', KEYS[4], ARGV[9])
-    return ',' .. flag .. '=' .. emit(event_type, data)
-  end
-  return ''
 end
 
 -- today's counters in one HMGET: service, app, then key i at counts[2 + i]
@@ -211,13 +204,13 @@ end
 -- limits (a request refused here records the event if the one that reached the limit could
 -- not: it was not subscribed then, or the limit has changed since)
 if svc_max and tonumber(counts[1] or 0) >= svc_max then
-  once_a_day('service.limit_reached', 'lr:' .. slug .. ':' .. svc[2],
-    {service = slug, scope = 'service', limit = svc_max})
+  emit('service.limit_reached', {service = slug, scope = 'service', limit = svc_max},
+    'lr:' .. slug .. ':' .. svc[2])
   return {'limit', 'service'}
 end
 if app_max and tonumber(counts[2] or 0) >= app_max then
-  once_a_day('app.limit_reached', 'lra:' .. app_id .. ':' .. app[3],
-    {service = slug, app_id = tonumber(app_id), limit = app_max})
+  emit('app.limit_reached', {service = slug, app_id = tonumber(app_id), limit = app_max},
+    'lra:' .. app_id .. ':' .. app[3])
   return {'limit', 'app'}
 end
 
@@ -240,14 +233,12 @@ if policy == 'usage' then
     end
   end
 else
-  -- manual and time: walk the rotation order from the policy's pointer ('cur': the manual
-  -- primary, 'tcur': the time policy's key in use); the first usable key is the current one
-  -- (moved on here when the old one expired; the management scripts move it when it is
-  -- disabled or deleted); a current key at its own daily limit overflows to the next usable
-  -- key without becoming current
+  -- manual and time: walk the rotation order from 'cur' (the manual primary, the time
+  -- policy's key in use); the first usable key is the current one (moved on here when the old
+  -- one expired; the management scripts move it when it is disabled or deleted); a current key
+  -- at its own daily limit overflows to the next usable key without becoming current
   local is_time = policy == 'time'
   local cur = svc[5]
-  if is_time then cur = svc[6] end
   local cur_field = cur and ('k:' .. cur)
   local start = 1
   for i = 1, n do
@@ -270,7 +261,7 @@ else
         current = i
         if kf[kb + i] ~= cur_field then
           local id = string.sub(kf[kb + i], 3)
-          redis.call('HSET', KEYS[3], is_time and 'tcur' or 'cur', id)
+          redis.call('HSET', KEYS[3], 'cur', id)
           if is_time and cur then
             emit('key.rotated', {service = slug, from_key_id = tonumber(cur),
               to_key_id = tonumber(id), reason = 'expired'})
@@ -293,8 +284,9 @@ else
     -- the current key is at its own daily limit: deliveries move on to the next usable key
     -- until the day ends (or its limit changes), which is reported once per key and day
     local from, to = string.sub(kf[kb + current], 3), string.sub(kf[kb + pick], 3)
-    undo = undo .. once_a_day('key.rotated', 'ku:' .. from, {service = slug,
-      from_key_id = tonumber(from), to_key_id = tonumber(to), reason = 'usage'})
+    local entry = emit('key.rotated', {service = slug, from_key_id = tonumber(from),
+      to_key_id = tonumber(to), reason = 'usage'}, 'ku:' .. from)
+    if entry then undo = undo .. ',ku:' .. from .. '=' .. entry end
   end
 end
 
@@ -322,8 +314,10 @@ if app then
   if app_max then
     if quota == 0 or app_max - app_count < left then quota, left = app_max, app_max - app_count end
     if app_count >= app_max then
-      undo = undo .. once_a_day('app.limit_reached', 'lra:' .. app_id .. ':' .. app[3],
-        {service = slug, app_id = tonumber(app_id), limit = app_max})
+      local flag = 'lra:' .. app_id .. ':' .. app[3]
+      local entry = emit('app.limit_reached',
+        {service = slug, app_id = tonumber(app_id), limit = app_max}, flag)
+      if entry then undo = undo .. ',' .. flag .. '=' .. entry end
     end
   end
 else
@@ -337,15 +331,20 @@ if usage_today == 1 then
   redis.call('EXPIRE', KEYS[4], ARGV[9])
 end
 if svc_max then
-  local warn_percent = tonumber(svc[7])
+  local warn_percent = tonumber(svc[6])
+  local kind, flag, data = nil, nil, nil
   if svc_count >= svc_max then
-    undo = undo .. once_a_day('service.limit_reached', 'lr:' .. slug .. ':' .. svc[2],
-      {service = slug, scope = 'service', limit = svc_max})
+    kind, flag = 'service.limit_reached', 'lr:' .. slug .. ':' .. svc[2]
+    data = {service = slug, scope = 'service', limit = svc_max}
   elseif warn_percent and svc_count * 100 >= svc_max * warn_percent then
     -- the early warning: integers compared, so 80% of 10 is reached at 8, not 7.99
-    undo = undo .. once_a_day('service.limit_warning', 'lw:' .. slug .. ':' .. svc[2],
-      {service = slug, limit = svc_max, limit_warning_percent = warn_percent,
-        usage_today = svc_count})
+    kind, flag = 'service.limit_warning', 'lw:' .. slug .. ':' .. svc[2]
+    data = {service = slug, limit = svc_max, limit_warning_percent = warn_percent,
+      usage_today = svc_count}
+  end
+  if kind then
+    local entry = emit(kind, data, flag)
+    if entry then undo = undo .. ',' .. flag .. '=' .. entry end
   end
 end
 local receipt = ''

@@ -19,17 +19,32 @@ for i = 2, #ARGV, 2 do
   end
 end
 if new_policy ~= current then
-  -- the time policy's state (its current key 'tcur', entry times t:N, the sweep's marks x:N)
-  -- starts afresh: a service that enters the time policy starts from its first key, with
-  -- every lifetime unstarted. The manual primary ('cur') is kept, so switching away from
-  -- manual and back keeps the admin's choice. A no-active-keys episode ends too: the new
-  -- policy reports its own.
-  local stale = {'tcur', 'noact'}
+  -- a policy change starts afresh (no current key, every time-policy lifetime unstarted: t:N,
+  -- the sweep's marks x:N; a no-active-keys episode ends too), except for the manual primary:
+  -- it is put aside as 'mcur' when the service leaves manual and put back when it returns, so
+  -- switching away and back keeps the admin's choice ('cur' itself is the time policy's key in
+  -- use meanwhile)
+  if current == 'manual' then
+    local primary = redis.call('HGET', KEYS[1], 'cur')
+    if primary then
+      redis.call('HSET', KEYS[1], 'mcur', primary)
+    else
+      redis.call('HDEL', KEYS[1], 'mcur')
+    end
+  end
+  local stale = {'cur', 'noact'}
   local ids = redis.call('HGET', KEYS[1], 'ids') or ''
   for id in string.gmatch(ids, '[^,]+') do
     stale[#stale + 1] = 't:' .. id
     stale[#stale + 1] = 'x:' .. id
   end
   redis.call('HDEL', KEYS[1], unpack(stale))
+  if new_policy == 'manual' then
+    local primary = redis.call('HGET', KEYS[1], 'mcur')
+    if primary then
+      redis.call('HSET', KEYS[1], 'cur', primary)
+      redis.call('HDEL', KEYS[1], 'mcur')
+    end
+  end
 end
 return 1

@@ -312,9 +312,7 @@ async def test_service_create_rejects(redis, durability, kw, field):
     assert await redis.scard(keys.services(tid)) == 0
 
 
-async def test_policy_switch_resets_the_time_policy_and_keeps_the_manual_primary(
-    redis, durability, settings
-):
+async def test_policy_switch_resets_rotation_state(redis, durability, settings):
     tid = (await new_tenant(redis, durability)).id
     await services.create_service(
         redis, durability, tid, slug="s", policy="time", key_ttl_minutes=5, now_ms=T0_MS
@@ -324,7 +322,7 @@ async def test_policy_switch_resets_the_time_policy_and_keeps_the_manual_primary
     )
     await redis.hset(
         keys.service(tid, "s"),
-        mapping={"cur": k.id, "tcur": k.id, f"t:{k.id}": T0_MS, f"x:{k.id}": T0_MS, "noact": 1},
+        mapping={"cur": k.id, f"t:{k.id}": T0_MS, f"x:{k.id}": T0_MS, "noact": 1},
     )
 
     with pytest.raises(InvalidField) as err:  # ttl only means something for time
@@ -336,8 +334,8 @@ async def test_policy_switch_resets_the_time_policy_and_keeps_the_manual_primary
     svc = await services.update_service(redis, durability, tid, "s", policy="usage")
     assert svc.policy == "usage" and svc.key_ttl_minutes is None
     stored = await redis.hgetall(keys.service(tid, "s"))
-    assert stored[b"cur"] == str(k.id).encode()  # the manual primary is kept
-    assert not {b"tcur", f"t:{k.id}".encode(), f"x:{k.id}".encode(), b"noact"} & set(stored)
+    # the time policy's state is gone (the manual primary is put aside only when leaving manual)
+    assert not {b"cur", b"mcur", f"t:{k.id}".encode(), f"x:{k.id}".encode(), b"noact"} & set(stored)
     assert stored[b"ttl_ms"] == b""
     assert not await redis.sismember(keys.TIME_SERVICES, f"{tid}:s")
 

@@ -5,10 +5,11 @@
 -- rotation.py states the same rules for listings.
 -- A key is usable when active (a:N = '1') and, under the time policy, not expired: t:N (when it
 -- entered rotation, ms) unset, or now < t:N + ttl_ms. The current key is the first usable key
--- walking the rotation order ('ids') from the policy's pointer ('cur' manual, 'tcur' time),
--- wrapping; from the first key when the pointer names no key of the service. Usage has none.
+-- walking the rotation order ('ids') from the pointer 'cur' (the manual primary, or the time
+-- policy's key in use), wrapping; from the first key when 'cur' names no key of the service.
+-- The usage policy has none.
 
-local POINTER = {manual = 'cur', time = 'tcur'}
+local HAS_CURRENT = {manual = true, time = true}
 
 -- now in ms: the caller's (tests, management on the API host's clock) or Redis TIME ('')
 local function clock(arg)
@@ -19,11 +20,13 @@ end
 
 -- the service's rotation as of `now`; nil when the service does not exist
 local function read_rotation(svc_key, now)
-  local s = redis.call('HMGET', svc_key, 'policy', 'ttl_ms', 'ids', 'cur', 'tcur', '@events')
+  local s = redis.call('HMGET', svc_key, 'policy', 'ttl_ms', 'ids', 'cur', '@events')
   if not s[1] then return nil end
   local r = {key = svc_key, policy = s[1], ttl_ms = tonumber(s[2]) or math.huge, ids = {},
-    active = {}, entered = {}, events = s[6], now = now, pointer_field = POINTER[s[1]]}
-  r.pointer = (r.pointer_field == 'cur' and s[4]) or (r.pointer_field == 'tcur' and s[5]) or nil
+    active = {}, entered = {}, events = s[5], now = now}
+  if HAS_CURRENT[r.policy] then
+    r.pointer_field, r.pointer = 'cur', s[4] or nil
+  end
   local fields = {}
   for id in string.gmatch(s[3] or '', '[^,]+') do
     r.ids[#r.ids + 1] = id
