@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, get
 from litestar.openapi import ResponseSpec
 from litestar.types import ASGIApp, Receive, Scope, Send
+from msgspec import UNSET, UnsetType
 
 from rotator.api.delivery_openapi import ERROR_RESPONSES, NextKeyOperation
 from rotator.api.errors import HANDLERS
@@ -30,6 +31,8 @@ log = logging.getLogger("rotator.delivery")
 
 class Limits(msgspec.Struct):
     max_daily_requests: int | None
+    app_max_daily_requests: int | UnsetType | None = UNSET
+    """An app token's own daily limit (null: none); absent for a tenant client token."""
 
 
 class Meta(msgspec.Struct):
@@ -52,6 +55,9 @@ class NextKey(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 _MASK_ON = frozenset(("1", "true"))
 _HEADERS = ((b"content-type", b"application/json"), *API_HEADER_TUPLES)
+# draft-ietf-httpapi-ratelimit-headers-09: the tightest daily limit, as one policy named "daily"
+_POLICY, _POLICY_VALUE = b"ratelimit-policy", b'"daily";q=%d;w=86400'
+_RATELIMIT, _RATELIMIT_VALUE = b"ratelimit", b'"daily";r=%d;t=%d'
 # a proxy's request id (nginx's $request_id is 32 hex digits); anything else is ignored
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
 
@@ -63,10 +69,11 @@ class JsonBody:
     content negotiation; skipping Litestar's Response machinery saves several µs.
     """
 
-    __slots__ = ("body",)
+    __slots__ = ("body", "headers")
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = _HEADERS) -> None:
         self.body = body
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body
@@ -74,7 +81,7 @@ class JsonBody:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*_HEADERS, (b"content-length", b"%d" % len(body))],
+                "headers": [*self.headers, (b"content-length", b"%d" % len(body))],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -101,7 +108,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     description="Picks a key by the service's rotation policy, counts it and returns it, in "
     "one store round trip. The token comes as `Authorization: Bearer <token>` or as the "
     '`token`/`app_token` query parameter. Errors are `{"error": message}`; the messages are '
-    "a contract clients match on.",
+    "a contract clients match on (a daily limit's 429 adds `limit` and `retry_after`). Under "
+    "a daily limit every 200 carries the RateLimit-Policy and RateLimit headers of the "
+    "tightest one.",
     responses={
         200: ResponseSpec(data_container=NextKey, description="The key to use now"),
         **ERROR_RESPONSES,
@@ -173,13 +182,22 @@ async def next_key(request: Request) -> ASGIApp:
         key=mask(secret) if masked else secret,
         masked=masked,
         policy=delivery.policy,
-        limits=Limits(max_daily_requests=delivery.max_daily_requests),
+        limits=Limits(delivery.max_daily_requests, delivery.app_max_daily_requests),
         meta=Meta(key_id=delivery.key_id, usage_today=delivery.usage_today),
     )
     # the summary log line's count (rotator/tally.py): 18-32 ns (timeit), against the
     # ≈ 56 µs of worker CPU a delivery costs (bench run 2026-11-27-2317)
     state.tally.ok += 1
-    return JsonBody(_encode(body))
+    if not delivery.quota:
+        return JsonBody(_encode(body))
+    return JsonBody(
+        _encode(body),
+        (
+            *_HEADERS,
+            (_POLICY, _POLICY_VALUE % delivery.quota),
+            (_RATELIMIT, _RATELIMIT_VALUE % (delivery.remaining, delivery.reset_s)),
+        ),
+    )
 
 
 ROUTES = [next_key]

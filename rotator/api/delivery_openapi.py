@@ -54,6 +54,7 @@ PARAMETERS = [
     ),
 ]
 
+
 ERROR_RESPONSES = {
     400: error_spec('`service` missing, or no token at all: "missing token or service"'),
     403: error_spec(
@@ -62,9 +63,11 @@ ERROR_RESPONSES = {
     ),
     404: error_spec('No such service for this tenant: "unknown service"'),
     429: error_spec(
-        "The service's (or app's) daily limit is reached (\"service daily limit "
-        'reached"), or demo traffic is over its per-address rate ("demo rate '
-        'limit", with Retry-After)'
+        'A daily limit is reached: `{"error": "service daily limit reached", "limit": '
+        '"service"|"app"|"key", "retry_after": N}` (`key`: every key the policy could pick is '
+        "at its own limit), with Retry-After (seconds to the end of the UTC day); or demo "
+        'traffic is over its per-address rate (`{"error": "demo rate limit"}`, with '
+        "Retry-After)"
     ),
     500: error_spec(
         'A stored key cannot be decrypted (wrong master key, tampering): "key decrypt failed"'
@@ -78,8 +81,22 @@ ERROR_RESPONSES = {
 
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
-    description="Seconds until the next request can succeed (demo rate limit).",
+    description="Seconds until the next request can succeed: to the end of the UTC day for a "
+    "daily limit, to the next allowed request for the demo rate limit.",
 )
+RATELIMIT_HEADERS = {
+    "RateLimit-Policy": OpenAPIHeader(
+        schema=_STRING,
+        description="The tightest daily limit that applies (the service's or the app's, "
+        'the one with fewer requests left), e.g. `"daily";q=10000;w=86400` '
+        "(draft-ietf-httpapi-ratelimit-headers-09). Absent when no daily limit applies.",
+    ),
+    "RateLimit": OpenAPIHeader(
+        schema=_STRING,
+        description='What is left of it, e.g. `"daily";r=9957;t=3600`: `r` requests until '
+        "the limit, `t` seconds until the UTC day ends and the counters start again.",
+    ),
+}
 
 
 @dataclass
@@ -93,3 +110,6 @@ class NextKeyOperation(Operation):
         too_many = (self.responses or {}).get("429")
         if isinstance(too_many, OpenAPIResponse):
             too_many.headers = {"Retry-After": RETRY_AFTER}
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            ok.headers = dict(RATELIMIT_HEADERS)

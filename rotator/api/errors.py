@@ -42,6 +42,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.Conflict: 409,
     e.TenantSuspended: 403,
     e.InvalidField: 400,
+    e.InvalidEntry: 400,
     e.InvalidBody: 400,
 }
 
@@ -69,7 +70,12 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     headers = None
     if isinstance(exc, e.InvalidField):
         body["field"] = exc.field
-    if isinstance(exc, e.DemoRateLimited):
+    if isinstance(exc, e.InvalidEntry):
+        body["index"] = exc.index
+    if isinstance(exc, e.DailyLimitReached):
+        body["limit"] = exc.limit
+        body["retry_after"] = exc.retry_after_s
+    if isinstance(exc, e.DemoRateLimited | e.DailyLimitReached):
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
         _outage_log.failed(exc)
@@ -90,6 +96,7 @@ _outage_log = FoldedWarning(log, "the store", 5.0, action="answering 503")
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_ENTRY = re.compile(r"(\w+)\[(\d+)\](?:\.(\w+))?")
 
 
 def validation_error(_: Request, exc: ValidationException) -> Response:
@@ -108,8 +115,15 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
         if problem == "'data'":  # no body at all
             problem = "missing: send a JSON object"
         return error_response(400, {"error": f"request body: {problem}"})
-    body = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
-    if field:
+    body: dict = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
+    entry = _ENTRY.fullmatch(field) if field else None
+    if entry:
+        # a field of one entry of a list (a bulk add's keys[3].secret): named as the store
+        # names it, the field and the entry's index
+        named = _NAMED_FIELD.search(problem)
+        body["field"] = entry.group(3) or (named.group(1) if named else entry.group(1))
+        body["index"] = int(entry.group(2))
+    elif field:
         body["field"] = field
     return error_response(400, body)
 

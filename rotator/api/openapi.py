@@ -1,6 +1,6 @@
 """What the OpenAPI document says about errors: one Error schema, and each route's statuses.
 
-Every error the API sends is `{"error": message, "field"?: name}` (rotator/api/errors.py);
+Every error the API sends is `{"error": message, "field"?: name, ...}` (rotator/api/errors.py);
 Litestar would document its own `{status_code, detail, extra}` instead, and only for
 400. A route declares its errors with `responses=errors(...)`: the statuses every
 management route can answer (400 for malformed input, 401, 503) are always in, so none
@@ -9,6 +9,8 @@ test_openapi_conformance.py (schemathesis) checks the document against the API.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import msgspec
 from litestar.openapi import ResponseSpec
@@ -21,6 +23,14 @@ class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str
     field: str | UnsetType = UNSET
     """The request field at fault, for a validation error that has one."""
+    index: int | UnsetType = UNSET
+    """Which entry of a list holds that field, counting from 0 (a bulk add's `keys`)."""
+    limit: Literal["service", "app", "key"] | UnsetType = UNSET
+    """Which daily limit refused a delivery (429 `service daily limit reached`); `key`: every
+    key the policy could pick is at its own limit."""
+    retry_after: int | UnsetType = UNSET
+    """With `limit`: seconds to the end of the UTC day, when the daily counters start again
+    (as the Retry-After header)."""
 
 
 BAD_INPUT = 400

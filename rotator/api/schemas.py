@@ -12,6 +12,8 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from rotator.store.services import DEFAULT_WARNING_PERCENT
+
 
 class RequestBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of request bodies."""
@@ -49,6 +51,9 @@ class ServiceCreate(RequestBody):
     policy: str
     """manual | time | usage"""
     max_daily_requests: int | None = None
+    limit_warning_percent: int | None = DEFAULT_WARNING_PERCENT
+    """service.limit_warning when today's count reaches this % of max_daily_requests (1-99);
+    0 or null: no warning."""
     key_ttl_minutes: int | None = None
     """Required for the time policy, refused for the others."""
 
@@ -56,6 +61,7 @@ class ServiceCreate(RequestBody):
 class ServicePatch(RequestBody):
     policy: str | UnsetType = UNSET
     max_daily_requests: int | UnsetType | None = UNSET
+    limit_warning_percent: int | UnsetType | None = UNSET
     key_ttl_minutes: int | UnsetType | None = UNSET
 
 
@@ -65,6 +71,26 @@ class KeyCreate(RequestBody):
     secret: str
     """The provider key; stored encrypted, never returned (listings show `key_masked`)."""
     max_daily_requests: int | None = None
+
+
+class KeyEntry(RequestBody):
+    """One key of a bulk add."""
+
+    secret: str
+    """The provider key; stored encrypted, never returned."""
+    label: str | None = None
+    """Absent or null: `Key <id>`."""
+    max_daily_requests: int | None = None
+
+
+class KeysBulkCreate(RequestBody):
+    keys: list[KeyEntry]
+    """1 to 1000 keys, appended to the rotation in this order; all or none."""
+
+
+class KeyMove(RequestBody):
+    to: str
+    """`front` or `end` of the rotation order."""
 
 
 class KeyPatch(RequestBody):

@@ -1,21 +1,33 @@
-"""`rotator key ...`: a service's provider keys. Secrets are read from stdin or a hidden
-prompt, never from the command line; only their masked forms are ever printed."""
+"""`rotator key ...`: a service's provider keys. Secrets are read from stdin, a hidden prompt or
+a file, never from the command line; only their masked forms are ever printed."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
-from rotator.cli.common import read_secret
+from rotator.cli import output
+from rotator.cli.common import CliError, read_secret
 from rotator.cli.framework import TENANT, Command, Context, arg, limit_or_none, positive_int
 from rotator.cli.services import SLUG
+from rotator.domain import key_file
+from rotator.domain.errors import InvalidEntry, InvalidField
+from rotator.domain.records import KeysAdded
 from rotator.store import services
 
 KEY_ID = arg("key_id", metavar="KEY_ID", type=positive_int, help="the key's id")
+COLUMNS = (
+    "id", "label", "state", "current", "max_daily_requests", "key_masked", "expires_at",
+    "created_at",
+)  # fmt: skip
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.list_keys(ctx.redis, await ctx.tenant(args.tenant), args.slug)
+    return await services.list_keys(
+        ctx.redis, await ctx.tenant(args.tenant), args.slug, now_ms=ctx.now_ms()
+    )
 
 
 def _read(args: argparse.Namespace) -> None:
@@ -36,10 +48,52 @@ async def _add(ctx: Context, args: argparse.Namespace) -> Any:
     )
 
 
+def _read_file(args: argparse.Namespace) -> None:
+    """Read and parse FILE before the store is touched: a bad line stops everything. The
+    text is never printed; an error names the line and the field."""
+    name = "stdin" if args.file == "-" else args.file
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{name}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CliError(f"{name}: {exc.strerror or exc}") from None
+    try:
+        args.lines = key_file.parse(text)
+    except key_file.InvalidLine as exc:
+        raise CliError(f"{name}: {exc.message}") from None
+    if not args.lines:
+        raise CliError(f"{name}: no keys in it (blank lines and # comments are skipped)")
+
+
+async def _add_file(ctx: Context, args: argparse.Namespace) -> Any:
+    name = "stdin" if args.file == "-" else args.file
+    try:
+        return await services.add_keys(
+            ctx.redis,
+            ctx.durability,
+            ctx.keyring,
+            await ctx.tenant(args.tenant),
+            args.slug,
+            [line.key for line in args.lines],
+            now_ms=ctx.now_ms(),
+        )
+    except InvalidEntry as exc:
+        raise CliError(f"{name}: {key_file.line_error(args.lines, exc).message}") from None
+    except InvalidField as exc:
+        if exc.field != "keys":
+            raise
+        raise CliError(f"{name}: {exc.problem}") from None
+
+
+def _added(result: KeysAdded) -> str:
+    return output.table(result.keys, COLUMNS)
+
+
 async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:
     return await services.update_key(
         ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
-        **changes,
+        **changes, now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
     )  # fmt: skip
 
 
@@ -60,13 +114,30 @@ async def _disable(ctx: Context, args: argparse.Namespace) -> Any:
     return await _change(ctx, args, active=False)
 
 
+async def _move(ctx: Context, args: argparse.Namespace) -> Any:
+    return await services.move_key(
+        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
+        to=args.to, now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
+    )  # fmt: skip
+
+
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
     await services.remove_key(
-        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id
-    )
+        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
+        now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
+    )  # fmt: skip
 
 
-COLUMNS = ("id", "label", "active", "current", "max_daily_requests", "key_masked", "created_at")
+FILE_FORMAT = """\
+FILE holds one key a line; blank lines and lines starting with # are skipped:
+
+  sk-proj-aaaa...                     the secret alone: labelled "Key <id>"
+  sk-proj-bbbb...<TAB>Backup          a secret and its label
+  sk-proj-cccc...<TAB>Batch<TAB>500   ... and its own daily limit
+  sk-proj-dddd...,Spare,1000          commas instead, on a line without a TAB
+
+All or nothing: if any line is refused (its number and field are named), no key is added.
+The file's content is never printed."""
 
 COMMANDS = [
     Command("key", "list", "a service's keys in rotation order (masked)", _list,
@@ -85,6 +156,19 @@ COMMANDS = [
         prepare=_read,
     ),
     Command(
+        "key", "add-file",
+        f"add many keys from a file, all or nothing (at most {services.MAX_BULK_KEYS})",
+        _add_file,
+        args=(
+            TENANT, SLUG,
+            arg("file", metavar="FILE", help="the file of keys, one a line; - reads stdin"),
+        ),
+        keyring=True,
+        prepare=_read_file,
+        human=_added,
+        epilog=FILE_FORMAT,
+    ),
+    Command(
         "key", "update", "relabel a key or change its daily limit", _update,
         args=(
             TENANT, SLUG, KEY_ID,
@@ -93,9 +177,21 @@ COMMANDS = [
                 metavar="N|none", help="daily request limit of this key; none removes it"),
         ),
     ),
-    Command("key", "enable", "put a key back into rotation", _enable, args=(TENANT, SLUG, KEY_ID)),
+    Command("key", "enable",
+            "put a key back into rotation (a disabled or expired key's lifetime restarts)",
+            _enable, args=(TENANT, SLUG, KEY_ID)),
     Command("key", "disable", "take a key out of rotation (kept, can be enabled again)",
             _disable, args=(TENANT, SLUG, KEY_ID)),
+    Command(
+        "key", "move",
+        "move a key to the front or the end of the rotation (the current key stays current)",
+        _move,
+        args=(
+            TENANT, SLUG, KEY_ID,
+            arg("--to", required=True, choices=services.MOVE_TO, help="where it goes"),
+        ),
+        columns=COLUMNS,
+    ),
     Command("key", "delete", "delete a key and its encrypted secret", _delete,
             args=(TENANT, SLUG, KEY_ID)),
 ]  # fmt: skip

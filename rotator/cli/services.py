@@ -18,11 +18,15 @@ POLICIES = [p.value for p in Policy]
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.list_services(ctx.redis, await ctx.tenant(args.tenant))
+    return await services.list_services(
+        ctx.redis, await ctx.tenant(args.tenant), now_ms=ctx.now_ms()
+    )
 
 
 async def _show(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.get_service(ctx.redis, await ctx.tenant(args.tenant), args.slug)
+    return await services.get_service(
+        ctx.redis, await ctx.tenant(args.tenant), args.slug, now_ms=ctx.now_ms()
+    )
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
@@ -33,6 +37,7 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
         slug=args.slug,
         policy=args.policy,
         max_daily_requests=args.max_daily_requests,
+        limit_warning_percent=args.limit_warning_percent,
         key_ttl_minutes=args.key_ttl_minutes,
         now_ms=ctx.now_ms(),
     )
@@ -41,12 +46,13 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
     changes = {
         name: getattr(args, name)
-        for name in ("policy", "max_daily_requests", "key_ttl_minutes")
+        for name in ("policy", "max_daily_requests", "limit_warning_percent", "key_ttl_minutes")
         if getattr(args, name) is not ...
     }
     return await services.update_service(
-        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, **changes
-    )
+        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, **changes,
+        now_ms=ctx.now_ms(),
+    )  # fmt: skip
 
 
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
@@ -87,6 +93,25 @@ def _usage_table(usage: ServiceUsage) -> str:
     return output.table(rows, ["date", "total", *labels])
 
 
+def percent_or_none(text: str) -> int | None:
+    """A limit warning percentage: 1-99 (the store checks the range), or `none`/0 for off."""
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _warn(*, update: bool = False) -> Any:
+    default = ... if update else services.DEFAULT_WARNING_PERCENT
+    return arg("--warn-percent", dest="limit_warning_percent", type=percent_or_none,
+               default=default, metavar="N|none",
+               help="record service.limit_warning when today's count reaches N%% of the daily "
+               f"limit (1-99; none or 0: no warning; default {services.DEFAULT_WARNING_PERCENT}"
+               " for a new service)")  # fmt: skip
+
+
 def _limit(help_: str, *, update: bool = False) -> Any:
     if update:
         return arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
@@ -104,6 +129,7 @@ COMMANDS = [
             TENANT, SLUG,
             arg("--policy", required=True, choices=POLICIES, help="how keys are rotated"),
             _limit("daily request limit of the service (UTC days)"),
+            _warn(),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=positive_int, metavar="N",
                 help="key lifetime (time policy only, required there)"),
         ),
@@ -115,6 +141,7 @@ COMMANDS = [
             TENANT, SLUG,
             arg("--policy", choices=POLICIES, default=..., help="how keys are rotated"),
             _limit("daily request limit of the service", update=True),
+            _warn(update=True),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=limit_or_none, default=...,
                 metavar="N", help="key lifetime (time policy)"),
         ),

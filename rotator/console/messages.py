@@ -10,6 +10,7 @@ store still reaches the user, in API words at worst.
 from __future__ import annotations
 
 from rotator.domain.errors import Conflict, InvalidField, RotatorError
+from rotator.domain.key_file import InvalidLine
 
 FRIENDLY: dict[tuple[str, str], str] = {
     # (field, the start of the store's problem text) -> what the console says
@@ -26,7 +27,15 @@ FRIENDLY: dict[tuple[str, str], str] = {
     "empty for no limit.",
     ("max_daily_requests", "must be a positive"): "Enter a positive whole number, or leave "
     "it empty for no limit.",
+    ("max_daily_requests", "must be a whole number"): "Write the daily limit as a whole "
+    "number, or leave it out.",
+    ("limit_warning_percent", "must be between"): "Enter a percentage between 1 and 99, or "
+    "leave it empty for no warning.",
     ("label", "must not be empty"): "Give the key a label, for example Primary.",
+    ("keys", "must hold"): "Paste at most 1,000 keys at a time.",
+    ("keys", "paste at least one"): "Paste at least one key, one a line.",
+    ("line", "at most 3 fields"): "Too many fields: a line holds the key, then optionally a "
+    "label and a daily limit, separated by a tab or by commas.",
     ("name", "must not be empty"): "Enter a name.",
     ("secret", "must not be empty"): "Paste the provider key (for example sk-…).",
     ("secret", "must not contain control"): "The key contains line breaks or other control "
@@ -61,3 +70,11 @@ def field_error(exc: RotatorError, default_field: str) -> tuple[str, str]:
     if isinstance(exc, Conflict):
         return default_field, friendly(default_field, exc.message)
     return default_field, friendly(default_field, exc.message)
+
+
+def bulk_error(exc: InvalidField) -> str:
+    """A refused bulk add in words: the line to fix, then what is wrong with it."""
+    words = friendly(exc.field, exc.problem)
+    if isinstance(exc, InvalidLine):
+        return f"Line {exc.number}: {words} Nothing was added."
+    return words

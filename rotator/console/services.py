@@ -16,10 +16,11 @@ from rotator.api.state import AppState
 from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.charts import daily_chart
 from rotator.console.forms import FormErrors, optional_int, text
-from rotator.console.messages import field_error
+from rotator.console.messages import bulk_error, field_error
 from rotator.console.pages import page, partial, see_other
+from rotator.domain import key_file
 from rotator.domain.clock import utc_day
-from rotator.domain.errors import Conflict, InvalidField, NoActiveKeys
+from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys
 from rotator.domain.models import Policy
 from rotator.store import services as store
 from rotator.store.usage import service_usage, services_today
@@ -44,6 +45,8 @@ NOTICES = {
     "created": "Service created. Add its provider keys below.",
     "saved": "Changes saved.",
     "key-added": "Key added. Its secret is stored encrypted and is never shown again.",
+    "keys-added": "Keys added. Their secrets are stored encrypted and are never shown again.",
+    "key-moved": "Key moved. The current key is unchanged; the order decides what comes next.",
     "key-saved": "Key saved.",
     "key-deleted": "Key deleted.",
     "rotated": "Rotated: the next active key is now current.",
@@ -51,16 +54,28 @@ NOTICES = {
 }
 
 
+SERVICE_FIELDS = (
+    "slug",
+    "policy",
+    "max_daily_requests",
+    "limit_warning_percent",
+    "key_ttl_minutes",
+)
+
+
 def service_form_values(form: Any) -> dict[str, str]:
-    return {
-        name: text(form, name).strip()
-        for name in ("slug", "policy", "max_daily_requests", "key_ttl_minutes")
-    }
+    return {name: text(form, name).strip() for name in SERVICE_FIELDS}
+
+
+def warning_percent(form: Any) -> int | None:
+    """The form's limit_warning_percent: empty means no warning (as 0 does)."""
+    return optional_int(form, "limit_warning_percent")
 
 
 async def detail_context(state: AppState, tenant: str, slug: str, days: int) -> dict[str, Any]:
-    service = await store.get_service(state.redis, tenant, slug)
-    keys = await store.list_keys(state.redis, tenant, slug)
+    now_ms = state.clock()
+    service = await store.get_service(state.redis, tenant, slug, now_ms=now_ms)
+    keys = await store.list_keys(state.redis, tenant, slug, now_ms=now_ms)
     days = days if days in CHART_DAYS else CHART_DAYS[0]
     days = min(days, state.settings.usage_retention_days)
     usage = await service_usage(
@@ -111,7 +126,7 @@ class ServicePages(Controller):
 
     @get("/services", include_in_schema=False)
     async def list_services(self, request: Request, tenant: TenantId, app_state: State) -> Response:
-        records = await store.list_services(app_state.redis, tenant)
+        records = await store.list_services(app_state.redis, tenant, now_ms=app_state.clock())
         today = await services_today(
             app_state.redis, tenant, [s.slug for s in records], today=utc_day(app_state.clock())
         )
@@ -130,7 +145,10 @@ class ServicePages(Controller):
             title="Create a service",
             section="services",
             creating=True,
-            values={"policy": Policy.USAGE.value},
+            values={
+                "policy": Policy.USAGE.value,
+                "limit_warning_percent": str(store.DEFAULT_WARNING_PERCENT),
+            },
             errors=FormErrors(),
             policies=POLICIES,
         )
@@ -149,6 +167,7 @@ class ServicePages(Controller):
                 slug=values["slug"],
                 policy=values["policy"],
                 max_daily_requests=optional_int(form, "max_daily_requests"),
+                limit_warning_percent=warning_percent(form),
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes"),
                 now_ms=app_state.clock(),
             )
@@ -174,12 +193,10 @@ class ServicePages(Controller):
 
     @get("/services/{slug:str}/edit", include_in_schema=False)
     async def edit_form(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Response:
-        s = await store.get_service(app_state.redis, tenant, slug)
+        s = await store.get_service(app_state.redis, tenant, slug, now_ms=app_state.clock())
         values = {
-            "slug": s.slug,
-            "policy": s.policy,
-            "max_daily_requests": "" if s.max_daily_requests is None else str(s.max_daily_requests),
-            "key_ttl_minutes": "" if s.key_ttl_minutes is None else str(s.key_ttl_minutes),
+            name: "" if getattr(s, name) is None else str(getattr(s, name))
+            for name in SERVICE_FIELDS
         }
         return page(
             "service_form.html",
@@ -206,9 +223,11 @@ class ServicePages(Controller):
                 slug,
                 policy=policy,
                 max_daily_requests=optional_int(form, "max_daily_requests"),
+                limit_warning_percent=warning_percent(form),
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes")
                 if policy == Policy.TIME.value
                 else None,
+                now_ms=app_state.clock(),
             )
         except (InvalidField, Conflict) as exc:
             field, message = field_error(exc, "policy")
@@ -276,6 +295,65 @@ class ServicePages(Controller):
             )
         return see_other(request, f"/app/services/{slug}?done=key-added#keys")
 
+    @post("/services/{slug:str}/keys/bulk", include_in_schema=False)
+    async def add_keys(
+        self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
+    ) -> Response:
+        form = await request.form()
+        try:
+            lines = key_file.parse(text(form, "keys"))
+            if not lines:
+                raise InvalidField("keys", "paste at least one key")
+            try:
+                await store.add_keys(
+                    app_state.redis,
+                    app_state.durability,
+                    app_state.keyring,
+                    tenant,
+                    slug,
+                    [line.key for line in lines],
+                    now_ms=app_state.clock(),
+                )
+            except InvalidEntry as exc:
+                raise key_file.line_error(lines, exc) from None
+        except InvalidField as exc:
+            # the pasted keys are never sent back: the message names the line to fix
+            return await render_detail(
+                request,
+                app_state,
+                tenant,
+                slug,
+                status=400,
+                bulk_errors=FormErrors("keys", bulk_error(exc)),
+            )
+        return see_other(request, f"/app/services/{slug}?done=keys-added#keys")
+
+    @post("/services/{slug:str}/keys/{key_id:int}/move", include_in_schema=False)
+    async def move_key(
+        self,
+        request: Request,
+        tenant: TenantId,
+        slug: FromPath[str],
+        key_id: FromPath[int],
+        app_state: State,
+    ) -> Response:
+        form = await request.form()
+        await store.move_key(
+            app_state.redis,
+            app_state.durability,
+            tenant,
+            slug,
+            key_id,
+            to=text(form, "to"),
+            now_ms=app_state.clock(),
+            events_maxlen=app_state.settings.events_maxlen,
+        )
+        if request.headers.get("hx-request"):
+            return await render_detail(
+                request, app_state, tenant, slug, notice=NOTICES["key-moved"]
+            )
+        return see_other(request, f"/app/services/{slug}?done=key-moved#keys")
+
     @post("/services/{slug:str}/keys/{key_id:int}", include_in_schema=False)
     async def change_key(
         self,
@@ -295,7 +373,14 @@ class ServicePages(Controller):
             if "max_daily_requests" in form:
                 changes["max_daily_requests"] = optional_int(form, "max_daily_requests")
             await store.update_key(
-                app_state.redis, app_state.durability, tenant, slug, key_id, **changes
+                app_state.redis,
+                app_state.durability,
+                tenant,
+                slug,
+                key_id,
+                **changes,
+                now_ms=app_state.clock(),
+                events_maxlen=app_state.settings.events_maxlen,
             )
         except InvalidField as exc:
             field, message = field_error(exc, "label")
@@ -325,7 +410,15 @@ class ServicePages(Controller):
         key_id: FromPath[int],
         app_state: State,
     ) -> Response:
-        await store.remove_key(app_state.redis, app_state.durability, tenant, slug, key_id)
+        await store.remove_key(
+            app_state.redis,
+            app_state.durability,
+            tenant,
+            slug,
+            key_id,
+            now_ms=app_state.clock(),
+            events_maxlen=app_state.settings.events_maxlen,
+        )
         return see_other(request, f"/app/services/{slug}?done=key-deleted#keys")
 
     @post("/services/{slug:str}/rotate", include_in_schema=False)

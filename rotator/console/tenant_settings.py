@@ -35,10 +35,13 @@ NOTICES = {
 }
 EVENT_HELP = {
     "key.delivered": "every key handed out (many!)",
+    "service.limit_warning": "a service reached its early-warning share of its daily limit",
     "service.limit_reached": "a service reached its daily limit",
+    "app.limit_reached": "an app reached its own daily limit",
     "key.expired": "a time-policy key's lifetime ended",
     "service.no_active_keys": "a request found no active key",
-    "key.rotated": "a manual service was rotated",
+    "key.rotated": "the current key changed (rotated, expired, disabled, deleted, or at its "
+    "own daily limit)",
 }
 
 

@@ -32,7 +32,17 @@ class UnknownService(RotatorError):
 
 
 class DailyLimitReached(RotatorError):
+    """A daily limit refused the request; the message stays the hosted guide's whichever
+    limit it was, `limit` says which."""
+
     message = "service daily limit reached"
+
+    def __init__(self, limit: str, retry_after_s: int) -> None:
+        super().__init__()
+        self.limit = limit
+        """`service`, `app`, or `key` (every key the policy could pick is at its own limit)."""
+        self.retry_after_s = retry_after_s
+        """Seconds to the end of the UTC day, when the counters start again."""
 
 
 class DemoRateLimited(RotatorError):
@@ -84,6 +94,17 @@ class InvalidField(RotatorError):
         self.problem = problem
         """The message without the field's name (the CLI names its own flag instead)."""
         super().__init__(f"{field}: {problem}")
+
+
+class InvalidEntry(InvalidField):
+    """Bad input in one entry of a list (a bulk request): `index` says which, counting from
+    0, so a client can point at it (the CLI and the console turn it into a line number)."""
+
+    def __init__(self, list_field: str, index: int, field: str, problem: str) -> None:
+        self.index = index
+        super().__init__(field, problem)
+        self.message = f"{list_field}[{index}].{field}: {problem}"
+        self.args = (self.message,)
 
 
 class InvalidBody(RotatorError):

@@ -16,7 +16,9 @@ class Policy(StrEnum):
 
 EVENT_TYPES = (
     "key.delivered",
+    "service.limit_warning",
     "service.limit_reached",
+    "app.limit_reached",
     "key.expired",
     "service.no_active_keys",
     "key.rotated",
@@ -24,6 +26,22 @@ EVENT_TYPES = (
 )
 DEFAULT_EVENTS = tuple(t for t in EVENT_TYPES if t != "key.delivered")
 """Subscribed when a tenant sets a webhook without choosing: key.delivered is opt-in."""
+
+
+ROTATION_REASONS = ("manual", "expired", "disabled", "deleted", "usage")
+"""Why key.rotated was recorded (its `reason`): an admin rotated; the current key's lifetime
+ended (time policy); the current key was disabled or deleted; the current key reached its own
+daily limit and deliveries moved on to the next key (manual and time policies)."""
+
+
+class NewKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider key to add, as a bulk request (or a file of keys) gives it, before the
+    store's checks."""
+
+    secret: str
+    label: str | None = None
+    """None: the store names it `Key <id>`."""
+    max_daily_requests: int | None = None
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,7 +55,16 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     usage_today: int
     policy: str
     max_daily_requests: int | None
+    app_max_daily_requests: int | msgspec.UnsetType | None = msgspec.UNSET
+    """The app's own daily limit (None: none); UNSET for a tenant client token."""
     demo: bool
+    quota: int = 0
+    """The tightest daily limit that applies (service or app: the one with fewer requests
+    left); 0 when none applies."""
+    remaining: int = 0
+    """Requests left today under `quota`, after this one."""
+    reset_s: int = 0
+    """Seconds to the end of the UTC day, when the daily counters start again."""
     receipt: tuple[Any, ...] = ()
     """What the store needs to undo this delivery's counting when it fails after the script
     (DeliveryStore.refund); its layout is the store's own."""

@@ -13,6 +13,8 @@ from typing import Literal
 
 import msgspec
 
+from rotator.domain.rotation import KeyState
+
 
 class Record(msgspec.Struct, kw_only=True, frozen=True):
     """Base of records."""
@@ -104,10 +106,18 @@ class Service(Record):
     slug: str
     policy: str
     max_daily_requests: int | None
+    limit_warning_percent: int | None
+    """service.limit_warning is recorded when today's count reaches this share of
+    max_daily_requests (once per UTC day and limit value); None: no warning."""
     key_ttl_minutes: int | None
     created_at: str
     keys: int
     active_keys: int
+    """Keys a delivery can pick now: active and, under the time policy, not expired."""
+    keys_run_out_at: str | None
+    """Time policy: the earliest instant no key is left (`503 no active keys`) unless keys
+    are added or enabled, reached if deliveries keep coming (a key's lifetime starts at its
+    first delivery). None for the other policies, or when no key is usable now."""
 
 
 class Key(Record):
@@ -116,11 +126,24 @@ class Key(Record):
     id: int
     label: str
     active: bool
+    state: KeyState
+    """`active` (deliverable), `expired` (time policy: its lifetime is over), `disabled`
+    (active false); `cooling_down` comes with key health and is not set yet."""
     max_daily_requests: int | None
     key_masked: str
     created_at: str
     current: bool
-    """The service's current key (manual primary, time policy's key in use)."""
+    """The key a manual or time service delivers now (overflowing to the next only while it
+    is at its own daily limit); false for every key of a usage service."""
+    expires_at: str | None
+    """Time policy: when it stops being delivered (it entered rotation + key_ttl_minutes);
+    None before its first delivery, and for the other policies."""
+
+
+class KeysAdded(Record):
+    """The answer of a bulk add: the new keys, in the order given (and of the rotation)."""
+
+    keys: list[Key]
 
 
 class Rotated(Record):

@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import logging
 
+from msgspec import UNSET
+
 from rotator.domain import errors
-from rotator.domain.clock import Clock, utc_day
+from rotator.domain.clock import DAY_MS, Clock, utc_day
 from rotator.domain.models import Delivery
 from rotator.domain.tokens import ParsedToken
 from rotator.settings import Settings
@@ -36,12 +38,17 @@ _REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
     b"token": errors.InvalidToken,
     b"ip": errors.IpNotAllowed,
     b"service": errors.UnknownService,
-    b"limit": errors.DailyLimitReached,
     b"nokeys": errors.NoActiveKeys,
 }
 
 
 _NO_HINT: tuple[str, tuple[str, ...]] = ("", ())
+
+
+def seconds_to_midnight(now_ms: int, day: int) -> int:
+    """Seconds from `now_ms` to the end of UTC day `day` (when the daily counters start again),
+    rounded up and at least 1: a client that waits that long is past midnight."""
+    return max(1, -(-((day + 1) * DAY_MS - now_ms) // 1000))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,7 +146,7 @@ class DeliveryStore:
             if status == b"ok":
                 (
                     _, key_id, label, ciphertext, usage_today, policy, svc_max, demo, fresh_ids,
-                    entry, undo,
+                    entry, undo, app_max, quota, remaining,
                 ) = reply  # fmt: skip
                 if fresh_ids:
                     self._remember_ids(hint_key, fresh_ids.decode())
@@ -152,7 +159,13 @@ class DeliveryStore:
                     usage_today=usage_today,
                     policy=policy.decode(),
                     max_daily_requests=int(svc_max) if svc_max else None,
+                    app_max_daily_requests=(int(app_max) if app_max else None)
+                    if token.app
+                    else UNSET,
                     demo=demo == 1,
+                    quota=quota,
+                    remaining=remaining,
+                    reset_s=seconds_to_midnight(now_ms, day) if quota else 0,
                     receipt=(token.app, day, request_id, entry, undo),
                 )
             if status == b"day":
@@ -161,6 +174,10 @@ class DeliveryStore:
                 continue
             if status == b"throttle":
                 raise errors.DemoRateLimited(retry_after_s=max(1, -(-reply[1] // 1000)))
+            if status == b"limit":
+                raise errors.DailyLimitReached(
+                    reply[1].decode(), retry_after_s=seconds_to_midnight(now_ms, day)
+                )
             raise _REJECTIONS[status]()
         raise errors.StoreUnavailable("clock disagreement with the store")
 

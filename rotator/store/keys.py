@@ -19,9 +19,14 @@ Schema (per tenant T):
   {t:T}:seq             STRING INCR: ids of provider keys and apps (unique within the tenant)
   {t:T}:services        SET   service slugs
   {t:T}:svc:<slug>      HASH  policy, max ('' = none), ttl_ms ('' unless time), created_ms,
+                              warn  limit warning percent ('' or absent = none)
                               ids   comma-separated key ids in rotation order ("3,7,9";
-                                    '' when none; creation order, maintained by Lua only)
-                              cur   current key id (manual primary, time current)
+                                    '' when none; creation order unless moved; Lua only)
+                              cur   the manual primary, or the time policy's key in use: the
+                                    current key is the first usable key from there
+                                    (domain/rotation.py, scripts/lua/lib/rotation.lua)
+                              mcur  the manual primary, put aside while the service uses
+                                    another policy (service_update.lua puts it back)
                               noact 1 while service.no_active_keys has been recorded
                               per key id N: l:N label, c:N sealed secret, a:N active (1|0),
                               m:N max daily ('' = none), t:N entered rotation (ms),
@@ -34,8 +39,11 @@ Schema (per tenant T):
   {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms,
                               suspended ('1' while suspended: next_key.lua refuses its token)
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
-                              lr:<slug> / lra:<id> limit-reached recorded, df:<id> decrypt
-                              failures (delivery_refund.lua); expires by itself
+                              df:<id> decrypt failures (delivery_refund.lua); once-a-day event
+                              flags, set only when the event was recorded (next_key.lua):
+                              lr:<slug>:<max> service.limit_reached, lra:<id>:<max>
+                              app.limit_reached, lw:<slug>:<max> service.limit_warning,
+                              ku:<key id> key.rotated (reason usage); expires by itself
   {t:T}:rid:<id>        STRING the key id a proxy's request id was answered with (next_key.lua:
                               a retry of that request gets it again, uncounted); expires by itself
   {t:T}:gcra:<iphex>    STRING demo throttle: theoretical arrival time (ms); expires by itself

@@ -8,20 +8,26 @@ Lua scripts, so they are atomic with respect to the delivery script.
 Scripts go through the durability pipeline as EVAL with their source, not
 EVALSHA: management writes are rare, EVAL can never answer NOSCRIPT, and the
 write and its WAITAOF then share one connection as WAITAOF requires.
+
+What listings show of the rotation (each key's state and expiry, the current key, when a
+time service runs out) is computed by rotator/domain/rotation.py from the hash as of
+`now_ms`, with the rules the scripts decide by.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_key
-from rotator.domain.clock import iso_ms
-from rotator.domain.errors import Conflict, InvalidField, NoActiveKeys, NotFound
+from rotator.domain import rotation
+from rotator.domain.clock import iso_ms, system_clock
+from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys, NotFound
 from rotator.domain.masking import mask
-from rotator.domain.models import Policy
-from rotator.domain.records import Key, Rotated, Service
+from rotator.domain.models import NewKey, Policy
+from rotator.domain.records import Key, KeysAdded, Rotated, Service
 from rotator.store import keys
 from rotator.store.common import (
     check_limit,
@@ -38,6 +44,12 @@ SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MINUTE_MS = 60_000
 MAX_TTL_MINUTES = 10 * 366 * 24 * 60
 MAX_SECRET_CHARS = 4096
+DEFAULT_WARNING_PERCENT = 80
+"""A new service's limit_warning_percent unless the request says otherwise."""
+MAX_BULK_KEYS = 1000
+"""Keys in one bulk add: 1000 of the longest secrets (4096 characters) would pass the 1 MiB
+body cap, so the cap on the count is the one a client meets first in practice."""
+MOVE_TO = ("front", "end")
 _POLICY_RETRIES = 5
 
 
@@ -72,6 +84,15 @@ def _ttl_ms(policy: str, ttl_minutes: int | None) -> str:
     return str(ttl_minutes * MINUTE_MS)
 
 
+def check_warning_percent(value: int | None) -> int | None:
+    """service.limit_warning's threshold: 1..99 (% of the daily limit); None or 0 = off."""
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 99:
+        raise InvalidField("limit_warning_percent", "must be between 1 and 99, or 0/null for none")
+    return value
+
+
 def check_secret(secret: str) -> str:
     secret = secret.strip()
     if not secret:
@@ -88,30 +109,64 @@ def _ids(h: dict[bytes, bytes]) -> list[str]:
     return [i for i in text(h, "ids").split(",") if i]
 
 
-def _service(slug: str, h: dict[bytes, bytes]) -> Service:
-    ids = _ids(h)
+class _Rotation:
+    """A service hash's rotation as of one instant (rotator/domain/rotation.py's view)."""
+
+    def __init__(self, h: dict[bytes, bytes], now_ms: int) -> None:
+        self.policy = text(h, "policy")
+        self.ttl_ms = optional_int(h, "ttl_ms") if self.policy == Policy.TIME.value else None
+        self.now_ms = now_ms
+        self.slots = [
+            rotation.Slot(int(i), text(h, f"a:{i}") == "1", optional_int(h, f"t:{i}"))
+            for i in _ids(h)
+        ]
+        # the manual primary, or the time policy's key in use
+        pointer = optional_int(h, "cur")
+        self.current = rotation.current(self.policy, self.slots, pointer, self.ttl_ms, now_ms)
+        self.run_out_ms = rotation.run_out_ms(self.policy, self.slots, pointer, self.ttl_ms, now_ms)
+
+    def usable(self) -> int:
+        return sum(rotation.usable(slot, self.ttl_ms, self.now_ms) for slot in self.slots)
+
+
+def _service(slug: str, h: dict[bytes, bytes], now_ms: int) -> Service:
     ttl_ms = optional_int(h, "ttl_ms")
+    r = _Rotation(h, now_ms)
     return Service(
         slug=slug,
-        policy=text(h, "policy"),
+        policy=r.policy,
         max_daily_requests=optional_int(h, "max"),
+        limit_warning_percent=optional_int(h, "warn"),
         key_ttl_minutes=None if ttl_ms is None else ttl_ms // MINUTE_MS,
         created_at=iso_ms(int(text(h, "created_ms", "0"))),
-        keys=len(ids),
-        active_keys=sum(text(h, f"a:{i}") == "1" for i in ids),
+        keys=len(r.slots),
+        active_keys=r.usable(),
+        keys_run_out_at=None if r.run_out_ms is None else iso_ms(r.run_out_ms),
     )
 
 
-def _key(key_id: str, h: dict[bytes, bytes]) -> Key:
+def _keys(h: dict[bytes, bytes], now_ms: int) -> list[Key]:
+    r = _Rotation(h, now_ms)
+    return [_key(slot, h, r) for slot in r.slots]
+
+
+def _key(slot: rotation.Slot, h: dict[bytes, bytes], r: _Rotation) -> Key:
+    expires = rotation.expires_at_ms(slot, r.ttl_ms)
     return Key(
-        id=int(key_id),
-        label=text(h, f"l:{key_id}"),
-        active=text(h, f"a:{key_id}") == "1",
-        max_daily_requests=optional_int(h, f"m:{key_id}"),
-        key_masked=text(h, f"k:{key_id}"),
-        created_at=iso_ms(int(text(h, f"n:{key_id}", "0"))),
-        current=text(h, "cur") == key_id,
+        id=slot.id,
+        label=text(h, f"l:{slot.id}"),
+        active=slot.active,
+        state=rotation.state(slot, r.ttl_ms, r.now_ms),
+        max_daily_requests=optional_int(h, f"m:{slot.id}"),
+        key_masked=text(h, f"k:{slot.id}"),
+        created_at=iso_ms(int(text(h, f"n:{slot.id}", "0"))),
+        current=slot.id == r.current,
+        expires_at=None if expires is None else iso_ms(expires),
     )
+
+
+def _now(now_ms: int | None) -> int:
+    return system_clock() if now_ms is None else now_ms
 
 
 async def _service_hash(redis: Redis, tenant: str, slug: str) -> dict[bytes, bytes]:
@@ -144,6 +199,7 @@ async def create_service(
     slug: str,
     policy: str,
     max_daily_requests: int | None = None,
+    limit_warning_percent: int | None = DEFAULT_WARNING_PERCENT,
     key_ttl_minutes: int | None = None,
     now_ms: int,
 ) -> Service:
@@ -151,14 +207,16 @@ async def create_service(
     check_slug(slug)
     policy = check_policy(policy)
     max_daily_requests = check_limit("max_daily_requests", max_daily_requests)
+    limit_warning_percent = check_warning_percent(limit_warning_percent)
     ttl_ms = _ttl_ms(policy, key_ttl_minutes)
     pipe = redis.pipeline(transaction=False)
     queue_script(
         pipe,
         "service_create",
         [keys.service(tenant, slug), keys.services(tenant), keys.tenant(tenant)],
-        [slug, policy, limit_arg(max_daily_requests), ttl_ms, now_ms],
-    )
+        [slug, policy, limit_arg(max_daily_requests), ttl_ms, now_ms,
+         limit_arg(limit_warning_percent)],
+    )  # fmt: skip
     (created,) = await durability.execute(pipe)
     if not created:
         raise Conflict("service already exists")
@@ -168,18 +226,24 @@ async def create_service(
         slug=slug,
         policy=policy,
         max_daily_requests=max_daily_requests,
+        limit_warning_percent=limit_warning_percent,
         key_ttl_minutes=key_ttl_minutes,
         created_at=iso_ms(now_ms),
         keys=0,
         active_keys=0,
+        keys_run_out_at=None,
     )
 
 
-async def get_service(redis: Redis, tenant: str, slug: str) -> Service:
-    return _service(slug, await _service_hash(redis, tenant, slug))
+async def get_service(
+    redis: Redis, tenant: str, slug: str, *, now_ms: int | None = None
+) -> Service:
+    """A service as of `now_ms` (None: this host's clock), which decides which keys have
+    expired."""
+    return _service(slug, await _service_hash(redis, tenant, slug), _now(now_ms))
 
 
-async def list_services(redis: Redis, tenant: str) -> list[Service]:
+async def list_services(redis: Redis, tenant: str, *, now_ms: int | None = None) -> list[Service]:
     """The tenant's services by slug (one pipelined HGETALL each: one slot, one round trip)."""
     slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
     if not slugs:
@@ -188,7 +252,8 @@ async def list_services(redis: Redis, tenant: str) -> list[Service]:
     for slug in slugs:
         pipe.hgetall(keys.service(tenant, slug))
     rows = await pipe.execute()
-    return [_service(s, h) for s, h in zip(slugs, rows, strict=True) if h]
+    now_ms = _now(now_ms)
+    return [_service(s, h, now_ms) for s, h in zip(slugs, rows, strict=True) if h]
 
 
 async def update_service(
@@ -199,10 +264,14 @@ async def update_service(
     *,
     policy: str | UnsetType = UNSET,
     max_daily_requests: int | UnsetType | None = UNSET,
+    limit_warning_percent: int | UnsetType | None = UNSET,
     key_ttl_minutes: int | UnsetType | None = UNSET,
+    now_ms: int | None = None,
 ) -> Service:
     """Change policy and limits (UNSET = unchanged). The slug is immutable: every key's
-    ciphertext is bound to it. Switching policy resets the rotation state (current key)."""
+    ciphertext is bound to it. Switching policy starts afresh (from the first key, every
+    time-policy lifetime unstarted), except that the manual primary is kept for when the
+    service returns to manual (scripts/lua/service_update.lua)."""
     for _ in range(_POLICY_RETRIES):
         h = await _service_hash(redis, tenant, slug)
         read_policy = text(h, "policy")
@@ -212,13 +281,15 @@ async def update_service(
             pairs += ["policy", new_policy]
         if max_daily_requests is not UNSET:
             pairs += ["max", limit_arg(check_limit("max_daily_requests", max_daily_requests))]
+        if limit_warning_percent is not UNSET:
+            pairs += ["warn", limit_arg(check_warning_percent(limit_warning_percent))]
         if key_ttl_minutes is not UNSET:
             pairs += ["ttl_ms", _ttl_ms(new_policy, key_ttl_minutes)]
         elif new_policy != read_policy:
             # leaving time drops the ttl; entering it needs one in this same request
             pairs += ["ttl_ms", _ttl_ms(new_policy, None)]
         if not pairs:
-            return _service(slug, h)
+            return _service(slug, h, _now(now_ms))
         pipe = redis.pipeline(transaction=False)
         queue_script(pipe, "service_update", [keys.service(tenant, slug)], [read_policy, *pairs])
         (status,) = await durability.execute(pipe)
@@ -229,7 +300,7 @@ async def update_service(
                 await _set_time_membership(
                     redis, durability, tenant, slug, is_time=new_policy == Policy.TIME.value
                 )
-            return await get_service(redis, tenant, slug)
+            return await get_service(redis, tenant, slug, now_ms=now_ms)
         # status -1: a concurrent PATCH changed the policy we validated against; re-read
     raise Conflict("service is being changed concurrently; retry")
 
@@ -247,6 +318,49 @@ async def delete_service(redis: Redis, durability: Durability, tenant: str, slug
 
 
 # --- provider keys --------------------------------------------------------------------------
+def _check_new_key(key: NewKey) -> NewKey:
+    """The checks of one key to add (a label of None is generated once its id is known)."""
+    return NewKey(
+        secret=check_secret(key.secret),
+        label=None if key.label is None else check_name("label", key.label),
+        max_daily_requests=check_limit("max_daily_requests", key.max_daily_requests),
+    )
+
+
+async def _add(
+    redis: Redis,
+    durability: Durability,
+    keyring: KeyRing,
+    tenant: str,
+    slug: str,
+    checked: Sequence[NewKey],
+    now_ms: int,
+) -> list[int]:
+    """Seal and append checked keys in one script call (all or none); their ids in order."""
+    if not await redis.exists(keys.service(tenant, slug)):
+        raise NotFound("service not found")
+    # The ids are drawn before sealing because each ciphertext is bound to its id; one INCRBY
+    # draws them all. It is not waited for separately: WAITAOF below covers every earlier
+    # write of the AOF too. A crash before the script leaves the ids unused, nothing else.
+    last = await redis.incrby(keys.seq(tenant), len(checked))
+    ids = list(range(last - len(checked) + 1, last + 1))
+    args: list[str | int | bytes] = [now_ms]
+    for key_id, key in zip(ids, checked, strict=True):
+        args += [
+            key_id,
+            key.label or f"Key {key_id}",
+            keyring.seal(key.secret.encode(), aad_for_key(tenant, slug, key_id)),
+            limit_arg(key.max_daily_requests),
+            mask(key.secret),
+        ]
+    pipe = redis.pipeline(transaction=False)
+    queue_script(pipe, "key_add", [keys.service(tenant, slug)], args)
+    (added,) = await durability.execute(pipe)
+    if not added:  # deleted since the check above; the drawn ids are simply never used
+        raise NotFound("service not found")
+    return ids
+
+
 async def add_key(
     redis: Redis,
     durability: Durability,
@@ -260,48 +374,55 @@ async def add_key(
     now_ms: int,
 ) -> Key:
     """Encrypt a provider key and append it to the service's rotation (creation order)."""
-    label = check_name("label", label)
-    secret = check_secret(secret)
-    max_daily_requests = check_limit("max_daily_requests", max_daily_requests)
-    if not await redis.exists(keys.service(tenant, slug)):
-        raise NotFound("service not found")
-    # The id is drawn before sealing because the ciphertext is bound to it. This INCR is not
-    # waited for separately: WAITAOF below covers every earlier write of the AOF too.
-    key_id = await redis.incr(keys.seq(tenant))
-    sealed = keyring.seal(secret.encode(), aad_for_key(tenant, slug, key_id))
-    masked = mask(secret)
-    pipe = redis.pipeline(transaction=False)
-    queue_script(
-        pipe,
-        "key_add",
-        [keys.service(tenant, slug)],
-        [key_id, label, sealed, limit_arg(max_daily_requests), now_ms, masked],
-    )
-    (added,) = await durability.execute(pipe)
-    if not added:  # deleted since the check above; the drawn id is simply never used
-        raise NotFound("service not found")
-    return Key(
-        id=key_id,
-        label=label,
-        active=True,
-        max_daily_requests=max_daily_requests,
-        key_masked=masked,
-        created_at=iso_ms(now_ms),
-        current=False,
-    )
+    checked = _check_new_key(
+        NewKey(secret=secret, label=check_name("label", label),
+               max_daily_requests=max_daily_requests)
+    )  # fmt: skip
+    (key_id,) = await _add(redis, durability, keyring, tenant, slug, [checked], now_ms)
+    return await get_key(redis, tenant, slug, key_id, now_ms=now_ms)
 
 
-async def list_keys(redis: Redis, tenant: str, slug: str) -> list[Key]:
-    """The service's keys in rotation order (masked forms only: nothing is decrypted)."""
-    h = await _service_hash(redis, tenant, slug)
-    return [_key(i, h) for i in _ids(h)]
+async def add_keys(
+    redis: Redis,
+    durability: Durability,
+    keyring: KeyRing,
+    tenant: str,
+    slug: str,
+    new_keys: Sequence[NewKey],
+    *,
+    now_ms: int,
+) -> KeysAdded:
+    """Encrypt and append many keys, in order, all or none: every entry is checked before
+    anything is written (InvalidEntry names the first bad one), and one script adds them
+    all. A key without a label is named `Key <id>`."""
+    if not 1 <= len(new_keys) <= MAX_BULK_KEYS:
+        raise InvalidField("keys", f"must hold 1 to {MAX_BULK_KEYS} keys, not {len(new_keys)}")
+    checked = []
+    for index, key in enumerate(new_keys):
+        try:
+            checked.append(_check_new_key(key))
+        except InvalidField as exc:
+            raise InvalidEntry("keys", index, exc.field, exc.problem) from None
+    ids = set(await _add(redis, durability, keyring, tenant, slug, checked, now_ms))
+    listed = await list_keys(redis, tenant, slug, now_ms=now_ms)
+    return KeysAdded(keys=[k for k in listed if k.id in ids])
 
 
-async def get_key(redis: Redis, tenant: str, slug: str, key_id: int) -> Key:
+async def list_keys(
+    redis: Redis, tenant: str, slug: str, *, now_ms: int | None = None
+) -> list[Key]:
+    """The service's keys in rotation order (masked forms only: nothing is decrypted), as of
+    `now_ms` (None: this host's clock)."""
+    return _keys(await _service_hash(redis, tenant, slug), _now(now_ms))
+
+
+async def get_key(
+    redis: Redis, tenant: str, slug: str, key_id: int, *, now_ms: int | None = None
+) -> Key:
     h = await _service_hash(redis, tenant, slug)
     if f"l:{key_id}".encode() not in h:
         raise NotFound("key not found")
-    return _key(str(key_id), h)
+    return next(k for k in _keys(h, _now(now_ms)) if k.id == key_id)
 
 
 async def update_key(
@@ -314,8 +435,12 @@ async def update_key(
     label: str | UnsetType = UNSET,
     active: bool | UnsetType = UNSET,
     max_daily_requests: int | UnsetType | None = UNSET,
+    now_ms: int,
+    events_maxlen: int,
 ) -> Key:
-    """Relabel, enable/disable or re-limit a key (UNSET = unchanged)."""
+    """Relabel, enable/disable or re-limit a key (UNSET = unchanged). Disabling the current
+    key of a manual or time service moves `current` on (key.rotated, reason `disabled`);
+    enabling a disabled or expired key restarts its lifetime (scripts/lua/key_update.lua)."""
     pairs: list[str] = []
     if label is not UNSET:
         pairs += [f"l:{key_id}", check_name("label", label)]
@@ -327,22 +452,71 @@ async def update_key(
         pairs += [f"m:{key_id}", limit_arg(check_limit("max_daily_requests", max_daily_requests))]
     if pairs:
         pipe = redis.pipeline(transaction=False)
-        queue_script(pipe, "key_update", [keys.service(tenant, slug)], [key_id, *pairs])
+        queue_script(
+            pipe,
+            "key_update",
+            [keys.service(tenant, slug), keys.events(tenant)],
+            [key_id, now_ms, slug, events_maxlen, *pairs],
+        )
         (updated,) = await durability.execute(pipe)
         if not updated:
             raise NotFound("key not found")
-    return await get_key(redis, tenant, slug, key_id)
+    return await get_key(redis, tenant, slug, key_id, now_ms=now_ms)
 
 
 async def remove_key(
-    redis: Redis, durability: Durability, tenant: str, slug: str, key_id: int
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    slug: str,
+    key_id: int,
+    *,
+    now_ms: int,
+    events_maxlen: int,
 ) -> None:
-    """Delete a key (its ciphertext too) and take it out of rotation."""
+    """Delete a key (its ciphertext too) and take it out of rotation; deleting the current
+    key of a manual or time service moves `current` on (key.rotated, reason `deleted`)."""
     pipe = redis.pipeline(transaction=False)
-    queue_script(pipe, "key_remove", [keys.service(tenant, slug)], [key_id])
+    queue_script(
+        pipe,
+        "key_remove",
+        [keys.service(tenant, slug), keys.events(tenant)],
+        [key_id, now_ms, slug, events_maxlen],
+    )
     (removed,) = await durability.execute(pipe)
     if not removed:
         raise NotFound("key not found")
+
+
+async def move_key(
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    slug: str,
+    key_id: int,
+    *,
+    to: str,
+    now_ms: int,
+    events_maxlen: int,
+) -> list[Key]:
+    """Move a key to the `front` or the `end` of the rotation order; the keys in their new
+    order. Which key is current does not change, only what comes after it
+    (scripts/lua/key_move.lua)."""
+    if to not in MOVE_TO:
+        raise InvalidField("to", "must be front or end")
+    pipe = redis.pipeline(transaction=False)
+    queue_script(
+        pipe,
+        "key_move",
+        [keys.service(tenant, slug), keys.events(tenant)],
+        [key_id, to, now_ms, slug, events_maxlen],
+    )
+    (moved,) = await durability.execute(pipe)
+    if moved == -1:
+        raise NotFound("service not found")
+    if moved == 0:
+        raise NotFound("key not found")
+    return await list_keys(redis, tenant, slug, now_ms=now_ms)
 
 
 # --- rotation -------------------------------------------------------------------------------
@@ -354,10 +528,7 @@ async def rotate(
     on disk, with the key.rotated it records."""
     pipe = redis.pipeline(transaction=False)
     queue_script(
-        pipe,
-        "rotate",
-        [keys.tenant(tenant), keys.service(tenant, slug), keys.events(tenant)],
-        [slug, events_maxlen],
+        pipe, "rotate", [keys.service(tenant, slug), keys.events(tenant)], [slug, events_maxlen]
     )
     (reply,) = await durability.execute(pipe)
     status = reply[0]

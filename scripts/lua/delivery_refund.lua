@@ -10,8 +10,8 @@
 -- ARGV[1] service slug   ARGV[2] key id   ARGV[3] app id ('' = tenant client token)
 -- ARGV[4] next_key's receipt: '-' when it answered a retry and counted nothing; else the
 --         key.delivered entry id it recorded ('' = none)
--- ARGV[5] next_key's undo ('' usually; items 'lr=<entry id>', 'lra=<entry id>', 't', see its
---         header)
+-- ARGV[5] next_key's undo ('' usually; items '<flag>=<entry id>' and 't', joined by ',', see
+--         its header)
 -- ARGV[6] request id ('' = none)
 -- ARGV[7] now_ms ('' = Redis TIME)
 -- ARGV[8] how long a withdrawn entry id is kept in KEYS[5] (ms): longer than a delivery job
@@ -91,23 +91,22 @@ if ARGV[4] ~= '-' then
     redis.call('DEL', KEYS[4])  -- a proxy's retry of this request is a new delivery
   end
   withdraw(ARGV[4])
-  -- a failed delivery that reached a limit set its once-a-day flag and recorded
-  -- service.limit_reached: the count is below the limit again, so the flag is cleared and the
-  -- event taken back; the request that really reaches the limit records it. Requests answered
-  -- 429 between the two scripts saw the limit reached (the quota was held while decrypting).
+  -- a failed delivery that set a once-a-day flag (a limit or the limit warning reached, the
+  -- current key's own limit making deliveries move on) recorded its event: the count is below
+  -- again, so the flag is cleared and the event taken back; the request that really gets there
+  -- records it. Requests answered 429 between the two scripts saw the limit reached (the quota
+  -- was held while decrypting).
   for item in string.gmatch(ARGV[5], '[^,]+') do
-    local what, entry = string.match(item, '^(%a+)=?(.*)$')
-    if what == 't' then
+    if item == 't' then
       -- a time-policy key's validity starts at its first delivery, and this was none
       redis.call('HDEL', KEYS[1], 't:' .. key_id)
-    elseif what == 'lr' then
-      redis.call('HDEL', KEYS[2], 'lr:' .. slug)
-      withdraw(entry)
-    elseif what == 'lra' then
-      redis.call('HDEL', KEYS[2], 'lra:' .. app_id)
-      withdraw(entry)
     else
-      return redis.error_reply('delivery_refund: unknown undo item ' .. item)
+      local flag, entry = string.match(item, '^(.+)=(%d+%-%d+)$')
+      if not flag then
+        return redis.error_reply('delivery_refund: unknown undo item ' .. item)
+      end
+      redis.call('HDEL', KEYS[2], flag)
+      withdraw(entry)
     end
   end
 end

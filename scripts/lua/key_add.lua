@@ -1,21 +1,29 @@
--- key_add: append a provider key to a service's rotation, atomically with respect to delivery.
+-- key_add: append provider keys to a service's rotation, all or none, atomically with respect
+-- to delivery (a bulk add is one call: a crash never leaves half of it).
 -- KEYS[1] {t:T}:svc:<slug>
--- ARGV[1] key id N (from INCR {t:T}:seq)   ARGV[2] label   ARGV[3] sealed secret (AES-GCM blob)
--- ARGV[4] max daily requests ('' = none)   ARGV[5] created_ms   ARGV[6] masked form of the secret
--- returns 1 added, 0 no such service (deleted since the caller looked: nothing written)
+-- ARGV[1] created_ms
+-- ARGV[2 ..] five per key, in the order they join the rotation: key id N (drawn from
+--            {t:T}:seq by the caller: the sealed secret is bound to it), label, sealed secret
+--            (AES-GCM blob), max daily requests ('' = none), masked form of the secret
+-- returns the number of keys added, 0 when there is no such service (deleted since the caller
+-- looked: nothing written)
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-local n = ARGV[1]
-local ids = redis.call('HGET', KEYS[1], 'ids') or ''
-if ids == '' then
-  ids = n
-else
-  ids = ids .. ',' .. n
+if (#ARGV - 1) % 5 ~= 0 then
+  return redis.error_reply('key_add: ARGV[2 ..] must hold five values per key')
 end
-redis.call('HSET', KEYS[1], 'ids', ids,
-  'l:' .. n, ARGV[2], 'c:' .. n, ARGV[3], 'a:' .. n, '1', 'm:' .. n, ARGV[4],
-  'n:' .. n, ARGV[5], 'k:' .. n, ARGV[6])
+local created = ARGV[1]
+local ids = redis.call('HGET', KEYS[1], 'ids') or ''
+local added = 0
+for i = 2, #ARGV, 5 do
+  local n = ARGV[i]
+  ids = (ids == '') and n or (ids .. ',' .. n)
+  redis.call('HSET', KEYS[1], 'l:' .. n, ARGV[i + 1], 'c:' .. n, ARGV[i + 2], 'a:' .. n, '1',
+    'm:' .. n, ARGV[i + 3], 'n:' .. n, created, 'k:' .. n, ARGV[i + 4])
+  added = added + 1
+end
+redis.call('HSET', KEYS[1], 'ids', ids)
 -- a new active key ends a no-active-keys episode: the next one is recorded again
 redis.call('HDEL', KEYS[1], 'noact')
-return 1
+return added

@@ -1,37 +1,58 @@
 -- key_remove: delete a provider key (its ciphertext included) and take it out of rotation.
--- KEYS[1] {t:T}:svc:<slug>
--- ARGV[1] key id N
+-- Deleting the current key of a manual or time service moves `current` to the next usable key
+-- at once (key.rotated, reason 'deleted').
+-- include: rotation
+-- Units: times in ms since the epoch.
+-- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:events
+-- ARGV[1] key id N   ARGV[2] now_ms ('' = Redis TIME)   ARGV[3] service slug (event data)
+-- ARGV[4] event stream cap (approximate)
 -- returns 1 removed, 0 no such key
--- When N is the current key ('cur'), 'cur' moves to the key after it in rotation order, as a
--- rotation would (next_key then walks on from there past inactive or expired keys); with no
--- key left, 'cur' is cleared.
+-- Every pointer that named N is moved, since N never comes back: 'cur' (manual, time) to the key
+-- that is current now; 'mcur' (the manual primary put aside while the service uses another
+-- policy, service_update.lua) to the key after N in rotation order; with no key left, cleared.
 local n = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], 'l:' .. n) == 0 then
   return 0
 end
+local r = read_rotation(KEYS[1], clock(ARGV[2]))
+local was_current = current_key(r)
+local to = nil
+if was_current == n then
+  r.active[n] = false
+  to = next_after(r, n)
+end
+
 local kept = {}
 local successor = nil
 local seen = false
-local ids = redis.call('HGET', KEYS[1], 'ids') or ''
-for id in string.gmatch(ids, '[^,]+') do
+for _, id in ipairs(r.ids) do
   if id == n then
     seen = true
   else
     kept[#kept + 1] = id
-    if seen and not successor then
-      successor = id
-    end
+    if seen and not successor then successor = id end
   end
 end
 successor = successor or kept[1]
 redis.call('HSET', KEYS[1], 'ids', table.concat(kept, ','))
 redis.call('HDEL', KEYS[1],
   'l:' .. n, 'c:' .. n, 'a:' .. n, 'm:' .. n, 't:' .. n, 'x:' .. n, 'n:' .. n, 'k:' .. n)
-if redis.call('HGET', KEYS[1], 'cur') == n then
-  if successor then
-    redis.call('HSET', KEYS[1], 'cur', successor)
-  else
-    redis.call('HDEL', KEYS[1], 'cur')
+
+local pointers = redis.call('HMGET', KEYS[1], 'cur', 'mcur')
+for i, field in ipairs({'cur', 'mcur'}) do
+  local target = nil
+  if field == r.pointer_field and was_current == n then
+    target = to or successor
+  elseif pointers[i] == n then
+    target = (field == r.pointer_field and was_current) or successor
   end
+  if target then
+    redis.call('HSET', KEYS[1], field, target)
+  elseif pointers[i] == n then
+    redis.call('HDEL', KEYS[1], field)
+  end
+end
+if to then
+  emit_rotated(r, KEYS[2], ARGV[4], ARGV[3], n, to, 'deleted')
 end
 return 1

@@ -36,18 +36,26 @@
 --   {'ip'}                  client outside the tenant's or the app's allowlist
 --   {'throttle', wait_ms}   demo tenant over its per-IP rate
 --   {'service'}             no such service
---   {'limit'}               service or app daily limit reached, or every key at its own limit
+--   {'limit', which}        a daily limit: 'service' or 'app' reached, or 'key': every key the
+--                           policy could pick is at its own limit
 --   {'nokeys'}              no active (and, for time policy, unexpired) key
 --   {'ok', key_id, label, ciphertext, usage_today, policy, service max ('' = none), demo 0|1,
 --    the service's key ids when the hint was stale, else '',
 --    receipt: the key.delivered stream entry id ('' = none recorded); false when a retry
 --             (ARGV[12]) was answered, so this call counted nothing,
 --    undo: '' usually; else what else this call changed that delivery_refund.lua undoes, items
---          joined by ',': 'lr=<entry id>' (it set the service's limit-reached flag, and
---          recorded service.limit_reached as that entry, '' when not subscribed),
---          'lra=<entry id>' (the same for the app), 't' (it set the key's t:N)}
+--          joined by ',': '<flag>=<entry id>' (it set that once-a-day flag of KEYS[4] and
+--          recorded the event as that entry), 't' (it set the key's t:N),
+--    the app's max ('' = none, or a tenant client token),
+--    quota, remaining: the tightest daily limit that applies (service or app, the one with
+--          fewer requests left; 0, 0 when none) and what is left of it after this delivery}
 --   The caller decrypts after this script; when that fails it passes receipt and undo to
 --   delivery_refund.lua, so a delivery that ends in a 500 uses up nothing.
+-- Events once per UTC day: a flag field in KEYS[4] (which expires with the day) is set only
+-- when its event is recorded, so a tenant that subscribes later in the day still hears of it.
+-- The limit flags name the limit ('lr:<slug>:<max>' service.limit_reached, 'lra:<app>:<max>'
+-- app.limit_reached, 'lw:<slug>:<max>' service.limit_warning), so a changed limit is
+-- reported again when reached; 'ku:<id>' (key.rotated, reason 'usage') is once per key.
 
 local now
 if ARGV[5] == '' then
@@ -70,10 +78,10 @@ local n = (#ARGV - 15) / 3
 if n % 1 ~= 0 then
   return redis.error_reply('next_key: ARGV[16 ..] must hold three field names per hinted id')
 end
-local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur',
+local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur', 'warn',
   '@client', '@demo', '@allow', '@events', unpack(ARGV, 16 + n, 15 + 3 * n))
 local policy = svc[1]
-local tenant_token_hash, demo_flag, tenant_allow, subscribed = svc[6], svc[7], svc[8], svc[9]
+local tenant_token_hash, demo_flag, tenant_allow, subscribed = svc[7], svc[8], svc[9], svc[10]
 if not (tenant_token_hash and demo_flag and tenant_allow and subscribed) then
   -- no such service (the token is still checked first), or one stored before services held
   -- copies: the tenant hash is the source, and such a service gets its copies now (derived
@@ -139,7 +147,7 @@ if not policy then
   return {'service'}
 end
 -- key i: counter field kf[kb + i] ('k:<id>'), active state[sb + 2i - 1], own limit state[sb + 2i]
-local kf, kb, state, sb = ARGV, 15, svc, 9
+local kf, kb, state, sb = ARGV, 15, svc, 10
 local fresh_ids = ''
 if (svc[4] or '') ~= ARGV[11] then
   fresh_ids = svc[4] or ''
@@ -155,10 +163,14 @@ if (svc[4] or '') ~= ARGV[11] then
 end
 local slug = ARGV[3]
 
--- data: a table, or JSON already encoded (the per-delivery event skips the table); returns the
--- stream entry id, nil when the tenant does not subscribe to the type
-local function emit(event_type, data)
-  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true) then
+-- data: a table, or JSON already encoded (the per-delivery event skips the table); flag: for a
+-- once-a-day event (see the header), its flag field in KEYS[4], set here with the event, which
+-- is not recorded when the flag is already set. Returns the stream entry id, nil when nothing
+-- was recorded. (One closure for both kinds: each costs about as much as a field read.)
+local function emit(event_type, data, flag)
+  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true)
+      and not (flag and redis.call('HSETNX', KEYS[4], flag, 1) == 0) then
+    if flag then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
     if type(data) == 'table' then data = cjson.encode(data) end
     return redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'type', event_type,
       'data', data)
@@ -167,6 +179,8 @@ end
 
 -- today's counters in one HMGET: service, app, then key i at counts[2 + i]
 local counts = redis.call('HMGET', KEYS[4], ARGV[14], ARGV[15], unpack(kf, kb + 1, kb + n))
+local svc_max = tonumber(svc[2])
+local app_max = app and tonumber(app[3])
 
 local request_id = ARGV[12]
 if request_id ~= '' then
@@ -177,32 +191,30 @@ if request_id ~= '' then
     for i = 1, n do
       if kf[kb + i] == done_field then
         local key = redis.call('HMGET', KEYS[3], 'l:' .. done, 'c:' .. done)
+        local quota, left = 0, 0
+        if svc_max then quota, left = svc_max, svc_max - tonumber(counts[1] or 0) end
+        if app_max and (quota == 0 or app_max - tonumber(counts[2] or 0) < left) then
+          quota, left = app_max, app_max - tonumber(counts[2] or 0)
+        end
         return {'ok', tonumber(done), key[1], key[2], tonumber(counts[2 + i] or 0), policy,
-          svc[2] or '', demo and 1 or 0, fresh_ids, false, ''}
+          svc[2] or '', demo and 1 or 0, fresh_ids, false, '', app and app[3] or '', quota,
+          math.max(left, 0)}
       end
     end
   end
 end
 
--- limits; the flag fields make the event once per day
-local svc_max = tonumber(svc[2])
-local app_max = app and tonumber(app[3])
--- returns whether this call set the flag, and the event's entry id ('' when not subscribed)
-local function limit_reached(flag, data)
-  if redis.call('HSETNX', KEYS[4], flag, 1) == 1 then
-    redis.call('EXPIRE', KEYS[4], ARGV[9])
-    return true, emit('service.limit_reached', data) or ''
-  end
-  return false
-end
+-- limits (a request refused here records the event if the one that reached the limit could
+-- not: it was not subscribed then, or the limit has changed since)
 if svc_max and tonumber(counts[1] or 0) >= svc_max then
-  limit_reached('lr:' .. slug, {service = slug, scope = 'service', limit = svc_max})
-  return {'limit'}
+  emit('service.limit_reached', {service = slug, scope = 'service', limit = svc_max},
+    'lr:' .. slug .. ':' .. svc[2])
+  return {'limit', 'service'}
 end
 if app_max and tonumber(counts[2] or 0) >= app_max then
-  limit_reached('lra:' .. app_id, {service = slug, scope = 'app', app_id = tonumber(app_id),
-    limit = app_max})
-  return {'limit'}
+  emit('app.limit_reached', {service = slug, app_id = tonumber(app_id), limit = app_max},
+    'lra:' .. app_id .. ':' .. app[3])
+  return {'limit', 'app'}
 end
 
 -- selection (loops index the tables directly: closures cost as much as field reads here)
@@ -224,16 +236,17 @@ if policy == 'usage' then
     end
   end
 else
-  -- manual and time: walk the rotation order from the current key; the first usable key is
-  -- the current one (moved on when the old one was disabled, removed or expired); a current
-  -- key at its own daily limit overflows to the next usable key without becoming current
+  -- manual and time: walk the rotation order from 'cur' (the manual primary, the time
+  -- policy's key in use); the first usable key is the current one (moved on here when the old
+  -- one expired; the management scripts move it when it is disabled or deleted); a current key
+  -- at its own daily limit overflows to the next usable key without becoming current
+  local is_time = policy == 'time'
   local cur = svc[5]
   local cur_field = cur and ('k:' .. cur)
   local start = 1
   for i = 1, n do
     if kf[kb + i] == cur_field then start = i break end
   end
-  local is_time = policy == 'time'
   local ttl_ms = tonumber(svc[3]) or math.huge
   local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
   if is_time and n > 0 then
@@ -270,11 +283,19 @@ else
       end
     end
   end
+  if pick and pick ~= current then
+    -- the current key is at its own daily limit: deliveries move on to the next usable key
+    -- until the day ends (or its limit changes), which is reported once per key and day
+    local from, to = string.sub(kf[kb + current], 3), string.sub(kf[kb + pick], 3)
+    local entry = emit('key.rotated', {service = slug, from_key_id = tonumber(from),
+      to_key_id = tonumber(to), reason = 'usage'}, 'ku:' .. from)
+    if entry then undo = undo .. ',ku:' .. from .. '=' .. entry end
+  end
 end
 
 if not pick then
   if candidates > 0 then
-    return {'limit'}
+    return {'limit', 'key'}
   end
   if redis.call('HSETNX', KEYS[3], 'noact', 1) == 1 then
     emit('service.no_active_keys', {service = slug})
@@ -287,14 +308,20 @@ local count_field = kf[kb + pick]
 local key_id = string.sub(count_field, 3)
 local usage_today = tonumber(counts[2 + pick] or 0) + 1
 local svc_count = tonumber(counts[1] or 0) + 1
+local quota, left = 0, 0
+if svc_max then quota, left = svc_max, svc_max - svc_count end
 if app then
   local app_count = tonumber(counts[2] or 0) + 1
   redis.call('HSET', KEYS[4], count_field, usage_today, ARGV[14], svc_count,
     ARGV[15], app_count)
-  if app_max and app_count >= app_max then
-    local set, entry = limit_reached('lra:' .. app_id, {service = slug, scope = 'app',
-      app_id = tonumber(app_id), limit = app_max})
-    if set then undo = undo .. ',lra=' .. entry end
+  if app_max then
+    if quota == 0 or app_max - app_count < left then quota, left = app_max, app_max - app_count end
+    if app_count >= app_max then
+      local flag = 'lra:' .. app_id .. ':' .. app[3]
+      local entry = emit('app.limit_reached',
+        {service = slug, app_id = tonumber(app_id), limit = app_max}, flag)
+      if entry then undo = undo .. ',' .. flag .. '=' .. entry end
+    end
   end
 else
   redis.call('HSET', KEYS[4], count_field, usage_today, ARGV[14], svc_count)
@@ -306,10 +333,22 @@ if usage_today == 1 then
   -- first count of this key today: (re)arm the hash's expiry, so counters need no cron
   redis.call('EXPIRE', KEYS[4], ARGV[9])
 end
-if svc_max and svc_count >= svc_max then
-  local set, entry = limit_reached('lr:' .. slug, {service = slug, scope = 'service',
-    limit = svc_max})
-  if set then undo = undo .. ',lr=' .. entry end
+if svc_max then
+  local warn_percent = tonumber(svc[6])
+  local kind, flag, data = nil, nil, nil
+  if svc_count >= svc_max then
+    kind, flag = 'service.limit_reached', 'lr:' .. slug .. ':' .. svc[2]
+    data = {service = slug, scope = 'service', limit = svc_max}
+  elseif warn_percent and svc_count * 100 >= svc_max * warn_percent then
+    -- the early warning: integers compared, so 80% of 10 is reached at 8, not 7.99
+    kind, flag = 'service.limit_warning', 'lw:' .. slug .. ':' .. svc[2]
+    data = {service = slug, limit = svc_max, limit_warning_percent = warn_percent,
+      usage_today = svc_count}
+  end
+  if kind then
+    local entry = emit(kind, data, flag)
+    if entry then undo = undo .. ',' .. flag .. '=' .. entry end
+  end
 end
 local receipt = ''
 if subscribed and string.find(subscribed, ',key.delivered,', 1, true) then
@@ -325,4 +364,4 @@ end
 
 local key = redis.call('HMGET', KEYS[3], 'l:' .. key_id, 'c:' .. key_id)
 return {'ok', tonumber(key_id), key[1], key[2], usage_today, policy, svc[2] or '',
-  demo and 1 or 0, fresh_ids, receipt, undo}
+  demo and 1 or 0, fresh_ids, receipt, undo, app and app[3] or '', quota, left}

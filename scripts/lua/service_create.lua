@@ -2,6 +2,7 @@
 -- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:services (set of slugs)   KEYS[3] {t:T}:tenant
 -- ARGV[1] slug   ARGV[2] policy   ARGV[3] max daily requests ('' = none)
 -- ARGV[4] ttl_ms ('' unless policy time)   ARGV[5] created_ms
+-- ARGV[6] limit warning percent ('' = none)
 -- returns 1 created, 0 the slug exists (nothing written)
 -- The tenant's fields a delivery reads are copied in as '@<field>' (see tenant_update.lua).
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -9,7 +10,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local t = redis.call('HMGET', KEYS[3], 'client', 'demo', 'allow', 'events')
 redis.call('HSET', KEYS[1],
-  'policy', ARGV[2], 'max', ARGV[3], 'ttl_ms', ARGV[4], 'created_ms', ARGV[5], 'ids', '',
+  'policy', ARGV[2], 'max', ARGV[3], 'ttl_ms', ARGV[4], 'created_ms', ARGV[5], 'warn', ARGV[6],
+  'ids', '',
   '@client', t[1] or '', '@demo', t[2] or '', '@allow', t[3] or '', '@events', t[4] or '')
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1

@@ -1,7 +1,8 @@
--- service_update: change a service's policy and limits, compare-and-set on the policy the caller
--- validated against (key_ttl_minutes is required or refused depending on the policy).
+-- service_update: change a service's policy, limits and limit warning, compare-and-set on the
+-- policy the caller validated against (key_ttl_minutes is required or refused depending on the
+-- policy).
 -- KEYS[1] {t:T}:svc:<slug>
--- ARGV[1] policy the caller read   ARGV[2..] field/value pairs among policy, max, ttl_ms
+-- ARGV[1] policy the caller read   ARGV[2..] field/value pairs among policy, max, ttl_ms, warn
 -- returns 1 updated, 0 no such service, -1 the policy changed since the caller read it (re-read, retry)
 local current = redis.call('HGET', KEYS[1], 'policy')
 if not current then
@@ -18,14 +19,32 @@ for i = 2, #ARGV, 2 do
   end
 end
 if new_policy ~= current then
-  -- the old policy's rotation state (current key, entry and expiry times) means nothing to the
-  -- new one: start the new policy from a clean slate
-  local stale = {'cur'}
+  -- a policy change starts afresh (no current key, every time-policy lifetime unstarted: t:N,
+  -- the sweep's marks x:N; a no-active-keys episode ends too), except for the manual primary:
+  -- it is put aside as 'mcur' when the service leaves manual and put back when it returns, so
+  -- switching away and back keeps the admin's choice ('cur' itself is the time policy's key in
+  -- use meanwhile)
+  if current == 'manual' then
+    local primary = redis.call('HGET', KEYS[1], 'cur')
+    if primary then
+      redis.call('HSET', KEYS[1], 'mcur', primary)
+    else
+      redis.call('HDEL', KEYS[1], 'mcur')
+    end
+  end
+  local stale = {'cur', 'noact'}
   local ids = redis.call('HGET', KEYS[1], 'ids') or ''
   for id in string.gmatch(ids, '[^,]+') do
     stale[#stale + 1] = 't:' .. id
     stale[#stale + 1] = 'x:' .. id
   end
   redis.call('HDEL', KEYS[1], unpack(stale))
+  if new_policy == 'manual' then
+    local primary = redis.call('HGET', KEYS[1], 'mcur')
+    if primary then
+      redis.call('HSET', KEYS[1], 'cur', primary)
+      redis.call('HDEL', KEYS[1], 'mcur')
+    end
+  end
 end
 return 1

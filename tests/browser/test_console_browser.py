@@ -2,7 +2,8 @@
 
 The main scenario is issue #11's: sign in → create a service → add two keys → the masked
 key shown and the secret nowhere in the page → a key fetched through /v1/next → the usage
-shown goes up → disable a key → reissue the client token and see the old one refused →
+shown goes up → disable a key → add many keys at once and move one to the front (#12) →
+reissue the client token and see the old one refused →
 create an app and copy its token → a webhook to a local receiver and its test event
 arriving signed → sign out, and the old cookie no longer works. Every request the browser
 makes is recorded: none may go to another host.
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.timeout(120)
 
 SECRET_1 = "sk-proj-browser0123456789abcdefghijklmnWXYZ"
 SECRET_2 = "sk-proj-browser9876543210zyxwvutsrqponmABCD"
+SECRET_3 = "sk-proj-browserbulk000aaaaaaaaaaaaaaaaaaaEFGH"
+SECRET_4 = "sk-proj-browserbulk111bbbbbbbbbbbbbbbbbbbIJKL"
 
 
 class Recorded:
@@ -118,6 +121,31 @@ async def test_main_scenario(browser: Browser, live_server: LiveServer, store, r
         for _ in range(3):
             r = await next_key(live_server, tenant["client_token"])
             assert r.json()["key_label"] == "Backup"
+
+        # add many keys at once (one a line; no label: "Key <id>"), then move the last one to
+        # the front of the rotation (htmx swaps the list in place)
+        await page.get_by_label("Keys, one a line").fill(
+            f"# two spare keys\n{SECRET_3}\tSpare\n\n{SECRET_4}\n"
+        )
+        await page.get_by_role("button", name="Add the keys").click()
+        await expect(page.get_by_role("status").first).to_contain_text("Keys added")
+        await expect(masked).to_have_count(4)
+        content = await page.content()
+        for secret in (SECRET_3, SECRET_4):
+            assert secret not in content and secret[8:-4] not in content
+        key_titles = page.locator("#keys .key-title strong")
+        await expect(key_titles).to_have_text(
+            ["Primary", "Backup", "Spare", re.compile(r"Key \d+")]
+        )
+        await page.get_by_role("button", name=re.compile(r"^Move to front \(Key \d+\)$")).click()
+        await expect(page.get_by_role("region", name="Keys").get_by_role("status")).to_contain_text(
+            "Key moved"
+        )
+        await expect(key_titles).to_have_text(
+            [re.compile(r"Key \d+"), "Primary", "Backup", "Spare"]
+        )
+        await page.reload()  # the order is stored, not just shown
+        await expect(key_titles.first).to_have_text(re.compile(r"Key \d+"))
 
         # reissue the client token: the old one is refused at once
         await menu(page, "Settings")
@@ -299,6 +327,11 @@ async def tenant_pages(page: Page, tenant: dict):
         await page.get_by_label("Label", exact=True).fill("")
         await submit(page, "Add key")
 
+    async def bad_bulk():
+        await page.goto("/app/services/openai")
+        await page.get_by_label("Keys, one a line").fill("sk-one\nsk-two\tLabel\tmany\n")
+        await submit(page, "Add the keys")
+
     async def bad_app():
         await page.goto("/app/apps")
         await page.get_by_label("Name").fill("web")
@@ -338,6 +371,8 @@ async def tenant_pages(page: Page, tenant: dict):
         ("delete service", lambda: go("/app/services/openai/delete")),
         ("create service with errors", bad_service),
         ("add key with errors", bad_key),
+        ("bulk add with errors", bad_bulk),
+        ("time service", lambda: go("/app/services/timed")),
         ("apps", lambda: go("/app/apps")),
         ("app with errors", bad_app),
         ("app created", app_created),
@@ -424,6 +459,13 @@ async def prepared_tenant(server: LiveServer, name: str) -> dict:
             )
             assert r.status_code == 201
         await c.get("/v1/next", params={"service": "openai", "token": tenant["client_token"]})
+        # a time service: key states, expiry times and when its keys run out
+        time_service = {"slug": "timed", "policy": "time", "key_ttl_minutes": 30}
+        assert (await c.post("/v1/services", json=time_service, headers=auth)).status_code == 201
+        bulk = {"keys": [{"secret": SECRET_1}, {"secret": SECRET_2, "label": "Second"}]}
+        r = await c.post("/v1/services/timed/keys/bulk", json=bulk, headers=auth)
+        assert r.status_code == 201
+        await c.get("/v1/next", params={"service": "timed", "token": tenant["client_token"]})
     return tenant
 
 

@@ -159,9 +159,10 @@ def test_people_get_tables(cli_env):
     listed = rotator("key", "list", "acme", "openai", env=cli_env)
     header, row = listed.stdout.splitlines()
     assert header.split() == [
-        "id", "label", "active", "current", "max_daily_requests", "key_masked", "created_at"
-    ]
-    assert row.split()[1:4] == ["Primary", "yes", "yes"] or row.split()[1:3] == ["Primary", "yes"]
+        "id", "label", "state", "current", "max_daily_requests", "key_masked", "expires_at",
+        "created_at",
+    ]  # fmt: skip
+    assert row.split()[1:5] == ["Primary", "active", "no", "-"]  # usage: no current key
     assert SECRET not in listed.stdout
 
 

@@ -109,6 +109,6 @@ async def test_an_app_token_500_uses_up_none_of_the_apps_limit(client, redis, se
         f"k:{key['id']}": 3,
         "s:openai": 3,
         f"a:{app['id']}": 2,
-        f"lra:{app['id']}": 1,
-        "lr:openai": 1,
+        f"lra:{app['id']}:2": 1,
+        "lr:openai:3": 1,
     }

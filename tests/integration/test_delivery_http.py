@@ -85,7 +85,9 @@ async def test_bearer_header_and_app_token_precedence(client, redis, settings):
     params = {"service": "openai", "token": token, "app_token": minted.token}
     assert (await client.get("/v1/next", params=params)).status_code == 200
     r = await client.get("/v1/next", params=params)
-    assert (r.status_code, r.json()) == (429, {"error": "service daily limit reached"})
+    assert (r.status_code, r.json()) == (
+        429, {"error": "service daily limit reached", "limit": "app", "retry_after": 43_200}
+    )  # fmt: skip
     # a bad query token is not rescued by a good header: the query is what the caller meant
     r = await client.get(
         "/v1/next",
@@ -130,7 +132,10 @@ async def test_error_table(client, redis, settings):
     await seed.key(redis, settings.keyring, t, "capped", "sk-capped-0000000000")
     assert (await client.get("/v1/next", params={**q, "service": "capped"})).status_code == 200
     r = await client.get("/v1/next", params={**q, "service": "capped"})
-    assert (r.status_code, r.json()) == (429, {"error": "service daily limit reached"})
+    assert (r.status_code, r.json()) == (
+        429, {"error": "service daily limit reached", "limit": "service", "retry_after": 43_200}
+    )  # fmt: skip
+    assert r.headers["retry-after"] == "43200"  # 12:00 UTC: half a day to the next
 
     await seed.tenant_fields(redis, t.tenant, allow="f" * 64)
     r = await client.get("/v1/next", params={**q, "service": "openai"})

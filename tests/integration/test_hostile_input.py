@@ -143,7 +143,9 @@ def assert_client_error(r: httpx.Response, what: str) -> None:
     if r.status_code >= 400 and r.headers.get("content-type", "").startswith("application/json"):
         body = r.json()
         assert isinstance(body.get("error"), str), f"{what}: {body}"
-        assert set(body) <= {"error", "field"}, f"{what}: {body}"
+        assert set(body) <= {"error", "field", "index"}, f"{what}: {body}"
+        if "index" in body:  # an entry of a list: its index, and the field as the body names it
+            assert isinstance(body["index"], int) and "[" not in body["field"], f"{what}: {body}"
 
 
 async def test_hostile_input_never_5xx_nor_logged(settings, redis, clock, caplog):

@@ -31,7 +31,9 @@ async def test_full_management_cycle_on_a_cluster(valkey_cluster):
         )
         k1 = await services.add_key(r, d, ring, tid, "s", label="a", secret="sk-1", now_ms=T0_MS)
         k2 = await services.add_key(r, d, ring, tid, "s", label="b", secret="sk-2", now_ms=T0_MS)
-        await services.update_key(r, d, tid, "s", k1.id, active=False)
+        await services.update_key(
+            r, d, tid, "s", k1.id, active=False, now_ms=T0_MS, events_maxlen=1000
+        )
         svc = await services.update_service(r, d, tid, "s", policy="usage")
         assert (svc.policy, svc.keys, svc.active_keys) == ("usage", 2, 1)
         app = await apps.add_app(r, d, tid, name="web", now_ms=T0_MS)
@@ -52,7 +54,7 @@ async def test_full_management_cycle_on_a_cluster(valkey_cluster):
         assert both.key_id_of(blob) == "new"
         assert both.open(blob, aad_for_key(tid, "s", k2.id)) == b"sk-2"
 
-        await services.remove_key(r, d, tid, "s", k1.id)
+        await services.remove_key(r, d, tid, "s", k1.id, now_ms=T0_MS, events_maxlen=1000)
         assert [k.id for k in await services.list_keys(r, tid, "s")] == [k2.id]
         await services.delete_service(r, d, tid, "s")
         await apps.delete_app(r, d, tid, app.id)

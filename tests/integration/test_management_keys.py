@@ -26,10 +26,12 @@ async def test_add_and_list_keys(client, redis, settings):
         "id": added["id"],
         "label": "Primary",
         "active": True,
+        "state": "active",
         "max_daily_requests": 50,
         "key_masked": mask(SECRET),
         "created_at": "2026-03-01T12:00:00.000Z",
         "current": False,
+        "expires_at": None,
     }
     assert isinstance(added["id"], int)
     second = await new_key(client, t, secret="sk-another-secret-value-1234", label="Backup")

@@ -28,10 +28,12 @@ async def test_create_list_show(client, redis):
         "slug": "openai",
         "policy": "time",
         "max_daily_requests": 1000,
+        "limit_warning_percent": 80,
         "key_ttl_minutes": 30,
         "created_at": "2026-03-01T12:00:00.000Z",
         "keys": 0,
         "active_keys": 0,
+        "keys_run_out_at": None,
     }
     await new_service(client, t, slug="anthropic", policy="manual")
     listed = (await client.get("/v1/services", headers=t.auth)).json()

@@ -274,6 +274,7 @@ async def test_service_create_writes_the_schema(redis, durability):
         b"max": b"",
         b"ttl_ms": b"1800000",
         b"created_ms": str(T0_MS).encode(),
+        b"warn": b"80",
         b"ids": b"",
         # the tenant's fields a delivery reads, copied (tenant_update.lua keeps them so)
         b"@client": client_hash,
@@ -319,7 +320,10 @@ async def test_policy_switch_resets_rotation_state(redis, durability, settings):
     k = await services.add_key(
         redis, durability, settings.keyring, tid, "s", label="a", secret="sk-1", now_ms=T0_MS
     )
-    await redis.hset(keys.service(tid, "s"), mapping={"cur": k.id, f"t:{k.id}": T0_MS})
+    await redis.hset(
+        keys.service(tid, "s"),
+        mapping={"cur": k.id, f"t:{k.id}": T0_MS, f"x:{k.id}": T0_MS, "noact": 1},
+    )
 
     with pytest.raises(InvalidField) as err:  # ttl only means something for time
         await services.update_service(
@@ -330,7 +334,8 @@ async def test_policy_switch_resets_rotation_state(redis, durability, settings):
     svc = await services.update_service(redis, durability, tid, "s", policy="usage")
     assert svc.policy == "usage" and svc.key_ttl_minutes is None
     stored = await redis.hgetall(keys.service(tid, "s"))
-    assert b"cur" not in stored and f"t:{k.id}".encode() not in stored
+    # the time policy's state is gone (the manual primary is put aside only when leaving manual)
+    assert not {b"cur", b"mcur", f"t:{k.id}".encode(), f"x:{k.id}".encode(), b"noact"} & set(stored)
     assert stored[b"ttl_ms"] == b""
     assert not await redis.sismember(keys.TIME_SERVICES, f"{tid}:s")
 
@@ -389,15 +394,18 @@ async def test_keys_add_update_remove(redis, durability, settings):
 
     await redis.hset(svc_key, "noact", 1)
     off = await services.update_key(
-        redis, durability, tid, "s", first, active=False, label="renamed", max_daily_requests=5
-    )
+        redis, durability, tid, "s", first, active=False, label="renamed", max_daily_requests=5,
+        now_ms=T0_MS, events_maxlen=1000,
+    )  # fmt: skip
     assert (off.active, off.label, off.max_daily_requests) == (False, "renamed", 5)
     assert await redis.hget(svc_key, "noact") == b"1"  # disabling does not end the episode
-    await services.update_key(redis, durability, tid, "s", first, active=True)
+    await services.update_key(
+        redis, durability, tid, "s", first, active=True, now_ms=T0_MS, events_maxlen=1000
+    )
     assert await redis.hget(svc_key, "noact") is None
 
     await redis.hset(svc_key, "cur", ids[1])
-    await services.remove_key(redis, durability, tid, "s", ids[1])
+    await services.remove_key(redis, durability, tid, "s", ids[1], now_ms=T0_MS, events_maxlen=1000)
     stored = await redis.hgetall(svc_key)
     assert stored[b"ids"].decode() == f"{ids[0]},{ids[2]}"
     assert not [f for f in stored if f.endswith(f":{ids[1]}".encode())]
@@ -406,9 +414,13 @@ async def test_keys_add_update_remove(redis, durability, settings):
     assert [k.id for k in listed] == [ids[0], ids[2]] and listed[1].current
 
     with pytest.raises(NotFound):
-        await services.remove_key(redis, durability, tid, "s", ids[1])
+        await services.remove_key(
+            redis, durability, tid, "s", ids[1], now_ms=T0_MS, events_maxlen=1000
+        )
     with pytest.raises(NotFound):
-        await services.update_key(redis, durability, tid, "s", ids[1], label="x")
+        await services.update_key(
+            redis, durability, tid, "s", ids[1], label="x", now_ms=T0_MS, events_maxlen=1000
+        )
     with pytest.raises(NotFound):
         await services.add_key(
             redis, durability, ring, tid, "nope", label="x", secret="y", now_ms=T0_MS
@@ -422,7 +434,7 @@ async def test_removing_the_last_key_clears_cur(redis, durability, settings):
         redis, durability, settings.keyring, tid, "s", label="a", secret="sk-x", now_ms=T0_MS
     )
     await redis.hset(keys.service(tid, "s"), "cur", k.id)
-    await services.remove_key(redis, durability, tid, "s", k.id)
+    await services.remove_key(redis, durability, tid, "s", k.id, now_ms=T0_MS, events_maxlen=1000)
     stored = await redis.hgetall(keys.service(tid, "s"))
     assert stored[b"ids"] == b"" and b"cur" not in stored
 

@@ -67,7 +67,9 @@ def world(api) -> dict[str, Any]:
         )
         tenant = r.json()
         auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
-        http.post("/v1/services", json={"slug": SLUG, "policy": "manual"}, headers=auth)
+        # a daily limit, so /v1/next answers with RateLimit headers, then its 429
+        service = {"slug": SLUG, "policy": "manual", "max_daily_requests": 10}
+        http.post("/v1/services", json=service, headers=auth)
         key = http.post(
             f"/v1/services/{SLUG}/keys", json={"label": "k", "secret": "sk-conf-0123456789"},
             headers=auth,

@@ -54,6 +54,7 @@ async def service(
     policy: str,
     max_daily: int | None = None,
     ttl_minutes: int | None = None,
+    warn_percent: int | None = None,
 ) -> None:
     copied = await r.hmget(keys.tenant(t.tenant), list(COPIED))
     await r.hset(
@@ -61,6 +62,7 @@ async def service(
         mapping={
             "policy": policy,
             "max": "" if max_daily is None else str(max_daily),
+            "warn": "" if warn_percent is None else str(warn_percent),
             "ttl_ms": "" if ttl_minutes is None else str(ttl_minutes * 60_000),
             "ids": "",
             **{"@" + f: v or b"" for f, v in zip(COPIED, copied, strict=True)},

@@ -56,8 +56,9 @@ async def test_events_of_every_script_are_valid_json(store, redis, settings, clo
     t = await seed.tenant(redis, events=ALL_EVENTS)
     app = await seed.app(redis, t, max_daily=1)
 
-    # next_key.lua: key.delivered (client and app token), service.limit_reached (both scopes)
-    await seed.service(redis, t, slug, policy="usage", max_daily=2)
+    # next_key.lua: key.delivered (client and app token), app.limit_reached,
+    # service.limit_warning, service.limit_reached
+    await seed.service(redis, t, slug, policy="usage", max_daily=2, warn_percent=50)
     kid = await seed.key(redis, settings.keyring, t, slug, "sk-u", label=HOSTILE_LABEL)
     await store.next_key(app, slug, IP)
     await store.next_key(t.client, slug, IP)
@@ -80,8 +81,9 @@ async def test_events_of_every_script_are_valid_json(store, redis, settings, clo
     events = await recorded(redis, t.tenant)
     app_id = int(app.app)
     assert events == [
-        ("service.limit_reached",
-         {"service": slug, "scope": "app", "app_id": app_id, "limit": 1}),
+        ("app.limit_reached", {"service": slug, "app_id": app_id, "limit": 1}),
+        ("service.limit_warning",
+         {"service": slug, "limit": 2, "limit_warning_percent": 50, "usage_today": 1}),
         ("key.delivered", {"service": slug, "key_id": kid, "usage_today": 1, "app_id": app_id}),
         ("service.limit_reached", {"service": slug, "scope": "service", "limit": 2}),
         ("key.delivered", {"service": slug, "key_id": kid, "usage_today": 2}),
@@ -95,15 +97,24 @@ async def test_events_of_every_script_are_valid_json(store, redis, settings, clo
         ("service.no_active_keys", {"service": empty}),
     ]  # fmt: skip
 
-    # rotate.lua: key.rotated (manual)
+    # rotate.lua: key.rotated (manual); next_key.lua: (usage); key_update.lua (disabled);
+    # key_remove.lua (deleted)
     manual = slug + "m"
     await seed.service(redis, t, manual, policy="manual")
     m1 = await seed.key(redis, settings.keyring, t, manual, "sk-1")
-    m2 = await seed.key(redis, settings.keyring, t, manual, "sk-2")
+    m2 = await seed.key(redis, settings.keyring, t, manual, "sk-2", max_daily=1)
+    m3 = await seed.key(redis, settings.keyring, t, manual, "sk-3")
     await services.rotate(redis, Durability(), t.tenant, manual, events_maxlen=1000)
-    assert (await recorded(redis, t.tenant))[len(events) :] == [
-        ("key.rotated", {"service": manual, "from_key_id": m1, "to_key_id": m2, "reason": "manual"})
-    ]
+    await store.next_key(t.client, manual, IP)
+    await store.next_key(t.client, manual, IP)  # m2 is at its own limit: on to m3
+    changes = {"now_ms": clock(), "events_maxlen": 1000}
+    await services.update_key(redis, Durability(), t.tenant, manual, m2, active=False, **changes)
+    await services.remove_key(redis, Durability(), t.tenant, manual, m3, **changes)
+    rotated = [d for e, d in (await recorded(redis, t.tenant))[len(events) :] if e == "key.rotated"]
+    assert [(d["from_key_id"], d["to_key_id"], d["reason"]) for d in rotated] == [
+        (m1, m2, "manual"), (m2, m3, "usage"), (m2, m3, "disabled"), (m3, m1, "deleted"),
+    ]  # fmt: skip
+    assert {d["service"] for d in rotated} == {manual}
 
 
 @pytest.mark.parametrize("slug", HOSTILE_SLUGS)

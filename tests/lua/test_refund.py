@@ -87,31 +87,64 @@ async def test_counters_never_go_below_zero(store, redis, settings, clock):
     assert await redis.ttl(keys.usage(t.tenant, utc_day(clock()))) > 0  # still expires
 
 
-@pytest.mark.parametrize("scope", ["service", "app"])
-async def test_the_failed_delivery_that_reached_a_limit_leaves_no_limit_reached(
-    store, redis, settings, clock, scope
+@pytest.mark.parametrize(
+    ("scope", "event"),
+    [("service", "service.limit_reached"), ("app", "app.limit_reached"),
+     ("warning", "service.limit_warning")],
+)  # fmt: skip
+async def test_the_failed_delivery_that_reached_a_limit_leaves_no_limit_event(
+    store, redis, settings, clock, scope, event
 ):
-    """It set the once-a-day flag and recorded service.limit_reached: both are taken back, so
-    the delivery that really reaches the limit records it."""
-    t = await seed.tenant(redis, events=",service.limit_reached,")
-    await seed.service(redis, t, "s", policy="usage", max_daily=2 if scope == "service" else None)
+    """It set the once-a-day flag and recorded the event: both are taken back, so the delivery
+    that really reaches the limit (or the warning's share of it) records it."""
+    t = await seed.tenant(redis, events=f",{event},")
+    await seed.service(
+        redis, t, "s", policy="usage", max_daily={"service": 2, "warning": 4}.get(scope),
+        warn_percent=50 if scope == "warning" else None,
+    )  # fmt: skip
     await seed.key(redis, settings.keyring, t, "s", "sk-a")
     app = await seed.app(redis, t, max_daily=2 if scope == "app" else None)
-    flag = "lr:s" if scope == "service" else f"lra:{app.app}"
+    flag = {"service": "lr:s:2", "app": f"lra:{app.app}:2", "warning": "lw:s:4"}[scope]
 
     await store.next_key(app, "s", IP)
-    failed = await store.next_key(app, "s", IP)  # reaches the limit...
+    failed = await store.next_key(app, "s", IP)  # reaches the limit (or 50% of it)...
     assert flag in await usage(redis, t.tenant, clock)
-    assert await types(redis, t.tenant) == ["service.limit_reached"]
+    assert await types(redis, t.tenant) == [event]
     await store.refund(failed)  # ...and fails to decrypt
     assert flag not in await usage(redis, t.tenant, clock)
     assert await types(redis, t.tenant) == []
 
     assert (await store.next_key(app, "s", IP)).usage_today == 2
-    with pytest.raises(errors.DailyLimitReached):
-        await store.next_key(app, "s", IP)
+    assert await types(redis, t.tenant) == [event]  # recorded by the delivery that got there
+    if scope != "warning":
+        with pytest.raises(errors.DailyLimitReached):
+            await store.next_key(app, "s", IP)
+    assert await types(redis, t.tenant) == [event]
+
+
+async def test_the_failed_delivery_that_moved_on_from_the_current_key_is_taken_back(
+    store, redis, settings, clock
+):
+    """key.rotated (reason usage) and its once-a-day flag: the failed request was the first to
+    move on from the current key at its own limit; the next one that does records it."""
+    t = await seed.tenant(redis, events=",key.rotated,")
+    await seed.service(redis, t, "s", policy="manual")
+    a = await seed.key(redis, settings.keyring, t, "s", "sk-a", max_daily=1)
+    b = await seed.key(redis, settings.keyring, t, "s", "sk-b")
+    assert (await store.next_key(t.client, "s", IP)).key_id == a
+    failed = await store.next_key(t.client, "s", IP)
+    assert failed.key_id == b and f"ku:{a}" in await usage(redis, t.tenant, clock)
+    await store.refund(failed)
+    assert f"ku:{a}" not in await usage(redis, t.tenant, clock)
+    assert await types(redis, t.tenant) == []
+    assert (await store.next_key(t.client, "s", IP)).key_id == b
     [(_, fields)] = await redis.xrange(keys.events(t.tenant))
-    assert json.loads(fields[b"data"])["scope"] == scope
+    assert json.loads(fields[b"data"]) == {
+        "service": "s",
+        "from_key_id": a,
+        "to_key_id": b,
+        "reason": "usage",
+    }
 
 
 async def test_a_refunded_request_id_is_forgotten(store, redis, settings, clock):

@@ -35,24 +35,31 @@ class ServiceController(TenantAdminBase):
 
     @get("/", summary="List services", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[Service]:
-        return await store.list_services(app_state.redis, tenant)
+        return await store.list_services(app_state.redis, tenant, now_ms=app_state.clock())
 
     @get("/{slug:str}", summary="Show a service", responses=errors(NOT_FOUND))
     async def show(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Service:
-        return await store.get_service(app_state.redis, tenant, slug)
+        return await store.get_service(app_state.redis, tenant, slug, now_ms=app_state.clock())
 
     @patch(
         "/{slug:str}",
         summary="Change policy or limits",
         description="The slug cannot change: every key's ciphertext is bound to it. "
-        "A policy change starts the new policy from the first key.",
+        "A policy change keeps the manual primary (switching away from manual and back "
+        "finds it again) and starts the time policy afresh: from the first key, every "
+        "key's lifetime unstarted.",
         responses=errors(*BODY, NOT_FOUND, CONFLICT),
     )
     async def change(
         self, tenant: TenantId, slug: FromPath[str], data: JSONBody[ServicePatch], app_state: State
     ) -> Service:
         return await store.update_service(
-            app_state.redis, app_state.durability, tenant, slug, **msgspec.structs.asdict(data)
+            app_state.redis,
+            app_state.durability,
+            tenant,
+            slug,
+            **msgspec.structs.asdict(data),
+            now_ms=app_state.clock(),
         )
 
     @delete("/{slug:str}", summary="Delete a service and all its keys", responses=errors(NOT_FOUND))

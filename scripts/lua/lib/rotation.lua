@@ -1,0 +1,107 @@
+-- lib/rotation: the current key of a manual or time service, read as next_key.lua reads it, for
+-- the management scripts that change what is current (scripts that say `-- include: rotation`
+-- get this file prepended when loaded; rotator/store/scripts.py). next_key.lua keeps its own
+-- inlined walk (tables and closures cost microseconds on the hot path); rotator/domain/
+-- rotation.py states the same rules for listings.
+-- A key is usable when active (a:N = '1') and, under the time policy, not expired: t:N (when it
+-- entered rotation, ms) unset, or now < t:N + ttl_ms. The current key is the first usable key
+-- walking the rotation order ('ids') from the pointer 'cur' (the manual primary, or the time
+-- policy's key in use), wrapping; from the first key when 'cur' names no key of the service.
+-- The usage policy has none.
+
+local HAS_CURRENT = {manual = true, time = true}
+
+-- now in ms: the caller's (tests, management on the API host's clock) or Redis TIME ('')
+local function clock(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- the service's rotation as of `now`; nil when the service does not exist
+local function read_rotation(svc_key, now)
+  local s = redis.call('HMGET', svc_key, 'policy', 'ttl_ms', 'ids', 'cur', '@events')
+  if not s[1] then return nil end
+  local r = {key = svc_key, policy = s[1], ttl_ms = tonumber(s[2]) or math.huge, ids = {},
+    active = {}, entered = {}, events = s[5], now = now}
+  if HAS_CURRENT[r.policy] then
+    r.pointer_field, r.pointer = 'cur', s[4] or nil
+  end
+  local fields = {}
+  for id in string.gmatch(s[3] or '', '[^,]+') do
+    r.ids[#r.ids + 1] = id
+    fields[#fields + 1] = 'a:' .. id
+    fields[#fields + 1] = 't:' .. id
+  end
+  if #fields > 0 then
+    local state = redis.call('HMGET', svc_key, unpack(fields))
+    for i, id in ipairs(r.ids) do
+      r.active[id] = state[2 * i - 1] == '1'
+      r.entered[id] = tonumber(state[2 * i])
+    end
+  end
+  return r
+end
+
+local function usable(r, id)
+  if not r.active[id] then return false end
+  if r.policy ~= 'time' then return true end
+  local t0 = r.entered[id]
+  return not (t0 and r.now >= t0 + r.ttl_ms)
+end
+
+-- the first usable id walking from position `start` (1-based; wraps), skipping `skip` steps
+local function first_usable(r, start, skip)
+  local n = #r.ids
+  for step = skip, n - 1 do
+    local id = r.ids[(start - 1 + step) % n + 1]
+    if usable(r, id) then return id end
+  end
+  return nil
+end
+
+local function position(r, id)
+  for i = 1, #r.ids do
+    if r.ids[i] == id then return i end
+  end
+  return nil
+end
+
+-- the id of the current key (nil: usage policy, or no usable key)
+local function current_key(r)
+  if not r.pointer_field then return nil end
+  return first_usable(r, position(r, r.pointer) or 1, 0)
+end
+
+-- the usable key after `id` in rotation order, never `id` itself (nil: none)
+local function next_after(r, id)
+  local i = position(r, id)
+  return i and first_usable(r, i, 1)
+end
+
+-- record key.rotated if the tenant subscribes to it (@events: the tenant's copy)
+local emit_rotated
+
+-- make the policy's pointer name the current key, before a change that would otherwise let
+-- the walk pick another one (enabling or moving a key): such changes never change which key
+-- is current. Under the time policy a pointer left on an expired key (no delivery since it
+-- expired) moves on as next_key.lua would move it, and records the same key.rotated (reason
+-- 'expired'). Returns the current key's id (nil: none usable).
+local function pin_current(r, stream_key, maxlen, slug)
+  local current = current_key(r)
+  if not current or current == r.pointer then return current end
+  redis.call('HSET', r.key, r.pointer_field, current)
+  if r.policy == 'time' and r.pointer and position(r, r.pointer) then
+    emit_rotated(r, stream_key, maxlen, slug, r.pointer, current, 'expired')
+  end
+  r.pointer = current
+  return current
+end
+
+emit_rotated = function(r, stream_key, maxlen, slug, from, to, reason)
+  if r.events and string.find(r.events, ',key.rotated,', 1, true) then
+    redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', 'type', 'key.rotated',
+      'data', cjson.encode({service = slug, from_key_id = tonumber(from),
+        to_key_id = tonumber(to), reason = reason}))
+  end
+end
