@@ -43,7 +43,9 @@ async def test_replace_puts_the_file_tenants_back_whole_and_keeps_the_others(
     await sessions.open_tenant_session(redis, first, now_ms=system_clock(), idle_ms=60_000,
                                        max_ms=60_000)  # fmt: skip
     await tenants.update_tenant(redis, d, ring, first, webhook_url=None)
-    await services.remove_key(redis, d, second, "openai", 1)
+    await services.remove_key(
+        redis, d, second, "openai", 1, now_ms=system_clock(), events_maxlen=1000
+    )
     (newer,) = await seed_tenants(redis, ring, 1, now_ms=system_clock())
     newer_keys = {k: v for k, v in (await image(redis)).items() if newer.encode() in k}
 
