@@ -36,7 +36,7 @@ from litestar.serialization import encode_json
 
 from rotator.api.app import create_app
 from rotator.cli import apps, keys, services, tenants, webhooks
-from rotator.cli.framework import Command
+from rotator.cli.framework import TENANT, Command
 from rotator.crypto import KeyRing
 from rotator.settings import Settings
 
@@ -183,6 +183,17 @@ def test_every_flag_sets_a_field_of_its_operation(document, operations):
                 f"{name} {a.shown}: sets {a.store_field!r}, which none of {command.api} "
                 f"takes ({sorted(fields)})"
             )
+
+
+def test_every_command_for_a_tenant_takes_its_id_or_name():
+    """TENANT (resolved by `Context.tenant`: an id or a unique name) comes first in every
+    command but the two that act on no existing tenant."""
+    no_tenant = {("tenant", "create"), ("tenant", "list")}
+    for command in COMMANDS:
+        if (command.group, command.name) in no_tenant:
+            assert TENANT not in command.args
+        else:
+            assert command.args[0] is TENANT, f"{command.group} {command.name}"
 
 
 def test_a_refusal_names_the_flag_not_the_api_field():
