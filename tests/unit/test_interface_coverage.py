@@ -29,6 +29,7 @@ import re
 import textwrap
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +45,7 @@ COMMANDS: list[Command] = [
     *tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS, *webhooks.COMMANDS,
 ]  # fmt: skip
 
+CLI_REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 NOT_MANAGEMENT = {
     "GET /v1/next": "the delivery call: a client app's, with a client token the CLI never "
     "holds (only hashes are stored); an operator's smoke test is the curl line in README.md",
@@ -194,6 +196,20 @@ def test_every_command_for_a_tenant_takes_its_id_or_name():
             assert TENANT not in command.args
         else:
             assert command.args[0] is TENANT, f"{command.group} {command.name}"
+
+
+def test_the_cli_reference_lists_every_operations_command():
+    """docs/cli.md's table "API operation | command" is what the commands declare."""
+    by_operation: dict[str, list[str]] = {}
+    for command in COMMANDS:
+        for op in command.api:
+            by_operation.setdefault(op, []).append(f"{command.group} {command.name}")
+    expected = [
+        f"| `{op}` | " + ", ".join(f"`{name}`" for name in names) + " |"
+        for op, names in by_operation.items()
+    ]
+    rows = [line for line in CLI_REFERENCE.read_text().splitlines() if line.startswith("| `")]
+    assert rows == expected, "regenerate the table of docs/cli.md:\n" + "\n".join(expected)
 
 
 def test_a_refusal_names_the_flag_not_the_api_field():
