@@ -19,6 +19,7 @@ $(VENV)/.install-stamp-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.install-stamp
 
 install: $(VENV)/.install-stamp
+	@echo "rotator is $(CURDIR)/$(BIN)/rotator  (or run: source $(BIN)/activate, then rotator)"
 
 install-test: $(VENV)/.install-stamp-test
 

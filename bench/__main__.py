@@ -3,7 +3,7 @@
 Starts its own Valkey (AOF everysec, temp dir) and two uvicorn servers (the API and
 a bare Litestar handler, same flags and worker count), seeds tenants straight into
 Redis, drives load with wrk and reports every API figure as a ratio to the bare
-handler measured in the same run. See the README section `bench`.
+handler measured in the same run. See docs/benchmarks.md.
 """
 
 from __future__ import annotations

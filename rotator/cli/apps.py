@@ -67,8 +67,9 @@ async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
 
 
 COMMANDS = [
-    Command("app", "list", "a tenant's apps", _list, args=(TENANT,)),
-    Command("app", "show", "one app (GET /v1/apps/{id})", _show, args=(TENANT, APP_ID)),
+    Command("app", "list", "a tenant's apps", _list, args=(TENANT,), api=("GET /v1/apps",)),
+    Command("app", "show", "one app (GET /v1/apps/{id})", _show, args=(TENANT, APP_ID),
+            api=("GET /v1/apps/{app_id}",)),
     Command(
         "app", "create", "create an app; prints its token once", _create,
         args=(
@@ -80,6 +81,7 @@ COMMANDS = [
                 help="daily request limit of this app"),
         ),
         note="the app token is shown once: only its hash is stored",
+        api=("POST /v1/apps",),
     ),
     Command(
         "app", "update", "change an app's name, allowlist or limit (PATCH /v1/apps/{id})",
@@ -94,14 +96,16 @@ COMMANDS = [
             arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
                 metavar="N|none", help="the app's daily request limit; none removes it"),
         ),
+        api=("PATCH /v1/apps/{app_id}",),
     ),
     Command("app", "suspend", "suspend an app: its token gets 403 at once; the app is kept",
-            _suspend, args=(TENANT, APP_ID)),
+            _suspend, args=(TENANT, APP_ID), api=("PATCH /v1/apps/{app_id}",)),
     Command("app", "resume", "resume a suspended app: its token works again", _resume,
-            args=(TENANT, APP_ID)),
+            args=(TENANT, APP_ID), api=("PATCH /v1/apps/{app_id}",)),
     Command("app", "token", "issue a new app token; the previous one stops working at once",
             _token, args=(TENANT, APP_ID),
-            note="the app token is shown once: only its hash is stored"),
+            note="the app token is shown once: only its hash is stored",
+            api=("POST /v1/apps/{app_id}/token",)),
     Command("app", "delete", "delete an app; its token stops working at once", _delete,
-            args=(TENANT, APP_ID)),
+            args=(TENANT, APP_ID), api=("DELETE /v1/apps/{app_id}",)),
 ]  # fmt: skip

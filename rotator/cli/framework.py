@@ -149,6 +149,11 @@ class Command:
     operator: bool = False
     """The operator's command (create, suspend or delete a tenant...): it acts on a tenant
     whether or not it is suspended."""
+    api: tuple[str, ...] = ()
+    """The API operations this command does, `"METHOD /path"` as the OpenAPI document
+    spells them. Declared so a test (tests/unit/test_interface_coverage.py) can hold the
+    CLI to the API: every operation has a command, every command names real operations,
+    and every flag sets a field of the operation's request."""
 
     @property
     def tenant_write(self) -> bool:

@@ -141,7 +141,7 @@ The file's content is never printed."""
 
 COMMANDS = [
     Command("key", "list", "a service's keys in rotation order (masked)", _list,
-            args=(TENANT, SLUG), columns=COLUMNS),
+            args=(TENANT, SLUG), columns=COLUMNS, api=("GET /v1/services/{slug}/keys",)),
     Command(
         "key", "add",
         "add a provider key; the secret is read from stdin, or a hidden prompt on a terminal",
@@ -154,6 +154,7 @@ COMMANDS = [
         ),
         keyring=True,
         prepare=_read,
+        api=("POST /v1/services/{slug}/keys",),
     ),
     Command(
         "key", "add-file",
@@ -167,6 +168,7 @@ COMMANDS = [
         prepare=_read_file,
         human=_added,
         epilog=FILE_FORMAT,
+        api=("POST /v1/services/{slug}/keys/bulk",),
     ),
     Command(
         "key", "update", "relabel a key or change its daily limit", _update,
@@ -176,12 +178,15 @@ COMMANDS = [
             arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
                 metavar="N|none", help="daily request limit of this key; none removes it"),
         ),
+        api=("PATCH /v1/services/{slug}/keys/{key_id}",),
     ),
     Command("key", "enable",
             "put a key back into rotation (a disabled or expired key's lifetime restarts)",
-            _enable, args=(TENANT, SLUG, KEY_ID)),
+            _enable, args=(TENANT, SLUG, KEY_ID),
+            api=("PATCH /v1/services/{slug}/keys/{key_id}",)),
     Command("key", "disable", "take a key out of rotation (kept, can be enabled again)",
-            _disable, args=(TENANT, SLUG, KEY_ID)),
+            _disable, args=(TENANT, SLUG, KEY_ID),
+            api=("PATCH /v1/services/{slug}/keys/{key_id}",)),
     Command(
         "key", "move",
         "move a key to the front or the end of the rotation (the current key stays current)",
@@ -191,7 +196,8 @@ COMMANDS = [
             arg("--to", required=True, choices=services.MOVE_TO, help="where it goes"),
         ),
         columns=COLUMNS,
+        api=("POST /v1/services/{slug}/keys/{key_id}/move",),
     ),
     Command("key", "delete", "delete a key and its encrypted secret", _delete,
-            args=(TENANT, SLUG, KEY_ID)),
+            args=(TENANT, SLUG, KEY_ID), api=("DELETE /v1/services/{slug}/keys/{key_id}",)),
 ]  # fmt: skip

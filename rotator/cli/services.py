@@ -121,8 +121,10 @@ def _limit(help_: str, *, update: bool = False) -> Any:
 
 
 COMMANDS = [
-    Command("service", "list", "list a tenant's services", _list, args=(TENANT,)),
-    Command("service", "show", "one service", _show, args=(TENANT, SLUG)),
+    Command("service", "list", "list a tenant's services", _list, args=(TENANT,),
+            api=("GET /v1/services",)),
+    Command("service", "show", "one service", _show, args=(TENANT, SLUG),
+            api=("GET /v1/services/{slug}",)),
     Command(
         "service", "create", "create a service", _create,
         args=(
@@ -133,6 +135,7 @@ COMMANDS = [
             arg("--ttl-minutes", dest="key_ttl_minutes", type=positive_int, metavar="N",
                 help="key lifetime (time policy only, required there)"),
         ),
+        api=("POST /v1/services",),
     ),
     Command(
         "service", "update", "change a service's policy or limits (the slug cannot change)",
@@ -145,14 +148,15 @@ COMMANDS = [
             arg("--ttl-minutes", dest="key_ttl_minutes", type=limit_or_none, default=...,
                 metavar="N", help="key lifetime (time policy)"),
         ),
+        api=("PATCH /v1/services/{slug}",),
     ),
     Command(
         "service", "delete", "delete a service with all its keys (their usage history stays)",
-        _delete, args=(TENANT, SLUG),
+        _delete, args=(TENANT, SLUG), api=("DELETE /v1/services/{slug}",),
     ),
     Command(
         "service", "rotate", "move a manual service to its next active key", _rotate,
-        args=(TENANT, SLUG),
+        args=(TENANT, SLUG), api=("POST /v1/services/{slug}/rotate",),
     ),
     Command(
         "service", "usage", "deliveries per key per UTC day, newest first", _usage,
@@ -161,5 +165,6 @@ COMMANDS = [
             arg("--days", type=positive_int, default=7, help="how many days (default 7)"),
         ),
         human=_usage_table,
+        api=("GET /v1/services/{slug}/usage",),
     ),
 ]  # fmt: skip

@@ -133,23 +133,28 @@ COMMANDS = [
         ),
         note="the tokens are shown once: only their hashes are stored",
         operator=True,
+        api=("POST /v1/admin/tenants",),
     ),
     Command("tenant", "list",
             "list tenants, oldest first, with their counts (GET /v1/admin/tenants)", _list,
-            operator=True),
-    Command("tenant", "show", "a tenant's settings (GET /v1/tenant)", _show, args=(TENANT,)),
+            operator=True, api=("GET /v1/admin/tenants",)),
+    Command("tenant", "show", "a tenant's settings (GET /v1/tenant)", _show, args=(TENANT,),
+            api=("GET /v1/tenant",)),
     Command("tenant", "info",
             "a tenant's settings and counts, as the operator sees it "
-            "(GET /v1/admin/tenants/{id})", _info, args=(TENANT,), operator=True),
+            "(GET /v1/admin/tenants/{id})", _info, args=(TENANT,), operator=True,
+            api=("GET /v1/admin/tenants/{tenant_id}",)),
     Command("tenant", "rename", "rename a tenant (PATCH /v1/admin/tenants/{id})", _rename,
-            args=(TENANT, arg("name", metavar="NAME")), operator=True),
+            args=(TENANT, arg("name", metavar="NAME")), operator=True,
+            api=("PATCH /v1/admin/tenants/{tenant_id}",)),
     Command(
         "tenant", "suspend",
         "suspend a tenant: its client and app tokens get 403 at once, its admin token only "
         "reads; its data is kept", _suspend, args=(TENANT,), operator=True,
+        api=("PATCH /v1/admin/tenants/{tenant_id}",),
     ),
     Command("tenant", "resume", "resume a suspended tenant: everything works again", _resume,
-            args=(TENANT,), operator=True),
+            args=(TENANT,), operator=True, api=("PATCH /v1/admin/tenants/{tenant_id}",)),
     Command(
         "tenant", "delete",
         "delete a tenant and all its data; its tokens stop at once", _delete,
@@ -163,6 +168,7 @@ COMMANDS = [
                 help="repeat TENANT (or give its id) to confirm"),
         ),
         operator=True,
+        api=("DELETE /v1/admin/tenants/{tenant_id}",),
     ),
     Command(
         "tenant", "update", "change a tenant's settings (PATCH /v1/tenant)", _update,
@@ -182,12 +188,14 @@ COMMANDS = [
         ),
         keyring=True,
         prepare=_read_webhook_secret,
+        api=("PATCH /v1/tenant",),
     ),
     Command(
         "tenant", "client-token",
         "issue a new client token; the previous one stops working at once", _client_token,
         args=(TENANT,),
         note="the client token is shown once: only its hash is stored",
+        api=("POST /v1/tenant/client-token",),
     ),
     Command(
         "tenant", "admin-token",
@@ -196,5 +204,7 @@ COMMANDS = [
         args=(TENANT,),
         note="the admin token is shown once: only its hash is stored",
         operator=True,
+        # the operator's reissue and the tenant admin's own: one store call, one rule
+        api=("POST /v1/admin/tenants/{tenant_id}/admin-token", "POST /v1/tenant/admin-token"),
     ),
 ]  # fmt: skip

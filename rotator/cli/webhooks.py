@@ -40,7 +40,8 @@ COMMANDS = [
             arg("--cursor", type=positive_int, help="next_cursor of the previous page"),
         ),
         human=_deliveries_table,
+        api=("GET /v1/webhooks/deliveries",),
     ),
     Command("webhook", "test", "send a webhook.test event to the tenant's webhook", _test,
-            args=(TENANT,)),
+            args=(TENANT,), api=("POST /v1/webhooks/test",)),
 ]  # fmt: skip

@@ -49,7 +49,9 @@ async def render(
     request: Request, state: AppState, tenant: str, *, status: int = 200, **extra: Any
 ) -> Response:
     record = await tenants.get_tenant(state.redis, tenant)
-    deliveries, _ = await webhook_log.page(state.redis, tenant, limit=DELIVERIES_SHOWN)
+    deliveries = (
+        await webhook_log.deliveries(state.redis, tenant, limit=DELIVERIES_SHOWN)
+    ).deliveries
     context: dict[str, Any] = {
         "title": "Settings",
         "section": "settings",
@@ -162,5 +164,5 @@ class SettingsPages(Controller):
     @get("/deliveries", include_in_schema=False)
     async def deliveries(self, tenant: TenantId, app_state: State) -> Response:
         """The recent deliveries table alone, for the page's Refresh button (htmx)."""
-        attempts, _ = await webhook_log.page(app_state.redis, tenant, limit=DELIVERIES_SHOWN)
-        return partial("_deliveries.html", deliveries=attempts)
+        shown = await webhook_log.deliveries(app_state.redis, tenant, limit=DELIVERIES_SHOWN)
+        return partial("_deliveries.html", deliveries=shown.deliveries)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
-import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from rotator.api.app import create_app
 from rotator.crypto import KeyRing
 from rotator.embedded import EmbeddedValkey, free_port
 from rotator.settings import Settings
+from tests import system_packages
 from tests.conftest import OPERATOR_TOKEN
 
 CHROMIUM = "/usr/bin/chromium"
@@ -45,20 +44,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def chromium_path() -> str:
-    """chromium's path; installs the Debian package when missing and running as root."""
-    if os.access(CHROMIUM, os.X_OK):
-        return CHROMIUM
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail("chromium is not installed: sudo apt-get install -y chromium (or run as root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    for step in (install, ["apt-get", "update", "-q"], install):
-        subprocess.run(step, env=env, capture_output=True, timeout=280, check=False)
-        if os.access(CHROMIUM, os.X_OK):
-            return CHROMIUM
-    pytest.fail(
-        "apt-get could not install chromium (offline?): install the Debian package chromium"
-    )
+    """chromium's path (tests/system_packages.py: installed when missing and running as root)."""
+    return system_packages.require("chromium", "chromium", (CHROMIUM,))
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import pytest
 
 from rotator.domain import tokens
 from rotator.store import keys
+from tests import system_packages
 from tests.live import env_for, live_api
 from tests.lua import seed
 
@@ -38,9 +38,10 @@ def check_masked(data: dict) -> None:
 
 
 def test_curl_snippet(live):
+    curl = system_packages.require("curl", "curl")
     base, token, _ = live
     url = f"{base}/keyrotator/api/next.php?service=openai&token={token}&mask=1"
-    out = subprocess.run(["curl", "-s", url], capture_output=True, check=True, text=True).stdout
+    out = subprocess.run([curl, "-s", url], capture_output=True, check=True, text=True).stdout
     check_masked(json.loads(out))
 
 
@@ -57,8 +58,9 @@ def test_python_requests_snippet(live):
     check_masked(json.loads(out.stdout))
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.timeout(300)  # installing nodejs may take minutes on a fresh machine
 def test_node_fetch_snippet(live):
+    node = system_packages.require("node", "nodejs")
     base, token, _ = live
     code = textwrap.dedent(f"""
         const res = await fetch("{base}/keyrotator/api/next.php?service=openai&token={token}&mask=1");
@@ -67,7 +69,7 @@ def test_node_fetch_snippet(live):
         console.log(JSON.stringify(data));
     """)
     out = subprocess.run(
-        ["node", "--input-type=module", "-e", code], capture_output=True, check=True, text=True
+        [node, "--input-type=module", "-e", code], capture_output=True, check=True, text=True
     )
     check_masked(json.loads(out.stdout))
 

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import pytest
 
 from rotator.embedded import free_port
 from rotator.store import keys
+from tests import system_packages
 from tests.conftest import OPERATOR_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,39 +48,17 @@ CUT = 0
 LOOPS, PER_LOOP, STRIKE_AFTER = 64, 60, 600
 """Load of the kill tests: concurrent clients, requests each, 200s seen before the signal."""
 SECRET = "sk-proj-multiprocess-0123456789abcdefWXYZ"
+NGINX_PLACES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
 
 # installing nginx on a fresh machine may take a while (apt-get update)
 pytestmark = pytest.mark.timeout(300)
 
 
 # --- nginx ---------------------------------------------------------------------------------
-def find_nginx() -> str | None:
-    found = shutil.which("nginx")
-    if found:
-        return found
-    places = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
-    return next((p for p in places if os.access(p, os.X_OK)), None)
-
-
 @pytest.fixture(scope="session")
 def nginx_binary() -> str:
-    """nginx's path; installs the Debian package when missing and running as root.
-
-    nginx is a test requirement like the venv's packages: without it the test fails
-    saying how to install it, rather than passing by skipping."""
-    path = find_nginx()
-    if path:
-        return path
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail("nginx is not installed: sudo apt-get install -y nginx (or run as root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "nginx"]
-    for step in (install, ["apt-get", "update", "-q"], install):
-        subprocess.run(step, env=env, capture_output=True, timeout=240, check=False)
-        path = find_nginx()
-        if path:
-            return path
-    pytest.fail("apt-get could not install nginx (offline?): install the Debian package nginx")
+    """nginx's path (tests/system_packages.py: installed when missing and running as root)."""
+    return system_packages.require("nginx", "nginx", NGINX_PLACES)
 
 
 def render_config(workdir: Path, listen_port: int, api_ports: list[int]) -> Path:

@@ -130,16 +130,3 @@ def test_describe_lists_every_setting_with_default_and_doc():
     assert table["ROTATOR_WEBHOOK_ALLOW_PRIVATE"][0] == "0"
     assert table["ROTATOR_REDIS_URL"][0] == "-"
     assert all(doc for _, doc in table.values())
-
-
-def test_readme_configuration_table_matches_the_code():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `ROTATOR_")]
-    expected = [
-        f"| `{name}` | `{default}` | {doc.replace('|', chr(92) + '|')} |"
-        for name, default, doc in Settings.describe()
-    ]
-    assert rows == expected, "regenerate the README table from Settings.describe():\n" + "\n".join(
-        expected
-    )
