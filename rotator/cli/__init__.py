@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rotator.cli import apps, backup, keys, services, tenants, webhooks
+from rotator.cli import apps, backup, imports, keys, services, tenants, webhooks
 from rotator.cli.common import CliError
 from rotator.cli.framework import add_commands
 from rotator.cli.maintenance import cmd_rewrap
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(
         sub,
         [*tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS,
-         *webhooks.COMMANDS],
+         *webhooks.COMMANDS, *imports.COMMANDS],
         out,
     )  # fmt: skip
     command(sub, "rewrap", cmd_rewrap,
