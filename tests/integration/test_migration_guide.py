@@ -40,9 +40,7 @@ def test_the_guides_client_snippets_are_the_hosted_ones_with_the_host_changed():
     finally:
         sys.path.remove(str(SCRIPT.parent))
     clients = [b.body.rstrip("\n") for b in migration_check.blocks(GUIDE) if b.kind == "client"]
-    assert clients == [
-        s.replace(HOSTED_HOST, migration_check.DOC_HOST) for s in HOSTED_SNIPPETS
-    ]
+    assert clients == [s.replace(HOSTED_HOST, migration_check.DOC_HOST) for s in HOSTED_SNIPPETS]
 
 
 @pytest.mark.timeout(240)
