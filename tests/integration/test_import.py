@@ -251,3 +251,42 @@ async def test_an_undo_that_fails_too_says_what_remains(redis, settings, clock):
         )  # fmt: skip
     assert "service openai (created by the import)" in failed.value.message
     assert isinstance(failed.value.__cause__, StoreUnavailable)
+
+
+@pytest.mark.backends("single", "cluster")
+async def test_the_api_imports_and_answers_as_the_cli(cli_env, client):
+    tenant = tenant_with_service(cli_env)
+    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
+    rows = [
+        {"slug": "openai", "policy": "usage", "limit": 100, "label": "P", "secret": SECRETS[0]},
+        {"slug": "stripe", "secret": SECRETS[1]},
+    ]
+    refused = await client.post(
+        "/v1/import", json={"rows": [*rows, {"slug": "stripe", "policy": "time",
+                                             "secret": SECRETS[2]}]}, headers=auth,
+    )  # fmt: skip
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["field"] == "rows" and body["rows"] == [
+        {"row": 3, "field": "policy",
+         "problem": "service stripe exists with policy manual, the row says time: an import "
+                    "never changes a service (leave the cell empty, or change the service "
+                    "first)"},
+    ]  # fmt: skip
+    assert not any(s in refused.text for s in SECRETS)
+    assert [s["slug"] for s in (await client.get("/v1/services", headers=auth)).json()] == [
+        "stripe"
+    ]
+    done = await client.post("/v1/import", json={"rows": rows}, headers=auth)
+    assert done.status_code == 201, done.text
+    answer = done.json()
+    assert answer["keys_added"] == 2 and not any(s in done.text for s in SECRETS)
+    # the CLI's --json is this record: import the same rows again through it
+    again = rotator("import", "acme", "-", "--json", env=cli_env, stdin=json.dumps(rows))
+    assert again.returncode == 0, again.stderr
+    cli = json.loads(again.stdout)
+    assert set(cli) == set(answer) == {"services", "keys_added"}
+    assert [(s["slug"], s["created"]) for s in cli["services"]] == [
+        ("openai", False), ("stripe", False)
+    ]  # fmt: skip
+    assert (await client.post("/v1/import", json={"rows": rows})).status_code == 401
