@@ -157,7 +157,7 @@ class ImportedService(Record):
 
 
 class Imported(Record):
-    """The answer of an import (`rotator import`, the console's import page)."""
+    """The answer of an import (`POST /v1/import`, `rotator import`, the console's page)."""
 
     services: list[ImportedService]
     keys_added: int

@@ -1,5 +1,6 @@
-"""Import an export of services and keys into a tenant, all or nothing (`rotator import`
-and the console's import page; the file's forms are rotator/domain/import_file.py).
+"""Import an export of services and keys into a tenant, all or nothing (`rotator import`,
+`POST /v1/import` and the console's import page; the file's forms are
+rotator/domain/import_file.py).
 
 Every row is checked before anything is written, with the rules of the service and key
 functions it then calls (services.create_service, services.add_keys), and every bad row is
