@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install install-test run test lint bench bench-quick clean
+.PHONY: install install-test run test lint bench bench-quick clean dev-cert
 
 # Idempotent: re-installs only when pyproject.toml changed since the last install.
 $(BIN)/python:
@@ -25,6 +25,11 @@ install-test: $(VENV)/.install-stamp-test
 
 run: install
 	$(BIN)/rotator run
+
+# A self-signed CA and a server certificate for localhost in deploy/tls (docs/https.md):
+# `make dev-cert DEV_CERT_ARGS="--name myhost.lan --force"` adds names or replaces them.
+dev-cert: install
+	$(BIN)/python -m rotator.devcert deploy/tls $(DEV_CERT_ARGS)
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -78,6 +78,17 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata=_doc("address the API listens on"))
     port: int = field(default=8080, metadata=_doc("port the API listens on"))
     workers: int = field(default=1, metadata=_doc("uvicorn worker processes for the API"))
+    tls_cert_file: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "PEM certificate (chain) for https: `rotator run`/`serve` then serve https "
+            "directly (single-machine installs); with docker compose, nginx's certificate "
+            "(docs/https.md); `make dev-cert` makes a self-signed one for trying it"
+        ),
+    )
+    tls_key_file: Path | None = field(
+        default=None, metadata=_doc("the PEM private key of TLS_CERT_FILE (both or neither)")
+    )
     trusted_proxies: tuple[Network | str, ...] = field(
         default=(),
         metadata=_doc(
@@ -123,6 +134,11 @@ class Settings:
     session_max_hours: int = field(
         default=12, metadata=_doc("console: a session ends this long after sign-in (hours)")
     )
+
+    @property
+    def scheme(self) -> str:
+        """How the API is served: https when a certificate is configured."""
+        return "https" if self.tls_cert_file is not None else "http"
 
     @property
     def embedded(self) -> bool:
@@ -198,6 +214,7 @@ class Settings:
             url = getattr(self, name)
             if url is not None:
                 _check_store_url(name, url, cluster=name == "redis_url" and self.redis_cluster)
+        _check_tls_files(self.tls_cert_file, self.tls_key_file)
         if self.redis_cluster and self.redis_url is None:
             raise SettingsError("redis_cluster", "needs ROTATOR_REDIS_URL naming a cluster node")
 
@@ -241,6 +258,27 @@ def _check_store_url(name: str, url: str, *, cluster: bool) -> None:
                 if path is not None
             )
             raise SettingsError(name, f"cannot load the TLS files ({files}): {reason}") from None
+
+
+def _check_tls_files(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, and loadable as a pair: a wrong file fails the start with one line
+    naming the variable, not every handshake later (the key itself is never shown)."""
+    if (cert is None) != (key is None):
+        missing = "tls_key_file" if key is None else "tls_cert_file"
+        given = "ROTATOR_TLS_CERT_FILE" if key is None else "ROTATOR_TLS_KEY_FILE"
+        raise SettingsError(missing, f"required with {given}")
+    if cert is None or key is None:
+        return
+    for name, path in (("tls_cert_file", cert), ("tls_key_file", key)):
+        if not path.is_file():
+            raise SettingsError(name, f"{path} is not a readable file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise SettingsError(
+            "tls_cert_file", f"cannot use {cert} with the key {key}: {reason}"
+        ) from None
 
 
 def _parse_str(name: str, raw: str) -> str:
@@ -309,6 +347,8 @@ _PARSERS = {
     "redis_cluster": _parse_bool,
     "webhook_allow_private": _parse_bool,
     "data_dir": lambda name, raw: Path(raw),
+    "tls_cert_file": lambda name, raw: Path(raw),
+    "tls_key_file": lambda name, raw: Path(raw),
     "master_key": _parse_keyring,
     "port": _parse_int,
     "workers": _parse_int,

@@ -43,6 +43,9 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.TenantSuspended: 403,
     e.InvalidField: 400,
     e.InvalidEntry: 400,
+    e.InvalidRows: 400,
+    # not 503: sending the import again would add the keys that remain a second time
+    e.ImportIncomplete: 500,
     e.InvalidBody: 400,
 }
 
@@ -72,6 +75,9 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
         body["field"] = exc.field
     if isinstance(exc, e.InvalidEntry):
         body["index"] = exc.index
+    if isinstance(exc, e.InvalidRows):
+        body["rows"] = [{"row": p.row, "field": p.field, "problem": p.problem}
+                        for p in exc.problems]  # fmt: skip
     if isinstance(exc, e.DailyLimitReached):
         body["limit"] = exc.limit
         body["retry_after"] = exc.retry_after_s

@@ -17,6 +17,14 @@ from litestar.openapi import ResponseSpec
 from msgspec import UNSET, UnsetType
 
 
+class RowError(msgspec.Struct, kw_only=True):
+    """One refused row of an import."""
+
+    row: int
+    field: str
+    problem: str
+
+
 class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Every error body. Clients match on `error` (the delivery messages are a contract)."""
 
@@ -25,6 +33,8 @@ class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The request field at fault, for a validation error that has one."""
     index: int | UnsetType = UNSET
     """Which entry of a list holds that field, counting from 0 (a bulk add's `keys`)."""
+    rows: list[RowError] | UnsetType = UNSET
+    """An import's refused rows (`POST /v1/import`): each by its number, from 1."""
     limit: Literal["service", "app", "key"] | UnsetType = UNSET
     """Which daily limit refused a delivery (429 `service daily limit reached`); `key`: every
     key the policy could pick is at its own limit."""

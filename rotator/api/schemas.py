@@ -88,6 +88,27 @@ class KeysBulkCreate(RequestBody):
     """1 to 1000 keys, appended to the rotation in this order; all or none."""
 
 
+class ImportEntry(RequestBody):
+    """One row of an import (rotator/domain/import_file.py has the rules of each field)."""
+
+    slug: str
+    secret: str
+    """The provider key; stored encrypted, never returned."""
+    policy: str | None = None
+    """Required when the service does not exist yet; else absent or the service's own."""
+    limit: int | None = None
+    """The service's max_daily_requests, for a service the import creates."""
+    label: str | None = None
+    """Absent or null: `Key <id>`."""
+    key_ttl_minutes: int | None = None
+    """For a time policy service the import creates."""
+
+
+class ImportCreate(RequestBody):
+    rows: list[ImportEntry]
+    """Services and keys, as `rotator import` reads them from a file; all or nothing."""
+
+
 class KeyMove(RequestBody):
     to: str
     """`front` or `end` of the rotation order."""

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rotator.cli import apps, backup, keys, services, tenants, webhooks
+from rotator.cli import apps, backup, imports, keys, services, tenants, webhooks
 from rotator.cli.common import CliError
 from rotator.cli.framework import add_commands
 from rotator.cli.maintenance import cmd_rewrap
@@ -26,6 +26,12 @@ from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
 from rotator.domain.errors import RotatorError, StoreUnavailable
 from rotator.settings import Settings, SettingsError
 from rotator.store.connection import is_unavailable
+
+MANAGEMENT_COMMANDS = [
+    *tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS,
+    *webhooks.COMMANDS, *imports.COMMANDS,
+]  # fmt: skip
+"""Every command that calls a management store function: each names its API operations."""
 
 RUN_DESCRIPTION = """\
 Embedded Valkey + API + worker, with a demo tenant: what `make run` starts.
@@ -84,12 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    add_commands(
-        sub,
-        [*tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS,
-         *webhooks.COMMANDS],
-        out,
-    )  # fmt: skip
+    add_commands(sub, MANAGEMENT_COMMANDS, out)
     command(sub, "rewrap", cmd_rewrap,
             "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
             parents=[out])  # fmt: skip

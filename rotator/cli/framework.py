@@ -140,6 +140,8 @@ class Command:
     """Opens or seals secrets: the master key is checked against the store first."""
     note: str | None = None
     """Said on stderr after success (e.g. that a token is shown once)."""
+    after: Callable[[argparse.Namespace], None] | None = None
+    """Runs after success, once the result is out (e.g. advice that names the FILE given)."""
     description: str | None = None
     epilog: str | None = None
     prepare: Callable[[argparse.Namespace], None] | None = field(default=None)
@@ -154,6 +156,11 @@ class Command:
     spells them. Declared so a test (tests/unit/test_interface_coverage.py) can hold the
     CLI to the API: every operation has a command, every command names real operations,
     and every flag sets a field of the operation's request."""
+
+    @property
+    def title(self) -> str:
+        """As typed after `rotator`: `key add`, or `import` for a top-level command."""
+        return f"{self.group} {self.name}".strip()
 
     @property
     def tenant_write(self) -> bool:
@@ -222,4 +229,6 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
         output.emit(result, as_json=args.json, columns=command.columns)
     if command.note:
         say(command.note)
+    if command.after is not None:
+        command.after(args)
     return 0

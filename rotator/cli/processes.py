@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -55,8 +56,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["ROTATOR_REDIS_URL"] = live.redis_url or ""
         logs.configure(live.log_level)  # uvicorn applies the same in each of its processes
         log.info(
-            "serving http://%s:%d with %d worker process%s; store %s",
-            live.host, live.port, live.workers, "" if live.workers == 1 else "es",
+            "serving %s://%s:%d with %d worker process%s; store %s",
+            live.scheme, live.host, live.port, live.workers, "" if live.workers == 1 else "es",
             "embedded Valkey in " + str(live.data_dir.resolve()) if settings.embedded
             else redact(live.redis_url or ""),
         )  # fmt: skip
@@ -65,9 +66,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         try:
             _uvicorn(uvicorn, live)
         except _Stopped as stop:
-            log.info("stopped serving http://%s:%d (%s)", live.host, live.port, stop)
+            log.info("stopped serving %s://%s:%d (%s)", live.scheme, live.host, live.port, stop)
         else:
-            log.info("stopped serving http://%s:%d", live.host, live.port)
+            log.info("stopped serving %s://%s:%d", live.scheme, live.host, live.port)
     return 0
 
 
@@ -88,6 +89,9 @@ def _uvicorn(uvicorn: Any, live: Settings) -> None:
         proxy_headers=False,
         server_header=False,
         log_config=logs.log_config(live.log_level),
+        # https directly (a single-machine install); behind nginx these stay unset
+        ssl_certfile=None if live.tls_cert_file is None else str(live.tls_cert_file),
+        ssl_keyfile=None if live.tls_key_file is None else str(live.tls_key_file),
     )
 
 
@@ -147,20 +151,33 @@ def base_url(settings: Settings) -> str:
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+    return f"{settings.scheme}://{host}:{settings.port}"
+
+
+def _probe_context(url: str) -> ssl.SSLContext | None:
+    """The health probe of our own API child over https: encrypted, not verified. It asks
+    our child on this machine for /healthz, sends no credential, and the configured
+    certificate need not name 127.0.0.1 (a real one names the public host)."""
+    if not url.startswith("https://"):
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def wait_healthy(url: str, children: list[Child], stop: StopRequest) -> bool:
     """Until /healthz answers; a child exiting meanwhile is fatal (a bad setting that only
     the child sees, a port taken since the check), not restarted."""
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    context = _probe_context(url)
     while time.monotonic() < deadline and not stop.requested:
         for child in children:
             code = child.exited()
             if code is not None:
                 raise CliError(f"{child.name} exited with code {code} during start")
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+            with urllib.request.urlopen(url + "/healthz", timeout=1, context=context) as response:
                 if response.status == 200:
                     return True
         except (urllib.error.URLError, OSError):
@@ -253,6 +270,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _trust_note(settings: Settings) -> list[str]:
+    """With a `make dev-cert` certificate, how clients come to trust it."""
+    if settings.tls_cert_file is None:
+        return []
+    ca = settings.tls_cert_file.parent / "ca.pem"
+    if not ca.is_file():
+        return []
+    return [f"  export CURL_CA_BUNDLE={ca.resolve()}   # trusts the dev certificate"]
+
+
 def print_banner(
     settings: Settings,
     embedded: bool,
@@ -297,6 +324,7 @@ def print_banner(
         f"  {url}/app/operator   the operator console: sign in with the operator token",
         "",
         "Try it:",
+        *_trust_note(settings),
         f'  curl -s "{url}/v1/next?service={DEMO_SERVICE}&token={client_token}&mask=1"',
         f'  curl -s -H "Authorization: Bearer {admin_token}" {url}/v1/admin/tenants',
         f"  API documentation: {url}/schema",

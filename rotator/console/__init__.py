@@ -20,6 +20,7 @@ from litestar.template.config import TemplateConfig
 from litestar_htmx import HTMXRequest
 
 from rotator.console.apps import AppPages
+from rotator.console.imports import ImportPage
 from rotator.console.operator import OperatorPages
 from rotator.console.pages import EXCEPTION_HANDLERS
 from rotator.console.security import csrf_config, page_headers_middleware
@@ -53,6 +54,7 @@ def routes(keyring: KeyRing) -> list:
         route_handlers=[
             SignInPages,
             ServicePages,
+            ImportPage,
             AppPages,
             SettingsPages,
             StartPage,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 
 class RotatorError(Exception):
     """Base class; `message` is safe to show to a client (never holds a secret)."""
@@ -109,3 +111,37 @@ class InvalidEntry(InvalidField):
 
 class InvalidBody(RotatorError):
     """A request body that is not acceptable as a whole (not JSON, nested too deep)."""
+
+
+class RowProblem(msgspec.Struct, frozen=True, kw_only=True):
+    """What is wrong with one row of an imported file, by the file's own row number and
+    column name (never the row's content: it may hold a secret)."""
+
+    row: int
+    field: str
+    problem: str
+
+
+class InvalidRows(InvalidField):
+    """An import refused as a whole, naming every bad row (first the cells that cannot be
+    read, rotator/domain/import_file.py; once those are fixed, every row the store's rules
+    refuse). The message lists the first MAX_SHOWN."""
+
+    MAX_SHOWN = 20
+
+    def __init__(self, problems: list[RowProblem]) -> None:
+        self.problems = problems
+        lines = [f"row {p.row}: {p.field}: {p.problem}" for p in problems[: self.MAX_SHOWN]]
+        if len(problems) > self.MAX_SHOWN:
+            lines.append(f"... and {len(problems) - self.MAX_SHOWN} more")
+        super().__init__("rows", "\n".join(lines))
+        self.message = (
+            f"nothing imported: {len(problems)} problem{'s' if len(problems) != 1 else ''}\n"
+            + "\n".join(lines)
+        )
+        self.args = (self.message,)
+
+
+class ImportIncomplete(RotatorError):
+    """An import failed midway (the store went away) and could not be fully undone: the
+    message says what may remain, so nothing is left behind silently."""

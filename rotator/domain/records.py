@@ -146,6 +146,23 @@ class KeysAdded(Record):
     keys: list[Key]
 
 
+class ImportedService(Record):
+    """One service of an import: created by it, or existing and given more keys."""
+
+    slug: str
+    policy: str
+    created: bool
+    key_ids: list[int]
+    """The keys the import added to it, in the file's order (and of the rotation)."""
+
+
+class Imported(Record):
+    """The answer of an import (`POST /v1/import`, `rotator import`, the console's page)."""
+
+    services: list[ImportedService]
+    keys_added: int
+
+
 class Rotated(Record):
     service: str
     from_key_id: int

@@ -84,6 +84,12 @@ def _ttl_ms(policy: str, ttl_minutes: int | None) -> str:
     return str(ttl_minutes * MINUTE_MS)
 
 
+def check_ttl(policy: str, ttl_minutes: int | None) -> None:
+    """The key ttl rule of a new service (required for time, refused otherwise), for callers
+    that check before they create (rotator/store/imports.py)."""
+    _ttl_ms(policy, ttl_minutes)
+
+
 def check_warning_percent(value: int | None) -> int | None:
     """service.limit_warning's threshold: 1..99 (% of the daily limit); None or 0 = off."""
     if value is None or value == 0:

@@ -332,6 +332,19 @@ async def tenant_pages(page: Page, tenant: dict):
         await page.get_by_label("Keys, one a line").fill("sk-one\nsk-two\tLabel\tmany\n")
         await submit(page, "Add the keys")
 
+    async def bad_import():
+        await page.goto("/app/import")
+        await page.get_by_label("Or paste its content").fill("slug,secret\nNot A Slug,sk-x1\n")
+        await submit(page, "Import")
+
+    async def imported():
+        await page.goto("/app/import")
+        await page.get_by_label("Or paste its content").fill(
+            "slug,policy,label,secret\nimported,usage,Primary,sk-imported-abcdefghijklmnop\n"
+        )
+        await submit(page, "Import")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Imported")
+
     async def bad_app():
         await page.goto("/app/apps")
         await page.get_by_label("Name").fill("web")
@@ -373,6 +386,9 @@ async def tenant_pages(page: Page, tenant: dict):
         ("add key with errors", bad_key),
         ("bulk add with errors", bad_bulk),
         ("time service", lambda: go("/app/services/timed")),
+        ("import", lambda: go("/app/import")),
+        ("import with errors", bad_import),
+        ("imported", imported),
         ("apps", lambda: go("/app/apps")),
         ("app with errors", bad_app),
         ("app created", app_created),

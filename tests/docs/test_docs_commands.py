@@ -178,7 +178,15 @@ def run_block(block: Block, env: dict[str, str], instance: Instance) -> dict[str
     return after
 
 
-FILES = [path for path in DOCS if any(b.skip is None for b in sh_blocks(path))]
+RUN_ELSEWHERE = {
+    # pages whose commands need the repository, Docker or port 443, and have their own runner
+    "docs/migration.md": "scripts/migration_check.py runs every block in order, over https, "
+    "on single node and cluster (tests/integration/test_migration_guide.py)",
+    "docs/https.md": "tests/integration/test_https.py runs make dev-cert's certificate with "
+    "the shipped nginx.conf and rotator run over https, with the page's curl",
+}
+HERE = [path for path in DOCS if str(path.relative_to(ROOT)) not in RUN_ELSEWHERE]
+FILES = [path for path in HERE if any(b.skip is None for b in sh_blocks(path))]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -202,6 +210,6 @@ def test_every_skip_says_why_and_every_marker_is_read():
 
 def test_most_commands_run():
     """The skipped blocks stay the few that cannot run here."""
-    blocks = [b for path in DOCS for b in sh_blocks(path)]
+    blocks = [b for path in HERE for b in sh_blocks(path)]
     skipped = [b.where for b in blocks if b.skip is not None]
     assert len(blocks) >= 20 and len(skipped) <= 6, skipped

@@ -16,13 +16,11 @@ import json
 import re
 from typing import Any
 
-from rotator.cli import apps, keys, services, tenants, webhooks
+from rotator.cli import MANAGEMENT_COMMANDS
 from tests.integration.management import OPERATOR, SECRET
 from tests.integration.test_cli import cli_env, rotator  # noqa: F401  (fixture)
 
-COMMANDS = [
-    *tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS, *webhooks.COMMANDS,
-]  # fmt: skip
+COMMANDS = MANAGEMENT_COMMANDS
 SECRET2 = "sk-proj-second-0123456789abcdefghijklmn"
 SECRET3 = "sk-ant-third-0123456789abcdefghijklmnop"
 HOOK = "http://127.0.0.1:9/hook"
@@ -177,6 +175,7 @@ def test_every_command_is_checked_here():
         args[:2]
         for args in [
             ("tenant", "create"),
+            ("", "import"),  # test_import.py::test_the_api_imports_and_answers_as_the_cli
             *(w[0] for w in WRITES),
             *(r[0] for r in READS + CLOCKED_READS),
             *(last[0] for last in LAST),

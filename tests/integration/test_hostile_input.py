@@ -148,7 +148,7 @@ def assert_client_error(r: httpx.Response, what: str) -> None:
             assert isinstance(body["index"], int) and "[" not in body["field"], f"{what}: {body}"
 
 
-# every route times every hostile input: it grows with each route (122 s measured at load 8 on 2 cores)
+# every route times every hostile input: it grows with each route (122 s at load 8, 2 cores)
 @pytest.mark.timeout(300)
 async def test_hostile_input_never_5xx_nor_logged(settings, redis, clock, caplog):
     app = create_app(settings, clock=clock)

@@ -61,9 +61,24 @@ def nginx_binary() -> str:
     return system_packages.require("nginx", "nginx", NGINX_PLACES)
 
 
-def render_config(workdir: Path, listen_port: int, api_ports: list[int]) -> Path:
-    """deploy/nginx.conf with loopback upstreams and port, inside a main config of our own.
+@dataclass(frozen=True)
+class NginxTls:
+    """How tests/integration/test_https.py runs deploy/nginx.conf: both of its servers."""
 
+    http_port: int
+    cert_file: Path
+    key_file: Path
+
+
+def render_config(
+    workdir: Path, listen_port: int, api_ports: list[int], tls: NginxTls | None = None
+) -> Path:
+    """deploy/nginx.conf with loopback upstreams and ports, inside a main config of our own.
+
+    With `tls`, the file as it ships: the https server on `listen_port` with the test's
+    certificate, and the http server (health checks, redirects) on `tls.http_port`. Without,
+    the https server's proxying alone, as plain http on `listen_port` (no certificate, no
+    HSTS): what the retry and crash tests are about, without TLS in their clients.
     The main config adds an X-Upstream response header (nginx's $upstream_addr, every
     address tried) so the tests can see which processes served and which were retried.
     """
@@ -80,7 +95,21 @@ def render_config(workdir: Path, listen_port: int, api_ports: list[int]) -> Path
         upstreams += 1
     site = "\n".join(site_lines)
     assert upstreams and site.count("listen 80;") == 1, "deploy/nginx.conf changed shape"
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{listen_port};")
+    assert site.count("listen 443 ssl;") == 1, "deploy/nginx.conf changed shape"
+    if tls is not None:
+        site = site.replace("listen 80;", f"listen 127.0.0.1:{tls.http_port};")
+        site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{listen_port} ssl;")
+        site = site.replace("/etc/nginx/tls/cert.pem", str(tls.cert_file))
+        site = site.replace("/etc/nginx/tls/key.pem", str(tls.key_file))
+    else:
+        # the upstream, and the https server without its TLS lines (and without its HSTS,
+        # which, as a server-level add_header, would hide the main config's X-Upstream)
+        http_server = re.search(r"^server \{\n    listen 80;.*?^\}\n", site, re.M | re.S)
+        assert http_server is not None, "deploy/nginx.conf changed shape"
+        site = site.replace(http_server.group(0), "")
+        site = re.sub(r"^\s*(ssl_\w+|add_header Strict-Transport-Security) [^;]*;\n", "", site,
+                      flags=re.M)  # fmt: skip
+        site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{listen_port};")
     (workdir / "site.conf").write_text(site)
     main = workdir / "nginx.conf"
     main.write_text(

@@ -109,10 +109,13 @@ def test_env_example_names_real_settings():
     example = (ROOT / "deploy" / "env.example").read_text()
     names = set(re.findall(r"^#?\s*(ROTATOR_\w+)=", example, re.MULTILINE))
     assert {"ROTATOR_MASTER_KEY", "ROTATOR_ADMIN_TOKEN"} <= names
-    # ROTATOR_PUBLIC_PORT is compose's own (the published port), not a setting
-    assert names - {"ROTATOR_PUBLIC_PORT"} <= SETTINGS
+    # the published ports are compose's own, not settings
+    published = {"ROTATOR_PUBLIC_PORT", "ROTATOR_PUBLIC_HTTP_PORT"}
+    assert names - published <= SETTINGS
     compose_text = (ROOT / "docker-compose.yml").read_text()
-    assert "${ROTATOR_PUBLIC_PORT" in compose_text
+    assert all("${" + name in compose_text for name in published)
+    # nginx's certificate: the variables `rotator run` serves https with, as host paths
+    assert {"ROTATOR_TLS_CERT_FILE", "ROTATOR_TLS_KEY_FILE"} <= names <= SETTINGS | published
 
 
 # --- health checks, nginx ------------------------------------------------------------------
@@ -213,7 +216,7 @@ def test_dependencies_and_volumes_are_declared():
         for dependency in service.get("depends_on", {}):
             assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
         for volume in service.get("volumes", []):
-            source = volume.split(":", 1)[0]
+            source = resolve(volume).split(":", 1)[0]  # ${VAR:-./path} as its default
             if not source.startswith("."):
                 assert source in COMPOSE["volumes"], f"{name}: undeclared volume {source}"
 
@@ -233,3 +236,24 @@ def test_valkey_keeps_an_aof_fsynced_every_second_on_its_volume():
     options = valkey_options()
     assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
     assert any(v.endswith(":" + options["--dir"]) for v in SERVICES["valkey"]["volumes"])
+
+
+def test_nginx_terminates_tls_with_the_certificate_compose_mounts():
+    """The certificate and key compose mounts (ROTATOR_TLS_*_FILE, default what `make
+    dev-cert` writes) are the files nginx.conf serves; https and http are both published.
+    tests/integration/test_https.py runs the TLS server for real."""
+    nginx = SERVICES["nginx"]
+    mounts = dict(reversed(resolve(v).split(":")[:2]) for v in nginx["volumes"])
+    conf = nginx_conf()
+    for target, default in (
+        ("/etc/nginx/tls/cert.pem", "./deploy/tls/cert.pem"),
+        ("/etc/nginx/tls/key.pem", "./deploy/tls/key.pem"),
+    ):
+        assert mounts[target] == default
+        assert target in conf
+    assert any("${ROTATOR_TLS_CERT_FILE" in v for v in nginx["volumes"])
+    assert any("${ROTATOR_TLS_KEY_FILE" in v for v in nginx["volumes"])
+    published = {resolve(p).split(":")[1] for p in nginx["ports"]}
+    assert published == {"443", "80"}
+    assert "listen 443 ssl;" in conf and "Strict-Transport-Security" in conf
+    assert "deploy/tls/" in (ROOT / ".gitignore").read_text()  # a private key: never committed

@@ -36,14 +36,12 @@ import pytest
 from litestar.serialization import encode_json
 
 from rotator.api.app import create_app
-from rotator.cli import apps, keys, services, tenants, webhooks
+from rotator.cli import MANAGEMENT_COMMANDS
 from rotator.cli.framework import TENANT, Command
 from rotator.crypto import KeyRing
 from rotator.settings import Settings
 
-COMMANDS: list[Command] = [
-    *tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS, *webhooks.COMMANDS,
-]  # fmt: skip
+COMMANDS: list[Command] = MANAGEMENT_COMMANDS
 
 CLI_REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 NOT_MANAGEMENT = {
@@ -97,11 +95,13 @@ CONSOLE: dict[str, tuple[str, ...]] = {
     "POST /v1/apps/{app_id}/token": ("POST /app/apps/{app_id}/token",),
     "GET /v1/webhooks/deliveries": ("GET /app/settings/deliveries",),
     "POST /v1/webhooks/test": ("POST /app/settings/webhook/test",),
+    "POST /v1/import": ("POST /app/import",),
 }
 
 CLI_ONLY_FIELDS = {
     # (command, the arg's store field): why it names no field of the API's request
     ("key add-file", "file"): "the file's lines become the request's `keys` list",
+    ("import", "file"): "the file's rows become the request's `rows` list",
 }
 TENANT_ARG = "tenant"
 """Every command's TENANT: the path's tenant_id for the operator, the token's tenant for a
@@ -157,9 +157,9 @@ def test_every_api_operation_has_a_cli_command(operations):
 
 def test_every_command_names_real_operations(operations):
     for command in COMMANDS:
-        assert command.api, f"{command.group} {command.name} declares no API operation"
+        assert command.api, f"{command.title} declares no API operation"
         for op in command.api:
-            assert op in operations, f"{command.group} {command.name}: no operation {op}"
+            assert op in operations, f"{command.title}: no operation {op}"
 
 
 def request_fields(document: dict[str, Any], op: dict[str, Any]) -> set[str]:
@@ -176,7 +176,7 @@ def test_every_flag_sets_a_field_of_its_operation(document, operations):
     """A flag's store field is a field of the API's request, so the store's refusal of
     that field (InvalidField) is said with this flag (`Command.flag_of`)."""
     for command in COMMANDS:
-        name = f"{command.group} {command.name}"
+        name = command.title
         fields = set().union(*(request_fields(document, operations[op]) for op in command.api))
         for a in command.args:
             if a.store_field == TENANT_ARG or (name, a.store_field) in CLI_ONLY_FIELDS:
@@ -195,7 +195,7 @@ def test_every_command_for_a_tenant_takes_its_id_or_name():
         if (command.group, command.name) in no_tenant:
             assert TENANT not in command.args
         else:
-            assert command.args[0] is TENANT, f"{command.group} {command.name}"
+            assert command.args[0] is TENANT, command.title
 
 
 def test_the_cli_reference_lists_every_operations_command():
@@ -203,7 +203,7 @@ def test_the_cli_reference_lists_every_operations_command():
     by_operation: dict[str, list[str]] = {}
     for command in COMMANDS:
         for op in command.api:
-            by_operation.setdefault(op, []).append(f"{command.group} {command.name}")
+            by_operation.setdefault(op, []).append(command.title)
     expected = [
         f"| `{op}` | " + ", ".join(f"`{name}`" for name in names) + " |"
         for op, names in by_operation.items()

@@ -5,6 +5,7 @@ Controllers subclass rotator.api.auth.TenantAdminBase or OperatorBase (their gua
 """
 
 from rotator.api.management.apps import AppController
+from rotator.api.management.imports import ImportController
 from rotator.api.management.keys import KeyController
 from rotator.api.management.operator import OperatorController
 from rotator.api.management.rotation import RotationController
@@ -18,6 +19,7 @@ ROUTES: list = [
     TenantController,
     ServiceController,
     KeyController,
+    ImportController,
     AppController,
     RotationController,
     UsageController,

@@ -1,0 +1,118 @@
+"""`rotator import TENANT FILE`: an export of services and keys (CSV or JSON) into a tenant,
+all or nothing (rotator/store/imports.py). The file is read and parsed before the store is
+touched; its secrets are sealed as they are written and never printed."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rotator.cli import output
+from rotator.cli.common import CliError, say
+from rotator.cli.framework import TENANT, Command, Context, arg
+from rotator.domain import import_file
+from rotator.domain.errors import InvalidRows
+from rotator.domain.records import Imported
+from rotator.store import imports
+
+
+def _source(args: argparse.Namespace) -> str:
+    return "stdin" if args.file == "-" else args.file
+
+
+def _read_file(args: argparse.Namespace) -> None:
+    """Read and parse FILE before the store is touched: a bad row stops everything."""
+    name = _source(args)
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{name}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CliError(f"{name}: {exc.strerror or exc}") from None
+    try:
+        args.rows = import_file.parse(text)
+    except InvalidRows as exc:
+        raise CliError(f"{name}: {exc.message}") from None
+    del text
+
+
+async def _import(ctx: Context, args: argparse.Namespace) -> Any:
+    try:
+        return await imports.import_keys(
+            ctx.redis, ctx.durability, ctx.keyring, await ctx.tenant(args.tenant), args.rows,
+            now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
+        )  # fmt: skip
+    except InvalidRows as exc:
+        raise CliError(f"{_source(args)}: {exc.message}") from None
+    finally:
+        args.rows = None  # the secrets, as read: sealed in the store now, or refused
+
+
+def _human(result: Imported) -> str:
+    rows = [
+        {"slug": s.slug, "policy": s.policy, "service": "created" if s.created else "existed",
+         "keys_added": len(s.key_ids)}
+        for s in result.services
+    ]  # fmt: skip
+    return (
+        output.table(rows, ("slug", "policy", "service", "keys_added"))
+        + f"\n{result.keys_added} key{'s' if result.keys_added != 1 else ''} imported"
+    )
+
+
+def deletion_advice(path: str) -> str:
+    """How to get rid of the file now that its secrets are sealed in the store."""
+    if path == "-":
+        return "the keys came from stdin: delete whatever file fed it (see docs/migration.md)"
+    how = f"shred -u {path}" if shutil.which("shred") else f"rm {path} (shred is not installed)"
+    return (
+        f"the keys are sealed in the store: delete {path} now, e.g. `{how}`. Copies may "
+        "remain in backups, synced folders, the download folder and editors' swap or "
+        "history files: remove those too. On SSDs and copy-on-write file systems shred "
+        "cannot promise the old blocks are gone; rotate keys that were exposed."
+    )
+
+
+def _execute_note(args: argparse.Namespace) -> None:
+    say(deletion_advice(args.file))
+
+
+IMPORT_FORMAT = """\
+FILE is CSV with a header row, or a JSON array of objects (when it starts with `[`):
+
+  slug,policy,limit,label,secret
+  openai,usage,10000,Primary,sk-proj-aaaa...
+  openai,,,Backup,sk-proj-bbbb...
+  stripe,manual,,Live,sk_live_cccc...
+
+  [{"slug": "openai", "policy": "usage", "limit": 10000, "label": "Primary",
+    "secret": "sk-proj-aaaa..."}]
+
+slug and secret are required; policy (and key_ttl_minutes for `time`) creates a service
+that does not exist; limit is the service's daily limit (empty = none); label names the
+key (empty = `Key <id>`). A service that exists gets the keys; a row that disagrees with
+it (another policy, limit or ttl) is refused: an import never changes a service. All or
+nothing: every refused row is named by its number (CSV: its line, the header is line 1;
+JSON: its position from 1) and nothing is imported. Secrets are never printed.
+docs/migration.md has more."""
+
+COMMANDS = [
+    Command(
+        "", "import",
+        "import services and keys from an export (CSV or JSON), all or nothing",
+        _import,
+        args=(
+            TENANT,
+            arg("file", metavar="FILE", help="the export, CSV or JSON; - reads stdin"),
+        ),
+        keyring=True,
+        prepare=_read_file,
+        human=_human,
+        epilog=IMPORT_FORMAT,
+        after=_execute_note,
+        api=("POST /v1/import",),
+    ),
+]  # fmt: skip

@@ -1,0 +1,300 @@
+"""Import an export of services and keys into a tenant, all or nothing (`rotator import`,
+`POST /v1/import` and the console's import page; the file's forms are
+rotator/domain/import_file.py).
+
+Every row is checked before anything is written, with the rules of the service and key
+functions it then calls (services.create_service, services.add_keys), and every bad row is
+reported at once. An import never changes a service that exists: a row whose policy, limit
+or key ttl disagrees with it is refused, by its row number (the tenant changes the service
+first, or the file); its empty cells mean "as the service is".
+
+The writes are then one service creation per new service and one bulk add (one script,
+all or none) per service. They are not one transaction: if the store fails midway, what
+was written is undone (new services deleted, keys added to existing services removed)
+before the error is raised; if even that fails, ImportIncomplete says what may remain.
+Meanwhile a delivery may already hand out an imported key: the keys are the tenant's own,
+and only an import that fails on an outage can take one back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rotator.crypto import KeyRing
+from rotator.domain.errors import (
+    Conflict,
+    ImportIncomplete,
+    InvalidField,
+    InvalidRows,
+    NotFound,
+    RowProblem,
+)
+from rotator.domain.import_file import ImportRow
+from rotator.domain.models import NewKey
+from rotator.domain.records import Imported, ImportedService, Service
+from rotator.store import services
+from rotator.store.common import check_limit, check_name
+from rotator.store.connection import Durability, Redis
+
+log = logging.getLogger(__name__)
+
+MAX_IMPORT_ROWS = 10_000
+"""Rows in one import: ten bulk adds' worth; a larger export is split into several files."""
+
+Refuse = Callable[[ImportRow, str, str], None]
+"""Records a problem of a row: (row, its column, what is wrong)."""
+
+
+@dataclass
+class _Planned:
+    """One service of the file: what to create (unless it exists) and the keys to add."""
+
+    slug: str
+    first_row: int
+    existing: Service | None
+    policy: str | None = None
+    limit: int | None = None
+    ttl_minutes: int | None = None
+    keys: list[NewKey] = field(default_factory=list)
+    secrets: dict[str, int] = field(default_factory=dict)
+    """secret -> the row it was first read from (a repeat is refused by row number)."""
+
+
+async def import_keys(
+    redis: Redis,
+    durability: Durability,
+    keyring: KeyRing,
+    tenant: str,
+    rows: Sequence[ImportRow],
+    *,
+    now_ms: int,
+    events_maxlen: int,
+) -> Imported:
+    """Create the services the rows name that do not exist and add every row's key, all or
+    nothing; InvalidRows lists every refused row before anything is written."""
+    if not 1 <= len(rows) <= MAX_IMPORT_ROWS:
+        raise InvalidField("rows", f"must hold 1 to {MAX_IMPORT_ROWS} rows, not {len(rows)}")
+    existing = {s.slug: s for s in await services.list_services(redis, tenant, now_ms=now_ms)}
+    plan = _plan(rows, existing)
+    return await _apply(redis, durability, keyring, tenant, plan, now_ms, events_maxlen)
+
+
+# --- checks ---------------------------------------------------------------------------------
+def _plan(rows: Sequence[ImportRow], existing: dict[str, Service]) -> list[_Planned]:
+    planned: dict[str, _Planned] = {}
+    problems: list[RowProblem] = []
+
+    def refuse(row: ImportRow, column: str, problem: str) -> None:
+        problems.append(RowProblem(row=row.row, field=column, problem=problem))
+
+    for row in rows:
+        before = len(problems)
+        try:
+            slug = services.check_slug(row.slug)
+        except InvalidField as exc:
+            refuse(row, "slug", exc.problem)
+            slug = None
+        key = _check_key(row, refuse)
+        if row.policy is not None:
+            try:
+                services.check_policy(row.policy)
+            except InvalidField as exc:
+                refuse(row, "policy", exc.problem)
+        try:
+            check_limit("limit", row.limit)
+        except InvalidField as exc:
+            refuse(row, "limit", exc.problem)
+        if slug is None or len(problems) > before:
+            continue
+        service = planned.get(slug)
+        if service is None:
+            service = planned[slug] = _Planned(slug, row.row, existing.get(slug))
+        _agree(service, row, refuse)
+        assert key is not None
+        first = service.secrets.setdefault(key.secret, row.row)
+        if first != row.row:
+            refuse(row, "secret", f"the same secret as row {first} (service {slug})")
+        service.keys.append(key)
+    for service in planned.values():
+        if service.existing is not None:
+            continue
+        if service.policy is None:
+            problems.append(
+                RowProblem(row=service.first_row, field="policy",
+                           problem=f"required: service {service.slug} does not exist yet")
+            )  # fmt: skip
+            continue
+        try:
+            services.check_ttl(service.policy, service.ttl_minutes)
+        except InvalidField as exc:
+            problem = f"service {service.slug}: {exc.problem}"
+            problems.append(RowProblem(row=service.first_row, field=exc.field, problem=problem))
+    for service in planned.values():
+        if len(service.keys) > services.MAX_BULK_KEYS:
+            problems.append(
+                RowProblem(row=service.first_row, field="slug",
+                           problem=f"service {service.slug}: at most {services.MAX_BULK_KEYS} "
+                                   f"keys in one import, not {len(service.keys)}")
+            )  # fmt: skip
+    if problems:
+        raise InvalidRows(sorted(problems, key=lambda p: p.row))
+    return list(planned.values())
+
+
+def _check_key(row: ImportRow, refuse: Refuse) -> NewKey | None:
+    """The row's key with the key checks of services.add_keys (None when refused)."""
+    ok = True
+    try:
+        secret = services.check_secret(row.secret)
+    except InvalidField as exc:
+        refuse(row, "secret", exc.problem)
+        ok = False
+    label = None
+    if row.label is not None:
+        try:
+            label = check_name("label", row.label)
+        except InvalidField as exc:
+            refuse(row, "label", exc.problem)
+            ok = False
+    return NewKey(secret=secret, label=label) if ok else None
+
+
+def _agree(service: _Planned, row: ImportRow, refuse: Refuse) -> None:
+    """A row's service settings must match the service (existing) or its earlier rows."""
+    if service.existing is not None:
+        s = service.existing
+        for column, given, actual in (
+            ("policy", row.policy, s.policy),
+            ("limit", row.limit, s.max_daily_requests),
+            ("key_ttl_minutes", row.key_ttl_minutes, s.key_ttl_minutes),
+        ):
+            if given is not None and given != actual:
+                refuse(
+                    row, column,
+                    f"service {s.slug} exists with {column} {_shown(actual)}, the row says "
+                    f"{given}: an import never changes a service (leave the cell empty, or "
+                    f"change the service first)",
+                )  # fmt: skip
+        return
+    for column, attr, given in (
+        ("policy", "policy", row.policy),
+        ("limit", "limit", row.limit),
+        ("key_ttl_minutes", "ttl_minutes", row.key_ttl_minutes),
+    ):
+        if given is None:
+            continue
+        earlier = getattr(service, attr)
+        if earlier is None:
+            setattr(service, attr, given)
+        elif earlier != given:
+            refuse(
+                row, column,
+                f"service {service.slug} is given {column} {earlier} by an earlier row, "
+                f"this row says {given}",
+            )  # fmt: skip
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else str(value)
+
+
+# --- writes ---------------------------------------------------------------------------------
+async def _apply(
+    redis: Redis,
+    durability: Durability,
+    keyring: KeyRing,
+    tenant: str,
+    plan: list[_Planned],
+    now_ms: int,
+    events_maxlen: int,
+) -> Imported:
+    created: list[str] = []
+    added: list[tuple[str, list[int]]] = []  # keys added to services that existed
+    results: list[ImportedService] = []
+    # new services first: undoing one is deleting it, which takes its keys along
+    ordered = sorted(plan, key=lambda p: p.existing is not None)
+    try:
+        for service in ordered:
+            policy = service.existing.policy if service.existing else service.policy
+            assert policy is not None
+            if service.existing is None:
+                try:
+                    await services.create_service(
+                        redis, durability, tenant, slug=service.slug, policy=policy,
+                        max_daily_requests=service.limit,
+                        key_ttl_minutes=service.ttl_minutes, now_ms=now_ms,
+                    )  # fmt: skip
+                except Conflict:
+                    raise Conflict(
+                        f"service {service.slug} was created while importing; nothing was "
+                        "imported: run the import again"
+                    ) from None
+                created.append(service.slug)
+            try:
+                result = await services.add_keys(
+                    redis, durability, keyring, tenant, service.slug, service.keys,
+                    now_ms=now_ms,
+                )  # fmt: skip
+            except NotFound:
+                raise NotFound(
+                    f"service {service.slug} was deleted while importing; nothing was "
+                    "imported: run the import again"
+                ) from None
+            ids = [k.id for k in result.keys]
+            if service.existing is not None:
+                added.append((service.slug, ids))
+            results.append(
+                ImportedService(slug=service.slug, policy=policy,
+                                created=service.existing is None, key_ids=ids)
+            )  # fmt: skip
+    except (Exception, asyncio.CancelledError) as exc:
+        left = await _undo(redis, durability, tenant, created, added, now_ms, events_maxlen)
+        if left:
+            raise ImportIncomplete(
+                "import failed midway and could not be undone; still there: "
+                + "; ".join(left)
+                + " (delete them, then import again)"
+            ) from exc
+        raise
+    results.sort(key=lambda r: r.slug)
+    return Imported(services=results, keys_added=sum(len(r.key_ids) for r in results))
+
+
+async def _undo(
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    created: list[str],
+    added: list[tuple[str, list[int]]],
+    now_ms: int,
+    events_maxlen: int,
+) -> list[str]:
+    """Take back what an import wrote; what could not be taken back, in words."""
+    left: list[str] = []
+    for slug in created:
+        try:
+            await services.delete_service(redis, durability, tenant, slug)
+        except NotFound:
+            pass
+        except Exception:
+            log.exception("import undo: could not delete service %s", slug)
+            left.append(f"service {slug} (created by the import)")
+    for slug, ids in added:
+        remaining = []
+        for key_id in ids:
+            try:
+                await services.remove_key(
+                    redis, durability, tenant, slug, key_id,
+                    now_ms=now_ms, events_maxlen=events_maxlen,
+                )  # fmt: skip
+            except NotFound:
+                pass
+            except Exception:
+                remaining.append(str(key_id))
+        if remaining:
+            log.error("import undo: keys %s of service %s remain", ",".join(remaining), slug)
+            left.append(f"keys {', '.join(remaining)} of service {slug}")
+    return left
