@@ -2,7 +2,10 @@
 
 Nothing reads the environment at import time: `Settings.from_env()` is called by
 the CLI (or a test) and the result is passed explicitly to whatever needs it.
-Each field's `doc` metadata is what `rotator --help` prints.
+Each setting is declared once, with `setting(...)`: its default, its help text
+(what `rotator --help` and the README table print), its parser and its bounds.
+Parsing and validation are generic over that declaration, so a new setting is one
+field and nothing else.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,15 @@ from rotator.store.address import AddressError, StoreAddress
 
 PREFIX = "ROTATOR_"
 MASTER_KEY_FILE = "master.key"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+Parser = Callable[[str, str], Any]
+"""(setting name, stripped raw text) -> value; raises SettingsError naming the variable."""
+
+Check = Callable[["Settings", Any], "str | None"]
+"""(all settings, this setting's value) -> the problem, or None when the value is fine."""
 
 
 class SettingsError(ValueError):
@@ -33,214 +43,34 @@ class SettingsError(ValueError):
         super().__init__(f"{self.name}: {problem}")
 
 
-def _doc(text: str) -> Any:
-    return {"doc": text}
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    parse: Parser | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    above: float | None = None,
+    bound_note: str = "",
+    check: Check | None = None,
+) -> Any:
+    """One setting, declared once: a dataclass field whose metadata carries the help text,
+    the parser of its variable and its bounds (checked by `Settings.from_env`).
 
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything the API, the workers and the CLI are configured with."""
-
-    redis_url: str | None = field(
-        default=None,
-        metadata=_doc(
-            "redis://[:password@]host:port/db of the data store (rediss:// = TLS, hostname "
-            "checked; ?ssl_ca_certs=, ssl_cert_reqs=, ssl_check_hostname=, ssl_certfile=, "
-            "ssl_keyfile=: docs/tls.md); unset = embedded Valkey"
-        ),
+    `bound_note` follows the bound's message, to say why the bound is there; `check` is for
+    a rule bounds cannot say (it sees the other settings too)."""
+    return field(
+        default=default,
+        metadata={
+            "doc": doc,
+            "parse": parse or _parse_str,
+            "at_least": at_least,
+            "at_most": at_most,
+            "above": above,
+            "bound_note": bound_note,
+            "check": check,
+        },
     )
-    redis_cluster: bool = field(
-        default=False,
-        metadata=_doc("1 = REDIS_URL names one node of a Redis/Valkey Cluster"),
-    )
-    queue_url: str | None = field(
-        default=None,
-        metadata=_doc(
-            "Redis for the arq job queue, a URL as REDIS_URL; default: REDIS_URL "
-            "(required with a cluster)"
-        ),
-    )
-    data_dir: Path = field(
-        default=Path("var"),
-        metadata=_doc("embedded Valkey data (AOF) and the generated master key"),
-    )
-    master_key: KeyRing | None = field(
-        default=None,
-        metadata=_doc(
-            "base64 of 32 bytes, or 'id:base64,id:base64,...' (first encrypts, all decrypt); "
-            "default: DATA_DIR/master.key"
-        ),
-    )
-    admin_token: str | None = field(
-        default=None,
-        metadata=_doc("operator token for /v1/admin/*; unset = operator API disabled"),
-    )
-    host: str = field(default="127.0.0.1", metadata=_doc("address the API listens on"))
-    port: int = field(default=8080, metadata=_doc("port the API listens on"))
-    workers: int = field(default=1, metadata=_doc("uvicorn worker processes for the API"))
-    trusted_proxies: tuple[Network | str, ...] = field(
-        default=(),
-        metadata=_doc(
-            "comma-separated CIDRs or host names (e.g. the proxy's container name; resolved "
-            "at start and every 30 s) whose X-Forwarded-For is honoured"
-        ),
-    )
-    webhook_allow_private: bool = field(
-        default=False,
-        metadata=_doc("1 = allow webhook URLs on loopback/private addresses (tests, dev)"),
-    )
-    log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
-    log_summary_s: float = field(
-        default=60.0,
-        metadata=_doc(
-            "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); "
-            "0 = none"
-        ),
-    )
-    demo_rate_per_min: int = field(
-        default=60, metadata=_doc("demo tenants: sustained requests per minute per client IP")
-    )
-    demo_burst: int = field(default=10, metadata=_doc("demo tenants: burst allowance per IP"))
-    redis_timeout_ms: int = field(
-        default=1000,
-        metadata=_doc("a Redis call slower than this fails fast with 503 store unavailable"),
-    )
-    usage_retention_days: int = field(
-        default=35, metadata=_doc("days of per-key usage history kept (counters expire)")
-    )
-    events_maxlen: int = field(
-        default=10000, metadata=_doc("approximate cap of each tenant's event stream")
-    )
-    webhook_timeout_s: float = field(
-        default=5.0, metadata=_doc("timeout of one webhook delivery attempt, seconds")
-    )
-    webhook_max_attempts: int = field(
-        default=8, metadata=_doc("attempts per webhook event before it is recorded as failed")
-    )
-    session_idle_minutes: int = field(
-        default=30, metadata=_doc("console: a session unused this long signs out (minutes)")
-    )
-    session_max_hours: int = field(
-        default=12, metadata=_doc("console: a session ends this long after sign-in (hours)")
-    )
-
-    @property
-    def embedded(self) -> bool:
-        """True when the service starts its own Valkey (no REDIS_URL configured)."""
-        return self.redis_url is None
-
-    @property
-    def trusted_networks(self) -> tuple[Network, ...]:
-        """The trusted proxies given as addresses or CIDRs."""
-        return tuple(p for p in self.trusted_proxies if not isinstance(p, str))
-
-    @property
-    def trusted_hosts(self) -> tuple[str, ...]:
-        """The trusted proxies given by name (rotator/api/proxies.py resolves them)."""
-        return tuple(p for p in self.trusted_proxies if isinstance(p, str))
-
-    @property
-    def keyring(self) -> KeyRing:
-        if self.master_key is None:
-            raise SettingsError(
-                "master_key", f"not set and no {MASTER_KEY_FILE} in {self.data_dir}"
-            )
-        return self.master_key
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build and validate settings; raises SettingsError naming the bad variable."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(PREFIX + f.name.upper())
-            if raw is None or raw.strip() == "":
-                continue
-            values[f.name] = _PARSERS.get(f.name, _parse_str)(f.name, raw.strip())
-        if "master_key" not in values:
-            data_dir = values.get("data_dir", overrides.get("data_dir", cls.data_dir))
-            key_file = Path(data_dir) / MASTER_KEY_FILE
-            if key_file.exists():
-                values["master_key"] = _parse_keyring("master_key", key_file.read_text().strip())
-        values.update(overrides)
-        settings = cls(**values)
-        settings._validate()
-        return settings
-
-    def _validate(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise SettingsError("port", f"{self.port} is not a TCP port")
-        if self.workers < 1:
-            raise SettingsError("workers", "must be at least 1")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise SettingsError("log_level", f"{self.log_level!r} is not a log level")
-        for name in (
-            "demo_rate_per_min",
-            "demo_burst",
-            "redis_timeout_ms",
-            "usage_retention_days",
-            "events_maxlen",
-            "webhook_max_attempts",
-            "session_idle_minutes",
-            "session_max_hours",
-        ):
-            if getattr(self, name) < 1:
-                raise SettingsError(name, "must be at least 1")
-        if self.demo_rate_per_min > 60_000:
-            # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
-            # would make it 0, which the script cannot store (SET ... PX 0)
-            raise SettingsError("demo_rate_per_min", "must be at most 60000 (one a millisecond)")
-        if self.log_summary_s < 0:
-            raise SettingsError("log_summary_s", "must be 0 (none) or more")
-        if self.webhook_timeout_s <= 0:
-            raise SettingsError("webhook_timeout_s", "must be positive")
-        for name in ("redis_url", "queue_url"):
-            url = getattr(self, name)
-            if url is not None:
-                _check_store_url(name, url, cluster=name == "redis_url" and self.redis_cluster)
-        if self.redis_cluster and self.redis_url is None:
-            raise SettingsError("redis_cluster", "needs ROTATOR_REDIS_URL naming a cluster node")
-
-    @classmethod
-    def describe(cls) -> list[tuple[str, str, str]]:
-        """(variable, default, doc) for every setting, for `rotator --help`."""
-        rows = []
-        for f in fields(cls):
-            default = f.default
-            if isinstance(default, bool):
-                shown = "1" if default else "0"
-            elif default is None or default == ():
-                shown = "-"
-            else:
-                shown = str(default)
-            rows.append((PREFIX + f.name.upper(), shown, f.metadata["doc"]))
-        return rows
-
-
-def _check_store_url(name: str, url: str, *, cluster: bool) -> None:
-    """Read the URL as every Redis client will (rotator/store/address.py), and load the TLS
-    files it names, so a typo fails the start with one line instead of every connection."""
-    try:
-        address = StoreAddress.parse(url)
-        address.redis_kwargs(cluster=cluster)  # refuses a socket path or a database > 0
-    except AddressError as exc:
-        raise SettingsError(name, str(exc)) from None
-    if address.tls is not None:
-        try:
-            address.tls.context()
-        except (OSError, ssl.SSLError) as exc:
-            # names the file (not secret) and the reason; never the URL's password
-            reason = exc.strerror or getattr(exc, "reason", None) or type(exc).__name__
-            files = ", ".join(
-                f"{param}={path}"
-                for param, path in (
-                    ("ssl_ca_certs", address.tls.ca_file),
-                    ("ssl_certfile", address.tls.cert_file),
-                    ("ssl_keyfile", address.tls.key_file),
-                )
-                if path is not None
-            )
-            raise SettingsError(name, f"cannot load the TLS files ({files}): {reason}") from None
 
 
 def _parse_str(name: str, raw: str) -> str:
@@ -268,6 +98,14 @@ def _parse_bool(name: str, raw: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(name, f"{raw!r} is not a boolean (use 1 or 0)")
+
+
+def _parse_path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _parse_upper(name: str, raw: str) -> str:
+    return raw.upper()
 
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -305,23 +143,244 @@ def _parse_keyring(name: str, raw: str) -> KeyRing:
         raise SettingsError(name, str(exc)) from None
 
 
-_PARSERS = {
-    "redis_cluster": _parse_bool,
-    "webhook_allow_private": _parse_bool,
-    "data_dir": lambda name, raw: Path(raw),
-    "master_key": _parse_keyring,
-    "port": _parse_int,
-    "workers": _parse_int,
-    "trusted_proxies": _parse_proxies,
-    "demo_rate_per_min": _parse_int,
-    "demo_burst": _parse_int,
-    "redis_timeout_ms": _parse_int,
-    "usage_retention_days": _parse_int,
-    "events_maxlen": _parse_int,
-    "webhook_timeout_s": _parse_float,
-    "webhook_max_attempts": _parse_int,
-    "session_idle_minutes": _parse_int,
-    "session_max_hours": _parse_int,
-    "log_level": lambda name, raw: raw.upper(),
-    "log_summary_s": _parse_float,
-}
+def _tcp_port(settings: Settings, port: int) -> str | None:
+    return None if 1 <= port <= 65535 else f"{port} is not a TCP port"
+
+
+def _log_level(settings: Settings, level: str) -> str | None:
+    return None if level.upper() in LOG_LEVELS else f"{level!r} is not a log level"
+
+
+def _redis_url(settings: Settings, url: str | None) -> str | None:
+    return None if url is None else _store_url_problem(url, cluster=settings.redis_cluster)
+
+
+def _queue_url(settings: Settings, url: str | None) -> str | None:
+    return None if url is None else _store_url_problem(url, cluster=False)
+
+
+def _cluster_needs_url(settings: Settings, cluster: bool) -> str | None:
+    if cluster and settings.redis_url is None:
+        return "needs ROTATOR_REDIS_URL naming a cluster node"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the API, the workers and the CLI are configured with."""
+
+    redis_url: str | None = setting(
+        None,
+        "redis://[:password@]host:port/db of the data store (rediss:// = TLS, hostname "
+        "checked; ?ssl_ca_certs=, ssl_cert_reqs=, ssl_check_hostname=, ssl_certfile=, "
+        "ssl_keyfile=: docs/tls.md); unset = embedded Valkey",
+        check=_redis_url,
+    )
+    redis_cluster: bool = setting(
+        False,
+        "1 = REDIS_URL names one node of a Redis/Valkey Cluster",
+        parse=_parse_bool,
+        check=_cluster_needs_url,
+    )
+    queue_url: str | None = setting(
+        None,
+        "Redis for the arq job queue, a URL as REDIS_URL; default: REDIS_URL "
+        "(required with a cluster)",
+        check=_queue_url,
+    )
+    data_dir: Path = setting(
+        Path("var"),
+        "embedded Valkey data (AOF) and the generated master key",
+        parse=_parse_path,
+    )
+    master_key: KeyRing | None = setting(
+        None,
+        "base64 of 32 bytes, or 'id:base64,id:base64,...' (first encrypts, all decrypt); "
+        "default: DATA_DIR/master.key",
+        parse=_parse_keyring,
+    )
+    admin_token: str | None = setting(
+        None, "operator token for /v1/admin/*; unset = operator API disabled"
+    )
+    host: str = setting("127.0.0.1", "address the API listens on")
+    port: int = setting(8080, "port the API listens on", parse=_parse_int, check=_tcp_port)
+    workers: int = setting(1, "uvicorn worker processes for the API", parse=_parse_int, at_least=1)
+    trusted_proxies: tuple[Network | str, ...] = setting(
+        (),
+        "comma-separated CIDRs or host names (e.g. the proxy's container name; resolved "
+        "at start and every 30 s) whose X-Forwarded-For is honoured",
+        parse=_parse_proxies,
+    )
+    webhook_allow_private: bool = setting(
+        False,
+        "1 = allow webhook URLs on loopback/private addresses (tests, dev)",
+        parse=_parse_bool,
+    )
+    log_level: str = setting(
+        "INFO", "DEBUG, INFO, WARNING or ERROR", parse=_parse_upper, check=_log_level
+    )
+    log_summary_s: float = setting(
+        60.0,
+        "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); 0 = none",
+        parse=_parse_float,
+        at_least=0,
+        bound_note="(0 = none)",
+    )
+    demo_rate_per_min: int = setting(
+        60,
+        "demo tenants: sustained requests per minute per client IP",
+        parse=_parse_int,
+        at_least=1,
+        # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
+        # would make it 0, which the script cannot store (SET ... PX 0)
+        at_most=60_000,
+        bound_note="(one a millisecond)",
+    )
+    demo_burst: int = setting(
+        10, "demo tenants: burst allowance per IP", parse=_parse_int, at_least=1
+    )
+    redis_timeout_ms: int = setting(
+        1000,
+        "a Redis call slower than this fails fast with 503 store unavailable",
+        parse=_parse_int,
+        at_least=1,
+    )
+    usage_retention_days: int = setting(
+        35,
+        "days of per-key usage history kept (counters expire)",
+        parse=_parse_int,
+        at_least=1,
+    )
+    events_maxlen: int = setting(
+        10000, "approximate cap of each tenant's event stream", parse=_parse_int, at_least=1
+    )
+    webhook_timeout_s: float = setting(
+        5.0,
+        "timeout of one webhook delivery attempt, seconds",
+        parse=_parse_float,
+        above=0,
+    )
+    webhook_max_attempts: int = setting(
+        8,
+        "attempts per webhook event before it is recorded as failed",
+        parse=_parse_int,
+        at_least=1,
+    )
+    session_idle_minutes: int = setting(
+        30,
+        "console: a session unused this long signs out (minutes)",
+        parse=_parse_int,
+        at_least=1,
+    )
+    session_max_hours: int = setting(
+        12,
+        "console: a session ends this long after sign-in (hours)",
+        parse=_parse_int,
+        at_least=1,
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """True when the service starts its own Valkey (no REDIS_URL configured)."""
+        return self.redis_url is None
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """The trusted proxies given as addresses or CIDRs."""
+        return tuple(p for p in self.trusted_proxies if not isinstance(p, str))
+
+    @property
+    def trusted_hosts(self) -> tuple[str, ...]:
+        """The trusted proxies given by name (rotator/api/proxies.py resolves them)."""
+        return tuple(p for p in self.trusted_proxies if isinstance(p, str))
+
+    @property
+    def keyring(self) -> KeyRing:
+        if self.master_key is None:
+            raise SettingsError(
+                "master_key", f"not set and no {MASTER_KEY_FILE} in {self.data_dir}"
+            )
+        return self.master_key
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build and validate settings; raises SettingsError naming the bad variable."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = f.metadata["parse"](f.name, raw.strip())
+        if "master_key" not in values:
+            data_dir = values.get("data_dir", overrides.get("data_dir", cls.data_dir))
+            key_file = Path(data_dir) / MASTER_KEY_FILE
+            if key_file.exists():
+                values["master_key"] = _parse_keyring("master_key", key_file.read_text().strip())
+        values.update(overrides)
+        settings = cls(**values)
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        """Each setting's bounds and check, from its declaration."""
+        for f in fields(self):
+            problem = _bounds_problem(getattr(self, f.name), f.metadata)
+            check = f.metadata["check"]
+            if problem is None and check is not None:
+                problem = check(self, getattr(self, f.name))
+            if problem is not None:
+                raise SettingsError(f.name, problem)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, doc) for every setting, for `rotator --help`."""
+        rows = []
+        for f in fields(cls):
+            default = f.default
+            if isinstance(default, bool):
+                shown = "1" if default else "0"
+            elif default is None or default == ():
+                shown = "-"
+            else:
+                shown = str(default)
+            rows.append((PREFIX + f.name.upper(), shown, f.metadata["doc"]))
+        return rows
+
+
+def _bounds_problem(value: Any, meta: Mapping[str, Any]) -> str | None:
+    note = f" {meta['bound_note']}" if meta["bound_note"] else ""
+    if meta["at_least"] is not None and value < meta["at_least"]:
+        return f"must be at least {meta['at_least']}{note}"
+    if meta["at_most"] is not None and value > meta["at_most"]:
+        return f"must be at most {meta['at_most']}{note}"
+    if meta["above"] is not None and value <= meta["above"]:
+        return "must be positive" if meta["above"] == 0 else f"must be above {meta['above']}"
+    return None
+
+
+def _store_url_problem(url: str, *, cluster: bool) -> str | None:
+    """Read the URL as every Redis client will (rotator/store/address.py), and load the TLS
+    files it names, so a typo fails the start with one line instead of every connection."""
+    try:
+        address = StoreAddress.parse(url)
+        address.redis_kwargs(cluster=cluster)  # refuses a socket path or a database > 0
+    except AddressError as exc:
+        return str(exc)
+    if address.tls is not None:
+        try:
+            address.tls.context()
+        except (OSError, ssl.SSLError) as exc:
+            # names the file (not secret) and the reason; never the URL's password
+            reason = exc.strerror or getattr(exc, "reason", None) or type(exc).__name__
+            files = ", ".join(
+                f"{param}={path}"
+                for param, path in (
+                    ("ssl_ca_certs", address.tls.ca_file),
+                    ("ssl_certfile", address.tls.cert_file),
+                    ("ssl_keyfile", address.tls.key_file),
+                )
+                if path is not None
+            )
+            return f"cannot load the TLS files ({files}): {reason}"
+    return None
