@@ -14,11 +14,10 @@ from typing import Any
 from rotator.store.connection import UNAVAILABLE
 from rotator.store.sweep import sweep_service, time_services
 from rotator.tally import Tally
+from rotator.tuning import SWEEP_CHUNK
 from workers.config import WorkerConfig
 
 log = logging.getLogger("workers.sweep")
-
-_CHUNK = 500
 
 
 async def sweep_time_services(ctx: dict[str, Any]) -> int:
@@ -84,7 +83,7 @@ async def _sweep(ctx: dict[str, Any]) -> int:
     chunk: list[tuple[str, str]] = []
     async for pair in time_services(data):
         chunk.append(pair)
-        if len(chunk) >= _CHUNK:
+        if len(chunk) >= SWEEP_CHUNK:
             expired += await sweep_chunk(chunk)
             chunk = []
     expired += await sweep_chunk(chunk)

@@ -23,13 +23,9 @@ from collections.abc import Sequence
 
 from rotator.api.state import AppState
 from rotator.domain.clientip import ClientIpResolver, Network
+from rotator.tuning import PROXY_NAMES_REFRESH_S, PROXY_NAMES_RETRY_S
 
 log = logging.getLogger("rotator.api")
-
-REFRESH_S = 30.0
-"""How often resolved names are looked up again."""
-RETRY_S = 1.0
-"""How often a name that never resolved is tried (the proxy may start after the API)."""
 
 
 class ProxyNames:
@@ -39,8 +35,8 @@ class ProxyNames:
         networks: Sequence[Network],
         hosts: Sequence[str],
         *,
-        refresh_s: float = REFRESH_S,
-        retry_s: float = RETRY_S,
+        refresh_s: float = PROXY_NAMES_REFRESH_S,
+        retry_s: float = PROXY_NAMES_RETRY_S,
     ) -> None:
         self.state = state
         self.networks = tuple(networks)

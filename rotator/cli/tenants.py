@@ -10,8 +10,7 @@ from rotator.cli.common import read_secret, say
 from rotator.cli.framework import TENANT, Command, Context, arg
 from rotator.domain.errors import NotFound
 from rotator.store import tenant_deletion, tenants
-
-PROGRESS_EVERY_S = 1.0
+from rotator.tuning import PROGRESS_EVERY_S
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:

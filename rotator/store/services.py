@@ -38,6 +38,7 @@ from rotator.store.common import (
     text,
 )
 from rotator.store.connection import Durability, Redis
+from rotator.tuning import POLICY_UPDATE_ATTEMPTS
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 """A whole slug (fullmatch: `$` would let a trailing newline through, into events and keys)."""
@@ -50,7 +51,6 @@ MAX_BULK_KEYS = 1000
 """Keys in one bulk add: 1000 of the longest secrets (4096 characters) would pass the 1 MiB
 body cap, so the cap on the count is the one a client meets first in practice."""
 MOVE_TO = ("front", "end")
-_POLICY_RETRIES = 5
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -272,7 +272,7 @@ async def update_service(
     ciphertext is bound to it. Switching policy starts afresh (from the first key, every
     time-policy lifetime unstarted), except that the manual primary is kept for when the
     service returns to manual (scripts/lua/service_update.lua)."""
-    for _ in range(_POLICY_RETRIES):
+    for _ in range(POLICY_UPDATE_ATTEMPTS):
         h = await _service_hash(redis, tenant, slug)
         read_policy = text(h, "policy")
         new_policy = read_policy if policy is UNSET else check_policy(policy)

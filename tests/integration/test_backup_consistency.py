@@ -62,7 +62,12 @@ async def test_each_tenant_is_restored_in_a_state_that_existed(redis, settings, 
             if n >= 1:
                 first = (await services.list_keys(redis, churned, f"s{n - 1}"))[0]
                 await services.remove_key(
-                    redis, d, churned, f"s{n - 1}", first.id, now_ms=system_clock(),
+                    redis,
+                    d,
+                    churned,
+                    f"s{n - 1}",
+                    first.id,
+                    now_ms=system_clock(),
                     events_maxlen=1000,
                 )
                 model[f"s{n - 1}"].pop(0)
