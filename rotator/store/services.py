@@ -32,6 +32,7 @@ from rotator.store import keys
 from rotator.store.common import (
     check_limit,
     check_name,
+    check_text,
     limit_arg,
     optional_int,
     queue_script,
@@ -94,14 +95,7 @@ def check_warning_percent(value: int | None) -> int | None:
 
 
 def check_secret(secret: str) -> str:
-    secret = secret.strip()
-    if not secret:
-        raise InvalidField("secret", "must not be empty")
-    if len(secret) > MAX_SECRET_CHARS:
-        raise InvalidField("secret", f"at most {MAX_SECRET_CHARS} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in secret):
-        raise InvalidField("secret", "must not contain control characters")
-    return secret
+    return check_text("secret", secret, max_chars=MAX_SECRET_CHARS)
 
 
 # --- decoding -------------------------------------------------------------------------------
