@@ -39,7 +39,7 @@ from rotator.settings import Settings  # noqa: E402
 from rotator.store import keys  # noqa: E402
 from workers.config import WorkerConfig  # noqa: E402
 from workers.pump import EventPump  # noqa: E402
-from workers.receiver import Receiver  # noqa: E402
+from rotator.cli.webhook_listen import Receiver  # noqa: E402
 
 WORKER = """
 import json, sys

@@ -16,6 +16,7 @@ output and the error messages follow from that declaration.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,9 @@ class Command:
     operator: bool = False
     """The operator's command (create, suspend or delete a tenant...): it acts on a tenant
     whether or not it is suspended."""
+    store: bool = True
+    """Opens the data store; a command that does not (`webhook listen`) gets a Context
+    without one and no --json."""
 
     @property
     def tenant_write(self) -> bool:
@@ -171,7 +175,9 @@ def add_commands(
         if command.group:
             if command.group not in groups:
                 groups[command.group] = sub.add_parser(
-                    command.group, help=GROUP_HELP.get(command.group, command.group)
+                    command.group,
+                    help=GROUP_HELP.get(command.group, command.group),
+                    aliases=GROUP_ALIASES.get(command.group, ()),
                 ).add_subparsers(dest="action", metavar="ACTION", required=True)
             parent = groups[command.group]
         p = parent.add_parser(
@@ -179,7 +185,7 @@ def add_commands(
             help=command.help,
             description=command.description or command.help,
             epilog=command.epilog,
-            parents=[json_parent],
+            parents=[json_parent] if command.store else [],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         for a in command.args:
@@ -192,14 +198,18 @@ GROUP_HELP = {
     "service": "a tenant's services",
     "key": "a service's provider keys",
     "app": "a tenant's client apps and their tokens",
-    "webhook": "a tenant's webhook deliveries",
+    "webhook": "a tenant's webhook deliveries, and a local receiver to try them",
 }
+GROUP_ALIASES = {"webhook": ["webhooks"]}
+"""Other spellings of a group (the plural people type for the API's /v1/webhooks)."""
 
 
 def execute(command: Command, args: argparse.Namespace, settings: Settings) -> int:
     """Run one command: store access, the call, errors in the command's terms, output."""
     if command.prepare is not None:
         command.prepare(args)
+    if not command.store:
+        return asyncio.run(command.run(Context(None, None, settings), args)) or 0
     store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
     try:
         with store as live:

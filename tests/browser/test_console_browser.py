@@ -22,7 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from tests.browser.conftest import LiveServer
 from tests.conftest import OPERATOR_TOKEN
 from tests.integration.webhook_support import deliver_all, verify_signature
-from workers.receiver import Receiver
+from rotator.cli.webhook_listen import Receiver
 
 pytestmark = pytest.mark.timeout(120)
 

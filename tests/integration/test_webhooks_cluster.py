@@ -16,7 +16,7 @@ from rotator.store.connection import Durability
 from tests.conftest import T0_MS
 from tests.integration.webhook_support import FAST, verify_signature, worker
 from workers.pump import EventPump
-from workers.receiver import Receiver
+from rotator.cli.webhook_listen import Receiver
 from workers.settings import worker_settings
 from workers.sweep import sweep_time_services
 

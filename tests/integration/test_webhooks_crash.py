@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.webhook_support import log_of, record_event, verify_signature, webhook_tenant
-from workers.receiver import Receiver
+from rotator.cli.webhook_listen import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ from tests.integration.webhook_support import (
     webhook_tenant,
     worker,
 )
-from workers.receiver import Receiver
+from rotator.cli.webhook_listen import Receiver
 
 
 def statuses(*codes: int):
