@@ -57,13 +57,14 @@ def setting(
     """One setting, declared once: a dataclass field whose metadata carries the help text,
     the parser of its variable and its bounds (checked by `Settings.from_env`).
 
-    `bound_note` follows the bound's message, to say why the bound is there; `check` is for
-    a rule bounds cannot say (it sees the other settings too)."""
+    The parser follows from the default's type (int, float, bool, Path; else text) unless
+    `parse` says; `bound_note` follows the bound's message, to say why the bound is there;
+    `check` is for a rule bounds cannot say (it sees the other settings too)."""
     return field(
         default=default,
         metadata={
             "doc": doc,
-            "parse": parse or _parse_str,
+            "parse": parse or _PARSE_BY_TYPE.get(type(default), _parse_str),
             "at_least": at_least,
             "at_most": at_most,
             "above": above,
@@ -143,6 +144,14 @@ def _parse_keyring(name: str, raw: str) -> KeyRing:
         raise SettingsError(name, str(exc)) from None
 
 
+_PARSE_BY_TYPE: dict[type, Parser] = {
+    int: _parse_int,
+    float: _parse_float,
+    bool: _parse_bool,
+    type(Path()): _parse_path,  # PosixPath or WindowsPath
+}
+
+
 def _tcp_port(settings: Settings, port: int) -> str | None:
     return None if 1 <= port <= 65535 else f"{port} is not a TCP port"
 
@@ -179,7 +188,6 @@ class Settings:
     redis_cluster: bool = setting(
         False,
         "1 = REDIS_URL names one node of a Redis/Valkey Cluster",
-        parse=_parse_bool,
         check=_cluster_needs_url,
     )
     queue_url: str | None = setting(
@@ -191,7 +199,6 @@ class Settings:
     data_dir: Path = setting(
         Path("var"),
         "embedded Valkey data (AOF) and the generated master key",
-        parse=_parse_path,
     )
     master_key: KeyRing | None = setting(
         None,
@@ -203,8 +210,8 @@ class Settings:
         None, "operator token for /v1/admin/*; unset = operator API disabled"
     )
     host: str = setting("127.0.0.1", "address the API listens on")
-    port: int = setting(8080, "port the API listens on", parse=_parse_int, check=_tcp_port)
-    workers: int = setting(1, "uvicorn worker processes for the API", parse=_parse_int, at_least=1)
+    port: int = setting(8080, "port the API listens on", check=_tcp_port)
+    workers: int = setting(1, "uvicorn worker processes for the API", at_least=1)
     trusted_proxies: tuple[Network | str, ...] = setting(
         (),
         "comma-separated CIDRs or host names (e.g. the proxy's container name; resolved "
@@ -214,7 +221,6 @@ class Settings:
     webhook_allow_private: bool = setting(
         False,
         "1 = allow webhook URLs on loopback/private addresses (tests, dev)",
-        parse=_parse_bool,
     )
     log_level: str = setting(
         "INFO", "DEBUG, INFO, WARNING or ERROR", parse=_parse_upper, check=_log_level
@@ -222,61 +228,37 @@ class Settings:
     log_summary_s: float = setting(
         60.0,
         "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); 0 = none",
-        parse=_parse_float,
         at_least=0,
         bound_note="(0 = none)",
     )
     demo_rate_per_min: int = setting(
         60,
         "demo tenants: sustained requests per minute per client IP",
-        parse=_parse_int,
         at_least=1,
         # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
         # would make it 0, which the script cannot store (SET ... PX 0)
         at_most=60_000,
         bound_note="(one a millisecond)",
     )
-    demo_burst: int = setting(
-        10, "demo tenants: burst allowance per IP", parse=_parse_int, at_least=1
-    )
+    demo_burst: int = setting(10, "demo tenants: burst allowance per IP", at_least=1)
     redis_timeout_ms: int = setting(
-        1000,
-        "a Redis call slower than this fails fast with 503 store unavailable",
-        parse=_parse_int,
-        at_least=1,
+        1000, "a Redis call slower than this fails fast with 503 store unavailable", at_least=1
     )
     usage_retention_days: int = setting(
-        35,
-        "days of per-key usage history kept (counters expire)",
-        parse=_parse_int,
-        at_least=1,
+        35, "days of per-key usage history kept (counters expire)", at_least=1
     )
-    events_maxlen: int = setting(
-        10000, "approximate cap of each tenant's event stream", parse=_parse_int, at_least=1
-    )
+    events_maxlen: int = setting(10000, "approximate cap of each tenant's event stream", at_least=1)
     webhook_timeout_s: float = setting(
-        5.0,
-        "timeout of one webhook delivery attempt, seconds",
-        parse=_parse_float,
-        above=0,
+        5.0, "timeout of one webhook delivery attempt, seconds", above=0
     )
     webhook_max_attempts: int = setting(
-        8,
-        "attempts per webhook event before it is recorded as failed",
-        parse=_parse_int,
-        at_least=1,
+        8, "attempts per webhook event before it is recorded as failed", at_least=1
     )
     session_idle_minutes: int = setting(
-        30,
-        "console: a session unused this long signs out (minutes)",
-        parse=_parse_int,
-        at_least=1,
+        30, "console: a session unused this long signs out (minutes)", at_least=1
     )
     session_max_hours: int = setting(
-        12,
-        "console: a session ends this long after sign-in (hours)",
-        parse=_parse_int,
-        at_least=1,
+        12, "console: a session ends this long after sign-in (hours)", at_least=1
     )
 
     @property
