@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from rotator.domain.clock import system_clock
+from rotator.folded_log import store_down
 from rotator.store import tenant_deletion
 from rotator.store.connection import UNAVAILABLE, Durability
 from rotator.tuning import DELETION_STOP_BEFORE_S
@@ -52,9 +53,5 @@ async def finish_tenant_deletions(ctx: dict[str, Any]) -> int:
                 log.info("tenant %s deleted", deletion.tenant)
     except UNAVAILABLE as exc:
         # the next minute's run takes every deletion up again where it is
-        outage = ctx.get("outage")
-        if outage is not None:
-            outage.failed(exc)
-        else:
-            log.warning("tenant deletions stopped: store unavailable (%s)", exc)
+        store_down(ctx.get("outage"), log, exc, "tenant deletions stopped")
     return removed

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from rotator.folded_log import store_down
 from rotator.store.connection import UNAVAILABLE
 from rotator.store.sweep import sweep_service, time_services
 from rotator.tally import Tally
@@ -32,11 +33,7 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
     try:
         expired = await _sweep(ctx)
     except UNAVAILABLE as exc:
-        outage = ctx.get("outage")
-        if outage is not None:
-            outage.failed(exc)
-        else:
-            log.warning("sweep stopped: store unavailable (%s)", exc)
+        store_down(ctx.get("outage"), log, exc, "sweep stopped")
         return 0
     tally.add("sweeps")
     if expired:

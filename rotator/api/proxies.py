@@ -15,13 +15,13 @@ reads it once per request, so it never sees half of a change.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
 from collections.abc import Sequence
 
 from rotator.api.state import AppState
+from rotator.cancel import cancel_and_wait
 from rotator.domain.clientip import ClientIpResolver, Network
 from rotator.tuning import PROXY_NAMES_REFRESH_S, PROXY_NAMES_RETRY_S
 
@@ -58,9 +58,7 @@ class ProxyNames:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -82,6 +82,20 @@ def limit_or_none(text: str) -> int | None:
 
 TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
 
+
+def name_and_allowlist(args: argparse.Namespace) -> dict[str, Any]:
+    """--name, --allow CIDR... and --allow-any (an empty allowlist: any address) of an
+    update, as the PATCH body of a tenant or an app holds them: only what was given."""
+    changes: dict[str, Any] = {}
+    if args.name is not None:
+        changes["name"] = args.name
+    if args.ip_allowlist is not None:
+        changes["ip_allowlist"] = args.ip_allowlist
+    if args.allow_any:
+        changes["ip_allowlist"] = []
+    return changes
+
+
 READ_ACTIONS = frozenset(("list", "show", "info", "usage", "deliveries"))
 """The actions that only read: the CLI's GET. Every other action of a tenant's command writes."""
 

@@ -185,7 +185,7 @@ def _counter() -> Callable[[Received, int], None]:
 
 
 async def listen(
-    *, host: str, port: int, secret: str | None, fail_first: int = 0, quiet: bool = False
+    host: str, port: int, secret: str | None, fail_first: int = 0, *, quiet: bool = False
 ) -> None:
     """Serve until cancelled (Ctrl-C), printing each delivery (or, `quiet`, a count every
     1000 of them, for load tests)."""

@@ -45,13 +45,7 @@ async def _listen(ctx: Context, args: argparse.Namespace) -> int:
         except signing.BadSecret as exc:
             raise CliError(f"--secret: {exc}") from None
     try:
-        await listen(
-            host=args.host,
-            port=args.port,
-            secret=args.secret,
-            fail_first=args.fail_first,
-            quiet=args.quiet,
-        )
+        await listen(args.host, args.port, args.secret, args.fail_first, quiet=args.quiet)
     except OSError as exc:  # the port is taken, or the address is not this host's
         where = f"{args.host}:{args.port}"
         raise CliError(f"--port: cannot listen on {where}: {exc.strerror or exc}") from None
