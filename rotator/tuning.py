@@ -6,6 +6,8 @@ the behaviour of a peer, and a wrong value breaks something quietly. Each says w
 has its value (and the figure, where it was measured), so whoever changes one knows what
 to re-measure. Rules of the API (name lengths, body and page caps, secret sizes) are not
 here: they are part of the contract (SPEC.md) and live with the checks that apply them.
+The worker's own intervals and batch sizes, which tests shrink instead of sleeping, are
+fields of workers/config.py's WorkerConfig for that reason.
 """
 
 from __future__ import annotations
