@@ -21,36 +21,9 @@ from rotator.embedded import free_port
 from rotator.settings import Settings
 from rotator.store import keys, services, tenants
 from rotator.store.connection import Durability
+from tests.integration.cli_support import base_env, rotator
 
 SECRET = "sk-proj-cli-0123456789abcdefghijklmnop"
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without any developer ROTATOR_* configuration."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    env.update(extra)
-    return env
-
-
-def rotator(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 30):
-    return subprocess.run(
-        [sys.executable, "-m", "rotator.cli", *args],
-        env=env,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def cli_env(valkey, master_key_b64, tmp_path, redis) -> dict[str, str]:
-    """The test Valkey, flushed (the `redis` fixture), as ROTATOR_REDIS_URL."""
-    return base_env(
-        ROTATOR_REDIS_URL=valkey.url,
-        ROTATOR_MASTER_KEY=master_key_b64,
-        ROTATOR_DATA_DIR=str(tmp_path),
-    )
 
 
 async def test_tenant_service_key_end_to_end(cli_env, redis, client, settings):

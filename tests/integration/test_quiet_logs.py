@@ -27,7 +27,7 @@ import pytest
 from rotator.cli.webhook_listen import Receiver
 from rotator.embedded import EmbeddedValkey, free_port
 from tests.conftest import OPERATOR_TOKEN
-from tests.integration.test_cli import base_env
+from tests.integration.cli_support import base_env
 
 pytestmark = pytest.mark.timeout(120)
 

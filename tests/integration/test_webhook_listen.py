@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from rotator.embedded import free_port
-from tests.integration.test_cli import base_env, rotator
+from tests.integration.cli_support import base_env, rotator
 from workers import signing
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
