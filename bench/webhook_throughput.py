@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rotator.cli.webhook_listen import Receiver  # noqa: E402
 from rotator.crypto import KeyRing, aad_for_key, aad_for_webhook_secret  # noqa: E402
 from rotator.domain import tokens  # noqa: E402
 from rotator.domain.clock import system_clock  # noqa: E402
@@ -39,7 +40,6 @@ from rotator.settings import Settings  # noqa: E402
 from rotator.store import keys  # noqa: E402
 from workers.config import WorkerConfig  # noqa: E402
 from workers.pump import EventPump  # noqa: E402
-from workers.receiver import Receiver  # noqa: E402
 
 WORKER = """
 import json, sys

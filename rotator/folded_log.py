@@ -79,3 +79,14 @@ class FoldedWarning:
         )  # fmt: skip
         self.failures = 0
         self._folded = 0
+
+
+def store_down(
+    outage: FoldedWarning | None, log: logging.Logger, exc: BaseException, what: str
+) -> None:
+    """A job stopped by a store outage: folded into the worker's outage log when it keeps
+    one (ctx["outage"]: one line a minute, not one per job), else one warning of its own."""
+    if outage is not None:
+        outage.failed(exc)
+    else:
+        log.warning("%s: store unavailable (%s)", what, exc)

@@ -14,8 +14,7 @@ import socket
 from urllib.parse import urlsplit, urlunsplit
 
 from rotator.domain.errors import InvalidField
-
-RESOLVE_TIMEOUT_S = 3.0
+from rotator.tuning import RESOLVE_TIMEOUT_S
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

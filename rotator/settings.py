@@ -2,7 +2,10 @@
 
 Nothing reads the environment at import time: `Settings.from_env()` is called by
 the CLI (or a test) and the result is passed explicitly to whatever needs it.
-Each field's `doc` metadata is what `rotator --help` prints.
+Each setting is declared once, with `setting(...)`: its default, its help text
+(what `rotator --help` and the README table print), its parser and its bounds.
+Parsing and validation are generic over that declaration, so a new setting is one
+field and nothing else.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,15 @@ from rotator.store.address import AddressError, StoreAddress
 
 PREFIX = "ROTATOR_"
 MASTER_KEY_FILE = "master.key"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+Parser = Callable[[str, str], Any]
+"""(setting name, stripped raw text) -> value; raises SettingsError naming the variable."""
+
+Check = Callable[["Settings", Any], "str | None"]
+"""(all settings, this setting's value) -> the problem, or None when the value is fine."""
 
 
 class SettingsError(ValueError):
@@ -33,106 +43,260 @@ class SettingsError(ValueError):
         super().__init__(f"{self.name}: {problem}")
 
 
-def _doc(text: str) -> Any:
-    return {"doc": text}
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    parse: Parser | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    above: float | None = None,
+    bound_note: str = "",
+    check: Check | None = None,
+) -> Any:
+    """One setting, declared once: a dataclass field whose metadata carries the help text,
+    the parser of its variable and its bounds (checked by `Settings.from_env`).
+
+    The parser follows from the default's type (int, float, bool, Path; else text) unless
+    `parse` says; `bound_note` follows the bound's message, to say why the bound is there;
+    `check` is for a rule bounds cannot say (it sees the other settings too)."""
+    return field(
+        default=default,
+        metadata={
+            "doc": doc,
+            "parse": parse or _PARSE_BY_TYPE.get(type(default), _parse_str),
+            "at_least": at_least,
+            "at_most": at_most,
+            "above": above,
+            "bound_note": bound_note,
+            "check": check,
+        },
+    )
+
+
+def _parse_str(name: str, raw: str) -> str:
+    return raw
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(name, f"{raw!r} is not an integer") from None
+
+
+def _parse_float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(name, f"{raw!r} is not a number") from None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(name, f"{raw!r} is not a boolean (use 1 or 0)")
+
+
+def _parse_path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _parse_upper(name: str, raw: str) -> str:
+    return raw.upper()
+
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _is_host_name(text: str) -> bool:
+    """RFC 1123 labels, and a last label that is not all digits (so that a mistyped
+    address such as 10.0.0.300 is refused, not looked up)."""
+    labels = text.removesuffix(".").split(".")
+    return (
+        len(text) <= 253
+        and all(_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def _parse_proxies(name: str, raw: str) -> tuple[Network | str, ...]:
+    proxies: list[Network | str] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            proxies.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            if not _is_host_name(part):
+                raise SettingsError(name, f"{exc} (nor a host name)") from None
+            proxies.append(part.lower())
+    return tuple(proxies)
+
+
+def _parse_keyring(name: str, raw: str) -> KeyRing:
+    try:
+        return KeyRing.parse(raw)
+    except KeyRingError as exc:
+        raise SettingsError(name, str(exc)) from None
+
+
+_PARSE_BY_TYPE: dict[type, Parser] = {
+    int: _parse_int,
+    float: _parse_float,
+    bool: _parse_bool,
+    type(Path()): _parse_path,  # PosixPath or WindowsPath
+}
+
+
+def _tcp_port(settings: Settings, port: int) -> str | None:
+    return None if 1 <= port <= 65535 else f"{port} is not a TCP port"
+
+
+def _log_level(settings: Settings, level: str) -> str | None:
+    return None if level.upper() in LOG_LEVELS else f"{level!r} is not a log level"
+
+
+def _redis_url(settings: Settings, url: str | None) -> str | None:
+    return None if url is None else _store_url_problem(url, cluster=settings.redis_cluster)
+
+
+def _queue_url(settings: Settings, url: str | None) -> str | None:
+    return None if url is None else _store_url_problem(url, cluster=False)
+
+
+def _tls_cert(settings: Settings, cert: Path | None) -> str | None:
+    """Both files or neither, loadable as a pair: a wrong file fails the start with one
+    line naming the variable, not every handshake later (the key itself is never shown)."""
+    key = settings.tls_key_file
+    if cert is None:
+        return None if key is None else "required with ROTATOR_TLS_KEY_FILE"
+    if not cert.is_file():
+        return f"{cert} is not a readable file"
+    if key is None or not key.is_file():
+        return None  # tls_key_file's own check names it
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        return f"cannot use {cert} with the key {key}: {reason}"
+    return None
+
+
+def _tls_key(settings: Settings, key: Path | None) -> str | None:
+    if key is None:
+        return None if settings.tls_cert_file is None else "required with ROTATOR_TLS_CERT_FILE"
+    return None if key.is_file() else f"{key} is not a readable file"
+
+
+def _cluster_needs_url(settings: Settings, cluster: bool) -> str | None:
+    if cluster and settings.redis_url is None:
+        return "needs ROTATOR_REDIS_URL naming a cluster node"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the API, the workers and the CLI are configured with."""
 
-    redis_url: str | None = field(
-        default=None,
-        metadata=_doc(
-            "redis://[:password@]host:port/db of the data store (rediss:// = TLS, hostname "
-            "checked; ?ssl_ca_certs=, ssl_cert_reqs=, ssl_check_hostname=, ssl_certfile=, "
-            "ssl_keyfile=: docs/tls.md); unset = embedded Valkey"
-        ),
+    redis_url: str | None = setting(
+        None,
+        "redis://[:password@]host:port/db of the data store (rediss:// = TLS, hostname "
+        "checked; ?ssl_ca_certs=, ssl_cert_reqs=, ssl_check_hostname=, ssl_certfile=, "
+        "ssl_keyfile=: docs/tls.md); unset = embedded Valkey",
+        check=_redis_url,
     )
-    redis_cluster: bool = field(
-        default=False,
-        metadata=_doc("1 = REDIS_URL names one node of a Redis/Valkey Cluster"),
+    redis_cluster: bool = setting(
+        False,
+        "1 = REDIS_URL names one node of a Redis/Valkey Cluster",
+        check=_cluster_needs_url,
     )
-    queue_url: str | None = field(
-        default=None,
-        metadata=_doc(
-            "Redis for the arq job queue, a URL as REDIS_URL; default: REDIS_URL "
-            "(required with a cluster)"
-        ),
+    queue_url: str | None = setting(
+        None,
+        "Redis for the arq job queue, a URL as REDIS_URL; default: REDIS_URL "
+        "(required with a cluster)",
+        check=_queue_url,
     )
-    data_dir: Path = field(
-        default=Path("var"),
-        metadata=_doc("embedded Valkey data (AOF) and the generated master key"),
+    data_dir: Path = setting(
+        Path("var"),
+        "embedded Valkey data (AOF) and the generated master key",
     )
-    master_key: KeyRing | None = field(
-        default=None,
-        metadata=_doc(
-            "base64 of 32 bytes, or 'id:base64,id:base64,...' (first encrypts, all decrypt); "
-            "default: DATA_DIR/master.key"
-        ),
+    master_key: KeyRing | None = setting(
+        None,
+        "base64 of 32 bytes, or 'id:base64,id:base64,...' (first encrypts, all decrypt); "
+        "default: DATA_DIR/master.key",
+        parse=_parse_keyring,
     )
-    admin_token: str | None = field(
-        default=None,
-        metadata=_doc("operator token for /v1/admin/*; unset = operator API disabled"),
+    admin_token: str | None = setting(
+        None, "operator token for /v1/admin/*; unset = operator API disabled"
     )
-    host: str = field(default="127.0.0.1", metadata=_doc("address the API listens on"))
-    port: int = field(default=8080, metadata=_doc("port the API listens on"))
-    workers: int = field(default=1, metadata=_doc("uvicorn worker processes for the API"))
-    tls_cert_file: Path | None = field(
-        default=None,
-        metadata=_doc(
-            "PEM certificate (chain) for https: `rotator run`/`serve` then serve https "
-            "directly (single-machine installs); with docker compose, nginx's certificate "
-            "(docs/https.md); `make dev-cert` makes a self-signed one for trying it"
-        ),
+    host: str = setting("127.0.0.1", "address the API listens on")
+    port: int = setting(8080, "port the API listens on", check=_tcp_port)
+    workers: int = setting(1, "uvicorn worker processes for the API", at_least=1)
+    tls_cert_file: Path | None = setting(
+        None,
+        "PEM certificate (chain) for https: `rotator run`/`serve` then serve https "
+        "directly (single-machine installs); with docker compose, nginx's certificate "
+        "(docs/https.md); `make dev-cert` makes a self-signed one for trying it",
+        parse=_parse_path,
+        check=_tls_cert,
     )
-    tls_key_file: Path | None = field(
-        default=None, metadata=_doc("the PEM private key of TLS_CERT_FILE (both or neither)")
+    tls_key_file: Path | None = setting(
+        None,
+        "the PEM private key of TLS_CERT_FILE (both or neither)",
+        parse=_parse_path,
+        check=_tls_key,
     )
-    trusted_proxies: tuple[Network | str, ...] = field(
-        default=(),
-        metadata=_doc(
-            "comma-separated CIDRs or host names (e.g. the proxy's container name; resolved "
-            "at start and every 30 s) whose X-Forwarded-For is honoured"
-        ),
+    trusted_proxies: tuple[Network | str, ...] = setting(
+        (),
+        "comma-separated CIDRs or host names (e.g. the proxy's container name; resolved "
+        "at start and every 30 s) whose X-Forwarded-For is honoured",
+        parse=_parse_proxies,
     )
-    webhook_allow_private: bool = field(
-        default=False,
-        metadata=_doc("1 = allow webhook URLs on loopback/private addresses (tests, dev)"),
+    webhook_allow_private: bool = setting(
+        False,
+        "1 = allow webhook URLs on loopback/private addresses (tests, dev)",
     )
-    log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
-    log_summary_s: float = field(
-        default=60.0,
-        metadata=_doc(
-            "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); "
-            "0 = none"
-        ),
+    log_level: str = setting(
+        "INFO", "DEBUG, INFO, WARNING or ERROR", parse=_parse_upper, check=_log_level
     )
-    demo_rate_per_min: int = field(
-        default=60, metadata=_doc("demo tenants: sustained requests per minute per client IP")
+    log_summary_s: float = setting(
+        60.0,
+        "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); 0 = none",
+        at_least=0,
+        bound_note="(0 = none)",
     )
-    demo_burst: int = field(default=10, metadata=_doc("demo tenants: burst allowance per IP"))
-    redis_timeout_ms: int = field(
-        default=1000,
-        metadata=_doc("a Redis call slower than this fails fast with 503 store unavailable"),
+    demo_rate_per_min: int = setting(
+        60,
+        "demo tenants: sustained requests per minute per client IP",
+        at_least=1,
+        # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
+        # would make it 0, which the script cannot store (SET ... PX 0)
+        at_most=60_000,
+        bound_note="(one a millisecond)",
     )
-    usage_retention_days: int = field(
-        default=35, metadata=_doc("days of per-key usage history kept (counters expire)")
+    demo_burst: int = setting(10, "demo tenants: burst allowance per IP", at_least=1)
+    redis_timeout_ms: int = setting(
+        1000, "a Redis call slower than this fails fast with 503 store unavailable", at_least=1
     )
-    events_maxlen: int = field(
-        default=10000, metadata=_doc("approximate cap of each tenant's event stream")
+    usage_retention_days: int = setting(
+        35, "days of per-key usage history kept (counters expire)", at_least=1
     )
-    webhook_timeout_s: float = field(
-        default=5.0, metadata=_doc("timeout of one webhook delivery attempt, seconds")
+    events_maxlen: int = setting(10000, "approximate cap of each tenant's event stream", at_least=1)
+    webhook_timeout_s: float = setting(
+        5.0, "timeout of one webhook delivery attempt, seconds", above=0
     )
-    webhook_max_attempts: int = field(
-        default=8, metadata=_doc("attempts per webhook event before it is recorded as failed")
+    webhook_max_attempts: int = setting(
+        8, "attempts per webhook event before it is recorded as failed", at_least=1
     )
-    session_idle_minutes: int = field(
-        default=30, metadata=_doc("console: a session unused this long signs out (minutes)")
+    session_idle_minutes: int = setting(
+        30, "console: a session unused this long signs out (minutes)", at_least=1
     )
-    session_max_hours: int = field(
-        default=12, metadata=_doc("console: a session ends this long after sign-in (hours)")
+    session_max_hours: int = setting(
+        12, "console: a session ends this long after sign-in (hours)", at_least=1
     )
 
     @property
@@ -172,7 +336,7 @@ class Settings:
             raw = env.get(PREFIX + f.name.upper())
             if raw is None or raw.strip() == "":
                 continue
-            values[f.name] = _PARSERS.get(f.name, _parse_str)(f.name, raw.strip())
+            values[f.name] = f.metadata["parse"](f.name, raw.strip())
         if "master_key" not in values:
             data_dir = values.get("data_dir", overrides.get("data_dir", cls.data_dir))
             key_file = Path(data_dir) / MASTER_KEY_FILE
@@ -184,39 +348,14 @@ class Settings:
         return settings
 
     def _validate(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise SettingsError("port", f"{self.port} is not a TCP port")
-        if self.workers < 1:
-            raise SettingsError("workers", "must be at least 1")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise SettingsError("log_level", f"{self.log_level!r} is not a log level")
-        for name in (
-            "demo_rate_per_min",
-            "demo_burst",
-            "redis_timeout_ms",
-            "usage_retention_days",
-            "events_maxlen",
-            "webhook_max_attempts",
-            "session_idle_minutes",
-            "session_max_hours",
-        ):
-            if getattr(self, name) < 1:
-                raise SettingsError(name, "must be at least 1")
-        if self.demo_rate_per_min > 60_000:
-            # the throttle's interval is 60000 // rate ms: a rate above one a millisecond
-            # would make it 0, which the script cannot store (SET ... PX 0)
-            raise SettingsError("demo_rate_per_min", "must be at most 60000 (one a millisecond)")
-        if self.log_summary_s < 0:
-            raise SettingsError("log_summary_s", "must be 0 (none) or more")
-        if self.webhook_timeout_s <= 0:
-            raise SettingsError("webhook_timeout_s", "must be positive")
-        for name in ("redis_url", "queue_url"):
-            url = getattr(self, name)
-            if url is not None:
-                _check_store_url(name, url, cluster=name == "redis_url" and self.redis_cluster)
-        _check_tls_files(self.tls_cert_file, self.tls_key_file)
-        if self.redis_cluster and self.redis_url is None:
-            raise SettingsError("redis_cluster", "needs ROTATOR_REDIS_URL naming a cluster node")
+        """Each setting's bounds and check, from its declaration."""
+        for f in fields(self):
+            problem = _bounds_problem(getattr(self, f.name), f.metadata)
+            check = f.metadata["check"]
+            if problem is None and check is not None:
+                problem = check(self, getattr(self, f.name))
+            if problem is not None:
+                raise SettingsError(f.name, problem)
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
@@ -234,14 +373,25 @@ class Settings:
         return rows
 
 
-def _check_store_url(name: str, url: str, *, cluster: bool) -> None:
+def _bounds_problem(value: Any, meta: Mapping[str, Any]) -> str | None:
+    note = f" {meta['bound_note']}" if meta["bound_note"] else ""
+    if meta["at_least"] is not None and value < meta["at_least"]:
+        return f"must be at least {meta['at_least']}{note}"
+    if meta["at_most"] is not None and value > meta["at_most"]:
+        return f"must be at most {meta['at_most']}{note}"
+    if meta["above"] is not None and value <= meta["above"]:
+        return "must be positive" if meta["above"] == 0 else f"must be above {meta['above']}"
+    return None
+
+
+def _store_url_problem(url: str, *, cluster: bool) -> str | None:
     """Read the URL as every Redis client will (rotator/store/address.py), and load the TLS
     files it names, so a typo fails the start with one line instead of every connection."""
     try:
         address = StoreAddress.parse(url)
         address.redis_kwargs(cluster=cluster)  # refuses a socket path or a database > 0
     except AddressError as exc:
-        raise SettingsError(name, str(exc)) from None
+        return str(exc)
     if address.tls is not None:
         try:
             address.tls.context()
@@ -257,111 +407,5 @@ def _check_store_url(name: str, url: str, *, cluster: bool) -> None:
                 )
                 if path is not None
             )
-            raise SettingsError(name, f"cannot load the TLS files ({files}): {reason}") from None
-
-
-def _check_tls_files(cert: Path | None, key: Path | None) -> None:
-    """Both or neither, and loadable as a pair: a wrong file fails the start with one line
-    naming the variable, not every handshake later (the key itself is never shown)."""
-    if (cert is None) != (key is None):
-        missing = "tls_key_file" if key is None else "tls_cert_file"
-        given = "ROTATOR_TLS_CERT_FILE" if key is None else "ROTATOR_TLS_KEY_FILE"
-        raise SettingsError(missing, f"required with {given}")
-    if cert is None or key is None:
-        return
-    for name, path in (("tls_cert_file", cert), ("tls_key_file", key)):
-        if not path.is_file():
-            raise SettingsError(name, f"{path} is not a readable file")
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
-        raise SettingsError(
-            "tls_cert_file", f"cannot use {cert} with the key {key}: {reason}"
-        ) from None
-
-
-def _parse_str(name: str, raw: str) -> str:
-    return raw
-
-
-def _parse_int(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(name, f"{raw!r} is not an integer") from None
-
-
-def _parse_float(name: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(name, f"{raw!r} is not a number") from None
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(name, f"{raw!r} is not a boolean (use 1 or 0)")
-
-
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-
-
-def _is_host_name(text: str) -> bool:
-    """RFC 1123 labels, and a last label that is not all digits (so that a mistyped
-    address such as 10.0.0.300 is refused, not looked up)."""
-    labels = text.removesuffix(".").split(".")
-    return (
-        len(text) <= 253
-        and all(_LABEL.fullmatch(label) for label in labels)
-        and not labels[-1].isdigit()
-    )
-
-
-def _parse_proxies(name: str, raw: str) -> tuple[Network | str, ...]:
-    proxies: list[Network | str] = []
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        try:
-            proxies.append(ipaddress.ip_network(part, strict=False))
-        except ValueError as exc:
-            if not _is_host_name(part):
-                raise SettingsError(name, f"{exc} (nor a host name)") from None
-            proxies.append(part.lower())
-    return tuple(proxies)
-
-
-def _parse_keyring(name: str, raw: str) -> KeyRing:
-    try:
-        return KeyRing.parse(raw)
-    except KeyRingError as exc:
-        raise SettingsError(name, str(exc)) from None
-
-
-_PARSERS = {
-    "redis_cluster": _parse_bool,
-    "webhook_allow_private": _parse_bool,
-    "data_dir": lambda name, raw: Path(raw),
-    "tls_cert_file": lambda name, raw: Path(raw),
-    "tls_key_file": lambda name, raw: Path(raw),
-    "master_key": _parse_keyring,
-    "port": _parse_int,
-    "workers": _parse_int,
-    "trusted_proxies": _parse_proxies,
-    "demo_rate_per_min": _parse_int,
-    "demo_burst": _parse_int,
-    "redis_timeout_ms": _parse_int,
-    "usage_retention_days": _parse_int,
-    "events_maxlen": _parse_int,
-    "webhook_timeout_s": _parse_float,
-    "webhook_max_attempts": _parse_int,
-    "session_idle_minutes": _parse_int,
-    "session_max_hours": _parse_int,
-    "log_level": lambda name, raw: raw.upper(),
-    "log_summary_s": _parse_float,
-}
+            return f"cannot load the TLS files ({files}): {reason}"
+    return None

@@ -12,10 +12,11 @@ are processes, each with its own Tally), and `+=` on an int never yields to anot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
+
+from rotator.cancel import cancel_and_wait
 
 
 class Tally:
@@ -116,8 +117,6 @@ class Summary:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         self.report()

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from rotator.api.app import create_app
+from rotator.cli.webhook_listen import Receiver
 from rotator.crypto import KeyRing
 from rotator.domain.clock import FakeClock
 from rotator.embedded import EmbeddedValkey
@@ -32,7 +33,6 @@ from rotator.settings import Settings
 from tests.asgi import app_client
 from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
 from tests.tls import tls_cluster, tls_pki, tls_valkey  # noqa: F401  (session fixtures)
-from workers.receiver import Receiver
 
 OPERATOR_TOKEN = "operator-test-token-0123456789abcdef"
 # 2026-03-01T12:00:00Z: far from a UTC midnight unless a test moves it there
@@ -130,7 +130,7 @@ async def client(
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    """A webhook receiver on loopback (workers.receiver), recording what arrives."""
+    """A webhook receiver on loopback (rotator/cli/webhook_listen.py), recording what arrives."""
     r = await Receiver().start()
     yield r
     await r.close()

@@ -13,16 +13,13 @@ import time
 from typing import Any
 
 from rotator.domain.clock import system_clock
+from rotator.folded_log import store_down
 from rotator.store import tenant_deletion
 from rotator.store.connection import UNAVAILABLE, Durability
+from rotator.tuning import DELETION_STOP_BEFORE_S
 from workers.config import WorkerConfig
 
 log = logging.getLogger("workers.deletions")
-
-
-STOP_BEFORE_S = 5.0
-"""How long before the job's arq timeout (sweep_timeout_s) a run stops on its own, between
-two batches, so arq never cancels one midway (harmless, but logged as a failure)."""
 
 
 async def finish_tenant_deletions(ctx: dict[str, Any]) -> int:
@@ -32,7 +29,7 @@ async def finish_tenant_deletions(ctx: dict[str, Any]) -> int:
     data = ctx["data"]
     durability = ctx.setdefault("durability", Durability())
     clock = ctx.get("clock") or system_clock
-    budget_s = max(config.sweep_timeout_s - STOP_BEFORE_S, config.sweep_timeout_s / 2)
+    budget_s = max(config.sweep_timeout_s - DELETION_STOP_BEFORE_S, config.sweep_timeout_s / 2)
     deadline = time.monotonic() + budget_s
 
     def out_of_time() -> bool:
@@ -56,9 +53,5 @@ async def finish_tenant_deletions(ctx: dict[str, Any]) -> int:
                 log.info("tenant %s deleted", deletion.tenant)
     except UNAVAILABLE as exc:
         # the next minute's run takes every deletion up again where it is
-        outage = ctx.get("outage")
-        if outage is not None:
-            outage.failed(exc)
-        else:
-            log.warning("tenant deletions stopped: store unavailable (%s)", exc)
+        store_down(ctx.get("outage"), log, exc, "tenant deletions stopped")
     return removed

@@ -17,12 +17,12 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
+from rotator.cancel import cancel_and_wait
 from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings, SettingsError
 from rotator.store import connection
 from rotator.store.address import StoreAddress
 from rotator.tally import Tally
-from workers.cancel import cancel_and_wait
 from workers.config import WorkerConfig
 from workers.deletions import finish_tenant_deletions
 from workers.deliver import JOB_NAME, TargetCache, deliver_event

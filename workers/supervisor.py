@@ -34,12 +34,12 @@ import redis.asyncio as aioredis
 from arq.worker import Worker
 from redis.exceptions import ReadOnlyError
 
+from rotator.cancel import cancel_and_wait
 from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings
 from rotator.store.address import StoreAddress
 from rotator.store.connection import UNAVAILABLE
 from rotator.tally import Summary, Tally, jobs_line
-from workers.cancel import cancel_and_wait
 from workers.config import WorkerConfig
 from workers.pump import consumer_name
 from workers.settings import queue_url, shutdown, stop_pump, worker_settings

@@ -11,14 +11,14 @@ import asyncio
 import logging
 from typing import Any
 
+from rotator.folded_log import store_down
 from rotator.store.connection import UNAVAILABLE
 from rotator.store.sweep import sweep_service, time_services
 from rotator.tally import Tally
+from rotator.tuning import SWEEP_CHUNK
 from workers.config import WorkerConfig
 
 log = logging.getLogger("workers.sweep")
-
-_CHUNK = 500
 
 
 async def sweep_time_services(ctx: dict[str, Any]) -> int:
@@ -33,11 +33,7 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
     try:
         expired = await _sweep(ctx)
     except UNAVAILABLE as exc:
-        outage = ctx.get("outage")
-        if outage is not None:
-            outage.failed(exc)
-        else:
-            log.warning("sweep stopped: store unavailable (%s)", exc)
+        store_down(ctx.get("outage"), log, exc, "sweep stopped")
         return 0
     tally.add("sweeps")
     if expired:
@@ -84,7 +80,7 @@ async def _sweep(ctx: dict[str, Any]) -> int:
     chunk: list[tuple[str, str]] = []
     async for pair in time_services(data):
         chunk.append(pair)
-        if len(chunk) >= _CHUNK:
+        if len(chunk) >= SWEEP_CHUNK:
             expired += await sweep_chunk(chunk)
             chunk = []
     expired += await sweep_chunk(chunk)

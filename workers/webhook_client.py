@@ -23,9 +23,7 @@ import httpcore
 import httpx
 
 from rotator import netguard
-
-MAX_RESPONSE_BYTES = 64 * 1024
-"""Of a receiver's response body, only this much is read (the status is what counts)."""
+from rotator.tuning import WEBHOOK_MAX_RESPONSE_BYTES
 
 Resolver = Callable[..., Awaitable[list[str]]]
 
@@ -141,7 +139,7 @@ class WebhookClient:
                     seen = 0
                     async for chunk in response.aiter_stream():
                         seen += len(chunk)
-                        if seen > MAX_RESPONSE_BYTES:
+                        if seen > WEBHOOK_MAX_RESPONSE_BYTES:
                             break  # the connection is dropped instead of reused; fine
                     return response.status
         except TimeoutError:

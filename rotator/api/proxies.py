@@ -15,21 +15,17 @@ reads it once per request, so it never sees half of a change.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
 from collections.abc import Sequence
 
 from rotator.api.state import AppState
+from rotator.cancel import cancel_and_wait
 from rotator.domain.clientip import ClientIpResolver, Network
+from rotator.tuning import PROXY_NAMES_REFRESH_S, PROXY_NAMES_RETRY_S
 
 log = logging.getLogger("rotator.api")
-
-REFRESH_S = 30.0
-"""How often resolved names are looked up again."""
-RETRY_S = 1.0
-"""How often a name that never resolved is tried (the proxy may start after the API)."""
 
 
 class ProxyNames:
@@ -39,8 +35,8 @@ class ProxyNames:
         networks: Sequence[Network],
         hosts: Sequence[str],
         *,
-        refresh_s: float = REFRESH_S,
-        retry_s: float = RETRY_S,
+        refresh_s: float = PROXY_NAMES_REFRESH_S,
+        retry_s: float = PROXY_NAMES_RETRY_S,
     ) -> None:
         self.state = state
         self.networks = tuple(networks)
@@ -62,9 +58,7 @@ class ProxyNames:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rotator.crypto import KeyRing
 from rotator.domain.clientip import ClientIpResolver
@@ -11,6 +11,10 @@ from rotator.domain.clock import Clock, system_clock
 from rotator.settings import Settings
 from rotator.store.connection import Durability, Redis
 from rotator.tally import Tally
+
+if TYPE_CHECKING:
+    # for the annotation only: the lifespan imports the store when the app starts
+    from rotator.store.delivery import DeliveryStore
 
 
 @dataclass
@@ -23,6 +27,8 @@ class AppState:
     redis: Redis | None = None
     durability: Durability = field(default_factory=Durability)
     client_ip: ClientIpResolver = field(default_factory=lambda: ClientIpResolver(()))
-    delivery: Any = None  # rotator.store.delivery.DeliveryStore, set in the lifespan
+    delivery: DeliveryStore | None = None
+    """The hot path's store (FastRedis and the scripts' wrappers): opened by the lifespan, so
+    None only before the app starts serving."""
     tally: Tally = field(default_factory=Tally)
     """Deliveries by outcome since the last summary log line."""

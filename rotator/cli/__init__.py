@@ -27,11 +27,13 @@ from rotator.domain.errors import RotatorError, StoreUnavailable
 from rotator.settings import Settings, SettingsError
 from rotator.store.connection import is_unavailable
 
-MANAGEMENT_COMMANDS = [
+COMMANDS = [
     *tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS,
     *webhooks.COMMANDS, *imports.COMMANDS,
 ]  # fmt: skip
-"""Every command that calls a management store function: each names its API operations."""
+MANAGEMENT_COMMANDS = [c for c in COMMANDS if c.store]
+"""The commands that call a management store function: each names its API operations
+(`webhook listen`, a local receiver, opens no store and is no API operation)."""
 
 RUN_DESCRIPTION = """\
 Embedded Valkey + API + worker, with a demo tenant: what `make run` starts.
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    add_commands(sub, MANAGEMENT_COMMANDS, out)
+    add_commands(sub, COMMANDS, out)
     command(sub, "rewrap", cmd_rewrap,
             "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
             parents=[out])  # fmt: skip

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
 
-from rotator.cli.framework import TENANT, Command, Context, arg, limit_or_none, positive_int
+from rotator.cli.framework import (
+    TENANT,
+    Command,
+    Context,
+    arg,
+    limit_or_none,
+    name_and_allowlist,
+    positive_int,
+)
 from rotator.store import apps
 
 APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")
@@ -37,24 +46,10 @@ async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes: dict[str, Any] = {}
-    if args.name is not None:
-        changes["name"] = args.name
-    if args.ip_allowlist is not None:
-        changes["ip_allowlist"] = args.ip_allowlist
-    if args.allow_any:
-        changes["ip_allowlist"] = []
+    changes = name_and_allowlist(args)
     if args.max_daily_requests is not ...:
         changes["max_daily_requests"] = args.max_daily_requests
     return await _change(ctx, args, **changes)
-
-
-async def _suspend(ctx: Context, args: argparse.Namespace) -> Any:
-    return await _change(ctx, args, suspended=True)
-
-
-async def _resume(ctx: Context, args: argparse.Namespace) -> Any:
-    return await _change(ctx, args, suspended=False)
 
 
 async def _token(ctx: Context, args: argparse.Namespace) -> Any:
@@ -99,9 +94,11 @@ COMMANDS = [
         api=("PATCH /v1/apps/{app_id}",),
     ),
     Command("app", "suspend", "suspend an app: its token gets 403 at once; the app is kept",
-            _suspend, args=(TENANT, APP_ID), api=("PATCH /v1/apps/{app_id}",)),
-    Command("app", "resume", "resume a suspended app: its token works again", _resume,
-            args=(TENANT, APP_ID), api=("PATCH /v1/apps/{app_id}",)),
+            partial(_change, suspended=True), args=(TENANT, APP_ID),
+            api=("PATCH /v1/apps/{app_id}",)),
+    Command("app", "resume", "resume a suspended app: its token works again",
+            partial(_change, suspended=False), args=(TENANT, APP_ID),
+            api=("PATCH /v1/apps/{app_id}",)),
     Command("app", "token", "issue a new app token; the previous one stops working at once",
             _token, args=(TENANT, APP_ID),
             note="the app token is shown once: only its hash is stored",

@@ -14,12 +14,7 @@ import time
 from collections.abc import Callable
 
 from rotator.cli.common import say
-
-RESTART_BASE_S = 1.0
-RESTART_CAP_S = 30.0
-HEALTHY_AFTER_S = 60.0
-"""A child that ran this long before exiting is restarted after RESTART_BASE_S again."""
-STOP_TIMEOUT_S = 10.0
+from rotator.tuning import HEALTHY_AFTER_S, RESTART_BASE_S, RESTART_CAP_S, STOP_TIMEOUT_S
 
 
 def spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

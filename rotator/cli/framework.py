@@ -16,6 +16,7 @@ output and the error messages follow from that declaration.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,20 @@ def limit_or_none(text: str) -> int | None:
 
 
 TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
+
+
+def name_and_allowlist(args: argparse.Namespace) -> dict[str, Any]:
+    """--name, --allow CIDR... and --allow-any (an empty allowlist: any address) of an
+    update, as the PATCH body of a tenant or an app holds them: only what was given."""
+    changes: dict[str, Any] = {}
+    if args.name is not None:
+        changes["name"] = args.name
+    if args.ip_allowlist is not None:
+        changes["ip_allowlist"] = args.ip_allowlist
+    if args.allow_any:
+        changes["ip_allowlist"] = []
+    return changes
+
 
 READ_ACTIONS = frozenset(("list", "show", "info", "usage", "deliveries"))
 """The actions that only read: the CLI's GET. Every other action of a tenant's command writes."""
@@ -162,6 +177,10 @@ class Command:
         """As typed after `rotator`: `key add`, or `import` for a top-level command."""
         return f"{self.group} {self.name}".strip()
 
+    store: bool = True
+    """Opens the data store; a command that does not (`webhook listen`) gets a Context
+    without one and no --json."""
+
     @property
     def tenant_write(self) -> bool:
         return not self.operator and self.name not in READ_ACTIONS
@@ -183,7 +202,9 @@ def add_commands(
         if command.group:
             if command.group not in groups:
                 groups[command.group] = sub.add_parser(
-                    command.group, help=GROUP_HELP.get(command.group, command.group)
+                    command.group,
+                    help=GROUP_HELP.get(command.group, command.group),
+                    aliases=GROUP_ALIASES.get(command.group, ()),
                 ).add_subparsers(dest="action", metavar="ACTION", required=True)
             parent = groups[command.group]
         p = parent.add_parser(
@@ -191,7 +212,7 @@ def add_commands(
             help=command.help,
             description=command.description or command.help,
             epilog=command.epilog,
-            parents=[json_parent],
+            parents=[json_parent] if command.store else [],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         for a in command.args:
@@ -204,14 +225,18 @@ GROUP_HELP = {
     "service": "a tenant's services",
     "key": "a service's provider keys",
     "app": "a tenant's client apps and their tokens",
-    "webhook": "a tenant's webhook deliveries",
+    "webhook": "a tenant's webhook deliveries, and a local receiver to try them",
 }
+GROUP_ALIASES = {"webhook": ["webhooks"]}
+"""Other spellings of a group (the plural people type for the API's /v1/webhooks)."""
 
 
 def execute(command: Command, args: argparse.Namespace, settings: Settings) -> int:
     """Run one command: store access, the call, errors in the command's terms, output."""
     if command.prepare is not None:
         command.prepare(args)
+    if not command.store:
+        return asyncio.run(command.run(Context(None, None, settings), args)) or 0
     store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
     try:
         with store as live:

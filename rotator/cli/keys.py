@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -106,14 +107,6 @@ async def _update(ctx: Context, args: argparse.Namespace) -> Any:
     return await _change(ctx, args, **changes)
 
 
-async def _enable(ctx: Context, args: argparse.Namespace) -> Any:
-    return await _change(ctx, args, active=True)
-
-
-async def _disable(ctx: Context, args: argparse.Namespace) -> Any:
-    return await _change(ctx, args, active=False)
-
-
 async def _move(ctx: Context, args: argparse.Namespace) -> Any:
     return await services.move_key(
         ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
@@ -182,10 +175,10 @@ COMMANDS = [
     ),
     Command("key", "enable",
             "put a key back into rotation (a disabled or expired key's lifetime restarts)",
-            _enable, args=(TENANT, SLUG, KEY_ID),
+            partial(_change, active=True), args=(TENANT, SLUG, KEY_ID),
             api=("PATCH /v1/services/{slug}/keys/{key_id}",)),
     Command("key", "disable", "take a key out of rotation (kept, can be enabled again)",
-            _disable, args=(TENANT, SLUG, KEY_ID),
+            partial(_change, active=False), args=(TENANT, SLUG, KEY_ID),
             api=("PATCH /v1/services/{slug}/keys/{key_id}",)),
     Command(
         "key", "move",

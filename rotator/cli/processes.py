@@ -27,11 +27,11 @@ from rotator.cli.common import (
 from rotator.cli.preflight import RunLock, check_port
 from rotator.crypto import KeyRing
 from rotator.settings import Settings
+from rotator.tuning import HEALTH_TIMEOUT_S
 
 log = logging.getLogger("rotator.serve")
 
 DEMO_SERVICE = "openai"
-HEALTH_TIMEOUT_S = 60.0
 
 
 class _Stopped(Exception):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from typing import Any
 
 from rotator.cli.common import read_secret, say
-from rotator.cli.framework import TENANT, Command, Context, arg
+from rotator.cli.framework import TENANT, Command, Context, arg, name_and_allowlist
 from rotator.domain.errors import NotFound
 from rotator.store import tenant_deletion, tenants
-
-PROGRESS_EVERY_S = 1.0
+from rotator.tuning import PROGRESS_EVERY_S
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
@@ -33,23 +33,16 @@ async def _info(ctx: Context, args: argparse.Namespace) -> Any:
     return await tenants.get_tenant_detail(ctx.redis, tenant, now_ms=ctx.now_ms())
 
 
-async def _status(ctx: Context, tenant_ref: str, **changes: Any) -> Any:
-    tenant = await ctx.tenant(tenant_ref)
+async def _status(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:
+    """PATCH /v1/admin/tenants/{id}: rename, suspend or resume."""
+    tenant = await ctx.tenant(args.tenant)
     return await tenants.update_tenant_status(
         ctx.redis, ctx.durability, tenant, **changes, now_ms=ctx.now_ms()
     )
 
 
 async def _rename(ctx: Context, args: argparse.Namespace) -> Any:
-    return await _status(ctx, args.tenant, name=args.name)
-
-
-async def _suspend(ctx: Context, args: argparse.Namespace) -> Any:
-    return await _status(ctx, args.tenant, suspended=True)
-
-
-async def _resume(ctx: Context, args: argparse.Namespace) -> Any:
-    return await _status(ctx, args.tenant, suspended=False)
+    return await _status(ctx, args, name=args.name)
 
 
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
@@ -89,13 +82,7 @@ def _read_webhook_secret(args: argparse.Namespace) -> None:
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes: dict[str, Any] = {}
-    if args.name is not None:
-        changes["name"] = args.name
-    if args.ip_allowlist is not None:
-        changes["ip_allowlist"] = args.ip_allowlist
-    if args.allow_any:
-        changes["ip_allowlist"] = []
+    changes = name_and_allowlist(args)
     if args.webhook_url is not None:
         changes["webhook_url"] = args.webhook_url
     if args.no_webhook:
@@ -150,11 +137,12 @@ COMMANDS = [
     Command(
         "tenant", "suspend",
         "suspend a tenant: its client and app tokens get 403 at once, its admin token only "
-        "reads; its data is kept", _suspend, args=(TENANT,), operator=True,
-        api=("PATCH /v1/admin/tenants/{tenant_id}",),
+        "reads; its data is kept", partial(_status, suspended=True), args=(TENANT,),
+        operator=True, api=("PATCH /v1/admin/tenants/{tenant_id}",),
     ),
-    Command("tenant", "resume", "resume a suspended tenant: everything works again", _resume,
-            args=(TENANT,), operator=True, api=("PATCH /v1/admin/tenants/{tenant_id}",)),
+    Command("tenant", "resume", "resume a suspended tenant: everything works again",
+            partial(_status, suspended=False), args=(TENANT,), operator=True,
+            api=("PATCH /v1/admin/tenants/{tenant_id}",)),
     Command(
         "tenant", "delete",
         "delete a tenant and all its data; its tokens stop at once", _delete,

@@ -14,9 +14,9 @@ from litestar.params import FromPath
 
 from rotator.api.state import AppState
 from rotator.console.auth import TENANT_PAGES, State, TenantId
-from rotator.console.forms import FormErrors, address_list, optional_int, text
-from rotator.console.messages import field_error
-from rotator.console.pages import page, see_other
+from rotator.console.forms import address_list, optional_int, text
+from rotator.console.messages import form_errors
+from rotator.console.pages import form_page, see_other
 from rotator.domain.errors import InvalidField
 from rotator.store import apps as store
 
@@ -30,34 +30,29 @@ FORM_FIELDS = ("name", "ip_allowlist", "max_daily_requests")
 
 
 async def render(
-    request: Request, state: AppState, tenant: str, *, status: int = 200, **extra: object
+    request: Request, state: AppState, tenant: str, *, status: int = 200, **extra: Any
 ) -> Response:
-    context = {
-        "title": "Apps",
-        "section": "apps",
-        "apps": await store.list_apps(state.redis, tenant),
-        "values": {},
-        "errors": FormErrors(),
-        "notice": NOTICES.get(request.query_params.get("done", "")),
-    }
-    context.update(extra)
-    return page("apps.html", status=status, **context)
+    apps = await store.list_apps(state.redis, tenant)
+    context = {"title": "Apps", "section": "apps", "apps": apps, **extra}
+    return form_page(request, "apps.html", NOTICES, status=status, **context)
 
 
 async def render_app(
     request: Request, state: AppState, tenant: str, app_id: int, *, status: int = 200, **extra: Any
 ) -> Response:
     app = await store.get_app(state.redis, tenant, app_id)
-    context: dict[str, Any] = {
-        "title": f"App {app.name}",
-        "section": "apps",
-        "app": app,
-        "values": {},
-        "errors": FormErrors(),
-        "notice": APP_NOTICES.get(request.query_params.get("done", "")),
+    context = {"title": f"App {app.name}", "section": "apps", "app": app, **extra}
+    return form_page(request, "app.html", APP_NOTICES, status=status, **context)
+
+
+def app_form(form: Any) -> tuple[dict[str, str], dict[str, Any]]:
+    """(what the user typed, to show again if refused; the store's arguments)."""
+    values = {n: text(form, n) for n in FORM_FIELDS}
+    return values, {
+        "name": values["name"],
+        "ip_allowlist": address_list(form, "ip_allowlist"),
+        "max_daily_requests": optional_int(form, "max_daily_requests"),
     }
-    context.update(extra)
-    return page("app.html", status=status, **context)
 
 
 class AppPages(Controller):
@@ -70,27 +65,15 @@ class AppPages(Controller):
 
     @post("/", include_in_schema=False)
     async def create(self, request: Request, tenant: TenantId, app_state: State) -> Response:
-        form = await request.form()
-        values = {n: text(form, n) for n in FORM_FIELDS}
+        values, fields = app_form(await request.form())
         try:
             created = await store.add_app(
-                app_state.redis,
-                app_state.durability,
-                tenant,
-                name=values["name"],
-                ip_allowlist=address_list(form, "ip_allowlist"),
-                max_daily_requests=optional_int(form, "max_daily_requests"),
-                now_ms=app_state.clock(),
+                app_state.redis, app_state.durability, tenant, **fields, now_ms=app_state.clock()
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "name")
+            errors = form_errors(exc, "name")
             return await render(
-                request,
-                app_state,
-                tenant,
-                status=400,
-                values=values,
-                errors=FormErrors(field, message),
+                request, app_state, tenant, status=400, errors=errors, values=values
             )
         # shown in this response only: it is stored hashed and cannot be shown again
         return await render(request, app_state, tenant, created=created)
@@ -105,28 +88,13 @@ class AppPages(Controller):
     async def edit(
         self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
-        form = await request.form()
-        values = {n: text(form, n) for n in FORM_FIELDS}
+        values, fields = app_form(await request.form())
         try:
-            await store.update_app(
-                app_state.redis,
-                app_state.durability,
-                tenant,
-                app_id,
-                name=values["name"],
-                ip_allowlist=address_list(form, "ip_allowlist"),
-                max_daily_requests=optional_int(form, "max_daily_requests"),
-            )
+            await store.update_app(app_state.redis, app_state.durability, tenant, app_id, **fields)
         except InvalidField as exc:
-            field, message = field_error(exc, "name")
+            errors = form_errors(exc, "name")
             return await render_app(
-                request,
-                app_state,
-                tenant,
-                app_id,
-                status=400,
-                values=values,
-                errors=FormErrors(field, message),
+                request, app_state, tenant, app_id, status=400, values=values, errors=errors
             )
         return see_other(request, f"/app/apps/{app_id}?done=saved")
 
@@ -134,19 +102,13 @@ class AppPages(Controller):
     async def suspend(
         self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
-        await store.update_app(
-            app_state.redis, app_state.durability, tenant, app_id, suspended=True
-        )
-        return see_other(request, f"/app/apps/{app_id}?done=suspended")
+        return await set_suspended(request, app_state, tenant, app_id, suspended=True)
 
     @post("/{app_id:int}/resume", include_in_schema=False)
     async def resume(
         self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
-        await store.update_app(
-            app_state.redis, app_state.durability, tenant, app_id, suspended=False
-        )
-        return see_other(request, f"/app/apps/{app_id}?done=resumed")
+        return await set_suspended(request, app_state, tenant, app_id, suspended=False)
 
     @post("/{app_id:int}/token", include_in_schema=False)
     async def reissue_token(
@@ -162,3 +124,11 @@ class AppPages(Controller):
     ) -> Response:
         await store.delete_app(app_state.redis, app_state.durability, tenant, app_id)
         return see_other(request, "/app/apps?done=deleted")
+
+
+async def set_suspended(
+    request: Request, state: AppState, tenant: str, app_id: int, *, suspended: bool
+) -> Response:
+    await store.update_app(state.redis, state.durability, tenant, app_id, suspended=suspended)
+    done = "suspended" if suspended else "resumed"
+    return see_other(request, f"/app/apps/{app_id}?done={done}")

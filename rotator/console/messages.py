@@ -9,7 +9,8 @@ store still reaches the user, in API words at worst.
 
 from __future__ import annotations
 
-from rotator.domain.errors import Conflict, InvalidField, RotatorError
+from rotator.console.forms import FormErrors
+from rotator.domain.errors import InvalidField, RotatorError
 from rotator.domain.key_file import InvalidLine
 
 FRIENDLY: dict[tuple[str, str], str] = {
@@ -67,9 +68,12 @@ def field_error(exc: RotatorError, default_field: str) -> tuple[str, str]:
     """(field, friendly message) of an error a form submission raised."""
     if isinstance(exc, InvalidField):
         return exc.field, friendly(exc.field, problem_of(exc))
-    if isinstance(exc, Conflict):
-        return default_field, friendly(default_field, exc.message)
     return default_field, friendly(default_field, exc.message)
+
+
+def form_errors(exc: RotatorError, default_field: str) -> FormErrors:
+    """A refused submission as its form shows it: next to the field, in the console's words."""
+    return FormErrors(*field_error(exc, default_field))
 
 
 def bulk_error(exc: InvalidField) -> str:

@@ -14,9 +14,9 @@ from litestar.params import FromPath
 
 from rotator.api.state import AppState
 from rotator.console.auth import OPERATOR_PAGES, OPERATOR_PATH, State, operator_signed_in
-from rotator.console.forms import FormErrors, text
-from rotator.console.messages import field_error
-from rotator.console.pages import page, see_other
+from rotator.console.forms import text
+from rotator.console.messages import form_errors
+from rotator.console.pages import form_page, see_other
 from rotator.domain import tokens
 from rotator.domain.errors import InvalidField, NotFound
 from rotator.store import tenant_deletion, tenants
@@ -39,16 +39,9 @@ def tenant_path(tenant: str) -> str:
 
 
 async def render(request: Request, state: AppState, *, status: int = 200, **extra: Any) -> Response:
-    context = {
-        "title": "Tenants",
-        "section": "tenants",
-        "tenants": await tenants.list_tenants(state.redis, now_ms=state.clock()),
-        "values": {},
-        "errors": FormErrors(),
-        "notice": NOTICES.get(request.query_params.get("done", "")),
-    }
-    context.update(extra)
-    return page("operator.html", status=status, **context)
+    records = await tenants.list_tenants(state.redis, now_ms=state.clock())
+    context = {"title": "Tenants", "section": "tenants", "tenants": records, **extra}
+    return form_page(request, "operator.html", NOTICES, status=status, **context)
 
 
 async def render_tenant(
@@ -57,15 +50,27 @@ async def render_tenant(
     if not tokens.is_tenant_id(tenant):
         raise NotFound("tenant not found")
     detail = await tenants.get_tenant_detail(state.redis, tenant, now_ms=state.clock())
-    context: dict[str, Any] = {
-        "title": f"Tenant {detail.name}",
-        "tenant": detail,
-        "values": {},
-        "errors": FormErrors(),
-        "notice": TENANT_NOTICES.get(request.query_params.get("done", "")),
-    }
-    context.update(extra)
-    return page("operator_tenant.html", status=status, **context)
+    context = {"title": f"Tenant {detail.name}", "tenant": detail, **extra}
+    return form_page(request, "operator_tenant.html", TENANT_NOTICES, status=status, **context)
+
+
+async def refused(
+    request: Request, state: AppState, tenant: str, exc: InvalidField, field: str, value: str
+) -> Response:
+    """The tenant's page again, the refused form as the operator filled it."""
+    return await render_tenant(
+        request, state, tenant, status=400, values={field: value}, errors=form_errors(exc, field)
+    )
+
+
+async def set_suspended(
+    request: Request, state: AppState, tenant: str, suspended: bool
+) -> Response:
+    await tenants.update_tenant_status(
+        state.redis, state.durability, tenant, suspended=suspended, now_ms=state.clock()
+    )
+    done = "suspended" if suspended else "resumed"
+    return see_other(request, f"{tenant_path(tenant)}?done={done}")
 
 
 class OperatorPages(Controller):
@@ -90,10 +95,8 @@ class OperatorPages(Controller):
                 now_ms=app_state.clock(),
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "name")
-            return await render(
-                request, app_state, status=400, values=values, errors=FormErrors(field, message)
-            )
+            errors = form_errors(exc, "name")
+            return await render(request, app_state, status=400, values=values, errors=errors)
         # both tokens in this response only: they are stored as hashes
         return await render(request, app_state, created=created)
 
@@ -111,30 +114,16 @@ class OperatorPages(Controller):
                 app_state.redis, app_state.durability, tenant, name=name, now_ms=app_state.clock()
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "name")
-            return await render_tenant(
-                request,
-                app_state,
-                tenant,
-                status=400,
-                values={"name": name},
-                errors=FormErrors(field, message),
-            )
+            return await refused(request, app_state, tenant, exc, "name", name)
         return see_other(request, tenant_path(tenant) + "?done=renamed")
 
     @post("/tenants/{tenant:str}/suspend", include_in_schema=False)
     async def suspend(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
-        await tenants.update_tenant_status(
-            app_state.redis, app_state.durability, tenant, suspended=True, now_ms=app_state.clock()
-        )
-        return see_other(request, tenant_path(tenant) + "?done=suspended")
+        return await set_suspended(request, app_state, tenant, True)
 
     @post("/tenants/{tenant:str}/resume", include_in_schema=False)
     async def resume(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
-        await tenants.update_tenant_status(
-            app_state.redis, app_state.durability, tenant, suspended=False, now_ms=app_state.clock()
-        )
-        return see_other(request, tenant_path(tenant) + "?done=resumed")
+        return await set_suspended(request, app_state, tenant, False)
 
     @post("/tenants/{tenant:str}/admin-token", include_in_schema=False)
     async def admin_token(
@@ -156,13 +145,5 @@ class OperatorPages(Controller):
                 now_ms=app_state.clock(),
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "confirm")
-            return await render_tenant(
-                request,
-                app_state,
-                tenant,
-                status=400,
-                values={"confirm": confirm},
-                errors=FormErrors(field, message),
-            )
+            return await refused(request, app_state, tenant, exc, "confirm", confirm)
         return see_other(request, f"{OPERATOR_PATH}?done={done.state}")

@@ -7,6 +7,7 @@ a page gets that part only (`partial`); everything else gets the whole page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request, Response
@@ -16,6 +17,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import HTMXTemplate
 
 from rotator.console.auth import OPERATOR_PATH, SignInRequired
+from rotator.console.forms import FormErrors
 from rotator.console.security import CONSOLE_PATH, CSRF_COOKIE, PAGE_HEADERS
 from rotator.domain import errors
 from rotator.store.connection import UNAVAILABLE, is_unavailable
@@ -28,6 +30,28 @@ OPERATOR_SIGNIN = OPERATOR_PATH + "/signin"
 
 def page(template: str, *, status: int = 200, **context: Any) -> Template:
     return Template(template_name=template, context=context, status_code=status)
+
+
+def done_notice(request: Request, notices: Mapping[str, str]) -> str | None:
+    """The notice a write's redirect asked for (`?done=saved`), if it is one of `notices`."""
+    return notices.get(request.query_params.get("done", ""))
+
+
+def form_page(
+    request: Request,
+    template: str,
+    notices: Mapping[str, str],
+    *,
+    status: int = 200,
+    **context: Any,
+) -> Template:
+    """A page holding forms. After a refused submission `context` gives what the user typed
+    (`values`) and the refusal (`errors`), so the form comes back as it was filled; else
+    both are empty, and the page says what the last write did (`done_notice`)."""
+    context.setdefault("values", {})
+    context.setdefault("errors", FormErrors())
+    context.setdefault("notice", done_notice(request, notices))
+    return page(template, status=status, **context)
 
 
 def partial(template: str, **context: Any) -> Template:

@@ -16,8 +16,8 @@ from rotator.api.state import AppState
 from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.charts import daily_chart
 from rotator.console.forms import FormErrors, optional_int, text
-from rotator.console.messages import bulk_error, field_error
-from rotator.console.pages import page, partial, see_other
+from rotator.console.messages import bulk_error, field_error, form_errors
+from rotator.console.pages import done_notice, is_htmx, page, partial, see_other
 from rotator.domain import key_file
 from rotator.domain.clock import utc_day
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys
@@ -72,6 +72,27 @@ def warning_percent(form: Any) -> int | None:
     return optional_int(form, "limit_warning_percent")
 
 
+def service_form(
+    *,
+    creating: bool,
+    title: str,
+    values: dict[str, str],
+    status: int = 200,
+    errors: FormErrors | None = None,
+) -> Response:
+    """The create or edit form; after a refusal, as the user filled it (`values`, `errors`)."""
+    return page(
+        "service_form.html",
+        status=status,
+        title=title,
+        section="services",
+        creating=creating,
+        values=values,
+        errors=errors or FormErrors(),
+        policies=POLICIES,
+    )
+
+
 async def detail_context(state: AppState, tenant: str, slug: str, days: int) -> dict[str, Any]:
     now_ms = state.clock()
     service = await store.get_service(state.redis, tenant, slug, now_ms=now_ms)
@@ -111,13 +132,24 @@ async def render_detail(
     days_text = request.query_params.get("days", "")
     days = int(days_text) if days_text.isdigit() else CHART_DAYS[0]
     context = await detail_context(state, tenant, slug, days)
-    context["notice"] = NOTICES.get(request.query_params.get("done", ""))
+    context["notice"] = done_notice(request, NOTICES)
     context.update(extra)
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "keys":
         # 200 even for a refused change: htmx swaps in only 2xx answers, and the fragment
         # carries the error message next to the control it is about
         return partial("_keys.html", **context)
     return page("service.html", status=status, title=f"Service {slug}", **context)
+
+
+async def keys_changed(
+    request: Request, state: AppState, tenant: str, slug: str, done: str, *, notice: bool = True
+) -> Response:
+    """After a change to the keys: htmx swaps in the keys table (with the notice, unless the
+    change shows itself in the table); a plain form post goes back to the keys."""
+    if is_htmx(request):
+        shown = NOTICES[done] if notice else None
+        return await render_detail(request, state, tenant, slug, notice=shown)
+    return see_other(request, f"/app/services/{slug}?done={done}#keys")
 
 
 class ServicePages(Controller):
@@ -135,23 +167,16 @@ class ServicePages(Controller):
             title="Services",
             section="services",
             rows=list(zip(records, today, strict=True)),
-            notice=NOTICES.get(request.query_params.get("done", "")),
+            notice=done_notice(request, NOTICES),
         )
 
     @get("/new-service", include_in_schema=False)
     async def new_service(self, tenant: TenantId) -> Response:
-        return page(
-            "service_form.html",
-            title="Create a service",
-            section="services",
-            creating=True,
-            values={
-                "policy": Policy.USAGE.value,
-                "limit_warning_percent": str(store.DEFAULT_WARNING_PERCENT),
-            },
-            errors=FormErrors(),
-            policies=POLICIES,
-        )
+        defaults = {
+            "policy": Policy.USAGE.value,
+            "limit_warning_percent": str(store.DEFAULT_WARNING_PERCENT),
+        }
+        return service_form(creating=True, title="Create a service", values=defaults)
 
     @post("/new-service", include_in_schema=False)
     async def create_service(
@@ -172,16 +197,9 @@ class ServicePages(Controller):
                 now_ms=app_state.clock(),
             )
         except (InvalidField, Conflict) as exc:
-            field, message = field_error(exc, "slug")
-            return page(
-                "service_form.html",
-                status=400,
-                title="Create a service",
-                section="services",
-                creating=True,
-                values=values,
-                errors=FormErrors(field, message),
-                policies=POLICIES,
+            errors = form_errors(exc, "slug")
+            return service_form(
+                creating=True, title="Create a service", values=values, status=400, errors=errors
             )
         return see_other(request, f"/app/services/{record.slug}?done=created")
 
@@ -198,15 +216,7 @@ class ServicePages(Controller):
             name: "" if getattr(s, name) is None else str(getattr(s, name))
             for name in SERVICE_FIELDS
         }
-        return page(
-            "service_form.html",
-            title=f"Edit {slug}",
-            section="services",
-            creating=False,
-            values=values,
-            errors=FormErrors(),
-            policies=POLICIES,
-        )
+        return service_form(creating=False, title=f"Edit {slug}", values=values)
 
     @post("/services/{slug:str}/edit", include_in_schema=False)
     async def edit(
@@ -230,16 +240,9 @@ class ServicePages(Controller):
                 now_ms=app_state.clock(),
             )
         except (InvalidField, Conflict) as exc:
-            field, message = field_error(exc, "policy")
-            return page(
-                "service_form.html",
-                status=400,
-                title=f"Edit {slug}",
-                section="services",
-                creating=False,
-                values=values,
-                errors=FormErrors(field, message),
-                policies=POLICIES,
+            errors = form_errors(exc, "policy")
+            return service_form(
+                creating=False, title=f"Edit {slug}", values=values, status=400, errors=errors
             )
         return see_other(request, f"/app/services/{slug}?done=saved")
 
@@ -283,15 +286,9 @@ class ServicePages(Controller):
                 now_ms=app_state.clock(),
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "secret")
+            errors = form_errors(exc, "secret")
             return await render_detail(
-                request,
-                app_state,
-                tenant,
-                slug,
-                status=400,
-                add_values=values,
-                add_errors=FormErrors(field, message),
+                request, app_state, tenant, slug, status=400, add_values=values, add_errors=errors
             )
         return see_other(request, f"/app/services/{slug}?done=key-added#keys")
 
@@ -348,11 +345,7 @@ class ServicePages(Controller):
             now_ms=app_state.clock(),
             events_maxlen=app_state.settings.events_maxlen,
         )
-        if request.headers.get("hx-request"):
-            return await render_detail(
-                request, app_state, tenant, slug, notice=NOTICES["key-moved"]
-            )
-        return see_other(request, f"/app/services/{slug}?done=key-moved#keys")
+        return await keys_changed(request, app_state, tenant, slug, "key-moved")
 
     @post("/services/{slug:str}/keys/{key_id:int}", include_in_schema=False)
     async def change_key(
@@ -383,7 +376,6 @@ class ServicePages(Controller):
                 events_maxlen=app_state.settings.events_maxlen,
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "label")
             values = {
                 "label": text(form, "label"),
                 "max_daily_requests": text(form, "max_daily_requests"),
@@ -394,12 +386,10 @@ class ServicePages(Controller):
                 tenant,
                 slug,
                 status=400,
-                key_errors={key_id: FormErrors(field, message)},
+                key_errors={key_id: form_errors(exc, "label")},
                 key_values={key_id: values},
             )
-        if request.headers.get("hx-request"):
-            return await render_detail(request, app_state, tenant, slug)
-        return see_other(request, f"/app/services/{slug}?done=key-saved#keys")
+        return await keys_changed(request, app_state, tenant, slug, "key-saved", notice=False)
 
     @post("/services/{slug:str}/keys/{key_id:int}/delete", include_in_schema=False)
     async def delete_key(
@@ -438,6 +428,4 @@ class ServicePages(Controller):
             return await render_detail(
                 request, app_state, tenant, slug, status=409, rotate_error=message
             )
-        if request.headers.get("hx-request"):
-            return await render_detail(request, app_state, tenant, slug, notice=NOTICES["rotated"])
-        return see_other(request, f"/app/services/{slug}?done=rotated#keys")
+        return await keys_changed(request, app_state, tenant, slug, "rotated")

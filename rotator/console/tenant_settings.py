@@ -14,9 +14,9 @@ from litestar import Controller, Request, Response, get, post
 
 from rotator.api.state import AppState
 from rotator.console.auth import TENANT_COOKIE, TENANT_PAGES, State, TenantId, expired_cookie
-from rotator.console.forms import FormErrors, address_list, checked, text
-from rotator.console.messages import field_error
-from rotator.console.pages import page, partial, see_other
+from rotator.console.forms import address_list, checked, text
+from rotator.console.messages import form_errors
+from rotator.console.pages import form_page, page, partial, see_other
 from rotator.console.security import CONSOLE_PATH
 from rotator.domain.errors import Conflict, InvalidField
 from rotator.domain.models import EVENT_TYPES
@@ -58,12 +58,23 @@ async def render(
         "tenant": record,
         "event_types": [(t, EVENT_HELP.get(t, "")) for t in EVENT_TYPES],
         "deliveries": deliveries,
-        "errors": FormErrors(),
-        "values": {},
-        "notice": NOTICES.get(request.query_params.get("done", "")),
+        **extra,
     }
-    context.update(extra)
-    return page("settings.html", status=status, **context)
+    return form_page(request, "settings.html", NOTICES, status=status, **context)
+
+
+async def refused(
+    request: Request,
+    state: AppState,
+    tenant: str,
+    exc: InvalidField,
+    field: str,
+    values: dict[str, Any],
+) -> Response:
+    """The page again after a refused form: the refusal next to its field, and that form as
+    the user filled it (the other forms show what is stored)."""
+    errors = form_errors(exc, field)
+    return await render(request, state, tenant, status=400, errors=errors, values=values)
 
 
 class SettingsPages(Controller):
@@ -102,15 +113,8 @@ class SettingsPages(Controller):
                 ip_allowlist=address_list(form, "ip_allowlist"),
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "ip_allowlist")
-            return await render(
-                request,
-                app_state,
-                tenant,
-                status=400,
-                errors=FormErrors(field, message),
-                values={"ip_allowlist": text(form, "ip_allowlist")},
-            )
+            values = {"ip_allowlist": text(form, "ip_allowlist")}
+            return await refused(request, app_state, tenant, exc, "ip_allowlist", values)
         return see_other(request, "/app/settings?done=allowlist#allowlist")
 
     @post("/webhook", include_in_schema=False)
@@ -133,15 +137,8 @@ class SettingsPages(Controller):
                 webhook_allow_private=app_state.settings.webhook_allow_private,
             )
         except InvalidField as exc:
-            field, message = field_error(exc, "webhook_url")
-            return await render(
-                request,
-                app_state,
-                tenant,
-                status=400,
-                errors=FormErrors(field, message),
-                values={"webhook_url": url, "webhook_events": events},
-            )
+            values = {"webhook_url": url, "webhook_events": events}
+            return await refused(request, app_state, tenant, exc, "webhook_url", values)
         secret = update.webhook_secret or changes.get("webhook_secret")
         if secret:
             # shown in this response only: stored sealed, never shown again

@@ -6,9 +6,16 @@ import msgspec
 
 
 class RotatorError(Exception):
-    """Base class; `message` is safe to show to a client (never holds a secret)."""
+    """Base class; `message` is safe to show to a client (never holds a secret). A subclass
+    gives its default message as a class keyword: `class NotFound(RotatorError,
+    message="not found")`; an instance may carry a more precise one."""
 
     message = "error"
+
+    def __init_subclass__(cls, message: str | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if message is not None:
+            cls.message = message
 
     def __init__(self, message: str | None = None) -> None:
         if message is not None:
@@ -17,27 +24,21 @@ class RotatorError(Exception):
 
 
 # --- delivery errors: their messages are a contract clients match on ------------------
-class MissingParams(RotatorError):
-    message = "missing token or service"
+class MissingParams(RotatorError, message="missing token or service"): ...
 
 
-class InvalidToken(RotatorError):
-    message = "invalid token"
+class InvalidToken(RotatorError, message="invalid token"): ...
 
 
-class IpNotAllowed(RotatorError):
-    message = "ip not allowed"
+class IpNotAllowed(RotatorError, message="ip not allowed"): ...
 
 
-class UnknownService(RotatorError):
-    message = "unknown service"
+class UnknownService(RotatorError, message="unknown service"): ...
 
 
-class DailyLimitReached(RotatorError):
+class DailyLimitReached(RotatorError, message="service daily limit reached"):
     """A daily limit refused the request; the message stays the hosted guide's whichever
     limit it was, `limit` says which."""
-
-    message = "service daily limit reached"
 
     def __init__(self, limit: str, retry_after_s: int) -> None:
         super().__init__()
@@ -47,45 +48,36 @@ class DailyLimitReached(RotatorError):
         """Seconds to the end of the UTC day, when the counters start again."""
 
 
-class DemoRateLimited(RotatorError):
-    message = "demo rate limit"
+class DemoRateLimited(RotatorError, message="demo rate limit"):
+    """A demo tenant's per-IP throttle refused the request."""
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__()
         self.retry_after_s = retry_after_s
 
 
-class NoActiveKeys(RotatorError):
-    message = "no active keys"
+class NoActiveKeys(RotatorError, message="no active keys"): ...
 
 
-class KeyDecryptFailed(RotatorError):
-    message = "key decrypt failed"
+class KeyDecryptFailed(RotatorError, message="key decrypt failed"): ...
 
 
-class StoreUnavailable(RotatorError):
+class StoreUnavailable(RotatorError, message="store unavailable"):
     """Redis/Valkey did not answer in time, or is unreachable."""
-
-    message = "store unavailable"
 
 
 # --- management errors ---------------------------------------------------------------
-class Unauthorized(RotatorError):
-    message = "invalid or missing admin token"
+class Unauthorized(RotatorError, message="invalid or missing admin token"): ...
 
 
-class NotFound(RotatorError):
-    message = "not found"
+class NotFound(RotatorError, message="not found"): ...
 
 
-class Conflict(RotatorError):
-    message = "already exists"
+class Conflict(RotatorError, message="already exists"): ...
 
 
-class TenantSuspended(RotatorError):
+class TenantSuspended(RotatorError, message="tenant suspended"):
     """A write by (or for) a suspended tenant: its admin token still reads, never writes."""
-
-    message = "tenant suspended"
 
 
 class InvalidField(RotatorError):

@@ -27,16 +27,22 @@ def queue_script(pipe: Any, name: str, keys_: Sequence[str], args: Sequence[Any]
 
 
 # --- input checks -------------------------------------------------------------------------
-def check_name(field: str, value: str) -> str:
-    """A human label: trimmed, 1..100 characters, no control characters."""
+def check_text(field: str, value: str, *, max_chars: int) -> str:
+    """One line of text: trimmed, 1..max_chars characters, no control characters (a line
+    break would split a log line, a CLI table row or a header built from it)."""
     value = value.strip()
     if not value:
         raise InvalidField(field, "must not be empty")
-    if len(value) > MAX_NAME_CHARS:
-        raise InvalidField(field, f"at most {MAX_NAME_CHARS} characters")
+    if len(value) > max_chars:
+        raise InvalidField(field, f"at most {max_chars} characters")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidField(field, "must not contain control characters")
     return value
+
+
+def check_name(field: str, value: str) -> str:
+    """A human label: trimmed, 1..100 characters, no control characters."""
+    return check_text(field, value, max_chars=MAX_NAME_CHARS)
 
 
 def check_limit(field: str, value: int | None) -> int | None:
@@ -75,8 +81,3 @@ def allowlist(record: Mapping[bytes, bytes]) -> list[str]:
 def limit_arg(value: int | None) -> str:
     """A limit as the scripts read it: '' = none."""
     return "" if value is None else str(value)
-
-
-def decode_all(rows: list[Any]) -> list[dict[bytes, bytes]]:
-    """HGETALL replies from a pipeline, skipping records that vanished meanwhile."""
-    return [row for row in rows if row]

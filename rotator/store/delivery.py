@@ -14,6 +14,7 @@ import logging
 
 from msgspec import UNSET
 
+from rotator import tuning
 from rotator.domain import errors
 from rotator.domain.clock import DAY_MS, Clock, utc_day
 from rotator.domain.models import Delivery
@@ -21,15 +22,14 @@ from rotator.domain.tokens import ParsedToken
 from rotator.settings import Settings
 from rotator.store import keys, scripts
 from rotator.store.fastredis import FastRedis
+from rotator.tuning import MAX_ID_HINTS
 
 log = logging.getLogger("rotator.store")
 
 _NEXT_KEY = scripts.load("next_key")
 _REFUND = scripts.load("delivery_refund")
 
-_MAX_HINTS = 100_000
-REQUEST_RECORD_TTL_MS = "60000"
-"""How long a proxy's retry of a request is recognised (nginx retries within seconds)."""
+REQUEST_RECORD_TTL_MS = str(tuning.REQUEST_RECORD_TTL_MS)  # an ARGV of next_key.lua: text
 VOID_TTL_MS = str(25 * 3_600_000)
 """How long a withdrawn event stays withdrawn: longer than a delivery job can wait for its first
 attempt (arq drops a job not started within a day of being queued, enqueue_jobs.lua)."""
@@ -182,7 +182,7 @@ class DeliveryStore:
         raise errors.StoreUnavailable("clock disagreement with the store")
 
     def _remember_ids(self, hint_key: tuple[str, str], ids: str) -> None:
-        if len(self._ids_hint) >= _MAX_HINTS:
+        if len(self._ids_hint) >= MAX_ID_HINTS:
             self._ids_hint.clear()  # bounded memory; hints refill on the next deliveries
         self._ids_hint[hint_key] = (ids, hint_fields(ids))
 

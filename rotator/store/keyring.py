@@ -34,12 +34,11 @@ from rotator.crypto import (
 from rotator.store import keys
 from rotator.store.common import queue_script
 from rotator.store.connection import Durability, Redis
+from rotator.tuning import KEYRING_SAMPLE_BLOBS
 
 CANARY_PLAINTEXT = b"keyrotator key-ring canary"
 CANARY_AAD = b"keyring\x1fcanary"
 """Its own associated data: no stored secret can pass for the canary, nor the reverse."""
-SAMPLE_BLOBS = 5
-"""Stored blobs tried on a store without a canary: one that opens proves the key."""
 
 _KEY_FIELD = re.compile(rb"^c:(\d+)$")
 _FP_PREFIX = "fp:"
@@ -121,7 +120,7 @@ async def sealed_with(redis: Redis) -> tuple[str, ...]:
         if fp and fp not in named:
             named.insert(0, fp)
     if not named:
-        async for _, _, name in sealed_blobs(redis, SAMPLE_BLOBS):
+        async for _, _, name in sealed_blobs(redis, KEYRING_SAMPLE_BLOBS):
             if name not in named:
                 named.append(name)
     return tuple(named)
@@ -166,7 +165,7 @@ async def _open_a_stored_blob(redis: Redis, ring: KeyRing) -> str:
     """The fingerprint of the ring key that opens the store's data (the first key for an
     empty store); KeyRingMismatch when sealed blobs exist and none of them opens."""
     named: list[str] = []
-    async for blob, aad, name in sealed_blobs(redis, SAMPLE_BLOBS):
+    async for blob, aad, name in sealed_blobs(redis, KEYRING_SAMPLE_BLOBS):
         opener = ring.opener_of(blob, aad)
         if opener is not None:
             return opener

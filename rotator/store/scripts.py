@@ -43,7 +43,3 @@ def load(name: str) -> Script:
             _INCLUDE.findall(own)]  # fmt: skip
     source = b"".join(libs) + own
     return Script(name, source, hashlib.sha1(source).hexdigest())
-
-
-def all_scripts() -> list[Script]:
-    return [load(p.stem) for p in sorted(_lua_dir().glob("*.lua"))]

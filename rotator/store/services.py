@@ -32,12 +32,14 @@ from rotator.store import keys
 from rotator.store.common import (
     check_limit,
     check_name,
+    check_text,
     limit_arg,
     optional_int,
     queue_script,
     text,
 )
 from rotator.store.connection import Durability, Redis
+from rotator.tuning import POLICY_UPDATE_ATTEMPTS
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 """A whole slug (fullmatch: `$` would let a trailing newline through, into events and keys)."""
@@ -50,7 +52,6 @@ MAX_BULK_KEYS = 1000
 """Keys in one bulk add: 1000 of the longest secrets (4096 characters) would pass the 1 MiB
 body cap, so the cap on the count is the one a client meets first in practice."""
 MOVE_TO = ("front", "end")
-_POLICY_RETRIES = 5
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -100,14 +101,7 @@ def check_warning_percent(value: int | None) -> int | None:
 
 
 def check_secret(secret: str) -> str:
-    secret = secret.strip()
-    if not secret:
-        raise InvalidField("secret", "must not be empty")
-    if len(secret) > MAX_SECRET_CHARS:
-        raise InvalidField("secret", f"at most {MAX_SECRET_CHARS} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in secret):
-        raise InvalidField("secret", "must not contain control characters")
-    return secret
+    return check_text("secret", secret, max_chars=MAX_SECRET_CHARS)
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -278,7 +272,7 @@ async def update_service(
     ciphertext is bound to it. Switching policy starts afresh (from the first key, every
     time-policy lifetime unstarted), except that the manual primary is kept for when the
     service returns to manual (scripts/lua/service_update.lua)."""
-    for _ in range(_POLICY_RETRIES):
+    for _ in range(POLICY_UPDATE_ATTEMPTS):
         h = await _service_hash(redis, tenant, slug)
         read_policy = text(h, "policy")
         new_policy = read_policy if policy is UNSET else check_policy(policy)

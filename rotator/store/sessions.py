@@ -8,7 +8,7 @@ the session's times (schema in keys.py). A tenant's sessions live under its hash
 Two limits end a session: idle (no request for `idle_ms`) and absolute (`max_ms` after
 sign-in). Both are checked against the caller's clock (tests inject one); the key's
 PEXPIRE only tidies up. `seen_ms` and the expiry are refreshed at most once per
-TOUCH_INTERVAL_MS, so browsing costs one read per page, not a write per click.
+SESSION_TOUCH_INTERVAL_MS, so browsing costs one read per page, not a write per click.
 """
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ import msgspec
 from rotator.domain.tokens import hash_secret
 from rotator.store import evalsha, keys, scripts
 from rotator.store.connection import Redis, as_str
-
-TOUCH_INTERVAL_MS = 60_000
-"""A session's idle clock is refreshed at most this often."""
-SIGNIN_MAX_FAILURES = 10
-"""Failed sign-ins one client IP may make per window before it must wait."""
-SIGNIN_WINDOW_MS = 15 * 60_000
+from rotator.tuning import SESSION_TOUCH_INTERVAL_MS, SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_MS
 
 
 class SessionTimes(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,7 +63,7 @@ async def _check(redis: Redis, key: str, now_ms: int, idle_ms: int, max_ms: int)
     if session is None:
         await redis.delete(key)  # expired by our clock: make sure it cannot come back
         return False
-    if now_ms - session.seen_ms >= TOUCH_INTERVAL_MS:
+    if now_ms - session.seen_ms >= SESSION_TOUCH_INTERVAL_MS:
         # two pages loaded at once may both refresh: the same write twice, harmless
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, "seen_ms", now_ms)

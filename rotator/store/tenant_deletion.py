@@ -11,7 +11,7 @@
    SCAN cursor is kept between steps: an interrupted deletion is resumed by starting
    again, which finds whatever is left.
 3. Done when a SCAN pass completes. The tenant stays in kr:deleting_tenants until a pass
-   that began RECHECK_AFTER_MS after step 1 completes: a request authenticated just
+   that began DELETION_RECHECK_AFTER_MS after step 1 completes: a request authenticated just
    before step 1 may still write a key after it (a console page touching its session, a
    webhook job logging an attempt), and the worker's later pass removes it.
 
@@ -35,14 +35,7 @@ from rotator.store import keys
 from rotator.store.connection import Durability, Redis, as_str
 from rotator.store.sessions import revoke_tenant_sessions
 from rotator.store.tenants import write_fields
-
-SCAN_COUNT = 1000
-"""Keys one SCAN call examines (a hint to the server); what it finds is one UNLINK."""
-REQUEST_STEPS = 10
-"""SCAN calls the DELETE request makes before answering 202 and leaving the rest to the
-worker: a tenant whose node holds up to about 10,000 keys is deleted within the request."""
-RECHECK_AFTER_MS = 60_000
-"""A deletion is final after a pass that began this long after its first step."""
+from rotator.tuning import DELETION_RECHECK_AFTER_MS, DELETION_REQUEST_STEPS, DELETION_SCAN_COUNT
 
 _BLANK = {"admin": "", "client": "", "client_held": "", "suspended": "1"}
 """What the first step writes: no token hash left to match (tenant_update.lua copies the
@@ -98,10 +91,10 @@ async def _scan(redis: Redis, tenant: str, cursor: int) -> tuple[int, list[bytes
         await redis.initialize()  # a no-op once the slot map is loaded
         node = redis.get_node_from_key(keys.tenant(tenant))
         cursors, found = await redis.scan(
-            cursor, match=pattern, count=SCAN_COUNT, target_nodes=node
+            cursor, match=pattern, count=DELETION_SCAN_COUNT, target_nodes=node
         )
         return int(cursors[node.name]), found
-    next_cursor, found = await redis.scan(cursor, match=pattern, count=SCAN_COUNT)
+    next_cursor, found = await redis.scan(cursor, match=pattern, count=DELETION_SCAN_COUNT)
     return int(next_cursor), found
 
 
@@ -142,7 +135,7 @@ class Deletion:
         progress: Callable[[Deletion], None] | None = None,
     ) -> TenantDeletion:
         """Steps until a pass completes (or `max_steps`, or `stop()` says so); a completed
-        pass that began RECHECK_AFTER_MS after step 1 ends the deletion (the tenant leaves
+        pass that began DELETION_RECHECK_AFTER_MS after step 1 ends the deletion (the tenant leaves
         the registry)."""
         if self.cursor == 0 and self.pass_began_ms is None:
             self.pass_began_ms = now_ms
@@ -155,7 +148,7 @@ class Deletion:
             if progress is not None:
                 progress(self)
         assert self.pass_began_ms is not None
-        if self.done and self.pass_began_ms - self.began_ms >= RECHECK_AFTER_MS:
+        if self.done and self.pass_began_ms - self.began_ms >= DELETION_RECHECK_AFTER_MS:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zrem(keys.DELETING_TENANTS, self.tenant)
             await self.durability.execute(pipe)
@@ -171,7 +164,7 @@ async def delete_tenant(
     *,
     confirm: str,
     now_ms: int,
-    max_steps: int | None = REQUEST_STEPS,
+    max_steps: int | None = DELETION_REQUEST_STEPS,
     progress: Callable[[Deletion], None] | None = None,
 ) -> TenantDeletion:
     """Delete a tenant (DELETE /v1/admin/tenants/{id}?confirm={id}): `confirm` must repeat

@@ -44,8 +44,8 @@ from rotator.store.common import (
 )
 from rotator.store.connection import Durability, Redis
 from rotator.store.sessions import revoke_tenant_sessions
+from rotator.tuning import TENANT_COUNTS_PER_ROUND, TENANT_UPDATE_ATTEMPTS
 
-_UPDATE_ATTEMPTS = 5
 WEBHOOK_SECRET_PREFIX = "whsec_"
 WEBHOOK_SECRET_BYTES = (24, 64)
 """Standard Webhooks: a signing secret is `whsec_` + base64 of 24 to 64 random bytes."""
@@ -118,7 +118,7 @@ async def write_fields(
     The script names every service hash it copies into, so the slugs are read first; if a
     service came or went in between, the script writes nothing and is sent again."""
     nx_field, nx_value = set_if_absent or ("", b"")
-    for attempt in range(_UPDATE_ATTEMPTS):
+    for attempt in range(TENANT_UPDATE_ATTEMPTS):
         # race point: the tenant may be deleted meanwhile; the script writes nothing then
         # (-1), so no write brings back part of a deleted tenant
         slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
@@ -179,11 +179,6 @@ async def get_tenant(redis: Redis, tenant: str) -> Tenant:
     return _record(tenant, h)
 
 
-_COUNTS_PER_ROUND = 1000
-"""Tenants whose counts one pipeline asks for (bounds the client's memory, not the rounds:
-10,000 tenants are 10 round trips)."""
-
-
 class _Counts(msgspec.Struct, frozen=True):
     """tenant_counts.lua's reply, decoded."""
 
@@ -209,9 +204,9 @@ async def _counts(redis: Redis, ids: list[str], day: int) -> list[_Counts | None
     if not ids:
         return []
     rows: list[Any] = []
-    for start in range(0, len(ids), _COUNTS_PER_ROUND):
+    for start in range(0, len(ids), TENANT_COUNTS_PER_ROUND):
         pipe = redis.pipeline(transaction=False)
-        for tenant in ids[start : start + _COUNTS_PER_ROUND]:
+        for tenant in ids[start : start + TENANT_COUNTS_PER_ROUND]:
             queue_script(
                 pipe, "tenant_counts", _counts_keys(tenant, day), [keys.service(tenant, "")]
             )
@@ -236,7 +231,7 @@ async def _counts(redis: Redis, ids: list[str], day: int) -> list[_Counts | None
 async def list_tenants(redis: Redis, *, now_ms: int | None = None) -> list[TenantSummary]:
     """Every tenant with its counts, oldest first (`now_ms` names today; None = this host's
     clock). The registry, then one tenant_counts.lua per tenant, pipelined (a round trip
-    per _COUNTS_PER_ROUND tenants); the server's work is O(services) per tenant."""
+    per TENANT_COUNTS_PER_ROUND tenants); the server's work is O(services) per tenant."""
     ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
     day = utc_day(system_clock() if now_ms is None else now_ms)
     found = [(c, t) for t, c in zip(ids, await _counts(redis, ids, day), strict=True) if c]

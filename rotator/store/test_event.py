@@ -15,8 +15,6 @@ from rotator.store import evalsha, keys, scripts
 from rotator.store.connection import Redis, as_str
 from rotator.store.events import event_id
 
-TEST_EVENT_TYPE = "webhook.test"
-
 _encode = msgspec.json.Encoder().encode
 
 

@@ -1,7 +1,7 @@
 """A tenant's webhook target (URL and signing secret) and its delivery log.
 
 The log `{t:T}:deliveries` holds one JSON entry per delivery attempt, newest first,
-capped at LOG_KEEP. Entries carry a seq (scripts/lua/log_delivery.lua) that is
+capped at WEBHOOK_LOG_KEEP. Entries carry a seq (scripts/lua/log_delivery.lua) that is
 contiguous along the list, so `page()` can use a seq as a cursor that stays valid
 while new attempts are logged in front of it.
 """
@@ -17,9 +17,8 @@ from rotator.domain.errors import InvalidField
 from rotator.domain.records import DeliveryAttempt, DeliveryPage, Outcome
 from rotator.store import evalsha, keys, scripts
 from rotator.store.connection import Redis, as_str
+from rotator.tuning import WEBHOOK_LOG_KEEP
 
-LOG_KEEP = 1000
-"""Delivery log entries kept per tenant."""
 MAX_PAGE = 200
 """Entries one page may hold."""
 
@@ -55,7 +54,10 @@ async def load_target(redis: Redis, keyring: KeyRing, tenant: str) -> WebhookTar
 async def log_attempt(redis: Redis, tenant: str, attempt: DeliveryAttempt) -> int:
     """Prepend an attempt to the tenant's delivery log; returns its seq."""
     seq = await evalsha.run(
-        redis, scripts.load("log_delivery"), [keys.deliveries(tenant)], [_encode(attempt), LOG_KEEP]
+        redis,
+        scripts.load("log_delivery"),
+        [keys.deliveries(tenant)],
+        [_encode(attempt), WEBHOOK_LOG_KEEP],
     )
     return int(seq)
 

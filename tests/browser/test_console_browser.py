@@ -19,10 +19,10 @@ import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from rotator.cli.webhook_listen import Receiver
 from tests.browser.conftest import LiveServer
 from tests.conftest import OPERATOR_TOKEN
 from tests.integration.webhook_support import deliver_all, verify_signature
-from workers.receiver import Receiver
 
 pytestmark = pytest.mark.timeout(120)
 

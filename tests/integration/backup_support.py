@@ -18,6 +18,7 @@ from rotator.store import keys, services, sessions, tenants, webhooks
 from rotator.store.backup import dump
 from rotator.store.connection import Durability
 from rotator.store.events import EventStreams
+from tests.integration.cli_support import base_env
 from tests.integration.management import (
     Tenant,
     deliver,
@@ -26,7 +27,6 @@ from tests.integration.management import (
     new_service,
     new_tenant,
 )
-from tests.integration.test_cli import base_env
 
 DAY_MINUTES = 24 * 60
 EXPIRY_TOLERANCE_MS = 5_000

@@ -11,6 +11,41 @@ from tests.conftest import OPERATOR_TOKEN
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ"
 
+# Every management route, (method, path, a body that passes validation): the tests of
+# authentication and of store outages go through all of them. {key}, {app} and {tenant}
+# are filled with the ids of the owner's resources.
+TENANT_ROUTES = [
+    ("GET", "/v1/tenant", None),
+    ("PATCH", "/v1/tenant", {"name": "x"}),
+    ("POST", "/v1/tenant/client-token", None),
+    ("POST", "/v1/services", {"slug": "other", "policy": "usage"}),
+    ("GET", "/v1/services", None),
+    ("GET", "/v1/services/openai", None),
+    ("PATCH", "/v1/services/openai", {"max_daily_requests": 3}),
+    ("DELETE", "/v1/services/openai", None),
+    ("POST", "/v1/services/openai/keys", {"label": "k", "secret": "sk-x"}),
+    ("GET", "/v1/services/openai/keys", None),
+    ("PATCH", "/v1/services/openai/keys/{key}", {"active": False}),
+    ("DELETE", "/v1/services/openai/keys/{key}", None),
+    ("GET", "/v1/services/openai/usage", None),
+    ("POST", "/v1/apps", {"name": "a"}),
+    ("GET", "/v1/apps", None),
+    ("GET", "/v1/apps/{app}", None),
+    ("PATCH", "/v1/apps/{app}", {"name": "renamed"}),
+    ("POST", "/v1/apps/{app}/token", None),
+    ("DELETE", "/v1/apps/{app}", None),
+    ("GET", "/v1/webhooks/deliveries", None),
+    ("POST", "/v1/tenant/admin-token", None),
+]
+OPERATOR_ROUTES = [
+    ("POST", "/v1/admin/tenants", {"name": "x"}),
+    ("GET", "/v1/admin/tenants", None),
+    ("GET", "/v1/admin/tenants/{tenant}", None),
+    ("PATCH", "/v1/admin/tenants/{tenant}", {"suspended": True}),
+    ("POST", "/v1/admin/tenants/{tenant}/admin-token", None),
+    ("DELETE", "/v1/admin/tenants/{tenant}?confirm={tenant}", None),
+]
+
 
 @dataclass
 class Tenant:

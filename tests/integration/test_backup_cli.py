@@ -8,7 +8,7 @@ import json
 from rotator.domain.clock import system_clock
 from rotator.embedded import free_port
 from tests.integration.backup_support import cli_env, seed_tenants
-from tests.integration.test_cli import base_env, rotator
+from tests.integration.cli_support import base_env, rotator
 
 
 def test_help_explains_every_option():

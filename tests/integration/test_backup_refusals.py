@@ -20,7 +20,7 @@ from tests.integration.backup_support import (
     seed_tenants,
     tenant_keys_in,
 )
-from tests.integration.test_cli import rotator
+from tests.integration.cli_support import rotator
 
 
 def truncate_mid_line(lines: list[bytes]) -> list[bytes]:

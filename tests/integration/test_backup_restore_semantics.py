@@ -85,7 +85,7 @@ async def test_an_interrupted_restore_is_finished_by_running_it_again(
     def crash_after_the_first_tenant(done: int, total: int) -> None:
         raise Crash
 
-    monkeypatch.setattr(load, "BATCH_TENANTS", 1)
+    monkeypatch.setattr(load, "RESTORE_BATCH_TENANTS", 1)
     with pytest.raises(Crash):
         await restore(redis, ring, path, progress=crash_after_the_first_tenant)
     assert len(await redis.smembers(keys.TENANTS)) == 1  # one whole tenant, no more

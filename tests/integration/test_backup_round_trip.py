@@ -26,8 +26,8 @@ from tests.integration.backup_support import (
     populate,
     seed_tenants,
 )
+from tests.integration.cli_support import rotator
 from tests.integration.management import deliver
-from tests.integration.test_cli import rotator
 
 pytestmark = pytest.mark.backends("single", "cluster")
 

@@ -21,38 +21,11 @@ from rotator.cli import processes as cli
 from rotator.crypto import KeyRing, aad_for_key
 from rotator.embedded import free_port
 from rotator.settings import Settings
-from rotator.store import keys
+from rotator.store import keys, services, tenants
 from rotator.store.connection import Durability
+from tests.integration.cli_support import base_env, rotator
 
 SECRET = "sk-proj-cli-0123456789abcdefghijklmnop"
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without any developer ROTATOR_* configuration."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    env.update(extra)
-    return env
-
-
-def rotator(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 30):
-    return subprocess.run(
-        [sys.executable, "-m", "rotator.cli", *args],
-        env=env,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def cli_env(valkey, master_key_b64, tmp_path, redis) -> dict[str, str]:
-    """The test Valkey, flushed (the `redis` fixture), as ROTATOR_REDIS_URL."""
-    return base_env(
-        ROTATOR_REDIS_URL=valkey.url,
-        ROTATOR_MASTER_KEY=master_key_b64,
-        ROTATOR_DATA_DIR=str(tmp_path),
-    )
 
 
 async def test_tenant_service_key_end_to_end(cli_env, redis, client, settings):
@@ -209,6 +182,7 @@ async def test_rewrap_moves_keys_to_the_first_master_key(cli_env, redis, master_
                                     "failed": 0}  # fmt: skip
     assert f"tenant {tenant['id']}: 2 rewrapped" in r.stderr
     only_new = KeyRing.parse(f"next:{new}")
+    # storage itself: the ciphertexts now open with the new key alone
     stored = await redis.hgetall(keys.service(tenant["id"], "s"))
     opened = sorted(
         only_new.open(stored[f"c:{i}".encode()], aad_for_key(tenant["id"], "s", i)).decode()
@@ -223,14 +197,17 @@ async def test_demo_is_created_once_and_its_token_renewed(redis, settings):
     again, created_again, token2 = await cli.prepare_demo(redis, d, settings.keyring)
     assert (created, created_again) == (True, False) and first == again
     assert await redis.get(keys.DEMO_TENANT) == first.encode()
-    tenant = await redis.hgetall(keys.tenant(first))
-    assert tenant[b"demo"] == b"1" and tenant[b"name"] == b"demo"
-    svc = await redis.hgetall(keys.service(first, "openai"))
-    assert svc[b"policy"] == b"usage" and len(svc[b"ids"].split(b",")) == 3
+    tenant = await tenants.get_tenant(redis, first)
+    assert tenant.demo and tenant.name == "demo"
+    service = await services.get_service(redis, first, "openai")
+    assert service.policy == "usage"
+    assert len(await services.list_keys(redis, first, "openai")) == 3
     assert token1 != token2
     from rotator.domain import tokens
 
-    assert tenant[b"client"].decode() == tokens.parse(token2).secret_hash  # token1 revoked
+    # storage itself: only the new token's hash is kept (no read shows a token or its hash)
+    stored = await redis.hget(keys.tenant(first), "client")
+    assert stored.decode() == tokens.parse(token2).secret_hash  # token1 revoked
 
 
 # --- rotator run ---------------------------------------------------------------------------------

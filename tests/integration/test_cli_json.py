@@ -17,8 +17,8 @@ import re
 from typing import Any
 
 from rotator.cli import MANAGEMENT_COMMANDS
+from tests.integration.cli_support import rotator
 from tests.integration.management import OPERATOR, SECRET
-from tests.integration.test_cli import cli_env, rotator  # noqa: F401  (fixture)
 
 COMMANDS = MANAGEMENT_COMMANDS
 SECRET2 = "sk-proj-second-0123456789abcdefghijklmn"
@@ -137,7 +137,7 @@ async def api_call(client, method: str, path: str, body: Any, admin: str) -> str
     return r.text
 
 
-async def test_every_command_prints_the_apis_json(cli_env, client):  # noqa: F811
+async def test_every_command_prints_the_apis_json(cli_env, client):
     env = {**cli_env, "ROTATOR_WEBHOOK_ALLOW_PRIVATE": "1"}
     by_cli = json.loads(cli_json(("tenant", "create", "twin"), env))
     r = await client.post("/v1/admin/tenants", json={"name": "twin"}, headers=OPERATOR)

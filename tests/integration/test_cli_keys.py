@@ -5,21 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.integration.test_cli import base_env, rotator
+from tests.integration.cli_support import rotator
 
 SECRETS = [f"sk-proj-file-{i}-abcdefghijklmnopqrstuv" for i in range(4)]
-
-
-@pytest.fixture
-def cli_env(valkey, master_key_b64, tmp_path, redis) -> dict[str, str]:
-    """The test Valkey, flushed (the `redis` fixture), as ROTATOR_REDIS_URL."""
-    return base_env(
-        ROTATOR_REDIS_URL=valkey.url,
-        ROTATOR_MASTER_KEY=master_key_b64,
-        ROTATOR_DATA_DIR=str(tmp_path),
-    )
 
 
 def setup(cli_env, policy: str = "manual") -> dict:

@@ -7,8 +7,8 @@ import json
 
 from rotator.store import keys, tenant_deletion
 from rotator.store.connection import Durability
+from tests.integration.cli_support import rotator
 from tests.integration.management import OPERATOR, SECRET, deliver
-from tests.integration.test_cli import cli_env, rotator  # noqa: F401  (fixture)
 from tests.integration.test_tenant_deletion import count_keys, fill
 
 
@@ -31,7 +31,7 @@ def acme(env: dict[str, str]) -> dict:
     return tenant
 
 
-async def test_the_operators_views_print_the_apis_json(cli_env, client):  # noqa: F811
+async def test_the_operators_views_print_the_apis_json(cli_env, client):
     tenant = acme(cli_env)
     for args, path in (
         (("tenant", "list"), "/v1/admin/tenants"),
@@ -48,7 +48,7 @@ async def test_the_operators_views_print_the_apis_json(cli_env, client):  # noqa
     assert table[1].split()[1:4] == ["acme", "no", "no"]
 
 
-async def test_rename_suspend_resume(cli_env, client):  # noqa: F811
+async def test_rename_suspend_resume(cli_env, client):
     tenant = acme(cli_env)
     renamed = as_json("tenant", "rename", "acme", "Acme Ltd", env=cli_env)
     assert renamed["name"] == "Acme Ltd"
@@ -81,7 +81,7 @@ async def test_rename_suspend_resume(cli_env, client):  # noqa: F811
     ok("app", "create", "Acme Ltd", "batch", env=cli_env)
 
 
-async def test_delete_with_confirmation_and_progress(cli_env, redis, client):  # noqa: F811
+async def test_delete_with_confirmation_and_progress(cli_env, redis, client):
     tenant = acme(cli_env)
     wrong = rotator("tenant", "delete", "acme", "--confirm", "acme2", env=cli_env)
     assert wrong.returncode == 1
@@ -102,7 +102,7 @@ async def test_delete_with_confirmation_and_progress(cli_env, redis, client):  #
     assert gone.returncode == 1 and "no tenant with the id or name 'acme'" in gone.stderr
 
 
-async def test_an_interrupted_deletion_is_finished_by_its_id(cli_env, redis):  # noqa: F811
+async def test_an_interrupted_deletion_is_finished_by_its_id(cli_env, redis):
     tenant = acme(cli_env)
     await fill(redis, tenant["id"], 5000)
     durability = Durability()
@@ -116,7 +116,7 @@ async def test_an_interrupted_deletion_is_finished_by_its_id(cli_env, redis):  #
     assert await tenant_deletion.is_final(redis, tenant["id"])  # began long ago: re-checked
 
 
-async def test_app_show_update_suspend_token(cli_env, client):  # noqa: F811
+async def test_app_show_update_suspend_token(cli_env, client):
     tenant = acme(cli_env)
     app_id = str(tenant["app"]["id"])
     auth = {"Authorization": f"Bearer {tenant['admin_token']}"}

@@ -15,7 +15,8 @@ import pytest
 from rotator.crypto import KeyRing, fingerprint
 from rotator.embedded import free_port
 from rotator.store import keyring, keys
-from tests.integration.test_cli import SECRET, base_env, rotator
+from tests.integration.cli_support import base_env, rotator
+from tests.integration.test_cli import SECRET
 
 
 def b64key() -> str:

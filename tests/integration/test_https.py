@@ -14,9 +14,9 @@ import pytest
 
 from rotator.embedded import free_port
 from tests.conftest import OPERATOR_TOKEN
+from tests.integration.cli_support import base_env, rotator
 from tests.integration.console_support import csrf_of, set_cookie_headers
 from tests.integration.https_support import HttpsStack, dev_certificate, https_stack, trusting
-from tests.integration.test_cli import base_env, rotator
 from tests.integration.test_multiprocess import nginx_binary  # noqa: F401  (a fixture)
 from tests.integration.test_run_lifecycle import rotator_run
 

@@ -12,7 +12,7 @@ from rotator.domain.errors import ImportIncomplete, StoreUnavailable
 from rotator.domain.import_file import parse
 from rotator.store import imports, services
 from rotator.store.connection import Durability
-from tests.integration.test_cli import base_env, rotator
+from tests.integration.cli_support import base_env, rotator
 
 SECRETS = [f"sk-proj-import-{i}-abcdefghijklmnopqrstuvwx" for i in range(6)]
 

@@ -134,6 +134,7 @@ async def test_show_and_edit(client, redis):
 async def test_edit_rejects_bad_input(client, redis, body, field):
     t = await new_tenant(client)
     app = await new_app(client, t)
+    # storage itself: a refused request writes nothing, not even a field no read shows
     before = await redis.hgetall(keys.app(t.id, app["id"]))
     r = await client.patch(f"/v1/apps/{app['id']}", json=body, headers=t.auth)
     assert r.status_code == 400 and field in r.json()["error"], r.text
@@ -179,6 +180,7 @@ async def test_a_new_token_revokes_the_old_one(client, redis):
     assert (r.status_code, r.json()) == (403, {"error": "invalid token"})
     assert (await app_deliver(client, fresh)).status_code == 200
     shown = await client.get(f"/v1/apps/{app['id']}", headers=t.auth)
+    # storage itself too: the token is kept only as a hash
     assert fresh not in shown.text and fresh.encode() not in b"".join(
         (await redis.hgetall(keys.app(t.id, app["id"]))).values()
     )

@@ -9,6 +9,8 @@ import pytest
 from rotator.domain import tokens
 from tests.integration.management import (
     OPERATOR,
+    OPERATOR_ROUTES,
+    TENANT_ROUTES,
     Tenant,
     new_app,
     new_key,
@@ -18,40 +20,8 @@ from tests.integration.management import (
 
 pytestmark = pytest.mark.backends("single", "cluster")
 
-# (method, path, body): {key} and {app} are filled with the owner's resource ids
-TENANT_ENDPOINTS = [
-    ("GET", "/v1/tenant", None),
-    ("PATCH", "/v1/tenant", {"name": "x"}),
-    ("POST", "/v1/tenant/client-token", None),
-    ("POST", "/v1/services", {"slug": "other", "policy": "usage"}),
-    ("GET", "/v1/services", None),
-    ("GET", "/v1/services/openai", None),
-    ("PATCH", "/v1/services/openai", {"max_daily_requests": 3}),
-    ("DELETE", "/v1/services/openai", None),
-    ("POST", "/v1/services/openai/keys", {"label": "k", "secret": "sk-x"}),
-    ("GET", "/v1/services/openai/keys", None),
-    ("PATCH", "/v1/services/openai/keys/{key}", {"active": False}),
-    ("DELETE", "/v1/services/openai/keys/{key}", None),
-    ("POST", "/v1/apps", {"name": "a"}),
-    ("GET", "/v1/apps", None),
-    ("GET", "/v1/apps/{app}", None),
-    ("PATCH", "/v1/apps/{app}", {"name": "renamed"}),
-    ("POST", "/v1/apps/{app}/token", None),
-    ("DELETE", "/v1/apps/{app}", None),
-    ("POST", "/v1/tenant/admin-token", None),
-]
-OPERATOR_ENDPOINTS = [
-    ("POST", "/v1/admin/tenants", {"name": "x"}),
-    ("GET", "/v1/admin/tenants", None),
-    ("GET", "/v1/admin/tenants/{tenant}", None),
-    ("PATCH", "/v1/admin/tenants/{tenant}", {"suspended": True}),
-    ("POST", "/v1/admin/tenants/{tenant}/admin-token", None),
-    ("DELETE", "/v1/admin/tenants/{tenant}?confirm={tenant}", None),
-]
 # endpoints that address one of the owner's resources: invisible to any other tenant
-RESOURCE_ENDPOINTS = [
-    e for e in TENANT_ENDPOINTS if e[1].startswith(("/v1/services/", "/v1/apps/"))
-]
+RESOURCE_ROUTES = [e for e in TENANT_ROUTES if e[1].startswith(("/v1/services/", "/v1/apps/"))]
 
 
 async def owner_with_resources(client) -> tuple[Tenant, dict[str, int]]:
@@ -83,7 +53,7 @@ def bad_admin_headers(t: Tenant) -> dict[str, dict[str, str]]:
     }
 
 
-@pytest.mark.parametrize(("method", "path", "body"), TENANT_ENDPOINTS)
+@pytest.mark.parametrize(("method", "path", "body"), TENANT_ROUTES)
 async def test_tenant_endpoints_refuse_wrong_tokens(client, redis, method, path, body):
     t, ids = await owner_with_resources(client)
     path = path.format(**ids)
@@ -95,7 +65,7 @@ async def test_tenant_endpoints_refuse_wrong_tokens(client, redis, method, path,
     assert await snapshot(redis) == before  # nothing was written
 
 
-@pytest.mark.parametrize(("method", "path", "body"), OPERATOR_ENDPOINTS)
+@pytest.mark.parametrize(("method", "path", "body"), OPERATOR_ROUTES)
 async def test_operator_endpoints_refuse_wrong_tokens(client, method, path, body):
     t = await new_tenant(client)
     for headers in ({}, {"Authorization": "Bearer wrong"}, t.auth):
@@ -118,7 +88,7 @@ async def test_operator_api_is_closed_without_an_admin_token(settings, redis, cl
     assert await redis.scard("kr:tenants") == 0
 
 
-@pytest.mark.parametrize(("method", "path", "body"), RESOURCE_ENDPOINTS)
+@pytest.mark.parametrize(("method", "path", "body"), RESOURCE_ROUTES)
 async def test_other_tenants_resources_are_invisible(client, redis, method, path, body):
     owner, ids = await owner_with_resources(client)
     intruder = await new_tenant(client, name="intruder")

@@ -72,7 +72,7 @@ async def test_add_rejects_bad_input(client, redis, body, field):
     assert r.status_code == 400, r.text
     assert field in r.json()["error"]
     assert "sk-" not in r.text  # an error never echoes the secret
-    assert await redis.hget(keys.service(t.id, "openai"), "ids") == b""
+    assert (await client.get("/v1/services/openai/keys", headers=t.auth)).json() == []
 
 
 async def test_add_to_unknown_service_is_404(client):
@@ -115,6 +115,7 @@ async def test_patch_rejects_bad_input(client, redis, body, field):
     t = await new_tenant(client)
     await new_service(client, t)
     key = await new_key(client, t)
+    # storage itself: a refused request writes nothing, not even a field no read shows
     before = await redis.hgetall(keys.service(t.id, "openai"))
     r = await client.patch(f"/v1/services/openai/keys/{key['id']}", json=body, headers=t.auth)
     assert r.status_code == 400, r.text
@@ -131,6 +132,7 @@ async def test_delete_key(client, redis):
     assert r.status_code == 204
     listed = (await client.get("/v1/services/openai/keys", headers=t.auth)).json()
     assert [k["id"] for k in listed] == [second["id"]]
+    # storage itself: the deleted key's ciphertext is gone too, not just unlisted
     stored = await redis.hgetall(keys.service(t.id, "openai"))
     assert f"c:{first['id']}".encode() not in stored
     for _ in range(3):

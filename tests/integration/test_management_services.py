@@ -49,7 +49,7 @@ async def test_duplicate_slug_is_409(client, redis):
         "/v1/services", json={"slug": "openai", "policy": "usage"}, headers=t.auth
     )
     assert r.status_code == 409 and "error" in r.json()
-    assert await redis.hget(keys.service(t.id, "openai"), "policy") == b"manual"
+    assert (await client.get("/v1/services/openai", headers=t.auth)).json()["policy"] == "manual"
 
 
 @pytest.mark.parametrize(
@@ -112,6 +112,7 @@ async def test_patch_changes_policy_and_limits(client, redis):
 async def test_patch_rejects_bad_input(client, redis, body, field):
     t = await new_tenant(client)
     await new_service(client, t)
+    # storage itself: a refused request writes nothing, not even a field no read shows
     before = await redis.hgetall(keys.service(t.id, "openai"))
     r = await client.patch("/v1/services/openai", json=body, headers=t.auth)
     assert r.status_code == 400, r.text

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.cli_support import rotator
 from tests.integration.https_support import https_stack
-from tests.integration.test_cli import rotator
 from tests.integration.test_multiprocess import nginx_binary  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,10 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rotator.cli.webhook_listen import Receiver
 from rotator.embedded import EmbeddedValkey, free_port
 from tests.conftest import OPERATOR_TOKEN
-from tests.integration.test_cli import base_env
-from workers.receiver import Receiver
+from tests.integration.cli_support import base_env
 
 pytestmark = pytest.mark.timeout(120)
 

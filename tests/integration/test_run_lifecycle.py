@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from rotator.embedded import free_port
-from tests.integration.test_cli import base_env, children_of, rotator
+from tests.integration.cli_support import base_env, rotator
+from tests.integration.test_cli import children_of
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

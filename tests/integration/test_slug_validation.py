@@ -14,8 +14,8 @@ from rotator.domain.errors import InvalidField
 from rotator.store import keys, services
 from rotator.store.connection import Durability
 from tests.conftest import T0_MS
+from tests.integration.cli_support import base_env, rotator
 from tests.integration.management import new_tenant
-from tests.integration.test_cli import base_env, rotator
 
 pytestmark = pytest.mark.backends("single", "cluster")
 

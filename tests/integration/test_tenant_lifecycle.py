@@ -99,7 +99,7 @@ async def test_rename(client, redis):
                         ({"demo": True}, "demo")):  # fmt: skip
         r = await client.patch(f"/v1/admin/tenants/{t.id}", json=body, headers=OPERATOR)
         assert r.status_code == 400 and field in r.json()["error"], r.text
-    assert await redis.hget(keys.tenant(t.id), "name") == b"Acme Ltd"
+    assert (await client.get("/v1/tenant", headers=t.auth)).json()["name"] == "Acme Ltd"
 
 
 # --- suspend and resume -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from rotator.store import webhooks
 from rotator.store.webhooks import DeliveryAttempt
+from rotator.tuning import WEBHOOK_LOG_KEEP
 from tests.integration.management import deliver, new_key, new_service, new_tenant
 from tests.integration.webhook_support import deliver_all, verify_signature
 
@@ -94,17 +95,17 @@ async def test_pages_are_stable_while_attempts_are_logged(client, redis):
 
 
 async def test_log_is_capped_and_paging_ends_at_its_tail(redis):
-    for n in range(webhooks.LOG_KEEP + 5):
+    for n in range(WEBHOOK_LOG_KEEP + 5):
         await webhooks.log_attempt(redis, "capped", attempt(n))
-    assert await redis.llen("{t:capped}:deliveries") == webhooks.LOG_KEEP
+    assert await redis.llen("{t:capped}:deliveries") == WEBHOOK_LOG_KEEP
     seen, cursor = [], None
     while True:
         page, cursor = await webhooks.page(redis, "capped", limit=300, cursor=cursor)
         seen += page
         if cursor is None:
             break
-    assert len(seen) == webhooks.LOG_KEEP
-    assert seen[0].event_id == f"evt_x_{webhooks.LOG_KEEP + 4}-0"
+    assert len(seen) == WEBHOOK_LOG_KEEP
+    assert seen[0].event_id == f"evt_x_{WEBHOOK_LOG_KEEP + 4}-0"
     assert seen[-1].event_id == "evt_x_5-0"
 
 

@@ -9,6 +9,7 @@ import json
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from rotator.cli.webhook_listen import Receiver
 from rotator.domain.clock import FakeClock
 from rotator.settings import SettingsError
 from rotator.store import keys, services, tenants, webhooks
@@ -16,7 +17,6 @@ from rotator.store.connection import Durability
 from tests.conftest import T0_MS
 from tests.integration.webhook_support import FAST, verify_signature, worker
 from workers.pump import EventPump
-from workers.receiver import Receiver
 from workers.settings import worker_settings
 from workers.sweep import sweep_time_services
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from rotator.cli.webhook_listen import Receiver
 from tests.integration.webhook_support import log_of, record_event, verify_signature, webhook_tenant
-from workers.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import time
 
+from rotator.cli.webhook_listen import Receiver
 from rotator.store import keys
 from rotator.store.events import GROUP
 from tests.integration.webhook_support import (
@@ -22,7 +23,6 @@ from tests.integration.webhook_support import (
     webhook_tenant,
     worker,
 )
-from workers.receiver import Receiver
 
 
 def statuses(*codes: int):

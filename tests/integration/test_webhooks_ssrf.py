@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from rotator.cli.webhook_listen import Receiver
 from tests.integration.webhook_support import deliver_all, log_of, record_event, webhook_tenant
-from workers.receiver import Receiver
 from workers.webhook_client import DeliveryFailed, GuardedBackend, WebhookClient
 
 

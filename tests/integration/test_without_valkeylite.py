@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from rotator.embedded import free_port
-from tests.integration.test_cli import base_env
+from tests.integration.cli_support import base_env
 from tests.integration.test_worker_health import until_check_says
 
 pytestmark = pytest.mark.timeout(90)

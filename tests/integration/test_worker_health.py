@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rotator.embedded import EmbeddedValkey
-from tests.integration.test_cli import base_env, rotator
+from tests.integration.cli_support import base_env, rotator
 
 pytestmark = pytest.mark.timeout(90)
 

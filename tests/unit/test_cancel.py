@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from workers.cancel import cancel_and_wait
+from rotator.cancel import cancel_and_wait
 
 
 async def test_a_task_that_swallows_a_cancel_is_stopped_anyway():

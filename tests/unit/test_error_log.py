@@ -2,7 +2,6 @@
 
 import logging
 
-from rotator.api import errors
 from rotator.folded_log import FoldedWarning
 
 
@@ -29,8 +28,3 @@ def test_outage_warnings_are_folded(caplog):
         "1000 failures folded into this report",
         first,
     ]
-
-
-def test_the_api_reports_through_one_folded_warning():
-    assert isinstance(errors._outage_log, FoldedWarning)
-    assert errors._outage_log.interval_s == 5.0

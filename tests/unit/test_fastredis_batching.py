@@ -2,7 +2,8 @@
 
 import asyncio
 
-from rotator.store.fast.protocol import FLUSH_EVERY, PipelinedConnection
+from rotator.store.fast.protocol import PipelinedConnection
+from rotator.tuning import FLUSH_EVERY
 
 
 class RecordingTransport(asyncio.Transport):

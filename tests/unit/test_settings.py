@@ -76,6 +76,8 @@ def test_blank_values_mean_unset():
         ("DEMO_BURST", "0", "at least 1"),
         ("DEMO_RATE_PER_MIN", "60001", "at most 60000"),
         ("WEBHOOK_TIMEOUT_S", "-1", "positive"),
+        ("LOG_SUMMARY_S", "-1", "at least 0 (0 = none)"),
+        ("SESSION_MAX_HOURS", "0", "at least 1"),
         ("WEBHOOK_TIMEOUT_S", "soon", "not a number"),
         ("REDIS_CLUSTER", "1", "REDIS_URL"),
     ],
@@ -130,3 +132,10 @@ def test_describe_lists_every_setting_with_default_and_doc():
     assert table["ROTATOR_WEBHOOK_ALLOW_PRIVATE"][0] == "0"
     assert table["ROTATOR_REDIS_URL"][0] == "-"
     assert all(doc for _, doc in table.values())
+
+
+def test_every_setting_is_declared_with_setting():
+    """A field added without setting(...) would have no parser or bounds: from_env would
+    fail on it with a KeyError instead of reading its variable."""
+    for f in dataclasses.fields(Settings):
+        assert {"doc", "parse", "at_least", "at_most", "check"} <= set(f.metadata), f.name

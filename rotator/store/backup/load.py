@@ -43,11 +43,8 @@ from rotator.store.backup.format import (
 )
 from rotator.store.common import queue_script
 from rotator.store.connection import Durability, Redis
+from rotator.tuning import RESTORE_BATCH_BYTES, RESTORE_BATCH_TENANTS
 
-BATCH_TENANTS = 32
-BATCH_BYTES = 4 << 20
-"""A batch of tenants ends at this many argument bytes: one fsync wait per batch, not per
-tenant (with appendfsync everysec each wait may take up to a second)."""
 _MAX_STREAM_SEQ = 2**64 - 1
 
 Progress = Callable[[int, int], None]
@@ -223,7 +220,7 @@ async def restore(
             expired += gone
             batch.append((record, names, args))
             batch_bytes += sum(len(a) if isinstance(a, bytes | str) else 8 for a in args)
-            if len(batch) >= BATCH_TENANTS or batch_bytes >= BATCH_BYTES:
+            if len(batch) >= RESTORE_BATCH_TENANTS or batch_bytes >= RESTORE_BATCH_BYTES:
                 await _write_batch(redis, durability, batch, existing)
                 written += len(batch)
                 batch, batch_bytes = [], 0

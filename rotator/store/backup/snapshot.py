@@ -33,10 +33,7 @@ from rotator.store.backup.format import (
     raw,
 )
 from rotator.store.connection import Redis
-
-READS_PER_TENANT = 10
-"""Reads of one tenant before giving up: each read after the first follows a service or
-app created in the moment between the previous listing and its read."""
+from rotator.tuning import BACKUP_READS_PER_TENANT
 
 
 class BackupFailed(RotatorError):
@@ -52,7 +49,7 @@ async def read_tenant(
     names = set(listed) | set(selection.fixed_names(tenant))
     names |= set(selection.usage_names(tenant, today))
     script = scripts.load("backup_read")
-    for reads in range(READS_PER_TENANT):
+    for reads in range(BACKUP_READS_PER_TENANT):
         ordered = sorted(names)
         reply = await evalsha.run(
             redis, script, [selection.full_name(tenant, n) for n in ordered], []
@@ -70,7 +67,7 @@ async def read_tenant(
         # a service or app was created after the listing: read the tenant again, with it
         names |= unread
     raise BackupFailed(
-        f"tenant {tenant} kept changing while it was read ({READS_PER_TENANT} reads); "
+        f"tenant {tenant} kept changing while it was read ({BACKUP_READS_PER_TENANT} reads); "
         "run the backup again"
     )
 

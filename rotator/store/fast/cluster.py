@@ -3,11 +3,11 @@
 The slot map comes from CLUSTER SLOTS. A call goes to the primary of keys[0]'s
 slot (every key of one script shares the tenant's hash tag, so one slot). MOVED
 patches that slot at once and refreshes the whole map in the background (at most
-one refresh at a time, at most every REFRESH_EVERY_S); ASK sends ASKING and the
+one refresh at a time, at most every CLUSTER_REFRESH_EVERY_S); ASK sends ASKING and the
 command back to back on the target's connection (adjacent there, so nothing can
 come between them); NOSCRIPT resends as EVAL on the node that answered it;
-TRYAGAIN and CLUSTERDOWN are retried after a short pause (at most MAX_PAUSES).
-A call gives up with StoreUnavailable after MAX_ATTEMPTS. A call whose connection
+TRYAGAIN and CLUSTERDOWN are retried after a short pause (at most CLUSTER_MAX_PAUSES).
+A call gives up with StoreUnavailable after CLUSTER_MAX_ATTEMPTS. A call whose connection
 fails is not retried (the script may have run): it raises StoreUnavailable and
 triggers a map refresh, since a failover may have moved the slot.
 """
@@ -26,14 +26,16 @@ from rotator.store.fast.node import Node
 from rotator.store.fast.protocol import ReplyError, pack_command
 from rotator.store.fastredis import FastRedis
 from rotator.store.scripts import Script
+from rotator.tuning import (
+    CLUSTER_MAX_ATTEMPTS,
+    CLUSTER_MAX_PAUSES,
+    CLUSTER_PAUSE_S,
+    CLUSTER_REFRESH_EVERY_S,
+)
 
 log = logging.getLogger("rotator.store.fast")
 
 SLOTS = 16384
-MAX_ATTEMPTS = 6
-REFRESH_EVERY_S = 0.25
-MAX_PAUSES = 2
-RETRY_PAUSE_S = 0.05
 
 _ASKING = pack_command(("ASKING",))
 _CLUSTER_SLOTS = pack_command(("CLUSTER", "SLOTS"))
@@ -106,7 +108,7 @@ class ClusterFastRedis(FastRedis):
         asking = False
         pauses = 0
         message = ""
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(CLUSTER_MAX_ATTEMPTS):
             try:
                 conn = node.conn or await node.reconnect()
                 if asking:
@@ -134,10 +136,10 @@ class ClusterFastRedis(FastRedis):
                 # a migration in progress, or the cluster healing: pause, look again; but
                 # briefly, an outage is answered with 503 rather than with a slow request
                 pauses += 1
-                if pauses > MAX_PAUSES:
+                if pauses > CLUSTER_MAX_PAUSES:
                     break
                 self._schedule_refresh()
-                await asyncio.sleep(RETRY_PAUSE_S * pauses)
+                await asyncio.sleep(CLUSTER_PAUSE_S * pauses)
                 if message.startswith("CLUSTERDOWN"):
                     node = self._any if slot is None else self._slots[slot]
                     asking = False
@@ -176,7 +178,7 @@ class ClusterFastRedis(FastRedis):
             log.warning("redis cluster: slot map refresh failed: %r", exc)
         finally:
             self._refreshing = None
-            self._next_refresh_at = asyncio.get_running_loop().time() + REFRESH_EVERY_S
+            self._next_refresh_at = asyncio.get_running_loop().time() + CLUSTER_REFRESH_EVERY_S
 
     async def _refresh(self) -> None:
         """Load CLUSTER SLOTS from the first known node that answers (then the seed)."""

@@ -2,7 +2,7 @@
 
 After the connection is lost the next call reconnects. One attempt runs at a time,
 shared by every caller that needs it; after a failed attempt calls fail at once
-with StoreUnavailable for RETRY_AFTER_S instead of each waiting a connect timeout,
+with StoreUnavailable for RECONNECT_AFTER_S instead of each waiting a connect timeout,
 so a down Redis costs requests microseconds, and the service recovers by itself.
 Failed attempts (five a second while requests come in) are logged folded: the first at
 once, then one line a minute with the count, and the recovery (rotator/folded_log.py).
@@ -17,10 +17,9 @@ from rotator.domain.errors import StoreUnavailable
 from rotator.folded_log import FoldedWarning
 from rotator.store.fast.endpoint import Endpoint
 from rotator.store.fast.protocol import PipelinedConnection, ReplyError, open_connection
+from rotator.tuning import RECONNECT_AFTER_S
 
 log = logging.getLogger("rotator.store.fast")
-
-RETRY_AFTER_S = 0.2
 
 
 class Node:
@@ -36,7 +35,7 @@ class Node:
         self._retry_at = 0.0
         self._closed = False
         self._failures = FoldedWarning(
-            log, f"redis {endpoint.address}", action=f"reconnecting every {RETRY_AFTER_S}s"
+            log, f"redis {endpoint.address}", action=f"reconnecting every {RECONNECT_AFTER_S}s"
         )
 
     async def start(self) -> None:
@@ -78,7 +77,7 @@ class Node:
 
     def _connected(self, task: asyncio.Task[PipelinedConnection]) -> None:
         self._connecting = None
-        retry_at = asyncio.get_running_loop().time() + RETRY_AFTER_S
+        retry_at = asyncio.get_running_loop().time() + RECONNECT_AFTER_S
         if task.cancelled():
             self._retry_at = retry_at
             return

@@ -23,6 +23,7 @@ import hiredis
 
 from rotator.domain.errors import StoreUnavailable
 from rotator.store.fast.endpoint import Endpoint
+from rotator.tuning import FLUSH_EVERY
 
 log = logging.getLogger("rotator.store.fast")
 
@@ -36,13 +37,6 @@ class ReplyError(Exception):
 
 
 pack_command = hiredis.pack_command
-
-
-# Commands are written once per loop tick, or as soon as this many are queued: Valkey then
-# starts on the first ones while this process is still parsing the tick's other requests.
-# Measured (make bench --quick, -c32, one worker): per tick only 72% of the bare handler's
-# rate and p99 20 ms; every 4-8 commands 96-97% and p99 2.6 ms; every command 89%.
-FLUSH_EVERY = 8
 
 
 class PipelinedConnection(asyncio.Protocol):

@@ -1,18 +1,18 @@
-"""A local webhook receiver: prints each delivery and whether its signature verifies.
+"""`rotator webhook listen`: a local webhook receiver that prints each delivery and whether
+its signature verifies.
 
-    python -m workers.receiver --port 9000 --secret whsec_...
+    rotator webhook listen --port 9000 --secret whsec_...
 
-Point a tenant at it with PATCH /v1/tenant {"webhook_url": "http://127.0.0.1:9000/hook"}
-(loopback needs ROTATOR_WEBHOOK_ALLOW_PRIVATE=1). `--fail-first N` answers 503 to the
-first N attempts of each event, to watch retries (same webhook-id, new timestamp).
+Point a tenant at it (its webhook URL http://127.0.0.1:9000/hook; loopback needs
+ROTATOR_WEBHOOK_ALLOW_PRIVATE=1). `--fail-first N` answers 503 to the first N attempts of
+each event, to watch retries (same webhook-id, new timestamp).
 
-Also the receiver the tests run: `Receiver` records every request it gets.
-A minimal HTTP/1.1 server on asyncio streams (keep-alive, Content-Length bodies).
+Also the receiver the tests and the webhook bench run: `Receiver` records every request
+it gets. A minimal HTTP/1.1 server on asyncio streams (keep-alive, Content-Length bodies).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from workers import signing
 
-MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+"""A larger request is answered 413 (our events are a few hundred bytes)."""
 _REASONS = {
     200: "OK",
     204: "No Content",
@@ -184,43 +184,18 @@ def _counter() -> Callable[[Received, int], None]:
     return count
 
 
-async def _main(args: argparse.Namespace) -> None:
-    show = _counter() if args.quiet else _printer(args.secret)
-    receiver = Receiver(host=args.host, port=args.port, on_request=show)
-    if args.fail_first:
-        receiver.respond = _fail_first(args.fail_first)
+async def listen(
+    host: str, port: int, secret: str | None, fail_first: int = 0, *, quiet: bool = False
+) -> None:
+    """Serve until cancelled (Ctrl-C), printing each delivery (or, `quiet`, a count every
+    1000 of them, for load tests)."""
+    show = _counter() if quiet else _printer(secret)
+    receiver = Receiver(host=host, port=port, on_request=show)
+    if fail_first:
+        receiver.respond = _fail_first(fail_first)
     await receiver.start()
     print(f"listening on {receiver.url} (Ctrl-C to stop)", flush=True)
-    await asyncio.Event().wait()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m workers.receiver", description=(__doc__ or "").split("\n")[0]
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--secret", help="the tenant's whsec_... signing secret")
-    parser.add_argument(
-        "--fail-first",
-        type=int,
-        default=0,
-        metavar="N",
-        help="answer 503 to the first N attempts of each event",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="print only a count every 1000 deliveries (load tests)"
-    )
-    args = parser.parse_args()
     try:
-        import uvloop
-
-        run = uvloop.run
-    except ImportError:
-        run = asyncio.run
-    with contextlib.suppress(KeyboardInterrupt):
-        run(_main(args))
-
-
-if __name__ == "__main__":
-    main()
+        await asyncio.Event().wait()
+    finally:
+        await receiver.close()

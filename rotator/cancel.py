@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 
-RETRY_S = 0.1
-"""How long a cancelled task has to end before it is cancelled again."""
+from rotator.tuning import CANCEL_RETRY_S
 
 
-async def cancel_and_wait(task: asyncio.Future, retry_s: float = RETRY_S) -> None:
+async def cancel_and_wait(task: asyncio.Future, retry_s: float = CANCEL_RETRY_S) -> None:
     """Cancel `task` until it is done (its outcome is left in it, not raised here)."""
     while not task.done():
         task.cancel()
