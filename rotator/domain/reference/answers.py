@@ -27,7 +27,7 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     usage_today: int = 0
     policy: str = ""
     max_daily_requests: int | None = None
-    app_max_daily_requests: int | None | msgspec.UnsetType = msgspec.UNSET
+    app_max_daily_requests: int | msgspec.UnsetType | None = msgspec.UNSET
     """The app's limit (None: none) for an app token; UNSET for the tenant's client token."""
     demo: bool = False
     quota: int = 0

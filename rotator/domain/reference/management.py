@@ -69,9 +69,9 @@ def update_service(
     slug: str,
     *,
     policy: str | UnsetType = UNSET,
-    max_daily_requests: int | None | UnsetType = UNSET,
-    limit_warning_percent: int | None | UnsetType = UNSET,
-    ttl_ms: int | None | UnsetType = UNSET,
+    max_daily_requests: int | UnsetType | None = UNSET,
+    limit_warning_percent: int | UnsetType | None = UNSET,
+    ttl_ms: int | UnsetType | None = UNSET,
 ) -> None:
     service = model.services[slug]
     if max_daily_requests is not UNSET:
@@ -127,7 +127,7 @@ def update_key(
     key_id: int,
     *,
     active: bool | UnsetType = UNSET,
-    max_daily_requests: int | None | UnsetType = UNSET,
+    max_daily_requests: int | UnsetType | None = UNSET,
     now_ms: int,
 ) -> None:
     service = model.services[slug]
@@ -139,12 +139,7 @@ def update_key(
         key.max_daily_requests = max_daily_requests
     if active is True:
         key.active = True
-        if was_current is not None and was_current.id != service.pointer:
-            # pinned, so that the enabled key does not take over
-            pointer = service.pointer
-            if service.policy == "time" and pointer is not None and service.key(pointer):
-                _rotated(model, service, pointer, was_current.id, "expired")
-            service.pointer = was_current.id
+        _pin(model, service, was_current)
         if not was_usable:
             key.entered_ms = None
             key.expiry_recorded = False
@@ -156,6 +151,32 @@ def update_key(
             if to_id is not None:
                 service.pointer = to_id
                 _rotated(model, service, key_id, to_id, "disabled")
+
+
+def move_key(model: Model, slug: str, key_id: int, *, to: str, now_ms: int) -> None:
+    """To the `front` or the `end` of the rotation order: what comes after the current key
+    changes, never which key is current."""
+    service = model.services[slug]
+    key = service.key(key_id)
+    assert key is not None
+    _pin(model, service, rotation.current(service, now_ms))
+    service.keys.remove(key)
+    if to == "front":
+        service.keys.insert(0, key)
+    else:
+        service.keys.append(key)
+
+
+def _pin(model: Model, service: ModelService, current: ModelKey | None) -> None:
+    """Point the pointer at the current key before a change that would let the walk find
+    another (enabling or moving a key). A time service's pointer left on an expired key moves
+    on as the next delivery would move it, with the same key.rotated (reason `expired`)."""
+    if current is None or current.id == service.pointer:
+        return
+    pointer = service.pointer
+    if service.policy == "time" and pointer is not None and service.key(pointer):
+        _rotated(model, service, pointer, current.id, "expired")
+    service.pointer = current.id
 
 
 def remove_key(model: Model, slug: str, key_id: int, *, now_ms: int) -> None:

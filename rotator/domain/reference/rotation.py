@@ -42,14 +42,11 @@ def current(service: ModelService, now_ms: int) -> ModelKey | None:
     return next((k for k in walk(service, service.pointer) if usable(service, k, now_ms)), None)
 
 
-def after(
-    service: ModelService, key_id: int, now_ms: int, *, skip: int | None = None
-) -> int | None:
-    """The first usable key after `key_id` in rotation order, not `key_id` itself nor `skip`
-    (a key about to be disabled or deleted)."""
+def after(service: ModelService, key_id: int, now_ms: int) -> int | None:
+    """The first usable key after `key_id` in rotation order, never `key_id` itself."""
     if service.key(key_id) is None:
         return None
     for k in walk(service, key_id)[1:]:
-        if k.id != skip and usable(service, k, now_ms):
+        if usable(service, k, now_ms):
             return k.id
     return None
