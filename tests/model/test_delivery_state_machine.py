@@ -16,7 +16,9 @@ Bounded for `make test` (deterministic, no example database). To run it long loc
     ROTATOR_MODEL_EXAMPLES=5000 .venv/bin/python -m pytest -q -p no:cacheprovider \
         tests/model/test_delivery_state_machine.py
 
-(random seeds then, no time limit; a failure prints the shortest sequence found.)
+(random seeds then, no time limit; a failure prints the shortest sequence found.) With
+ROTATOR_MODEL_STRICT=1 the model also holds the scripts to the rules they are known to break
+(rotator/domain/reference/model.py KNOWN_DEVIATIONS), to check a fix.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from rotator.domain.clock import DAY_MS, FakeClock, iso_ms
 from rotator.domain.models import EVENT_TYPES
 from rotator.domain.reference import delivery, management, rotation
 from rotator.domain.reference.access import network
-from rotator.domain.reference.model import Model
+from rotator.domain.reference.model import KNOWN_DEVIATIONS, Model
 from rotator.domain.reference.state import Credential, DayCounts
 from rotator.domain.tokens import ParsedToken
 from rotator.settings import Settings
@@ -58,6 +60,8 @@ pytestmark = pytest.mark.backends("single", "cluster")
 LONG = "ROTATOR_MODEL_EXAMPLES" in os.environ
 EXAMPLES = int(os.environ.get("ROTATOR_MODEL_EXAMPLES", "60"))
 STEPS = 40
+STRICT = "ROTATOR_MODEL_STRICT" in os.environ
+"""Hold the scripts to the stated rules, known deviations too (to check a fix)."""
 
 SLUGS = ("a", "b")
 POLICIES = ("manual", "time", "usage")
@@ -117,7 +121,12 @@ class DeliveryMachine(RuleBasedStateMachine):
         super().__init__()
         self.real = RealTenant(self.env.redis, self.env.store, self.env.settings)
         self.model = Model(
-            demo=False, demo_interval_ms=60_000 // DEMO_RATE_PER_MIN, demo_burst=DEMO_BURST
+            demo=False,
+            demo_interval_ms=60_000 // DEMO_RATE_PER_MIN,
+            demo_burst=DEMO_BURST,
+            # script bugs found and not fixed yet (tests/lua/test_model_findings.py): the
+            # model predicts them, so this test stays green and finds the next one
+            deviations=frozenset() if STRICT else KNOWN_DEVIATIONS,
         )
         self.now_ms = T0_MS
         self.tokens: dict[Credential, ParsedToken] = {}

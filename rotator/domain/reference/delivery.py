@@ -20,10 +20,11 @@ Policies:
 - usage: the least used active key today among those below their own limit; among equals
   the first in rotation order. Keys never expire.
 - manual and time: the current key (rotation.py). When the walk finds it elsewhere than the
-  pointer, the pointer moves there (time: key.rotated, reason `expired`, when the pointer
-  was set). A current key at its own daily limit overflows to the next usable key below its
-  limit without becoming current (key.rotated, reason `usage`, once per key and day). A
-  time-policy key enters rotation (its lifetime starts) when it is first delivered.
+  pointer, the pointer moves there; under the time policy, when the key the pointer names
+  has expired, that is recorded as key.rotated, reason `expired`. A current key at its own
+  daily limit overflows to the next usable key below its limit without becoming current
+  (key.rotated, reason `usage`, once per key and day). A time-policy key enters rotation
+  (its lifetime starts) when it is first delivered.
 
 Once-a-day events are recorded at most once per UTC day and value: the limit events per
 (service or app, limit value), so a changed limit is reported again; the warning when
@@ -174,7 +175,7 @@ def _select_from_current(
         return [], None
     current = usable[0]
     if current.id != service.pointer:
-        if service.policy == "time" and service.pointer is not None:
+        if model.pointer_expired(service, now_ms):
             model.emit(
                 "key.rotated",
                 {"service": service.slug, "from_key_id": service.pointer,

@@ -139,7 +139,7 @@ def update_key(
         key.max_daily_requests = max_daily_requests
     if active is True:
         key.active = True
-        _pin(model, service, was_current)
+        _pin(model, service, was_current, now_ms)
         if not was_usable:
             key.entered_ms = None
             key.expiry_recorded = False
@@ -159,7 +159,7 @@ def move_key(model: Model, slug: str, key_id: int, *, to: str, now_ms: int) -> N
     service = model.services[slug]
     key = service.key(key_id)
     assert key is not None
-    _pin(model, service, rotation.current(service, now_ms))
+    _pin(model, service, rotation.current(service, now_ms), now_ms)
     service.keys.remove(key)
     if to == "front":
         service.keys.insert(0, key)
@@ -167,15 +167,14 @@ def move_key(model: Model, slug: str, key_id: int, *, to: str, now_ms: int) -> N
         service.keys.append(key)
 
 
-def _pin(model: Model, service: ModelService, current: ModelKey | None) -> None:
+def _pin(model: Model, service: ModelService, current: ModelKey | None, now_ms: int) -> None:
     """Point the pointer at the current key before a change that would let the walk find
     another (enabling or moving a key). A time service's pointer left on an expired key moves
     on as the next delivery would move it, with the same key.rotated (reason `expired`)."""
     if current is None or current.id == service.pointer:
         return
-    pointer = service.pointer
-    if service.policy == "time" and pointer is not None and service.key(pointer):
-        _rotated(model, service, pointer, current.id, "expired")
+    if model.pointer_expired(service, now_ms):
+        _rotated(model, service, service.pointer, current.id, "expired")
     service.pointer = current.id
 
 

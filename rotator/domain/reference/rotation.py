@@ -24,6 +24,13 @@ def expired(service: ModelService, key: ModelKey, now_ms: int) -> bool:
     )
 
 
+def lifetime_ended(service: ModelService, key_id: int | None, now_ms: int) -> bool:
+    """The time policy's key `key_id` has expired (whether or not it was disabled since):
+    what key.rotated with reason `expired` reports when the current key moves on from it."""
+    key = service.key(key_id) if key_id is not None else None
+    return key is not None and expired(service, key, now_ms)
+
+
 def usable(service: ModelService, key: ModelKey, now_ms: int) -> bool:
     return key.active and not expired(service, key, now_ms)
 
