@@ -58,9 +58,11 @@ class RealTenant:
         return token(created.client_token)
 
     # --- deliveries -----------------------------------------------------------------------
-    async def deliver(self, credential: ParsedToken, slug: str, client_ip: str) -> Answer:
+    async def deliver(
+        self, credential: ParsedToken, slug: str, client_ip: str, request_id: str = ""
+    ) -> Answer:
         try:
-            d = await self.store.next_key(credential, slug, ip_hex(client_ip))
+            d = await self.store.next_key(credential, slug, ip_hex(client_ip), request_id)
         except errors.RotatorError as exc:
             return Answer(
                 status=STATUS[type(exc)],

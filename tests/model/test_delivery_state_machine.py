@@ -182,12 +182,15 @@ class DeliveryMachine(RuleBasedStateMachine):
         slug=st.sampled_from((*SLUGS, *SLUGS, "missing")),
         ip=st.sampled_from(IPS),
         times=st.integers(1, 3),
+        request_id=st.sampled_from(("", "", "", "proxy-request-1", "proxy-request-2")),
     )
-    def deliver(self, who: int, slug: str, ip: str, times: int) -> None:
+    def deliver(self, who: int, slug: str, ip: str, times: int, request_id: str = "") -> None:
+        """`times` requests in a row; with a request id, the second and later are a proxy's
+        retries of the first (so is a later step that uses the same id)."""
         credential = self.credential(who)
         for _ in range(times):
-            expected = delivery.deliver(self.model, credential, slug, ip, self.now_ms)
-            actual = self.run(self.real.deliver(self.tokens[credential], slug, ip))
+            expected = delivery.deliver(self.model, credential, slug, ip, self.now_ms, request_id)
+            actual = self.run(self.real.deliver(self.tokens[credential], slug, ip, request_id))
             assert actual == expected
 
     @rule(slug=st.sampled_from(SLUGS), ip=st.sampled_from(IPS), times=st.integers(1, 4))

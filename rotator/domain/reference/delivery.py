@@ -7,6 +7,9 @@ counts nothing:
 2. allowlist  the client in the tenant's allowlist and, for an app token, the app's: 403
 3. throttle   demo tenants only, per client address (access.Throttle): 429 with Retry-After
 4. service    it exists: 404
+   retry      a request id a trusted proxy sent before (a retry of a request whose answer was
+              lost) gets the key the first attempt got, if that key is still in the service,
+              whatever its state or the limits now: counted once, nothing recorded
 5. limits     today's deliveries of the service, then of the app, below their daily limits:
               429 naming the limit, Retry-After until UTC midnight; the refusal records
               service.limit_reached / app.limit_reached if that was not recorded today
@@ -40,7 +43,13 @@ from rotator.domain.reference import rotation
 from rotator.domain.reference.access import address, allowed, token_ok
 from rotator.domain.reference.answers import OK, Answer, refused
 from rotator.domain.reference.model import Model
-from rotator.domain.reference.state import DAY_MS, Credential, ModelKey, ModelService
+from rotator.domain.reference.state import (
+    DAY_MS,
+    Credential,
+    ModelApp,
+    ModelKey,
+    ModelService,
+)
 
 
 def seconds_to_midnight(now_ms: int) -> int:
@@ -49,7 +58,14 @@ def seconds_to_midnight(now_ms: int) -> int:
     return max(1, -(-(end - now_ms) // 1000))
 
 
-def deliver(model: Model, credential: Credential, slug: str, client_ip: str, now_ms: int) -> Answer:
+def deliver(
+    model: Model,
+    credential: Credential,
+    slug: str,
+    client_ip: str,
+    now_ms: int,
+    request_id: str = "",
+) -> Answer:
     tenant = model.tenant
     app = model.apps.get(credential.app_id) if credential.app_id is not None else None
     # 1. token
@@ -68,10 +84,15 @@ def deliver(model: Model, credential: Credential, slug: str, client_ip: str, now
     service = model.services.get(slug)
     if service is None:
         return refused("service")
-    # 5. daily limits of the service and the app
     counts = model.day(now_ms)
     service_count = counts.services.get(slug, 0)
     app_count = counts.apps.get(app.id, 0) if app else 0
+    # 4b. a proxy's retry
+    first = service.key(model.request_ids.get(request_id, 0)) if request_id else None
+    if first is not None:
+        return _answer(model, service, first, app, counts.keys.get(first.id, 0),
+                       service_count, app_count, now_ms)  # fmt: skip
+    # 5. daily limits of the service and the app
     if service.max_daily_requests is not None and service_count >= service.max_daily_requests:
         model.emit_daily(
             "service.limit_reached",
@@ -139,7 +160,24 @@ def deliver(model: Model, credential: Credential, slug: str, client_ip: str, now
     if app:
         delivered["app_id"] = app.id
     model.emit("key.delivered", delivered)
-    # 8. answer: the tightest limit is the one with fewer requests left (the service's on a tie)
+    if request_id:
+        model.request_ids[request_id] = key.id
+    return _answer(model, service, key, app, usage_today, service_count, app_count, now_ms)
+
+
+def _answer(
+    model: Model,
+    service: ModelService,
+    key: ModelKey,
+    app: ModelApp | None,
+    usage_today: int,
+    service_count: int,
+    app_count: int,
+    now_ms: int,
+) -> Answer:
+    """8. The 200: the key, its count today, the limits, and the tightest limit (the one with
+    fewer requests left after this one, the service's on a tie) with what is left of it."""
+    limit = service.max_daily_requests
     quota = remaining = 0
     if limit is not None:
         quota, remaining = limit, limit - service_count
@@ -155,9 +193,9 @@ def deliver(model: Model, credential: Credential, slug: str, client_ip: str, now
         policy=service.policy,
         max_daily_requests=limit,
         app_max_daily_requests=app.max_daily_requests if app else msgspec.UNSET,
-        demo=tenant.demo,
+        demo=model.tenant.demo,
         quota=quota,
-        remaining=remaining,
+        remaining=max(remaining, 0),
         reset_s=seconds_to_midnight(now_ms) if quota else 0,
     )
 

@@ -43,6 +43,9 @@ class Model:
         self.apps: dict[int, ModelApp] = {}
         self.days: dict[int, DayCounts] = {}
         self.throttle = Throttle(demo_interval_ms, demo_burst)
+        self.request_ids: dict[str, int] = {}
+        """A trusted proxy's request id -> the key its first attempt got (the store keeps it
+        60 s of server time: longer than any test sequence)."""
         self.events: list[Recorded] = []
         """Everything recorded, in order (the test compares what was added by each step)."""
 
