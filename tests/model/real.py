@@ -142,6 +142,9 @@ class RealTenant:
             self.redis, self.durability, self.tenant, slug=slug, **settings
         )
 
+    async def delete_service(self, slug: str) -> None:
+        await services.delete_service(self.redis, self.durability, self.tenant, slug)
+
     async def update_service(self, slug: str, now_ms: int, **changes: Any) -> None:
         await services.update_service(
             self.redis, self.durability, self.tenant, slug, now_ms=now_ms, **changes

@@ -3,7 +3,8 @@
 A Hypothesis state machine drives one tenant of the real system (the store's public
 functions and the delivery store, on Valkey: single node and cluster) and the reference model
 (rotator/domain/reference/) with the same operations: keys added, disabled, enabled, re-limited,
-moved and deleted; policies, limits and allowlists changed; apps created, limited, suspended,
+moved and deleted; services deleted and created again; policies, limits and allowlists
+changed; apps created, limited, suspended,
 reissued and deleted; deliveries from several tokens (revoked ones too) and addresses (inside
 and outside allowlists; an IPv4 address and its IPv4-mapped form); manual rotations; the
 expiry sweep; time passing (a little, to just before and after UTC midnight, to the end of a
@@ -65,7 +66,9 @@ STRICT = "ROTATOR_MODEL_STRICT" in os.environ
 
 SLUGS = ("a", "b")
 POLICIES = ("manual", "time", "usage")
-IPS = ("10.0.0.7", "::ffff:10.0.0.7", "2001:db8::1")
+IPS = ("10.0.0.7", "::ffff:10.0.0.7", "2001:db8::1", "")
+"""An IPv4 address, its IPv4-mapped form (the same client), an IPv6 address, and a client
+that is not an IP address (a unix socket: in no allowlist)."""
 ALLOWLISTS = (
     [],
     [],
@@ -298,6 +301,19 @@ class DeliveryMachine(RuleBasedStateMachine):
             max_daily_requests=changes.get("max_daily_requests", UNSET),
             limit_warning_percent=changes.get("limit_warning_percent", UNSET),
             ttl_ms=UNSET if ttl is None else ttl * 60_000,
+        )  # fmt: skip
+
+    @rule(slug=st.sampled_from(SLUGS), new=service_settings())
+    def recreate_service(self, slug: str, new: dict[str, Any]) -> None:
+        """Delete a service (its keys with it) and create one with the same slug."""
+        self.run(self.real.delete_service(slug))
+        self.run(self.real.create_service(slug, now_ms=self.now_ms, **new))
+        ttl = new["key_ttl_minutes"]
+        management.create_service(
+            self.model, slug, policy=new["policy"],
+            max_daily_requests=new["max_daily_requests"],
+            limit_warning_percent=new["limit_warning_percent"],
+            ttl_ms=ttl * 60_000 if ttl else None,
         )  # fmt: skip
 
     @rule(slug=st.sampled_from(SLUGS))

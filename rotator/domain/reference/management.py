@@ -55,6 +55,9 @@ def create_service(
     limit_warning_percent: int | None,
     ttl_ms: int | None,
 ) -> None:
+    """A new service (or one deleted and created again: its keys are gone, but today's
+    count and once-a-day flags are the slug's, so it goes on from the deleted one's count
+    until midnight)."""
     model.services[slug] = ModelService(
         slug=slug,
         policy=policy,
