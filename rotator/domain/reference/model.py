@@ -22,7 +22,8 @@ KNOWN_DEVIATIONS = frozenset({"expired-from-disabled"})
 predict the scripts' behaviour until the fix lands (each has a strict xfail in
 tests/lua/test_model_findings.py; remove its name with the fix):
 
-- `expired-from-disabled`: under the time policy the scripts record key.rotated with reason
+- `expired-from-disabled`: under the time policy the scripts (next_key.lua on a delivery,
+  lib/rotation.lua pin_current on enabling or moving a key) record key.rotated with reason
   `expired` whenever the pointer moves on, also from a key that was disabled (left as the
   pointer because no other key was usable then) and never expired."""
 
