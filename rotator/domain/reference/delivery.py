@@ -1,0 +1,236 @@
+"""One delivery request (GET /v1/next), step by step, each rule stated once.
+
+Steps, in order; the first that refuses answers, and a request refused before selection
+counts nothing:
+
+1. token      the latest token of the tenant or of one of its apps (access.token_ok): 403
+2. allowlist  the client in the tenant's allowlist and, for an app token, the app's: 403
+3. throttle   demo tenants only, per client address (access.Throttle): 429 with Retry-After
+4. service    it exists: 404
+   retry      a request id a trusted proxy sent before (a retry of a request whose answer was
+              lost) gets the key the first attempt got, if that key is still in the service,
+              whatever its state or the limits now: counted once, nothing recorded
+5. limits     today's deliveries of the service, then of the app, below their daily limits:
+              429 naming the limit, Retry-After until UTC midnight; the refusal records
+              service.limit_reached / app.limit_reached if that was not recorded today
+6. select     by the service's policy (below); no usable key: 503 and
+              service.no_active_keys once per episode; keys usable but each at its own daily
+              limit: 429 naming `key`
+7. count      the key, the service and the app count one more today; events
+8. answer     the key, its count today, the limits and what is left of the tightest one
+
+Policies:
+- usage: the least used active key today among those below their own limit; among equals
+  the first in rotation order. Keys never expire.
+- manual and time: the current key (rotation.py). When the walk finds it elsewhere than the
+  pointer, the pointer moves there; under the time policy, when the key the pointer names
+  has expired, that is recorded as key.rotated, reason `expired`. A current key at its own
+  daily limit overflows to the next usable key below its limit without becoming current
+  (key.rotated, reason `usage`, once per key and day). A time-policy key enters rotation
+  (its lifetime starts) when it is first delivered.
+
+Once-a-day events are recorded at most once per UTC day and value: the limit events per
+(service or app, limit value), so a changed limit is reported again; the warning when
+today's service count reaches `limit_warning_percent` of its limit (compared in integers:
+80% of 10 is reached at 8).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from rotator.domain.reference import rotation
+from rotator.domain.reference.access import address, allowed, token_ok
+from rotator.domain.reference.answers import OK, Answer, refused
+from rotator.domain.reference.model import Model
+from rotator.domain.reference.state import (
+    DAY_MS,
+    Credential,
+    ModelApp,
+    ModelKey,
+    ModelService,
+)
+
+
+def seconds_to_midnight(now_ms: int) -> int:
+    """Until the daily counters start again, rounded up, at least 1."""
+    end = (now_ms // DAY_MS + 1) * DAY_MS
+    return max(1, -(-(end - now_ms) // 1000))
+
+
+def deliver(
+    model: Model,
+    credential: Credential,
+    slug: str,
+    client_ip: str,
+    now_ms: int,
+    request_id: str = "",
+) -> Answer:
+    tenant = model.tenant
+    app = model.apps.get(credential.app_id) if credential.app_id is not None else None
+    # 1. token
+    if not token_ok(tenant, app, credential):
+        return refused("token")
+    # 2. allowlists
+    client = address(client_ip)
+    if not allowed(tenant.allowlist, client) or (app and not allowed(app.allowlist, client)):
+        return refused("ip")
+    # 3. demo throttle
+    if tenant.demo:
+        wait_ms = model.throttle.admit(client, now_ms)
+        if wait_ms:
+            return refused("throttle", retry_after_s=max(1, -(-wait_ms // 1000)))
+    # 4. service
+    service = model.services.get(slug)
+    if service is None:
+        return refused("service")
+    counts = model.day(now_ms)
+    service_count = counts.services.get(slug, 0)
+    app_count = counts.apps.get(app.id, 0) if app else 0
+    # 4b. a proxy's retry
+    first = service.key(model.request_ids.get(request_id, 0)) if request_id else None
+    if first is not None:
+        return _answer(model, service, first, app, counts.keys.get(first.id, 0),
+                       service_count, app_count, now_ms)  # fmt: skip
+    # 5. daily limits of the service and the app
+    if service.max_daily_requests is not None and service_count >= service.max_daily_requests:
+        model.emit_daily(
+            "service.limit_reached",
+            {"service": slug, "scope": "service", "limit": service.max_daily_requests},
+            ("service.limit_reached", slug, service.max_daily_requests),
+            now_ms,
+        )
+        return refused("limit", limit="service", retry_after_s=seconds_to_midnight(now_ms))
+    if app and app.max_daily_requests is not None and app_count >= app.max_daily_requests:
+        model.emit_daily(
+            "app.limit_reached",
+            {"service": slug, "app_id": app.id, "limit": app.max_daily_requests},
+            ("app.limit_reached", app.id, app.max_daily_requests),
+            now_ms,
+        )
+        return refused("limit", limit="app", retry_after_s=seconds_to_midnight(now_ms))
+    # 6. select
+    below_limit = [
+        k for k in service.keys
+        if k.max_daily_requests is None or counts.keys.get(k.id, 0) < k.max_daily_requests
+    ]  # fmt: skip
+    if service.policy == "usage":
+        candidates = [k for k in service.keys if k.active]
+        picks = [k for k in candidates if k in below_limit]
+        key = min(picks, key=lambda k: counts.keys.get(k.id, 0)) if picks else None
+    else:
+        candidates, key = _select_from_current(model, service, below_limit, now_ms)
+    if key is None:
+        if candidates:
+            return refused("limit", limit="key", retry_after_s=seconds_to_midnight(now_ms))
+        if not service.no_active_recorded:
+            service.no_active_recorded = True
+            model.emit("service.no_active_keys", {"service": slug})
+        return refused("nokeys")
+    # 7. count and record
+    usage_today = counts.keys[key.id] = counts.keys.get(key.id, 0) + 1
+    service_count = counts.services[slug] = service_count + 1
+    if app:
+        app_count = counts.apps[app.id] = app_count + 1
+        if app.max_daily_requests is not None and app_count >= app.max_daily_requests:
+            model.emit_daily(
+                "app.limit_reached",
+                {"service": slug, "app_id": app.id, "limit": app.max_daily_requests},
+                ("app.limit_reached", app.id, app.max_daily_requests),
+                now_ms,
+            )
+    limit = service.max_daily_requests
+    warn = service.limit_warning_percent
+    if limit is not None and service_count >= limit:
+        model.emit_daily(
+            "service.limit_reached",
+            {"service": slug, "scope": "service", "limit": limit},
+            ("service.limit_reached", slug, limit),
+            now_ms,
+        )
+    elif limit is not None and warn is not None and service_count * 100 >= limit * warn:
+        model.emit_daily(
+            "service.limit_warning",
+            {"service": slug, "limit": limit, "limit_warning_percent": warn,
+             "usage_today": service_count},
+            ("service.limit_warning", slug, limit),
+            now_ms,
+        )  # fmt: skip
+    delivered = {"service": slug, "key_id": key.id, "usage_today": usage_today}
+    if app:
+        delivered["app_id"] = app.id
+    model.emit("key.delivered", delivered)
+    if request_id:
+        model.request_ids[request_id] = key.id
+    return _answer(model, service, key, app, usage_today, service_count, app_count, now_ms)
+
+
+def _answer(
+    model: Model,
+    service: ModelService,
+    key: ModelKey,
+    app: ModelApp | None,
+    usage_today: int,
+    service_count: int,
+    app_count: int,
+    now_ms: int,
+) -> Answer:
+    """8. The 200: the key, its count today, the limits, and the tightest limit (the one with
+    fewer requests left after this one, the service's on a tie) with what is left of it."""
+    limit = service.max_daily_requests
+    quota = remaining = 0
+    if limit is not None:
+        quota, remaining = limit, limit - service_count
+    if app and app.max_daily_requests is not None:
+        app_left = app.max_daily_requests - app_count
+        if quota == 0 or app_left < remaining:
+            quota, remaining = app.max_daily_requests, app_left
+    return Answer(
+        status=OK,
+        key_id=key.id,
+        label=key.label,
+        usage_today=usage_today,
+        policy=service.policy,
+        max_daily_requests=limit,
+        app_max_daily_requests=app.max_daily_requests if app else msgspec.UNSET,
+        demo=model.tenant.demo,
+        quota=quota,
+        remaining=max(remaining, 0),
+        reset_s=seconds_to_midnight(now_ms) if quota else 0,
+    )
+
+
+def _select_from_current(
+    model: Model, service: ModelService, below_limit: list[ModelKey], now_ms: int
+) -> tuple[list[ModelKey], ModelKey | None]:
+    """Manual and time: the usable keys seen walking from the pointer up to the pick, and the
+    pick (None: none usable below its limit)."""
+    usable = [
+        k for k in rotation.walk(service, service.pointer)
+        if rotation.usable(service, k, now_ms)
+    ]  # fmt: skip
+    if not usable:
+        return [], None
+    current = usable[0]
+    if current.id != service.pointer:
+        if model.pointer_expired(service, now_ms):
+            model.emit(
+                "key.rotated",
+                {"service": service.slug, "from_key_id": service.pointer,
+                 "to_key_id": current.id, "reason": "expired"},
+            )  # fmt: skip
+        service.pointer = current.id
+    pick = next((k for k in usable if k in below_limit), None)
+    if pick is None:
+        return usable, None
+    if service.policy == "time" and pick.entered_ms is None:
+        pick.entered_ms = now_ms
+    if pick is not current:
+        model.emit_daily(
+            "key.rotated",
+            {"service": service.slug, "from_key_id": current.id, "to_key_id": pick.id,
+             "reason": "usage"},
+            ("key.rotated", current.id),
+            now_ms,
+        )  # fmt: skip
+    return usable, pick

@@ -1,0 +1,95 @@
+"""What the reference model remembers of one tenant: the facts the delivery decisions read.
+
+Plain mutable Structs, named for what they mean rather than for how the store spells them
+(the store's layout is rotator/store/keys.py; the model must not depend on it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import msgspec
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DAY_MS = 86_400_000
+
+
+class ModelKey(msgspec.Struct, kw_only=True):
+    """A provider key of a service."""
+
+    id: int
+    label: str
+    active: bool = True
+    max_daily_requests: int | None = None
+    entered_ms: int | None = None
+    """Time policy: when the key entered rotation (its first delivery); None before, and
+    cleared when the policy changes or a disabled or expired key is enabled again."""
+    expiry_recorded: bool = False
+    """The sweep has recorded key.expired for this lifetime (once per lifetime)."""
+
+
+class ModelService(msgspec.Struct, kw_only=True):
+    slug: str
+    policy: str
+    max_daily_requests: int | None = None
+    limit_warning_percent: int | None = None
+    ttl_ms: int | None = None
+    """Time policy only: how long a key is delivered after it entered rotation."""
+    keys: list[ModelKey] = msgspec.field(default_factory=list)
+    """In rotation order (the order they were added)."""
+    pointer: int | None = None
+    """The manual primary, or the time policy's key in use (None: from the first key)."""
+    manual_aside: int | None = None
+    """The manual primary, kept while the service runs another policy."""
+    no_active_recorded: bool = False
+    """service.no_active_keys was recorded for this episode without a usable key."""
+
+    def key(self, key_id: int) -> ModelKey | None:
+        return next((k for k in self.keys if k.id == key_id), None)
+
+
+class ModelApp(msgspec.Struct, kw_only=True):
+    id: int
+    token_generation: int = 0
+    """Which of the app's tokens works (a reissue makes the earlier ones fail)."""
+    allowlist: list[Network] = msgspec.field(default_factory=list)
+    max_daily_requests: int | None = None
+    suspended: bool = False
+
+
+class ModelTenant(msgspec.Struct, kw_only=True):
+    demo: bool = False
+    client_generation: int = 0
+    """Which client token works (a reissue makes the earlier ones fail)."""
+    suspended: bool = False
+    allowlist: list[Network] = msgspec.field(default_factory=list)
+    subscribed: frozenset[str] = frozenset()
+    """Event types recorded (nothing is recorded for the others)."""
+    last_id: int = 0
+    """Keys and apps share one id sequence per tenant."""
+
+
+class DayCounts(msgspec.Struct, kw_only=True):
+    """One UTC day's counters and once-a-day event flags."""
+
+    services: dict[str, int] = msgspec.field(default_factory=dict)
+    keys: dict[int, int] = msgspec.field(default_factory=dict)
+    apps: dict[int, int] = msgspec.field(default_factory=dict)
+    recorded: set[tuple] = msgspec.field(default_factory=set)
+    """Once-a-day events recorded today, by what makes them distinct (see delivery.py)."""
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """An event as recorded: its type and data (the JSON object of the stream entry)."""
+
+    type: str
+    data: dict
+
+
+class Credential(msgspec.Struct, frozen=True):
+    """A token as the model knows it: whose it is and which generation."""
+
+    app_id: int | None
+    generation: int
