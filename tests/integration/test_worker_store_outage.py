@@ -89,6 +89,43 @@ async def test_a_job_that_finds_the_store_down_keeps_its_attempts(
     assert len(receiver.received) == 1
 
 
+async def test_attempts_count_real_tries_only_across_deferrals(
+    settings, redis, valkey, receiver, down, outage
+):
+    """A failed try (attempt 1), then runs that find the store down (deferrals), then a
+    delivery: it is attempt 2, and the receiver saw two requests with one webhook-id."""
+    t, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    event_id = f"evt_{t.tenant}_1-0"
+    queue = aioredis.Redis.from_url(valkey.url)
+    await enqueue_batch(queue, [(event_id, (t.tenant, event_id, "key.rotated", b"{}"))])
+    config = dataclasses.replace(FAST, store_retry_s=0.01)
+    answers = [500, 200]
+    receiver.respond = lambda _: answers.pop(0)
+
+    async with worker(settings, config, max_burst_jobs=1) as w:  # attempt 1: HTTP 500
+        await w.async_run()
+    outage_worker = Worker(
+        **worker_settings(down, config, outage=outage),
+        burst=True, handle_signals=False, max_burst_jobs=3,
+    )  # fmt: skip
+    try:
+        await outage_worker.async_run()
+    finally:
+        with warnings.catch_warnings():  # arq 0.28 closes its pool with a deprecated call
+            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+            await outage_worker.close()
+    runs = outage_worker.jobs_retried
+    assert runs >= 2 and outage_worker.jobs_failed == 0
+    assert await queue.get(DEFERRALS_KEY_PREFIX + event_id) == str(runs).encode()
+    async with worker(settings, config) as w:  # the store is back: attempt 2 delivers
+        await w.async_run()
+    await queue.aclose()
+
+    entries = await log_of(redis, t.tenant)
+    assert [(e["outcome"], e["attempts"]) for e in entries] == [("delivered", 2), ("retrying", 1)]
+    assert [r.headers["webhook-id"] for r in receiver.received] == [event_id, event_id]
+
+
 async def test_the_sweep_stops_quietly_when_the_store_is_down(settings, down, outage, caplog):
     data = connection.connect(down)
     ctx = {"settings": down, "config": FAST, "data": data, "outage": outage}
