@@ -93,11 +93,14 @@ async def enqueue_batch(queue: Redis | ArqRedis, jobs: list[Job]) -> int:
     finished with its result kept (job_keep_result_s), so an event enqueued twice (a
     pump died before XACK and another reclaimed the entry) is delivered once.
 
-    Cost, measured with bench/webhook_throughput.py on the 2-core VM under other load:
-    the pump alone did 32,900 events/s with the one-call Lua script this replaces and
-    1,400-3,700 with enqueue_job (10, 50 or 200 at a time: CPU-bound, three round trips and
-    a WATCH per job); deliveries (a few hundred a second per worker process,
-    bound by signing and HTTP) are the bottleneck either way, and arq owns its format.
+    Cost, measured with bench/webhook_throughput.py on the 2-core VM under other load
+    (load average 6-8 for the interleaved runs): the pump alone did 29,000-33,000 events/s
+    quiet and 4,400-20,800 loaded with the one-call Lua script this replaces, and
+    1,400-3,700 quiet and 900-1,400 loaded with enqueue_job (CPU-bound: a WATCH, three
+    round trips and a Job per event; 10, 50 or 200 at a time made no difference). Pump +
+    signed delivery with one worker process, interleaved before/after: 76 and 107 events/s
+    before, 76 and 63 after: deliveries stay the bottleneck, each worker runs its own pump,
+    and arq keeps its job format to itself.
     """
     if not jobs:
         return 0
