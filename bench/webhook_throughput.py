@@ -8,7 +8,9 @@ on uvloop), and `workers.run_worker` processes with production defaults
 what subscribing to key.delivered costs the delivery script (next_key.lua), server-side.
 
 Measured on the 2-core development VM while other load ran (figures vary by +-30%):
-pump alone ~35,000-60,000 events/s; pump + signed delivery ~450-1,100 events/s per
+pump alone ~35,000-60,000 events/s with its former one-script enqueue, 1,400-3,700
+with arq's enqueue_job (since #13; workers/pump.py enqueue_batch has the interleaved
+figures); pump + signed delivery ~450-1,100 events/s per
 worker process (two processes on two busy cores did not add); next_key.lua 12.8-14.6 us
 per EVALSHA unsubscribed, 14.5-18.9 us with key.delivered subscribed.
 """

@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 
 from rotator.api.app import create_app
 from rotator.cli.webhook_listen import Receiver
@@ -30,6 +29,7 @@ from rotator.crypto import KeyRing
 from rotator.domain.clock import FakeClock
 from rotator.embedded import EmbeddedValkey
 from rotator.settings import Settings
+from rotator.store.cluster import Cluster
 from tests.asgi import app_client
 from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
 from tests.tls import tls_cluster, tls_pki, tls_valkey  # noqa: F401  (session fixtures)
@@ -100,7 +100,7 @@ def settings(
 @pytest.fixture
 async def redis(
     backend: str, valkey: EmbeddedValkey, request: pytest.FixtureRequest
-) -> AsyncIterator[aioredis.Redis | RedisCluster]:
+) -> AsyncIterator[aioredis.Redis | Cluster]:
     client = aioredis.Redis.from_url(valkey.url)
     await client.flushall()  # on "cluster" it holds the queue: flushed too
     await client.script_flush()
@@ -108,7 +108,7 @@ async def redis(
         await client.aclose()
         cluster = request.getfixturevalue("valkey_cluster")
         cluster.flush()
-        client = RedisCluster.from_url(cluster.url)
+        client = Cluster.from_url(cluster.url)
     yield client
     await client.aclose()
 

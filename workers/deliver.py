@@ -3,13 +3,16 @@
 Each run is one attempt: sign, POST, log the attempt in the tenant's delivery log.
 2xx = delivered. Anything else (a 3xx included: redirects are not followed) is retried
 with exponential backoff and jitter (arq Retry) until `webhook_max_attempts`, then
-logged as failed. arq's job_try is the attempt number, so an attempt cut short by a
-killed worker counts too, and the re-run carries the same webhook-id.
+logged as failed.
 
-A job that finds the data store down (the queue answered, or it would not run: a
-cluster outage, or the first seconds of a single server's) made no attempt at the
-receiver: it gives its try back and comes back after `store_retry_s`, so an outage of
-any length spends none of the event's attempts and drops no event.
+The attempt number is counted by us: arq's job_try (public: every run of the job,
+an attempt cut short by a killed worker included, whose re-run carries the same
+webhook-id) minus this job's deferrals. A job that finds the data store down (the queue
+answered, or it would not run: a cluster outage, or the first seconds of a single
+server's) made no attempt at the receiver: it counts a deferral (DEFERRALS_KEY_PREFIX,
+on the queue, next to the job) and comes back after `store_retry_s`, so an outage of any
+length spends none of the event's attempts and drops no event. arq's own cap on runs
+(max_tries) is set far above, since deferrals count there: the job decides when to stop.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import time
 from typing import Any
 
 from arq import Retry
-from arq.constants import retry_key_prefix
 
 from rotator.crypto import DecryptError
 from rotator.domain.clock import iso_ms
@@ -36,6 +38,15 @@ from workers.webhook_client import DeliveryFailed, WebhookClient
 log = logging.getLogger("workers.deliver")
 
 JOB_NAME = "deliver_event"
+DEFERRALS_KEY_PREFIX = "rotator:deferrals:"
+"""On the job queue, + job id: runs of the job that found the data store down (a key of
+ours, not arq's: arq's keys are its own business)."""
+DEFERRALS_TTL_MS = 7 * 86_400_000
+"""Longer than a job can live (arq drops a job a day after it was due): never outlives it
+by much, even if the run that ends the job cannot delete it."""
+MAX_JOB_RUNS = 1_000_000
+"""arq's max_tries for the delivery job: deferrals are runs too (one per store_retry_s of
+an outage), so arq's cap must never be what ends a delivery (webhook_max_attempts is)."""
 
 
 class TargetCache:
@@ -87,14 +98,36 @@ async def deliver_event(
             outage.failed(exc)
         else:
             log.warning("event %s: store unavailable (%s); retrying", event_id, exc)
-        # arq counts a try by INCR of its retry key when the job starts (job_try): undo
-        # ours, since the receiver was not tried. Best effort: with the queue down too,
-        # the job is stuck in its in-progress lock anyway and runs again after it
+        # the receiver was not tried: this run is a deferral, not an attempt. Best effort:
+        # with the queue down too, the job is stuck in arq's in-progress lock anyway, and
+        # runs again after it (one attempt counted too many, never one too few)
         with contextlib.suppress(*UNAVAILABLE):
-            await ctx["redis"].decr(retry_key_prefix + ctx["job_id"])
+            await count_deferral(ctx["redis"], ctx["job_id"])
         raise Retry(defer=config.store_retry_s * random.uniform(0.5, 1.0)) from None
+    if int(ctx.get("job_try") or 1) > 1:
+        # the job is over: its deferral count (if it had any) goes with it
+        with contextlib.suppress(*UNAVAILABLE):
+            await ctx["redis"].delete(DEFERRALS_KEY_PREFIX + ctx["job_id"])
     tally.add(outcome)
     return outcome
+
+
+async def count_deferral(queue: Any, job_id: str) -> None:
+    key = DEFERRALS_KEY_PREFIX + job_id
+    async with queue.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.pexpire(key, DEFERRALS_TTL_MS)
+        await pipe.execute()
+
+
+async def attempt_number(ctx: dict[str, Any]) -> int:
+    """This run's attempt number: runs of the job so far (arq's job_try) minus deferrals.
+    The first run reads nothing (no deferral yet): the common case costs no round trip."""
+    runs = int(ctx.get("job_try") or 1)
+    if runs == 1:
+        return 1
+    deferrals = int(await ctx["redis"].get(DEFERRALS_KEY_PREFIX + ctx["job_id"]) or 0)
+    return max(1, runs - deferrals)
 
 
 async def _attempt(
@@ -104,7 +137,7 @@ async def _attempt(
     config: WorkerConfig = ctx["config"]
     client: WebhookClient = ctx["webhooks"]
     data = ctx["data"]
-    attempt = int(ctx.get("job_try") or 1)
+    attempt = await attempt_number(ctx)
 
     async def record(outcome: webhooks.Outcome, status: int | None, error: str | None) -> str:
         await webhooks.log_attempt(

@@ -25,7 +25,7 @@ from rotator.store.address import StoreAddress
 from rotator.tally import Tally
 from workers.config import WorkerConfig
 from workers.deletions import finish_tenant_deletions
-from workers.deliver import JOB_NAME, TargetCache, deliver_event
+from workers.deliver import JOB_NAME, MAX_JOB_RUNS, TargetCache, deliver_event
 from workers.health import alive_key
 from workers.pump import EventPump
 from workers.sweep import sweep_time_services
@@ -86,9 +86,9 @@ def worker_settings(
                 name=JOB_NAME,
                 timeout=settings.webhook_timeout_s + config.job_timeout_margin_s,
                 keep_result=config.job_keep_result_s,
-                # the job decides when to stop (and logs "failed"); arq's cap only has to
-                # be above it, leaving room for attempts cut short by a killed worker
-                max_tries=settings.webhook_max_attempts + 3,
+                # the job counts its attempts and decides when to stop (and logs
+                # "failed"); arq's cap counts deferrals too and must never bite
+                max_tries=MAX_JOB_RUNS,
             )
         ],
         "cron_jobs": [

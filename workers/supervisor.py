@@ -15,7 +15,8 @@ Why nothing is lost across the gap (at least once, as everywhere else):
   pump acknowledges only entries whose jobs are queued;
 - jobs stay in the queue; one cut short keeps arq's in-progress lock until it expires
   (its timeout + 10 s) and then runs again, with the same webhook-id; a job that finds
-  the data store down gives its try back and comes back later (workers/deliver.py);
+  the data store down counts a deferral, not an attempt, and comes back later
+  (workers/deliver.py);
 - the expiry sweep is a cron: ticks missed in the outage are skipped and the next one
   sweeps everything due (the expiry rule is in the script, not in the tick).
 Durability is the store's: with `appendfsync everysec` a killed Valkey may lose its

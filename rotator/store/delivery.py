@@ -32,7 +32,7 @@ _REFUND = scripts.load("delivery_refund")
 REQUEST_RECORD_TTL_MS = str(tuning.REQUEST_RECORD_TTL_MS)  # an ARGV of next_key.lua: text
 VOID_TTL_MS = str(25 * 3_600_000)
 """How long a withdrawn event stays withdrawn: longer than a delivery job can wait for its first
-attempt (arq drops a job not started within a day of being queued, enqueue_jobs.lua)."""
+attempt (arq drops a job not started within a day of being queued: its enqueue_job)."""
 
 _REJECTIONS: dict[bytes, type[errors.RotatorError]] = {
     b"token": errors.InvalidToken,

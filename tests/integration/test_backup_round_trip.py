@@ -10,12 +10,12 @@ import stat
 
 import pytest
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 
 from rotator.crypto import KeyRing
 from rotator.domain.clock import system_clock
 from rotator.store import keys
 from rotator.store.backup import load
+from rotator.store.cluster import Cluster
 from rotator.store.connection import Durability
 from tests.integration.backup_support import (
     assert_same,
@@ -89,7 +89,7 @@ async def test_a_single_node_backup_restores_into_a_cluster(
     single = aioredis.Redis.from_url(valkey.url)
     await single.flushall()
     valkey_cluster.flush()
-    cluster = RedisCluster.from_url(valkey_cluster.url)
+    cluster = Cluster.from_url(valkey_cluster.url)
     try:
         await seed_tenants(single, ring, 12, now_ms=system_clock())
         path = tmp_path / "single.backup"

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException
 
 from rotator.api.app import create_app
 from rotator.domain import tokens
@@ -29,6 +30,7 @@ from rotator.domain.clock import utc_day
 from rotator.embedded import EmbeddedValkey
 from rotator.settings import Settings
 from rotator.store import keys, services, tenants
+from rotator.store.cluster import Cluster
 from rotator.store.connection import Durability
 from tests.cluster import ValkeyCluster
 from tests.conftest import T0_MS
@@ -183,7 +185,7 @@ def tenant_on(cluster: ValkeyCluster, node: int) -> str:
 
 
 async def test_waitaof_runs_on_the_node_that_took_the_writes(aof_cluster):
-    r = RedisCluster.from_url(aof_cluster.url)
+    r = Cluster.from_url(aof_cluster.url)
     d = Durability()
     try:
         for node in range(3):
@@ -212,7 +214,7 @@ async def test_waitaof_runs_on_the_node_that_took_the_writes(aof_cluster):
 async def test_a_write_answered_moved_is_sent_to_the_new_owner(aof_cluster):
     tenant = tenant_on(aof_cluster, 0)
     moving = slot(keys.tag(tenant))
-    r = RedisCluster.from_url(aof_cluster.url)
+    r = Cluster.from_url(aof_cluster.url)
     d = Durability()
     try:
         await services.create_service(r, d, tenant, slug="a", policy="usage", now_ms=T0_MS)
@@ -226,10 +228,83 @@ async def test_a_write_answered_moved_is_sent_to_the_new_owner(aof_cluster):
         aof_cluster.migrate_slot(moving, 1, 0)
 
 
+def calls(cluster: ValkeyCluster, command: str) -> list[int]:
+    """Calls of `command` each node has served so far."""
+    stats = [c.info("commandstats").get(f"cmdstat_{command}", {}) for c in cluster.clients]
+    return [s.get("calls", 0) for s in stats]
+
+
+async def test_after_a_moved_the_next_write_goes_straight_to_the_new_owner(aof_cluster):
+    tenant = tenant_on(aof_cluster, 0)
+    moving = slot(keys.tag(tenant))
+    r = Cluster.from_url(aof_cluster.url)
+    d = Durability()
+    try:
+        await services.create_service(r, d, tenant, slug="a", policy="usage", now_ms=T0_MS)
+        aof_cluster.migrate_slot(moving, 0, 2)
+        await services.create_service(r, d, tenant, slug="b", policy="usage", now_ms=T0_MS)
+        before = calls(aof_cluster, "eval")
+        await services.create_service(r, d, tenant, slug="c", policy="usage", now_ms=T0_MS)
+        after = calls(aof_cluster, "eval")
+        # no second MOVED from node 0: the batch remembered where the slot went
+        assert [a - b for a, b in zip(after, before, strict=True)] == [0, 0, 1]
+        assert aof_cluster.clients[2].smembers(keys.services(tenant)) == {b"a", b"b", b"c"}
+    finally:
+        await r.aclose()
+        aof_cluster.migrate_slot(moving, 2, 0)
+
+
+async def test_a_plain_batch_follows_moved_without_waitaof(aof_cluster):
+    """`redis.pipeline()` on a cluster (reads, session writes): the same routing, no fsync."""
+    tenant = tenant_on(aof_cluster, 1)
+    moving = slot(keys.tag(tenant))
+    r = Cluster.from_url(aof_cluster.url)
+    try:
+        await r.hset(keys.tenant(tenant), "name", "acme")
+        aof_cluster.migrate_slot(moving, 1, 0)
+        before = waitaof_calls(aof_cluster)
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.tenant(tenant), "note", "x")
+            pipe.hgetall(keys.tenant(tenant))
+            pipe.get("{elsewhere}:x")  # another slot, maybe another node: in order all the same
+            assert await pipe.execute() == [1, {b"name": b"acme", b"note": b"x"}, None]
+        assert waitaof_calls(aof_cluster) == before
+    finally:
+        await r.aclose()
+        aof_cluster.migrate_slot(moving, 0, 1)
+
+
+async def test_a_command_without_a_key_is_refused_loudly(aof_cluster):
+    r = Cluster.from_url(aof_cluster.url)
+    try:
+        pipe = r.pipeline(transaction=False)
+        pipe.ping()
+        with pytest.raises(RedisClusterException, match="no key"):
+            await Durability().execute(pipe)
+        pipe = r.pipeline(transaction=False)
+        pipe.eval("return 1", 0)
+        with pytest.raises(RedisClusterException, match="without keys"):
+            await pipe.execute()
+    finally:
+        await r.aclose()
+
+
+async def test_a_redis_py_cluster_pipeline_is_not_taken_for_durable(aof_cluster):
+    """redis-py's own ClusterPipeline cannot pin a WAITAOF to each node's writes."""
+    r = RedisCluster.from_url(aof_cluster.url)
+    try:
+        pipe = r.pipeline(transaction=False)
+        pipe.set("x", 1)
+        with pytest.raises(TypeError, match="Cluster"):
+            await Durability().execute(pipe)
+    finally:
+        await r.aclose()
+
+
 async def test_a_write_answered_ask_goes_to_the_importing_node(aof_cluster):
     tenant = tenant_on(aof_cluster, 2)
     moving = slot(keys.tag(tenant))
-    r = RedisCluster.from_url(aof_cluster.url)
+    r = Cluster.from_url(aof_cluster.url)
     d = Durability()
     try:
         await r.hset(keys.tenant(tenant), mapping={"name": "acme", "client": "0" * 64})

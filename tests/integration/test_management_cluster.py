@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import os
 
-from redis.asyncio.cluster import RedisCluster
-
 from rotator.crypto import KeyRing, aad_for_key
 from rotator.store import apps, keys, rewrap, services, tenants
+from rotator.store.cluster import Cluster
 from rotator.store.connection import Durability
 from tests.conftest import T0_MS
 
@@ -19,7 +18,7 @@ def b64() -> str:
 
 async def test_full_management_cycle_on_a_cluster(valkey_cluster):
     valkey_cluster.flush()
-    r = RedisCluster.from_url(valkey_cluster.url)
+    r = Cluster.from_url(valkey_cluster.url)
     d = Durability()
     old = b64()
     ring = KeyRing.parse(f"old:{old}")

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 from litestar.testing import AsyncTestClient
-from redis.asyncio.cluster import RedisCluster
 
 from rotator.api.app import create_app
 from rotator.embedded import EmbeddedValkey
 from rotator.store import keys, services
+from rotator.store.cluster import Cluster
 from rotator.store.connection import Durability
 from tests.cluster import ValkeyCluster
 from tests.conftest import T0_MS
@@ -69,7 +69,7 @@ async def test_rotate_over_the_api_waits_for_the_fsync(aof_single, settings, clo
 
 
 async def test_rotate_waits_on_the_cluster_node_it_wrote(aof_three):
-    r = RedisCluster.from_url(aof_three.url)
+    r = Cluster.from_url(aof_three.url)
     d = Durability()
     try:
         for node in range(3):

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 
@@ -24,6 +23,7 @@ from rotator.api.app import create_app
 from rotator.cli import main
 from rotator.embedded import free_port
 from rotator.store import tenants
+from rotator.store.cluster import Cluster
 from rotator.store.connection import is_unavailable
 from tests.asgi import app_client
 from tests.integration.management import (
@@ -60,7 +60,7 @@ class DownAfterAuth:
 def down_store(backend: str) -> Any:
     port = free_port()  # nothing listens there: connections are refused at once
     if backend == "cluster":
-        return RedisCluster(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+        return Cluster.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=0.5)
     return aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
 
 

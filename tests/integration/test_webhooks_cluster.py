@@ -7,12 +7,12 @@ import dataclasses
 import json
 
 import pytest
-from redis.asyncio.cluster import RedisCluster
 
 from rotator.cli.webhook_listen import Receiver
 from rotator.domain.clock import FakeClock
 from rotator.settings import SettingsError
 from rotator.store import keys, services, tenants, webhooks
+from rotator.store.cluster import Cluster
 from rotator.store.connection import Durability
 from tests.conftest import T0_MS
 from tests.integration.webhook_support import FAST, verify_signature, worker
@@ -32,7 +32,7 @@ async def test_sweep_pump_and_delivery_on_a_cluster(valkey_cluster, valkey, sett
     clustered = dataclasses.replace(
         settings, redis_url=valkey_cluster.url, redis_cluster=True, queue_url=valkey.url
     )
-    r = RedisCluster.from_url(valkey_cluster.url)
+    r = Cluster.from_url(valkey_cluster.url)
     d = Durability()
     receiver = await Receiver().start()
     try:

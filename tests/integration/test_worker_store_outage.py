@@ -15,14 +15,14 @@ import warnings
 
 import pytest
 import redis.asyncio as aioredis
-from arq.constants import default_queue_name, retry_key_prefix
 from arq.worker import Worker
 
 from rotator.embedded import free_port
 from rotator.folded_log import FoldedWarning
 from rotator.store import connection
 from tests.integration.webhook_support import FAST, log_of, webhook_tenant, worker
-from workers.pump import EventPump, enqueue_batch
+from workers.deliver import DEFERRALS_KEY_PREFIX
+from workers.pump import EventPump, arq_view, enqueue_batch
 from workers.settings import worker_settings
 from workers.sweep import sweep_time_services
 
@@ -57,9 +57,11 @@ async def test_a_job_that_finds_the_store_down_keeps_its_attempts(
     await enqueue_batch(queue, [(event_id, (t.tenant, event_id, "key.rotated", b"{}"))])
     config = dataclasses.replace(FAST, store_retry_s=0.01)
 
+    # more runs than arq's old cap (webhook_max_attempts + 3) and than the attempts allowed
+    deferred_runs = settings.webhook_max_attempts + 4
     outage_worker = Worker(
         **worker_settings(down, config, outage=outage),
-        burst=True, handle_signals=False, max_burst_jobs=4,
+        burst=True, handle_signals=False, max_burst_jobs=deferred_runs,
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger=OUTAGE_LOG):
         try:
@@ -69,21 +71,59 @@ async def test_a_job_that_finds_the_store_down_keeps_its_attempts(
                 warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
                 await outage_worker.close()
     runs = outage_worker.jobs_retried
-    assert runs >= 3 and outage_worker.jobs_failed == 0
-    assert await queue.zscore(default_queue_name, event_id) is not None  # still queued
-    assert await queue.get(retry_key_prefix + event_id) == b"0"  # no attempt spent
+    assert runs >= deferred_runs - 1 and outage_worker.jobs_failed == 0
+    assert [job.job_id for job in await arq_view(queue).queued_jobs()] == [event_id]
+    assert await queue.get(DEFERRALS_KEY_PREFIX + event_id) == str(runs).encode()
     assert receiver.received == []
     assert [r.levelname for r in caplog.records] == ["WARNING"]  # folded: one line
     assert outage.failures == runs
 
     async with worker(settings, config) as w:  # the store is back
         await w.async_run()
+    assert await queue.exists(DEFERRALS_KEY_PREFIX + event_id) == 0  # gone with the job
     await queue.aclose()
     entries = await log_of(redis, t.tenant)
     assert [(e["event_id"], e["outcome"], e["attempts"]) for e in entries] == [
         (event_id, "delivered", 1)
     ]
     assert len(receiver.received) == 1
+
+
+async def test_attempts_count_real_tries_only_across_deferrals(
+    settings, redis, valkey, receiver, down, outage
+):
+    """A failed try (attempt 1), then runs that find the store down (deferrals), then a
+    delivery: it is attempt 2, and the receiver saw two requests with one webhook-id."""
+    t, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    event_id = f"evt_{t.tenant}_1-0"
+    queue = aioredis.Redis.from_url(valkey.url)
+    await enqueue_batch(queue, [(event_id, (t.tenant, event_id, "key.rotated", b"{}"))])
+    config = dataclasses.replace(FAST, store_retry_s=0.01)
+    answers = [500, 200]
+    receiver.respond = lambda _: answers.pop(0)
+
+    async with worker(settings, config, max_burst_jobs=1) as w:  # attempt 1: HTTP 500
+        await w.async_run()
+    outage_worker = Worker(
+        **worker_settings(down, config, outage=outage),
+        burst=True, handle_signals=False, max_burst_jobs=3,
+    )  # fmt: skip
+    try:
+        await outage_worker.async_run()
+    finally:
+        with warnings.catch_warnings():  # arq 0.28 closes its pool with a deprecated call
+            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+            await outage_worker.close()
+    runs = outage_worker.jobs_retried
+    assert runs >= 2 and outage_worker.jobs_failed == 0
+    assert await queue.get(DEFERRALS_KEY_PREFIX + event_id) == str(runs).encode()
+    async with worker(settings, config) as w:  # the store is back: attempt 2 delivers
+        await w.async_run()
+    await queue.aclose()
+
+    entries = await log_of(redis, t.tenant)
+    assert [(e["outcome"], e["attempts"]) for e in entries] == [("delivered", 2), ("retrying", 1)]
+    assert [r.headers["webhook-id"] for r in receiver.received] == [event_id, event_id]
 
 
 async def test_the_sweep_stops_quietly_when_the_store_is_down(settings, down, outage, caplog):
