@@ -37,7 +37,7 @@ from redis.exceptions import ResponseError
 
 from rotator.domain.clock import iso_ms
 from rotator.folded_log import FoldedWarning
-from rotator.store import evalsha, scripts, webhooks
+from rotator.store import scripts, webhooks
 from rotator.store.connection import UNAVAILABLE, Redis
 from rotator.store.events import (
     Entry,
@@ -47,6 +47,7 @@ from rotator.store.events import (
     to_event,
     withdrawn,
 )
+from rotator.store.scripts.call import Plain
 from rotator.tally import Tally
 from workers.config import WorkerConfig
 from workers.deliver import JOB_NAME
@@ -86,7 +87,7 @@ async def enqueue_batch(
     for job_id, job_args in jobs:
         keys += [job_key_prefix + job_id, result_key_prefix + job_id]
         args += [job_id, serialize_job(JOB_NAME, job_args, {}, None, now_ms)]
-    return int(await evalsha.run(queue, scripts.load("enqueue_jobs"), keys, args))
+    return int(await Plain(queue).evalsha(scripts.load("enqueue_jobs"), keys, args))
 
 
 class EventPump:
