@@ -14,7 +14,7 @@ local n = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], 'l:' .. n) == 0 then
   return 0
 end
-local r = read_rotation(KEYS[1], clock(ARGV[2]))
+local r = read_rotation(KEYS[1], clock_ms(ARGV[2]))
 local was_current = current_key(r)
 local was_usable = usable(r, n)
 local active = nil

@@ -51,6 +51,6 @@ def load(name: str) -> Script:
     own = (lua_dir() / f"{name}.lua").read_bytes()
     libs = [_lib(lib.decode()) for lib in _INCLUDE.findall(own)]
     # a shebang line (`#!lua flags=no-writes`) must stay the source's first line
-    shebang, own = (own.split(b"\n", 1) if own.startswith(b"#!") else (b"", own))
+    shebang, own = own.split(b"\n", 1) if own.startswith(b"#!") else (b"", own)
     source = b"".join([shebang + b"\n" if shebang else b"", _lib(PRELUDE), *libs, own])
     return Script(name, source, hashlib.sha1(source).hexdigest())

@@ -12,11 +12,6 @@ local function clock_ms(arg)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- the UTC day number of an instant: names the usage hash '<prefix><day>'
-local function utc_day(now_ms)
-  return math.floor(now_ms / 86400000)
-end
-
 -- a comma-separated id list ("3,7,9"; '' or nil = none) as a table of strings
 local function split_ids(list)
   local ids = {}
@@ -24,20 +19,26 @@ local function split_ids(list)
   return ids
 end
 
--- whether a tenant's subscription list (",type,type,", the events field) names `event_type`
-local function subscribes(events, event_type)
-  return events ~= nil and events ~= false
-    and string.find(events, ',' .. event_type .. ',', 1, true) ~= nil
-end
-
--- record an event on a tenant's stream when the tenant subscribes to it; `data` is a table
--- (encoded here with cjson, so any string in it is escaped) or JSON already encoded by the
--- caller. Returns the stream entry id, nil when nothing was recorded.
+-- record an event on a tenant's stream when the tenant subscribes to it (`events`: its
+-- ",type,type," list); `data` is a table (encoded here with cjson, so any string in it is
+-- escaped) or JSON already encoded by the caller. Returns the stream entry id, nil when nothing
+-- was recorded.
 local function emit(stream, maxlen, events, event_type, data)
-  if not subscribes(events, event_type) then return nil end
+  if not (events and string.find(events, ',' .. event_type .. ',', 1, true)) then return nil end
   if type(data) == 'table' then data = cjson.encode(data) end
   return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'type', event_type,
     'data', data)
+end
+
+-- an event recorded at most once a day: `flag` (a field of the day's usage hash, which
+-- expires with the day) is set only when the event is recorded, so a tenant that subscribes
+-- later in the day still hears of it. Returns the entry id, nil when nothing was recorded.
+local function emit_daily(usage_key, ttl_s, stream, maxlen, events, event_type, data, flag)
+  if events and string.find(events, ',' .. event_type .. ',', 1, true)
+      and redis.call('HSETNX', usage_key, flag, 1) == 1 then
+    redis.call('EXPIRE', usage_key, ttl_s)
+    return emit(stream, maxlen, events, event_type, data)
+  end
 end
 
 -- the tenant fields a delivery reads, copied into every service hash as '@<field>' so a
