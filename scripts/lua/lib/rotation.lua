@@ -37,6 +37,15 @@ local function read_rotation(svc_key, now)
   return r
 end
 
+-- the rotation of the service holding key `id`, as of the clock argument ('' = Redis TIME),
+-- and the id of its current key; nil when the service has no such key
+local current_key
+local function rotation_with_key(svc_key, id, now_arg)
+  if redis.call('HEXISTS', svc_key, 'l:' .. id) == 0 then return nil end
+  local r = read_rotation(svc_key, clock_ms(now_arg))
+  return r, current_key(r)
+end
+
 local function usable(r, id)
   if not r.active[id] then return false end
   if r.policy ~= 'time' then return true end
@@ -62,7 +71,7 @@ local function position(r, id)
 end
 
 -- the id of the current key (nil: usage policy, or no usable key)
-local function current_key(r)
+current_key = function(r)
   if not r.pointer_field then return nil end
   return first_usable(r, position(r, r.pointer) or 1, 0)
 end
