@@ -13,6 +13,7 @@ spread: the machine is noisy, so only the interleaved medians mean anything.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import os
@@ -59,13 +60,21 @@ def _old_call(tid: str, secret_hash: str, slug: str, ids: str, day: int) -> tupl
 
 
 def _new_call(tid: str, secret_hash: str, slug: str, ids: str) -> tuple[list, list]:
-    call = delivery.next_key(
-        tid, "", slug, secret_hash=secret_hash, ip_hex="", now_ms="", demo_interval_ms="1000",
-        demo_burst="10", usage_ttl_s="700000", events_maxlen="10000",
-        request_id="", request_record_ttl_ms="60000",
-        ids_hint=(ids, tuple(ids.split(","))),
+    """This checkout's layout, as its wrapper sends it (captured from a recording client)."""
+    sent: list[tuple[list, list]] = []
+
+    class Recorder:
+        async def evalsha(self, script: object, keys_: list, args: list) -> list:
+            sent.append((list(keys_), list(args)))
+            return [b"token"]
+
+    wrapper = delivery.NextKey(
+        demo_interval_ms="1000", demo_burst="10", usage_ttl_s="700000", events_maxlen="10000",
+        request_record_ttl_ms="60000",
     )  # fmt: skip
-    return list(call.keys), list(call.args)
+    hint = (ids, tuple(ids.split(",")))
+    asyncio.run(wrapper(Recorder(), tid, "", slug, secret_hash, "", "", "", hint))
+    return sent[0]
 
 
 def _main_thread_cpu_s(r: redis.Redis) -> float:

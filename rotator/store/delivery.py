@@ -56,10 +56,15 @@ class DeliveryStore:
         self.clock = clock
         # with an injected clock the scripts use it; otherwise they use Redis TIME
         self.fixed_clock = fixed_clock
-        self._demo_interval_ms = str(60_000 // settings.demo_rate_per_min)
-        self._demo_burst = str(settings.demo_burst)
         self._usage_ttl_s = str(settings.usage_retention_days * 86_400 + 86_400)
         self._events_maxlen = str(settings.events_maxlen)
+        self._next_key = scripts.NextKey(
+            demo_interval_ms=str(60_000 // settings.demo_rate_per_min),
+            demo_burst=str(settings.demo_burst),
+            usage_ttl_s=self._usage_ttl_s,
+            events_maxlen=self._events_maxlen,
+            request_record_ttl_ms=REQUEST_RECORD_TTL_MS,
+        )
         # (tenant, service) -> the key ids the script last returned: a hint, never trusted
         # (the script checks it), that saves the script a second HMGET
         self._ids_hint: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
@@ -90,23 +95,16 @@ class DeliveryStore:
         `request_id` (from a trusted proxy) makes a retried request count once."""
         tenant = token.tenant
         hint_key = (tenant, service)
-        reply = await run(
+        reply = await self._next_key(
             self.fast,
-            scripts.next_key(
-                tenant,
-                token.app,
-                service,
-                secret_hash=token.secret_hash,
-                ip_hex=ip_hex,
-                now_ms=self._now_arg(),
-                demo_interval_ms=self._demo_interval_ms,
-                demo_burst=self._demo_burst,
-                usage_ttl_s=self._usage_ttl_s,
-                events_maxlen=self._events_maxlen,
-                ids_hint=self._ids_hint.get(hint_key, scripts.NO_HINT),
-                request_id=request_id,
-                request_record_ttl_ms=REQUEST_RECORD_TTL_MS,
-            ),
+            tenant,
+            token.app,
+            service,
+            token.secret_hash,
+            ip_hex,
+            self._now_arg(),
+            request_id,
+            self._ids_hint.get(hint_key, scripts.NO_HINT),
         )
         if reply.__class__ is scripts.Picked:
             if reply.fresh_ids:

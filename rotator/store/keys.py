@@ -119,9 +119,11 @@ COPIED_TENANT_FIELDS = ("client", "demo", "allow", "events")
 """The tenant fields each service hash holds a copy of, as '@<field>' (tenant_update.lua;
 scripts/lua/lib/prelude.lua copy_tenant_fields)."""
 
+COPIES = tuple("@" + f for f in COPIED_TENANT_FIELDS)
+"""The copies' field names in a service hash ('@client', ...)."""
+
 SERVICE_FIELDS = (
-    "policy", "max", "ttl_ms", "created_ms", "warn", "ids", "cur", "mcur", "noact",
-    *("@" + f for f in COPIED_TENANT_FIELDS),
+    "policy", "max", "ttl_ms", "created_ms", "warn", "ids", "cur", "mcur", "noact", *COPIES,
 )  # fmt: skip
 """The fixed fields of {t:T}:svc:<slug>; its per-key fields are KEY_FIELDS."""
 

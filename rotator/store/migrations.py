@@ -54,10 +54,9 @@ async def _tenant_ids(redis: Redis) -> list[str]:
 async def _services_without_copies(redis: Redis, tenant: str) -> list[str]:
     """The services of `tenant` whose hash lacks a copy of a tenant field ('@client' ...)."""
     slugs = sorted(as_str(m) or "" for m in await redis.smembers(keys.services(tenant)))
-    copies = ["@" + f for f in keys.COPIED_TENANT_FIELDS]
     pipe = redis.pipeline(transaction=False)
     for slug in slugs:
-        pipe.hmget(keys.service(tenant, slug), copies)
+        pipe.hmget(keys.service(tenant, slug), list(keys.COPIES))
     rows = await pipe.execute() if slugs else []
     return [slug for slug, row in zip(slugs, rows, strict=True) if None in row]
 
