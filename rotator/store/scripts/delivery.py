@@ -58,13 +58,7 @@ class NextKey:
     first: a NamedTuple, a keyword call and the extra coroutine cost some 2 µs of the API's
     CPU a request (timeit, this machine)."""
 
-    __slots__ = (
-        "_demo_burst",
-        "_demo_interval_ms",
-        "_events_maxlen",
-        "_record_ttl_ms",
-        "_usage_ttl_s",
-    )  # fmt: skip
+    __slots__ = ("_record_ttl_ms", "_shared")
 
     def __init__(
         self,
@@ -75,10 +69,8 @@ class NextKey:
         events_maxlen: str,
         request_record_ttl_ms: str,
     ) -> None:
-        self._demo_interval_ms = demo_interval_ms
-        self._demo_burst = demo_burst
-        self._usage_ttl_s = usage_ttl_s
-        self._events_maxlen = events_maxlen
+        # ARGV[6..9], in the script's order
+        self._shared = (demo_interval_ms, demo_burst, usage_ttl_s, events_maxlen)
         self._record_ttl_ms = request_record_ttl_ms
 
     async def __call__(
@@ -114,10 +106,7 @@ class NextKey:
                 service,
                 ip_hex,
                 now_ms,
-                self._demo_interval_ms,
-                self._demo_burst,
-                self._usage_ttl_s,
-                self._events_maxlen,
+                *self._shared,
                 request_id,
                 self._record_ttl_ms,
                 ids_hint[0],
