@@ -22,7 +22,7 @@ from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
-from rotator.domain.clock import iso_ms, system_clock, utc_day
+from rotator.domain.clock import iso_ms
 from rotator.domain.errors import Conflict, InvalidField, NotFound, TenantSuspended
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
 from rotator.domain.records import (
@@ -179,23 +179,23 @@ _COUNTS_PER_ROUND = 1000
 10,000 tenants are 10 round trips)."""
 
 
-async def _counts(redis: Redis, ids: list[str], day: int) -> list[TenantCounts | None]:
+async def _counts(redis: Redis, ids: list[str], now_ms: int | None) -> list[TenantCounts | None]:
     """tenant_counts.lua for each tenant of `ids` (None: no such tenant), pipelined: one call
     per tenant, each on its own slot, so it runs on a cluster too."""
     rows: list[TenantCounts | None] = []
     for start in range(0, len(ids), _COUNTS_PER_ROUND):
         chunk = ids[start : start + _COUNTS_PER_ROUND]
-        rows += await Plain(redis).run_many([scripts.tenant_counts(t, day) for t in chunk])
+        rows += await Plain(redis).run_many([scripts.tenant_counts(t, now_ms) for t in chunk])
     return rows
 
 
 async def list_tenants(redis: Redis, *, now_ms: int | None = None) -> list[TenantSummary]:
-    """Every tenant with its counts, oldest first (`now_ms` names today; None = this host's
-    clock). The registry, then one tenant_counts.lua per tenant, pipelined (a round trip
-    per _COUNTS_PER_ROUND tenants); the server's work is O(services) per tenant."""
+    """Every tenant with its counts, oldest first (`now_ms` names today; None = the store's
+    clock, Redis TIME, as for deliveries). The registry, then one tenant_counts.lua per
+    tenant, pipelined (a round trip per _COUNTS_PER_ROUND tenants); the server's work is
+    O(services) per tenant."""
     ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
-    day = utc_day(system_clock() if now_ms is None else now_ms)
-    found = [(c, t) for t, c in zip(ids, await _counts(redis, ids, day), strict=True) if c]
+    found = [(c, t) for t, c in zip(ids, await _counts(redis, ids, now_ms), strict=True) if c]
     found.sort(key=lambda pair: (pair[0].created_ms, pair[1]))
     return [
         TenantSummary(
@@ -216,7 +216,7 @@ async def list_tenants(redis: Redis, *, now_ms: int | None = None) -> list[Tenan
 async def get_tenant_detail(redis: Redis, tenant: str, *, now_ms: int) -> TenantDetail:
     """One tenant's settings and counts, as the operator sees it."""
     record = await get_tenant(redis, tenant)
-    (counts,) = await _counts(redis, [tenant], utc_day(now_ms))
+    (counts,) = await _counts(redis, [tenant], now_ms)
     if counts is None:  # deleted between the two reads
         raise NotFound("tenant not found")
     return TenantDetail(

@@ -11,7 +11,7 @@ import pytest
 from rotator.domain import errors
 from rotator.domain.clock import DAY_MS, FakeClock, utc_day
 from rotator.domain.iprange import ip_hex
-from rotator.store import keys, services
+from rotator.store import keys, services, tenants
 from rotator.store.connection import Durability
 from rotator.store.delivery import DeliveryStore
 from tests.lua import seed
@@ -365,6 +365,10 @@ async def test_one_clock_the_script_names_the_day_it_counts_in(redis, settings):
     assert await redis.hget(keys.usage(t.tenant, day), f"k:{kid}") == b"1"
     assert not await redis.exists(keys.usage(t.tenant, 3))
     assert 0 < delivered.reset_s <= 86_400
+    # the operator's listing without a time names today by the same clock
+    await redis.sadd(keys.TENANTS, t.tenant)
+    [listed] = await tenants.list_tenants(redis)
+    assert (listed.id, listed.deliveries_today) == (t.tenant, 1)
 
 
 async def test_an_injected_time_names_the_day_through_the_same_argument(

@@ -65,12 +65,13 @@ def _counts(row: Any) -> TenantCounts | None:
     )
 
 
-def tenant_counts(tenant: str, day: int) -> Call[TenantCounts | None]:
-    """A tenant's counts for the operator's listing (None: no such tenant)."""
+def tenant_counts(tenant: str, now_ms: int | None) -> Call[TenantCounts | None]:
+    """A tenant's counts for the operator's listing (None: no such tenant); today's
+    deliveries by the script's clock (`now_ms` None = Redis TIME)."""
     return Call(
         _TENANT_COUNTS,
-        (keys.tenant(tenant), keys.services(tenant), keys.apps(tenant), keys.usage(tenant, day)),
-        (keys.service(tenant, ""),),
+        (keys.tenant(tenant), keys.services(tenant), keys.apps(tenant), keys.usage_prefix(tenant)),
+        (keys.service(tenant, ""), "" if now_ms is None else now_ms),
         _counts,
     )
 
