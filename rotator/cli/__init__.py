@@ -21,7 +21,7 @@ from typing import Any
 from rotator.cli import apps, backup, imports, keys, services, tenants, webhooks
 from rotator.cli.common import CliError
 from rotator.cli.framework import add_commands
-from rotator.cli.maintenance import cmd_rewrap
+from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
 from rotator.domain.errors import RotatorError, StoreUnavailable
 from rotator.settings import Settings, SettingsError
@@ -96,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     command(sub, "rewrap", cmd_rewrap,
             "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
             parents=[out])  # fmt: skip
+    migrate = command(
+        sub, "migrate", cmd_migrate,
+        "bring the store's data format up to this version's (serve and run do it at start)",
+        parents=[out],
+    )  # fmt: skip
+    migrate.add_argument(
+        "--check", action="store_true",
+        help="write nothing: report the store's format and the pending migrations; exit 1 "
+             "when some are pending",
+    )  # fmt: skip
     backup.add_parsers(sub)
     return parser
 

@@ -24,6 +24,7 @@ from rotator.cli.common import (
     unlocked_store,
     with_store,
 )
+from rotator.cli.maintenance import migrate_before_serving
 from rotator.cli.preflight import RunLock, check_port
 from rotator.crypto import KeyRing
 from rotator.settings import Settings
@@ -52,6 +53,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         check_reachable(settings)  # the store's problem first: it is named as before
     check_port(settings.host, settings.port)
     with unlocked_store(settings, seals=True) as live:
+        migrate_before_serving(live)
         # uvicorn's worker processes build their settings from the environment
         os.environ["ROTATOR_REDIS_URL"] = live.redis_url or ""
         logs.configure(live.log_level)  # uvicorn applies the same in each of its processes
@@ -238,6 +240,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if admin_token is None:
             admin_token = secrets.token_urlsafe(32)
         with unlocked_store(settings, seals=True) as live:
+            migrate_before_serving(live)  # before the demo tenant is written
             tenant, created, client_token = with_store(
                 live, lambda r, d: prepare_demo(r, d, live.keyring)
             )

@@ -26,10 +26,11 @@ from rotator.store.common import (
     check_name,
     limit_arg,
     optional_int,
-    queue_script,
     text,
 )
 from rotator.store.connection import Durability, Redis
+from rotator.store.scripts.call import Durable, run
+from rotator.store.scripts.tenants import app_update
 
 
 def _record(app_id: str, h: dict[bytes, bytes]) -> App:
@@ -99,11 +100,7 @@ async def _write(
 ) -> None:
     """Write `fields` to an existing app (app_update.lua), fsync-acknowledged; NotFound when
     the app does not exist (deleted meanwhile included: nothing is written then)."""
-    pipe = redis.pipeline(transaction=False)
-    queue_script(
-        pipe, "app_update", [keys.app(tenant, app_id)], [x for kv in fields.items() for x in kv]
-    )
-    (written,) = await durability.execute(pipe)
+    written = await run(Durable(redis, durability), app_update(tenant, app_id, fields))
     if not written:
         raise NotFound("app not found")
 

@@ -8,22 +8,13 @@ Each check raises InvalidField naming the field, so the API answers 400.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from rotator.domain import iprange
 from rotator.domain.errors import InvalidField
-from rotator.store import scripts
 
 MAX_NAME_CHARS = 100
 MAX_DAILY_REQUESTS = 10**12
-
-
-def queue_script(pipe: Any, name: str, keys_: Sequence[str], args: Sequence[Any]) -> None:
-    """Queue one management script on a durability pipeline as EVAL with its source: writes
-    are rare, EVAL never answers NOSCRIPT, and the write and its WAITAOF share a connection."""
-    script = scripts.load(name)
-    pipe.eval(script.source, len(keys_), *keys_, *args)
 
 
 # --- input checks -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 
@@ -32,8 +33,9 @@ from rotator.crypto import (
     blob_key_name,
 )
 from rotator.store import keys
-from rotator.store.common import queue_script
 from rotator.store.connection import Durability, Redis
+from rotator.store.scripts.call import Durable, run
+from rotator.store.scripts.records import field_cas
 from rotator.tuning import KEYRING_SAMPLE_BLOBS
 
 CANARY_PLAINTEXT = b"keyrotator key-ring canary"
@@ -188,20 +190,25 @@ async def reseal(
     record = await read(redis)
     if record.canary is None:
         return False
-    pipe = redis.pipeline(transaction=False)
-    moved = ring.needs_rewrap(record.canary)
-    if moved:
-        try:
-            ring.open(record.canary, CANARY_AAD)
-        except DecryptError:
-            return False
-        fresh = ring.seal(CANARY_PLAINTEXT, CANARY_AAD)
-        # compare-and-set, like every rewrapped field: of two concurrent rewraps one writes
-        queue_script(pipe, "field_cas", [keys.KEYRING], ["canary", record.canary, fresh])
-    pipe.hsetnx(keys.KEYRING, _FP_PREFIX + ring.primary_fingerprint, now_ms)
-    if complete:
-        stale = [_FP_PREFIX + fp for fp in record.fingerprints if fp != ring.primary_fingerprint]
-        if stale:
+    stale = [_FP_PREFIX + fp for fp in record.fingerprints if fp != ring.primary_fingerprint]
+
+    def fingerprints(pipe: Any) -> None:  # idempotent: safe ahead of the compare-and-set
+        pipe.hsetnx(keys.KEYRING, _FP_PREFIX + ring.primary_fingerprint, now_ms)
+        if complete and stale:
             pipe.hdel(keys.KEYRING, *stale)
-    results = await durability.execute(pipe)
-    return moved and bool(results[0])
+
+    if not ring.needs_rewrap(record.canary):
+        pipe = redis.pipeline(transaction=False)
+        fingerprints(pipe)
+        await durability.execute(pipe)
+        return False
+    try:
+        ring.open(record.canary, CANARY_AAD)
+    except DecryptError:
+        return False
+    fresh = ring.seal(CANARY_PLAINTEXT, CANARY_AAD)
+    # compare-and-set, like every rewrapped field: of two concurrent rewraps one writes
+    return await run(
+        Durable(redis, durability, before=fingerprints),
+        field_cas(keys.KEYRING, "canary", record.canary, fresh),
+    )

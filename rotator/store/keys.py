@@ -1,4 +1,9 @@
-"""Every Redis key name, in one place.
+"""The store's schema: every Redis key name and every hash field, in one place.
+
+The docstring below describes it; the declarations after it are what the code uses (the
+Lua scripts spell the same names as literals, and tests/lua/test_schema.py fails when a
+script reads or writes a field not declared here). `SCHEMA_VERSION` is the data format this
+code reads and writes (rotator/store/migrations.py brings an older store up to it).
 
 All of a tenant's keys carry the hash tag `{t:<tenant>}`, so every script touches
 one cluster slot and the same code runs on one Redis and on a Redis Cluster.
@@ -64,6 +69,7 @@ Schema (per tenant T):
 
 Global:
 
+  kr:schema             STRING the store's data format version (SCHEMA_VERSION; `rotator migrate`)
   kr:tenants            SET   every tenant id
   kr:webhook_tenants    SET   tenants with a webhook configured (read by the event pump)
   kr:time_services      SET   "<tenant>:<slug>" of time-policy services (read by the sweep)
@@ -96,8 +102,81 @@ What a backup holds of all this: store/backup/selection.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+SCHEMA_VERSION = 2
+"""The data format of this code (kr:schema). 1: services stored before they held copies of
+the tenant's fields (or no kr:schema at all); 2: every service holds them."""
+
+# --- hash fields --------------------------------------------------------------------------
+TENANT_FIELDS = (
+    "name", "demo", "created_ms", "admin", "client", "client_held", "suspended", "allow",
+    "allow_src", "wh_url", "wh_secret", "events",
+)  # fmt: skip
+"""The fields of {t:T}:tenant (meanings in the module docstring)."""
+
 COPIED_TENANT_FIELDS = ("client", "demo", "allow", "events")
-"""The tenant fields each service hash holds a copy of, as '@<field>' (tenant_update.lua)."""
+"""The tenant fields each service hash holds a copy of, as '@<field>' (tenant_update.lua;
+scripts/lua/lib/prelude.lua copy_tenant_fields)."""
+
+COPIES = tuple("@" + f for f in COPIED_TENANT_FIELDS)
+"""The copies' field names in a service hash ('@client', ...)."""
+
+SERVICE_FIELDS = (
+    "policy", "max", "ttl_ms", "created_ms", "warn", "ids", "cur", "mcur", "noact", *COPIES,
+)  # fmt: skip
+"""The fixed fields of {t:T}:svc:<slug>; its per-key fields are KEY_FIELDS."""
+
+KEY_FIELDS: Mapping[str, str] = {
+    "l:": "label",
+    "c:": "sealed secret (AES-256-GCM, AAD bound to tenant, service and id)",
+    "a:": "active, 1|0",
+    "m:": "own max daily requests ('' = none)",
+    "t:": "when the key entered rotation, ms (time policy)",
+    "x:": "expiry recorded by the sweep, ms",
+    "n:": "created, ms",
+    "k:": "masked form of the secret (listings never decrypt)",
+}
+"""Per-key fields of a service hash: prefix + key id (`l:7`), prefix -> meaning."""
+
+APP_FIELDS = ("name", "token", "allow", "allow_src", "max", "created_ms", "suspended")
+"""The fields of {t:T}:app:<id>."""
+
+USAGE_FIELDS: Mapping[str, str] = {
+    "s:": "deliveries of a service today (s:<slug>)",
+    "k:": "deliveries of a key today (k:<id>)",
+    "a:": "deliveries to an app today (a:<id>)",
+    "df:": "decrypt failures of a key today (df:<id>)",
+    "lr:": "service.limit_reached recorded (lr:<slug>:<max>)",
+    "lra:": "app.limit_reached recorded (lra:<app id>:<max>)",
+    "lw:": "service.limit_warning recorded (lw:<slug>:<max>)",
+    "ku:": "key.rotated (reason usage) recorded for a key (ku:<id>)",
+}
+"""Fields of {t:T}:use:<day>: prefix -> meaning (counters, then once-a-day event flags)."""
+
+SESSION_FIELDS = ("created_ms", "seen_ms")
+EVENT_FIELDS = ("type", "data")
+"""The fields of an {t:T}:events stream entry."""
+KEYRING_FIELDS = ("canary",)
+KEYRING_FIELD_PREFIXES = ("fp:",)
+RESTORE_FIELDS = ("mac", "file", "tenants", "started_ms", "finished_ms")
+
+
+def key_field(prefix: str, key_id: int | str) -> str:
+    """A per-key field of a service hash (`key_field("l:", 7)` = 'l:7'); prefix in KEY_FIELDS."""
+    assert prefix in KEY_FIELDS, prefix
+    return prefix + str(key_id)
+
+
+def usage_field(prefix: str, name: int | str) -> str:
+    """A counter or flag of a usage hash (`usage_field("s:", "openai")`); prefix in USAGE_FIELDS."""
+    assert prefix in USAGE_FIELDS, prefix
+    return prefix + str(name)
+
+
+# --- key names ----------------------------------------------------------------------------
+SCHEMA = "kr:schema"
+"""STRING: the data format version of the store (SCHEMA_VERSION; absent = 1)."""
 
 TENANTS = "kr:tenants"
 WEBHOOK_TENANTS = "kr:webhook_tenants"
@@ -143,8 +222,13 @@ def app(t: str, app_id: int | str) -> str:
     return tag(t) + ":app:" + str(app_id)
 
 
+def usage_prefix(t: str) -> str:
+    """The usage hashes' name without the day: scripts name today's hash from their clock."""
+    return tag(t) + ":use:"
+
+
 def usage(t: str, day: int) -> str:
-    return tag(t) + ":use:" + str(day)
+    return usage_prefix(t) + str(day)
 
 
 def gcra(t: str, ip_hex: str) -> str:

@@ -22,8 +22,9 @@ import msgspec
 from rotator.crypto import DecryptError, KeyRing, aad_for_key, aad_for_webhook_secret
 from rotator.store import keyring as keyring_store
 from rotator.store import keys
-from rotator.store.common import queue_script
 from rotator.store.connection import Durability, Redis
+from rotator.store.scripts.call import Durable
+from rotator.store.scripts.records import field_cas
 
 _KEY_FIELD = re.compile(rb"c:(\d+)")  # fullmatch: `$` also matches before a final newline
 
@@ -50,8 +51,7 @@ async def _rewrap_hash(
     report: RewrapReport,
 ) -> None:
     """blobs: (field, blob, aad, description). One pipeline of CAS scripts + one WAITAOF."""
-    pipe = redis.pipeline(transaction=False)
-    queued = 0
+    calls = []
     for field, blob, aad, where in blobs:
         try:
             if not keyring.needs_rewrap(blob):
@@ -61,11 +61,10 @@ async def _rewrap_hash(
         except (DecryptError, IndexError, UnicodeDecodeError):  # a mangled header fails too
             report.failed.append(where)
             continue
-        queue_script(pipe, "field_cas", [hash_key], [field, blob, fresh])
-        queued += 1
-    if not queued:
+        calls.append(field_cas(hash_key, field, blob, fresh))
+    if not calls:
         return
-    for replaced in await durability.execute(pipe):
+    for replaced in await Durable(redis, durability).run_many(calls):
         if replaced:
             report.rewrapped += 1
         else:

@@ -5,9 +5,8 @@ A service is one hash, `{t:T}:svc:<slug>`, holding its settings and all its keys
 read-modify-write the hash (the `ids` list, the 409 check, the policy switch) are
 Lua scripts, so they are atomic with respect to the delivery script.
 
-Scripts go through the durability pipeline as EVAL with their source, not
-EVALSHA: management writes are rare, EVAL can never answer NOSCRIPT, and the
-write and its WAITAOF then share one connection as WAITAOF requires.
+Scripts are called through their wrappers (rotator/store/scripts/services.py) on
+`Durable`: the write and its WAITAOF share one connection, as WAITAOF requires.
 
 What listings show of the rotation (each key's state and expiry, the current key, when a
 time service runs out) is computed by rotator/domain/rotation.py from the hash as of
@@ -35,10 +34,11 @@ from rotator.store.common import (
     check_text,
     limit_arg,
     optional_int,
-    queue_script,
     text,
 )
 from rotator.store.connection import Durability, Redis
+from rotator.store.scripts import services as scripts
+from rotator.store.scripts.call import Durable, run
 from rotator.tuning import POLICY_UPDATE_ATTEMPTS
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -117,7 +117,11 @@ class _Rotation:
         self.ttl_ms = optional_int(h, "ttl_ms") if self.policy == Policy.TIME.value else None
         self.now_ms = now_ms
         self.slots = [
-            rotation.Slot(int(i), text(h, f"a:{i}") == "1", optional_int(h, f"t:{i}"))
+            rotation.Slot(
+                int(i),
+                text(h, keys.key_field("a:", i)) == "1",
+                optional_int(h, keys.key_field("t:", i)),
+            )
             for i in _ids(h)
         ]
         # the manual primary, or the time policy's key in use
@@ -154,12 +158,12 @@ def _key(slot: rotation.Slot, h: dict[bytes, bytes], r: _Rotation) -> Key:
     expires = rotation.expires_at_ms(slot, r.ttl_ms)
     return Key(
         id=slot.id,
-        label=text(h, f"l:{slot.id}"),
+        label=text(h, keys.key_field("l:", slot.id)),
         active=slot.active,
         state=rotation.state(slot, r.ttl_ms, r.now_ms),
-        max_daily_requests=optional_int(h, f"m:{slot.id}"),
-        key_masked=text(h, f"k:{slot.id}"),
-        created_at=iso_ms(int(text(h, f"n:{slot.id}", "0"))),
+        max_daily_requests=optional_int(h, keys.key_field("m:", slot.id)),
+        key_masked=text(h, keys.key_field("k:", slot.id)),
+        created_at=iso_ms(int(text(h, keys.key_field("n:", slot.id), "0"))),
         current=slot.id == r.current,
         expires_at=None if expires is None else iso_ms(expires),
     )
@@ -209,15 +213,13 @@ async def create_service(
     max_daily_requests = check_limit("max_daily_requests", max_daily_requests)
     limit_warning_percent = check_warning_percent(limit_warning_percent)
     ttl_ms = _ttl_ms(policy, key_ttl_minutes)
-    pipe = redis.pipeline(transaction=False)
-    queue_script(
-        pipe,
-        "service_create",
-        [keys.service(tenant, slug), keys.services(tenant), keys.tenant(tenant)],
-        [slug, policy, limit_arg(max_daily_requests), ttl_ms, now_ms,
-         limit_arg(limit_warning_percent)],
+    created = await run(
+        Durable(redis, durability),
+        scripts.service_create(
+            tenant, slug, policy=policy, max_=limit_arg(max_daily_requests), ttl_ms=ttl_ms,
+            created_ms=now_ms, warn=limit_arg(limit_warning_percent),
+        ),
     )  # fmt: skip
-    (created,) = await durability.execute(pipe)
     if not created:
         raise Conflict("service already exists")
     if policy == Policy.TIME.value:
@@ -290,9 +292,9 @@ async def update_service(
             pairs += ["ttl_ms", _ttl_ms(new_policy, None)]
         if not pairs:
             return _service(slug, h, _now(now_ms))
-        pipe = redis.pipeline(transaction=False)
-        queue_script(pipe, "service_update", [keys.service(tenant, slug)], [read_policy, *pairs])
-        (status,) = await durability.execute(pipe)
+        status = await run(
+            Durable(redis, durability), scripts.service_update(tenant, slug, read_policy, pairs)
+        )
         if status == 0:
             raise NotFound("service not found")
         if status == 1:
@@ -307,11 +309,7 @@ async def update_service(
 
 async def delete_service(redis: Redis, durability: Durability, tenant: str, slug: str) -> None:
     """Delete a service with all its keys and ciphertexts."""
-    pipe = redis.pipeline(transaction=False)
-    queue_script(
-        pipe, "service_delete", [keys.service(tenant, slug), keys.services(tenant)], [slug]
-    )
-    (deleted,) = await durability.execute(pipe)
+    deleted = await run(Durable(redis, durability), scripts.service_delete(tenant, slug))
     if not deleted:
         raise NotFound("service not found")
     await _set_time_membership(redis, durability, tenant, slug, is_time=False)
@@ -344,18 +342,17 @@ async def _add(
     # write of the AOF too. A crash before the script leaves the ids unused, nothing else.
     last = await redis.incrby(keys.seq(tenant), len(checked))
     ids = list(range(last - len(checked) + 1, last + 1))
-    args: list[str | int | bytes] = [now_ms]
-    for key_id, key in zip(ids, checked, strict=True):
-        args += [
-            key_id,
-            key.label or f"Key {key_id}",
-            keyring.seal(key.secret.encode(), aad_for_key(tenant, slug, key_id)),
-            limit_arg(key.max_daily_requests),
-            mask(key.secret),
-        ]
-    pipe = redis.pipeline(transaction=False)
-    queue_script(pipe, "key_add", [keys.service(tenant, slug)], args)
-    (added,) = await durability.execute(pipe)
+    new = [
+        scripts.NewKeyFields(
+            id=key_id,
+            label=key.label or f"Key {key_id}",
+            sealed=keyring.seal(key.secret.encode(), aad_for_key(tenant, slug, key_id)),
+            max_=limit_arg(key.max_daily_requests),
+            masked=mask(key.secret),
+        )
+        for key_id, key in zip(ids, checked, strict=True)
+    ]
+    added = await run(Durable(redis, durability), scripts.key_add(tenant, slug, now_ms, new))
     if not added:  # deleted since the check above; the drawn ids are simply never used
         raise NotFound("service not found")
     return ids
@@ -420,7 +417,7 @@ async def get_key(
     redis: Redis, tenant: str, slug: str, key_id: int, *, now_ms: int | None = None
 ) -> Key:
     h = await _service_hash(redis, tenant, slug)
-    if f"l:{key_id}".encode() not in h:
+    if keys.key_field("l:", key_id).encode() not in h:
         raise NotFound("key not found")
     return next(k for k in _keys(h, _now(now_ms)) if k.id == key_id)
 
@@ -443,22 +440,23 @@ async def update_key(
     enabling a disabled or expired key restarts its lifetime (scripts/lua/key_update.lua)."""
     pairs: list[str] = []
     if label is not UNSET:
-        pairs += [f"l:{key_id}", check_name("label", label)]
+        pairs += [keys.key_field("l:", key_id), check_name("label", label)]
     if active is not UNSET:
         if not isinstance(active, bool):
             raise InvalidField("active", "must be true or false")
-        pairs += [f"a:{key_id}", "1" if active else "0"]
+        pairs += [keys.key_field("a:", key_id), "1" if active else "0"]
     if max_daily_requests is not UNSET:
-        pairs += [f"m:{key_id}", limit_arg(check_limit("max_daily_requests", max_daily_requests))]
+        pairs += [
+            keys.key_field("m:", key_id),
+            limit_arg(check_limit("max_daily_requests", max_daily_requests)),
+        ]
     if pairs:
-        pipe = redis.pipeline(transaction=False)
-        queue_script(
-            pipe,
-            "key_update",
-            [keys.service(tenant, slug), keys.events(tenant)],
-            [key_id, now_ms, slug, events_maxlen, *pairs],
+        updated = await run(
+            Durable(redis, durability),
+            scripts.key_update(
+                tenant, slug, key_id, pairs, now_ms=now_ms, events_maxlen=events_maxlen
+            ),
         )
-        (updated,) = await durability.execute(pipe)
         if not updated:
             raise NotFound("key not found")
     return await get_key(redis, tenant, slug, key_id, now_ms=now_ms)
@@ -476,14 +474,10 @@ async def remove_key(
 ) -> None:
     """Delete a key (its ciphertext too) and take it out of rotation; deleting the current
     key of a manual or time service moves `current` on (key.rotated, reason `deleted`)."""
-    pipe = redis.pipeline(transaction=False)
-    queue_script(
-        pipe,
-        "key_remove",
-        [keys.service(tenant, slug), keys.events(tenant)],
-        [key_id, now_ms, slug, events_maxlen],
+    removed = await run(
+        Durable(redis, durability),
+        scripts.key_remove(tenant, slug, key_id, now_ms=now_ms, events_maxlen=events_maxlen),
     )
-    (removed,) = await durability.execute(pipe)
     if not removed:
         raise NotFound("key not found")
 
@@ -504,14 +498,10 @@ async def move_key(
     (scripts/lua/key_move.lua)."""
     if to not in MOVE_TO:
         raise InvalidField("to", "must be front or end")
-    pipe = redis.pipeline(transaction=False)
-    queue_script(
-        pipe,
-        "key_move",
-        [keys.service(tenant, slug), keys.events(tenant)],
-        [key_id, to, now_ms, slug, events_maxlen],
+    moved = await run(
+        Durable(redis, durability),
+        scripts.key_move(tenant, slug, key_id, to, now_ms=now_ms, events_maxlen=events_maxlen),
     )
-    (moved,) = await durability.execute(pipe)
     if moved == -1:
         raise NotFound("service not found")
     if moved == 0:
@@ -526,16 +516,13 @@ async def rotate(
     """Advance a manual service's primary to the next active key (scripts/lua/rotate.lua).
     A management write like the others: acknowledged once
     on disk, with the key.rotated it records."""
-    pipe = redis.pipeline(transaction=False)
-    queue_script(
-        pipe, "rotate", [keys.service(tenant, slug), keys.events(tenant)], [slug, events_maxlen]
+    reply = await run(
+        Durable(redis, durability), scripts.rotate(tenant, slug, events_maxlen=events_maxlen)
     )
-    (reply,) = await durability.execute(pipe)
-    status = reply[0]
-    if status == b"ok":
-        return Rotated(service=slug, from_key_id=int(reply[1]), to_key_id=int(reply[2]))
-    if status == b"service":
+    if reply.status == "ok":
+        return Rotated(service=slug, from_key_id=reply.from_key_id, to_key_id=reply.to_key_id)
+    if reply.status == "service":
         raise NotFound("unknown service")
-    if status == b"policy":
-        raise Conflict(f"rotate applies to manual policy, not {reply[1].decode()}")
+    if reply.status == "policy":
+        raise Conflict(f"rotate applies to manual policy, not {reply.policy}")
     raise NoActiveKeys()

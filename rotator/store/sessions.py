@@ -18,8 +18,10 @@ import secrets
 import msgspec
 
 from rotator.domain.tokens import hash_secret
-from rotator.store import evalsha, keys, scripts
+from rotator.store import keys
 from rotator.store.connection import Redis, as_str
+from rotator.store.scripts import sessions as scripts
+from rotator.store.scripts.call import Plain, run
 from rotator.tuning import SESSION_TOUCH_INTERVAL_MS, SIGNIN_MAX_FAILURES, SIGNIN_WINDOW_MS
 
 
@@ -39,11 +41,9 @@ async def open_tenant_session(
     """Start a session for `tenant` (already authenticated); returns its secret (the cookie's)."""
     secret = new_secret()
     secret_hash = hash_secret(secret)
-    await evalsha.run(
-        redis,
-        scripts.load("session_open"),
-        [keys.session(tenant, secret_hash), keys.sessions(tenant)],
-        [secret_hash, now_ms, idle_ms, max_ms, keys.session(tenant, "")],
+    await run(
+        Plain(redis),
+        scripts.session_open(tenant, secret_hash, now_ms=now_ms, idle_ms=idle_ms, max_ms=max_ms),
     )
     return secret
 
@@ -90,14 +90,7 @@ async def close_tenant_session(redis: Redis, tenant: str, secret: str) -> None:
 
 async def revoke_tenant_sessions(redis: Redis, tenant: str) -> int:
     """End every console session of a tenant; returns how many were live."""
-    return int(
-        await evalsha.run(
-            redis,
-            scripts.load("sessions_revoke"),
-            [keys.sessions(tenant)],
-            [keys.session(tenant, "")],
-        )
-    )
+    return await run(Plain(redis), scripts.sessions_revoke(tenant))
 
 
 # --- operator ------------------------------------------------------------------------------
@@ -137,12 +130,7 @@ async def signin_retry_after_s(redis: Redis, client_ip: str) -> int:
 
 async def record_signin_failure(redis: Redis, client_ip: str) -> int:
     """Count a failed sign-in; returns the seconds to wait when this one used up the window."""
-    failures, left_ms = await evalsha.run(
-        redis,
-        scripts.load("signin_failure"),
-        [keys.signin_failures(client_ip)],
-        [SIGNIN_WINDOW_MS],
-    )
-    if int(failures) < SIGNIN_MAX_FAILURES:
+    window = await run(Plain(redis), scripts.signin_failure(client_ip, window_ms=SIGNIN_WINDOW_MS))
+    if window.failures < SIGNIN_MAX_FAILURES:
         return 0
-    return max(1, -(-int(left_ms) // 1000))
+    return max(1, -(-window.left_ms // 1000))

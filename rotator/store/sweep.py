@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import msgspec
-
-from rotator.store import evalsha, keys, scripts
+from rotator.store import keys
 from rotator.store.connection import Redis, as_str
+from rotator.store.scripts import services as service_scripts
+from rotator.store.scripts.call import Plain, run
+from rotator.store.scripts.services import SweepResult
 
-
-class SweepResult(msgspec.Struct, frozen=True, kw_only=True):
-    status: str
-    """'ok', 'missing' (service deleted) or 'not_time' (policy changed)."""
-    newly_expired: int
-    """Keys marked expired (x:N) by this sweep; key.expired recorded for each if subscribed."""
-    noact_set: bool
-    """The service was found without an active unexpired key for the first time this episode."""
+__all__ = ["SweepResult", "sweep_service", "time_services"]
 
 
 async def time_services(redis: Redis) -> AsyncIterator[tuple[str, str]]:
@@ -31,12 +25,7 @@ async def sweep_service(
     redis: Redis, tenant: str, slug: str, *, now_ms: int | None, events_maxlen: int
 ) -> SweepResult:
     """Run scripts/lua/sweep_service.lua; `now_ms` None = the server's clock (Redis TIME)."""
-    status, expired, noact = await evalsha.run(
-        redis,
-        scripts.load("sweep_service"),
-        [keys.tenant(tenant), keys.service(tenant, slug), keys.events(tenant)],
-        ["" if now_ms is None else now_ms, events_maxlen, slug],
-    )
-    return SweepResult(
-        status=as_str(status) or "", newly_expired=int(expired), noact_set=bool(noact)
+    return await run(
+        Plain(redis),
+        service_scripts.sweep_service(tenant, slug, now_ms=now_ms, events_maxlen=events_maxlen),
     )

@@ -22,7 +22,7 @@ from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
-from rotator.domain.clock import iso_ms, system_clock, utc_day
+from rotator.domain.clock import iso_ms
 from rotator.domain.errors import Conflict, InvalidField, NotFound, TenantSuspended
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
 from rotator.domain.records import (
@@ -39,10 +39,12 @@ from rotator.store.common import (
     allowlist,
     check_allowlist,
     check_name,
-    queue_script,
     text,
 )
 from rotator.store.connection import Durability, Redis
+from rotator.store.scripts import tenants as scripts
+from rotator.store.scripts.call import Durable, Plain, run
+from rotator.store.scripts.tenants import TenantCounts
 from rotator.store.sessions import revoke_tenant_sessions
 from rotator.tuning import TENANT_COUNTS_PER_ROUND, TENANT_UPDATE_ATTEMPTS
 
@@ -117,21 +119,14 @@ async def write_fields(
 
     The script names every service hash it copies into, so the slugs are read first; if a
     service came or went in between, the script writes nothing and is sent again."""
-    nx_field, nx_value = set_if_absent or ("", b"")
     for attempt in range(TENANT_UPDATE_ATTEMPTS):
         # race point: the tenant may be deleted meanwhile; the script writes nothing then
         # (-1), so no write brings back part of a deleted tenant
         slugs = sorted(m.decode() for m in await redis.smembers(keys.services(tenant)))
-        pipe = redis.pipeline(transaction=False)
-        if attempt == 0 and also is not None:
-            also(pipe)
-        queue_script(
-            pipe,
-            "tenant_update",
-            [keys.tenant(tenant), keys.services(tenant), *(keys.service(tenant, s) for s in slugs)],
-            [",".join(slugs), nx_field, nx_value, *(x for pair in fields.items() for x in pair)],
+        written = await run(
+            Durable(redis, durability, before=also if attempt == 0 else None),
+            scripts.tenant_update(tenant, slugs, fields, set_if_absent),
         )
-        written = (await durability.execute(pipe))[-1]
         if written == -1:
             raise NotFound("tenant not found")
         if written:
@@ -179,62 +174,23 @@ async def get_tenant(redis: Redis, tenant: str) -> Tenant:
     return _record(tenant, h)
 
 
-class _Counts(msgspec.Struct, frozen=True):
-    """tenant_counts.lua's reply, decoded."""
-
-    name: str
-    demo: bool
-    created_ms: int
-    suspended: bool
-    services: int
-    keys: int
-    apps: int
-    deliveries_today: int
-
-
-def _counts_keys(tenant: str, day: int) -> list[str]:
-    return [keys.tenant(tenant), keys.services(tenant), keys.apps(tenant), keys.usage(tenant, day)]
-
-
-async def _counts(redis: Redis, ids: list[str], day: int) -> list[_Counts | None]:
+async def _counts(redis: Redis, ids: list[str], now_ms: int | None) -> list[TenantCounts | None]:
     """tenant_counts.lua for each tenant of `ids` (None: no such tenant), pipelined: one call
-    per tenant, each on its own slot, so it runs on a cluster too. Sent as EVAL with its
-    source (queue_script): redis-py's cluster pipeline refuses EVALSHA, and the script's
-    kilobyte per tenant is nothing for a listing this rare."""
-    if not ids:
-        return []
-    rows: list[Any] = []
+    per tenant, each on its own slot, so it runs on a cluster too."""
+    rows: list[TenantCounts | None] = []
     for start in range(0, len(ids), TENANT_COUNTS_PER_ROUND):
-        pipe = redis.pipeline(transaction=False)
-        for tenant in ids[start : start + TENANT_COUNTS_PER_ROUND]:
-            queue_script(
-                pipe, "tenant_counts", _counts_keys(tenant, day), [keys.service(tenant, "")]
-            )
-        rows += await pipe.execute()
-    return [
-        None
-        if row is None
-        else _Counts(
-            name=row[0].decode(),
-            demo=row[1] == b"1",
-            created_ms=int(row[2] or 0),
-            suspended=row[3] == b"1",
-            services=row[4],
-            keys=row[5],
-            apps=row[6],
-            deliveries_today=row[7],
-        )
-        for row in rows
-    ]
+        chunk = ids[start : start + TENANT_COUNTS_PER_ROUND]
+        rows += await Plain(redis).run_many([scripts.tenant_counts(t, now_ms) for t in chunk])
+    return rows
 
 
 async def list_tenants(redis: Redis, *, now_ms: int | None = None) -> list[TenantSummary]:
-    """Every tenant with its counts, oldest first (`now_ms` names today; None = this host's
-    clock). The registry, then one tenant_counts.lua per tenant, pipelined (a round trip
-    per TENANT_COUNTS_PER_ROUND tenants); the server's work is O(services) per tenant."""
+    """Every tenant with its counts, oldest first (`now_ms` names today; None = the store's
+    clock, Redis TIME, as for deliveries). The registry, then one tenant_counts.lua per
+    tenant, pipelined (a round trip per TENANT_COUNTS_PER_ROUND tenants); the server's work is
+    O(services) per tenant."""
     ids = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
-    day = utc_day(system_clock() if now_ms is None else now_ms)
-    found = [(c, t) for t, c in zip(ids, await _counts(redis, ids, day), strict=True) if c]
+    found = [(c, t) for t, c in zip(ids, await _counts(redis, ids, now_ms), strict=True) if c]
     found.sort(key=lambda pair: (pair[0].created_ms, pair[1]))
     return [
         TenantSummary(
@@ -255,7 +211,7 @@ async def list_tenants(redis: Redis, *, now_ms: int | None = None) -> list[Tenan
 async def get_tenant_detail(redis: Redis, tenant: str, *, now_ms: int) -> TenantDetail:
     """One tenant's settings and counts, as the operator sees it."""
     record = await get_tenant(redis, tenant)
-    (counts,) = await _counts(redis, [tenant], utc_day(now_ms))
+    (counts,) = await _counts(redis, [tenant], now_ms)
     if counts is None:  # deleted between the two reads
         raise NotFound("tenant not found")
     return TenantDetail(

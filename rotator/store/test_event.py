@@ -11,9 +11,10 @@ import msgspec
 
 from rotator.domain.errors import Conflict
 from rotator.domain.records import TestEventSent
-from rotator.store import evalsha, keys, scripts
-from rotator.store.connection import Redis, as_str
+from rotator.store.connection import Redis
 from rotator.store.events import event_id
+from rotator.store.scripts import tenants as scripts
+from rotator.store.scripts.call import Plain, run
 
 _encode = msgspec.json.Encoder().encode
 
@@ -22,12 +23,9 @@ async def send_test_event(redis: Redis, tenant: str, *, events_maxlen: int) -> T
     """Record a webhook.test event; Conflict when the tenant has no webhook (nothing would
     deliver it)."""
     data = {"message": "Test event sent from the keyrotator console."}
-    entry = await evalsha.run(
-        redis,
-        scripts.load("event_test"),
-        [keys.tenant(tenant), keys.events(tenant)],
-        [_encode(data), events_maxlen],
+    entry = await run(
+        Plain(redis), scripts.event_test(tenant, _encode(data), events_maxlen=events_maxlen)
     )
     if not entry:
         raise Conflict("no webhook_url is set: there is nowhere to send a test event")
-    return TestEventSent(event_id=event_id(tenant, as_str(entry) or ""))
+    return TestEventSent(event_id=event_id(tenant, entry))

@@ -24,11 +24,14 @@ async def service_usage(
     if ids_raw is None and not await redis.exists(svc):
         raise errors.NotFound("unknown service")
     ids = [int(i) for i in (as_str(ids_raw) or "").split(",") if i]
-    labels = await redis.hmget(svc, [f"l:{i}" for i in ids]) if ids else []
+    labels = await redis.hmget(svc, [keys.key_field("l:", i) for i in ids]) if ids else []
     async with redis.pipeline(transaction=False) as pipe:
         for day in range(today, today - days, -1):
             # every field of the day is in one hash, so one HMGET per day
-            pipe.hmget(keys.usage(tenant, day), [f"s:{slug}", *(f"k:{i}" for i in ids)])
+            pipe.hmget(
+                keys.usage(tenant, day),
+                [keys.usage_field("s:", slug), *(keys.usage_field("k:", i) for i in ids)],
+            )
         rows = await pipe.execute()
     names = [(i, as_str(label) or "") for i, label in zip(ids, labels, strict=True)]
     return ServiceUsage(
@@ -51,7 +54,9 @@ async def services_today(redis: Redis, tenant: str, slugs: list[str], *, today: 
     """Today's deliveries of each service in `slugs` (one HMGET: one slot, one round trip)."""
     if not slugs:
         return []
-    counts = await redis.hmget(keys.usage(tenant, today), [f"s:{slug}" for slug in slugs])
+    counts = await redis.hmget(
+        keys.usage(tenant, today), [keys.usage_field("s:", slug) for slug in slugs]
+    )
     return [int(n or 0) for n in counts]
 
 

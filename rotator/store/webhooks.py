@@ -15,8 +15,10 @@ import msgspec
 from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain.errors import InvalidField
 from rotator.domain.records import DeliveryAttempt, DeliveryPage, Outcome
-from rotator.store import evalsha, keys, scripts
+from rotator.store import keys
 from rotator.store.connection import Redis, as_str
+from rotator.store.scripts import records as scripts
+from rotator.store.scripts.call import Plain, run
 from rotator.tuning import WEBHOOK_LOG_KEEP
 
 MAX_PAGE = 200
@@ -53,13 +55,9 @@ async def load_target(redis: Redis, keyring: KeyRing, tenant: str) -> WebhookTar
 
 async def log_attempt(redis: Redis, tenant: str, attempt: DeliveryAttempt) -> int:
     """Prepend an attempt to the tenant's delivery log; returns its seq."""
-    seq = await evalsha.run(
-        redis,
-        scripts.load("log_delivery"),
-        [keys.deliveries(tenant)],
-        [_encode(attempt), WEBHOOK_LOG_KEEP],
+    return await run(
+        Plain(redis), scripts.log_delivery(tenant, _encode(attempt), keep=WEBHOOK_LOG_KEEP)
     )
-    return int(seq)
 
 
 def _seq_of(raw: bytes) -> int:

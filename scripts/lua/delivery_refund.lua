@@ -22,13 +22,7 @@
 -- at the first of the day only (every failure is logged by the API), so a broken key under load
 -- does not flood the stream and push other events out of it.
 
-local now
-if ARGV[7] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[7])
-end
+local now = clock_ms(ARGV[7])
 local slug, key_id, app_id = ARGV[1], ARGV[2], ARGV[3]
 
 -- stream ids 'ms-seq': a <= b
@@ -96,7 +90,7 @@ if ARGV[4] ~= '-' then
   -- again, so the flag is cleared and the event taken back; the request that really gets there
   -- records it. Requests answered 429 between the two scripts saw the limit reached (the quota
   -- was held while decrypting).
-  for item in string.gmatch(ARGV[5], '[^,]+') do
+  for _, item in ipairs(split_ids(ARGV[5])) do
     if item == 't' then
       -- a time-policy key's validity starts at its first delivery, and this was none
       redis.call('HDEL', KEYS[1], 't:' .. key_id)
@@ -117,9 +111,7 @@ if failures == 1 then
     redis.call('EXPIRE', KEYS[2], ARGV[10])
   end
   local svc = redis.call('HMGET', KEYS[1], '@events', 'l:' .. key_id)
-  if svc[1] and string.find(svc[1], ',key.decrypt_failed,', 1, true) then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'type', 'key.decrypt_failed',
-      'data', cjson.encode({service = slug, key_id = tonumber(key_id), label = svc[2] or ''}))
-  end
+  emit(KEYS[3], ARGV[9], svc[1], 'key.decrypt_failed',
+    {service = slug, key_id = tonumber(key_id), label = svc[2] or ''})
 end
 return failures

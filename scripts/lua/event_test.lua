@@ -6,5 +6,5 @@
 if (redis.call('HGET', KEYS[1], 'wh_url') or '') == '' then
   return false
 end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'webhook.test',
-  'data', ARGV[1])
+-- ',webhook.test,': recorded whatever the tenant subscribes to
+return emit(KEYS[2], ARGV[2], ',webhook.test,', 'webhook.test', ARGV[1])

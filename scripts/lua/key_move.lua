@@ -13,7 +13,7 @@ local n, to = ARGV[1], ARGV[2]
 if to ~= 'front' and to ~= 'end' then
   return redis.error_reply('key_move: ARGV[2] must be front or end')
 end
-local r = read_rotation(KEYS[1], clock(ARGV[3]))
+local r = read_rotation(KEYS[1], clock_ms(ARGV[3]))
 if not r then
   return -1
 end

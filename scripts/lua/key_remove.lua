@@ -11,11 +11,10 @@
 -- that is current now; 'mcur' (the manual primary put aside while the service uses another
 -- policy, service_update.lua) to the key after N in rotation order; with no key left, cleared.
 local n = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], 'l:' .. n) == 0 then
+local r, was_current = rotation_with_key(KEYS[1], n, ARGV[2])
+if not r then
   return 0
 end
-local r = read_rotation(KEYS[1], clock(ARGV[2]))
-local was_current = current_key(r)
 local to = nil
 if was_current == n then
   r.active[n] = false

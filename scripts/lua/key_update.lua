@@ -11,11 +11,10 @@
 -- ARGV[5 ..] field/value pairs among l:N, a:N (1|0), m:N ('' = none)
 -- returns 1 updated, 0 no such key
 local n = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], 'l:' .. n) == 0 then
+local r, was_current = rotation_with_key(KEYS[1], n, ARGV[2])
+if not r then
   return 0
 end
-local r = read_rotation(KEYS[1], clock(ARGV[2]))
-local was_current = current_key(r)
 local was_usable = usable(r, n)
 local active = nil
 for i = 5, #ARGV, 2 do

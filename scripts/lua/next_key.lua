@@ -1,9 +1,17 @@
 -- next_key: authenticate, check, select, count and record one delivery, atomically.
 -- Units: times in ms since the epoch, days as whole UTC days since 1970-01-01.
--- KEYS[1] tenant hash       {t:T}:tenant     (read only when KEYS[3] holds no copy of its fields)
+-- Reads as its steps, in the order a request meets them: clock, read, authenticate, allowlist,
+-- throttle, retry, limits, select (by policy), count, record; each a delimited block (a closure
+-- per step would cost every delivery for nothing). The prelude (lib/prelude.lua) holds the
+-- clock, id lists and event emission; field names are declared in rotator/store/keys.py.
+-- KEYS[1] tenant hash       {t:T}:tenant     (read only when the service does not exist, so an
+--                                            unknown service is told apart from a bad token)
 -- KEYS[2] app hash          {t:T}:app:<id>   (when no app token: any name in the slot, unused)
 -- KEYS[3] service hash      {t:T}:svc:<slug>
--- KEYS[4] usage hash        {t:T}:use:<day>
+-- KEYS[4] usage hash prefix {t:T}:use:       this script names today's hash KEYS[4] .. day from
+--         its own clock (one clock: no caller's day can disagree with it at midnight). The
+--         declared name carries the tenant's hash tag, so the hash it names is in the same slot:
+--         the call is routed there, and the server refuses (loudly) any key outside it
 -- KEYS[5] demo throttle     {t:T}:gcra:<iphex>
 -- KEYS[6] event stream      {t:T}:events
 -- KEYS[7] request record    {t:T}:rid:<request id>   (no request id: any name in the slot, unused)
@@ -11,105 +19,98 @@
 -- ARGV[2] app id ('' = tenant client token)
 -- ARGV[3] service slug
 -- ARGV[4] client address, 32 hex digits in the IPv6 space ('' = unknown)
--- ARGV[5] now_ms ('' = Redis TIME: one clock for every API host)
--- ARGV[6] day number KEYS[4] was named for (the caller's clock)
--- ARGV[7] demo emission interval ms (60000 / requests per minute)
--- ARGV[8] demo burst (requests)
--- ARGV[9] usage hash ttl s (history kept)
--- ARGV[10] event stream cap (approximate)
--- ARGV[11] the service's key ids as the caller last saw them ('' = unknown): a hint that lets
---          one HMGET read the service's settings and its keys' state together; when it is
---          stale the keys are read again, so the hint never changes a decision
--- ARGV[12] request id set by a trusted proxy ('' = none): a retry of the same request (nginx
+-- ARGV[5] now_ms ('' = Redis TIME: one clock for every API host; tests inject a time here)
+-- ARGV[6] demo emission interval ms (60000 / requests per minute)
+-- ARGV[7] demo burst (requests)
+-- ARGV[8] usage hash ttl s (history kept)
+-- ARGV[9] event stream cap (approximate)
+-- ARGV[10] request id set by a trusted proxy ('' = none): a retry of the same request (nginx
 --          resending a GET whose API process died after this script ran) gets the key the
 --          first attempt picked, counted once
--- ARGV[13] request record ttl ms
--- ARGV[14] 's:<slug>', ARGV[15] 'a:<app id>': today's counter fields of the service and app
--- ARGV[16 ..] for the n ids of ARGV[11], in order: 'k:<id>' each (counter fields), then
---          'a:<id>', 'm:<id>' each (state fields). They must be built from ARGV[11] (the
---          caller caches them with the hint), so the usual delivery builds no field name:
---          in this script a string concatenation, a table or a closure costs about as much
---          as reading a field
+-- ARGV[11] request record ttl ms
+-- ARGV[12] the service's key ids as the caller last saw them, comma-separated ('' = unknown)
+-- ARGV[13 ..] the same ids, one each: a hint that lets one HMGET read the service's settings
+--          and its keys' state together; when it is stale the keys are read again, so the hint
+--          never changes a decision. (Sent split, so this script does not split a list on
+--          every delivery: 0.5 us a call, timed with os.clock over 200,000 runs, 3 ids.)
 -- Returns, in check order (a request rejected before selection is not counted):
---   {'day', day}            KEYS[4] is not today's hash (caller's clock off by a midnight): retry
 --   {'token'}               unknown tenant, app or secret; suspended (or deleted) tenant or app
 --   {'ip'}                  client outside the tenant's or the app's allowlist
 --   {'throttle', wait_ms}   demo tenant over its per-IP rate
 --   {'service'}             no such service
---   {'limit', which}        a daily limit: 'service' or 'app' reached, or 'key': every key the
+--   {'limit', which, now_ms} a daily limit: 'service' or 'app' reached, or 'key': every key the
 --                           policy could pick is at its own limit
 --   {'nokeys'}              no active (and, for time policy, unexpired) key
 --   {'ok', key_id, label, ciphertext, usage_today, policy, service max ('' = none), demo 0|1,
---    the service's key ids when the hint was stale, else '',
+--    the service's key ids (comma-separated) when the hint was stale, else '',
 --    receipt: the key.delivered stream entry id ('' = none recorded); false when a retry
---             (ARGV[12]) was answered, so this call counted nothing,
+--             (ARGV[11]) was answered, so this call counted nothing,
 --    undo: '' usually; else what else this call changed that delivery_refund.lua undoes, items
---          joined by ',': '<flag>=<entry id>' (it set that once-a-day flag of KEYS[4] and
---          recorded the event as that entry), 't' (it set the key's t:N),
+--          joined by ',': '<flag>=<entry id>' (it set that once-a-day flag of today's usage
+--          hash and recorded the event as that entry), 't' (it set the key's t:N),
 --    the app's max ('' = none, or a tenant client token),
 --    quota, remaining: the tightest daily limit that applies (service or app, the one with
---          fewer requests left; 0, 0 when none) and what is left of it after this delivery}
+--          fewer requests left; 0, 0 when none) and what is left of it after this delivery,
+--    now_ms: this script's clock (the caller derives the day and the seconds to midnight)}
 --   The caller decrypts after this script; when that fails it passes receipt and undo to
 --   delivery_refund.lua, so a delivery that ends in a 500 uses up nothing.
--- Events once per UTC day: a flag field in KEYS[4] (which expires with the day) is set only
--- when its event is recorded, so a tenant that subscribes later in the day still hears of it.
--- The limit flags name the limit ('lr:<slug>:<max>' service.limit_reached, 'lra:<app>:<max>'
--- app.limit_reached, 'lw:<slug>:<max>' service.limit_warning), so a changed limit is
--- reported again when reached; 'ku:<id>' (key.rotated, reason 'usage') is once per key.
+-- Events once per UTC day: a flag field in today's usage hash (which expires with the day) is
+-- set only when its event is recorded, so a tenant that subscribes later in the day still hears
+-- of it. The limit flags name the limit ('lr:<slug>:<max>' service.limit_reached,
+-- 'lra:<app>:<max>' app.limit_reached, 'lw:<slug>:<max>' service.limit_warning), so a changed
+-- limit is reported again when reached; 'ku:<id>' (key.rotated, reason 'usage') is once per key.
 
-local now
-if ARGV[5] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[5])
-end
-local day = math.floor(now / 86400000)
-if day ~= tonumber(ARGV[6]) then
-  return {'day', day}
-end
+-- step: clock ---------------------------------------------------------------------------------
+local now = clock_ms(ARGV[5])
+-- the day named from this clock (a number as text costs a sprintf, 0.3 us: the price of one
+-- clock, which no caller's day can then contradict)
+local usage_key = KEYS[4] .. math.floor(now / 86400000)
+local slug, app_id, events_maxlen = ARGV[3], ARGV[2], ARGV[9]
 
--- the service's settings, its tenant's fields a delivery reads (copied into every service hash
--- by tenant_update.lua and service_create.lua) and, named by the hint, its keys' state, in one
--- HMGET: every hash and field read from a cold hash costs cache misses, so only what every
--- policy needs is read here; validity times are read by the time policy alone, and the label
--- and sealed secret of the picked key only
-local n = (#ARGV - 15) / 3
-if n % 1 ~= 0 then
-  return redis.error_reply('next_key: ARGV[16 ..] must hold three field names per hinted id')
+-- step: read ----------------------------------------------------------------------------------
+-- the service's settings, its copies of the tenant's fields (tenant_update.lua keeps them; the
+-- migration to schema 2 gave every older service its copies) and, named by the hint, its keys'
+-- state, in one HMGET: every hash and field read from a cold hash costs cache misses, so only
+-- what every policy needs is read here; validity times are read by the time policy alone, and
+-- the label and sealed secret of the picked key only
+local FIXED = 10
+local n = #ARGV - 12
+local ids = {unpack(ARGV, 13)}
+local read = {'policy', 'max', 'ttl_ms', 'ids', 'cur', 'warn', '@client', '@demo', '@allow',
+  '@events'}
+for i = 1, n do
+  read[FIXED + 2 * i - 1], read[FIXED + 2 * i] = 'a:' .. ids[i], 'm:' .. ids[i]
 end
-local svc = redis.call('HMGET', KEYS[3], 'policy', 'max', 'ttl_ms', 'ids', 'cur', 'warn',
-  '@client', '@demo', '@allow', '@events', unpack(ARGV, 16 + n, 15 + 3 * n))
-local policy = svc[1]
-local tenant_token_hash, demo_flag, tenant_allow, subscribed = svc[7], svc[8], svc[9], svc[10]
-if not (tenant_token_hash and demo_flag and tenant_allow and subscribed) then
-  -- no such service (the token is still checked first), or one stored before services held
-  -- copies: the tenant hash is the source, and such a service gets its copies now (derived
-  -- data, so written whether or not this request's token is good)
-  local t = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow', 'events')
-  tenant_token_hash, demo_flag, tenant_allow, subscribed = t[1], t[2], t[3], t[4]
-  if policy and tenant_token_hash then
-    redis.call('HSET', KEYS[3], '@client', tenant_token_hash, '@demo', demo_flag or '',
-      '@allow', tenant_allow or '', '@events', subscribed or '')
-  end
+local svc = redis.call('HMGET', KEYS[3], unpack(read))
+local policy, svc_max_field = svc[1], svc[2]
+local tenant_token_hash, demo_flag, tenant_allow, events = svc[7], svc[8], svc[9], svc[10]
+if not policy then
+  -- no such service: the tenant's own fields decide whether it is that or a bad token
+  local t = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow')
+  tenant_token_hash, demo_flag, tenant_allow = t[1], t[2], t[3]
+elseif not (tenant_token_hash and demo_flag and tenant_allow and events) then
+  -- a service without its copies would be open to any address: refuse loudly instead
+  return redis.error_reply('next_key: service ' .. slug .. ' lacks the tenant copies; run '
+    .. '`rotator migrate`')
 end
 
-local app_id = ARGV[2]
-local token_hash = tenant_token_hash
+-- step: authenticate --------------------------------------------------------------------------
+-- with an app token the tenant's must exist too: an app of an unknown tenant is not a token;
+-- a suspended or deleted tenant's client hash is '' (tenant_update.lua), which refuses its
+-- client and app tokens alike; a suspended app ('1') refuses its own
 local app = nil
+local token_hash = tenant_token_hash
 if app_id ~= '' then
   app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'max', 'suspended')
   token_hash = app[1]
 end
--- with an app token the tenant's must exist too: an app of an unknown tenant is not a token;
--- a suspended or deleted tenant's client hash is '' (tenant_update.lua), which refuses its
--- client and app tokens alike; a suspended app ('1') refuses its own
 if not tenant_token_hash or tenant_token_hash == '' or token_hash ~= ARGV[1]
     or (app and app[4] == '1') then
   return {'token'}
 end
 
--- allowlists are concatenated 64-hex-digit chunks lo||hi; equal-width hex compares like numbers
+-- step: allowlist -----------------------------------------------------------------------------
+-- ranges are concatenated 64-hex-digit chunks lo||hi; equal-width hex compares like numbers
 local app_allow = app and app[2]
 if (tenant_allow and tenant_allow ~= '') or (app_allow and app_allow ~= '') then
   local ip = ARGV[4]
@@ -128,108 +129,104 @@ if (tenant_allow and tenant_allow ~= '') or (app_allow and app_allow ~= '') then
   end
 end
 
+-- step: throttle (demo tenants) ---------------------------------------------------------------
+-- GCRA: each request moves the theoretical arrival time (tat) one interval on; a request is
+-- early (rejected) when tat would run more than `burst` intervals ahead
 local demo = demo_flag == '1'
 if demo then
-  -- GCRA: each request moves the theoretical arrival time (tat) one interval on;
-  -- a request is early (rejected) when tat would run more than `burst` intervals ahead.
-  local interval = tonumber(ARGV[7])
-  local tat = tonumber(redis.call('GET', KEYS[5]) or 0)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - interval * tonumber(ARGV[8])
+  local interval = tonumber(ARGV[6])
+  local tat = math.max(tonumber(redis.call('GET', KEYS[5]) or 0), now)
+  local allow_at = tat + interval - interval * tonumber(ARGV[7])
   if now < allow_at then
     return {'throttle', allow_at - now}
   end
-  redis.call('SET', KEYS[5], new_tat, 'PX', new_tat - now)
+  redis.call('SET', KEYS[5], tat + interval, 'PX', tat + interval - now)
 end
 
 if not policy then
   return {'service'}
 end
--- key i: counter field kf[kb + i] ('k:<id>'), active state[sb + 2i - 1], own limit state[sb + 2i]
-local kf, kb, state, sb = ARGV, 15, svc, 10
+
+-- the keys in rotation order: key i's active flag is state[state_at + 2i - 1], its own daily
+-- limit state[state_at + 2i]; the hint's are used only when the hint is current
 local fresh_ids = ''
-if (svc[4] or '') ~= ARGV[11] then
+local state, state_at = svc, FIXED
+if (svc[4] or '') ~= ARGV[12] then
   fresh_ids = svc[4] or ''
+  ids = split_ids(fresh_ids)
+  n = #ids
   local fields = {}
-  kf, kb, n = {}, 0, 0
-  for id in string.gmatch(fresh_ids, '[^,]+') do
-    n = n + 1
-    kf[n] = 'k:' .. id
-    fields[2 * n - 1] = 'a:' .. id
-    fields[2 * n] = 'm:' .. id
+  for i = 1, n do
+    fields[2 * i - 1], fields[2 * i] = 'a:' .. ids[i], 'm:' .. ids[i]
   end
-  state, sb = (n > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}), 0
-end
-local slug = ARGV[3]
-
--- data: a table, or JSON already encoded (the per-delivery event skips the table); flag: for a
--- once-a-day event (see the header), its flag field in KEYS[4], set here with the event, which
--- is not recorded when the flag is already set. Returns the stream entry id, nil when nothing
--- was recorded. (One closure for both kinds: each costs about as much as a field read.)
-local function emit(event_type, data, flag)
-  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true)
-      and not (flag and redis.call('HSETNX', KEYS[4], flag, 1) == 0) then
-    if flag then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
-    if type(data) == 'table' then data = cjson.encode(data) end
-    return redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', 'type', event_type,
-      'data', data)
-  end
+  state, state_at = (n > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}), 0
 end
 
--- today's counters in one HMGET: service, app, then key i at counts[2 + i]
-local counts = redis.call('HMGET', KEYS[4], ARGV[14], ARGV[15], unpack(kf, kb + 1, kb + n))
-local svc_max = tonumber(svc[2])
+-- today's counters in one HMGET: the service's, the app's, then key i's at counts[2 + i]
+local count_fields = {'s:' .. slug, 'a:' .. app_id}
+for i = 1, n do count_fields[2 + i] = 'k:' .. ids[i] end
+local counts = redis.call('HMGET', usage_key, unpack(count_fields))
+local svc_count, app_count = tonumber(counts[1] or 0), tonumber(counts[2] or 0)
+local svc_max = tonumber(svc_max_field)
 local app_max = app and tonumber(app[3])
 
-local request_id = ARGV[12]
+-- the tightest daily limit that applies (service or app, the one with fewer requests left)
+-- and what is left of it; 0, 0 when none
+local function quota_left()
+  local quota, left = 0, 0
+  if svc_max then quota, left = svc_max, svc_max - svc_count end
+  if app_max and (quota == 0 or app_max - app_count < left) then
+    quota, left = app_max, app_max - app_count
+  end
+  return quota, left
+end
+
+local function answer(i, usage_today, receipt, undo, quota, left)
+  local key = redis.call('HMGET', KEYS[3], 'l:' .. ids[i], 'c:' .. ids[i])
+  return {'ok', tonumber(ids[i]), key[1], key[2], usage_today, policy, svc_max_field or '',
+    demo and 1 or 0, fresh_ids, receipt, undo, app and app[3] or '', quota, left, now}
+end
+
+-- step: retry (a proxy resending a request this script already answered) --------------------
+local request_id = ARGV[10]
 if request_id ~= '' then
   local done = redis.call('GET', KEYS[7])
-  if done then
-    -- a retry: answer what the first attempt picked, if that key is still in the service
-    local done_field = 'k:' .. done
-    for i = 1, n do
-      if kf[kb + i] == done_field then
-        local key = redis.call('HMGET', KEYS[3], 'l:' .. done, 'c:' .. done)
-        local quota, left = 0, 0
-        if svc_max then quota, left = svc_max, svc_max - tonumber(counts[1] or 0) end
-        if app_max and (quota == 0 or app_max - tonumber(counts[2] or 0) < left) then
-          quota, left = app_max, app_max - tonumber(counts[2] or 0)
-        end
-        return {'ok', tonumber(done), key[1], key[2], tonumber(counts[2 + i] or 0), policy,
-          svc[2] or '', demo and 1 or 0, fresh_ids, false, '', app and app[3] or '', quota,
-          math.max(left, 0)}
-      end
+  for i = 1, (done and n or 0) do
+    if ids[i] == done then
+      local quota, left = quota_left()
+      return answer(i, tonumber(counts[2 + i] or 0), false, '', quota, math.max(left, 0))
     end
   end
 end
 
--- limits (a request refused here records the event if the one that reached the limit could
--- not: it was not subscribed then, or the limit has changed since)
-if svc_max and tonumber(counts[1] or 0) >= svc_max then
-  emit('service.limit_reached', {service = slug, scope = 'service', limit = svc_max},
-    'lr:' .. slug .. ':' .. svc[2])
-  return {'limit', 'service'}
+-- step: limits --------------------------------------------------------------------------------
+-- a request refused here records the event if the one that reached the limit could not (it
+-- was not subscribed then, or the limit has changed since)
+if svc_max and svc_count >= svc_max then
+  emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events, 'service.limit_reached',
+    {service = slug, scope = 'service', limit = svc_max}, 'lr:' .. slug .. ':' .. svc_max_field)
+  return {'limit', 'service', now}
 end
-if app_max and tonumber(counts[2] or 0) >= app_max then
-  emit('app.limit_reached', {service = slug, app_id = tonumber(app_id), limit = app_max},
+if app_max and app_count >= app_max then
+  emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events, 'app.limit_reached',
+    {service = slug, app_id = tonumber(app_id), limit = app_max},
     'lra:' .. app_id .. ':' .. app[3])
-  return {'limit', 'app'}
+  return {'limit', 'app', now}
 end
 
--- selection (loops index the tables directly: closures cost as much as field reads here)
+-- step: select, by policy ---------------------------------------------------------------------
 local pick = nil
-local undo = ''  -- see the 'ok' reply in the header; built in rare branches only
 local candidates = 0
+local undo = ''  -- see the 'ok' reply in the header; built in rare branches only
 if policy == 'usage' then
-  -- least used today first; among equals the first in rotation order, which over a
-  -- day's sequence deals deliveries round-robin
+  -- least used today first; among equals the first in rotation order, which over a day's
+  -- sequence deals deliveries round-robin
   local best = nil
   for i = 1, n do
-    if state[sb + 2 * i - 1] == '1' then
+    if state[state_at + 2 * i - 1] == '1' then
       candidates = candidates + 1
       local used = tonumber(counts[2 + i] or 0)
-      local key_max = tonumber(state[sb + 2 * i])
+      local key_max = tonumber(state[state_at + 2 * i])
       if (not key_max or used < key_max) and (not best or used < best) then
         best, pick = used, i
       end
@@ -238,45 +235,44 @@ if policy == 'usage' then
 else
   -- manual and time: walk the rotation order from 'cur' (the manual primary, the time
   -- policy's key in use); the first usable key is the current one (moved on here when the old
-  -- one expired; the management scripts move it when it is disabled or deleted); a current key
-  -- at its own daily limit overflows to the next usable key without becoming current
+  -- one expired; the management scripts move it when it is disabled or deleted); a current
+  -- key at its own daily limit overflows to the next usable key without becoming current
+  -- (lib/rotation.lua states the same walk for the management scripts)
   local is_time = policy == 'time'
   local cur = svc[5]
-  local cur_field = cur and ('k:' .. cur)
   local start = 1
   for i = 1, n do
-    if kf[kb + i] == cur_field then start = i break end
+    if ids[i] == cur then start = i break end
   end
   local ttl_ms = tonumber(svc[3]) or math.huge
   local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
   if is_time and n > 0 then
     local t_fields = {}
-    for i = 1, n do t_fields[i] = 't' .. string.sub(kf[kb + i], 2) end
+    for i = 1, n do t_fields[i] = 't:' .. ids[i] end
     entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
   end
   local current = nil
   for step = 0, n - 1 do
     local i = (start - 1 + step) % n + 1
     local t0 = tonumber(entered[i])
-    if state[sb + 2 * i - 1] == '1' and not (t0 and now >= t0 + ttl_ms) then
+    if state[state_at + 2 * i - 1] == '1' and not (t0 and now >= t0 + ttl_ms) then
       candidates = candidates + 1
       if not current then
         current = i
-        if kf[kb + i] ~= cur_field then
-          local id = string.sub(kf[kb + i], 3)
-          redis.call('HSET', KEYS[3], 'cur', id)
+        if ids[i] ~= cur then
+          redis.call('HSET', KEYS[3], 'cur', ids[i])
           if is_time and cur then
-            emit('key.rotated', {service = slug, from_key_id = tonumber(cur),
-              to_key_id = tonumber(id), reason = 'expired'})
+            emit(KEYS[6], events_maxlen, events, 'key.rotated', {service = slug,
+              from_key_id = tonumber(cur), to_key_id = tonumber(ids[i]), reason = 'expired'})
           end
         end
       end
-      local key_max = tonumber(state[sb + 2 * i])
+      local key_max = tonumber(state[state_at + 2 * i])
       if not key_max or tonumber(counts[2 + i] or 0) < key_max then
         pick = i
         -- a time-policy key's validity starts when it is first delivered
         if is_time and not entered[i] then
-          redis.call('HSET', KEYS[3], 't' .. string.sub(kf[kb + i], 2), now)
+          redis.call('HSET', KEYS[3], 't:' .. ids[i], now)
           undo = 't'
         end
         break
@@ -286,82 +282,75 @@ else
   if pick and pick ~= current then
     -- the current key is at its own daily limit: deliveries move on to the next usable key
     -- until the day ends (or its limit changes), which is reported once per key and day
-    local from, to = string.sub(kf[kb + current], 3), string.sub(kf[kb + pick], 3)
-    local entry = emit('key.rotated', {service = slug, from_key_id = tonumber(from),
-      to_key_id = tonumber(to), reason = 'usage'}, 'ku:' .. from)
+    local from = ids[current]
+    local entry = emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events, 'key.rotated',
+      {service = slug, from_key_id = tonumber(from), to_key_id = tonumber(ids[pick]),
+        reason = 'usage'}, 'ku:' .. from)
     if entry then undo = undo .. ',ku:' .. from .. '=' .. entry end
   end
 end
-
 if not pick then
   if candidates > 0 then
-    return {'limit', 'key'}
+    return {'limit', 'key', now}
   end
   if redis.call('HSETNX', KEYS[3], 'noact', 1) == 1 then
-    emit('service.no_active_keys', {service = slug})
+    emit(KEYS[6], events_maxlen, events, 'service.no_active_keys', {service = slug})
   end
   return {'nokeys'}
 end
 
--- counting: one HSET of the new values (the script is atomic, so read + write is exact)
-local count_field = kf[kb + pick]
-local key_id = string.sub(count_field, 3)
+-- step: count ---------------------------------------------------------------------------------
+-- one HSET of the new values (the script is atomic, so read + write is exact)
+local key_id = ids[pick]
 local usage_today = tonumber(counts[2 + pick] or 0) + 1
-local svc_count = tonumber(counts[1] or 0) + 1
-local quota, left = 0, 0
-if svc_max then quota, left = svc_max, svc_max - svc_count end
+svc_count = svc_count + 1
 if app then
-  local app_count = tonumber(counts[2] or 0) + 1
-  redis.call('HSET', KEYS[4], count_field, usage_today, ARGV[14], svc_count,
-    ARGV[15], app_count)
-  if app_max then
-    if quota == 0 or app_max - app_count < left then quota, left = app_max, app_max - app_count end
-    if app_count >= app_max then
-      local flag = 'lra:' .. app_id .. ':' .. app[3]
-      local entry = emit('app.limit_reached',
-        {service = slug, app_id = tonumber(app_id), limit = app_max}, flag)
-      if entry then undo = undo .. ',' .. flag .. '=' .. entry end
-    end
-  end
+  app_count = app_count + 1
+  redis.call('HSET', usage_key, count_fields[2 + pick], usage_today, count_fields[1], svc_count,
+    count_fields[2], app_count)
 else
-  redis.call('HSET', KEYS[4], count_field, usage_today, ARGV[14], svc_count)
-end
-if request_id ~= '' then
-  redis.call('SET', KEYS[7], key_id, 'PX', ARGV[13])
+  redis.call('HSET', usage_key, count_fields[2 + pick], usage_today, count_fields[1], svc_count)
 end
 if usage_today == 1 then
   -- first count of this key today: (re)arm the hash's expiry, so counters need no cron
-  redis.call('EXPIRE', KEYS[4], ARGV[9])
+  redis.call('EXPIRE', usage_key, ARGV[8])
+end
+if request_id ~= '' then
+  redis.call('SET', KEYS[7], key_id, 'PX', ARGV[11])
+end
+
+-- step: record (events) -----------------------------------------------------------------------
+-- each once-a-day event this delivery records is added to `undo`, for delivery_refund.lua
+if app_max and app_count >= app_max then
+  local flag = 'lra:' .. app_id .. ':' .. app[3]
+  local entry = emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events,
+    'app.limit_reached', {service = slug, app_id = tonumber(app_id), limit = app_max}, flag)
+  if entry then undo = undo .. ',' .. flag .. '=' .. entry end
 end
 if svc_max then
   local warn_percent = tonumber(svc[6])
   local kind, flag, data = nil, nil, nil
   if svc_count >= svc_max then
-    kind, flag = 'service.limit_reached', 'lr:' .. slug .. ':' .. svc[2]
+    kind, flag = 'service.limit_reached', 'lr:' .. slug .. ':' .. svc_max_field
     data = {service = slug, scope = 'service', limit = svc_max}
   elseif warn_percent and svc_count * 100 >= svc_max * warn_percent then
     -- the early warning: integers compared, so 80% of 10 is reached at 8, not 7.99
-    kind, flag = 'service.limit_warning', 'lw:' .. slug .. ':' .. svc[2]
+    kind, flag = 'service.limit_warning', 'lw:' .. slug .. ':' .. svc_max_field
     data = {service = slug, limit = svc_max, limit_warning_percent = warn_percent,
       usage_today = svc_count}
   end
   if kind then
-    local entry = emit(kind, data, flag)
+    local entry = emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events, kind, data,
+      flag)
     if entry then undo = undo .. ',' .. flag .. '=' .. entry end
   end
 end
 local receipt = ''
-if subscribed and string.find(subscribed, ',key.delivered,', 1, true) then
-  -- ids and counts are digits; the slug is JSON-encoded, as a service stored by an earlier
-  -- version may hold any character. Encoding the slug alone adds 0.04 us to the plain
-  -- concatenation, cjson.encode of a table 0.3 us (each form timed with os.clock over 200,000
-  -- runs inside one script, bench machine, 2026-12-02; the usage-events scenario cannot
-  -- resolve either)
-  receipt = emit('key.delivered', '{"service":' .. cjson.encode(slug) .. ',"key_id":' ..
-    key_id .. ',"usage_today":' .. usage_today .. (app and (',"app_id":' .. app_id) or '') ..
-    '}')
+if string.find(events, ',key.delivered,', 1, true) then
+  local data = {service = slug, key_id = tonumber(key_id), usage_today = usage_today}
+  if app then data.app_id = tonumber(app_id) end
+  receipt = emit(KEYS[6], events_maxlen, events, 'key.delivered', data) or ''
 end
 
-local key = redis.call('HMGET', KEYS[3], 'l:' .. key_id, 'c:' .. key_id)
-return {'ok', tonumber(key_id), key[1], key[2], usage_today, policy, svc[2] or '',
-  demo and 1 or 0, fresh_ids, receipt, undo, app and app[3] or '', quota, left}
+local quota, left = quota_left()
+return answer(pick, usage_today, receipt, undo, quota, left)

@@ -8,10 +8,9 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local t = redis.call('HMGET', KEYS[3], 'client', 'demo', 'allow', 'events')
 redis.call('HSET', KEYS[1],
   'policy', ARGV[2], 'max', ARGV[3], 'ttl_ms', ARGV[4], 'created_ms', ARGV[5], 'warn', ARGV[6],
-  'ids', '',
-  '@client', t[1] or '', '@demo', t[2] or '', '@allow', t[3] or '', '@events', t[4] or '')
+  'ids', '')
+copy_tenant_fields(KEYS[3], {KEYS[1]})
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1

@@ -33,8 +33,7 @@ if new_policy ~= current then
     end
   end
   local stale = {'cur', 'noact'}
-  local ids = redis.call('HGET', KEYS[1], 'ids') or ''
-  for id in string.gmatch(ids, '[^,]+') do
+  for _, id in ipairs(split_ids(redis.call('HGET', KEYS[1], 'ids'))) do
     stale[#stale + 1] = 't:' .. id
     stale[#stale + 1] = 'x:' .. id
   end

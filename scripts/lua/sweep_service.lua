@@ -15,13 +15,7 @@
 --   'missing'   no such service (deleted; its kr:time_services member is stale)
 --   'not_time'  the service's policy is no longer 'time'
 
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[1])
-end
+local now = clock_ms(ARGV[1])
 
 local svc = redis.call('HMGET', KEYS[2], 'policy', 'ttl_ms', 'ids')
 if not svc[1] then
@@ -34,16 +28,12 @@ local slug = ARGV[3]
 -- no ttl: keys never expire (the same reading as next_key.lua)
 local ttl_ms = tonumber(svc[2]) or math.huge
 
-local subscribed = redis.call('HGET', KEYS[1], 'events')
-local function emit(event_type, data)
-  if subscribed and string.find(subscribed, ',' .. event_type .. ',', 1, true) then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
-      'type', event_type, 'data', cjson.encode(data))
-  end
+local events = redis.call('HGET', KEYS[1], 'events')
+local function record(event_type, data)
+  emit(KEYS[3], ARGV[2], events, event_type, data)
 end
 
-local ids = {}
-for id in string.gmatch(svc[3] or '', '[^,]+') do ids[#ids + 1] = id end
+local ids = split_ids(svc[3])
 local n = #ids
 if n == 0 then
   -- a service that never had keys is not "left without" one: creating a time service and
@@ -71,7 +61,7 @@ for i = 1, n do
       if not state[4 * i - 1] then
         redis.call('HSET', KEYS[2], 'x:' .. ids[i], now)
         newly_expired = newly_expired + 1
-        emit('key.expired', {service = slug, key_id = tonumber(ids[i]),
+        record('key.expired', {service = slug, key_id = tonumber(ids[i]),
           label = state[4 * i] or ''})
       end
     else
@@ -85,7 +75,7 @@ local noact_set = 0
 -- a key is added or enabled, so one episode without keys is reported once, by whoever sees it
 -- first
 if not available and redis.call('HSETNX', KEYS[2], 'noact', 1) == 1 then
-  emit('service.no_active_keys', {service = slug})
+  record('service.no_active_keys', {service = slug})
   noact_set = 1
 end
 return {'ok', newly_expired, noact_set}

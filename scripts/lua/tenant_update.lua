@@ -19,7 +19,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 local given, count = {}, 0
-for slug in string.gmatch(ARGV[1], '[^,]+') do
+for _, slug in ipairs(split_ids(ARGV[1])) do
   given[slug], count = true, count + 1
 end
 local slugs = redis.call('SMEMBERS', KEYS[2])
@@ -47,9 +47,5 @@ elseif s[3] then
   redis.call('HDEL', KEYS[1], 'client_held')
 end
 
-local t = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow', 'events')
-for k = 3, #KEYS do
-  redis.call('HSET', KEYS[k], '@client', t[1] or '', '@demo', t[2] or '', '@allow', t[3] or '',
-    '@events', t[4] or '')
-end
+copy_tenant_fields(KEYS[1], {unpack(KEYS, 3)})
 return set_absent and 2 or 1

@@ -11,8 +11,10 @@ from litestar.testing import AsyncTestClient
 
 from rotator.api.app import create_app
 from rotator.crypto import KeyRing, aad_for_key, aad_for_webhook_secret
-from rotator.store import keys, rewrap, scripts, services, tenants
+from rotator.store import keys, rewrap, services, tenants
 from rotator.store.connection import Durability
+from rotator.store.scripts.call import Plain, run
+from rotator.store.scripts.records import field_cas
 from tests.conftest import T0_MS
 
 pytestmark = pytest.mark.backends("single", "cluster")
@@ -87,14 +89,17 @@ async def test_unopenable_blobs_are_reported_and_skipped(redis):
 
 async def test_compare_and_set_leaves_a_changed_field_alone(redis):
     """The race rewrap guards against: the key was deleted (or rewritten) after the read."""
-    script = scripts.load("field_cas")
     h = "{t:x}:svc:s"
+
+    async def cas(field: str, expected: bytes, new: bytes) -> bool:
+        return await run(Plain(redis), field_cas(h, field, expected, new))
+
     await redis.hset(h, "c:1", b"current")
-    assert await redis.eval(script.source, 1, h, "c:1", b"what-we-read", b"new") == 0
+    assert not await cas("c:1", b"what-we-read", b"new")
     assert await redis.hget(h, "c:1") == b"current"
-    assert await redis.eval(script.source, 1, h, "c:2", b"what-we-read", b"new") == 0
+    assert not await cas("c:2", b"what-we-read", b"new")
     assert not await redis.hexists(h, "c:2")  # a deleted key is not resurrected
-    assert await redis.eval(script.source, 1, h, "c:1", b"current", b"new") == 1
+    assert await cas("c:1", b"current", b"new")
     assert await redis.hget(h, "c:1") == b"new"
 
 

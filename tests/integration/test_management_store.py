@@ -15,8 +15,10 @@ from rotator.crypto import aad_for_key, aad_for_webhook_secret
 from rotator.domain import iprange, tokens
 from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.domain.models import DEFAULT_EVENTS
-from rotator.store import apps, keys, scripts, services, tenants
+from rotator.store import apps, keys, services, tenants
 from rotator.store.connection import Durability
+from rotator.store.scripts import tenants as tenant_scripts
+from rotator.store.scripts.call import Plain, run
 from tests.conftest import T0_MS
 
 pytestmark = pytest.mark.backends("single", "cluster")
@@ -86,11 +88,9 @@ async def test_tenant_update_writes_nothing_for_a_stale_list_of_services(redis, 
         await services.create_service(
             redis, durability, tid, slug=slug, policy="usage", now_ms=T0_MS
         )
-    script = scripts.load("tenant_update").source
 
     async def update(slugs: list[str]) -> int:
-        names = [keys.tenant(tid), keys.services(tid), *(keys.service(tid, s) for s in slugs)]
-        return await redis.eval(script, len(names), *names, ",".join(slugs), "", "", "allow", "ff")
+        return await run(Plain(redis), tenant_scripts.tenant_update(tid, slugs, {"allow": "ff"}))
 
     assert await update(["a"]) == 0
     assert await update(["a", "b", "c"]) == 0

@@ -1,13 +1,14 @@
-"""backup_read.lua and restore_tenant.lua called raw: every Redis type a tenant may hold comes
-back as it was, and a malformed restore writes nothing."""
+"""backup_read.lua and restore_tenant.lua through their wrappers: every Redis type a tenant may
+hold comes back as it was, and a malformed restore writes nothing."""
 
 from __future__ import annotations
 
 import pytest
 from redis.exceptions import ResponseError
 
-from rotator.store import evalsha, scripts
 from rotator.store.backup import load, snapshot
+from rotator.store.scripts.call import Plain, run
+from rotator.store.scripts.records import backup_read, restore_tenant
 
 pytestmark = pytest.mark.backends("single", "cluster")
 
@@ -15,7 +16,7 @@ TAG = "{t:a1}"
 
 
 async def read(redis, names: list[str]) -> list:
-    return await evalsha.run(redis, scripts.load("backup_read"), names, [])
+    return await run(Plain(redis), backup_read(names))
 
 
 async def test_every_type_read_then_written_comes_back(redis):
@@ -37,7 +38,7 @@ async def test_every_type_read_then_written_comes_back(redis):
     record = snapshot.TenantRecord(id="a1", read_at="", read_at_ms=now_ms, keys=records)
     keys_, args, expired = load.script_call(record, set(), now_ms)
     assert expired == 0
-    assert await evalsha.run(redis, scripts.load("restore_tenant"), keys_, args) == 6
+    assert await run(Plain(redis), restore_tenant(keys_, args)) == 6
 
     for name, dumped in before.items():
         assert await redis.dump(name) == dumped, name  # same encoding of the same value
@@ -56,5 +57,5 @@ async def test_a_malformed_call_writes_nothing(redis):
         [*good, 1, "hash", "", 4, "f", "v"],  # fewer items than it says
     ):
         with pytest.raises(ResponseError, match="malformed arguments"):
-            await evalsha.run(redis, scripts.load("restore_tenant"), [f"{TAG}:kept"], bad)
+            await run(Plain(redis), restore_tenant([f"{TAG}:kept"], bad))
         assert await redis.get(f"{TAG}:kept") == b"as it was"

@@ -11,9 +11,9 @@ import pytest
 from rotator.domain import errors
 from rotator.domain.clock import DAY_MS, FakeClock, utc_day
 from rotator.domain.iprange import ip_hex
-from rotator.store import keys, scripts, services
+from rotator.store import keys, services, tenants
 from rotator.store.connection import Durability
-from rotator.store.delivery import DeliveryStore, hint_fields
+from rotator.store.delivery import DeliveryStore
 from tests.lua import seed
 
 pytestmark = pytest.mark.backends("single", "cluster")
@@ -144,24 +144,6 @@ async def test_allowlist_removal_takes_effect_on_next_request(store, redis, sett
     await seed.tenant_fields(redis, t.tenant, allow=ip_hex("10.0.0.1") * 2)
     with pytest.raises(errors.IpNotAllowed):
         await store.next_key(t.client, "s", ip_hex("10.0.0.2"))
-
-
-@pytest.mark.parametrize("missing", [seed.COPIED, ("allow",)])
-async def test_a_service_without_copies_of_the_tenant_fields_reads_the_tenant(
-    store, redis, settings, missing
-):
-    """A service hash stored before services held copies of the tenant's fields (or with any
-    one of them missing): the tenant hash decides, and the service gets its copies."""
-    t = await seed.tenant(redis, allow=["10.0.0.0/8"])
-    await seed.service(redis, t, "s", policy="usage")
-    await seed.key(redis, settings.keyring, t, "s", "sk-x")
-    svc = keys.service(t.tenant, "s")
-    await redis.hdel(svc, *("@" + f for f in missing))
-    with pytest.raises(errors.IpNotAllowed):
-        await store.next_key(t.client, "s", ip_hex("192.0.2.1"))
-    tenant = await redis.hmget(keys.tenant(t.tenant), list(seed.COPIED))
-    assert await redis.hmget(svc, ["@" + f for f in seed.COPIED]) == tenant
-    assert (await store.next_key(t.client, "s", ip_hex("10.0.0.1"))).usage_today == 1
 
 
 async def test_precedence_of_rejections(store, redis, settings):
@@ -363,14 +345,49 @@ async def test_demo_throttle_is_smooth_per_ip(store, redis, settings, clock):
     assert 0 < await redis.pttl(gcra) <= (settings.demo_burst + 1) * interval_s * 1000
 
 
-async def test_script_reports_the_day_it_uses(redis, settings):
-    """A caller whose clock disagrees with the store's at midnight learns the right day."""
-    script = scripts.load("next_key")
-    now_ms = 5 * DAY_MS + 10
-    reply = await redis.eval(
-        script.source, 6, *["{t:x}:k"] * 6, "h", "", "s", "", now_ms, 4, "1000", "10", "60", "100"
-    )
-    assert reply == [b"day", 5]
+async def test_one_clock_the_script_names_the_day_it_counts_in(redis, settings):
+    """In production (no injected time) the script's clock (Redis TIME) alone decides the
+    day: the process's clock is not read, so a process clock a day off (or straddling a UTC
+    midnight with the store's) cannot count a delivery into another day's hash."""
+    wrong = FakeClock(3 * DAY_MS)  # 1970: if anything read it, the day would be 3
+    store = await DeliveryStore.open(settings, wrong, fixed_clock=False)
+    try:
+        t = await seed.tenant(redis)
+        await seed.service(redis, t, "s", policy="usage", max_daily=10)
+        kid = await seed.key(redis, settings.keyring, t, "s", "sk-x")
+        seconds, micros = await redis.time()
+        delivered = await store.next_key(t.client, "s", IP)
+    finally:
+        await store.close()
+    today = utc_day(seconds * 1000 + micros // 1000)
+    assert delivered.receipt[1] in (today, today + 1)  # the call may cross midnight itself
+    day = delivered.receipt[1]
+    assert await redis.hget(keys.usage(t.tenant, day), f"k:{kid}") == b"1"
+    assert not await redis.exists(keys.usage(t.tenant, 3))
+    assert 0 < delivered.reset_s <= 86_400
+    # the operator's listing without a time names today by the same clock
+    await redis.sadd(keys.TENANTS, t.tenant)
+    [listed] = await tenants.list_tenants(redis)
+    assert (listed.id, listed.deliveries_today) == (t.tenant, 1)
+
+
+async def test_an_injected_time_names_the_day_through_the_same_argument(
+    store, redis, settings, clock
+):
+    """Tests pass their time where production passes '': a delivery just before and just after
+    a UTC midnight counts in the two days' hashes, and the limit resets in between."""
+    t = await seed.tenant(redis)
+    await seed.service(redis, t, "s", policy="usage", max_daily=1)
+    kid = await seed.key(redis, settings.keyring, t, "s", "sk-x")
+    clock.now_ms = 20_000 * DAY_MS - 1
+    await store.next_key(t.client, "s", IP)
+    with pytest.raises(errors.DailyLimitReached) as refused:
+        await store.next_key(t.client, "s", IP)
+    assert refused.value.retry_after_s == 1
+    clock.advance(ms=1)
+    assert (await store.next_key(t.client, "s", IP)).usage_today == 1
+    for day in (19_999, 20_000):
+        assert await redis.hget(keys.usage(t.tenant, day), f"k:{kid}") == b"1"
 
 
 async def test_stale_key_ids_hint_never_changes_a_decision(store, redis, settings):
@@ -380,18 +397,15 @@ async def test_stale_key_ids_hint_never_changes_a_decision(store, redis, setting
     a = await seed.key(redis, settings.keyring, t, "s", "sk-a")
     b = await seed.key(redis, settings.keyring, t, "s", "sk-b")
     assert {(await store.next_key(t.client, "s", IP)).key_id for _ in range(2)} == {a, b}
-    assert store._ids_hint[(t.tenant, "s")] == (
-        f"{a},{b}",
-        (f"k:{a}", f"k:{b}", f"a:{a}", f"m:{a}", f"a:{b}", f"m:{b}"),
-    )
+    assert store._ids_hint[(t.tenant, "s")] == (f"{a},{b}", (str(a), str(b)))
 
     await redis.hset(keys.service(t.tenant, "s"), "ids", str(b))  # a removed from rotation
     picks = {(await store.next_key(t.client, "s", IP)).key_id for _ in range(3)}
     assert picks == {b}
-    assert store._ids_hint[(t.tenant, "s")] == (str(b), (f"k:{b}", f"a:{b}", f"m:{b}"))
+    assert store._ids_hint[(t.tenant, "s")] == (str(b), (str(b),))
 
     # a hint naming a key the service never had is just as harmless
-    store._ids_hint[(t.tenant, "s")] = ("999", hint_fields("999"))
+    store._ids_hint[(t.tenant, "s")] = ("999", ("999",))
     assert (await store.next_key(t.client, "s", IP)).key_id == b
 
 

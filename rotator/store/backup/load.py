@@ -41,8 +41,9 @@ from rotator.store.backup.format import (
     ZSetKey,
     raw,
 )
-from rotator.store.common import queue_script
 from rotator.store.connection import Durability, Redis
+from rotator.store.scripts.call import Durable
+from rotator.store.scripts.records import restore_tenant
 from rotator.tuning import RESTORE_BATCH_BYTES, RESTORE_BATCH_TENANTS
 
 _MAX_STREAM_SEQ = 2**64 - 1
@@ -328,10 +329,9 @@ async def _write_batch(
     """The tenants' scripts, acknowledged on disk; then their registry memberships (global
     keys, other slots: after the data they point to, so none points at a tenant not yet
     written)."""
-    pipe = redis.pipeline(transaction=False)
-    for _, names, args in batch:
-        queue_script(pipe, "restore_tenant", names, args)
-    await durability.execute(pipe)
+    await Durable(redis, durability).run_many(
+        [restore_tenant(names, args) for _, names, args in batch]
+    )
     pipe = redis.pipeline(transaction=False)
     for record, _, _ in batch:
         tenant = record.id

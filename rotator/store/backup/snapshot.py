@@ -16,7 +16,6 @@ from typing import Any
 
 from rotator.domain.clock import iso_ms
 from rotator.domain.errors import RotatorError
-from rotator.store import evalsha, scripts
 from rotator.store.backup import selection
 from rotator.store.backup.format import (
     HashKey,
@@ -33,6 +32,8 @@ from rotator.store.backup.format import (
     raw,
 )
 from rotator.store.connection import Redis
+from rotator.store.scripts.call import Plain, run
+from rotator.store.scripts.records import backup_read
 from rotator.tuning import BACKUP_READS_PER_TENANT
 
 
@@ -48,11 +49,10 @@ async def read_tenant(
     by the SCAN (after its tag, data only); `today`: the UTC day number."""
     names = set(listed) | set(selection.fixed_names(tenant))
     names |= set(selection.usage_names(tenant, today))
-    script = scripts.load("backup_read")
     for reads in range(BACKUP_READS_PER_TENANT):
         ordered = sorted(names)
-        reply = await evalsha.run(
-            redis, script, [selection.full_name(tenant, n) for n in ordered], []
+        reply = await run(
+            Plain(redis), backup_read([selection.full_name(tenant, n) for n in ordered])
         )
         now_ms = int(reply[0])
         records = [key_record(tenant, entry, now_ms) for entry in reply[1:]]

@@ -1,8 +1,9 @@
 -- lib/rotation: the current key of a manual or time service, read as next_key.lua reads it, for
 -- the management scripts that change what is current (scripts that say `-- include: rotation`
--- get this file prepended when loaded; rotator/store/scripts.py). next_key.lua keeps its own
--- inlined walk (tables and closures cost microseconds on the hot path); rotator/domain/
--- rotation.py states the same rules for listings.
+-- get this file prepended when loaded, after the prelude; rotator/store/scripts/__init__.py).
+-- next_key.lua keeps its own walk (select_in_order: it reads counters and limits too, and a
+-- table per key would cost the hot path); rotator/domain/rotation.py states the same rules
+-- for listings.
 -- A key is usable when active (a:N = '1') and, under the time policy, not expired: t:N (when it
 -- entered rotation, ms) unset, or now < t:N + ttl_ms. The current key is the first usable key
 -- walking the rotation order ('ids') from the pointer 'cur' (the manual primary, or the time
@@ -10,13 +11,6 @@
 -- The usage policy has none.
 
 local HAS_CURRENT = {manual = true, time = true}
-
--- now in ms: the caller's (tests, management on the API host's clock) or Redis TIME ('')
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 
 -- the service's rotation as of `now`; nil when the service does not exist
 local function read_rotation(svc_key, now)
@@ -28,8 +22,8 @@ local function read_rotation(svc_key, now)
     r.pointer_field, r.pointer = 'cur', s[4] or nil
   end
   local fields = {}
-  for id in string.gmatch(s[3] or '', '[^,]+') do
-    r.ids[#r.ids + 1] = id
+  r.ids = split_ids(s[3])
+  for _, id in ipairs(r.ids) do
     fields[#fields + 1] = 'a:' .. id
     fields[#fields + 1] = 't:' .. id
   end
@@ -41,6 +35,15 @@ local function read_rotation(svc_key, now)
     end
   end
   return r
+end
+
+-- the rotation of the service holding key `id`, as of the clock argument ('' = Redis TIME),
+-- and the id of its current key; nil when the service has no such key
+local current_key
+local function rotation_with_key(svc_key, id, now_arg)
+  if redis.call('HEXISTS', svc_key, 'l:' .. id) == 0 then return nil end
+  local r = read_rotation(svc_key, clock_ms(now_arg))
+  return r, current_key(r)
 end
 
 local function usable(r, id)
@@ -68,7 +71,7 @@ local function position(r, id)
 end
 
 -- the id of the current key (nil: usage policy, or no usable key)
-local function current_key(r)
+current_key = function(r)
   if not r.pointer_field then return nil end
   return first_usable(r, position(r, r.pointer) or 1, 0)
 end
@@ -99,9 +102,6 @@ local function pin_current(r, stream_key, maxlen, slug)
 end
 
 emit_rotated = function(r, stream_key, maxlen, slug, from, to, reason)
-  if r.events and string.find(r.events, ',key.rotated,', 1, true) then
-    redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', 'type', 'key.rotated',
-      'data', cjson.encode({service = slug, from_key_id = tonumber(from),
-        to_key_id = tonumber(to), reason = reason}))
-  end
+  emit(stream_key, maxlen, r.events, 'key.rotated', {service = slug,
+    from_key_id = tonumber(from), to_key_id = tonumber(to), reason = reason})
 end

@@ -1,0 +1,135 @@
+"""Data-format versions: the store records the format it holds (kr:schema), and upgrades run
+once, at start (`rotator migrate`, which `serve` and `run` call before they serve), so no
+script carries a branch for data an earlier version stored.
+
+Each migration is a small named step that brings the store to one version: idempotent (what
+it finds done it skips) and resumable (interrupted, it is run again from the start and
+finishes), and written with the same management writes the API makes, so it is safe while
+an earlier version of the service still serves (a rolling upgrade: the earlier version reads
+both formats). The version is recorded only once every step up to it has finished.
+
+A store newer than the code (a rollback past a migration) is refused: the code would
+misread it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from rotator.domain.errors import RotatorError
+from rotator.store import keys, tenants
+from rotator.store.connection import Durability, Redis, as_str
+
+Progress = Callable[[str], None]
+
+
+class StoreTooNew(RotatorError):
+    """The store holds a data format this code does not know (it was written by a newer
+    version): serving it would misread it."""
+
+    def __init__(self, stored: int) -> None:
+        super().__init__(
+            f"the store holds data format {stored}, newer than this version's "
+            f"{keys.SCHEMA_VERSION}: run the newer rotator (or restore a backup made for this one)"
+        )
+        self.stored = stored
+
+
+class Migration(NamedTuple):
+    version: int
+    """The data format the store is in once this step has run."""
+    name: str
+    what: str
+    pending: Callable[[Redis], Awaitable[int]]
+    """How many items the step would still change (0: nothing to do); writes nothing."""
+    apply: Callable[[Redis, Durability, Progress], Awaitable[int]]
+    """Run the step; how many items it changed."""
+
+
+async def _tenant_ids(redis: Redis) -> list[str]:
+    return sorted(as_str(m) or "" for m in await redis.smembers(keys.TENANTS))
+
+
+async def _services_without_copies(redis: Redis, tenant: str) -> list[str]:
+    """The services of `tenant` whose hash lacks a copy of a tenant field ('@client' ...)."""
+    slugs = sorted(as_str(m) or "" for m in await redis.smembers(keys.services(tenant)))
+    pipe = redis.pipeline(transaction=False)
+    for slug in slugs:
+        pipe.hmget(keys.service(tenant, slug), list(keys.COPIES))
+    rows = await pipe.execute() if slugs else []
+    return [slug for slug, row in zip(slugs, rows, strict=True) if None in row]
+
+
+async def _copies_pending(redis: Redis) -> int:
+    return sum([len(await _services_without_copies(redis, t)) for t in await _tenant_ids(redis)])
+
+
+async def _give_services_copies(redis: Redis, durability: Durability, progress: Progress) -> int:
+    """tenant_update.lua with no field to write copies the tenant's fields into every one of
+    its services, atomically: the write any tenant change makes."""
+    changed = 0
+    ids = await _tenant_ids(redis)
+    for n, tenant in enumerate(ids, 1):
+        missing = await _services_without_copies(redis, tenant)
+        if missing:
+            await tenants.write_fields(redis, durability, tenant, {})
+            changed += len(missing)
+            progress(f"tenant {tenant}: copies written into {len(missing)} service(s)")
+        if n % 1000 == 0:
+            progress(f"{n} of {len(ids)} tenants checked")
+    return changed
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=2,
+        name="service_copies",
+        what="every service holds copies of its tenant's client, demo, allow and events "
+        "fields, so the delivery script reads one hash (it no longer falls back to the "
+        "tenant hash)",
+        pending=_copies_pending,
+        apply=_give_services_copies,
+    ),
+)
+assert MIGRATIONS[-1].version == keys.SCHEMA_VERSION
+
+
+class Status(NamedTuple):
+    stored: int
+    """The store's data format (1 when it records none but holds tenants)."""
+    steps: list[tuple[Migration, int]]
+    """The migrations still to run, with how many items each would change."""
+
+
+async def stored_version(redis: Redis) -> int:
+    """The store's data format: kr:schema; absent = 1 (stored before versions were recorded)
+    for a store with tenants, the current format for an empty one."""
+    raw = await redis.get(keys.SCHEMA)
+    if raw is not None:
+        return int(raw)
+    return 1 if await redis.scard(keys.TENANTS) else keys.SCHEMA_VERSION
+
+
+async def status(redis: Redis) -> Status:
+    """What `migrate` would do; writes nothing. Raises StoreTooNew."""
+    stored = await stored_version(redis)
+    if stored > keys.SCHEMA_VERSION:
+        raise StoreTooNew(stored)
+    steps = [(m, await m.pending(redis)) for m in MIGRATIONS if m.version > stored]
+    return Status(stored, steps)
+
+
+async def migrate(redis: Redis, durability: Durability, progress: Progress) -> Status:
+    """Run every migration the store needs, in order, then record the version; returns the
+    status found before. Raises StoreTooNew."""
+    found = await status(redis)
+    for migration, _ in found.steps:
+        progress(f"migration {migration.version} {migration.name}: {migration.what}")
+        changed = await migration.apply(redis, durability, progress)
+        progress(f"migration {migration.version} {migration.name}: done, {changed} changed")
+    if found.stored != keys.SCHEMA_VERSION or not await redis.exists(keys.SCHEMA):
+        pipe = redis.pipeline(transaction=False)
+        pipe.set(keys.SCHEMA, keys.SCHEMA_VERSION)
+        await durability.execute(pipe)
+    return found

@@ -1,0 +1,39 @@
+"""Wrappers of the scripts that know Redis types, not our records: the webhook delivery log,
+a compare-and-set of one field (rewrap, the key ring's canary), and the backup's read and
+restore of a tenant's keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rotator.store import keys
+from rotator.store.scripts import decode, load
+from rotator.store.scripts.call import Call
+
+_LOG_DELIVERY = load("log_delivery")
+_FIELD_CAS = load("field_cas")
+_BACKUP_READ = load("backup_read")
+_RESTORE_TENANT = load("restore_tenant")
+
+
+def log_delivery(tenant: str, entry_json: bytes, *, keep: int) -> Call[int]:
+    """Prepend a webhook delivery attempt to the tenant's log: its seq."""
+    return Call(_LOG_DELIVERY, (keys.deliveries(tenant),), (entry_json, keep), decode.integer)
+
+
+def field_cas(hash_key: str, field: str, expected: bytes, new: bytes) -> Call[bool]:
+    """Replace `field` if it still holds `expected`: False when it changed or vanished."""
+    return Call(_FIELD_CAS, (hash_key,), (field, expected, new), decode.flag)
+
+
+def backup_read(names: Sequence[str]) -> Call[list[Any]]:
+    """The given keys of one tenant at one instant: [now_ms, [name, type, pttl_ms, value]...]
+    (rotator/store/backup/snapshot.py decodes the entries)."""
+    return Call(_BACKUP_READ, tuple(names), (), decode.raw)
+
+
+def restore_tenant(names: Sequence[str], args: Sequence[Any]) -> Call[int]:
+    """Replace one tenant's keys (`names`, all of them) by a backup's: how many were written.
+    `args` is laid out by rotator/store/backup/load.py (see restore_tenant.lua's header)."""
+    return Call(_RESTORE_TENANT, tuple(names), tuple(args), decode.integer)

@@ -1,0 +1,46 @@
+"""Wrappers of the console's session scripts and the sign-in throttle."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from rotator.store import keys
+from rotator.store.scripts import decode, load
+from rotator.store.scripts.call import Call
+
+_SESSION_OPEN = load("session_open")
+_SESSIONS_REVOKE = load("sessions_revoke")
+_SIGNIN_FAILURE = load("signin_failure")
+
+
+def session_open(
+    tenant: str, secret_hash: str, *, now_ms: int, idle_ms: int, max_ms: int
+) -> Call[int]:
+    """Open a tenant's session: how many of its sessions are live, this one included."""
+    return Call(
+        _SESSION_OPEN,
+        (keys.session(tenant, secret_hash), keys.sessions(tenant)),
+        (secret_hash, now_ms, idle_ms, max_ms, keys.session(tenant, "")),
+        decode.integer,
+    )
+
+
+def sessions_revoke(tenant: str) -> Call[int]:
+    """End every session of a tenant: how many were live."""
+    return Call(
+        _SESSIONS_REVOKE, (keys.sessions(tenant),), (keys.session(tenant, ""),), decode.integer
+    )
+
+
+class SigninWindow(NamedTuple):
+    failures: int
+    left_ms: int
+
+
+def _window(reply: Any) -> SigninWindow:
+    return SigninWindow(int(reply[0]), int(reply[1]))
+
+
+def signin_failure(client_ip: str, *, window_ms: int) -> Call[SigninWindow]:
+    """Count a failed sign-in of `client_ip`: the failures in its window and the ms left."""
+    return Call(_SIGNIN_FAILURE, (keys.signin_failures(client_ip),), (window_ms,), _window)

@@ -1,0 +1,154 @@
+"""Data-format migrations (store/migrations.py, `rotator migrate`): an old-format store is
+brought up to date once, idempotently, resuming after an interruption; a newer store is
+refused; the delivery script has no fallback for the old format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rotator.domain import errors, tokens
+from rotator.domain.iprange import ip_hex
+from rotator.embedded import free_port
+from rotator.store import keys, migrations, services, tenants
+from rotator.store.connection import Durability
+from rotator.store.delivery import DeliveryStore
+from rotator.store.fastredis import ReplyError
+from tests.conftest import T0_MS
+from tests.integration.test_cli import base_env, rotator
+
+pytestmark = pytest.mark.backends("single", "cluster")
+
+COPIES = ["@" + f for f in keys.COPIED_TENANT_FIELDS]
+
+
+@pytest.fixture
+async def store(settings, clock):
+    s = await DeliveryStore.open(settings, clock, fixed_clock=True)
+    yield s
+    await s.close()
+
+
+async def old_format_tenant(redis, settings, *, slugs=("a", "b"), allow=None):
+    """A tenant as a version before schema 2 stored it: services without the tenant copies,
+    and no kr:schema (written through today's store functions, then the copies removed)."""
+    d = Durability()
+    created = await tenants.create_tenant(redis, d, name="old", demo=False, now_ms=T0_MS)
+    tid = created.id
+    if allow:
+        await tenants.update_tenant(redis, d, settings.keyring, tid, ip_allowlist=allow)
+    for slug in slugs:
+        await services.create_service(redis, d, tid, slug=slug, policy="usage", now_ms=T0_MS)
+        await services.add_key(redis, d, settings.keyring, tid, slug, label="k",
+                               secret="sk-" + "x" * 20, now_ms=T0_MS)  # fmt: skip
+        await redis.hdel(keys.service(tid, slug), *COPIES)
+    await redis.delete(keys.SCHEMA)
+    token = tokens.parse(created.client_token)
+    assert token is not None
+    return tid, token
+
+
+@pytest.fixture
+def cli_env(valkey, master_key_b64, tmp_path, redis) -> dict[str, str]:
+    return base_env(
+        ROTATOR_REDIS_URL=valkey.url,
+        ROTATOR_MASTER_KEY=master_key_b64,
+        ROTATOR_DATA_DIR=str(tmp_path),
+    )
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+async def test_an_old_store_is_migrated_and_then_delivers(redis, settings, store):
+    tid, token = await old_format_tenant(redis, settings, allow=["10.0.0.0/8"])
+    before = await migrations.status(redis)
+    assert before.stored == 1
+    assert [(m.name, n) for m, n in before.steps] == [("service_copies", 2)]
+    # no hot-path fallback any more: an unmigrated service is refused loudly, never served
+    # as if it had no allowlist
+    with pytest.raises(ReplyError, match="rotator migrate"):
+        await store.next_key(token, "a", ip_hex("192.0.2.1"))
+
+    lines: list[str] = []
+    await migrations.migrate(redis, Durability(), lines.append)
+
+    assert await redis.get(keys.SCHEMA) == str(keys.SCHEMA_VERSION).encode()
+    tenant = await redis.hmget(keys.tenant(tid), list(keys.COPIED_TENANT_FIELDS))
+    for slug in ("a", "b"):
+        assert await redis.hmget(keys.service(tid, slug), COPIES) == tenant
+    assert any("service_copies: done, 2 changed" in line for line in lines)
+    with pytest.raises(errors.IpNotAllowed):
+        await store.next_key(token, "a", ip_hex("192.0.2.1"))
+    assert (await store.next_key(token, "a", ip_hex("10.0.0.1"))).usage_today == 1
+
+
+async def test_migrating_twice_changes_nothing(redis, settings):
+    await old_format_tenant(redis, settings)
+    await migrations.migrate(redis, Durability(), quiet)
+    lines: list[str] = []
+    again = await migrations.migrate(redis, Durability(), lines.append)
+    assert (again.stored, again.steps, lines) == (keys.SCHEMA_VERSION, [], [])
+
+
+async def test_an_interrupted_migration_resumes_and_records_the_version_last(redis, settings):
+    first, _ = await old_format_tenant(redis, settings)
+    second, _ = await old_format_tenant(redis, settings)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_tenant(line: str) -> None:
+        if "copies written" in line:
+            raise Crash(line)
+
+    with pytest.raises(Crash):
+        await migrations.migrate(redis, Durability(), crash_after_first_tenant)
+    assert await redis.get(keys.SCHEMA) is None  # not recorded: the step did not finish
+    halfway = await migrations.status(redis)
+    assert [(m.name, n) for m, n in halfway.steps] == [("service_copies", 2)]  # one tenant left
+
+    await migrations.migrate(redis, Durability(), quiet)
+    assert (await migrations.status(redis)).steps == []
+    for tid in (first, second):
+        assert None not in await redis.hmget(keys.service(tid, "a"), COPIES)
+
+
+async def test_an_empty_store_is_current_and_a_newer_one_is_refused(redis):
+    assert (await migrations.status(redis)) == (keys.SCHEMA_VERSION, [])
+    await migrations.migrate(redis, Durability(), quiet)
+    assert await redis.get(keys.SCHEMA) == str(keys.SCHEMA_VERSION).encode()
+    await redis.set(keys.SCHEMA, keys.SCHEMA_VERSION + 1)
+    with pytest.raises(migrations.StoreTooNew, match="newer than this version"):
+        await migrations.migrate(redis, Durability(), quiet)
+
+
+@pytest.mark.backends("single")
+async def test_the_command_checks_migrates_and_refuses(cli_env, redis, settings):
+    tid, _ = await old_format_tenant(redis, settings)
+
+    check = rotator("migrate", "--check", "--json", env=cli_env)
+    assert check.returncode == 1, check.stderr
+    assert json.loads(check.stdout) == {
+        "stored_version": 1, "code_version": keys.SCHEMA_VERSION,
+        "pending": f"{keys.SCHEMA_VERSION}:service_copies", "items": 2, "migrated": False,
+    }  # fmt: skip
+    assert "pending: migration 2 service_copies (2 to change)" in check.stderr
+    assert await redis.hget(keys.service(tid, "a"), "@client") is None  # --check wrote nothing
+
+    done = rotator("migrate", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "migrated: True" in done.stdout
+    assert f"tenant {tid}: copies written into 2 service(s)" in done.stderr
+    assert rotator("migrate", "--check", env=cli_env).returncode == 0
+
+    await redis.set(keys.SCHEMA, keys.SCHEMA_VERSION + 1)
+    refused = rotator("migrate", env=cli_env)
+    assert refused.returncode == 2
+    assert "newer than this version" in refused.stderr
+    # serve migrates before it serves, so it refuses such a store before listening
+    serve = rotator("serve", env={**cli_env, "ROTATOR_PORT": str(free_port())}, timeout=60)
+    assert serve.returncode == 2
+    assert "newer than this version" in serve.stderr
