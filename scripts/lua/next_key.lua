@@ -261,7 +261,10 @@ else
         current = i
         if ids[i] ~= cur then
           redis.call('HSET', KEYS[3], 'cur', ids[i])
-          if is_time and cur then
+          -- 'expired' only when the pointer's key lifetime ended: a pointer left on a
+          -- disabled key (nothing else usable then) moves on without an event
+          local t_cur = ids[start] == cur and tonumber(entered[start])
+          if is_time and t_cur and now >= t_cur + ttl_ms then
             emit(KEYS[6], events_maxlen, events, 'key.rotated', {service = slug,
               from_key_id = tonumber(cur), to_key_id = tonumber(ids[i]), reason = 'expired'})
           end

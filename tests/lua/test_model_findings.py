@@ -1,7 +1,7 @@
 """Disagreements the reference model's state machine (tests/model/) found between the scripts
 and the documented rules, each reduced to the shortest sequence that shows it, through the
-public store functions. A script bug stays here as a strict xfail until it is fixed (the fix
-flips it to a failure that says to drop the mark)."""
+public store functions. A script bug stays here as a strict xfail until it is fixed, then as a
+regression test."""
 
 from __future__ import annotations
 
@@ -57,11 +57,6 @@ async def time_service_with_two_keys(redis, settings, clock):
     return d, t, client, first, second
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="next_key.lua records key.rotated reason 'expired' whenever a time service's "
-    "pointer moves on, also from a key that was disabled, not expired",
-)
 async def test_a_disabled_key_is_not_reported_as_expired(store, redis, settings, clock):
     d, t, client, first, second = await time_service_with_two_keys(redis, settings, clock)
     assert (await store.next_key(client, "s", IP)).key_id == first.id
@@ -79,11 +74,6 @@ async def test_a_disabled_key_is_not_reported_as_expired(store, redis, settings,
     assert all(e["reason"] != "expired" for e in await rotated(redis, t))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lib/rotation.lua pin_current (key_update.lua, key_move.lua) records key.rotated "
-    "reason 'expired' when it moves a time service's pointer off a disabled, unexpired key",
-)
 async def test_moving_a_key_reports_no_expiry_of_a_disabled_key(redis, settings, clock):
     # the sequence the state machine found (tests/model/), at the store's interface
     d, t, _client, first, second = await time_service_with_two_keys(redis, settings, clock)

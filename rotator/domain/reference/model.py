@@ -17,15 +17,11 @@ from rotator.domain.reference.state import (
     Recorded,
 )
 
-KNOWN_DEVIATIONS = frozenset({"expired-from-disabled"})
+KNOWN_DEVIATIONS: frozenset[str] = frozenset()
 """Where the scripts are known to break a stated rule, named so a test can ask the model to
-predict the scripts' behaviour until the fix lands (each has a strict xfail in
-tests/lua/test_model_findings.py; remove its name with the fix):
-
-- `expired-from-disabled`: under the time policy the scripts (next_key.lua on a delivery,
-  lib/rotation.lua pin_current on enabling or moving a key) record key.rotated with reason
-  `expired` whenever the pointer moves on, also from a key that was disabled (left as the
-  pointer because no other key was usable then) and never expired."""
+predict the scripts' behaviour until the fix lands (each with a strict xfail in
+tests/lua/test_model_findings.py; remove its name with the fix). None today:
+docs/reference-model.md lists what was found and fixed."""
 
 
 class Model:
@@ -63,8 +59,6 @@ class Model:
     def pointer_expired(self, service: ModelService, now_ms: int) -> bool:
         """Whether moving a time service's pointer on is reported as key.rotated, reason
         `expired`: when the key it names has expired."""
-        if "expired-from-disabled" in self.deviations and service.policy == "time":
-            return service.pointer is not None and service.key(service.pointer) is not None
         return rotation.lifetime_ended(service, service.pointer, now_ms)
 
     def emit(self, event_type: str, data: dict) -> bool:

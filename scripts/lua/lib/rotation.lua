@@ -46,11 +46,14 @@ local function rotation_with_key(svc_key, id, now_arg)
   return r, current_key(r)
 end
 
-local function usable(r, id)
-  if not r.active[id] then return false end
-  if r.policy ~= 'time' then return true end
+-- whether key `id`'s lifetime has ended (time policy only)
+local function lifetime_ended(r, id)
   local t0 = r.entered[id]
-  return not (t0 and r.now >= t0 + r.ttl_ms)
+  return r.policy == 'time' and t0 ~= nil and r.now >= t0 + r.ttl_ms
+end
+
+local function usable(r, id)
+  return r.active[id] == true and not lifetime_ended(r, id)
 end
 
 -- the first usable id walking from position `start` (1-based; wraps), skipping `skip` steps
@@ -94,7 +97,9 @@ local function pin_current(r, stream_key, maxlen, slug)
   local current = current_key(r)
   if not current or current == r.pointer then return current end
   redis.call('HSET', r.key, r.pointer_field, current)
-  if r.policy == 'time' and r.pointer and position(r, r.pointer) then
+  -- only a pointer whose key's lifetime ended reports 'expired': one left on a disabled key
+  -- (nothing else was usable when it was disabled) moves on without an event of its own
+  if r.pointer and lifetime_ended(r, r.pointer) then
     emit_rotated(r, stream_key, maxlen, slug, r.pointer, current, 'expired')
   end
   r.pointer = current
