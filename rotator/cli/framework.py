@@ -25,6 +25,7 @@ from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
 from rotator.domain.errors import InvalidField, TenantSuspended
 from rotator.settings import Settings
+from rotator.store_context import StoreContext
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ READ_ACTIONS = frozenset(("list", "show", "info", "usage", "deliveries"))
 """The actions that only read: the CLI's GET. Every other action of a tenant's command writes."""
 
 
-class Context:
+class Context(StoreContext):
     """What a command's `run` gets: the store clients, the settings, the clock, and the
     tenant lookup by id or name."""
 
