@@ -11,6 +11,7 @@ from rotator.cli.framework import (
     Command,
     Context,
     arg,
+    given,
     limit_or_none,
     name_and_allowlist,
     positive_int,
@@ -44,9 +45,7 @@ async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes = name_and_allowlist(args)
-    if args.max_daily_requests is not ...:
-        changes["max_daily_requests"] = args.max_daily_requests
+    changes = name_and_allowlist(args) | given(args, "max_daily_requests")
     return await _change(ctx, args, **changes)
 
 

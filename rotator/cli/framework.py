@@ -84,6 +84,12 @@ def limit_or_none(text: str) -> int | None:
 TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
 
 
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The fields of an update that were given: a flag left out is `...`, not None, because
+    None is a value an update may set (`--max-daily none` removes a limit)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not ...}
+
+
 def name_and_allowlist(args: argparse.Namespace) -> dict[str, Any]:
     """--name, --allow CIDR... and --allow-any (an empty allowlist: any address) of an
     update, as the PATCH body of a tenant or an app holds them: only what was given."""

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.framework import TENANT, Command, Context, arg, limit_or_none, positive_int
+from rotator.cli.framework import TENANT, Command, Context, arg, given, limit_or_none, positive_int
 from rotator.domain.models import Policy
 from rotator.domain.records import ServiceUsage
 from rotator.store import services
@@ -37,11 +37,9 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes = {
-        name: getattr(args, name)
-        for name in ("policy", "max_daily_requests", "limit_warning_percent", "key_ttl_minutes")
-        if getattr(args, name) is not ...
-    }
+    changes = given(
+        args, "policy", "max_daily_requests", "limit_warning_percent", "key_ttl_minutes"
+    )
     return await ctx.call(
         services.update_service, await ctx.tenant(args.tenant), args.slug, **changes
     )
