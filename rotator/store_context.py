@@ -1,8 +1,8 @@
 """How the API, the console and the CLI call a store function: one binding of the caller's
 context (store clients, key ring, clock, events cap) to the store's parameters.
 
-Every store function opens with the clients it needs (`redis`, `durability`, `keyring`, in
-that order) and takes the time, the events stream's cap and the usage retention as keywords
+Every store function opens with the clients it needs (`redis`, then `durability` and/or
+`keyring`) and takes the time, the events stream's cap and the usage retention as keywords
 (`now_ms` or `today`, `events_maxlen`, `retention_days`). Spelling those out at each of the
 three interfaces wrote every call three times over, and a call that forgot `now_ms` quietly
 used the process clock instead of the injected one. `call` supplies them by those names, so
@@ -21,7 +21,8 @@ from rotator.domain.clock import utc_day
 T = TypeVar("T")
 
 LEADING = ("redis", "durability", "keyring")
-"""The clients a store function takes first, positionally, in this order."""
+"""The clients a store function may take first, positionally: redis, then durability and
+the key ring where it needs them (by name, so `(redis, keyring, ...)` works too)."""
 KEYWORDS = ("now_ms", "today", "events_maxlen", "retention_days")
 """What a store function takes as keywords from the context, when it takes them at all."""
 
