@@ -10,6 +10,7 @@ from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock, system_clock
 from rotator.settings import Settings
 from rotator.store.connection import Durability, Redis
+from rotator.store_context import StoreContext
 from rotator.tally import Tally
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class AppState:
+class AppState(StoreContext):
     settings: Settings
     keyring: KeyRing
     clock: Clock = system_clock
@@ -32,3 +33,6 @@ class AppState:
     None only before the app starts serving."""
     tally: Tally = field(default_factory=Tally)
     """Deliveries by outcome since the last summary log line."""
+
+    def now_ms(self) -> int:
+        return self.clock()

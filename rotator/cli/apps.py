@@ -11,6 +11,7 @@ from rotator.cli.framework import (
     Command,
     Context,
     arg,
+    given,
     limit_or_none,
     name_and_allowlist,
     positive_int,
@@ -21,44 +22,40 @@ APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
-    return await apps.list_apps(ctx.redis, await ctx.tenant(args.tenant))
+    return await ctx.call(apps.list_apps, await ctx.tenant(args.tenant))
 
 
 async def _show(ctx: Context, args: argparse.Namespace) -> Any:
-    return await apps.get_app(ctx.redis, await ctx.tenant(args.tenant), args.app_id)
+    return await ctx.call(apps.get_app, await ctx.tenant(args.tenant), args.app_id)
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
-    return await apps.add_app(
-        ctx.redis,
-        ctx.durability,
+    return await ctx.call(
+        apps.add_app,
         await ctx.tenant(args.tenant),
         name=args.name,
         ip_allowlist=args.ip_allowlist,
         max_daily_requests=args.max_daily_requests,
-        now_ms=ctx.now_ms(),
     )
 
 
 async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    return await apps.update_app(ctx.redis, ctx.durability, tenant, args.app_id, **changes)
+    return await ctx.call(apps.update_app, tenant, args.app_id, **changes)
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes = name_and_allowlist(args)
-    if args.max_daily_requests is not ...:
-        changes["max_daily_requests"] = args.max_daily_requests
+    changes = name_and_allowlist(args) | given(args, "max_daily_requests")
     return await _change(ctx, args, **changes)
 
 
 async def _token(ctx: Context, args: argparse.Namespace) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    return await apps.issue_app_token(ctx.redis, ctx.durability, tenant, args.app_id)
+    return await ctx.call(apps.issue_app_token, tenant, args.app_id)
 
 
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
-    await apps.delete_app(ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.app_id)
+    await ctx.call(apps.delete_app, await ctx.tenant(args.tenant), args.app_id)
 
 
 COMMANDS = [

@@ -215,6 +215,24 @@ def read_secret(prompt: str) -> str:
     return sys.stdin.read().strip()
 
 
+def file_name(file: str) -> str:
+    """How errors name a FILE argument: `-` is stdin."""
+    return "stdin" if file == "-" else file
+
+
+def read_text_file(file: str) -> str:
+    """The UTF-8 text of FILE (`-`: stdin). A file that cannot be read or is not UTF-8 is a
+    CliError naming it; the text itself is never in a message (it may hold secrets)."""
+    from pathlib import Path
+
+    try:
+        return sys.stdin.read() if file == "-" else Path(file).read_text("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{file_name(file)}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CliError(f"{file_name(file)}: {exc.strerror or exc}") from None
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

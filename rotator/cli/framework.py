@@ -25,6 +25,7 @@ from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
 from rotator.domain.errors import InvalidField, TenantSuspended
 from rotator.settings import Settings
+from rotator.store_context import StoreContext
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ def limit_or_none(text: str) -> int | None:
 TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
 
 
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The fields of an update that were given: a flag left out is `...`, not None, because
+    None is a value an update may set (`--max-daily none` removes a limit)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not ...}
+
+
 def name_and_allowlist(args: argparse.Namespace) -> dict[str, Any]:
     """--name, --allow CIDR... and --allow-any (an empty allowlist: any address) of an
     update, as the PATCH body of a tenant or an app holds them: only what was given."""
@@ -100,7 +107,7 @@ READ_ACTIONS = frozenset(("list", "show", "info", "usage", "deliveries"))
 """The actions that only read: the CLI's GET. Every other action of a tenant's command writes."""
 
 
-class Context:
+class Context(StoreContext):
     """What a command's `run` gets: the store clients, the settings, the clock, and the
     tenant lookup by id or name."""
 

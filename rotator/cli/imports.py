@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
-from pathlib import Path
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.common import CliError, say
+from rotator.cli.common import CliError, file_name, read_text_file, say
 from rotator.cli.framework import TENANT, Command, Context, arg
 from rotator.domain import import_file
 from rotator.domain.errors import InvalidRows
@@ -19,34 +17,21 @@ from rotator.domain.records import Imported
 from rotator.store import imports
 
 
-def _source(args: argparse.Namespace) -> str:
-    return "stdin" if args.file == "-" else args.file
-
-
 def _read_file(args: argparse.Namespace) -> None:
     """Read and parse FILE before the store is touched: a bad row stops everything."""
-    name = _source(args)
-    try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-    except UnicodeDecodeError:
-        raise CliError(f"{name}: not UTF-8 text") from None
-    except OSError as exc:
-        raise CliError(f"{name}: {exc.strerror or exc}") from None
+    text = read_text_file(args.file)
     try:
         args.rows = import_file.parse(text)
     except InvalidRows as exc:
-        raise CliError(f"{name}: {exc.message}") from None
+        raise CliError(f"{file_name(args.file)}: {exc.message}") from None
     del text
 
 
 async def _import(ctx: Context, args: argparse.Namespace) -> Any:
     try:
-        return await imports.import_keys(
-            ctx.redis, ctx.durability, ctx.keyring, await ctx.tenant(args.tenant), args.rows,
-            now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
-        )  # fmt: skip
+        return await ctx.call(imports.import_keys, await ctx.tenant(args.tenant), args.rows)
     except InvalidRows as exc:
-        raise CliError(f"{_source(args)}: {exc.message}") from None
+        raise CliError(f"{file_name(args.file)}: {exc.message}") from None
     finally:
         args.rows = None  # the secrets, as read: sealed in the store now, or refused
 

@@ -4,14 +4,12 @@ a file, never from the command line; only their masked forms are ever printed.""
 from __future__ import annotations
 
 import argparse
-import sys
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.common import CliError, read_secret
-from rotator.cli.framework import TENANT, Command, Context, arg, limit_or_none, positive_int
+from rotator.cli.common import CliError, file_name, read_secret, read_text_file
+from rotator.cli.framework import TENANT, Command, Context, arg, given, limit_or_none, positive_int
 from rotator.cli.services import SLUG
 from rotator.domain import key_file
 from rotator.domain.errors import InvalidEntry, InvalidField
@@ -26,9 +24,7 @@ COLUMNS = (
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.list_keys(
-        ctx.redis, await ctx.tenant(args.tenant), args.slug, now_ms=ctx.now_ms()
-    )
+    return await ctx.call(services.list_keys, await ctx.tenant(args.tenant), args.slug)
 
 
 def _read(args: argparse.Namespace) -> None:
@@ -36,29 +32,21 @@ def _read(args: argparse.Namespace) -> None:
 
 
 async def _add(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.add_key(
-        ctx.redis,
-        ctx.durability,
-        ctx.keyring,
+    return await ctx.call(
+        services.add_key,
         await ctx.tenant(args.tenant),
         args.slug,
         label=args.label,
         secret=args.secret,
         max_daily_requests=args.max_daily_requests,
-        now_ms=ctx.now_ms(),
     )
 
 
 def _read_file(args: argparse.Namespace) -> None:
     """Read and parse FILE before the store is touched: a bad line stops everything. The
     text is never printed; an error names the line and the field."""
-    name = "stdin" if args.file == "-" else args.file
-    try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-    except UnicodeDecodeError:
-        raise CliError(f"{name}: not UTF-8 text") from None
-    except OSError as exc:
-        raise CliError(f"{name}: {exc.strerror or exc}") from None
+    name = file_name(args.file)
+    text = read_text_file(args.file)
     try:
         args.lines = key_file.parse(text)
     except key_file.InvalidLine as exc:
@@ -68,16 +56,13 @@ def _read_file(args: argparse.Namespace) -> None:
 
 
 async def _add_file(ctx: Context, args: argparse.Namespace) -> Any:
-    name = "stdin" if args.file == "-" else args.file
+    name = file_name(args.file)
     try:
-        return await services.add_keys(
-            ctx.redis,
-            ctx.durability,
-            ctx.keyring,
+        return await ctx.call(
+            services.add_keys,
             await ctx.tenant(args.tenant),
             args.slug,
             [line.key for line in args.lines],
-            now_ms=ctx.now_ms(),
         )
     except InvalidEntry as exc:
         raise CliError(f"{name}: {key_file.line_error(args.lines, exc).message}") from None
@@ -92,33 +77,24 @@ def _added(result: KeysAdded) -> str:
 
 
 async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:
-    return await services.update_key(
-        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
-        **changes, now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
-    )  # fmt: skip
+    return await ctx.call(
+        services.update_key, await ctx.tenant(args.tenant), args.slug, args.key_id, **changes
+    )
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes = {
-        name: getattr(args, name)
-        for name in ("label", "max_daily_requests")
-        if getattr(args, name) is not ...
-    }
+    changes = given(args, "label", "max_daily_requests")
     return await _change(ctx, args, **changes)
 
 
 async def _move(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.move_key(
-        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
-        to=args.to, now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
-    )  # fmt: skip
+    return await ctx.call(
+        services.move_key, await ctx.tenant(args.tenant), args.slug, args.key_id, to=args.to
+    )
 
 
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
-    await services.remove_key(
-        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, args.key_id,
-        now_ms=ctx.now_ms(), events_maxlen=ctx.settings.events_maxlen,
-    )  # fmt: skip
+    await ctx.call(services.remove_key, await ctx.tenant(args.tenant), args.slug, args.key_id)
 
 
 FILE_FORMAT = """\

@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.framework import TENANT, Command, Context, arg, limit_or_none, positive_int
-from rotator.domain.clock import utc_day
+from rotator.cli.framework import TENANT, Command, Context, arg, given, limit_or_none, positive_int
 from rotator.domain.models import Policy
 from rotator.domain.records import ServiceUsage
 from rotator.store import services
@@ -18,66 +17,49 @@ POLICIES = [p.value for p in Policy]
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.list_services(
-        ctx.redis, await ctx.tenant(args.tenant), now_ms=ctx.now_ms()
-    )
+    return await ctx.call(services.list_services, await ctx.tenant(args.tenant))
 
 
 async def _show(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.get_service(
-        ctx.redis, await ctx.tenant(args.tenant), args.slug, now_ms=ctx.now_ms()
-    )
+    return await ctx.call(services.get_service, await ctx.tenant(args.tenant), args.slug)
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.create_service(
-        ctx.redis,
-        ctx.durability,
+    return await ctx.call(
+        services.create_service,
         await ctx.tenant(args.tenant),
         slug=args.slug,
         policy=args.policy,
         max_daily_requests=args.max_daily_requests,
         limit_warning_percent=args.limit_warning_percent,
         key_ttl_minutes=args.key_ttl_minutes,
-        now_ms=ctx.now_ms(),
     )
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes = {
-        name: getattr(args, name)
-        for name in ("policy", "max_daily_requests", "limit_warning_percent", "key_ttl_minutes")
-        if getattr(args, name) is not ...
-    }
-    return await services.update_service(
-        ctx.redis, ctx.durability, await ctx.tenant(args.tenant), args.slug, **changes,
-        now_ms=ctx.now_ms(),
-    )  # fmt: skip
+    changes = given(
+        args, "policy", "max_daily_requests", "limit_warning_percent", "key_ttl_minutes"
+    )
+    return await ctx.call(
+        services.update_service, await ctx.tenant(args.tenant), args.slug, **changes
+    )
 
 
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    await services.delete_service(ctx.redis, ctx.durability, tenant, args.slug)
+    await ctx.call(services.delete_service, tenant, args.slug)
 
 
 async def _rotate(ctx: Context, args: argparse.Namespace) -> Any:
-    return await services.rotate(
-        ctx.redis,
-        ctx.durability,
-        await ctx.tenant(args.tenant),
-        args.slug,
-        events_maxlen=ctx.settings.events_maxlen,
-    )
+    return await ctx.call(services.rotate, await ctx.tenant(args.tenant), args.slug)
 
 
 async def _usage(ctx: Context, args: argparse.Namespace) -> Any:
-    return await service_usage(
-        ctx.redis,
+    return await ctx.call(
+        service_usage,
         await ctx.tenant(args.tenant),
         args.slug,
-        today=utc_day(ctx.now_ms()),
         days=args.days,
-        retention_days=ctx.settings.usage_retention_days,
     )
 
 

@@ -15,30 +15,26 @@ from rotator.tuning import PROGRESS_EVERY_S
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
-    return await tenants.create_tenant(
-        ctx.redis, ctx.durability, name=args.name, demo=args.demo, now_ms=ctx.now_ms()
-    )
+    return await ctx.call(tenants.create_tenant, name=args.name, demo=args.demo)
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
-    return await tenants.list_tenants(ctx.redis, now_ms=ctx.now_ms())
+    return await ctx.call(tenants.list_tenants)
 
 
 async def _show(ctx: Context, args: argparse.Namespace) -> Any:
-    return await tenants.get_tenant(ctx.redis, await ctx.tenant(args.tenant))
+    return await ctx.call(tenants.get_tenant, await ctx.tenant(args.tenant))
 
 
 async def _info(ctx: Context, args: argparse.Namespace) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    return await tenants.get_tenant_detail(ctx.redis, tenant, now_ms=ctx.now_ms())
+    return await ctx.call(tenants.get_tenant_detail, tenant)
 
 
 async def _status(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:
     """PATCH /v1/admin/tenants/{id}: rename, suspend or resume."""
     tenant = await ctx.tenant(args.tenant)
-    return await tenants.update_tenant_status(
-        ctx.redis, ctx.durability, tenant, **changes, now_ms=ctx.now_ms()
-    )
+    return await ctx.call(tenants.update_tenant_status, tenant, **changes)
 
 
 async def _rename(ctx: Context, args: argparse.Namespace) -> Any:
@@ -50,7 +46,7 @@ async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
         tenant = await ctx.tenant(args.tenant)
     except NotFound:
         # gone from view already: a deletion under way (interrupted?) is finished by its id
-        if args.tenant not in {p.tenant for p in await tenant_deletion.pending(ctx.redis)}:
+        if args.tenant not in {p.tenant for p in await ctx.call(tenant_deletion.pending)}:
             raise
         tenant = args.tenant
     # TENANT may be a name: --confirm repeats it, or gives the id
@@ -63,14 +59,8 @@ async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
             last_said = time.monotonic()
             say(f"deleting tenant {tenant}: {deletion.removed} keys removed so far")
 
-    done = await tenant_deletion.delete_tenant(
-        ctx.redis,
-        ctx.durability,
-        tenant,
-        confirm=confirm,
-        now_ms=ctx.now_ms(),
-        max_steps=None,
-        progress=progress,
+    done = await ctx.call(
+        tenant_deletion.delete_tenant, tenant, confirm=confirm, max_steps=None, progress=progress
     )
     say(f"deleted tenant {tenant}: {done.keys_removed} keys removed")
     return done
@@ -91,10 +81,8 @@ async def _update(ctx: Context, args: argparse.Namespace) -> Any:
         changes["webhook_events"] = [e for e in args.webhook_events.split(",") if e]
     if getattr(args, "webhook_secret", None):
         changes["webhook_secret"] = args.webhook_secret
-    return await tenants.update_tenant(
-        ctx.redis,
-        ctx.durability,
-        ctx.keyring,
+    return await ctx.call(
+        tenants.update_tenant,
         await ctx.tenant(args.tenant),
         **changes,
         webhook_allow_private=ctx.settings.webhook_allow_private,
@@ -103,12 +91,12 @@ async def _update(ctx: Context, args: argparse.Namespace) -> Any:
 
 async def _client_token(ctx: Context, args: argparse.Namespace) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    return await tenants.issue_client_token(ctx.redis, ctx.durability, tenant)
+    return await ctx.call(tenants.issue_client_token, tenant)
 
 
 async def _admin_token(ctx: Context, args: argparse.Namespace) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    return await tenants.issue_admin_token(ctx.redis, ctx.durability, tenant)
+    return await ctx.call(tenants.issue_admin_token, tenant)
 
 
 COMMANDS = [

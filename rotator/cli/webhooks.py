@@ -15,8 +15,8 @@ from rotator.store.test_event import send_test_event
 
 
 async def _deliveries(ctx: Context, args: argparse.Namespace) -> Any:
-    return await webhooks.deliveries(
-        ctx.redis, await ctx.tenant(args.tenant), limit=args.limit, cursor=args.cursor
+    return await ctx.call(
+        webhooks.deliveries, await ctx.tenant(args.tenant), limit=args.limit, cursor=args.cursor
     )
 
 
@@ -28,9 +28,7 @@ def _deliveries_table(page: DeliveryPage) -> str:
 
 
 async def _test(ctx: Context, args: argparse.Namespace) -> Any:
-    return await send_test_event(
-        ctx.redis, await ctx.tenant(args.tenant), events_maxlen=ctx.settings.events_maxlen
-    )
+    return await ctx.call(send_test_event, await ctx.tenant(args.tenant))
 
 
 async def _listen(ctx: Context, args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ FORM_FIELDS = ("name", "ip_allowlist", "max_daily_requests")
 async def render(
     request: Request, state: AppState, tenant: str, *, status: int = 200, **extra: Any
 ) -> Response:
-    apps = await store.list_apps(state.redis, tenant)
+    apps = await state.call(store.list_apps, tenant)
     context = {"title": "Apps", "section": "apps", "apps": apps, **extra}
     return form_page(request, "apps.html", NOTICES, status=status, **context)
 
@@ -40,7 +40,7 @@ async def render(
 async def render_app(
     request: Request, state: AppState, tenant: str, app_id: int, *, status: int = 200, **extra: Any
 ) -> Response:
-    app = await store.get_app(state.redis, tenant, app_id)
+    app = await state.call(store.get_app, tenant, app_id)
     context = {"title": f"App {app.name}", "section": "apps", "app": app, **extra}
     return form_page(request, "app.html", APP_NOTICES, status=status, **context)
 
@@ -67,9 +67,7 @@ class AppPages(Controller):
     async def create(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         values, fields = app_form(await request.form())
         try:
-            created = await store.add_app(
-                app_state.redis, app_state.durability, tenant, **fields, now_ms=app_state.clock()
-            )
+            created = await app_state.call(store.add_app, tenant, **fields)
         except InvalidField as exc:
             errors = form_errors(exc, "name")
             return await render(
@@ -90,7 +88,7 @@ class AppPages(Controller):
     ) -> Response:
         values, fields = app_form(await request.form())
         try:
-            await store.update_app(app_state.redis, app_state.durability, tenant, app_id, **fields)
+            await app_state.call(store.update_app, tenant, app_id, **fields)
         except InvalidField as exc:
             errors = form_errors(exc, "name")
             return await render_app(
@@ -114,7 +112,7 @@ class AppPages(Controller):
     async def reissue_token(
         self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
-        issued = await store.issue_app_token(app_state.redis, app_state.durability, tenant, app_id)
+        issued = await app_state.call(store.issue_app_token, tenant, app_id)
         # shown in this response only: it is stored hashed and cannot be shown again
         return await render_app(request, app_state, tenant, app_id, app_token=issued.app_token)
 
@@ -122,13 +120,13 @@ class AppPages(Controller):
     async def delete(
         self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
-        await store.delete_app(app_state.redis, app_state.durability, tenant, app_id)
+        await app_state.call(store.delete_app, tenant, app_id)
         return see_other(request, "/app/apps?done=deleted")
 
 
 async def set_suspended(
     request: Request, state: AppState, tenant: str, app_id: int, *, suspended: bool
 ) -> Response:
-    await store.update_app(state.redis, state.durability, tenant, app_id, suspended=suspended)
+    await state.call(store.update_app, tenant, app_id, suspended=suspended)
     done = "suspended" if suspended else "resumed"
     return see_other(request, f"/app/apps/{app_id}?done={done}")

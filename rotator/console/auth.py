@@ -86,17 +86,12 @@ async def console_tenant(request: Request) -> str:
         raise SignInRequired()
     tenant, secret = parsed
     state = state_of(request)
-    live = await sessions.check_tenant_session(
-        state.redis,
-        tenant,
-        secret,
-        now_ms=state.clock(),
-        idle_ms=idle_ms(state),
-        max_ms=max_ms(state),
+    live = await state.call(
+        sessions.check_tenant_session, tenant, secret, idle_ms=idle_ms(state), max_ms=max_ms(state)
     )
     if not live:
         raise SignInRequired()
-    access = await tenants.admin_access(state.redis, tenant)
+    access = await state.call(tenants.admin_access, tenant)
     if access.suspended:
         request.state[SUSPENDED] = True
         if request.method not in READS:
@@ -110,8 +105,8 @@ async def operator_signed_in(connection: ASGIConnection, _: BaseRouteHandler) ->
     state: AppState = connection.app.state.rotator
     if not secret or len(secret) > MAX_SECRET_CHARS or state.settings.admin_token is None:
         raise SignInRequired(operator=True)
-    live = await sessions.check_operator_session(
-        state.redis, secret, now_ms=state.clock(), idle_ms=idle_ms(state), max_ms=max_ms(state)
+    live = await state.call(
+        sessions.check_operator_session, secret, idle_ms=idle_ms(state), max_ms=max_ms(state)
     )
     if not live:
         raise SignInRequired(operator=True)

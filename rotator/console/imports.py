@@ -69,10 +69,7 @@ class ImportPage(Controller):
                 raise InvalidField("file", "choose a file, or paste its content")
             rows = import_file.parse(content)
             del content
-            result = await store.import_keys(
-                app_state.redis, app_state.durability, app_state.keyring, tenant, rows,
-                now_ms=app_state.clock(), events_maxlen=app_state.settings.events_maxlen,
-            )  # fmt: skip
+            result = await app_state.call(store.import_keys, tenant, rows)  # fmt: skip
         except (InvalidField, Conflict, NotFound, ImportIncomplete) as exc:
             return page(
                 "import.html", status=400, title="Import services and keys",

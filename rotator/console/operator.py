@@ -39,7 +39,7 @@ def tenant_path(tenant: str) -> str:
 
 
 async def render(request: Request, state: AppState, *, status: int = 200, **extra: Any) -> Response:
-    records = await tenants.list_tenants(state.redis, now_ms=state.clock())
+    records = await state.call(tenants.list_tenants)
     context = {"title": "Tenants", "section": "tenants", "tenants": records, **extra}
     return form_page(request, "operator.html", NOTICES, status=status, **context)
 
@@ -49,7 +49,7 @@ async def render_tenant(
 ) -> Response:
     if not tokens.is_tenant_id(tenant):
         raise NotFound("tenant not found")
-    detail = await tenants.get_tenant_detail(state.redis, tenant, now_ms=state.clock())
+    detail = await state.call(tenants.get_tenant_detail, tenant)
     context = {"title": f"Tenant {detail.name}", "tenant": detail, **extra}
     return form_page(request, "operator_tenant.html", TENANT_NOTICES, status=status, **context)
 
@@ -66,9 +66,7 @@ async def refused(
 async def set_suspended(
     request: Request, state: AppState, tenant: str, suspended: bool
 ) -> Response:
-    await tenants.update_tenant_status(
-        state.redis, state.durability, tenant, suspended=suspended, now_ms=state.clock()
-    )
+    await state.call(tenants.update_tenant_status, tenant, suspended=suspended)
     done = "suspended" if suspended else "resumed"
     return see_other(request, f"{tenant_path(tenant)}?done={done}")
 
@@ -87,12 +85,8 @@ class OperatorPages(Controller):
         form = await request.form()
         values = {"name": text(form, "name"), "demo": text(form, "demo") == "1"}
         try:
-            created = await tenants.create_tenant(
-                app_state.redis,
-                app_state.durability,
-                name=values["name"],
-                demo=bool(values["demo"]),
-                now_ms=app_state.clock(),
+            created = await app_state.call(
+                tenants.create_tenant, name=values["name"], demo=bool(values["demo"])
             )
         except InvalidField as exc:
             errors = form_errors(exc, "name")
@@ -110,9 +104,7 @@ class OperatorPages(Controller):
     async def rename(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
         name = text(await request.form(), "name")
         try:
-            await tenants.update_tenant_status(
-                app_state.redis, app_state.durability, tenant, name=name, now_ms=app_state.clock()
-            )
+            await app_state.call(tenants.update_tenant_status, tenant, name=name)
         except InvalidField as exc:
             return await refused(request, app_state, tenant, exc, "name", name)
         return see_other(request, tenant_path(tenant) + "?done=renamed")
@@ -129,7 +121,7 @@ class OperatorPages(Controller):
     async def admin_token(
         self, request: Request, tenant: FromPath[str], app_state: State
     ) -> Response:
-        issued = await tenants.issue_admin_token(app_state.redis, app_state.durability, tenant)
+        issued = await app_state.call(tenants.issue_admin_token, tenant)
         # in this response only: it is stored as a hash
         return await render_tenant(request, app_state, tenant, admin_token=issued.admin_token)
 
@@ -137,13 +129,7 @@ class OperatorPages(Controller):
     async def delete(self, request: Request, tenant: FromPath[str], app_state: State) -> Response:
         confirm = text(await request.form(), "confirm").strip()
         try:
-            done = await tenant_deletion.delete_tenant(
-                app_state.redis,
-                app_state.durability,
-                tenant,
-                confirm=confirm,
-                now_ms=app_state.clock(),
-            )
+            done = await app_state.call(tenant_deletion.delete_tenant, tenant, confirm=confirm)
         except InvalidField as exc:
             return await refused(request, app_state, tenant, exc, "confirm", confirm)
         return see_other(request, f"{OPERATOR_PATH}?done={done.state}")

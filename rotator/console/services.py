@@ -19,7 +19,6 @@ from rotator.console.forms import FormErrors, optional_int, text
 from rotator.console.messages import bulk_error, field_error, form_errors
 from rotator.console.pages import done_notice, is_htmx, page, partial, see_other
 from rotator.domain import key_file
-from rotator.domain.clock import utc_day
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys
 from rotator.domain.models import Policy
 from rotator.store import services as store
@@ -95,17 +94,15 @@ def service_form(
 
 async def detail_context(state: AppState, tenant: str, slug: str, days: int) -> dict[str, Any]:
     now_ms = state.clock()
-    service = await store.get_service(state.redis, tenant, slug, now_ms=now_ms)
-    keys = await store.list_keys(state.redis, tenant, slug, now_ms=now_ms)
+    service = await state.call(store.get_service, tenant, slug, now_ms=now_ms)
+    keys = await state.call(store.list_keys, tenant, slug, now_ms=now_ms)
     days = days if days in CHART_DAYS else CHART_DAYS[0]
     days = min(days, state.settings.usage_retention_days)
-    usage = await service_usage(
-        state.redis,
+    usage = await state.call(
+        service_usage,
         tenant,
         slug,
-        today=utc_day(state.clock()),
         days=days,
-        retention_days=state.settings.usage_retention_days,
     )
     today = usage.days[0] if usage.days else None
     return {
@@ -158,10 +155,8 @@ class ServicePages(Controller):
 
     @get("/services", include_in_schema=False)
     async def list_services(self, request: Request, tenant: TenantId, app_state: State) -> Response:
-        records = await store.list_services(app_state.redis, tenant, now_ms=app_state.clock())
-        today = await services_today(
-            app_state.redis, tenant, [s.slug for s in records], today=utc_day(app_state.clock())
-        )
+        records = await app_state.call(store.list_services, tenant)
+        today = await app_state.call(services_today, tenant, [s.slug for s in records])
         return page(
             "services.html",
             title="Services",
@@ -185,16 +180,14 @@ class ServicePages(Controller):
         form = await request.form()
         values = service_form_values(form)
         try:
-            record = await store.create_service(
-                app_state.redis,
-                app_state.durability,
+            record = await app_state.call(
+                store.create_service,
                 tenant,
                 slug=values["slug"],
                 policy=values["policy"],
                 max_daily_requests=optional_int(form, "max_daily_requests"),
                 limit_warning_percent=warning_percent(form),
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes"),
-                now_ms=app_state.clock(),
             )
         except (InvalidField, Conflict) as exc:
             errors = form_errors(exc, "slug")
@@ -211,7 +204,7 @@ class ServicePages(Controller):
 
     @get("/services/{slug:str}/edit", include_in_schema=False)
     async def edit_form(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Response:
-        s = await store.get_service(app_state.redis, tenant, slug, now_ms=app_state.clock())
+        s = await app_state.call(store.get_service, tenant, slug)
         values = {
             name: "" if getattr(s, name) is None else str(getattr(s, name))
             for name in SERVICE_FIELDS
@@ -226,9 +219,8 @@ class ServicePages(Controller):
         values = {**service_form_values(form), "slug": slug}
         try:
             policy = values["policy"]
-            await store.update_service(
-                app_state.redis,
-                app_state.durability,
+            await app_state.call(
+                store.update_service,
                 tenant,
                 slug,
                 policy=policy,
@@ -237,7 +229,6 @@ class ServicePages(Controller):
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes")
                 if policy == Policy.TIME.value
                 else None,
-                now_ms=app_state.clock(),
             )
         except (InvalidField, Conflict) as exc:
             errors = form_errors(exc, "policy")
@@ -250,7 +241,7 @@ class ServicePages(Controller):
     async def delete_form(
         self, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
-        service = await store.get_service(app_state.redis, tenant, slug)
+        service = await app_state.call(store.get_service, tenant, slug)
         return page(
             "service_delete.html", title=f"Delete {slug}", section="services", service=service
         )
@@ -259,7 +250,7 @@ class ServicePages(Controller):
     async def delete(
         self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
-        await store.delete_service(app_state.redis, app_state.durability, tenant, slug)
+        await app_state.call(store.delete_service, tenant, slug)
         return see_other(request, "/app/services?done=deleted")
 
     # --- keys and rotation ------------------------------------------------------------------
@@ -274,16 +265,13 @@ class ServicePages(Controller):
             "max_daily_requests": text(form, "max_daily_requests"),
         }
         try:
-            await store.add_key(
-                app_state.redis,
-                app_state.durability,
-                app_state.keyring,
+            await app_state.call(
+                store.add_key,
                 tenant,
                 slug,
                 label=values["label"],
                 secret=text(form, "secret"),
                 max_daily_requests=optional_int(form, "max_daily_requests"),
-                now_ms=app_state.clock(),
             )
         except InvalidField as exc:
             errors = form_errors(exc, "secret")
@@ -302,15 +290,7 @@ class ServicePages(Controller):
             if not lines:
                 raise InvalidField("keys", "paste at least one key")
             try:
-                await store.add_keys(
-                    app_state.redis,
-                    app_state.durability,
-                    app_state.keyring,
-                    tenant,
-                    slug,
-                    [line.key for line in lines],
-                    now_ms=app_state.clock(),
-                )
+                await app_state.call(store.add_keys, tenant, slug, [line.key for line in lines])
             except InvalidEntry as exc:
                 raise key_file.line_error(lines, exc) from None
         except InvalidField as exc:
@@ -335,16 +315,7 @@ class ServicePages(Controller):
         app_state: State,
     ) -> Response:
         form = await request.form()
-        await store.move_key(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            slug,
-            key_id,
-            to=text(form, "to"),
-            now_ms=app_state.clock(),
-            events_maxlen=app_state.settings.events_maxlen,
-        )
+        await app_state.call(store.move_key, tenant, slug, key_id, to=text(form, "to"))
         return await keys_changed(request, app_state, tenant, slug, "key-moved")
 
     @post("/services/{slug:str}/keys/{key_id:int}", include_in_schema=False)
@@ -365,16 +336,7 @@ class ServicePages(Controller):
                 changes["label"] = text(form, "label")
             if "max_daily_requests" in form:
                 changes["max_daily_requests"] = optional_int(form, "max_daily_requests")
-            await store.update_key(
-                app_state.redis,
-                app_state.durability,
-                tenant,
-                slug,
-                key_id,
-                **changes,
-                now_ms=app_state.clock(),
-                events_maxlen=app_state.settings.events_maxlen,
-            )
+            await app_state.call(store.update_key, tenant, slug, key_id, **changes)
         except InvalidField as exc:
             values = {
                 "label": text(form, "label"),
@@ -400,15 +362,7 @@ class ServicePages(Controller):
         key_id: FromPath[int],
         app_state: State,
     ) -> Response:
-        await store.remove_key(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            slug,
-            key_id,
-            now_ms=app_state.clock(),
-            events_maxlen=app_state.settings.events_maxlen,
-        )
+        await app_state.call(store.remove_key, tenant, slug, key_id)
         return see_other(request, f"/app/services/{slug}?done=key-deleted#keys")
 
     @post("/services/{slug:str}/rotate", include_in_schema=False)
@@ -416,13 +370,7 @@ class ServicePages(Controller):
         self, request: Request, tenant: TenantId, slug: FromPath[str], app_state: State
     ) -> Response:
         try:
-            await store.rotate(
-                app_state.redis,
-                app_state.durability,
-                tenant,
-                slug,
-                events_maxlen=app_state.settings.events_maxlen,
-            )
+            await app_state.call(store.rotate, tenant, slug)
         except (Conflict, NoActiveKeys) as exc:
             _, message = field_error(exc, "rotate")
             return await render_detail(

@@ -65,7 +65,7 @@ def throttled(form: dict, retry_after_s: int) -> Response:
 
 
 async def refused(request: Request, state: AppState, form: dict) -> Response:
-    wait_s = await sessions.record_signin_failure(state.redis, client_ip(request, state))
+    wait_s = await state.call(sessions.record_signin_failure, client_ip(request, state))
     if wait_s:
         return throttled(form, wait_s)
     return page("signin.html", status=401, errors=FormErrors("token", WRONG), **form)
@@ -76,7 +76,7 @@ async def tenant_of_admin_token(state: AppState, given: str) -> str | None:
     parsed = tokens.parse(given) if given else None
     if parsed is None or parsed.kind != tokens.ADMIN:
         return None
-    stored = await tenants.admin_token_hash(state.redis, parsed.tenant)
+    stored = await state.call(tenants.admin_token_hash, parsed.tenant)
     return parsed.tenant if tokens.same_hash(stored, parsed.secret_hash) else None
 
 
@@ -100,17 +100,16 @@ class SignInPages(Controller):
     @post("/signin", include_in_schema=False)
     async def signin(self, request: Request) -> Response:
         state = auth.state_of(request)
-        wait_s = await sessions.signin_retry_after_s(state.redis, client_ip(request, state))
+        wait_s = await state.call(sessions.signin_retry_after_s, client_ip(request, state))
         if wait_s:
             return throttled(TENANT_FORM, wait_s)
         given = text(await request.form(), "token").strip()
         tenant = await tenant_of_admin_token(state, given)
         if tenant is None:
             return await refused(request, state, TENANT_FORM)
-        secret = await sessions.open_tenant_session(
-            state.redis,
+        secret = await state.call(
+            sessions.open_tenant_session,
             tenant,
-            now_ms=state.clock(),
             idle_ms=auth.idle_ms(state),
             max_ms=auth.max_ms(state),
         )
@@ -157,15 +156,13 @@ class OperatorSignInPages(Controller):
         expected = state.settings.admin_token
         if expected is None:
             return page("signin.html", status=404, disabled=True, **OPERATOR_FORM)
-        wait_s = await sessions.signin_retry_after_s(state.redis, client_ip(request, state))
+        wait_s = await state.call(sessions.signin_retry_after_s, client_ip(request, state))
         if wait_s:
             return throttled(OPERATOR_FORM, wait_s)
         given = text(await request.form(), "token").strip()
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return await refused(request, state, OPERATOR_FORM)
-        secret = await sessions.open_operator_session(
-            state.redis, now_ms=state.clock(), idle_ms=auth.idle_ms(state)
-        )
+        secret = await state.call(sessions.open_operator_session, idle_ms=auth.idle_ms(state))
         response = see_other(request, auth.OPERATOR_PATH)
         response.set_cookie(
             auth.session_cookie(

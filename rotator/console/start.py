@@ -52,7 +52,7 @@ class StartPage(Controller):
 
     @get("/", include_in_schema=False)
     async def start(self, request: Request, tenant: TenantId, app_state: State) -> Response:
-        slugs = [s.slug for s in await store.list_services(app_state.redis, tenant)]
+        slugs = [s.slug for s in await app_state.call(store.list_services, tenant)]
         chosen = request.query_params.get("service", "")
         slug = chosen if chosen in slugs else (slugs[0] if slugs else EXAMPLE_SLUG)
         return page(

@@ -48,9 +48,9 @@ EVENT_HELP = {
 async def render(
     request: Request, state: AppState, tenant: str, *, status: int = 200, **extra: Any
 ) -> Response:
-    record = await tenants.get_tenant(state.redis, tenant)
+    record = await state.call(tenants.get_tenant, tenant)
     deliveries = (
-        await webhook_log.deliveries(state.redis, tenant, limit=DELIVERIES_SHOWN)
+        await state.call(webhook_log.deliveries, tenant, limit=DELIVERIES_SHOWN)
     ).deliveries
     context: dict[str, Any] = {
         "title": "Settings",
@@ -89,14 +89,14 @@ class SettingsPages(Controller):
     async def reissue_client_token(
         self, request: Request, tenant: TenantId, app_state: State
     ) -> Response:
-        issued = await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
+        issued = await app_state.call(tenants.issue_client_token, tenant)
         return await render(request, app_state, tenant, client_token=issued.client_token)
 
     @post("/admin-token", include_in_schema=False)
     async def reissue_admin_token(self, tenant: TenantId, app_state: State) -> Response:
         """POST /v1/tenant/admin-token's twin. Every session ends with it, this one too: the
         new token is shown on a page of its own, and the cookie goes."""
-        issued = await tenants.issue_admin_token(app_state.redis, app_state.durability, tenant)
+        issued = await app_state.call(tenants.issue_admin_token, tenant)
         response = page("admin_token.html", title="New admin token", admin_token=issued.admin_token)
         response.set_cookie(expired_cookie(TENANT_COOKIE, CONSOLE_PATH))
         return response
@@ -105,12 +105,8 @@ class SettingsPages(Controller):
     async def allowlist(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         form = await request.form()
         try:
-            await tenants.update_tenant(
-                app_state.redis,
-                app_state.durability,
-                app_state.keyring,
-                tenant,
-                ip_allowlist=address_list(form, "ip_allowlist"),
+            await app_state.call(
+                tenants.update_tenant, tenant, ip_allowlist=address_list(form, "ip_allowlist")
             )
         except InvalidField as exc:
             values = {"ip_allowlist": text(form, "ip_allowlist")}
@@ -128,10 +124,8 @@ class SettingsPages(Controller):
         if text(form, "new_secret") == "1":
             changes["webhook_secret"] = tenants.new_webhook_secret()
         try:
-            update = await tenants.update_tenant(
-                app_state.redis,
-                app_state.durability,
-                app_state.keyring,
+            update = await app_state.call(
+                tenants.update_tenant,
                 tenant,
                 **changes,
                 webhook_allow_private=app_state.settings.webhook_allow_private,
@@ -151,9 +145,7 @@ class SettingsPages(Controller):
     @post("/webhook/test", include_in_schema=False)
     async def send_test(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         try:
-            await send_test_event(
-                app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen
-            )
+            await app_state.call(send_test_event, tenant)
         except Conflict:
             return see_other(request, "/app/settings?done=test-none#webhooks")
         return see_other(request, "/app/settings?done=test-sent#webhooks")
@@ -161,5 +153,5 @@ class SettingsPages(Controller):
     @get("/deliveries", include_in_schema=False)
     async def deliveries(self, tenant: TenantId, app_state: State) -> Response:
         """The recent deliveries table alone, for the page's Refresh button (htmx)."""
-        shown = await webhook_log.deliveries(app_state.redis, tenant, limit=DELIVERIES_SHOWN)
+        shown = await app_state.call(webhook_log.deliveries, tenant, limit=DELIVERIES_SHOWN)
         return partial("_deliveries.html", deliveries=shown.deliveries)

@@ -222,8 +222,8 @@ def test_a_refusal_names_the_flag_not_the_api_field():
 
 
 def store_calls(fn: Callable[..., Any], seen: set[str] | None = None) -> set[str]:
-    """The rotator.store functions `fn` calls, directly or through functions of its own
-    module (page helpers), as "module.function"."""
+    """The rotator.store functions `fn` calls (directly or through StoreContext.call), itself
+    or through functions of its own module (page helpers), as "module.function"."""
     seen = set() if seen is None else seen
     fn = inspect.unwrap(fn)
     if fn.__qualname__ in seen:
@@ -235,13 +235,16 @@ def store_calls(fn: Callable[..., Any], seen: set[str] | None = None) -> set[str
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
+        called = node.func
+        if isinstance(called, ast.Attribute) and called.attr == "call" and node.args:
+            called = node.args[0]  # StoreContext.call(store_function, ...)
         target: Any = None
-        if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
-            owner = scope.get(node.func.value.id)
+        if isinstance(called, ast.Attribute) and isinstance(called.value, ast.Name):
+            owner = scope.get(called.value.id)
             if isinstance(owner, types.ModuleType):
-                target = getattr(owner, node.func.attr, None)
-        elif isinstance(node.func, ast.Name):
-            target = scope.get(node.func.id)
+                target = getattr(owner, called.attr, None)
+        elif isinstance(called, ast.Name):
+            target = scope.get(called.id)
         if not isinstance(target, types.FunctionType):
             continue
         module = target.__module__

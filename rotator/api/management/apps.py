@@ -21,21 +21,15 @@ class AppController(TenantAdminBase):
     async def create(
         self, tenant: TenantId, data: JSONBody[AppCreate], app_state: State
     ) -> AppCreated:
-        return await store.add_app(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            **msgspec.structs.asdict(data),
-            now_ms=app_state.clock(),
-        )
+        return await app_state.call(store.add_app, tenant, **msgspec.structs.asdict(data))
 
     @get("/", summary="List apps", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[App]:
-        return await store.list_apps(app_state.redis, tenant)
+        return await app_state.call(store.list_apps, tenant)
 
     @get("/{app_id:int}", summary="Show an app", responses=errors(NOT_FOUND))
     async def show(self, tenant: TenantId, app_id: FromPath[int], app_state: State) -> App:
-        return await store.get_app(app_state.redis, tenant, app_id)
+        return await app_state.call(store.get_app, tenant, app_id)
 
     @patch(
         "/{app_id:int}",
@@ -47,12 +41,8 @@ class AppController(TenantAdminBase):
     async def change(
         self, tenant: TenantId, app_id: FromPath[int], data: JSONBody[AppPatch], app_state: State
     ) -> App:
-        return await store.update_app(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            app_id,
-            **msgspec.structs.asdict(data),
+        return await app_state.call(
+            store.update_app, tenant, app_id, **msgspec.structs.asdict(data)
         )
 
     @post(
@@ -64,7 +54,7 @@ class AppController(TenantAdminBase):
     async def new_token(
         self, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> AppToken:
-        return await store.issue_app_token(app_state.redis, app_state.durability, tenant, app_id)
+        return await app_state.call(store.issue_app_token, tenant, app_id)
 
     @delete(
         "/{app_id:int}",
@@ -72,4 +62,4 @@ class AppController(TenantAdminBase):
         responses=errors(NOT_FOUND),
     )
     async def remove(self, tenant: TenantId, app_id: FromPath[int], app_state: State) -> None:
-        await store.delete_app(app_state.redis, app_state.durability, tenant, app_id)
+        await app_state.call(store.delete_app, tenant, app_id)

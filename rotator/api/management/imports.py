@@ -39,7 +39,4 @@ class ImportController(TenantAdminBase):
             )
             for number, entry in enumerate(data.rows, start=1)
         ]  # fmt: skip
-        return await store.import_keys(
-            app_state.redis, app_state.durability, app_state.keyring, tenant, rows,
-            now_ms=app_state.clock(), events_maxlen=app_state.settings.events_maxlen,
-        )  # fmt: skip
+        return await app_state.call(store.import_keys, tenant, rows)

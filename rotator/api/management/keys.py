@@ -26,15 +26,7 @@ class KeyController(TenantAdminBase):
     async def add(
         self, tenant: TenantId, slug: FromPath[str], data: JSONBody[KeyCreate], app_state: State
     ) -> Key:
-        return await store.add_key(
-            app_state.redis,
-            app_state.durability,
-            app_state.keyring,
-            tenant,
-            slug,
-            **msgspec.structs.asdict(data),
-            now_ms=app_state.clock(),
-        )
+        return await app_state.call(store.add_key, tenant, slug, **msgspec.structs.asdict(data))
 
     @post(
         "/bulk",
@@ -52,19 +44,16 @@ class KeyController(TenantAdminBase):
         data: JSONBody[KeysBulkCreate],
         app_state: State,
     ) -> KeysAdded:
-        return await store.add_keys(
-            app_state.redis,
-            app_state.durability,
-            app_state.keyring,
+        return await app_state.call(
+            store.add_keys,
             tenant,
             slug,
             [NewKey(**msgspec.structs.asdict(entry)) for entry in data.keys],
-            now_ms=app_state.clock(),
         )
 
     @get("/", summary="List keys in rotation order (masked)", responses=errors(NOT_FOUND))
     async def list(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> list[Key]:
-        return await store.list_keys(app_state.redis, tenant, slug, now_ms=app_state.clock())
+        return await app_state.call(store.list_keys, tenant, slug)
 
     @patch(
         "/{key_id:int}",
@@ -83,15 +72,8 @@ class KeyController(TenantAdminBase):
         data: JSONBody[KeyPatch],
         app_state: State,
     ) -> Key:
-        return await store.update_key(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            slug,
-            key_id,
-            **msgspec.structs.asdict(data),
-            now_ms=app_state.clock(),
-            events_maxlen=app_state.settings.events_maxlen,
+        return await app_state.call(
+            store.update_key, tenant, slug, key_id, **msgspec.structs.asdict(data)
         )
 
     @post(
@@ -112,16 +94,7 @@ class KeyController(TenantAdminBase):
         data: JSONBody[KeyMove],
         app_state: State,
     ) -> list[Key]:
-        return await store.move_key(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            slug,
-            key_id,
-            to=data.to,
-            now_ms=app_state.clock(),
-            events_maxlen=app_state.settings.events_maxlen,
-        )
+        return await app_state.call(store.move_key, tenant, slug, key_id, to=data.to)
 
     @delete(
         "/{key_id:int}",
@@ -133,12 +106,4 @@ class KeyController(TenantAdminBase):
     async def remove(
         self, tenant: TenantId, slug: FromPath[str], key_id: FromPath[int], app_state: State
     ) -> None:
-        await store.remove_key(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            slug,
-            key_id,
-            now_ms=app_state.clock(),
-            events_maxlen=app_state.settings.events_maxlen,
-        )
+        await app_state.call(store.remove_key, tenant, slug, key_id)

@@ -42,13 +42,7 @@ class OperatorController(OperatorBase):
         responses=errors(*BODY),
     )
     async def create_tenant(self, data: JSONBody[TenantCreate], app_state: State) -> TenantCreated:
-        return await tenants.create_tenant(
-            app_state.redis,
-            app_state.durability,
-            name=data.name,
-            demo=data.demo,
-            now_ms=app_state.clock(),
-        )
+        return await app_state.call(tenants.create_tenant, name=data.name, demo=data.demo)
 
     @get(
         "/tenants",
@@ -57,7 +51,7 @@ class OperatorController(OperatorBase):
         responses=errors(),
     )
     async def list_tenants(self, app_state: State) -> list[TenantSummary]:
-        return await tenants.list_tenants(app_state.redis, now_ms=app_state.clock())
+        return await app_state.call(tenants.list_tenants)
 
     @get(
         "/tenants/{tenant_id:str}",
@@ -65,9 +59,7 @@ class OperatorController(OperatorBase):
         responses=errors(NOT_FOUND),
     )
     async def show_tenant(self, tenant_id: FromPath[str], app_state: State) -> TenantDetail:
-        return await tenants.get_tenant_detail(
-            app_state.redis, known_id(tenant_id), now_ms=app_state.clock()
-        )
+        return await app_state.call(tenants.get_tenant_detail, known_id(tenant_id))
 
     @patch(
         "/tenants/{tenant_id:str}",
@@ -80,12 +72,8 @@ class OperatorController(OperatorBase):
     async def change_tenant(
         self, tenant_id: FromPath[str], data: JSONBody[TenantStatusPatch], app_state: State
     ) -> TenantDetail:
-        return await tenants.update_tenant_status(
-            app_state.redis,
-            app_state.durability,
-            known_id(tenant_id),
-            **msgspec.structs.asdict(data),
-            now_ms=app_state.clock(),
+        return await app_state.call(
+            tenants.update_tenant_status, known_id(tenant_id), **msgspec.structs.asdict(data)
         )
 
     @delete(
@@ -110,13 +98,7 @@ class OperatorController(OperatorBase):
         app_state: State,
         confirm: Annotated[str, QueryParameter(description="the tenant's id again", max_length=64)],
     ) -> Response[TenantDeletion]:
-        done = await tenant_deletion.delete_tenant(
-            app_state.redis,
-            app_state.durability,
-            tenant_id,
-            confirm=confirm,
-            now_ms=app_state.clock(),
-        )
+        done = await app_state.call(tenant_deletion.delete_tenant, tenant_id, confirm=confirm)
         return Response(done, status_code=200 if done.state == "deleted" else 202)
 
     @post(
@@ -128,6 +110,4 @@ class OperatorController(OperatorBase):
         responses=errors(NOT_FOUND),
     )
     async def new_admin_token(self, tenant_id: FromPath[str], app_state: State) -> AdminToken:
-        return await tenants.issue_admin_token(
-            app_state.redis, app_state.durability, known_id(tenant_id)
-        )
+        return await app_state.call(tenants.issue_admin_token, known_id(tenant_id))

@@ -29,10 +29,4 @@ class RotationController(TenantAdminBase):
         },
     )
     async def rotate(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Rotated:
-        return await store.rotate(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            slug,
-            events_maxlen=app_state.settings.events_maxlen,
-        )
+        return await app_state.call(store.rotate, tenant, slug)

@@ -25,21 +25,15 @@ class ServiceController(TenantAdminBase):
     async def create(
         self, tenant: TenantId, data: JSONBody[ServiceCreate], app_state: State
     ) -> Service:
-        return await store.create_service(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            **msgspec.structs.asdict(data),
-            now_ms=app_state.clock(),
-        )
+        return await app_state.call(store.create_service, tenant, **msgspec.structs.asdict(data))
 
     @get("/", summary="List services", responses=errors())
     async def list(self, tenant: TenantId, app_state: State) -> list[Service]:
-        return await store.list_services(app_state.redis, tenant, now_ms=app_state.clock())
+        return await app_state.call(store.list_services, tenant)
 
     @get("/{slug:str}", summary="Show a service", responses=errors(NOT_FOUND))
     async def show(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Service:
-        return await store.get_service(app_state.redis, tenant, slug, now_ms=app_state.clock())
+        return await app_state.call(store.get_service, tenant, slug)
 
     @patch(
         "/{slug:str}",
@@ -53,15 +47,10 @@ class ServiceController(TenantAdminBase):
     async def change(
         self, tenant: TenantId, slug: FromPath[str], data: JSONBody[ServicePatch], app_state: State
     ) -> Service:
-        return await store.update_service(
-            app_state.redis,
-            app_state.durability,
-            tenant,
-            slug,
-            **msgspec.structs.asdict(data),
-            now_ms=app_state.clock(),
+        return await app_state.call(
+            store.update_service, tenant, slug, **msgspec.structs.asdict(data)
         )
 
     @delete("/{slug:str}", summary="Delete a service and all its keys", responses=errors(NOT_FOUND))
     async def remove(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> None:
-        await store.delete_service(app_state.redis, app_state.durability, tenant, slug)
+        await app_state.call(store.delete_service, tenant, slug)

@@ -23,7 +23,7 @@ class TenantController(TenantAdminBase):
         responses=errors(),
     )
     async def show(self, tenant: TenantId, app_state: State) -> Tenant:
-        return await tenants.get_tenant(app_state.redis, tenant)
+        return await app_state.call(tenants.get_tenant, tenant)
 
     @patch(
         "/",
@@ -35,10 +35,8 @@ class TenantController(TenantAdminBase):
     async def change(
         self, tenant: TenantId, data: JSONBody[TenantPatch], app_state: State
     ) -> Tenant:
-        return await tenants.update_tenant(
-            app_state.redis,
-            app_state.durability,
-            app_state.keyring,
+        return await app_state.call(
+            tenants.update_tenant,
             tenant,
             **msgspec.structs.asdict(data),
             webhook_allow_private=app_state.settings.webhook_allow_private,
@@ -51,7 +49,7 @@ class TenantController(TenantAdminBase):
         responses=errors(CONFLICT),
     )
     async def new_client_token(self, tenant: TenantId, app_state: State) -> ClientToken:
-        return await tenants.issue_client_token(app_state.redis, app_state.durability, tenant)
+        return await app_state.call(tenants.issue_client_token, tenant)
 
     @post(
         "/admin-token",
@@ -62,4 +60,4 @@ class TenantController(TenantAdminBase):
         responses=errors(CONFLICT),
     )
     async def new_admin_token(self, tenant: TenantId, app_state: State) -> AdminToken:
-        return await tenants.issue_admin_token(app_state.redis, app_state.durability, tenant)
+        return await app_state.call(tenants.issue_admin_token, tenant)

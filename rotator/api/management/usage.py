@@ -9,7 +9,6 @@ from litestar.params import FromPath, QueryParameter
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
 from rotator.api.openapi import NOT_FOUND, errors
-from rotator.domain.clock import utc_day
 from rotator.domain.records import ServiceUsage
 from rotator.store.usage import service_usage
 
@@ -41,11 +40,9 @@ class UsageController(TenantAdminBase):
             ),
         ] = 7,
     ) -> ServiceUsage:
-        return await service_usage(
-            app_state.redis,
+        return await app_state.call(
+            service_usage,
             tenant,
             slug,
-            today=utc_day(app_state.clock()),
             days=days,
-            retention_days=app_state.settings.usage_retention_days,
         )

@@ -43,7 +43,7 @@ class WebhookController(TenantAdminBase):
             ),
         ] = None,
     ) -> DeliveryPage:
-        return await store.deliveries(app_state.redis, tenant, limit=limit, cursor=cursor)
+        return await app_state.call(store.deliveries, tenant, limit=limit, cursor=cursor)
 
     @post(
         "/test",
@@ -54,6 +54,4 @@ class WebhookController(TenantAdminBase):
         responses=errors(CONFLICT),
     )
     async def test(self, tenant: TenantId, app_state: State) -> TestEventSent:
-        return await send_test_event(
-            app_state.redis, tenant, events_maxlen=app_state.settings.events_maxlen
-        )
+        return await app_state.call(send_test_event, tenant)
