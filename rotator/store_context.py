@@ -53,8 +53,8 @@ class StoreContext:
     keyring: Any
     settings: Any
 
-    def now_ms(self) -> int:
-        raise NotImplementedError
+    now_ms: Callable[[], int]
+    """The caller's clock (the app's injected clock, the CLI's system clock)."""
 
     def _context_value(self, name: str) -> Any:
         if name == "now_ms":

@@ -200,11 +200,11 @@ async def test_noscript_after_script_flush_is_answered_transparently(
 
 # --- a slot migrating (cluster only) -------------------------------------------------------
 def _cluster(backend: str, request: pytest.FixtureRequest) -> ValkeyCluster:
-    if backend != "cluster":
-        pytest.skip("slot migrations exist on a cluster only")
+    assert backend == "cluster"  # slot migrations exist on a cluster only
     return request.getfixturevalue("valkey_cluster")
 
 
+@pytest.mark.backends("cluster")
 async def test_moved_is_followed_to_the_new_owner(
     client: Client, backend: str, request: pytest.FixtureRequest
 ) -> None:
@@ -225,6 +225,7 @@ async def test_moved_is_followed_to_the_new_owner(
         cluster.migrate_slot(slot, target, source)
 
 
+@pytest.mark.backends("cluster")
 async def test_ask_is_followed_during_a_migration(
     client: Client, backend: str, request: pytest.FixtureRequest
 ) -> None:

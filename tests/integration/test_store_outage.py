@@ -106,7 +106,7 @@ async def test_store_failing_after_the_token_check_is_503_everywhere(
 def test_cli_store_failing_midway_exits_2_with_one_line(
     valkey, master_key_b64, tmp_path, monkeypatch, capsys
 ):
-    async def refused(_redis: Any, **_: Any) -> Any:
+    async def refused(redis: Any, **_: Any) -> Any:  # named as the store function names it
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379")
 
     for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
