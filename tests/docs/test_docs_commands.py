@@ -37,6 +37,7 @@ import pytest
 from rotator.embedded import free_port
 from tests import system_packages
 from tests.docs.markdown import DOCS, ROOT, Block, markers, sh_blocks
+from tests.integration.cli_support import base_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -72,13 +73,12 @@ def instance(tmp_path_factory) -> Iterator[Instance]:
     workdir.mkdir()
     (workdir / ".venv").symlink_to(ROOT / ".venv")  # `.venv/bin/...` as from the checkout
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    env.update(
+    env = base_env(
         ROTATOR_DATA_DIR=str(base / "var"),
         ROTATOR_PORT=str(port),
         ROTATOR_ADMIN_TOKEN=OPERATOR_TOKEN,
         ROTATOR_WEBHOOK_ALLOW_PRIVATE="1",
-        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
+        PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     )
     log = base / "run.log"
     with (

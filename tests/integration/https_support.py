@@ -6,7 +6,6 @@ the migration guide's check (test_migration_guide.py)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import ssl
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from rotator import devcert
 from rotator.embedded import free_port
 from rotator.settings import Settings
 from tests.conftest import OPERATOR_TOKEN
+from tests.integration.cli_support import base_env
 from tests.integration.test_multiprocess import NginxTls, render_config, stop, wait_http
 
 
@@ -67,8 +67,7 @@ class HttpsStack:
 
 def store_env(settings: Settings, master_key_b64: str, data_dir: Path) -> dict[str, str]:
     """The environment of a `rotator` process on the test backend's store."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    env.update(
+    env = base_env(
         ROTATOR_REDIS_URL=settings.redis_url or "",
         ROTATOR_MASTER_KEY=master_key_b64,
         ROTATOR_ADMIN_TOKEN=OPERATOR_TOKEN,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from redis.crc import key_slot
 from rotator.domain.clock import utc_day
 from rotator.store import keys
 from tests.conftest import T0_MS
+from tests.integration.cli_support import base_env
 from tests.integration.management import Tenant, deliver, new_key, new_service, new_tenant
 from tests.integration.webhook_support import FAST, verify_signature, worker
 from workers.pump import EventPump
@@ -115,12 +115,11 @@ async def test_sweep_runs_each_tenants_script_on_its_slot(
 
 def test_cli_administers_a_cluster(redis, valkey_cluster, master_key_b64):
     """`rotator tenant/service/key/app` with REDIS_CLUSTER=1 and the URL of one node."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")},
-        "ROTATOR_REDIS_URL": valkey_cluster.nodes[2].url,
-        "ROTATOR_REDIS_CLUSTER": "1",
-        "ROTATOR_MASTER_KEY": master_key_b64,
-    }
+    env = base_env(
+        ROTATOR_REDIS_URL=valkey_cluster.nodes[2].url,
+        ROTATOR_REDIS_CLUSTER="1",
+        ROTATOR_MASTER_KEY=master_key_b64,
+    )
 
     def rotator(*args: str, stdin: str = "") -> dict:
         done = subprocess.run(

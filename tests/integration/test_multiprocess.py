@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
 import subprocess
@@ -38,6 +37,7 @@ from rotator.embedded import free_port
 from rotator.store import keys
 from tests import system_packages
 from tests.conftest import OPERATOR_TOKEN
+from tests.integration.cli_support import base_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE_CONF = ROOT / "deploy" / "nginx.conf"
@@ -175,8 +175,7 @@ class Stack:
 @pytest.fixture
 def stack(nginx_binary, valkey, master_key_b64, tmp_path, redis) -> Iterator[Stack]:
     """Three `rotator serve` processes (one uvicorn worker each) and nginx before them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    env.update(
+    env = base_env(
         ROTATOR_REDIS_URL=valkey.url,
         ROTATOR_MASTER_KEY=master_key_b64,
         ROTATOR_ADMIN_TOKEN=OPERATOR_TOKEN,

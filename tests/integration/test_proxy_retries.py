@@ -13,7 +13,6 @@ nginx reports every upstream it tried in X-Upstream (the test's main config adds
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 
 from rotator.embedded import EmbeddedValkey, free_port
 from tests.conftest import OPERATOR_TOKEN
+from tests.integration.cli_support import base_env
 from tests.integration.test_multiprocess import (  # noqa: F401  (nginx_binary: a fixture)
     SECRET,
     nginx_binary,
@@ -54,8 +54,7 @@ def proxied(request, master_key_b64, tmp_path) -> Iterator[Proxied]:
     nginx_path = request.getfixturevalue("nginx_binary")  # installs nginx if need be
     valkey = EmbeddedValkey(tmp_path / "valkey", appendonly=False)
     valkey.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    env.update(
+    env = base_env(
         ROTATOR_REDIS_URL=valkey.url,
         ROTATOR_MASTER_KEY=master_key_b64,
         ROTATOR_ADMIN_TOKEN=OPERATOR_TOKEN,

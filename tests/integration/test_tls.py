@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from rotator.store.fastredis import FastRedis
 from tests.asgi import app_client
 from tests.cluster import SLOT_RANGES
 from tests.conftest import OPERATOR_TOKEN
+from tests.integration import cli_support
 from tests.integration.management import deliver, new_key, new_service, new_tenant
 from tests.integration.webhook_support import FAST, worker
 from tests.tls import TlsCluster, TlsValkey, rediss
@@ -174,12 +173,7 @@ async def test_every_client_presents_its_client_certificate(
 
 def rotator(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`rotator ARGS` with only the given ROTATOR_* settings."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ROTATOR_")}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "rotator.cli", *args],
-        env=full_env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    return cli_support.rotator(*args, env=cli_support.base_env(**env))
 
 
 @pytest.mark.parametrize("variable", ["ROTATOR_REDIS_URL", "ROTATOR_QUEUE_URL"])
