@@ -59,8 +59,9 @@ async def test_a_job_that_finds_the_store_down_keeps_its_attempts(
 
     # more runs than arq's old cap (webhook_max_attempts + 3) and than the attempts allowed
     deferred_runs = settings.webhook_max_attempts + 4
+    # no cron jobs: a run straddling second 30 would also queue finish_tenant_deletions
     outage_worker = Worker(
-        **worker_settings(down, config, outage=outage),
+        **{**worker_settings(down, config, outage=outage), "cron_jobs": []},
         burst=True, handle_signals=False, max_burst_jobs=deferred_runs,
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger=OUTAGE_LOG):
@@ -105,7 +106,7 @@ async def test_attempts_count_real_tries_only_across_deferrals(
     async with worker(settings, config, max_burst_jobs=1) as w:  # attempt 1: HTTP 500
         await w.async_run()
     outage_worker = Worker(
-        **worker_settings(down, config, outage=outage),
+        **{**worker_settings(down, config, outage=outage), "cron_jobs": []},
         burst=True, handle_signals=False, max_burst_jobs=3,
     )  # fmt: skip
     try:
