@@ -3,6 +3,9 @@ reference, so a field renamed there fails here."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import msgspec
 
 from rotator.api.delivery import Limits, Meta, NextKey
@@ -36,3 +39,14 @@ def test_unknown_fields_from_a_newer_server_are_ignored():
             "limits": {"max_daily_requests": None, "later": 1},
             "meta": {"key_id": 1, "usage_today": 1, "weight": 3}, "extra": {}}  # fmt: skip
     assert msgspec.convert(body, Key).policy == "weighted"
+
+
+def test_the_client_imports_nothing_of_the_server():
+    """An application importing the client loads neither the web framework nor redis."""
+    code = (
+        "import sys, rotator.client; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'litestar', 'redis', 'arq', "
+        "'cryptography', 'uvicorn'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
