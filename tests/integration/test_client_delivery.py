@@ -110,6 +110,16 @@ async def test_daily_limit_reached(base, redis, settings):
     assert 0 < err.retry_after_s <= 86_400 and err.body["retry_after"] == err.retry_after_s
 
 
+async def test_an_apps_daily_limit(base, redis, settings):
+    t = await client_live.tenant(redis, settings)
+    token = await client_live.app_token(redis, t, max_daily=1)
+    async with kr.AsyncClient(base, token) as rotator:
+        await rotator.next_key("openai")
+        with pytest.raises(kr.DailyLimitReached) as caught:
+            await rotator.next_key("openai")
+    assert caught.value.limit == "app"
+
+
 async def test_demo_rate_limit(base, redis, settings):
     t = await client_live.tenant(redis, settings, demo=True)
     with kr.Client(base, t.client_token) as rotator:
