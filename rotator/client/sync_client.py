@@ -1,0 +1,147 @@
+"""`Client`: the rotator from synchronous code, over one httpx connection pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self, TypeVar
+
+import httpx
+
+from rotator.client import answers, wire
+from rotator.client.errors import RotatorError, Unreachable
+from rotator.client.outcome import ProviderOutcome, classify
+from rotator.client.records import Key, ReportResult
+from rotator.client.retrying import Failure, check_attempts, report_failed
+
+T = TypeVar("T")
+Classify = Callable[[object], ProviderOutcome | None]
+
+
+class Client:
+    """Keys from a keyrotator server: `next_key`, `report`, and `call`, which does both
+    around the caller's provider call. One client holds one connection pool: create it
+    once and share it (it is thread-safe, as httpx.Client is); `close()` or `with` ends it.
+
+    `token` is a tenant client token (`krc_…`) or an app token (`kra_…`), sent as
+    `Authorization: Bearer`. `report_success` makes `call` report 2xx answers too (one
+    more request each; it resets the key's failure count sooner). `transport` is httpx's,
+    for tests."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = wire.DEFAULT_TIMEOUT_S,
+        report_success: bool = False,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.report_success = report_success
+        self._http = httpx.Client(
+            base_url=base_url, headers=wire.headers(token), timeout=timeout_s, transport=transport
+        )
+
+    def __repr__(self) -> str:  # the token stays out of logs and tracebacks
+        return f"Client(base_url={self.base_url!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def next_key(self, service: str, mask: bool = False) -> Key:
+        """The key to use now for `service` (`GET /v1/next`); raises the RotatorError the
+        error table names."""
+        return answers.key(
+            self._send("GET", wire.NEXT_PATH, params=wire.next_params(service, mask))
+        )
+
+    def report(
+        self,
+        service: str,
+        key_id: int,
+        status: int,
+        retry_after_s: int | None = None,
+        error: str | None = None,
+    ) -> ReportResult:
+        """Tell the rotator what the provider answered with this key (`POST /v1/report`):
+        its HTTP status, its Retry-After (sent as `retry_after`) and its error type."""
+        body = wire.report_body(service, key_id, status, retry_after_s, error)
+        return answers.report(
+            self._send("POST", wire.REPORT_PATH, content=body, headers=wire.JSON_HEADERS)
+        )
+
+    def call(
+        self,
+        service: str,
+        fn: Callable[[str], T],
+        *,
+        attempts: int = 3,
+        classify: Classify = classify,
+        report_success: bool | None = None,
+    ) -> T:
+        """`fn(key)` with a key of `service`: its result on success. On a 429, 401/403,
+        5xx or timeout (outcome.ProviderOutcome.retryable) the outcome is reported and
+        `fn` runs again with a new key, up to `attempts` times in all; after that the
+        last failure is raised (or returned, if `fn` returns failed responses). Any other
+        provider failure is reported and raised at once; an exception `classify` does not
+        know propagates unreported. A failed report never hides the provider's answer."""
+        check_attempts(attempts)
+        success = self.report_success if report_success is None else report_success
+        last: Failure | None = None
+        for _ in range(attempts):
+            try:
+                key = self.next_key(service)
+            except RotatorError as refusal:
+                if last is None:
+                    raise
+                return last.give_up(refusal)
+            try:
+                result = fn(key.key)
+            except Exception as exc:
+                outcome = classify(exc)
+                if outcome is None:
+                    raise
+                self._report_quietly(service, key.key_id, outcome)
+                if not outcome.retryable:
+                    raise
+                last = Failure(outcome, exc=exc)
+                continue
+            outcome = classify(result)
+            if outcome is None or not outcome.failed:
+                if success and (outcome is None or outcome.ok):
+                    self._report_quietly(service, key.key_id, outcome or _OK)
+                return result
+            self._report_quietly(service, key.key_id, outcome)
+            if not outcome.retryable:
+                return result
+            last = Failure(outcome, result=result)
+        assert last is not None
+        return last.give_up()
+
+    def _report_quietly(self, service: str, key_id: int, outcome: ProviderOutcome) -> None:
+        body = wire.outcome_body(service, key_id, outcome)
+        try:
+            answers.report(
+                self._send("POST", wire.REPORT_PATH, content=body, headers=wire.JSON_HEADERS)
+            )
+        except RotatorError as exc:
+            report_failed(service, key_id, exc)
+
+    def _send(self, method: str, path: str, **kw) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"rotator unreachable: {type(exc).__name__}") from exc
+
+
+_OK = ProviderOutcome(status=200)
+"""A success `classify` could not read (e.g. the SDK's own result object)."""
