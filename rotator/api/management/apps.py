@@ -7,7 +7,7 @@ from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
-from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, errors
+from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, OptionalBodyOperation, errors
 from rotator.api.schemas import AppCreate, AppPatch, AppTokenIssue
 from rotator.domain.records import App, AppCreated, AppToken
 from rotator.store import apps as store
@@ -60,6 +60,7 @@ class AppController(TenantAdminBase):
         "choosing (400 unless 20-200 of `A-Z a-z 0-9 - _`, or if it has the form of one of "
         "ours; 409 if another tenant or app holds it); without it the new token is one of ours.",
         responses=errors(*BODY, NOT_FOUND, CONFLICT),
+        operation_class=OptionalBodyOperation,
     )
     async def new_token(
         self,

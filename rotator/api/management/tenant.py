@@ -7,7 +7,7 @@ from litestar import get, patch, post
 from litestar.params import JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
-from rotator.api.openapi import BODY, CONFLICT, errors
+from rotator.api.openapi import BODY, CONFLICT, OptionalBodyOperation, errors
 from rotator.api.schemas import ClientTokenIssue, TenantPatch
 from rotator.domain.records import AdminToken, ClientToken, Tenant
 from rotator.store import tenants
@@ -50,6 +50,7 @@ class TenantController(TenantAdminBase):
         "choosing (400 unless 20-200 of `A-Z a-z 0-9 - _`, or if it has the form of one of "
         "ours; 409 if another tenant or app holds it); without it the new token is one of ours.",
         responses=errors(*BODY, CONFLICT),
+        operation_class=OptionalBodyOperation,
     )
     async def new_client_token(
         self, tenant: TenantId, app_state: State, data: JSONBody[ClientTokenIssue | None] = None
