@@ -12,6 +12,8 @@ from rotator.domain import tokens
 from rotator.store import keys
 from rotator.tuning import IMPORTED_CACHE_TTL_MS, IMPORTED_UNKNOWN_TTL_MS
 from tests.asgi import app_client
+from tests.integration.backup_support import cli_env
+from tests.integration.cli_support import rotator
 from tests.integration.management import (
     OPERATOR,
     Tenant,
@@ -265,3 +267,32 @@ async def test_unknown_tokens_are_cached_briefly(settings, redis, clock):
         # revoked with a warm cache: refused at once (the script compares the hash)
         assert (await client.post("/v1/tenant/client-token", headers=t.auth)).status_code == 200
         assert refused(await deliver(client, HOSTED))
+
+
+async def test_restore_into_an_empty_store_accepts_the_imported_tokens(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    t = await imported_tenant(client)
+    await ready(client, t)
+    app = await new_app(client, t, app_token=OTHER)
+    suspended = await imported_tenant(client, "suspended-tenant-token-0123456789", name="held")
+    r = await client.patch(
+        f"/v1/admin/tenants/{suspended.id}", json={"suspended": True}, headers=OPERATOR
+    )
+    assert r.status_code == 200
+    env = cli_env(settings, master_key_b64)
+    path = tmp_path / "kr.backup"
+    assert (made := rotator("backup", str(path), env=env)).returncode == 0, made.stderr
+    assert HOSTED not in path.read_text() and OTHER not in path.read_text()
+
+    await redis.flushall()
+    restored = rotator("restore", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert await redis.get(keys.token_index(sha(HOSTED))) == t.id.encode()
+    assert await redis.get(keys.token_index(sha(OTHER))) == f"{t.id}:{app['id']}".encode()
+    # a suspended tenant's token is still its own (held until it is resumed)
+    held = keys.token_index(sha("suspended-tenant-token-0123456789"))
+    assert await redis.get(held) == suspended.id.encode()
+    clock.advance(ms=IMPORTED_CACHE_TTL_MS)  # this API process asks the index again
+    assert (await deliver(client, HOSTED)).status_code == 200
+    assert (await app_deliver(client, OTHER)).status_code == 200
