@@ -7,8 +7,10 @@ Only hashes are stored, as for ours: the tenant (or app) hash holds SHA-256 of t
 in the field the delivery script compares, so the script cannot tell the two kinds apart and
 revocation is as immediate as for ours.
 
-The index is global (its own cluster slot), so a write of an imported token is two durable
-steps on two slots. Their order keeps one rule through a crash between them: the index may
+One key per token rather than one global hash: lookups spread over a cluster's nodes instead
+of all reaching the node of one hot key, and claiming a token is an atomic step on its own
+key. The index is global (its own cluster slot), so a write of an imported token is two
+durable steps on two slots. Their order keeps one rule through a crash between them: the index may
 point at an owner that does not accept the token (harmless: the delivery script compares the
 hash and answers 403), never the reverse (an owner accepting a token nobody can find).
 
