@@ -52,6 +52,26 @@ MAX_ID_HINTS = 100_000
 reply; past this the memory is dropped at once and refills with the next deliveries, so it
 stays bounded whatever the number of services."""
 
+# --- imported tokens (rotator/store/token_resolver.py) -------------------------------------
+
+IMPORTED_CACHE_ENTRIES = 10_000
+"""Imported tokens each API process remembers the owner of (LRU, about 200 bytes each: 2 MB).
+A tenant moving over from the hosted service has one client token and a handful of app
+tokens; past this many, the least recently used cost a second round trip again."""
+
+IMPORTED_CACHE_TTL_MS = 5_000
+"""How long a remembered owner is trusted. Revocation does not wait for it (the delivery
+script compares the stored hash on every request); it bounds how long a token given up by
+one tenant and imported by another (a migration rehearsed in a scratch tenant) is still sent
+to the first (403) by a process that had it cached: 5 s. Its cost: one lookup per imported
+token per process every 5 s (at 1,000 requests/s with one token, 1 request in 5,000 takes a
+second round trip)."""
+
+IMPORTED_UNKNOWN_TTL_MS = 5_000
+"""How long an unknown token stays known as unknown: repeated requests with one bad token
+cost no round trip within it (a random token costs one lookup, never a script call too); a
+token imported just after a client tried it works within 5 s on every process."""
+
 # --- webhooks --------------------------------------------------------------------------------
 
 WEBHOOK_LOG_KEEP = 1000

@@ -8,7 +8,6 @@ The guide's steps are taken from the page itself: every fenced block right after
 - `file NAME`: written to NAME in the work directory (the export);
 - `run`: run with bash (`set -euo pipefail`) in the work directory; the variables it
   exports reach the blocks after it;
-- `run pending-item-1`: a step that needs #17 item 1 (imported tokens); see PENDING_ITEM_1;
 - `client`: one of the hosted guide's snippets (curl, Python requests, Node fetch), run
   as written; what it answers must be the imported key, masked, as the guide shows it.
 
@@ -29,23 +28,15 @@ import os
 import re
 import secrets
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "migration.md"
-
-# LEAD: set to False once #17 item 1 (imported client and app tokens) is merged; the
-# guide's steps 1 and 4 then run as written, with the hosted tokens, and the fallbacks
-# below (tokens the instance issues) are no longer used. See the LEAD note in the guide.
-PENDING_ITEM_1 = True
-PENDING_MARKER = "PENDING #17 item 1"
 
 DOC_HOST = "keys.example.com"
 DOC_TOKEN = "YOUR_TENANT_CLIENT_TOKEN"
@@ -161,36 +152,6 @@ class Guide:
             raise StepFailed(f"unexpected answer: {wrong or 'key ' + key!r}")
         return data
 
-    def pending(self, block: Block) -> None:
-        """A step of #17 item 1, skipped loudly: the same effect, with tokens we issue."""
-        print(
-            f"!!! {PENDING_MARKER}: skipped the guide's step at docs/migration.md line "
-            f"{block.line} (imported tokens); used a token the instance issued instead. "
-            "LEAD: remove once item 1 lands (PENDING_ITEM_1).",
-            file=sys.stderr,
-            flush=True,
-        )
-        if '"client_token"' in block.body:
-            created = self._api(
-                "/v1/admin/tenants", {"name": "acme"}, self.env["ROTATOR_ADMIN_TOKEN"]
-            )
-            self.env["TENANT_ADMIN_TOKEN"] = created["admin_token"]
-            self.env["HOSTED_CLIENT_TOKEN"] = created["client_token"]
-        elif '"app_token"' in block.body:
-            created = self._api("/v1/apps", {"name": "web"}, self.env["TENANT_ADMIN_TOKEN"])
-            self.env["HOSTED_APP_TOKEN"] = created["app_token"]
-        else:
-            raise StepFailed("a pending step of an unknown kind")
-
-    def _api(self, path: str, body: dict, token: str) -> dict:
-        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
-        request = urllib.request.Request(
-            self.url + path, data=json.dumps(body).encode(), method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=30, context=context) as response:
-            return json.loads(response.read())
-
 
 def follow(guide: Guide, text: str) -> list[str]:
     """Run every checked block in order; one line per step done."""
@@ -200,10 +161,6 @@ def follow(guide: Guide, text: str) -> list[str]:
         try:
             if block.kind == "file":
                 guide.file(block)
-            elif block.kind == "run" and block.arg == "pending-item-1" and PENDING_ITEM_1:
-                guide.pending(block)
-                done.append(f"SKIPPED {where}: {PENDING_MARKER}")
-                continue
             elif block.kind == "run":
                 guide.run(block)
             elif block.kind == "client":

@@ -43,11 +43,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from rotator.api.proxies import ProxyNames
         from rotator.store.delivery import DeliveryStore
+        from rotator.store.token_resolver import TokenResolver
 
         proxies = ProxyNames(state, settings.trusted_networks, settings.trusted_hosts)
         await proxies.start()  # trusted proxies given by name, resolved now and in the background
         state.redis = connection.connect(settings)
         state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
+        state.tokens = TokenResolver(state.delivery.fast, state.clock)
         summary = Summary(state.tally, deliveries_line, log, settings.log_summary_s)
         summary.start()
         try:

@@ -132,7 +132,7 @@ async def next_key(request: Request) -> ASGIApp:
             token = auth[7:].strip()
     if not service or not token:
         raise errors.MissingParams()
-    parsed = parse_token(token)
+    parsed = parse_token(token) or await state.tokens.resolve(token)
     if parsed is None or parsed.kind == "kta":
         raise errors.InvalidToken()
 

@@ -23,6 +23,9 @@ class RequestBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class TenantCreate(RequestBody):
     name: str
     demo: bool = False
+    client_token: str | None = None
+    """Write-only: the client token the tenant already uses (20-200 of A-Z a-z 0-9 - _),
+    imported instead of a new one; stored only hashed."""
 
 
 class TenantStatusPatch(RequestBody):
@@ -43,6 +46,13 @@ class TenantPatch(RequestBody):
     webhook_events: list[str] | UnsetType = UNSET
     webhook_secret: str | UnsetType = UNSET
     """Write-only: `whsec_` + base64 of 24 to 64 bytes."""
+
+
+class ClientTokenIssue(RequestBody):
+    """POST /v1/tenant/client-token (the body is optional: none issues one of ours)."""
+
+    client_token: str | None = None
+    """Write-only: a token of the tenant's choosing (as in TenantCreate)."""
 
 
 # --- services ---------------------------------------------------------------------------------
@@ -125,6 +135,16 @@ class AppCreate(RequestBody):
     name: str
     ip_allowlist: list[str] = msgspec.field(default_factory=list)
     max_daily_requests: int | None = None
+    app_token: str | None = None
+    """Write-only: the app token it already uses (20-200 of A-Z a-z 0-9 - _), imported
+    instead of a new one; stored only hashed."""
+
+
+class AppTokenIssue(RequestBody):
+    """POST /v1/apps/{id}/token (the body is optional: none issues one of ours)."""
+
+    app_token: str | None = None
+    """Write-only: a token of the tenant's choosing (as in AppCreate)."""
 
 
 class AppPatch(RequestBody):

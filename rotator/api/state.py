@@ -16,6 +16,7 @@ from rotator.tally import Tally
 if TYPE_CHECKING:
     # for the annotation only: the lifespan imports the store when the app starts
     from rotator.store.delivery import DeliveryStore
+    from rotator.store.token_resolver import TokenResolver
 
 
 @dataclass
@@ -31,6 +32,10 @@ class AppState(StoreContext):
     delivery: DeliveryStore | None = None
     """The hot path's store (FastRedis and the scripts' wrappers): opened by the lifespan, so
     None only before the app starts serving."""
+    tokens: TokenResolver | None = None
+    """Finds an imported token's tenant (the index, cached): opened with `delivery`; every
+    route that takes client or app tokens (GET /v1/next, POST /v1/report) asks it about a
+    token `tokens.parse` refuses."""
     tally: Tally = field(default_factory=Tally)
     """Deliveries by outcome since the last summary log line."""
 

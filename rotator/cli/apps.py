@@ -6,6 +6,7 @@ import argparse
 from functools import partial
 from typing import Any
 
+from rotator.cli.common import read_chosen_token, token_file_arg_help
 from rotator.cli.framework import (
     TENANT,
     Command,
@@ -19,6 +20,9 @@ from rotator.cli.framework import (
 from rotator.store import apps
 
 APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")
+APP_TOKEN_FILE = arg(
+    "--token-file", metavar="FILE", field="app_token", help=token_file_arg_help("the app token")
+)
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
@@ -36,6 +40,7 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
         name=args.name,
         ip_allowlist=args.ip_allowlist,
         max_daily_requests=args.max_daily_requests,
+        app_token=args.chosen_token,
     )
 
 
@@ -51,7 +56,7 @@ async def _update(ctx: Context, args: argparse.Namespace) -> Any:
 
 async def _token(ctx: Context, args: argparse.Namespace) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    return await ctx.call(apps.issue_app_token, tenant, args.app_id)
+    return await ctx.call(apps.issue_app_token, tenant, args.app_id, args.chosen_token)
 
 
 async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
@@ -71,8 +76,10 @@ COMMANDS = [
                 help="allowed client network (repeatable)"),
             arg("--max-daily", dest="max_daily_requests", type=positive_int, metavar="N",
                 help="daily request limit of this app"),
+            APP_TOKEN_FILE,
         ),
         note="the app token is shown once: only its hash is stored",
+        prepare=read_chosen_token,
         api=("POST /v1/apps",),
     ),
     Command(
@@ -97,8 +104,9 @@ COMMANDS = [
             partial(_change, suspended=False), args=(TENANT, APP_ID),
             api=("PATCH /v1/apps/{app_id}",)),
     Command("app", "token", "issue a new app token; the previous one stops working at once",
-            _token, args=(TENANT, APP_ID),
+            _token, args=(TENANT, APP_ID, APP_TOKEN_FILE),
             note="the app token is shown once: only its hash is stored",
+            prepare=read_chosen_token,
             api=("POST /v1/apps/{app_id}/token",)),
     Command("app", "delete", "delete an app; its token stops working at once", _delete,
             args=(TENANT, APP_ID), api=("DELETE /v1/apps/{app_id}",)),

@@ -233,6 +233,21 @@ def read_text_file(file: str) -> str:
         raise CliError(f"{file_name(file)}: {exc.strerror or exc}") from None
 
 
+def token_file_arg_help(what: str) -> str:
+    return (
+        f"import {what} from FILE (- reads stdin) instead of a new one: the token the client "
+        "already uses with the hosted service (20-200 of A-Z a-z 0-9 - _). Read from a file, "
+        "never from the command line, which other users see in `ps` and shells keep"
+    )
+
+
+def read_chosen_token(args: argparse.Namespace) -> None:
+    """`--token-file FILE`: the whole file, surrounding whitespace (a final newline) dropped,
+    in `args.chosen_token` (None without the option). The value is never printed."""
+    file = getattr(args, "token_file", None)
+    args.chosen_token = None if file is None else read_text_file(file).strip()
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

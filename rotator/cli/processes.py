@@ -33,6 +33,11 @@ from rotator.tuning import HEALTH_TIMEOUT_S
 log = logging.getLogger("rotator.serve")
 
 DEMO_SERVICE = "openai"
+GUIDE_DEMO_TOKEN = "52yseGC525k55YpyHUeAdoYrb77WYJ037sPHhQ"
+"""The hosted service's guide's "Try the demo" token: the demo tenant accepts it (an imported
+client token), so the guide's curl line works against this instance with only the host
+changed. It is public, like the guide: the demo's keys are fake, always masked and its
+traffic throttled per client address."""
 
 
 class _Stopped(Exception):
@@ -191,7 +196,9 @@ def wait_healthy(url: str, children: list[Child], stop: StopRequest) -> bool:
 
 
 async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str, bool, str]:
-    """(demo tenant id, created now?, a fresh client token). The previous token is revoked."""
+    """(demo tenant id, created now?, its client token): the hosted guide's demo token
+    (GUIDE_DEMO_TOKEN, imported), or a fresh one of ours if another tenant holds that one."""
+    from rotator.domain.errors import Conflict
     from rotator.store import keys, services, tenants
 
     created = False
@@ -213,7 +220,11 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
         pipe.set(keys.DEMO_TENANT, tenant)  # last: a crash before it just makes a new demo
         await durability.execute(pipe)
         created = True
-    issued = await tenants.issue_client_token(redis, durability, tenant)
+    try:
+        issued = await tenants.issue_client_token(redis, durability, tenant, GUIDE_DEMO_TOKEN)
+    except Conflict:
+        say("the guide's demo token is another tenant's here; the demo gets a token of its own")
+        issued = await tenants.issue_client_token(redis, durability, tenant)
     return tenant, created, issued.client_token
 
 
@@ -312,7 +323,9 @@ def print_banner(
         f"                     ({admin_note})",
         f"  demo tenant:       {tenant}{' (created now)' if created else ''}",
         f"  demo client token: {client_token}",
-        "                     (new for this run: the previous one is revoked)",
+        "                     (the hosted guide's demo token)"
+        if client_token == GUIDE_DEMO_TOKEN
+        else "                     (new for this run: the previous one is revoked)",
         *(
             [
                 f"  demo admin token:  {demo_admin_token}",
@@ -329,6 +342,15 @@ def print_banner(
         "Try it:",
         *_trust_note(settings),
         f'  curl -s "{url}/v1/next?service={DEMO_SERVICE}&token={client_token}&mask=1"',
+        *(
+            [
+                "  the hosted guide's demo line, with only the host changed:",
+                f'  curl -s "{url}/keyrotator/api/next.php?service={DEMO_SERVICE}'
+                f'&token={client_token}&mask=1"',
+            ]
+            if client_token == GUIDE_DEMO_TOKEN
+            else []
+        ),
         f'  curl -s -H "Authorization: Bearer {admin_token}" {url}/v1/admin/tenants',
         f"  API documentation: {url}/schema",
         "",

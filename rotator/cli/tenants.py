@@ -7,15 +7,22 @@ import time
 from functools import partial
 from typing import Any
 
-from rotator.cli.common import read_secret, say
+from rotator.cli.common import read_chosen_token, read_secret, say, token_file_arg_help
 from rotator.cli.framework import TENANT, Command, Context, arg, name_and_allowlist
 from rotator.domain.errors import NotFound
 from rotator.store import tenant_deletion, tenants
 from rotator.tuning import PROGRESS_EVERY_S
 
+CLIENT_TOKEN_FILE = arg(
+    "--token-file", metavar="FILE", field="client_token",
+    help=token_file_arg_help("the client token"),
+)  # fmt: skip
+
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
-    return await ctx.call(tenants.create_tenant, name=args.name, demo=args.demo)
+    return await ctx.call(
+        tenants.create_tenant, name=args.name, demo=args.demo, client_token=args.chosen_token
+    )
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
@@ -91,7 +98,7 @@ async def _update(ctx: Context, args: argparse.Namespace) -> Any:
 
 async def _client_token(ctx: Context, args: argparse.Namespace) -> Any:
     tenant = await ctx.tenant(args.tenant)
-    return await ctx.call(tenants.issue_client_token, tenant)
+    return await ctx.call(tenants.issue_client_token, tenant, args.chosen_token)
 
 
 async def _admin_token(ctx: Context, args: argparse.Namespace) -> Any:
@@ -105,8 +112,10 @@ COMMANDS = [
         args=(
             arg("name", metavar="NAME"),
             arg("--demo", action="store_true", help="masked keys, per-IP throttling"),
+            CLIENT_TOKEN_FILE,
         ),
         note="the tokens are shown once: only their hashes are stored",
+        prepare=read_chosen_token,
         operator=True,
         api=("POST /v1/admin/tenants",),
     ),
@@ -169,8 +178,9 @@ COMMANDS = [
     Command(
         "tenant", "client-token",
         "issue a new client token; the previous one stops working at once", _client_token,
-        args=(TENANT,),
+        args=(TENANT, CLIENT_TOKEN_FILE),
         note="the client token is shown once: only its hash is stored",
+        prepare=read_chosen_token,
         api=("POST /v1/tenant/client-token",),
     ),
     Command(

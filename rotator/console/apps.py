@@ -14,10 +14,10 @@ from litestar.params import FromPath
 
 from rotator.api.state import AppState
 from rotator.console.auth import TENANT_PAGES, State, TenantId
-from rotator.console.forms import address_list, optional_int, text
+from rotator.console.forms import address_list, chosen_token, optional_int, text
 from rotator.console.messages import form_errors
 from rotator.console.pages import form_page, see_other
-from rotator.domain.errors import InvalidField
+from rotator.domain.errors import Conflict, InvalidField
 from rotator.store import apps as store
 
 NOTICES = {"deleted": "App deleted: its token stopped working."}
@@ -65,11 +65,15 @@ class AppPages(Controller):
 
     @post("/", include_in_schema=False)
     async def create(self, request: Request, tenant: TenantId, app_state: State) -> Response:
-        values, fields = app_form(await request.form())
+        form = await request.form()
+        values, fields = app_form(form)
         try:
-            created = await app_state.call(store.add_app, tenant, **fields)
-        except InvalidField as exc:
-            errors = form_errors(exc, "name")
+            created = await app_state.call(
+                store.add_app, tenant, **fields, app_token=chosen_token(form, "app_token")
+            )
+        except (InvalidField, Conflict) as exc:
+            # the token typed is never shown again, not even in the refused form
+            errors = form_errors(exc, "app_token" if isinstance(exc, Conflict) else "name")
             return await render(
                 request, app_state, tenant, status=400, errors=errors, values=values
             )
@@ -112,7 +116,12 @@ class AppPages(Controller):
     async def reissue_token(
         self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
-        issued = await app_state.call(store.issue_app_token, tenant, app_id)
+        chosen = chosen_token(await request.form(), "app_token")
+        try:
+            issued = await app_state.call(store.issue_app_token, tenant, app_id, chosen)
+        except (InvalidField, Conflict) as exc:
+            errors = form_errors(exc, "app_token")
+            return await render_app(request, app_state, tenant, app_id, status=400, errors=errors)
         # shown in this response only: it is stored hashed and cannot be shown again
         return await render_app(request, app_state, tenant, app_id, app_token=issued.app_token)
 

@@ -15,6 +15,13 @@ from rotator.domain.errors import InvalidField
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
+def chosen_token(form: Any, name: str) -> str | None:
+    """An optional token to import (a password field): None when left empty, so the store
+    issues one of ours. Surrounding whitespace from a paste is dropped."""
+    value = text(form, name).strip()
+    return value or None
+
+
 def text(form: Any, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""

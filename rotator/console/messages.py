@@ -13,6 +13,16 @@ from rotator.console.forms import FormErrors
 from rotator.domain.errors import InvalidField, RotatorError
 from rotator.domain.key_file import InvalidLine
 
+TOKEN_FORM = (
+    "Paste the whole token: 20 to 200 characters of A-Z, a-z, 0-9, '-' or '_'. Leave the "
+    "field empty to get a new token instead."
+)
+OUR_TOKEN = (
+    "This is a token issued here (krc_…, kra_…), not one to keep from the hosted service: "
+    "leave the field empty to get a new one."
+)
+TOKEN_IN_USE = "Another tenant or app already uses this token: each token belongs to one."
+
 FRIENDLY: dict[tuple[str, str], str] = {
     # (field, the start of the store's problem text) -> what the console says
     ("slug", "1-64 characters"): "Use 1 to 64 characters: lowercase letters, digits, '-' or "
@@ -48,6 +58,14 @@ FRIENDLY: dict[tuple[str, str], str] = {
     ("rotate", "rotate applies to manual"): "Only a service with the manual policy is "
     "rotated by hand; the other policies pick keys by themselves.",
     ("rotate", "no active keys"): "There is no active key to rotate to: enable or add a key.",
+    ("client_token", "must be 20 to 200"): TOKEN_FORM,
+    ("client_token", "may hold only"): TOKEN_FORM,
+    ("client_token", "has the form"): OUR_TOKEN,
+    ("client_token", "client_token is already in use"): TOKEN_IN_USE,
+    ("app_token", "must be 20 to 200"): TOKEN_FORM,
+    ("app_token", "may hold only"): TOKEN_FORM,
+    ("app_token", "has the form"): OUR_TOKEN,
+    ("app_token", "app_token is already in use"): TOKEN_IN_USE,
     ("confirm", "must repeat"): "Type the tenant's id exactly as shown, to confirm.",
 }
 

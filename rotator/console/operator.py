@@ -14,11 +14,11 @@ from litestar.params import FromPath
 
 from rotator.api.state import AppState
 from rotator.console.auth import OPERATOR_PAGES, OPERATOR_PATH, State, operator_signed_in
-from rotator.console.forms import text
+from rotator.console.forms import chosen_token, text
 from rotator.console.messages import form_errors
 from rotator.console.pages import form_page, see_other
 from rotator.domain import tokens
-from rotator.domain.errors import InvalidField, NotFound
+from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.store import tenant_deletion, tenants
 
 NOTICES = {
@@ -86,10 +86,14 @@ class OperatorPages(Controller):
         values = {"name": text(form, "name"), "demo": text(form, "demo") == "1"}
         try:
             created = await app_state.call(
-                tenants.create_tenant, name=values["name"], demo=bool(values["demo"])
+                tenants.create_tenant,
+                name=values["name"],
+                demo=bool(values["demo"]),
+                client_token=chosen_token(form, "client_token"),
             )
-        except InvalidField as exc:
-            errors = form_errors(exc, "name")
+        except (InvalidField, Conflict) as exc:
+            # the token typed is never shown again, not even in the refused form
+            errors = form_errors(exc, "client_token" if isinstance(exc, Conflict) else "name")
             return await render(request, app_state, status=400, values=values, errors=errors)
         # both tokens in this response only: they are stored as hashes
         return await render(request, app_state, created=created)

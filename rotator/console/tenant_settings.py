@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, get, post
 
 from rotator.api.state import AppState
 from rotator.console.auth import TENANT_COOKIE, TENANT_PAGES, State, TenantId, expired_cookie
-from rotator.console.forms import address_list, checked, text
+from rotator.console.forms import address_list, checked, chosen_token, text
 from rotator.console.messages import form_errors
 from rotator.console.pages import form_page, page, partial, see_other
 from rotator.console.security import CONSOLE_PATH
@@ -89,7 +89,11 @@ class SettingsPages(Controller):
     async def reissue_client_token(
         self, request: Request, tenant: TenantId, app_state: State
     ) -> Response:
-        issued = await app_state.call(tenants.issue_client_token, tenant)
+        chosen = chosen_token(await request.form(), "client_token")
+        try:
+            issued = await app_state.call(tenants.issue_client_token, tenant, chosen)
+        except (InvalidField, Conflict) as exc:
+            return await refused(request, app_state, tenant, exc, "client_token", {})
         return await render(request, app_state, tenant, client_token=issued.client_token)
 
     @post("/admin-token", include_in_schema=False)

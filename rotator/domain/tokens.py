@@ -88,6 +88,40 @@ def parse(token: str) -> ParsedToken | None:
     return ParsedToken(kind, tenant, app, hash_secret(secret))
 
 
+IMPORTED_LENGTH = (20, 200)
+"""How long a token imported from the hosted service may be (SPEC §7), in characters."""
+_IMPORTED = re.compile(r"[A-Za-z0-9_-]+")
+"""The URL-safe alphabet (RFC 4648 §5) of an imported token: the hosted guide's demo token
+is alphanumeric, and `-`/`_` pass through a query string unescaped like the rest."""
+
+
+def imported_problem(value: str) -> str | None:
+    """Why `value` cannot be imported as a client or app token (None: it can). It must be
+    20-200 URL-safe characters, and must not parse as one of our tokens: a string of our
+    form is always read as ours (`parse`), so importing it would make it ambiguous."""
+    low, high = IMPORTED_LENGTH
+    if not low <= len(value) <= high:
+        return f"must be {low} to {high} characters, not {len(value)}"
+    if not _IMPORTED.fullmatch(value):
+        return "may hold only the URL-safe characters A-Z a-z 0-9 - _"
+    if parse(value) is not None:
+        return "has the form of a token this service issues (kta_/krc_/kra_...); choose another"
+    return None
+
+
+def could_be_imported(token: str) -> bool:
+    """Whether a presented token may be an imported one (checked before any lookup, so a
+    malformed one costs no round trip)."""
+    low, high = IMPORTED_LENGTH
+    return low <= len(token) <= high and bool(_IMPORTED.fullmatch(token))
+
+
+def hash_imported(token: str) -> str:
+    """An imported token's stored hash: SHA-256 of the whole token (it has no prefix: all of it
+    is secret), compared by the delivery script exactly as ours are."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def valid_tenant_id(tenant: str) -> bool:
     return bool(_ID.fullmatch(tenant))
 

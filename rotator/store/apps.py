@@ -18,7 +18,7 @@ from rotator.domain import tokens
 from rotator.domain.clock import iso_ms
 from rotator.domain.errors import InvalidField, NotFound
 from rotator.domain.records import App, AppCreated, AppToken
-from rotator.store import keys
+from rotator.store import keys, token_index
 from rotator.store.common import (
     allowlist,
     check_allowlist,
@@ -52,14 +52,21 @@ async def add_app(
     name: str,
     ip_allowlist: list[str] | None = None,
     max_daily_requests: int | None = None,
+    app_token: str | None = None,
     now_ms: int,
 ) -> AppCreated:
-    """Create an app and its token (returned once, stored hashed)."""
+    """Create an app and its token (returned once, stored hashed). `app_token`: a token of
+    the tenant's choosing instead (imported, token_index.py), indexed before the app is
+    written."""
     name = check_name("name", name)
     allow, allow_src = check_allowlist("ip_allowlist", ip_allowlist or [])
     max_daily_requests = check_limit("max_daily_requests", max_daily_requests)
+    chosen = token_index.check("app_token", app_token) if app_token is not None else None
     app_id = await redis.incr(keys.seq(tenant))
-    token = tokens.mint_app(tenant, app_id)
+    token = chosen or tokens.mint_app(tenant, app_id)
+    if chosen:
+        owner = token_index.app_owner(tenant, app_id)
+        await token_index.claim(redis, durability, "app_token", chosen, owner)
     fields = {
         "name": name,
         "token": token.secret_hash,
@@ -68,6 +75,8 @@ async def add_app(
         "max": limit_arg(max_daily_requests),
         "created_ms": str(now_ms),
     }
+    if chosen:
+        fields["token_imported"] = "1"
     pipe = redis.pipeline(transaction=False)
     pipe.hset(keys.app(tenant, app_id), mapping=fields)
     pipe.sadd(keys.apps(tenant), app_id)
@@ -136,20 +145,47 @@ async def update_app(
 
 
 async def issue_app_token(
-    redis: Redis, durability: Durability, tenant: str, app_id: int
+    redis: Redis, durability: Durability, tenant: str, app_id: int, app_token: str | None = None
 ) -> AppToken:
     """A new token for the app; the old one stops working with this write (one hash is
-    kept). A suspended app stays suspended: its new token works once it is resumed."""
-    token = tokens.mint_app(tenant, app_id)
-    await _write(redis, durability, tenant, app_id, {"token": token.secret_hash})
+    kept). A suspended app stays suspended: its new token works once it is resumed.
+    `app_token`: the tenant's choice (imported, token_index.py); without it one of ours,
+    which also replaces an imported one (whose index entry goes after the write)."""
+    chosen = token_index.check("app_token", app_token) if app_token is not None else None
+    old_hash, imported = await redis.hmget(keys.app(tenant, app_id), ["token", "token_imported"])
+    if old_hash is None:
+        raise NotFound("app not found")
+    owner = token_index.app_owner(tenant, app_id)
+    token = chosen or tokens.mint_app(tenant, app_id)
+    if chosen:
+        await token_index.claim(redis, durability, "app_token", chosen, owner)
+    fields = {"token": token.secret_hash, "token_imported": "1" if chosen else ""}
+    await _write(redis, durability, tenant, app_id, fields)
+    await _release_old(redis, durability, owner, old_hash, imported, token.secret_hash)
     return AppToken(app_token=token.token)
+
+
+async def _release_old(
+    redis: Redis,
+    durability: Durability,
+    owner: str,
+    old_hash: bytes | None,
+    imported: bytes | None,
+    new_hash: str = "",
+) -> None:
+    """After the app stopped accepting an imported token: its index entry goes (a crash
+    before this leaves it stale, which token_index.claim sees through)."""
+    if imported == b"1" and old_hash and old_hash.decode() != new_hash:
+        await token_index.release(redis, durability, old_hash.decode(), owner)
 
 
 async def delete_app(redis: Redis, durability: Durability, tenant: str, app_id: int) -> None:
     """Delete an app: its token stops working with this write."""
+    old_hash, imported = await redis.hmget(keys.app(tenant, app_id), ["token", "token_imported"])
     pipe = redis.pipeline(transaction=False)
     pipe.delete(keys.app(tenant, app_id))
     pipe.srem(keys.apps(tenant), app_id)
     deleted, _ = await durability.execute(pipe)
     if not deleted:
         raise NotFound("app not found")
+    await _release_old(redis, durability, token_index.app_owner(tenant, app_id), old_hash, imported)

@@ -18,6 +18,8 @@ Schema (per tenant T):
                                       suspended (the hash waits in client_held), so every
                                       reader of it refuses the tenant's client and app tokens
                               suspended  '1' while the operator has suspended the tenant
+                              client_imported  '1' when the client token was imported (its
+                                      hash is of the whole token, indexed in kr:tok:<hash>)
                               allow   packed IP ranges (domain/iprange.py), allow_src JSON list
                               wh_url, wh_secret (sealed), events ",type,type," subscribed
                                      (empty unless a webhook is configured)
@@ -43,6 +45,7 @@ Schema (per tenant T):
   {t:T}:apps            SET   app ids
   {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms,
                               suspended ('1' while suspended: next_key.lua refuses its token)
+                              token_imported ('1' when the token was imported, as client_imported)
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
                               df:<id> decrypt failures (delivery_refund.lua); once-a-day event
                               flags, set only when the event was recorded (next_key.lua):
@@ -77,6 +80,12 @@ Global:
   kr:deleting_tenants   ZSET  tenants being deleted -> ms the deletion began: their tokens
                               stopped, their keys are being removed (store/tenant_deletion.py;
                               the worker finishes and re-checks them)
+  kr:tok:<h>            STRING the tenant ("<T>") or app ("<T>:<app id>") an imported token
+                              belongs to; h = sha256 hex of the whole token (store/token_index.py).
+                              Its own slot, written before the tenant's hash and removed after
+                              it changes, so it may point where the token no longer works
+                              (the delivery script refuses it) but never the reverse; rebuilt
+                              by a restore from client_imported / token_imported
   kr:keyring            HASH  canary  a known plaintext sealed by a master key the data is
                                       sealed with (own AAD; store/keyring.py): every process
                                       that opens or seals secrets refuses to start unless
@@ -111,7 +120,7 @@ the tenant's fields (or no kr:schema at all); 2: every service holds them."""
 # --- hash fields --------------------------------------------------------------------------
 TENANT_FIELDS = (
     "name", "demo", "created_ms", "admin", "client", "client_held", "suspended", "allow",
-    "allow_src", "wh_url", "wh_secret", "events",
+    "allow_src", "wh_url", "wh_secret", "events", "client_imported",
 )  # fmt: skip
 """The fields of {t:T}:tenant (meanings in the module docstring)."""
 
@@ -139,7 +148,9 @@ KEY_FIELDS: Mapping[str, str] = {
 }
 """Per-key fields of a service hash: prefix + key id (`l:7`), prefix -> meaning."""
 
-APP_FIELDS = ("name", "token", "allow", "allow_src", "max", "created_ms", "suspended")
+APP_FIELDS = (
+    "name", "token", "allow", "allow_src", "max", "created_ms", "suspended", "token_imported",
+)  # fmt: skip
 """The fields of {t:T}:app:<id>."""
 
 USAGE_FIELDS: Mapping[str, str] = {
@@ -187,6 +198,12 @@ KEYRING = "kr:keyring"
 OPERATOR_SESSION_PREFIX = "kr:opsession:"
 SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
 RESTORE = "kr:restore"
+TOKEN_INDEX_PREFIX = "kr:tok:"
+
+
+def token_index(token_hash: str) -> str:
+    """kr:tok:<sha256 hex of an imported token>: whose token it is (its own cluster slot)."""
+    return TOKEN_INDEX_PREFIX + token_hash
 
 
 def tag(tenant: str) -> str:

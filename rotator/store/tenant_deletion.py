@@ -5,7 +5,7 @@
    token hashes, in the tenant hash and in every service's copy, atomically: from that
    instant its admin token gets 401 and its client and app tokens 403. Its console
    sessions end, its tenant hash goes (it is invisible: 404, not listed) and so do its
-   memberships of the global registries.
+   memberships of the global registries and the index entries of its imported tokens.
 2. `Deletion.step`: one SCAN of the tenant's keys (`{t:T}:*`) on the node that holds its
    slot, and an UNLINK of what it found (big values are freed in the background). Only the
    SCAN cursor is kept between steps: an interrupted deletion is resumed by starting
@@ -31,7 +31,7 @@ from redis.asyncio.cluster import RedisCluster
 from rotator.domain import tokens
 from rotator.domain.errors import InvalidField, NotFound
 from rotator.domain.records import TenantDeletion
-from rotator.store import keys
+from rotator.store import keys, token_index
 from rotator.store.connection import Durability, Redis, as_str
 from rotator.store.sessions import revoke_tenant_sessions
 from rotator.store.tenants import write_fields
@@ -63,8 +63,11 @@ async def begin(redis: Redis, durability: Durability, tenant: str, *, now_ms: in
     pipe = redis.pipeline(transaction=False)
     pipe.zadd(keys.DELETING_TENANTS, {tenant: now_ms}, nx=True)  # NX: the first attempt's time
     await durability.execute(pipe)
+    imported = await token_index.of_tenant(redis, tenant)  # read before the blanking empties it
     with contextlib.suppress(NotFound):  # the tenant hash is gone: a resumed deletion
         await write_fields(redis, durability, tenant, dict(_BLANK))
+    for held in imported:  # after: an entry may outlive its token, never the reverse
+        await token_index.release(redis, durability, held.token_hash, held.owner)
     await revoke_tenant_sessions(redis, tenant)
     pipe = redis.pipeline(transaction=False)
     pipe.delete(keys.tenant(tenant))

@@ -34,7 +34,7 @@ from rotator.domain.records import (
     TenantSummary,
 )
 from rotator.netguard import check_webhook_url, redact_webhook_url
-from rotator.store import keys
+from rotator.store import keys, token_index
 from rotator.store.common import (
     allowlist,
     check_allowlist,
@@ -135,13 +135,22 @@ async def write_fields(
 
 
 async def create_tenant(
-    redis: Redis, durability: Durability, *, name: str, demo: bool, now_ms: int
+    redis: Redis,
+    durability: Durability,
+    *,
+    name: str,
+    demo: bool,
+    client_token: str | None = None,
+    now_ms: int,
 ) -> TenantCreated:
-    """Create a tenant with fresh admin and client tokens (returned once, stored hashed)."""
+    """Create a tenant with fresh admin and client tokens (returned once, stored hashed).
+    `client_token`: a client token of the tenant's choosing instead (imported from the
+    hosted service: token_index.py), indexed before the tenant is written."""
     name = check_name("name", name)
+    chosen = token_index.check("client_token", client_token) if client_token is not None else None
     tenant = tokens.new_tenant_id()
     admin = tokens.mint_admin(tenant)
-    client = tokens.mint_client(tenant)
+    client = chosen or tokens.mint_client(tenant)
     fields = {
         "name": name,
         "demo": "1" if demo else "0",
@@ -153,6 +162,11 @@ async def create_tenant(
         "wh_url": "",
         "events": "",
     }
+    if chosen:
+        fields["client_imported"] = "1"
+        await token_index.claim(
+            redis, durability, "client_token", chosen, token_index.client_owner(tenant)
+        )
     pipe = redis.pipeline(transaction=False)
     pipe.hset(keys.tenant(tenant), mapping=fields)
     pipe.sadd(keys.TENANTS, tenant)
@@ -281,12 +295,32 @@ async def check_writable(redis: Redis, tenant: str) -> None:
     refuse_write_if_suspended(await admin_access(redis, tenant))
 
 
-async def issue_client_token(redis: Redis, durability: Durability, tenant: str) -> ClientToken:
+async def issue_client_token(
+    redis: Redis, durability: Durability, tenant: str, client_token: str | None = None
+) -> ClientToken:
     """A new client token; the old one stops working with this write (only one hash is kept).
-    Issued while the tenant is suspended, it is held until it is resumed (tenant_update.lua)."""
-    client = tokens.mint_client(tenant)
-    await write_fields(redis, durability, tenant, {"client": client.secret_hash})
-    return ClientToken(client_token=client.token)
+    Issued while the tenant is suspended, it is held until it is resumed (tenant_update.lua).
+    `client_token`: the tenant's choice (imported, token_index.py); without it one of ours,
+    which also replaces an imported one (whose index entry goes after the write)."""
+    chosen = token_index.check("client_token", client_token) if client_token is not None else None
+    client, held, imported = await redis.hmget(
+        keys.tenant(tenant), ["client", "client_held", "client_imported"]
+    )
+    if client is None:
+        raise NotFound("tenant not found")
+    owner = token_index.client_owner(tenant)
+    new = chosen or tokens.mint_client(tenant)
+    if chosen:
+        await token_index.claim(redis, durability, "client_token", chosen, owner)
+    fields = {"client": new.secret_hash, "client_imported": "1" if chosen else ""}
+    await write_fields(redis, durability, tenant, fields)
+    # the hash is in client_held while the tenant is suspended
+    old_hash = (client or held or b"").decode()
+    if imported == b"1" and old_hash and old_hash != new.secret_hash:
+        # race point: a concurrent reissue may have read the same old hash; releasing twice
+        # is harmless, and an entry missed by a crash here is stale (token_index.claim)
+        await token_index.release(redis, durability, old_hash, owner)
+    return ClientToken(client_token=new.token)
 
 
 async def issue_admin_token(redis: Redis, durability: Durability, tenant: str) -> AdminToken:

@@ -191,7 +191,9 @@ async def test_rewrap_moves_keys_to_the_first_master_key(cli_env, redis, master_
     assert opened == [f"{SECRET}0", f"{SECRET}1"]
 
 
-async def test_demo_is_created_once_and_its_token_renewed(redis, settings):
+async def test_demo_is_created_once_and_takes_the_guides_token(redis, settings):
+    from rotator.domain import tokens
+
     d = Durability()
     first, created, token1 = await cli.prepare_demo(redis, d, settings.keyring)
     again, created_again, token2 = await cli.prepare_demo(redis, d, settings.keyring)
@@ -202,12 +204,20 @@ async def test_demo_is_created_once_and_its_token_renewed(redis, settings):
     service = await services.get_service(redis, first, "openai")
     assert service.policy == "usage"
     assert len(await services.list_keys(redis, first, "openai")) == 3
-    assert token1 != token2
-    from rotator.domain import tokens
+    # the hosted guide's demo token, imported: its "Try the demo" line works here
+    assert token1 == token2 == cli.GUIDE_DEMO_TOKEN
+    stored = await redis.hget(keys.tenant(first), "client")  # only its hash is kept
+    assert stored.decode() == tokens.hash_imported(cli.GUIDE_DEMO_TOKEN)
 
-    # storage itself: only the new token's hash is kept (no read shows a token or its hash)
-    stored = await redis.hget(keys.tenant(first), "client")
-    assert stored.decode() == tokens.parse(token2).secret_hash  # token1 revoked
+
+async def test_a_demo_whose_guide_token_is_taken_gets_one_of_ours(redis, settings, capsys):
+    d = Durability()
+    await tenants.create_tenant(
+        redis, d, name="kept it", demo=False, client_token=cli.GUIDE_DEMO_TOKEN, now_ms=1
+    )
+    _, _, token = await cli.prepare_demo(redis, d, settings.keyring)
+    assert token.startswith("krc_")
+    assert "another tenant's" in capsys.readouterr().err
 
 
 # --- rotator run ---------------------------------------------------------------------------------

@@ -167,6 +167,8 @@ def request_fields(document: dict[str, Any], op: dict[str, Any]) -> set[str]:
     names = {p["name"] for p in op.get("parameters", ())}
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
     schema = body.get("schema", {})
+    # an optional body (`X | None`) is oneOf X or null
+    schema = next((s for s in schema.get("oneOf", ()) if "$ref" in s), schema)
     while "$ref" in schema:
         schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
     return names | set(schema.get("properties", {}))

@@ -7,8 +7,8 @@ from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
-from rotator.api.openapi import BODY, NOT_FOUND, errors
-from rotator.api.schemas import AppCreate, AppPatch
+from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, OptionalBodyOperation, errors
+from rotator.api.schemas import AppCreate, AppPatch, AppTokenIssue
 from rotator.domain.records import App, AppCreated, AppToken
 from rotator.store import apps as store
 
@@ -17,7 +17,14 @@ class AppController(TenantAdminBase):
     path = "/v1/apps"
     tags = ("apps",)
 
-    @post("/", summary="Create an app (its token is shown once)", responses=errors(*BODY))
+    @post(
+        "/",
+        summary="Create an app (its token is shown once)",
+        description="`app_token` imports the token the app already uses with the hosted "
+        "service (400 unless 20-200 of `A-Z a-z 0-9 - _`, or if it has the form of one of "
+        "ours; 409 if another tenant or app holds it).",
+        responses=errors(*BODY, CONFLICT),
+    )
     async def create(
         self, tenant: TenantId, data: JSONBody[AppCreate], app_state: State
     ) -> AppCreated:
@@ -49,12 +56,21 @@ class AppController(TenantAdminBase):
         "/{app_id:int}/token",
         status_code=200,
         summary="Issue a new app token; the previous one stops working at once",
-        responses=errors(NOT_FOUND),
+        description="The body is optional: `app_token` imports a token of the tenant's "
+        "choosing (400 unless 20-200 of `A-Z a-z 0-9 - _`, or if it has the form of one of "
+        "ours; 409 if another tenant or app holds it); without it the new token is one of ours.",
+        responses=errors(*BODY, NOT_FOUND, CONFLICT),
+        operation_class=OptionalBodyOperation,
     )
     async def new_token(
-        self, tenant: TenantId, app_id: FromPath[int], app_state: State
+        self,
+        tenant: TenantId,
+        app_id: FromPath[int],
+        app_state: State,
+        data: JSONBody[AppTokenIssue | None] = None,
     ) -> AppToken:
-        return await app_state.call(store.issue_app_token, tenant, app_id)
+        chosen = data.app_token if data else None
+        return await app_state.call(store.issue_app_token, tenant, app_id, chosen)
 
     @delete(
         "/{app_id:int}",

@@ -11,7 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from rotator.api.auth import OperatorBase, State
-from rotator.api.openapi import BODY, NOT_FOUND, errors
+from rotator.api.openapi import BODY, CONFLICT, NOT_FOUND, errors
 from rotator.api.schemas import TenantCreate, TenantStatusPatch
 from rotator.domain import tokens
 from rotator.domain.errors import NotFound
@@ -39,10 +39,15 @@ class OperatorController(OperatorBase):
     @post(
         "/tenants",
         summary="Create a tenant (its tokens are shown once)",
-        responses=errors(*BODY),
+        description="`client_token` imports the client token the tenant already uses with the "
+        "hosted service (400 unless 20-200 of `A-Z a-z 0-9 - _`, or if it has the form of one "
+        "of ours; 409 if another tenant or app holds it).",
+        responses=errors(*BODY, CONFLICT),
     )
     async def create_tenant(self, data: JSONBody[TenantCreate], app_state: State) -> TenantCreated:
-        return await app_state.call(tenants.create_tenant, name=data.name, demo=data.demo)
+        return await app_state.call(
+            tenants.create_tenant, name=data.name, demo=data.demo, client_token=data.client_token
+        )
 
     @get(
         "/tenants",

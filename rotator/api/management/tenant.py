@@ -7,8 +7,8 @@ from litestar import get, patch, post
 from litestar.params import JSONBody
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
-from rotator.api.openapi import BODY, CONFLICT, errors
-from rotator.api.schemas import TenantPatch
+from rotator.api.openapi import BODY, CONFLICT, OptionalBodyOperation, errors
+from rotator.api.schemas import ClientTokenIssue, TenantPatch
 from rotator.domain.records import AdminToken, ClientToken, Tenant
 from rotator.store import tenants
 
@@ -46,10 +46,17 @@ class TenantController(TenantAdminBase):
         "/client-token",
         status_code=200,
         summary="Issue a new client token; the previous one stops working at once",
-        responses=errors(CONFLICT),
+        description="The body is optional: `client_token` imports a token of the tenant's "
+        "choosing (400 unless 20-200 of `A-Z a-z 0-9 - _`, or if it has the form of one of "
+        "ours; 409 if another tenant or app holds it); without it the new token is one of ours.",
+        responses=errors(*BODY, CONFLICT),
+        operation_class=OptionalBodyOperation,
     )
-    async def new_client_token(self, tenant: TenantId, app_state: State) -> ClientToken:
-        return await app_state.call(tenants.issue_client_token, tenant)
+    async def new_client_token(
+        self, tenant: TenantId, app_state: State, data: JSONBody[ClientTokenIssue | None] = None
+    ) -> ClientToken:
+        chosen = data.client_token if data else None
+        return await app_state.call(tenants.issue_client_token, tenant, chosen)
 
     @post(
         "/admin-token",

@@ -9,6 +9,9 @@ the tenant's keys by the rule its writer follows:
 - kr:tenants           every tenant                          (tenants.create_tenant)
 - kr:webhook_tenants   a tenant with a webhook URL           (tenants.update_tenant)
 - kr:time_services     each service whose policy is time     (services._set_time_membership)
+- kr:tok:<hash>        each imported client or app token     (token_index.py: the hash in
+                       the tenant's client (or client_held) with client_imported '1', in an
+                       app's token with token_imported '1')
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import msgspec
 
 from rotator.crypto import aad_for_key, aad_for_webhook_secret
 from rotator.domain.models import Policy
+from rotator.store import token_index
 from rotator.store.backup import selection
 from rotator.store.backup.format import HashKey, KeyRecord, SetKey, TenantRecord, raw
 
@@ -32,6 +36,9 @@ class Registries(msgspec.Struct, frozen=True, kw_only=True):
     """In kr:webhook_tenants."""
     time_services: list[str]
     """Slugs in kr:time_services."""
+    imported_tokens: list[tuple[str, str]]
+    """(token hash, owner) of kr:tok:<hash> entries: the tenant's and its apps' imported
+    tokens."""
 
 
 def _hash(by_name: dict[str, KeyRecord], name: str) -> dict[bytes, bytes]:
@@ -54,8 +61,28 @@ def registries(record: TenantRecord) -> Registries:
         if _hash(by_name, selection.service_name(record.id, slug)).get(b"policy")
         == Policy.TIME.value.encode()
     ]
-    webhook = bool(_hash(by_name, selection.TENANT).get(b"wh_url"))
-    return Registries(webhook=webhook, time_services=time_services)
+    tenant = _hash(by_name, selection.TENANT)
+    webhook = bool(tenant.get(b"wh_url"))
+    return Registries(
+        webhook=webhook,
+        time_services=time_services,
+        imported_tokens=_imported_tokens(record.id, by_name, tenant),
+    )
+
+
+def _imported_tokens(
+    tenant_id: str, by_name: dict[str, KeyRecord], tenant: dict[bytes, bytes]
+) -> list[tuple[str, str]]:
+    found = []
+    client = tenant.get(b"client") or tenant.get(b"client_held")  # held while suspended
+    if tenant.get(b"client_imported") == b"1" and client:
+        found.append((client.decode(), token_index.client_owner(tenant_id)))
+    apps = by_name.get(selection.APPS)
+    for member in sorted(raw(m).decode() for m in apps.value) if isinstance(apps, SetKey) else []:
+        app = _hash(by_name, selection.app_name(tenant_id, member))
+        if app.get(b"token_imported") == b"1" and app.get(b"token"):
+            found.append((app[b"token"].decode(), token_index.app_owner(tenant_id, member)))
+    return found
 
 
 def sealed_blobs(record: TenantRecord) -> Iterator[tuple[str, bytes, bytes]]:

@@ -349,5 +349,9 @@ async def _write_batch(
             pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
         else:
             pipe.srem(keys.WEBHOOK_TENANTS, tenant)
+        # the file's tenant accepts these tokens from its write above: restored, they are
+        # found again (an entry of the tenant's previous state is stale, and harmless)
+        for token_hash, owner in implied.imported_tokens:
+            pipe.set(keys.token_index(token_hash), owner)
         pipe.sadd(keys.TENANTS, tenant)
     await durability.execute(pipe)

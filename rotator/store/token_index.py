@@ -1,0 +1,126 @@
+"""Imported tokens: a tenant's client token or an app's token chosen by the tenant (the one it
+used with the hosted service), and the index that finds its tenant without a scan.
+
+Our tokens name their tenant in a prefix (`krc_<tenant>_...`); an imported one is an opaque
+string, so `kr:tok:<sha256 of the token>` says whose it is ("<tenant>" or "<tenant>:<app>").
+Only hashes are stored, as for ours: the tenant (or app) hash holds SHA-256 of the whole token
+in the field the delivery script compares, so the script cannot tell the two kinds apart and
+revocation is as immediate as for ours.
+
+One key per token rather than one global hash: lookups spread over a cluster's nodes instead
+of all reaching the node of one hot key, and claiming a token is an atomic step on its own
+key. The index is global (its own cluster slot), so a write of an imported token is two
+durable steps on two slots. Their order keeps one rule through a crash between them: the index may
+point at an owner that does not accept the token (harmless: the delivery script compares the
+hash and answers 403), never the reverse (an owner accepting a token nobody can find).
+
+- importing: claim the index entry first, then write the hash on the tenant or app;
+- giving one up (reissue, app or tenant deletion): write the owner's new state first, then
+  release the entry if it still names that owner.
+
+A crash between leaves a stale entry. It is never trusted: `claim` checks whether the owner it
+names still holds the token and takes it over if not, so a stale entry neither blocks another
+tenant's import (no spurious 409) nor accepts a request.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rotator.domain import tokens
+from rotator.domain.errors import Conflict, InvalidField
+from rotator.store import keys
+from rotator.store.connection import Durability, Redis
+from rotator.store.scripts import token_index as scripts
+from rotator.store.scripts.call import Durable, run
+
+IN_USE = "is already in use"
+
+
+class Chosen(NamedTuple):
+    """A token value a tenant chose, checked."""
+
+    token: str
+    secret_hash: str
+
+
+def client_owner(tenant: str) -> str:
+    return tenant
+
+
+def app_owner(tenant: str, app_id: int | str) -> str:
+    return f"{tenant}:{app_id}"
+
+
+def check(field: str, value: str) -> Chosen:
+    """InvalidField (400, naming `field`) unless `value` may be imported (domain/tokens.py)."""
+    if not isinstance(value, str):
+        raise InvalidField(field, "must be a string")
+    problem = tokens.imported_problem(value)
+    if problem:
+        raise InvalidField(field, problem)
+    return Chosen(value, tokens.hash_imported(value))
+
+
+async def _still_holds(redis: Redis, owner: str, token_hash: str) -> bool:
+    """Whether `owner` (an index entry) accepts the token: its stored hash is this one. A
+    suspended tenant holds its client token too (in client_held): it works again on resume."""
+    tenant, _, app_id = owner.partition(":")
+    if not tokens.valid_tenant_id(tenant):
+        return False
+    if app_id:
+        stored = [await redis.hget(keys.app(tenant, app_id), "token")]
+    else:
+        stored = await redis.hmget(keys.tenant(tenant), ["client", "client_held"])
+    return any(s is not None and tokens.same_hash(s, token_hash) for s in stored)
+
+
+async def claim(
+    redis: Redis, durability: Durability, field: str, chosen: Chosen, owner: str
+) -> None:
+    """Point the index at `owner` before its hash is written (fsync-acknowledged). Conflict
+    (409, naming `field`) when another tenant or app holds the token."""
+    result = await run(Durable(redis, durability), scripts.claim(chosen.secret_hash, owner))
+    if result.won:
+        return
+    # race point: the holder may give the token up between this read and the claim below;
+    # the claim replaces only the entry read here, so a concurrent import by a third owner
+    # wins or loses as a whole, never both
+    if await _still_holds(redis, result.owner, chosen.secret_hash):
+        raise Conflict(f"{field} {IN_USE}")
+    retried = await run(
+        Durable(redis, durability), scripts.claim(chosen.secret_hash, owner, stale=result.owner)
+    )
+    if not retried.won:
+        raise Conflict(f"{field} {IN_USE}")
+
+
+async def release(redis: Redis, durability: Durability, token_hash: str, owner: str) -> None:
+    """Remove the entry after `owner` stopped accepting the token (fsync-acknowledged); an
+    entry since claimed by another owner is left alone."""
+    await run(Durable(redis, durability), scripts.release(token_hash, owner))
+
+
+class Held(NamedTuple):
+    token_hash: str
+    owner: str
+
+
+async def of_tenant(redis: Redis, tenant: str) -> list[Held]:
+    """Every imported token a tenant and its apps hold (tenant deletion releases them)."""
+    found: list[Held] = []
+    client, held, imported = await redis.hmget(
+        keys.tenant(tenant), ["client", "client_held", "client_imported"]
+    )
+    token_hash = client or held  # in client_held while the tenant is suspended
+    if imported == b"1" and token_hash:
+        found.append(Held(token_hash.decode(), client_owner(tenant)))
+    app_ids = sorted(int(m) for m in await redis.smembers(keys.apps(tenant)))
+    if app_ids:
+        pipe = redis.pipeline(transaction=False)
+        for app_id in app_ids:
+            pipe.hmget(keys.app(tenant, app_id), ["token", "token_imported"])
+        for app_id, (token_hash, imported) in zip(app_ids, await pipe.execute(), strict=True):
+            if imported == b"1" and token_hash:
+                found.append(Held(token_hash.decode(), app_owner(tenant, app_id)))
+    return found

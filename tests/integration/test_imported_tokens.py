@@ -1,0 +1,298 @@
+"""Imported client and app tokens (#17 item 1): chosen by the tenant, stored only hashed, found
+through the index (kr:tok:<hash>) with one round trip on the usual path."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from rotator.api.app import create_app
+from rotator.domain import tokens
+from rotator.store import keys
+from rotator.tuning import IMPORTED_CACHE_TTL_MS, IMPORTED_UNKNOWN_TTL_MS
+from tests.asgi import app_client
+from tests.integration.backup_support import cli_env
+from tests.integration.cli_support import rotator
+from tests.integration.management import (
+    OPERATOR,
+    Tenant,
+    deliver,
+    new_app,
+    new_key,
+    new_service,
+    new_tenant,
+)
+
+pytestmark = pytest.mark.backends("single", "cluster")
+
+HOSTED = "52yseGC525k55YpyHUeAdoYrb77WYJ037sPHhQ"  # the hosted guide's demo token's form
+OTHER = "Zq-9_hosted-app-token-0123456789"
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+async def imported_tenant(client, token: str = HOSTED, name: str = "acme") -> Tenant:
+    body = {"name": name, "client_token": token}
+    r = await client.post("/v1/admin/tenants", json=body, headers=OPERATOR)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["client_token"] == token
+    return Tenant(created["id"], created["admin_token"], token)
+
+
+async def ready(client, t: Tenant) -> None:
+    await new_service(client, t)
+    await new_key(client, t)
+
+
+async def app_deliver(client, token: str):
+    return await client.get("/v1/next", params={"service": "openai", "app_token": token})
+
+
+async def create(client, **body):
+    return await client.post("/v1/admin/tenants", json={"name": "a", **body}, headers=OPERATOR)
+
+
+def refused(r) -> bool:
+    return (r.status_code, r.json()) == (403, {"error": "invalid token"})
+
+
+async def test_an_imported_client_token_delivers_by_query_and_bearer(client, redis):
+    t = await imported_tenant(client)
+    await ready(client, t)
+    r = await deliver(client, HOSTED)
+    assert r.status_code == 200, r.text
+    r = await client.get(
+        "/v1/next", params={"service": "openai"}, headers={"Authorization": f"Bearer {HOSTED}"}
+    )
+    assert r.status_code == 200, r.text
+    # the hosted service's path too, as the guide writes it
+    r = await client.get(
+        "/keyrotator/api/next.php", params={"service": "openai", "token": HOSTED, "mask": "1"}
+    )
+    assert (r.status_code, r.json()["masked"]) == (200, True)
+    # stored only hashed: the whole token's SHA-256, indexed to its tenant
+    tenant = await redis.hgetall(keys.tenant(t.id))
+    assert tenant[b"client"] == sha(HOSTED).encode() and tenant[b"client_imported"] == b"1"
+    assert await redis.get(keys.token_index(sha(HOSTED))) == t.id.encode()
+    assert HOSTED not in str(await client.get(f"/v1/admin/tenants/{t.id}", headers=OPERATOR))
+
+
+async def test_an_imported_app_token_delivers(client, redis):
+    t = await new_tenant(client)
+    await ready(client, t)
+    app = await new_app(client, t, app_token=OTHER, max_daily_requests=5)
+    assert app["app_token"] == OTHER
+    r = await client.get("/v1/next", params={"service": "openai", "app_token": OTHER})
+    assert r.status_code == 200, r.text
+    assert r.json()["limits"]["app_max_daily_requests"] == 5  # the app's, so found as the app
+    r = await client.get(
+        "/v1/next", params={"service": "openai"}, headers={"Authorization": f"Bearer {OTHER}"}
+    )
+    assert r.status_code == 200
+    assert await redis.get(keys.token_index(sha(OTHER))) == f"{t.id}:{app['id']}".encode()
+
+
+async def test_reissue_revokes_an_imported_token_on_the_next_request(client, redis):
+    t = await imported_tenant(client)
+    await ready(client, t)
+    assert (await deliver(client, HOSTED)).status_code == 200  # the owner is cached now
+    r = await client.post("/v1/tenant/client-token", headers=t.auth)
+    assert r.status_code == 200
+    ours = r.json()["client_token"]
+    assert tokens.parse(ours) is not None  # one of ours replaces the imported one
+    assert refused(await deliver(client, HOSTED))
+    assert (await deliver(client, ours)).status_code == 200
+    assert not await redis.exists(keys.token_index(sha(HOSTED)))
+    assert (await redis.hget(keys.tenant(t.id), "client_imported")) == b""
+
+    # and back: a chosen value replaces ours; reissuing it again keeps working
+    r = await client.post("/v1/tenant/client-token", json={"client_token": HOSTED}, headers=t.auth)
+    assert (r.status_code, r.json()) == (200, {"client_token": HOSTED})
+    assert refused(await deliver(client, ours))
+    assert (await deliver(client, HOSTED)).status_code == 200
+    r = await client.post("/v1/tenant/client-token", json={"client_token": OTHER}, headers=t.auth)
+    assert r.status_code == 200
+    assert refused(await deliver(client, HOSTED))
+    assert (await deliver(client, OTHER)).status_code == 200
+    assert not await redis.exists(keys.token_index(sha(HOSTED)))
+
+
+async def test_app_reissue_and_deletion_revoke_and_unindex(client, redis):
+    t = await new_tenant(client)
+    await ready(client, t)
+    app = await new_app(client, t, app_token=OTHER)
+    assert (await app_deliver(client, OTHER)).status_code == 200
+    r = await client.post(f"/v1/apps/{app['id']}/token", headers=t.auth)
+    assert r.status_code == 200
+    ours = r.json()["app_token"]
+    assert refused(await app_deliver(client, OTHER))
+    assert not await redis.exists(keys.token_index(sha(OTHER)))
+    r = await client.post(f"/v1/apps/{app['id']}/token", json={"app_token": OTHER}, headers=t.auth)
+    assert (r.status_code, r.json()) == (200, {"app_token": OTHER})
+    assert refused(await app_deliver(client, ours))
+    assert (await app_deliver(client, OTHER)).status_code == 200
+
+    assert (await client.delete(f"/v1/apps/{app['id']}", headers=t.auth)).status_code == 204
+    assert refused(await app_deliver(client, OTHER))
+    assert not await redis.exists(keys.token_index(sha(OTHER)))
+    # given up, it may be imported by another tenant
+    await imported_tenant(client, OTHER, name="second")
+
+
+async def test_suspension_refuses_and_resuming_restores(client):
+    t = await imported_tenant(client)
+    await ready(client, t)
+    app = await new_app(client, t, app_token=OTHER)
+    path = f"/v1/admin/tenants/{t.id}"
+    assert (await client.patch(path, json={"suspended": True}, headers=OPERATOR)).status_code == 200
+    assert refused(await deliver(client, HOSTED))
+    assert refused(await app_deliver(client, OTHER))
+    # still the tenant's while suspended: nobody else may take it
+    r = await create(client, client_token=HOSTED)
+    assert r.status_code == 409
+    r = await client.patch(path, json={"suspended": False}, headers=OPERATOR)
+    assert r.status_code == 200
+    assert (await deliver(client, HOSTED)).status_code == 200
+    r = await client.patch(f"/v1/apps/{app['id']}", json={"suspended": True}, headers=t.auth)
+    assert r.status_code == 200
+    assert refused(await app_deliver(client, OTHER))
+
+
+async def test_tenant_deletion_unindexes_its_tokens(client, redis, clock):
+    t = await imported_tenant(client)
+    await ready(client, t)
+    await new_app(client, t, app_token=OTHER)
+    r = await client.delete(f"/v1/admin/tenants/{t.id}?confirm={t.id}", headers=OPERATOR)
+    assert r.status_code in (200, 202), r.text
+    assert refused(await deliver(client, HOSTED))
+    assert not await redis.exists(keys.token_index(sha(HOSTED)))
+    assert not await redis.exists(keys.token_index(sha(OTHER)))
+    t2 = await imported_tenant(client, HOSTED, name="again")
+    await ready(client, t2)
+    clock.advance(ms=IMPORTED_CACHE_TTL_MS)  # a process that had it cached asks again
+    assert (await deliver(client, HOSTED)).status_code == 200
+
+
+BAD = [
+    ("x" * 19, "20 to 200"),
+    ("x" * 201, "20 to 200"),
+    ("has space in the token 01", "URL-safe"),
+    ("dots.are.not.url.safe.0123", "URL-safe"),
+    ("krc_abcdef0123_secretsecretsecret", "form of a token"),
+    ("kra_abcdef0123_7_secretsecretsecret", "form of a token"),
+]
+
+
+@pytest.mark.parametrize(("value", "why"), BAD)
+async def test_bad_values_are_refused_naming_the_field(client, value, why):
+    r = await create(client, client_token=value)
+    assert r.status_code == 400 and "client_token" in r.json()["error"] and why in r.json()["error"]
+    t = await new_tenant(client)
+    r = await client.post("/v1/tenant/client-token", json={"client_token": value}, headers=t.auth)
+    assert r.status_code == 400 and "client_token" in r.json()["error"] and why in r.json()["error"]
+    r = await client.post("/v1/apps", json={"name": "a", "app_token": value}, headers=t.auth)
+    assert r.status_code == 400 and "app_token" in r.json()["error"] and why in r.json()["error"]
+    app = await new_app(client, t)
+    r = await client.post(f"/v1/apps/{app['id']}/token", json={"app_token": value}, headers=t.auth)
+    assert r.status_code == 400 and "app_token" in r.json()["error"] and why in r.json()["error"]
+    # nothing changed: the tenant's own token still works
+    assert (await client.get("/v1/tenant", headers=t.auth)).status_code == 200
+
+
+async def test_a_token_in_use_is_409_on_every_route(client):
+    holder = await imported_tenant(client)
+    await new_app(client, holder, app_token=OTHER)
+    t = await new_tenant(client, name="other")
+    app = await new_app(client, t)
+    for value, field in ((HOSTED, "client_token"), (OTHER, "client_token")):
+        r = await create(client, **{field: value})
+        assert r.status_code == 409 and field in r.json()["error"]
+        r = await client.post("/v1/tenant/client-token", json={field: value}, headers=t.auth)
+        assert r.status_code == 409
+    for value in (HOSTED, OTHER):
+        r = await client.post("/v1/apps", json={"name": "a", "app_token": value}, headers=t.auth)
+        assert r.status_code == 409 and "app_token" in r.json()["error"]
+        r = await client.post(
+            f"/v1/apps/{app['id']}/token", json={"app_token": value}, headers=t.auth
+        )
+        assert r.status_code == 409
+    # the holder re-importing its own token is no conflict
+    r = await client.post(
+        "/v1/tenant/client-token", json={"client_token": HOSTED}, headers=holder.auth
+    )
+    assert r.status_code == 200
+
+
+async def test_a_stale_index_entry_neither_blocks_nor_admits(client, redis):
+    # a crash between the index write and the tenant's write leaves an entry the tenant
+    # does not back: refused at delivery, taken over by the next import
+    await redis.set(keys.token_index(sha(HOSTED)), "0123456789abcdef")
+    assert refused(await deliver(client, HOSTED))
+    t = await imported_tenant(client)
+    await ready(client, t)
+    assert await redis.get(keys.token_index(sha(HOSTED))) == t.id.encode()
+
+
+async def test_unknown_tokens_are_cached_briefly(settings, redis, clock):
+    app = create_app(settings, clock=clock)
+    async with app_client(app) as client:
+        t = await new_tenant(client)
+        await ready(client, t)
+        resolver = app.state.rotator.tokens
+        unknown = "unknown-token-0123456789abcdef"
+        assert refused(await deliver(client, unknown))
+        assert resolver.lookups == 1
+        for _ in range(3):
+            assert refused(await deliver(client, unknown))
+        assert resolver.lookups == 1  # no round trip within the negative-cache time
+        clock.advance(ms=IMPORTED_UNKNOWN_TTL_MS + 1)
+        assert refused(await deliver(client, unknown))
+        assert resolver.lookups == 2
+        # malformed (too short, bad characters) costs no lookup at all
+        assert refused(await deliver(client, "short"))
+        assert refused(await deliver(client, "not url safe but long enough"))
+        assert resolver.lookups == 2
+        # a known token: one lookup, then served from the cache
+        r = await client.post(
+            "/v1/tenant/client-token", json={"client_token": HOSTED}, headers=t.auth
+        )
+        assert r.status_code == 200
+        for _ in range(3):
+            assert (await deliver(client, HOSTED)).status_code == 200
+        assert resolver.lookups == 3
+        # revoked with a warm cache: refused at once (the script compares the hash)
+        assert (await client.post("/v1/tenant/client-token", headers=t.auth)).status_code == 200
+        assert refused(await deliver(client, HOSTED))
+
+
+async def test_restore_into_an_empty_store_accepts_the_imported_tokens(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    t = await imported_tenant(client)
+    await ready(client, t)
+    app = await new_app(client, t, app_token=OTHER)
+    suspended = await imported_tenant(client, "suspended-tenant-token-0123456789", name="held")
+    r = await client.patch(
+        f"/v1/admin/tenants/{suspended.id}", json={"suspended": True}, headers=OPERATOR
+    )
+    assert r.status_code == 200
+    env = cli_env(settings, master_key_b64)
+    path = tmp_path / "kr.backup"
+    assert (made := rotator("backup", str(path), env=env)).returncode == 0, made.stderr
+    assert HOSTED not in path.read_text() and OTHER not in path.read_text()
+
+    await redis.flushall()
+    restored = rotator("restore", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert await redis.get(keys.token_index(sha(HOSTED))) == t.id.encode()
+    assert await redis.get(keys.token_index(sha(OTHER))) == f"{t.id}:{app['id']}".encode()
+    # a suspended tenant's token is still its own (held until it is resumed)
+    held = keys.token_index(sha("suspended-tenant-token-0123456789"))
+    assert await redis.get(held) == suspended.id.encode()
+    clock.advance(ms=IMPORTED_CACHE_TTL_MS)  # this API process asks the index again
+    assert (await deliver(client, HOSTED)).status_code == 200
+    assert (await app_deliver(client, OTHER)).status_code == 200
