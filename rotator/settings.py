@@ -292,6 +292,14 @@ class Settings:
     webhook_max_attempts: int = setting(
         8, "attempts per webhook event before it is recorded as failed", at_least=1
     )
+    metrics: bool = setting(
+        True,
+        "1 = the API serves /metrics (Prometheus) and counts for it; 0 = neither",
+    )
+    metrics_token: str | None = setting(
+        None,
+        "bearer token a Prometheus scrape of /metrics sends; unset = the operator token",
+    )
     session_idle_minutes: int = setting(
         30, "console: a session unused this long signs out (minutes)", at_least=1
     )

@@ -1,4 +1,5 @@
-"""GET /healthz: 200 when Redis answers, 503 otherwise."""
+"""GET /healthz (liveness: 200 when Redis answers, 503 otherwise) and GET /readyz
+(readiness: can this process serve deliveries now?)."""
 
 from __future__ import annotations
 
@@ -11,3 +12,6 @@ from rotator.store.connection import ping
 async def healthz(request: Request) -> dict[str, str]:
     await ping(request.app.state.rotator.redis)
     return {"status": "ok"}
+
+
+ROUTES = [healthz]

@@ -15,6 +15,7 @@ from rotator.tally import Tally
 
 if TYPE_CHECKING:
     # for the annotation only: the lifespan imports the store when the app starts
+    from rotator.metrics.fold import ApiFold
     from rotator.store.delivery import DeliveryStore
 
 
@@ -32,7 +33,9 @@ class AppState(StoreContext):
     """The hot path's store (FastRedis and the scripts' wrappers): opened by the lifespan, so
     None only before the app starts serving."""
     tally: Tally = field(default_factory=Tally)
-    """Deliveries by outcome since the last summary log line."""
+    """Deliveries by outcome since the last summary log line (or metrics fold)."""
+    metrics: ApiFold | None = None
+    """The metrics' in-process counts (rotator/metrics/fold.py); None with ROTATOR_METRICS=0."""
 
     def now_ms(self) -> int:
         return self.clock()

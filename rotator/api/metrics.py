@@ -1,0 +1,95 @@
+"""GET /metrics (Prometheus), and the middleware that times deliveries and counts the
+other requests.
+
+Access: `Authorization: Bearer` ROTATOR_METRICS_TOKEN, or the operator token when that is
+unset; 401 otherwise (a scrape config holds the token: Prometheus' `authorization`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from time import perf_counter
+
+from litestar import Request, Response, get
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from rotator.api.auth import app_state, bearer_token
+from rotator.api.openapi import UNAUTHORIZED, errors
+from rotator.domain.errors import Unauthorized
+from rotator.metrics import exposition, names
+
+DELIVERY_PATHS = frozenset(("/v1/next", "/keyrotator/api/next.php"))
+
+
+async def require_metrics_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    settings = app_state(connection).settings
+    expected = settings.metrics_token or settings.admin_token
+    given = bearer_token(connection)
+    if (
+        expected is None
+        or given is None
+        or not hmac.compare_digest(given.encode(), expected.encode())
+    ):
+        raise Unauthorized("invalid or missing metrics token")
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Every API process's metrics in Prometheus' text format (docs/operations.md "
+    "lists them). Needs ROTATOR_METRICS_TOKEN, or the operator token when that is unset.",
+    guards=[require_metrics_token],
+    responses={
+        200: ResponseSpec(data_container=str, description="Prometheus text format 0.0.4"),
+        **errors(UNAUTHORIZED),
+    },
+    media_type=exposition.CONTENT_TYPE,
+)
+async def metrics(request: Request) -> Response[bytes]:
+    fold = app_state(request).metrics
+    if fold is not None:
+        fold.fold()  # this process's counts up to now; the others' are ≤ 1 s old
+    return Response(exposition.render(), media_type=exposition.CONTENT_TYPE)
+
+
+def measured(state_getter: Callable[[], object]) -> Callable[[ASGIApp], ASGIApp]:
+    """Litestar middleware: a delivery's time into the in-process histogram (≈ 0.25 µs);
+    any other request counted by route template, method and status."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def measure(scope: Scope, receive: Receive, send: Send) -> None:
+            fold = state_getter().metrics  # type: ignore[attr-defined]
+            if fold is None or scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            if scope["path"] in DELIVERY_PATHS:
+                start = perf_counter()
+                try:
+                    await app(scope, receive, send)
+                finally:
+                    fold.delivery_latency.observe(perf_counter() - start)
+                return
+            status = 500  # an exception that escaped every handler
+
+            async def send_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                route = scope.get("path_template") or "unmatched"
+                names.management_requests.labels(route, scope["method"], str(status)).inc()
+
+        return measure
+
+    return wrap
+
+
+ROUTES = [metrics]
