@@ -3,15 +3,13 @@
 With ROTATOR_WORKERS > 1 (or any `rotator serve`), PROMETHEUS_MULTIPROC_DIR names a
 directory where every process's metrics are mmap files (prometheus-client's
 multi-process mode); a scrape, answered by any one process, reads all of them, so it
-sees one consistent view. `rotator serve` sets it up (prepare_dir); without it (tests,
+sees one consistent view. `rotator serve` sets it up (directory.py); without it (tests,
 an app built in-process) the metrics are this process's own.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -20,8 +18,8 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from rotator.metrics import names
+from rotator.metrics.directory import ENV
 
-ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -66,28 +64,6 @@ def render() -> bytes:
     """The exposition text of every process's metrics (or this process's alone)."""
     source = MultiProcessCollector(None).collect() if multiprocess() else names.API.collect()
     return generate_latest(_View(source))  # type: ignore[arg-type]
-
-
-def prepare_dir() -> Path:
-    """Before the API's processes start: the multi-process directory, emptied (files of a
-    previous run would be added to this one's counts). An operator's
-    PROMETHEUS_MULTIPROC_DIR is used as given; else a new temporary directory."""
-    given = os.environ.get(ENV)
-    if given:
-        path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink()
-    else:
-        path = Path(tempfile.mkdtemp(prefix="rotator-metrics-"))
-        os.environ[ENV] = str(path)
-    return path
-
-
-def remove_dir(path: Path) -> None:
-    """After the API's processes stopped: a temporary directory made by prepare_dir goes."""
-    if path.name.startswith("rotator-metrics-") and path.parent == Path(tempfile.gettempdir()):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def process_started() -> None:
