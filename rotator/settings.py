@@ -300,6 +300,13 @@ class Settings:
         None,
         "bearer token a Prometheus scrape of /metrics sends; unset = the operator token",
     )
+    worker_metrics_port: int = setting(
+        0,
+        "port where the worker serves /metrics on HOST (no token: keep it on a private "
+        "network); 0 = none",
+        at_least=0,
+        at_most=65535,
+    )
     session_idle_minutes: int = setting(
         30, "console: a session unused this long signs out (minutes)", at_least=1
     )
