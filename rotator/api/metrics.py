@@ -44,7 +44,9 @@ async def require_metrics_token(connection: ASGIConnection, _: BaseRouteHandler)
     "lists them). Needs ROTATOR_METRICS_TOKEN, or the operator token when that is unset.",
     guards=[require_metrics_token],
     responses={
-        200: ResponseSpec(data_container=str, description="Prometheus text format 0.0.4"),
+        200: ResponseSpec(
+            data_container=str, media_type="text/plain", description="Prometheus text format"
+        ),
         **errors(UNAUTHORIZED),
     },
     media_type=exposition.CONTENT_TYPE,

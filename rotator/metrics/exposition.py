@@ -20,7 +20,8 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from rotator.metrics import names
 from rotator.metrics.directory import ENV
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""Prometheus' text format (Litestar adds `; charset=utf-8`)."""
 
 
 def multiprocess() -> bool:

@@ -13,7 +13,6 @@ from rotator.crypto import DecryptError, KeyRing
 from rotator.store import keys
 from rotator.store.connection import UNAVAILABLE, Redis
 from rotator.store.keyring import CANARY_AAD
-from rotator.store.migrations import stored_version
 from rotator.store.scripts.delivery import NEXT_KEY
 
 OK = "ok"
@@ -39,7 +38,7 @@ async def check(redis: Redis, ring: KeyRing) -> Checks:
         await redis.ping()
         loaded = await redis.script_load(NEXT_KEY.source)
         canary = await redis.hget(keys.KEYRING, "canary")
-        version = await stored_version(redis)
+        version = await redis.get(keys.SCHEMA)
     except UNAVAILABLE:
         return UNREACHABLE
     scripts = OK if _sha(loaded) == NEXT_KEY.sha else "the store did not load next_key.lua"
@@ -53,11 +52,13 @@ async def check(redis: Redis, ring: KeyRing) -> Checks:
             master_key = OK
         except DecryptError:
             master_key = "does not open the store's key-ring canary (kr:keyring)"
-    if version == keys.SCHEMA_VERSION:
+    # absent: a flushed store (serve records the format at start); like a missing canary it
+    # is no reason to take every API process out of the balancer
+    if version is None or int(version) == keys.SCHEMA_VERSION:
         schema = OK
     else:
         schema = (
-            f"store format {version}, this version needs {keys.SCHEMA_VERSION}: "
+            f"store format {int(version)}, this version needs {keys.SCHEMA_VERSION}: "
             "run `rotator migrate`"
         )
     return Checks(store=OK, scripts=scripts, master_key=master_key, schema=schema)
