@@ -23,6 +23,9 @@ from rotator.domain.errors import Unauthorized
 from rotator.metrics import exposition, names
 
 DELIVERY_PATHS = frozenset(("/v1/next", "/keyrotator/api/next.php"))
+REPORT_PATH = "/v1/report"
+"""Counted by its handler (rotator.metrics.fold.count_report), not here: a report is as
+frequent as a delivery and must stay as cheap."""
 
 
 async def require_metrics_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -65,7 +68,7 @@ def measured(state_getter: Callable[[], object]) -> Callable[[ASGIApp], ASGIApp]
     def wrap(app: ASGIApp) -> ASGIApp:
         async def measure(scope: Scope, receive: Receive, send: Send) -> None:
             fold = state_getter().metrics  # type: ignore[attr-defined]
-            if fold is None or scope["type"] != "http":
+            if fold is None or scope["type"] != "http" or scope["path"] == REPORT_PATH:
                 await app(scope, receive, send)
                 return
             if scope["path"] in DELIVERY_PATHS:

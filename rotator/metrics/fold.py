@@ -39,6 +39,8 @@ class ApiFold:
     ) -> None:
         self.tally = tally
         self.summary = Tally()
+        self.reports: dict[int, int] = {}
+        """Reports by the provider status reported (count_report), since the last fold."""
         self.delivery_latency = Buckets(LATENCY_BOUNDS_S)
         self.round_trip = Buckets(LATENCY_BOUNDS_S)
         self._store_failures = store_failures
@@ -70,6 +72,9 @@ class ApiFold:
         for outcome, n in counts.items():
             names.deliveries.labels(outcome_label(outcome)).inc(n)
             self.summary.add(outcome, n)
+        reports, self.reports = self.reports, {}
+        for status, n in reports.items():
+            names.reports.labels(status_class(status)).inc(n)
         _fold_buckets("rotator_delivery_duration_seconds", self.delivery_latency)
         _fold_buckets("rotator_store_round_trip_seconds", self.round_trip)
         self._fold_flushes()
@@ -95,6 +100,22 @@ class ApiFold:
                 total += size * (now - before)
         if total:
             raw.labels("sum").inc(total)
+
+
+def count_report(fold: ApiFold | None, status: int) -> None:
+    """POST /v1/report's count (its handler calls this with the reported provider status
+    and `AppState.metrics`): one dict increment, folded with the rest; nothing when
+    metrics are off."""
+    if fold is not None:
+        fold.reports[status] = fold.reports.get(status, 0) + 1
+
+
+def status_class(status: int) -> str:
+    if status == 429:
+        return "429"
+    if 200 <= status < 600:
+        return f"{status // 100}xx"
+    return "other"
 
 
 def _fold_buckets(name: str, buckets: Buckets) -> None:

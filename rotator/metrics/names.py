@@ -29,7 +29,8 @@ deliveries = Counter(
 )
 reports = Counter(
     "rotator_reports",
-    "POST /v1/report answers by status class (2xx, 4xx, 5xx)",
+    "POST /v1/report: reports by the provider status the client reported, by class (2xx, "
+    "3xx, 4xx, 429 on its own, 5xx; `other` for anything else)",
     ["status_class"],
     registry=API,
 )

@@ -117,3 +117,44 @@ async def test_metrics_off_serves_no_metrics(settings, redis, clock):
     ) as c:
         assert (await c.get("/metrics", headers=AUTH)).status_code == 404
         assert (await c.get("/healthz")).status_code == 200
+
+
+async def test_reports_are_counted_by_status_class(client):
+    """count_report is what POST /v1/report's handler calls (issue #15 adds the route)."""
+    from rotator.metrics.fold import count_report
+
+    state = client._transport.app.state.rotator  # type: ignore[attr-defined]
+    before = await scrape(client)
+    for status in (200, 201, 429, 429, 401, 503, 99):
+        count_report(state.metrics, status)
+    after = await scrape(client)
+    got = {
+        c: delta(before, after, "rotator_reports_total", status_class=c)
+        for c in ("2xx", "429", "4xx", "5xx", "other")
+    }
+    assert got == {"2xx": 2, "429": 2, "4xx": 1, "5xx": 1, "other": 1}
+
+
+async def test_reports_over_http_are_counted(client, redis, settings):
+    """Runs once POST /v1/report exists (issue #15); the lead enables it at the merge by
+    making the route's handler call count_report(state.metrics, body.status)."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    if not any(getattr(r, "path", "") == "/v1/report" for r in app.routes):
+        pytest.skip("POST /v1/report is not in this branch (issue #15)")
+    t = await seed.tenant(redis)
+    minted = tokens.mint_client(t.tenant)
+    await redis.hset(keys.tenant(t.tenant), "client", minted.secret_hash)
+    await seed.service(redis, t, "openai", policy="usage", max_daily=100)
+    await seed.key(redis, settings.keyring, t, "openai", SECRET, label="Primary")
+    before = await scrape(client)
+    auth = {"Authorization": f"Bearer {minted.token}"}
+    for status in (200, 429):
+        r = await client.post(
+            "/v1/report",
+            json={"service": "openai", "key_id": t.key_ids[0], "status": status},
+            headers=auth,
+        )
+        assert r.status_code == 202, r.text
+    after = await scrape(client)
+    assert delta(before, after, "rotator_reports_total", status_class="2xx") == 1
+    assert delta(before, after, "rotator_reports_total", status_class="429") == 1
