@@ -300,6 +300,11 @@ class Settings:
         None,
         "bearer token a Prometheus scrape of /metrics sends; unset = the operator token",
     )
+    metrics_per_tenant: bool = setting(
+        False,
+        "1 = /metrics also counts deliveries per tenant (label `tenant`): a series per tenant "
+        "and outcome, so Prometheus' memory grows with the tenants",
+    )
     worker_metrics_port: int = setting(
         0,
         "port where the worker serves /metrics on HOST (no token: keep it on a private "

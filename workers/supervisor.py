@@ -221,7 +221,12 @@ def _metrics(settings: Settings, tally: Tally, queue_url: str) -> WorkerMetrics 
     """The worker's metrics (rotator/metrics/worker.py), with ROTATOR_WORKER_METRICS_PORT."""
     if not settings.worker_metrics_port:
         return None
+    import os
     import time
+
+    # one process, one registry: not the API's multi-process files (an environment shared
+    # with `rotator serve` may name them), read by prometheus-client when first imported
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
     from rotator.metrics.worker import WorkerMetrics
     from rotator.store import connection

@@ -52,9 +52,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         await proxies.start()  # trusted proxies given by name, resolved now and in the background
         state.redis = connection.connect(settings)
         if settings.metrics:
-            from rotator.metrics.timed import TimedDeliveryStore
+            from rotator.metrics.timed import PerTenantDeliveryStore, TimedDeliveryStore
 
-            state.delivery = await TimedDeliveryStore.open(settings, state.clock, state.fixed_clock)
+            timed = PerTenantDeliveryStore if settings.metrics_per_tenant else TimedDeliveryStore
+            state.delivery = await timed.open(settings, state.clock, state.fixed_clock)
         else:
             state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
         fold = _start_metrics(state) if settings.metrics else None
@@ -90,7 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         ],
         template_config=console.template_config(),
         lifespan=[lifespan],
-        middleware=[measured(lambda: state)] if settings.metrics else [],
+        middleware=[measured(state)] if settings.metrics else [],
         state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_class=ApiRequest,
@@ -137,6 +138,7 @@ def _start_metrics(state: AppState) -> ApiFold:
         flush_sizes=FLUSH_SIZES,
     )
     delivery.round_trip = fold.round_trip  # type: ignore[attr-defined]
+    delivery.per_tenant = fold.per_tenant  # type: ignore[attr-defined]
     state.metrics = fold
     fold.start()
     return fold

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the API and the worker (docs/operations.md#metrics lists them).
+"""Prometheus metrics of the API and the worker (docs/operations.md#metrics-metrics lists them).
 
 names.py       every metric, declared once (name, help, labels)
 buckets.py     the hot path's in-process histograms: a bisect and an int per observation

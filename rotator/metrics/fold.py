@@ -39,6 +39,8 @@ class ApiFold:
     ) -> None:
         self.tally = tally
         self.summary = Tally()
+        self.per_tenant: dict[tuple[str, str], int] = {}
+        """Deliveries by (tenant, outcome): filled only with ROTATOR_METRICS_PER_TENANT=1."""
         self.reports: dict[int, int] = {}
         """Reports by the provider status reported (count_report), since the last fold."""
         self.delivery_latency = Buckets(LATENCY_BOUNDS_S)
@@ -72,6 +74,13 @@ class ApiFold:
         for outcome, n in counts.items():
             names.deliveries.labels(outcome_label(outcome)).inc(n)
             self.summary.add(outcome, n)
+        if self.per_tenant:
+            # copied, then cleared in place: the delivery store holds this very dict, and
+            # nothing runs between these lines (no await), so no count is lost
+            per_tenant = dict(self.per_tenant)
+            self.per_tenant.clear()
+            for (tenant, outcome), n in per_tenant.items():
+                names.tenant_deliveries.labels(tenant, outcome_label(outcome)).inc(n)
         reports, self.reports = self.reports, {}
         for status, n in reports.items():
             names.reports.labels(status_class(status)).inc(n)

@@ -1,4 +1,4 @@
-"""Every metric the API exports, declared once; docs/operations.md#metrics lists them (a
+"""Every metric the API exports, declared once; docs/operations.md#metrics-metrics lists them (a
 test checks the list against what /metrics exports). The worker's are in worker.py.
 
 No label holds a tenant id, a token or a slug: their number is unbounded, and each label
@@ -12,9 +12,12 @@ true histograms, so a scrape shows `_bucket`/`_count`/`_sum` as usual.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
 from rotator.metrics.buckets import LATENCY_BOUNDS_S
+
+# a `_created` series per counter tells Prometheus nothing a reset does not, and doubles them
+disable_created_metrics()
 
 API = CollectorRegistry(auto_describe=True)
 """The API's metrics (single-process mode; in multi-process mode the files are read)."""
@@ -49,6 +52,13 @@ management_requests = Counter(
     "requests other than deliveries (management API, console, health, docs) by route "
     "template, method and status",
     ["route", "method", "status"],
+    registry=API,
+)
+tenant_deliveries = Counter(
+    "rotator_tenant_deliveries",
+    "with ROTATOR_METRICS_PER_TENANT=1 only: deliveries by tenant and outcome (`ok`: a key "
+    "was picked; else the refusal's message), counted once the token was verified",
+    ["tenant", "outcome"],
     registry=API,
 )
 api_processes = Gauge(

@@ -3,7 +3,7 @@
 Why its own port and not the API's /metrics: the worker is a process (in docker
 compose, a container) of its own, and shares no directory with the API. A plain
 single-process registry is enough: one worker process, one view. The port serves no
-token: bind it to a private network (docs/operations.md#metrics).
+token: bind it to a private network (docs/operations.md#metrics-metrics).
 
 Counts come from the worker's tally (the summary line's, rotator/tally.py), folded once
 a second as the API's are; the backlog gauges are read from the stores every
@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from rotator.cancel import cancel_and_wait
+from rotator.metrics import names  # noqa: F401  (its import turns `_created` series off)
 from rotator.store import backlog
 from rotator.store.connection import UNAVAILABLE
 from rotator.tally import JOB_COUNTS, Tally

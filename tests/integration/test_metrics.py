@@ -158,3 +158,60 @@ async def test_reports_over_http_are_counted(client, redis, settings):
     after = await scrape(client)
     assert delta(before, after, "rotator_reports_total", status_class="2xx") == 1
     assert delta(before, after, "rotator_reports_total", status_class="429") == 1
+
+
+@pytest.mark.backends("single")
+async def test_a_down_store_is_counted(settings, clock):
+    """Every 503 store unavailable is a store error, a delivery's also its outcome."""
+    import dataclasses
+
+    from rotator.api.app import create_app
+    from rotator.embedded import free_port
+    from tests.asgi import app_client
+
+    down = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}")
+    token = tokens.mint_client(tokens.new_tenant_id()).token
+    async with app_client(create_app(down, clock=clock)) as client:
+        before = await scrape(client)
+        r = await client.get("/v1/next", params={"service": "openai", "token": token})
+        assert r.status_code == 503
+        assert (await client.get("/v1/admin/tenants", headers=AUTH)).status_code == 503
+        after = await scrape(client)
+    assert delta(before, after, "rotator_deliveries_total", outcome="store unavailable") == 1
+    assert delta(before, after, "rotator_store_errors_total") == 2
+    requests = "rotator_management_requests_total"
+    assert (
+        delta(before, after, requests, route="/v1/admin/tenants", method="GET", status="503") == 1
+    )
+
+
+async def test_per_tenant_deliveries_only_when_asked(settings, redis, clock):
+    import dataclasses
+
+    from rotator.api.app import create_app
+    from tests.asgi import app_client
+
+    token = await seeded(redis, settings, max_daily=100)
+    tenant = token.split("_")[1]
+    wrong = tokens.mint_client(tenant).token
+    invented = tokens.mint_client(tokens.new_tenant_id()).token
+    per_tenant = dataclasses.replace(settings, metrics_per_tenant=True)
+    async with app_client(create_app(per_tenant, clock=clock)) as client:
+        before = await scrape(client)
+        for params in (
+            {"service": "openai", "token": token},
+            {"service": "openai", "token": token},
+            {"service": "nope", "token": token},
+            {"service": "openai", "token": wrong},  # not verified: not counted per tenant
+            {"service": "openai", "token": invented},
+        ):
+            await client.get("/v1/next", params=params)
+        after = await scrape(client)
+    series = "rotator_tenant_deliveries_total"
+    assert delta(before, after, series, tenant=tenant, outcome="ok") == 2
+    assert delta(before, after, series, tenant=tenant, outcome="unknown service") == 1
+    assert delta(before, after, series, tenant=tenant, outcome="invalid token") == 0
+    assert not any(
+        name == series and dict(labels)["tenant"] == invented.split("_")[1]
+        for name, labels in after
+    )
