@@ -10,6 +10,7 @@ it is exact for that process and at most FOLD_INTERVAL_S late for the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from rotator.domain.errors import RotatorError
 from rotator.metrics import names
 from rotator.metrics.buckets import LATENCY_BOUNDS_S, Buckets
 from rotator.tally import Tally
+
+log = logging.getLogger("rotator.metrics")
 
 FOLD_INTERVAL_S = 1.0
 _HTTP_STATUS = re.compile(r"HTTP [1-5][0-9][0-9]")
@@ -66,7 +69,10 @@ class ApiFold:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(FOLD_INTERVAL_S)
-            self.fold()
+            try:
+                self.fold()
+            except Exception:  # the metrics' files (a full disk): said, and tried again
+                log.exception("metrics: folding this process's counts failed")
 
     def fold(self) -> None:
         """Move everything counted since the last fold into the metrics."""

@@ -91,9 +91,12 @@ class WorkerMetrics:
     async def _run(self) -> None:
         n = 0
         while True:
-            self.fold()
-            if n % BACKLOG_EVERY == 0:
-                await self.read_backlog()
+            try:
+                self.fold()
+                if n % BACKLOG_EVERY == 0:
+                    await self.read_backlog()
+            except Exception:  # never the worker's jobs: said, and tried again
+                log.exception("metrics: reading the worker's counts failed")
             n += 1
             await asyncio.sleep(FOLD_INTERVAL_S)
 

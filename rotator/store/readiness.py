@@ -8,10 +8,11 @@ the first delivery after a store restart as fast as the others).
 from __future__ import annotations
 
 import msgspec
+from redis.exceptions import RedisClusterException, RedisError
 
 from rotator.crypto import DecryptError, KeyRing
 from rotator.store import keys
-from rotator.store.connection import UNAVAILABLE, Redis
+from rotator.store.connection import Redis, is_unavailable
 from rotator.store.keyring import CANARY_AAD
 from rotator.store.scripts.delivery import NEXT_KEY
 
@@ -39,8 +40,16 @@ async def check(redis: Redis, ring: KeyRing) -> Checks:
         loaded = await redis.script_load(NEXT_KEY.source)
         canary = await redis.hget(keys.KEYRING, "canary")
         version = await redis.get(keys.SCHEMA)
-    except UNAVAILABLE:
-        return UNREACHABLE
+    except (RedisError, RedisClusterException, OSError) as exc:
+        if is_unavailable(exc):  # a cluster with no node reachable included
+            return UNREACHABLE
+        # e.g. a store that refuses scripts: named, not a 500
+        return Checks(
+            store=f"answered with an error ({type(exc).__name__})",
+            scripts="not checked",
+            master_key="not checked",
+            schema="not checked",
+        )
     scripts = OK if _sha(loaded) == NEXT_KEY.sha else "the store did not load next_key.lua"
     if canary is None:
         # a flushed store: nothing to open, nothing to refuse; `rotator serve` writes the
