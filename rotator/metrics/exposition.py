@@ -1,4 +1,4 @@
-"""What /metrics renders, and the multi-process directory's lifecycle.
+"""What /metrics renders, and each API process's arrival and departure in the directory.
 
 With ROTATOR_WORKERS > 1 (or any `rotator serve`), PROMETHEUS_MULTIPROC_DIR names a
 directory where every process's metrics are mmap files (prometheus-client's
@@ -69,7 +69,8 @@ def render() -> bytes:
 
 def process_started() -> None:
     """In each API process: live gauges of processes that died without stopping (a crash,
-    a kill) are dropped, so `rotator_api_processes` counts the living."""
+    a kill) are dropped, so `rotator_api_processes` counts the living. prometheus-client
+    names a live gauge's file `gauge_live<mode>_<pid>.db` (its multiprocess docs)."""
     if not multiprocess():
         return
     directory = Path(os.environ[ENV])

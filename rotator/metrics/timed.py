@@ -16,8 +16,6 @@ from rotator.domain.tokens import ParsedToken
 from rotator.metrics.buckets import Buckets
 from rotator.store.delivery import DeliveryStore
 
-_next_key = DeliveryStore.next_key  # called directly: no super() lookup per delivery
-
 
 class TimedDeliveryStore(DeliveryStore):
     round_trip: Buckets | None = None
@@ -28,7 +26,7 @@ class TimedDeliveryStore(DeliveryStore):
     ) -> Delivery:
         start = perf_counter()
         try:
-            return await _next_key(self, token, service, ip_hex, request_id)
+            return await DeliveryStore.next_key(self, token, service, ip_hex, request_id)
         finally:
             if self.round_trip is not None:
                 self.round_trip.observe(perf_counter() - start)
