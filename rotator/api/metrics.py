@@ -65,7 +65,8 @@ async def metrics(request: Request) -> Response[bytes]:
 def measured(state: AppState) -> Callable[[ASGIApp], ASGIApp]:
     """Litestar middleware: a delivery's time into the in-process histogram; any other
     request counted by route template, method and status. The delivery's branch comes
-    first and does the least: it runs at every delivery."""
+    first and does the least: it runs at every delivery (1.3–1.9 µs at a load average of
+    10 on 2 cores, ≈ 3–4× a quiet machine's: docs/benchmarks.md#metrics)."""
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def measure(scope: Scope, receive: Receive, send: Send) -> None:
