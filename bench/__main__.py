@@ -161,6 +161,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="sample the API worker with py-spy under load (default: on, off in --quick)",
     )
+    p.add_argument(
+        "--api-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the API server only, for an A/B (e.g. ROTATOR_METRICS=0); repeatable",
+    )
     p.add_argument("--out", type=Path, default=full.out_dir, help="directory for results")
     p.add_argument(
         "--no-install", action="store_true", help="never apt-get install wrk, only explain how"
@@ -189,6 +196,7 @@ def options(args: argparse.Namespace) -> Options:
         "max_baseline_spread": args.max_baseline_spread,
         "wait_quiet_s": args.wait_quiet,
         "valkey_nice": args.valkey_nice,
+        "api_env": tuple(args.api_env),
     }
     for name, value in (
         ("duration_s", args.duration),

@@ -129,11 +129,16 @@ class Bench:
                 log_path=logs / "bare.log",
             ),
         )
+        # as `rotator serve` runs it: metrics in multi-process mode (rotator/metrics/directory.py)
+        metrics_dir = self.workdir / "metrics"
+        metrics_dir.mkdir()
+        api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        api_env.update(item.split("=", 1) for item in opts.api_env)  # type: ignore[misc]
         self.api = Target(
             "api",
             Uvicorn(
                 "rotator.api.app:create_app_from_env",
-                env=env,
+                env=api_env,
                 workers=opts.workers,
                 cpus=self.placement.api,
                 log_path=logs / "api.log",

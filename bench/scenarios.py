@@ -78,6 +78,8 @@ class Options:
     """before measuring, wait up to this long for other processes to go quiet"""
     halfload: bool = True
     profile: bool = True
+    api_env: tuple[str, ...] = ()
+    """NAME=VALUE settings of the API server only (an A/B: `--api-env ROTATOR_METRICS=0`)"""
     profile_s: int = 10
     scenarios: tuple[str, ...] = field(default=SCENARIO_NAMES)
     out_dir: Path = RESULTS_DIR

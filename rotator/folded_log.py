@@ -33,6 +33,8 @@ class FoldedWarning:
         self.clock = clock
         self.failures = 0
         """Failures since the last recovery (0 = not failing)."""
+        self.total = 0
+        """Failures ever (a metric's counter: rotator/metrics/fold.py)."""
         self._since = 0.0
         self._last_at = 0.0
         self._next_report_at = 0.0
@@ -50,6 +52,7 @@ class FoldedWarning:
             # call recovered(): two quiet intervals end a streak, so the next is new
             self.failures = self._folded = 0
         self._last_at = now
+        self.total += 1
         self.failures += 1
         if self.failures == 1:
             self._since = now

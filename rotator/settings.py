@@ -292,6 +292,26 @@ class Settings:
     webhook_max_attempts: int = setting(
         8, "attempts per webhook event before it is recorded as failed", at_least=1
     )
+    metrics: bool = setting(
+        True,
+        "1 = the API serves /metrics (Prometheus) and counts for it; 0 = neither",
+    )
+    metrics_token: str | None = setting(
+        None,
+        "bearer token a Prometheus scrape of /metrics sends; unset = the operator token",
+    )
+    metrics_per_tenant: bool = setting(
+        False,
+        "1 = /metrics also counts deliveries per tenant (label `tenant`): a series per tenant "
+        "and outcome, so Prometheus' memory grows with the tenants",
+    )
+    worker_metrics_port: int = setting(
+        0,
+        "port where the worker serves /metrics on HOST (no token: keep it on a private "
+        "network); 0 = none",
+        at_least=0,
+        at_most=65535,
+    )
     session_idle_minutes: int = setting(
         30, "console: a session unused this long signs out (minutes)", at_least=1
     )

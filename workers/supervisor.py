@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from arq.worker import Worker
@@ -44,6 +44,9 @@ from rotator.tally import Summary, Tally, jobs_line
 from workers.config import WorkerConfig
 from workers.pump import consumer_name
 from workers.settings import queue_url, shutdown, stop_pump, worker_settings
+
+if TYPE_CHECKING:
+    from rotator.metrics.worker import WorkerMetrics
 
 log = logging.getLogger("workers")
 
@@ -65,7 +68,10 @@ class Supervisor:
         self.tally = Tally()
         """Jobs, events and sweeps of every Worker of the process: one summary line a
         `settings.log_summary_s`."""
-        self.summary = Summary(self.tally, jobs_line, log, settings.log_summary_s)
+        self.metrics = _metrics(settings, self.tally, self.queue_url)
+        # with metrics on, they take the counts and pass them on to the summary line
+        summary_tally = self.tally if self.metrics is None else self.metrics.summary
+        self.summary = Summary(summary_tally, jobs_line, log, settings.log_summary_s)
         self.stopping = asyncio.Event()
         self.current: Worker | None = None
         self._draining: set[asyncio.Task[None]] = set()
@@ -86,10 +92,14 @@ class Supervisor:
             else "-",
             self.config.max_jobs,
         )
+        if self.metrics is not None:
+            self.metrics.start(self.settings.host, self.settings.worker_metrics_port)
         self.summary.start()
         try:
             await self._run()
         finally:
+            if self.metrics is not None:
+                await self.metrics.stop()  # before the last line, which reads what it folds
             await self.summary.stop()  # the last partial period's line
             log.info("worker stopped")
 
@@ -205,3 +215,28 @@ async def supervise(settings: Settings, config: WorkerConfig) -> None:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _metrics(settings: Settings, tally: Tally, queue_url: str) -> WorkerMetrics | None:
+    """The worker's metrics (rotator/metrics/worker.py), with ROTATOR_WORKER_METRICS_PORT."""
+    if not settings.worker_metrics_port:
+        return None
+    import os
+    import time
+
+    # one process, one registry: not the API's multi-process files (an environment shared
+    # with `rotator serve` may name them), read by prometheus-client when first imported
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+    from rotator.metrics.worker import WorkerMetrics
+    from rotator.store import connection
+
+    timeout_s = settings.redis_timeout_ms / 1000
+    queue = aioredis.Redis(
+        **StoreAddress.parse(queue_url).redis_kwargs(),
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+    return WorkerMetrics(
+        tally, connection.connect(settings), queue, lambda: int(time.time() * 1000)
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.datastructures import ResponseHeader, State
@@ -16,7 +17,7 @@ from rotator.api import docs
 from rotator.api.body import MAX_BODY_BYTES, ApiRequest
 from rotator.api.errors import HANDLERS
 from rotator.api.headers import API_HEADERS
-from rotator.api.health import healthz
+from rotator.api.health import ROUTES as HEALTH_ROUTES
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
 from rotator.api.state import AppState
 from rotator.domain.clientip import ClientIpResolver
@@ -24,6 +25,9 @@ from rotator.domain.clock import Clock
 from rotator.settings import Settings
 from rotator.store import connection
 from rotator.tally import Summary, deliveries_line
+
+if TYPE_CHECKING:
+    from rotator.metrics.fold import ApiFold
 
 log = logging.getLogger("rotator.api")
 
@@ -48,13 +52,26 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         proxies = ProxyNames(state, settings.trusted_networks, settings.trusted_hosts)
         await proxies.start()  # trusted proxies given by name, resolved now and in the background
         state.redis = connection.connect(settings)
-        state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
+        if settings.metrics:
+            from rotator.metrics.timed import PerTenantDeliveryStore, TimedDeliveryStore
+
+            timed = PerTenantDeliveryStore if settings.metrics_per_tenant else TimedDeliveryStore
+            state.delivery = await timed.open(settings, state.clock, state.fixed_clock)
+        else:
+            state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
         state.tokens = TokenResolver(state.delivery.fast, state.clock)
-        summary = Summary(state.tally, deliveries_line, log, settings.log_summary_s)
+        fold = _start_metrics(state) if settings.metrics else None
+        # with metrics on, the fold takes the delivery counts and passes them on to the line
+        summary_tally = state.tally if fold is None else fold.summary
+        summary = Summary(summary_tally, deliveries_line, log, settings.log_summary_s)
         summary.start()
         try:
             yield
         finally:
+            if fold is not None:
+                await fold.stop()  # before the summary's last line, which reads what it folds
+                state.metrics = None
+                _metrics_stopped()
             await summary.stop()  # the last partial period's line
             await proxies.stop()
             await state.delivery.close()
@@ -62,17 +79,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
 
     from rotator import console
     from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
+    from rotator.api.metrics import ROUTES as METRICS_ROUTES
+    from rotator.api.metrics import measured
 
     return Litestar(
         route_handlers=[
             *DELIVERY_ROUTES,
             *MANAGEMENT_ROUTES,
-            healthz,
+            *HEALTH_ROUTES,
+            *(METRICS_ROUTES if settings.metrics else []),
             docs.static_router(),
             *console.routes(settings.keyring),
         ],
         template_config=console.template_config(),
         lifespan=[lifespan],
+        middleware=[measured(state)] if settings.metrics else [],
         state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_class=ApiRequest,
@@ -100,6 +121,35 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+
+
+def _start_metrics(state: AppState) -> ApiFold:
+    """This process's metrics: its in-process counts, folded once a second."""
+    from rotator.api.errors import store_failures
+    from rotator.metrics import exposition
+    from rotator.metrics.fold import ApiFold
+    from rotator.store.fast.protocol import FLUSH_SIZES
+
+    assert state.delivery is not None
+    delivery = state.delivery
+    exposition.process_started()
+    fold = ApiFold(
+        state.tally,
+        store_failures=store_failures,
+        connect_attempts=lambda: delivery.fast.connect_attempts,
+        flush_sizes=FLUSH_SIZES,
+    )
+    delivery.round_trip = fold.round_trip  # type: ignore[attr-defined]
+    delivery.per_tenant = fold.per_tenant  # type: ignore[attr-defined]
+    state.metrics = fold
+    fold.start()
+    return fold
+
+
+def _metrics_stopped() -> None:
+    from rotator.metrics import exposition
+
+    exposition.process_stopped()
 
 
 def create_app_from_env() -> Litestar:

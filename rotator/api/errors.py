@@ -101,6 +101,11 @@ _outage_log = FoldedWarning(log, "the store", 5.0, action="answering 503")
 """Thousands of 503s a second during an outage make one log line per 5 s."""
 
 
+def store_failures() -> int:
+    """Requests this process answered `503 store unavailable` so far (a metric)."""
+    return _outage_log.total
+
+
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 _ENTRY = re.compile(r"(\w+)\[(\d+)\](?:\.(\w+))?")
 

@@ -15,6 +15,7 @@ from rotator.tally import Tally
 
 if TYPE_CHECKING:
     # for the annotation only: the lifespan imports the store when the app starts
+    from rotator.metrics.fold import ApiFold
     from rotator.store.delivery import DeliveryStore
     from rotator.store.token_resolver import TokenResolver
 
@@ -37,7 +38,9 @@ class AppState(StoreContext):
     route that takes client or app tokens (GET /v1/next, POST /v1/report) asks it about a
     token `tokens.parse` refuses."""
     tally: Tally = field(default_factory=Tally)
-    """Deliveries by outcome since the last summary log line."""
+    """Deliveries by outcome since the last summary log line (or metrics fold)."""
+    metrics: ApiFold | None = None
+    """The metrics' in-process counts (rotator/metrics/fold.py); None with ROTATOR_METRICS=0."""
 
     def now_ms(self) -> int:
         return self.clock()

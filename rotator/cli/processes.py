@@ -27,6 +27,7 @@ from rotator.cli.common import (
 from rotator.cli.maintenance import migrate_before_serving
 from rotator.cli.preflight import RunLock, check_port
 from rotator.crypto import KeyRing
+from rotator.metrics import directory
 from rotator.settings import Settings
 from rotator.tuning import HEALTH_TIMEOUT_S
 
@@ -70,12 +71,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _stopped)
+        # every uvicorn process writes its metrics there; a scrape of any one reads them all
+        metrics_dir = directory.prepare() if live.metrics else None
         try:
             _uvicorn(uvicorn, live)
         except _Stopped as stop:
             log.info("stopped serving %s://%s:%d (%s)", live.scheme, live.host, live.port, stop)
         else:
             log.info("stopped serving %s://%s:%d", live.scheme, live.host, live.port)
+        finally:
+            if metrics_dir is not None:
+                directory.remove(metrics_dir)
     return 0
 
 

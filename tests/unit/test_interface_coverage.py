@@ -48,6 +48,10 @@ NOT_MANAGEMENT = {
     "GET /v1/next": "the delivery call: a client app's, with a client token the CLI never "
     "holds (only hashes are stored); an operator's smoke test is the curl line in README.md",
     "GET /keyrotator/api/next.php": "the hosted guide's path for GET /v1/next",
+    "GET /metrics": "read by Prometheus, not by people: the Grafana dashboard in deploy/ "
+    "(docs/operations.md#metrics) is where an operator looks",
+    "GET /readyz": "asked by a load balancer; `rotator worker --check` and the healthchecks "
+    "in docker-compose.yml are the operator's probes",
 }
 
 CONSOLE: dict[str, tuple[str, ...]] = {

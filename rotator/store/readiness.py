@@ -1,0 +1,85 @@
+"""Can this process serve deliveries now? The store's side of GET /readyz.
+
+Each check names what is wrong in words an operator acts on; none writes data (loading
+the delivery script into the store's script cache is not a write of data, and it makes
+the first delivery after a store restart as fast as the others).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from redis.exceptions import RedisClusterException, RedisError
+
+from rotator.crypto import DecryptError, KeyRing
+from rotator.store import keys
+from rotator.store.connection import Redis, is_unavailable
+from rotator.store.keyring import CANARY_AAD
+from rotator.store.scripts.delivery import NEXT_KEY
+
+OK = "ok"
+
+
+class Checks(msgspec.Struct, frozen=True, kw_only=True):
+    """Each check's result: "ok", or what is wrong."""
+
+    store: str
+    scripts: str
+    master_key: str
+    schema: str
+
+
+UNREACHABLE = Checks(
+    store="unreachable", scripts="not checked", master_key="not checked", schema="not checked"
+)
+
+
+async def check(redis: Redis, ring: KeyRing) -> Checks:
+    """The four checks; a store that does not answer fails them all at once."""
+    try:
+        await redis.ping()
+        loaded = await redis.script_load(NEXT_KEY.source)
+        canary = await redis.hget(keys.KEYRING, "canary")
+        version = await redis.get(keys.SCHEMA)
+    except (RedisError, RedisClusterException, OSError) as exc:
+        if is_unavailable(exc):  # a cluster with no node reachable included
+            return UNREACHABLE
+        # e.g. a store that refuses scripts: named, not a 500
+        return Checks(
+            store=f"answered with an error ({type(exc).__name__})",
+            scripts="not checked",
+            master_key="not checked",
+            schema="not checked",
+        )
+    scripts = OK if _sha(loaded) == NEXT_KEY.sha else "the store did not load next_key.lua"
+    if canary is None:
+        # a flushed store: nothing to open, nothing to refuse; `rotator serve` writes the
+        # canary again at its next start (deliveries meanwhile answer 403, as they should)
+        master_key = OK
+    else:
+        try:
+            ring.open(canary, CANARY_AAD)
+            master_key = OK
+        except DecryptError:
+            master_key = "does not open the store's key-ring canary (kr:keyring)"
+    # absent: a flushed store (serve records the format at start); like a missing canary it
+    # is no reason to take every API process out of the balancer
+    if version is None or int(version) == keys.SCHEMA_VERSION:
+        schema = OK
+    else:
+        schema = (
+            f"store format {int(version)}, this version needs {keys.SCHEMA_VERSION}: "
+            "run `rotator migrate`"
+        )
+    return Checks(store=OK, scripts=scripts, master_key=master_key, schema=schema)
+
+
+def _sha(loaded: object) -> str:
+    """SCRIPT LOAD's reply: the sha (bytes or str; a cluster client may answer per node)."""
+    if isinstance(loaded, dict | list):
+        values = list(loaded.values()) if isinstance(loaded, dict) else loaded
+        return _sha(values[0]) if values and all(v == values[0] for v in values) else ""
+    return loaded.decode() if isinstance(loaded, bytes) else str(loaded)
+
+
+def ready(checks: Checks) -> bool:
+    return all(value == OK for value in msgspec.structs.astuple(checks))
