@@ -101,6 +101,11 @@ _outage_log = FoldedWarning(log, "the store", 5.0, action="answering 503")
 """Thousands of 503s a second during an outage make one log line per 5 s."""
 
 
+def store_outage(exc: BaseException) -> None:
+    """Log (folded) a 503 answered without this table: the delivery route's own answers."""
+    _outage_log.failed(exc)
+
+
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 _ENTRY = re.compile(r"(\w+)\[(\d+)\](?:\.(\w+))?")
 

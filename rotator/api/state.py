@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rotator.api.secret_cache import SecretCache
 from rotator.crypto import KeyRing
 from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock, system_clock
@@ -33,6 +34,11 @@ class AppState(StoreContext):
     None only before the app starts serving."""
     tally: Tally = field(default_factory=Tally)
     """Deliveries by outcome since the last summary log line."""
+    secrets: SecretCache = field(init=False)
+    """Provider keys this process has decrypted, by key and ciphertext (api/secret_cache.py)."""
+
+    def __post_init__(self) -> None:
+        self.secrets = SecretCache(self.keyring)
 
     def now_ms(self) -> int:
         return self.clock()
