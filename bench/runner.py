@@ -57,8 +57,15 @@ class Progress:
 
 @dataclass
 class Target:
-    name: str  # "bare" | "api"
+    name: str  # "bare" | "api" | a baseline: "floor" | "raw" (bench/baselines.py)
     server: Uvicorn
+
+
+BASELINES = {
+    "floor": "bench.baselines:create_floor_app",
+    "raw": "bench.baselines:create_raw_app",
+}
+"""The floors /v1/next is compared with (bench/baselines.py), served like the API."""
 
 
 def _fmt_ms(us: float) -> str:
@@ -81,6 +88,8 @@ class Bench:
             max_baseline_spread=opts.max_baseline_spread,
         )
         self.measurements: list[dict] = []
+        self.baselines: list[dict] = []
+        """Rows of the floor and raw targets: unpaired, kept out of `measurements`."""
         self._pairs = 0
         self.internal_names = redisstats.script_commands()
         self.paths: dict[tuple[str, str, bool], Path] = {}
@@ -139,7 +148,20 @@ class Bench:
                 log_path=logs / "api.log",
             ),
         )
-        for target in (self.bare, self.api):
+        self.floors = [
+            Target(
+                name,
+                Uvicorn(
+                    factory,
+                    env=env,
+                    workers=opts.workers,
+                    cpus=self.placement.api,
+                    log_path=logs / f"{name}.log",
+                ),
+            )
+            for name, factory in BASELINES.items()
+        ]
+        for target in (self.bare, self.api, *self.floors):
             target.server.start()
             stack.callback(target.server.stop)
             self.log(f"{target.name} up at {target.server.base_url} ({opts.workers} worker(s))")
@@ -265,7 +287,7 @@ class Bench:
         row = {
             "step": step,
             "target": target.name,
-            "scenario": "bare" if not is_api else scenario.name,
+            "scenario": scenario.name if is_api else target.name,
             "connections": connections,
             "delay_mean_ms": round(delay_mean_ms, 3),
             **result.to_json(),
@@ -340,6 +362,14 @@ class Bench:
                 if scenario.subscribed:
                     seeding.subscribe(self.r, self.populations[scenario.population], "")
 
+    def floors_step(self) -> None:
+        """The routing floor and the raw ASGI callable at 1 connection and at the headline's,
+        right after the headline pairs (same requests: they ignore them)."""
+        for c in sorted({1, self.opts.connections}):
+            for target in self.floors:
+                row = self.measure("baseline", target, HEADLINE, c, 0.0)
+                self.baselines.append(row)
+
     def halfload(self) -> None:
         """Both targets paced to half the API's max throughput: p99 at the same offered load."""
         c = self.opts.connections
@@ -359,6 +389,14 @@ class Bench:
             )
             delays[target.name] = max(0.0, c / rate * 1000 - (unloaded_us or 0) / 1000)
         self.pair("halfload", HEADLINE, c, api_first=True, delay_mean_ms=delays)
+        # the routing floor under the same offered load
+        floor = self.floors[0]
+        unloaded_us = median(
+            [m["latency_us"]["mean"] for m in self.baselines
+             if m["target"] == floor.name and m["connections"] == 1]
+        )  # fmt: skip
+        delay = max(0.0, c / rate * 1000 - (unloaded_us or 0) / 1000)
+        self.baselines.append(self.measure("halfload", floor, HEADLINE, c, delay))
 
     def _headline_rows(self, target: str) -> list[dict]:
         c = self.opts.connections
@@ -490,6 +528,7 @@ def run(opts: Options, log: Log | None = None) -> dict:
         bench.wait_quiet()
         bench.sweep()
         bench.headline()
+        bench.floors_step()
         bench.scenarios()
         if opts.halfload:
             bench.halfload()
@@ -521,6 +560,7 @@ def run(opts: Options, log: Log | None = None) -> dict:
         "seed": seed,
         "memory_sample": memory,
         "measurements": bench.measurements,
+        "baselines": bench.baselines,
         "profile": profile,
     }
     results["summary"] = summarise(results)
