@@ -136,6 +136,7 @@ class Bench:
                 workers=opts.workers,
                 cpus=self.placement.api,
                 log_path=logs / "bare.log",
+                server=opts.server,
             ),
         )
         self.api = Target(
@@ -146,6 +147,7 @@ class Bench:
                 workers=opts.workers,
                 cpus=self.placement.api,
                 log_path=logs / "api.log",
+                server=opts.server,
             ),
         )
         self.floors = [
@@ -157,6 +159,7 @@ class Bench:
                     workers=opts.workers,
                     cpus=self.placement.api,
                     log_path=logs / f"{name}.log",
+                    server=opts.server,
                 ),
             )
             for name, factory in BASELINES.items()
@@ -501,6 +504,8 @@ def environment(bench: Bench) -> dict:
         "python": platform.python_version(),
         "litestar": _version("litestar"),
         "uvicorn": _version("uvicorn"),
+        "server": bench.api.server.server,
+        "granian": _version("granian"),
         "uvloop": _version("uvloop"),
         "httptools": _version("httptools"),
         "msgspec": _version("msgspec"),
@@ -554,6 +559,7 @@ def run(opts: Options, log: Log | None = None) -> dict:
                 "wrk_threads": 1,
                 "pin": opts.pin,
                 "scenarios": list(opts.scenarios),
+                "server": opts.server,
             },
             "environment": env,
         },
