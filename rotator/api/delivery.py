@@ -142,7 +142,7 @@ async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
 
     forwarded = headers.forwarded_for if trusted else None
     try:
-        delivery = await state.delivery.next_key(
+        delivery = await state.delivery.pick(
             parsed, service, ip_hex(resolver.resolve(peer, forwarded)), store_id
         )
     except errors.StoreUnavailable as exc:

@@ -32,6 +32,28 @@ VOID_TTL_MS = str(25 * 3_600_000)
 attempt (arq drops a job not started within a day of being queued: its enqueue_job)."""
 
 
+_REJECTIONS: dict[str, type[errors.RotatorError]] = {
+    "token": errors.InvalidToken,
+    "ip": errors.IpNotAllowed,
+    "service": errors.UnknownService,
+    "nokeys": errors.NoActiveKeys,
+}
+
+
+def refusal_error(reply: scripts.Refused) -> errors.RotatorError:
+    """The domain error of a refusal of next_key.lua. A new refusal status is an entry here
+    and one in api/delivery_answers.py's REFUSALS (tests/unit/test_delivery_answers.py checks
+    they give the same answer)."""
+    if reply.status == "throttle":
+        return errors.DemoRateLimited(retry_after_s=max(1, -(-int(reply.detail) // 1000)))
+    if reply.status == "limit":
+        return errors.DailyLimitReached(
+            reply.detail.decode(),
+            retry_after_s=seconds_to_midnight(reply.now_ms, utc_day(reply.now_ms)),
+        )
+    return _REJECTIONS[reply.status]()
+
+
 def seconds_to_midnight(now_ms: int, day: int) -> int:
     """Seconds from `now_ms` to the end of UTC day `day` (when the daily counters start again),
     rounded up and at least 1: a client that waits that long is past midnight."""
@@ -81,11 +103,22 @@ class DeliveryStore:
 
     async def next_key(
         self, token: ParsedToken, service: str, ip_hex: str, request_id: str = ""
-    ) -> Delivery | scripts.Refused:
-        """Pick, count and record one delivery, or the script's refusal (its status names
-        the answer: api/delivery_answers.py's REFUSALS). Raises StoreUnavailable.
+    ) -> Delivery:
+        """Pick, count and record one delivery; raises the domain error of a refusal.
 
         `request_id` (from a trusted proxy) makes a retried request count once."""
+        found = await self.pick(token, service, ip_hex, request_id)
+        if found.__class__ is scripts.Refused:
+            raise refusal_error(found)  # type: ignore[arg-type]
+        return found  # type: ignore[return-value]
+
+    async def pick(
+        self, token: ParsedToken, service: str, ip_hex: str, request_id: str = ""
+    ) -> Delivery | scripts.Refused:
+        """next_key, with a refusal returned instead of raised: the HTTP handler answers it
+        from its table of pre-encoded answers (api/delivery_answers.py's REFUSALS), which
+        raising and catching an exception per refusal would only slow down. Raises
+        StoreUnavailable."""
         tenant = token.tenant
         hint_key = (tenant, service)
         reply = await self._next_key(
