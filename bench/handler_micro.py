@@ -18,6 +18,7 @@ granian: the same for every app) and the Redis client (bench/client_micro.py).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import os
 import statistics
@@ -125,11 +126,92 @@ def steps(ring: KeyRing) -> list[tuple[str, Callable[[], object]]]:
     ]  # fmt: skip
 
 
+async def _lifespan(app: Any, start: bool, inbox: Any, outbox: Any) -> None:
+    await inbox.put({"type": "lifespan.startup" if start else "lifespan.shutdown"})
+    reply = await outbox.get()
+    if reply["type"].endswith("failed"):
+        raise RuntimeError(reply.get("message", "lifespan failed"))
+
+
+async def latencies_us(app: Any, queries: list[bytes], requests: int) -> list[float]:
+    """Wall time of `requests` sequential requests (one connection's worth), sorted."""
+    template = scope_for()
+    statuses: set[int] = set()
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    out = []
+    for i in range(requests + 200):
+        scope = dict(template)
+        scope["query_string"] = queries[i % len(queries)]
+        started = time.perf_counter()
+        await app(scope, _receive, send)
+        if i >= 200:  # the first ones warm the caches
+            out.append((time.perf_counter() - started) * 1e6)
+    if statuses != {200}:
+        raise RuntimeError(f"unexpected statuses {statuses}")
+    return sorted(out)
+
+
+def one_connection(requests: int, rounds: int) -> None:
+    """`--latency`: the real app with a real Valkey (AOF everysec, 100 seeded tenants) against
+    the routing floor, one request at a time, in this process: what a delivery adds to the
+    floor's latency at one connection, without the HTTP server and the network."""
+    import redis as sync_redis
+
+    from bench import seeding
+    from rotator.embedded import EmbeddedValkey
+
+    ring = KeyRing.parse(base64.b64encode(os.urandom(32)).decode())
+    with tempfile.TemporaryDirectory() as tmp:
+        valkey = EmbeddedValkey(Path(tmp) / "valkey", appendonly=True)
+        valkey.start()
+        try:
+            with sync_redis.Redis.from_url(valkey.url) as r:
+                population, _ = seeding.seed(r, ring, 100, name="one")
+            queries = [p.split("?", 1)[1].encode() for p in population.paths("usage")]
+            settings = Settings(redis_url=valkey.url, master_key=ring, data_dir=Path(tmp))
+            app = create_app(settings)
+            figures: dict[str, list[tuple[float, float]]] = {"floor": [], "api": []}
+
+            async def run() -> None:
+                inbox: Any = asyncio.Queue()
+                outbox: Any = asyncio.Queue()
+                scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+                task = asyncio.ensure_future(app(scope, inbox.get, outbox.put))
+                await _lifespan(app, True, inbox, outbox)
+                floor = baselines.create_floor_app()
+                try:
+                    for _ in range(rounds):
+                        for name, target in (("floor", floor), ("api", app)):
+                            lat = await latencies_us(target, queries, requests)
+                            figures[name].append((lat[len(lat) // 2], lat[int(len(lat) * 0.99)]))
+                finally:
+                    await _lifespan(app, False, inbox, outbox)
+                    await task
+
+            uvloop.run(run())
+        finally:
+            valkey.stop()
+    print(f"One request at a time, in-process, wall µs (best round's p50 and p99 of {rounds})")
+    for name, rows in figures.items():
+        best = min(rows)
+        print(f"  {name:<6} p50 {best[0]:7.1f}   p99 {best[1]:8.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=20_000, help="requests per app per round")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument(
+        "--latency", action="store_true", help="one request at a time with a real Valkey instead"
+    )
     args = p.parse_args(argv)
+    if args.latency:
+        one_connection(args.requests, args.rounds)
+        return 0
     ring = KeyRing.parse(base64.b64encode(os.urandom(32)).decode())
     with tempfile.TemporaryDirectory() as tmp:
         apps = {
