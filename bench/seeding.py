@@ -149,20 +149,11 @@ def seed(
     for chunk in _chunks(made):
         pipe = r.pipeline(transaction=False)
         for t in chunk:
-            pipe.hset(
-                keys.tenant(t.tid),
-                mapping={
-                    "name": f"bench {t.tid}",
-                    "demo": "1" if demo else "0",
-                    "created_ms": now,
-                    "admin": t.admin_hash,
-                    "client": t.client_hash,
-                    "allow": "",
-                    "allow_src": "[]",
-                    "wh_url": "",
-                    "events": "",
-                },
-            )
+            pipe.hset(keys.tenant(t.tid), mapping={
+                "name": f"bench {t.tid}", "demo": "1" if demo else "0", "created_ms": now,
+                "admin": t.admin_hash, "client": t.client_hash, "allow": "",
+                "allow_src": "[]", "wh_url": "", "events": "",
+            })
             pipe.sadd(keys.TENANTS, t.tid)
             pipe.set(keys.seq(t.tid), len(POLICIES) * KEYS_PER_SERVICE)
             pipe.sadd(keys.services(t.tid), *POLICIES)
@@ -174,20 +165,13 @@ def seed(
         pipe = r.pipeline(transaction=False)
         for t in chunk:
             for slug in POLICIES:
-                pipe.hset(
-                    keys.service(t.tid, slug),
-                    mapping={
-                        "policy": slug,
-                        "max": "",
-                        "ttl_ms": str(TIME_TTL_MS) if slug == "time" else "",
-                        "created_ms": now,
-                        "ids": "",
-                        "@client": t.client_hash,
-                        "@demo": "1" if demo else "0",
-                        "@allow": "",
-                        "@events": "",
-                    },
-                )
+                pipe.hset(keys.service(t.tid, slug), mapping={
+                    "policy": slug, "max": "",
+                    "ttl_ms": str(TIME_TTL_MS) if slug == "time" else "",
+                    "created_ms": now, "ids": "",
+                    "@client": t.client_hash, "@demo": "1" if demo else "0",
+                    "@allow": "", "@events": "",
+                })
             pipe.sadd(keys.TIME_SERVICES, keys.time_service_member(t.tid, "time"))
         pipe.execute()
     memory["services"] = _used_memory(r)
@@ -201,16 +185,10 @@ def seed(
                 if slug != "usage":
                     mapping["cur"] = str(rows[0][0])
                 for key_id, label, sealed, masked in rows:
-                    mapping.update(
-                        {
-                            f"l:{key_id}": label,
-                            f"c:{key_id}": sealed,
-                            f"a:{key_id}": "1",
-                            f"m:{key_id}": "",
-                            f"n:{key_id}": now,
-                            f"k:{key_id}": masked,
-                        }
-                    )
+                    mapping.update({
+                        f"l:{key_id}": label, f"c:{key_id}": sealed, f"a:{key_id}": "1",
+                        f"m:{key_id}": "", f"n:{key_id}": now, f"k:{key_id}": masked,
+                    })
                 pipe.hset(keys.service(t.tid, slug), mapping=mapping)
         pipe.execute()
     memory["keys"] = _used_memory(r)
@@ -257,9 +235,8 @@ def memory_sample(r: redis.Redis, population: Population, day: int, sample: int 
         sizes = [s for s in replies[0::3] if s]
         if not sizes:
             continue
-        encodings = sorted(
-            {(e.decode() if isinstance(e, bytes) else str(e)) for e in replies[1::3] if e}
-        )
+        encodings = sorted({(e.decode() if isinstance(e, bytes) else str(e))
+                            for e in replies[1::3] if e})
         ttls = [t for t, s in zip(replies[2::3], replies[0::3], strict=True) if s]
         out[kind] = {
             "keys": len(sizes),

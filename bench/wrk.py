@@ -41,11 +41,9 @@ def ensure_wrk(*, install: bool = True, log: Callable[[str], None] = print) -> s
         return path
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for step in (
-            ["apt-get", "install", "-y", "-q", "wrk"],
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "wrk"],
-        ):
+        for step in (["apt-get", "install", "-y", "-q", "wrk"],
+                     ["apt-get", "update", "-q"],
+                     ["apt-get", "install", "-y", "-q", "wrk"]):
             log("wrk missing: " + " ".join(step))
             subprocess.run(step, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             path = shutil.which("wrk")
@@ -137,22 +135,10 @@ def command(
     wrk: str = "wrk",
 ) -> list[str]:
     return [
-        wrk,
-        "-t",
-        str(threads),
-        "-c",
-        str(max(connections, threads)),
-        "-d",
-        f"{max(1, int(duration_s))}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(SCRIPT),
-        url,
-        "--",
-        str(paths_file),
-        "1" if count_status else "0",
-        f"{delay_mean_ms:.3f}",
+        wrk, "-t", str(threads), "-c", str(max(connections, threads)),
+        "-d", f"{max(1, int(duration_s))}s", "--timeout", "5s",
+        "-s", str(SCRIPT), url, "--",
+        str(paths_file), "1" if count_status else "0", f"{delay_mean_ms:.3f}",
     ]
 
 
@@ -170,14 +156,8 @@ def run(
 ) -> WrkResult:
     """Run wrk once (pinned to `cpus` when given) and parse its result."""
     cmd = command(
-        url,
-        paths_file,
-        connections=connections,
-        duration_s=duration_s,
-        threads=threads,
-        count_status=count_status,
-        delay_mean_ms=delay_mean_ms,
-        wrk=wrk,
+        url, paths_file, connections=connections, duration_s=duration_s, threads=threads,
+        count_status=count_status, delay_mean_ms=delay_mean_ms, wrk=wrk,
     )
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
