@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from bench.scenarios import SCENARIO_NAMES, Options
+from bench.servers import SERVERS
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -168,6 +169,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a setting of the API server only, for an A/B (e.g. ROTATOR_METRICS=0); repeatable",
     )
+    p.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=full.server,
+        help="what serves the API and the apps it is compared with (default uvicorn, as "
+        "production; granian needs `pip install granian`)",
+    )
     p.add_argument("--out", type=Path, default=full.out_dir, help="directory for results")
     p.add_argument(
         "--no-install", action="store_true", help="never apt-get install wrk, only explain how"
@@ -190,6 +198,7 @@ def options(args: argparse.Namespace) -> Options:
         "pin": not args.no_pin,
         "halfload": not args.no_halfload,
         "out_dir": args.out,
+        "server": args.server,
         "install_wrk": not args.no_install,
         "max_other_cpu": args.max_other_cpu,
         "max_steal_cpu": args.max_steal_cpu,

@@ -12,7 +12,12 @@ import math
 
 from bench.disturbance import HEADLINE_STEPS, Pair, judge, pairs
 
-GOAL_RATIO = 0.85
+GOAL_RATIO = 1.35
+"""/v1/next's req/s over the bare `@get` handler's (issue #14; #12's goal was 0.85)."""
+GOAL_VS_FLOOR = 0.60
+"""/v1/next's req/s over the routing floor's (bench/baselines.py), same concurrency."""
+GOAL_P50_FACTOR = 2.0
+"""/v1/next's p50 at one connection over the routing floor's."""
 GOAL_P99_FACTOR = 2.0
 GOAL_COMMANDS = 1.0
 GOAL_SCRIPT_US = 15.0
@@ -216,6 +221,7 @@ def summarise(results: dict) -> dict:
         "retried": sum(1 for m in measurements if m.get("attempts", 1) > 1),
     }
     return {
+        "floors": floors(results, headline, halfload, sweep, reliable),
         "reliability": judgement,
         "noise": noise,
         "headline": headline,
@@ -229,3 +235,65 @@ def summarise(results: dict) -> dict:
         if reliable
         else None,
     }
+
+
+def floors(
+    results: dict, headline: dict, halfload: dict | None, sweep: list[dict], reliable: bool
+) -> dict | None:
+    """/v1/next against the routing floor and the raw ASGI callable (bench/baselines.py):
+    issue #14's ratios, each judged only in a reliable run. None for a run without them."""
+    rows = results.get("baselines") or []
+    if not rows:
+        return None
+    c = results["meta"]["options"]["connections"]
+
+    def one(target: str, step: str, connections: int) -> dict | None:
+        wanted = (target, step, connections)
+        return next((m for m in rows if (m["target"], m["step"], m["connections"]) == wanted), None)
+
+    floor, raw = one("floor", "baseline", c), one("raw", "baseline", c)
+    floor1, raw1 = one("floor", "baseline", 1), one("raw", "baseline", 1)
+    floor_half = one("floor", "halfload", c)
+    api1 = next((r for r in sweep if r["connections"] == 1), None)
+    api_rps = headline["api_rps"]
+    out: dict = {
+        "connections": c,
+        "floor_rps": floor["rps"] if floor else None,
+        "raw_rps": raw["rps"] if raw else None,
+        "bare_rps": headline["bare_rps"],
+        "api_rps": api_rps,
+        "vs_bare": headline["ratio"],
+        "goal_vs_bare": GOAL_RATIO,
+        "vs_floor": api_rps / floor["rps"] if api_rps and floor and floor["rps"] else None,
+        "goal_vs_floor": GOAL_VS_FLOOR,
+        "floor_vs_raw": floor["rps"] / raw["rps"] if floor and raw and raw["rps"] else None,
+        "p50_c1_us": {
+            "api": api1["api_p50_us"] if api1 else None,
+            "bare": api1["bare_p50_us"] if api1 else None,
+            "floor": floor1["latency_us"]["p50"] if floor1 else None,
+            "raw": raw1["latency_us"]["p50"] if raw1 else None,
+        },
+        "goal_p50_factor": GOAL_P50_FACTOR,
+        "halfload_p99_us": {
+            "api": halfload["api_p99_us"] if halfload else None,
+            "floor": floor_half["latency_us"]["p99"] if floor_half else None,
+        },
+        "goal_p99_factor": GOAL_P99_FACTOR,
+    }
+    p50 = out["p50_c1_us"]
+    out["p50_factor"] = p50["api"] / p50["floor"] if p50["api"] and p50["floor"] else None
+    p99 = out["halfload_p99_us"]
+    out["p99_factor"] = p99["api"] / p99["floor"] if p99["api"] and p99["floor"] else None
+
+    def verdict(value: float | None, ok: bool) -> bool | None:
+        return None if not reliable or value is None else ok
+
+    vs_bare, vs_floor = out["vs_bare"], out["vs_floor"]
+    p50_f, p99_f = out["p50_factor"], out["p99_factor"]
+    out["meets"] = {
+        "vs_bare": verdict(vs_bare, (vs_bare or 0) >= GOAL_RATIO),
+        "vs_floor": verdict(vs_floor, (vs_floor or 0) >= GOAL_VS_FLOOR),
+        "p50": verdict(p50_f, (p50_f or 0) <= GOAL_P50_FACTOR),
+        "p99": verdict(p99_f, (p99_f or 0) <= GOAL_P99_FACTOR),
+    }
+    return out

@@ -23,6 +23,7 @@ COMPONENTS = (
     ("rotator/", "rotator (our code)"),
     ("litestar", "litestar"),
     ("uvicorn", "uvicorn"),
+    ("granian", "granian"),
     ("httptools", "httptools"),
     ("msgspec", "msgspec"),
     ("cryptography", "cryptography"),

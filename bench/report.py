@@ -54,10 +54,21 @@ def headline_line(summary: dict) -> str:
     if not reliability["reliable"]:
         return (
             f"UNRELIABLE RUN ({'; '.join(reliability['reasons'])}): no verdicts, no capacity "
-            f"table; measured {figure}"
+            f"table; measured {figure}{_floors_line(summary)}"
         )
     verdict = {True: "met", False: "not met", None: "not judged"}[h["meets_goal"]]
-    return f"headline: {figure} (goal ≥ {h['goal_ratio']:.0%}: {verdict})"
+    return f"headline: {figure} (goal ≥ {h['goal_ratio']:.0%}: {verdict}){_floors_line(summary)}"
+
+
+def _floors_line(summary: dict) -> str:
+    fl = summary.get("floors")
+    if not fl:
+        return ""
+    return (
+        f"; {_pct(fl['vs_floor'])} of the routing floor's {_n(fl['floor_rps'])} req/s; p50 at "
+        f"-c1 {_n(fl['p50_factor'], '{:.2f}')}× the floor's; p99 at half load "
+        f"{_n(fl['p99_factor'], '{:.2f}')}× the floor's"
+    )
 
 
 def _n(value: float | None, fmt: str = "{:,.0f}") -> str:
@@ -142,6 +153,36 @@ def _reliability(s: dict) -> str:
     return "During the run " + "; ".join(parts) + "."
 
 
+def floors_text(fl: dict) -> str:
+    """Issue #14's figures: /v1/next against the bare handler, the routing floor and the raw
+    ASGI callable (bench/baselines.py), measured in the same run."""
+    p50, p99, meets = fl["p50_c1_us"], fl["halfload_p99_us"], fl["meets"]
+    rows = [
+        ["`/v1/next`", _n(fl["api_rps"]), _n(p50["api"])],
+        ["bare `@get` handler", _n(fl["bare_rps"]), _n(p50["bare"])],
+        ["routing floor (`@asgi`, fixed bytes)", _n(fl["floor_rps"]), _n(p50["floor"])],
+        ["raw ASGI callable", _n(fl["raw_rps"]), _n(p50["raw"])],
+    ]
+    table = _table(
+        ["app on the same server", f"req/s at -c{fl['connections']}", "p50 at -c1 (µs)"], rows
+    )
+    return (
+        "\n### Against the routing floor\n\n"
+        + table
+        + "\n\n"
+        + f"- req/s over the bare handler's: **{_n(fl['vs_bare'], '{:.2f}')}×** (goal ≥ "
+        f"{fl['goal_vs_bare']:.2f}×: {_yes(meets['vs_bare'])})\n"
+        + f"- req/s over the routing floor's: **{_pct(fl['vs_floor'])}** (goal ≥ "
+        f"{fl['goal_vs_floor']:.0%}: {_yes(meets['vs_floor'])}); the floor does "
+        f"{_pct(fl['floor_vs_raw'])} of the raw callable's\n"
+        + f"- p50 at one connection over the floor's: **{_n(fl['p50_factor'], '{:.2f}')}×** "
+        f"(goal ≤ {fl['goal_p50_factor']:.0f}×: {_yes(meets['p50'])})\n"
+        + f"- p99 at half load over the floor's at the same offered load: "
+        f"**{_n(fl['p99_factor'], '{:.2f}')}×** ({_ms(p99['api'])} vs {_ms(p99['floor'])} ms; "
+        f"goal ≤ {fl['goal_p99_factor']:.0f}×: {_yes(meets['p99'])})\n"
+    )
+
+
 def markdown(results: dict, png_name: str | None) -> str:
     meta = results["meta"]
     env = meta["environment"]
@@ -193,6 +234,9 @@ def markdown(results: dict, png_name: str | None) -> str:
             f"{_ms(hl['bare_p99_us'])} ms = {_n(hl['p99_factor'], '{:.2f}')}×** (goal ≤ "
             f"{hl['goal_factor']:.0f}×: {_yes(hl['meets_goal'])}).\n"
         )
+    fl = s.get("floors")
+    if fl:
+        add(floors_text(fl))
     rg = s["redis_goals"]
     script_met = _le(rg["script_usec_per_call"], 15.0) if rg.get("script_judged", True) else None
     add(

@@ -57,8 +57,15 @@ class Progress:
 
 @dataclass
 class Target:
-    name: str  # "bare" | "api"
+    name: str  # "bare" | "api" | a baseline: "floor" | "raw" (bench/baselines.py)
     server: Uvicorn
+
+
+BASELINES = {
+    "floor": "bench.baselines:create_floor_app",
+    "raw": "bench.baselines:create_raw_app",
+}
+"""The floors /v1/next is compared with (bench/baselines.py), served like the API."""
 
 
 def _fmt_ms(us: float) -> str:
@@ -81,6 +88,8 @@ class Bench:
             max_baseline_spread=opts.max_baseline_spread,
         )
         self.measurements: list[dict] = []
+        self.baselines: list[dict] = []
+        """Rows of the floor and raw targets: unpaired, kept out of `measurements`."""
         self._pairs = 0
         self.internal_names = redisstats.script_commands()
         self.paths: dict[tuple[str, str, bool], Path] = {}
@@ -127,6 +136,7 @@ class Bench:
                 workers=opts.workers,
                 cpus=self.placement.api,
                 log_path=logs / "bare.log",
+                server=opts.server,
             ),
         )
         # as `rotator serve` runs it: metrics in multi-process mode (rotator/metrics/directory.py)
@@ -142,9 +152,24 @@ class Bench:
                 workers=opts.workers,
                 cpus=self.placement.api,
                 log_path=logs / "api.log",
+                server=opts.server,
             ),
         )
-        for target in (self.bare, self.api):
+        self.floors = [
+            Target(
+                name,
+                Uvicorn(
+                    factory,
+                    env=env,
+                    workers=opts.workers,
+                    cpus=self.placement.api,
+                    log_path=logs / f"{name}.log",
+                    server=opts.server,
+                ),
+            )
+            for name, factory in BASELINES.items()
+        ]
+        for target in (self.bare, self.api, *self.floors):
             target.server.start()
             stack.callback(target.server.stop)
             self.log(f"{target.name} up at {target.server.base_url} ({opts.workers} worker(s))")
@@ -270,7 +295,7 @@ class Bench:
         row = {
             "step": step,
             "target": target.name,
-            "scenario": "bare" if not is_api else scenario.name,
+            "scenario": scenario.name if is_api else target.name,
             "connections": connections,
             "delay_mean_ms": round(delay_mean_ms, 3),
             **result.to_json(),
@@ -345,6 +370,14 @@ class Bench:
                 if scenario.subscribed:
                     seeding.subscribe(self.r, self.populations[scenario.population], "")
 
+    def floors_step(self) -> None:
+        """The routing floor and the raw ASGI callable at 1 connection and at the headline's,
+        right after the headline pairs (same requests: they ignore them)."""
+        for c in sorted({1, self.opts.connections}):
+            for target in self.floors:
+                row = self.measure("baseline", target, HEADLINE, c, 0.0)
+                self.baselines.append(row)
+
     def halfload(self) -> None:
         """Both targets paced to half the API's max throughput: p99 at the same offered load."""
         c = self.opts.connections
@@ -364,6 +397,14 @@ class Bench:
             )
             delays[target.name] = max(0.0, c / rate * 1000 - (unloaded_us or 0) / 1000)
         self.pair("halfload", HEADLINE, c, api_first=True, delay_mean_ms=delays)
+        # the routing floor under the same offered load
+        floor = self.floors[0]
+        unloaded_us = median(
+            [m["latency_us"]["mean"] for m in self.baselines
+             if m["target"] == floor.name and m["connections"] == 1]
+        )  # fmt: skip
+        delay = max(0.0, c / rate * 1000 - (unloaded_us or 0) / 1000)
+        self.baselines.append(self.measure("halfload", floor, HEADLINE, c, delay))
 
     def _headline_rows(self, target: str) -> list[dict]:
         c = self.opts.connections
@@ -468,6 +509,8 @@ def environment(bench: Bench) -> dict:
         "python": platform.python_version(),
         "litestar": _version("litestar"),
         "uvicorn": _version("uvicorn"),
+        "server": bench.api.server.server,
+        "granian": _version("granian"),
         "uvloop": _version("uvloop"),
         "httptools": _version("httptools"),
         "msgspec": _version("msgspec"),
@@ -495,6 +538,7 @@ def run(opts: Options, log: Log | None = None) -> dict:
         bench.wait_quiet()
         bench.sweep()
         bench.headline()
+        bench.floors_step()
         bench.scenarios()
         if opts.halfload:
             bench.halfload()
@@ -520,12 +564,14 @@ def run(opts: Options, log: Log | None = None) -> dict:
                 "wrk_threads": 1,
                 "pin": opts.pin,
                 "scenarios": list(opts.scenarios),
+                "server": opts.server,
             },
             "environment": env,
         },
         "seed": seed,
         "memory_sample": memory,
         "measurements": bench.measurements,
+        "baselines": bench.baselines,
         "profile": profile,
     }
     results["summary"] = summarise(results)

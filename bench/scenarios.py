@@ -84,6 +84,8 @@ class Options:
     scenarios: tuple[str, ...] = field(default=SCENARIO_NAMES)
     out_dir: Path = RESULTS_DIR
     install_wrk: bool = True
+    server: str = "uvicorn"
+    """what serves every app: "uvicorn" (production's) or "granian" (bench/servers.py)"""
 
     @classmethod
     def preset(cls, quick: bool) -> Options:

@@ -1,4 +1,5 @@
-"""The processes under test: Valkey (EmbeddedValkey, AOF as in production) and uvicorn apps.
+"""The processes under test: Valkey (EmbeddedValkey, AOF as in production) and the apps,
+on uvicorn (production's server) or granian (`--server granian`, to compare).
 
 CPU placement on a small machine: the load generator and Valkey share one core and
 the API workers get the others, so the API (the part being compared with the bare
@@ -98,8 +99,13 @@ def _healthy(base_url: str) -> bool:
         return False
 
 
+SERVERS = ("uvicorn", "granian")
+
+
 class Uvicorn:
-    """One uvicorn server (the API or the bare app) with the flags production uses."""
+    """One app server (the API, the bare app or a baseline) with the flags production uses:
+    uvicorn with uvloop and httptools; or granian (its ASGI interface, uvloop), whose
+    workers are always child processes of its supervisor."""
 
     def __init__(
         self,
@@ -109,7 +115,11 @@ class Uvicorn:
         workers: int,
         cpus: set[int] | None,
         log_path: Path,
+        server: str = "uvicorn",
     ) -> None:
+        if server not in SERVERS:
+            raise ValueError(f"server must be one of {', '.join(SERVERS)}")
+        self.server = server
         self.factory = factory
         self.env = env
         self.workers = workers
@@ -123,6 +133,13 @@ class Uvicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        if self.server == "granian":
+            return [
+                sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(self.workers), "--loop", "uvloop",
+                "--log-level", "warning", self.factory,
+            ]  # fmt: skip
         return [
             sys.executable,
             "-m",
@@ -182,7 +199,8 @@ class Uvicorn:
     def worker_pids(self) -> list[int]:
         """The processes serving requests (the supervisor itself with one worker)."""
         pids = self.pids()
-        return pids[1:] if self.workers > 1 and len(pids) > 1 else pids[:1]
+        supervised = self.workers > 1 or self.server == "granian"
+        return pids[1:] if supervised and len(pids) > 1 else pids[:1]
 
     def stop(self) -> None:
         if self.process is None:

@@ -1,32 +1,57 @@
 """GET /v1/next (and the hosted service's path /keyrotator/api/next.php): the hot path.
 
-The handler is deliberately thin and short: parse, one store call (one EVALSHA),
-decrypt, mask, encode. Every decision is in scripts/lua/next_key.lua.
+Every decision is in scripts/lua/next_key.lua; the handler parses, makes one store call
+(one EVALSHA), opens the key (api/secret_cache.py: decrypted once per key and
+ciphertext) and sends pre-encoded bytes.
+
+The route is an ordinary Litestar `@get` route (`next_key`: its OpenAPI entry, its
+place in the app, OPTIONS and 405 as Litestar answers them), whose one middleware,
+`deliver`, answers every GET itself as a bare ASGI app and never calls the handler.
+Litestar's Request, parameter parsing, signature model and Response machinery cost
+about 30 µs of a delivery (issue #14; docs/scaling.md has the breakdown), more than
+everything the delivery itself does in this process. (A separate `@asgi` route handler
+cannot share the paths with the `@get` one that documents them: Litestar refuses it.)
+
+What Litestar did that `deliver` now does itself, the same way:
+- the query string and the three headers it reads: api/delivery_request.py (the
+  exact semantics of Litestar's parser, tested against it);
+- every refusal: api/delivery_answers.py, the same bodies and headers as the app's
+  error table, encoded once; an unexpected exception still reaches the app's
+  error table (a 500 in our JSON shape), counted like every other answer.
+
+Every answer `deliver` gives carries X-Request-ID (api/request_ids.py); the app's
+request-id middleware must leave these paths alone (DELIVERY_PATHS).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
 import msgspec
-from litestar import Request, get
+from litestar import get
 from litestar.openapi import ResponseSpec
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 from msgspec import UNSET, UnsetType
 
+from rotator.api import delivery_answers as answers
 from rotator.api.delivery_openapi import ERROR_RESPONSES, NextKeyOperation
-from rotator.api.errors import HANDLERS
+from rotator.api.delivery_request import DeliveryHeaders, query_values
+from rotator.api.errors import HANDLERS, store_outage
 from rotator.api.headers import API_HEADER_TUPLES
 from rotator.api.outcomes import counted
+from rotator.api.request_ids import RequestIds
 from rotator.api.state import AppState
-from rotator.crypto import DecryptError, aad_for_key
+from rotator.crypto import DecryptError
 from rotator.domain import errors
 from rotator.domain.iprange import ip_hex
-from rotator.domain.masking import mask
+from rotator.domain.models import Delivery
 from rotator.domain.tokens import parse as parse_token
+from rotator.store.scripts.delivery import Refused
 
 log = logging.getLogger("rotator.delivery")
+
+DELIVERY_PATHS = ("/v1/next", "/keyrotator/api/next.php")
+"""The delivery route's paths: the app's middleware (request ids, logs) must skip them."""
 
 
 class Limits(msgspec.Struct):
@@ -41,7 +66,9 @@ class Meta(msgspec.Struct):
 
 
 class NextKey(msgspec.Struct):
-    """The 200 body; field names and order are the hosted service's contract."""
+    """The 200 body; field names and order are the hosted service's contract. The handler
+    sends it as bytes (api/secret_cache.py's prefix + _tail), equal to msgspec's encoding
+    of this struct (tests/integration/test_delivery_route.py)."""
 
     service: str
     key_label: str
@@ -52,152 +79,153 @@ class NextKey(msgspec.Struct):
     meta: Meta
 
 
-_encode = msgspec.json.Encoder().encode
 _MASK_ON = frozenset(("1", "true"))
-_HEADERS = ((b"content-type", b"application/json"), *API_HEADER_TUPLES)
+_OK_HEADERS = ((b"content-type", b"application/json"), *API_HEADER_TUPLES)
 # draft-ietf-httpapi-ratelimit-headers-09: the tightest daily limit, as one policy named "daily"
 _POLICY, _POLICY_VALUE = b"ratelimit-policy", b'"daily";q=%d;w=86400'
 _RATELIMIT, _RATELIMIT_VALUE = b"ratelimit", b'"daily";r=%d;t=%d'
-# a proxy's request id (nginx's $request_id is 32 hex digits); anything else is ignored
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
-
-
-class JsonBody:
-    """A finished JSON body as a bare ASGI app, which Litestar passes through untouched.
-
-    The hot path's one success response needs no cookies, no header merging and no
-    content negotiation; skipping Litestar's Response machinery saves several µs.
-    """
-
-    __slots__ = ("body", "headers")
-
-    def __init__(self, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = _HEADERS) -> None:
-        self.body = body
-        self.headers = headers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = self.body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*self.headers, (b"content-length", b"%d" % len(body))],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """A request header (ASGI names are lower case) without building a Headers object.
-
-    Several lines of one header are one comma-separated list (RFC 9110 §5.3), joined in
-    order: a proxy that appends its own X-Forwarded-For line (HAProxy's `option
-    forwardfor`) must not let the client's line hide it. A header that is not a list
-    (Authorization, X-Request-ID) sent twice then fails its own check."""
-    found = None
-    for key, value in scope["headers"]:
-        if key == name:
-            line = value.decode("latin-1")
-            found = line if found is None else found + "," + line
-    return found
+_REQUEST_ID = answers.REQUEST_ID
+_CONTENT_LENGTH = b"content-length"
+_START = "http.response.start"
+_BODY = "http.response.body"
+_ids = RequestIds()
 
 
 @get(
-    ["/v1/next", "/keyrotator/api/next.php"],
+    list(DELIVERY_PATHS),
     summary="The key to use now",
     description="Picks a key by the service's rotation policy, counts it and returns it, in "
     "one store round trip. The token comes as `Authorization: Bearer <token>` or as the "
     '`token`/`app_token` query parameter. Errors are `{"error": message}`; the messages are '
     "a contract clients match on (a daily limit's 429 adds `limit` and `retry_after`). Under "
     "a daily limit every 200 carries the RateLimit-Policy and RateLimit headers of the "
-    "tightest one.",
+    "tightest one. Every answer carries `X-Request-ID`: the trusted proxy's, or a new one.",
     responses={
         200: ResponseSpec(data_container=NextKey, description="The key to use now"),
         **ERROR_RESPONSES,
     },
     # documents the query parameters the handler reads itself (nothing parsed per request)
     operation_class=NextKeyOperation,
-    # the app's error table, each answer also counted for the summary log line
+    # `deliver` answers every GET; what it does not answer itself (an unexpected exception:
+    # a 500 in our JSON shape) goes through the app's error table, counted like the rest
+    middleware=[lambda app: deliver],
     exception_handlers=counted(HANDLERS),
 )
-async def next_key(request: Request) -> ASGIApp:
-    state: AppState = request.app.state.rotator
-    scope = request.scope
-    query = request.query_params
-    service = query.get("service")
-    token = query.get("app_token") or query.get("token")
-    if not token:
-        auth = _header(scope, b"authorization")
-        if auth and auth[:7].lower() == "bearer ":
-            token = auth[7:].strip()
-    if not service or not token:
-        raise errors.MissingParams()
-    parsed = parse_token(token) or await state.tokens.resolve(token)
-    if parsed is None or parsed.kind == "kta":
-        raise errors.InvalidToken()
+async def next_key() -> NextKey:
+    """The route's OpenAPI entry and its place in the app; never called: its middleware,
+    `deliver`, answers every GET without calling it (see the module docstring)."""
+    raise AssertionError("GET /v1/next is answered by its middleware, `deliver`")
+
+
+async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
+    """GET /v1/next, as a bare ASGI app (see the module docstring)."""
+    state: AppState = scope["app"].state.rotator
+    headers = DeliveryHeaders(scope)
 
     client = scope.get("client")
     peer = client[0] if client else ""
     resolver = state.client_ip
-    forwarded = request_id = None
-    if resolver.trusted and resolver.trusts(peer):
-        forwarded = _header(scope, b"x-forwarded-for")
-        request_id = _header(scope, b"x-request-id")
-    delivery = await state.delivery.next_key(
-        parsed,
-        service,
-        ip_hex(resolver.resolve(peer, forwarded)),
-        request_id if request_id and _REQUEST_ID.fullmatch(request_id) else "",
-    )
+    trusted = resolver.trusted and resolver.trusts(peer)
+    store_id, answer_id = _ids.choose(headers.request_id if trusted else None)
 
+    query = query_values(scope["query_string"])
+    service = query.get("service")
+    token = query.get("app_token") or query.get("token") or headers.bearer()
+    if not service or not token:
+        await _refuse(state, send, answers.MISSING_PARAMS, answer_id)
+        return
+    forwarded = headers.forwarded_for if trusted else None
     try:
-        secret = state.keyring.open(
-            delivery.ciphertext, aad_for_key(delivery.tenant, service, delivery.key_id)
-        ).decode()
-    except DecryptError:
-        # never log the blob, the token or the key: which record failed is enough to act on
-        log.error(
-            "decrypt failed: tenant=%s service=%s key_id=%s",
-            delivery.tenant,
-            service,
-            delivery.key_id,
+        # the one place a token becomes its tenant: ours by its prefix, an imported one
+        # through the index (cached; a lookup only on a miss)
+        parsed = parse_token(token) or await state.tokens.resolve(token)
+        if parsed is None or parsed.kind == "kta":
+            await _refuse(state, send, answers.INVALID_TOKEN, answer_id)
+            return
+        delivery = await state.delivery.pick(
+            parsed, service, ip_hex(resolver.resolve(peer, forwarded)), store_id
         )
-        # the script counted this delivery; a request answered 500 must use up nothing
-        try:
-            await state.delivery.refund(delivery)
-        except errors.StoreUnavailable:
-            log.warning(
-                "refund of a failed delivery did not reach the store; it stays counted: "
-                "tenant=%s service=%s key_id=%s",
-                delivery.tenant,
-                service,
-                delivery.key_id,
-            )
-        raise errors.KeyDecryptFailed() from None
+    except errors.StoreUnavailable as exc:
+        store_outage(exc)
+        await _refuse(state, send, answers.STORE_UNAVAILABLE, answer_id)
+        return
+    if delivery.__class__ is Refused:
+        answer = answers.REFUSALS[delivery.status]
+        await _refuse(state, send, answer, answer_id, delivery.detail, delivery.now_ms)
+        return
+
+    secrets = state.secrets
+    if delivery.key_ids is not None:
+        secrets.prune(delivery.tenant, service, delivery.key_ids)
+    try:
+        opened = secrets.open(delivery.tenant, service, delivery.key_id, delivery.ciphertext)
+    except DecryptError:
+        await _decrypt_failed(state, delivery)
+        await _refuse(state, send, answers.DECRYPT_FAILED, answer_id)
+        return
 
     masked = delivery.demo or query.get("mask") in _MASK_ON
-    body = NextKey(
-        service=service,
-        key_label=delivery.label,
-        key=mask(secret) if masked else secret,
-        masked=masked,
-        policy=delivery.policy,
-        limits=Limits(delivery.max_daily_requests, delivery.app_max_daily_requests),
-        meta=Meta(key_id=delivery.key_id, usage_today=delivery.usage_today),
-    )
-    # the summary log line's count (rotator/tally.py): 18-32 ns (timeit), against the
-    # ≈ 56 µs of worker CPU a delivery costs (bench run 2026-11-27-2317)
+    body = opened.prefix(service, delivery.label, delivery.policy, masked) + _tail(delivery)
+    # the summary log line's count (rotator/tally.py): an attribute increment, ~20 ns
     state.tally.ok += 1
-    if not delivery.quota:
-        return JsonBody(_encode(body))
-    return JsonBody(
-        _encode(body),
-        (
-            *_HEADERS,
+    if delivery.quota:
+        response_headers = [
+            *_OK_HEADERS,
             (_POLICY, _POLICY_VALUE % delivery.quota),
             (_RATELIMIT, _RATELIMIT_VALUE % (delivery.remaining, delivery.reset_s)),
-        ),
-    )
+            (_REQUEST_ID, answer_id),
+            (_CONTENT_LENGTH, b"%d" % len(body)),
+        ]
+    else:
+        response_headers = [
+            *_OK_HEADERS, (_REQUEST_ID, answer_id), (_CONTENT_LENGTH, b"%d" % len(body))
+        ]  # fmt: skip
+    await send({"type": _START, "status": 200, "headers": response_headers})
+    await send({"type": _BODY, "body": body})
+
+
+def _tail(delivery: Delivery) -> bytes:
+    """The 200 body after the prefix: the limits' values and the meta numbers."""
+    daily = delivery.max_daily_requests
+    app_daily = delivery.app_max_daily_requests
+    tail = b"null" if daily is None else b"%d" % daily
+    if app_daily is not UNSET:
+        app_value = b"null" if app_daily is None else b"%d" % app_daily
+        tail += b',"app_max_daily_requests":' + app_value
+    return tail + b'},"meta":{"key_id":%d,"usage_today":%d}}' % (
+        delivery.key_id, delivery.usage_today
+    )  # fmt: skip
+
+
+async def _refuse(
+    state: AppState,
+    send: Send,
+    answer: answers.Answer,
+    request_id: bytes,
+    detail: object = None,
+    now_ms: int = 0,
+) -> None:
+    status, headers, body = answer.render(detail, now_ms)
+    state.tally.add(answer.outcome)
+    await send({"type": _START, "status": status, "headers": [*headers, (_REQUEST_ID, request_id)]})
+    await send({"type": _BODY, "body": body})
+
+
+async def _decrypt_failed(state: AppState, delivery: Delivery) -> None:
+    # never log the blob, the token or the key: which record failed is enough to act on
+    log.error(
+        "decrypt failed: tenant=%s service=%s key_id=%s",
+        delivery.tenant, delivery.service, delivery.key_id,
+    )  # fmt: skip
+    # the script counted this delivery; a request answered 500 must use up nothing
+    try:
+        await state.delivery.refund(delivery)
+    except errors.StoreUnavailable:
+        log.warning(
+            "refund of a failed delivery did not reach the store; it stays counted: "
+            "tenant=%s service=%s key_id=%s",
+            delivery.tenant, delivery.service, delivery.key_id,
+        )  # fmt: skip
 
 
 ROUTES = [next_key]

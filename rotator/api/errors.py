@@ -106,6 +106,11 @@ def store_failures() -> int:
     return _outage_log.total
 
 
+def store_outage(exc: BaseException) -> None:
+    """Log (folded) a 503 answered without this table: the delivery route's own answers."""
+    _outage_log.failed(exc)
+
+
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 _ENTRY = re.compile(r"(\w+)\[(\d+)\](?:\.(\w+))?")
 

@@ -23,4 +23,4 @@ API_HEADERS: dict[str, str] = dict((NOSNIFF, NO_STORE))
 API_HEADER_TUPLES: tuple[tuple[bytes, bytes], ...] = tuple(
     (name.lower().encode(), value.encode()) for name, value in (NOSNIFF, NO_STORE)
 )
-"""For bare ASGI responses (the delivery endpoint's JsonBody)."""
+"""For bare ASGI responses (every answer of the delivery endpoint, api/delivery*.py)."""

@@ -1,9 +1,10 @@
 """The delivery route's answers, counted for the API's summary line (rotator/tally.py).
 
-The handler counts its 200s itself (one increment). Every refusal goes through the
-app's error table (api/errors.py), so the route gets that same table with each entry
-wrapped to count the answer as well: an error added to the table is counted with no
-change here, and the other routes' errors are not counted as deliveries.
+The handler counts what it answers itself: its 200s (one increment) and its refusals
+(each answer's `outcome` in api/delivery_answers.py, the same names `outcome()` gives).
+What it does not answer, an unexpected exception, goes through the app's error table
+(api/errors.py), so the route gets that same table with each entry wrapped to count
+the answer as well; the other routes' errors are not counted as deliveries.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rotator.api.secret_cache import SecretCache
 from rotator.crypto import KeyRing
 from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock, system_clock
@@ -41,6 +42,11 @@ class AppState(StoreContext):
     """Deliveries by outcome since the last summary log line (or metrics fold)."""
     metrics: ApiFold | None = None
     """The metrics' in-process counts (rotator/metrics/fold.py); None with ROTATOR_METRICS=0."""
+    secrets: SecretCache = field(init=False)
+    """Provider keys this process has decrypted, by key and ciphertext (api/secret_cache.py)."""
+
+    def __post_init__(self) -> None:
+        self.secrets = SecretCache(self.keyring)
 
     def now_ms(self) -> int:
         return self.clock()

@@ -68,6 +68,9 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     receipt: tuple[Any, ...] = ()
     """What the store needs to undo this delivery's counting when it fails after the script
     (DeliveryStore.refund); its layout is the store's own."""
+    key_ids: tuple[str, ...] | None = None
+    """The service's key ids when they changed since this process's last delivery of it
+    (else None): the API's decrypted-key cache forgets the others (api/secret_cache.py)."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

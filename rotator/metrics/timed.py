@@ -15,19 +15,21 @@ from rotator.domain.errors import InvalidToken, RotatorError
 from rotator.domain.models import Delivery
 from rotator.domain.tokens import ParsedToken
 from rotator.metrics.buckets import Buckets
-from rotator.store.delivery import DeliveryStore
+from rotator.store.delivery import DeliveryStore, refusal_error
+from rotator.store.scripts.delivery import Refused
 
 
 class TimedDeliveryStore(DeliveryStore):
     round_trip: Buckets | None = None
     """Set by the app's lifespan once metrics are on."""
 
-    async def next_key(
+    async def pick(
         self, token: ParsedToken, service: str, ip_hex: str, request_id: str = ""
-    ) -> Delivery:
+    ) -> Delivery | Refused:
+        # `pick` is the one store call under both the HTTP handler and `next_key`
         start = perf_counter()
         try:
-            return await DeliveryStore.next_key(self, token, service, ip_hex, request_id)
+            return await DeliveryStore.pick(self, token, service, ip_hex, request_id)
         finally:
             if self.round_trip is not None:
                 self.round_trip.observe(perf_counter() - start)
@@ -42,18 +44,16 @@ class PerTenantDeliveryStore(TimedDeliveryStore):
 
     per_tenant: dict[tuple[str, str], int]
 
-    async def next_key(
+    async def pick(
         self, token: ParsedToken, service: str, ip_hex: str, request_id: str = ""
-    ) -> Delivery:
-        key = (token.tenant, "ok")
-        try:
-            return await TimedDeliveryStore.next_key(self, token, service, ip_hex, request_id)
-        except InvalidToken:
-            key = None  # type: ignore[assignment]
-            raise
-        except RotatorError as refused:
-            key = (token.tenant, refused.message)
-            raise
-        finally:
-            if key is not None:
-                self.per_tenant[key] = self.per_tenant.get(key, 0) + 1
+    ) -> Delivery | Refused:
+        found = await TimedDeliveryStore.pick(self, token, service, ip_hex, request_id)
+        if found.__class__ is Refused:
+            error: RotatorError = refusal_error(found)  # type: ignore[arg-type]
+            if isinstance(error, InvalidToken):
+                return found
+            key = (token.tenant, error.message)
+        else:
+            key = (token.tenant, "ok")
+        self.per_tenant[key] = self.per_tenant.get(key, 0) + 1
+        return found

@@ -31,12 +31,27 @@ VOID_TTL_MS = str(25 * 3_600_000)
 """How long a withdrawn event stays withdrawn: longer than a delivery job can wait for its first
 attempt (arq drops a job not started within a day of being queued: its enqueue_job)."""
 
+
 _REJECTIONS: dict[str, type[errors.RotatorError]] = {
     "token": errors.InvalidToken,
     "ip": errors.IpNotAllowed,
     "service": errors.UnknownService,
     "nokeys": errors.NoActiveKeys,
 }
+
+
+def refusal_error(reply: scripts.Refused) -> errors.RotatorError:
+    """The domain error of a refusal of next_key.lua. A new refusal status is an entry here
+    and one in api/delivery_answers.py's REFUSALS (tests/unit/test_delivery_answers.py checks
+    they give the same answer)."""
+    if reply.status == "throttle":
+        return errors.DemoRateLimited(retry_after_s=max(1, -(-int(reply.detail) // 1000)))
+    if reply.status == "limit":
+        return errors.DailyLimitReached(
+            reply.detail.decode(),
+            retry_after_s=seconds_to_midnight(reply.now_ms, utc_day(reply.now_ms)),
+        )
+    return _REJECTIONS[reply.status]()
 
 
 def seconds_to_midnight(now_ms: int, day: int) -> int:
@@ -89,9 +104,21 @@ class DeliveryStore:
     async def next_key(
         self, token: ParsedToken, service: str, ip_hex: str, request_id: str = ""
     ) -> Delivery:
-        """Pick, count and record one delivery; raises the domain error of a rejection.
+        """Pick, count and record one delivery; raises the domain error of a refusal.
 
         `request_id` (from a trusted proxy) makes a retried request count once."""
+        found = await self.pick(token, service, ip_hex, request_id)
+        if found.__class__ is scripts.Refused:
+            raise refusal_error(found)  # type: ignore[arg-type]
+        return found  # type: ignore[return-value]
+
+    async def pick(
+        self, token: ParsedToken, service: str, ip_hex: str, request_id: str = ""
+    ) -> Delivery | scripts.Refused:
+        """next_key, with a refusal returned instead of raised: the HTTP handler answers it
+        from its table of pre-encoded answers (api/delivery_answers.py's REFUSALS), which
+        raising and catching an exception per refusal would only slow down. Raises
+        StoreUnavailable."""
         tenant = token.tenant
         hint_key = (tenant, service)
         reply = await self._next_key(
@@ -106,8 +133,9 @@ class DeliveryStore:
             self._ids_hint.get(hint_key, scripts.NO_HINT),
         )
         if reply.__class__ is scripts.Picked:
+            key_ids = None
             if reply.fresh_ids:
-                self._remember_ids(hint_key, reply.fresh_ids.decode())
+                key_ids = self._remember_ids(hint_key, reply.fresh_ids.decode())
             now_ms = reply.now_ms
             day = utc_day(now_ms)
             return Delivery(
@@ -131,25 +159,20 @@ class DeliveryStore:
                 remaining=reply.remaining,
                 reset_s=seconds_to_midnight(now_ms, day) if reply.quota else 0,
                 receipt=(token.app, day, request_id, reply.receipt, reply.undo),
+                key_ids=key_ids,
             )
-        assert isinstance(reply, scripts.Refused)
-        if reply.status == "throttle":
-            raise errors.DemoRateLimited(retry_after_s=max(1, -(-reply.detail // 1000)))
-        if reply.status == "limit":
-            raise errors.DailyLimitReached(
-                reply.detail.decode(),
-                retry_after_s=seconds_to_midnight(reply.now_ms, utc_day(reply.now_ms)),
-            )
-        raise _REJECTIONS[reply.status]()
+        return reply
 
     def _now_arg(self) -> str:
         """The scripts' clock argument: the injected time in tests, '' (Redis TIME) else."""
         return str(self.clock()) if self.fixed_clock else ""
 
-    def _remember_ids(self, hint_key: tuple[str, str], ids: str) -> None:
+    def _remember_ids(self, hint_key: tuple[str, str], ids: str) -> tuple[str, ...]:
         if len(self._ids_hint) >= MAX_ID_HINTS:
             self._ids_hint.clear()  # bounded memory; hints refill on the next deliveries
-        self._ids_hint[hint_key] = (ids, tuple(ids.split(",")) if ids else ())
+        split = tuple(ids.split(",")) if ids else ()
+        self._ids_hint[hint_key] = (ids, split)
+        return split
 
     async def refund(self, delivery: Delivery) -> int:
         """Undo what next_key counted and recorded for a delivery whose key then failed to

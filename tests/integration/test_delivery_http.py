@@ -183,18 +183,18 @@ async def test_concurrent_service_limit_is_exact(client, redis, settings, clock,
     for i in range(3):
         await seed.key(redis, settings.keyring, t, "lim", f"sk-lim-{i}-0000000000")
     in_flight = peak = 0
-    real_next_key = DeliveryStore.next_key
+    real_pick = DeliveryStore.pick  # what the handler calls: next_key, refusals returned
 
     async def counting(self, *args):
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         try:
-            return await real_next_key(self, *args)
+            return await real_pick(self, *args)
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr(DeliveryStore, "next_key", counting)
+    monkeypatch.setattr(DeliveryStore, "pick", counting)
     rs = await asyncio.gather(
         *(client.get("/v1/next", params={"service": "lim", "token": token}) for _ in range(200))
     )
