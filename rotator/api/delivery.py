@@ -33,6 +33,8 @@ class Limits(msgspec.Struct):
     max_daily_requests: int | None
     app_max_daily_requests: int | UnsetType | None = UNSET
     """An app token's own daily limit (null: none); absent for a tenant client token."""
+    max_requests_per_minute: int | UnsetType = UNSET
+    """The service's per-minute limit; absent when it has none."""
 
 
 class Meta(msgspec.Struct):
@@ -182,7 +184,11 @@ async def next_key(request: Request) -> ASGIApp:
         key=mask(secret) if masked else secret,
         masked=masked,
         policy=delivery.policy,
-        limits=Limits(delivery.max_daily_requests, delivery.app_max_daily_requests),
+        limits=Limits(
+            delivery.max_daily_requests,
+            delivery.app_max_daily_requests,
+            delivery.max_requests_per_minute,
+        ),
         meta=Meta(key_id=delivery.key_id, usage_today=delivery.usage_today),
     )
     # the summary log line's count (rotator/tally.py): 18-32 ns (timeit), against the

@@ -130,11 +130,19 @@ class DeliveryStore:
                 quota=reply.quota,
                 remaining=reply.remaining,
                 reset_s=seconds_to_midnight(now_ms, day) if reply.quota else 0,
+                max_requests_per_minute=int(reply.max_requests_per_minute)
+                if reply.max_requests_per_minute
+                else UNSET,
                 receipt=(token.app, day, request_id, reply.receipt, reply.undo),
             )
         assert isinstance(reply, scripts.Refused)
         if reply.status == "throttle":
             raise errors.DemoRateLimited(retry_after_s=max(1, -(-reply.detail // 1000)))
+        if reply.status == "rate":
+            # the script's third item is the wait in ms: whole seconds, rounded up, ≥ 1
+            raise errors.RateLimitReached(
+                reply.detail.decode(), retry_after_s=max(1, -(-reply.now_ms // 1000))
+            )
         if reply.status == "limit":
             raise errors.DailyLimitReached(
                 reply.detail.decode(),
