@@ -54,6 +54,7 @@ MAX_BULK_KEYS = 1000
 """Keys in one bulk add: 1000 of the longest secrets (4096 characters) would pass the 1 MiB
 body cap, so the cap on the count is the one a client meets first in practice."""
 MOVE_TO = ("front", "end")
+POLICY_NAMES = ", ".join(p.value for p in Policy)
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -69,7 +70,7 @@ def check_policy(policy: str) -> str:
     try:
         return Policy(policy).value
     except ValueError:
-        raise InvalidField("policy", "must be one of " + ", ".join(p.value for p in Policy)) from None
+        raise InvalidField("policy", "must be one of " + POLICY_NAMES) from None
 
 
 def _ttl_ms(policy: str, ttl_minutes: int | None) -> str:
