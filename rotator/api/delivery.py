@@ -58,6 +58,8 @@ class Limits(msgspec.Struct):
     max_daily_requests: int | None
     app_max_daily_requests: int | UnsetType | None = UNSET
     """An app token's own daily limit (null: none); absent for a tenant client token."""
+    max_requests_per_minute: int | UnsetType = UNSET
+    """The service's per-minute limit; absent when it has none."""
 
 
 class Meta(msgspec.Struct):
@@ -192,6 +194,8 @@ def _tail(delivery: Delivery) -> bytes:
     if app_daily is not UNSET:
         app_value = b"null" if app_daily is None else b"%d" % app_daily
         tail += b',"app_max_daily_requests":' + app_value
+    if delivery.max_requests_per_minute is not UNSET:
+        tail += b',"max_requests_per_minute":%d' % delivery.max_requests_per_minute
     return tail + b'},"meta":{"key_id":%d,"usage_today":%d}}' % (
         delivery.key_id, delivery.usage_today
     )  # fmt: skip

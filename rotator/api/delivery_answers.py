@@ -108,6 +108,11 @@ def _after_ms(detail: Any, _: int) -> int:
     return max(1, -(-int(detail) // 1000))
 
 
+def _wait_ms_in_clock(_: Any, wait_ms: int) -> int:
+    """A per-minute limit: next_key.lua puts the wait in ms where others put its clock."""
+    return max(1, -(-int(wait_ms) // 1000))
+
+
 REFUSALS: dict[str, Answer] = {
     "token": Answer(403, errors.InvalidToken.message),
     "ip": Answer(403, errors.IpNotAllowed.message),
@@ -115,6 +120,7 @@ REFUSALS: dict[str, Answer] = {
     "nokeys": Answer(503, errors.NoActiveKeys.message),
     "throttle": RetryLater(429, errors.DemoRateLimited.message, _after_ms),
     "limit": Limited(429, errors.DailyLimitReached.message, _to_midnight),
+    "rate": Limited(429, errors.RateLimitReached.message, _wait_ms_in_clock),
 }
 """next_key.lua's refusal statuses (its header lists them) -> their answers."""
 

@@ -65,7 +65,10 @@ ERROR_RESPONSES = {
     429: error_spec(
         'A daily limit is reached: `{"error": "service daily limit reached", "limit": '
         '"service"|"app"|"key", "retry_after": N}` (`key`: every key the policy could pick is '
-        "at its own limit), with Retry-After (seconds to the end of the UTC day); or demo "
+        "at its own limit), with Retry-After (seconds to the end of the UTC day); or a "
+        'per-minute limit is reached: `{"error": "rate limit reached", "limit": '
+        '"service"|"key", "retry_after": N}` with Retry-After (seconds until a slot frees); '
+        "or demo "
         'traffic is over its per-address rate (`{"error": "demo rate limit"}`, with '
         "Retry-After)"
     ),

@@ -34,6 +34,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.UnknownService: 404,
     e.DailyLimitReached: 429,
     e.DemoRateLimited: 429,
+    e.RateLimitReached: 429,
     e.NoActiveKeys: 503,
     e.KeyDecryptFailed: 500,
     e.StoreUnavailable: 503,
@@ -78,10 +79,10 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     if isinstance(exc, e.InvalidRows):
         body["rows"] = [{"row": p.row, "field": p.field, "problem": p.problem}
                         for p in exc.problems]  # fmt: skip
-    if isinstance(exc, e.DailyLimitReached):
+    if isinstance(exc, e.DailyLimitReached | e.RateLimitReached):
         body["limit"] = exc.limit
         body["retry_after"] = exc.retry_after_s
-    if isinstance(exc, e.DemoRateLimited | e.DailyLimitReached):
+    if isinstance(exc, e.DemoRateLimited | e.DailyLimitReached | e.RateLimitReached):
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
         _outage_log.failed(exc)

@@ -59,8 +59,10 @@ class ClientTokenIssue(RequestBody):
 class ServiceCreate(RequestBody):
     slug: str
     policy: str
-    """manual | time | usage"""
+    """manual | time | usage | round_robin | weighted | least_recently_used"""
     max_daily_requests: int | None = None
+    max_requests_per_minute: int | None = None
+    """Deliveries of the service in any 60 s (sliding); null: none."""
     limit_warning_percent: int | None = DEFAULT_WARNING_PERCENT
     """service.limit_warning when today's count reaches this % of max_daily_requests (1-99);
     0 or null: no warning."""
@@ -71,6 +73,7 @@ class ServiceCreate(RequestBody):
 class ServicePatch(RequestBody):
     policy: str | UnsetType = UNSET
     max_daily_requests: int | UnsetType | None = UNSET
+    max_requests_per_minute: int | UnsetType | None = UNSET
     limit_warning_percent: int | UnsetType | None = UNSET
     key_ttl_minutes: int | UnsetType | None = UNSET
 
@@ -81,6 +84,10 @@ class KeyCreate(RequestBody):
     secret: str
     """The provider key; stored encrypted, never returned (listings show `key_masked`)."""
     max_daily_requests: int | None = None
+    max_requests_per_minute: int | None = None
+    """Deliveries of this key in any 60 s (sliding); null: none."""
+    weight: int = 1
+    """Its share under the weighted policy (1-1000)."""
 
 
 class KeyEntry(RequestBody):
@@ -91,6 +98,8 @@ class KeyEntry(RequestBody):
     label: str | None = None
     """Absent or null: `Key <id>`."""
     max_daily_requests: int | None = None
+    max_requests_per_minute: int | None = None
+    weight: int = 1
 
 
 class KeysBulkCreate(RequestBody):
@@ -128,6 +137,8 @@ class KeyPatch(RequestBody):
     label: str | UnsetType = UNSET
     active: bool | UnsetType = UNSET
     max_daily_requests: int | UnsetType | None = UNSET
+    max_requests_per_minute: int | UnsetType | None = UNSET
+    weight: int | UnsetType = UNSET
 
 
 # --- apps -------------------------------------------------------------------------------------

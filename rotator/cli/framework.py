@@ -81,6 +81,19 @@ def limit_or_none(text: str) -> int | None:
     return positive_int(text)
 
 
+def whole_number(text: str) -> int:
+    """An integer whose range the store checks (so its refusal names the field's flag)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def whole_number_or_none(text: str) -> int | None:
+    """An integer the store checks, or `none` to remove a limit."""
+    return None if text.lower() == "none" else whole_number(text)
+
+
 TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
 
 

@@ -9,8 +9,17 @@ from typing import Any
 
 from rotator.cli import output
 from rotator.cli.common import CliError, file_name, read_secret, read_text_file
-from rotator.cli.framework import TENANT, Command, Context, arg, given, limit_or_none, positive_int
-from rotator.cli.services import SLUG
+from rotator.cli.framework import (
+    TENANT,
+    Command,
+    Context,
+    arg,
+    given,
+    limit_or_none,
+    positive_int,
+    whole_number,
+)
+from rotator.cli.services import SLUG, per_minute
 from rotator.domain import key_file
 from rotator.domain.errors import InvalidEntry, InvalidField
 from rotator.domain.records import KeysAdded
@@ -18,8 +27,8 @@ from rotator.store import services
 
 KEY_ID = arg("key_id", metavar="KEY_ID", type=positive_int, help="the key's id")
 COLUMNS = (
-    "id", "label", "state", "current", "max_daily_requests", "key_masked", "expires_at",
-    "created_at",
+    "id", "label", "state", "current", "max_daily_requests", "max_requests_per_minute",
+    "weight", "key_masked", "expires_at", "created_at",
 )  # fmt: skip
 
 
@@ -39,6 +48,8 @@ async def _add(ctx: Context, args: argparse.Namespace) -> Any:
         label=args.label,
         secret=args.secret,
         max_daily_requests=args.max_daily_requests,
+        max_requests_per_minute=args.max_requests_per_minute,
+        weight=args.weight,
     )
 
 
@@ -83,7 +94,7 @@ async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
-    changes = given(args, "label", "max_daily_requests")
+    changes = given(args, "label", "max_daily_requests", "max_requests_per_minute", "weight")
     return await _change(ctx, args, **changes)
 
 
@@ -120,6 +131,9 @@ COMMANDS = [
             arg("--label", required=True, help="a name for people, e.g. Primary"),
             arg("--max-daily", dest="max_daily_requests", type=positive_int, metavar="N",
                 help="daily request limit of this key"),
+            per_minute("of this key"),
+            arg("--weight", type=whole_number, default=1, metavar="N",
+                help="its share under the weighted policy (1-1000, default 1)"),
         ),
         keyring=True,
         prepare=_read,
@@ -140,12 +154,15 @@ COMMANDS = [
         api=("POST /v1/services/{slug}/keys/bulk",),
     ),
     Command(
-        "key", "update", "relabel a key or change its daily limit", _update,
+        "key", "update", "relabel a key or change its limits or weight", _update,
         args=(
             TENANT, SLUG, KEY_ID,
             arg("--label", default=..., help="a name for people"),
             arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
                 metavar="N|none", help="daily request limit of this key; none removes it"),
+            per_minute("of this key", update=True),
+            arg("--weight", type=whole_number, default=..., metavar="N",
+                help="its share under the weighted policy (1-1000)"),
         ),
         api=("PATCH /v1/services/{slug}/keys/{key_id}",),
     ),

@@ -6,7 +6,17 @@ import argparse
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.framework import TENANT, Command, Context, arg, given, limit_or_none, positive_int
+from rotator.cli.framework import (
+    TENANT,
+    Command,
+    Context,
+    arg,
+    given,
+    limit_or_none,
+    positive_int,
+    whole_number,
+    whole_number_or_none,
+)
 from rotator.domain.models import Policy
 from rotator.domain.records import ServiceUsage
 from rotator.store import services
@@ -31,6 +41,7 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
         slug=args.slug,
         policy=args.policy,
         max_daily_requests=args.max_daily_requests,
+        max_requests_per_minute=args.max_requests_per_minute,
         limit_warning_percent=args.limit_warning_percent,
         key_ttl_minutes=args.key_ttl_minutes,
     )
@@ -38,8 +49,9 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
     changes = given(
-        args, "policy", "max_daily_requests", "limit_warning_percent", "key_ttl_minutes"
-    )
+        args, "policy", "max_daily_requests", "max_requests_per_minute", "limit_warning_percent",
+        "key_ttl_minutes",
+    )  # fmt: skip
     return await ctx.call(
         services.update_service, await ctx.tenant(args.tenant), args.slug, **changes
     )
@@ -102,6 +114,16 @@ def _limit(help_: str, *, update: bool = False) -> Any:
                help=help_)  # fmt: skip
 
 
+def per_minute(whose: str, *, update: bool = False) -> Any:
+    """--max-per-minute: a per-minute limit (sliding 60 s; the store checks the range)."""
+    if update:
+        return arg("--max-per-minute", dest="max_requests_per_minute",
+                   type=whole_number_or_none, default=..., metavar="N|none",
+                   help=f"requests per minute {whose} (any 60 s); none removes it")  # fmt: skip
+    return arg("--max-per-minute", dest="max_requests_per_minute", type=whole_number,
+               metavar="N", help=f"requests per minute {whose} (any 60 s)")  # fmt: skip
+
+
 COMMANDS = [
     Command("service", "list", "list a tenant's services", _list, args=(TENANT,),
             api=("GET /v1/services",)),
@@ -113,6 +135,7 @@ COMMANDS = [
             TENANT, SLUG,
             arg("--policy", required=True, choices=POLICIES, help="how keys are rotated"),
             _limit("daily request limit of the service (UTC days)"),
+            per_minute("of the service"),
             _warn(),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=positive_int, metavar="N",
                 help="key lifetime (time policy only, required there)"),
@@ -126,6 +149,7 @@ COMMANDS = [
             TENANT, SLUG,
             arg("--policy", choices=POLICIES, default=..., help="how keys are rotated"),
             _limit("daily request limit of the service", update=True),
+            per_minute("of the service", update=True),
             _warn(update=True),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=limit_or_none, default=...,
                 metavar="N", help="key lifetime (time policy)"),

@@ -38,7 +38,25 @@ POLICIES = [
         "Each key is used for a fixed number of minutes from when it "
         "first enters rotation, then the next one takes over.",
     ),
+    (
+        Policy.ROUND_ROBIN.value,
+        "Round robin",
+        "One key after the other, in the order they were added, one step per request.",
+    ),
+    (
+        Policy.WEIGHTED.value,
+        "Weighted",
+        "Like round robin, but each key gets its weight's share of the requests, spread "
+        "evenly (a key of weight 5 gets five of every seven requests beside two of weight 1).",
+    ),
+    (
+        Policy.LEAST_RECENTLY_USED.value,
+        "Least recently used",
+        "The key that has waited longest since it was last handed out.",
+    ),
 ]
+KEY_FIELDS = ("label", "max_daily_requests", "max_requests_per_minute", "weight")
+"""A key's form fields that are sent back as typed after a refusal (never the secret)."""
 CHART_DAYS = (7, 30)
 NOTICES = {
     "created": "Service created. Add its provider keys below.",
@@ -57,6 +75,7 @@ SERVICE_FIELDS = (
     "slug",
     "policy",
     "max_daily_requests",
+    "max_requests_per_minute",
     "limit_warning_percent",
     "key_ttl_minutes",
 )
@@ -186,6 +205,7 @@ class ServicePages(Controller):
                 slug=values["slug"],
                 policy=values["policy"],
                 max_daily_requests=optional_int(form, "max_daily_requests"),
+                max_requests_per_minute=optional_int(form, "max_requests_per_minute"),
                 limit_warning_percent=warning_percent(form),
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes"),
             )
@@ -225,6 +245,7 @@ class ServicePages(Controller):
                 slug,
                 policy=policy,
                 max_daily_requests=optional_int(form, "max_daily_requests"),
+                max_requests_per_minute=optional_int(form, "max_requests_per_minute"),
                 limit_warning_percent=warning_percent(form),
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes")
                 if policy == Policy.TIME.value
@@ -260,11 +281,9 @@ class ServicePages(Controller):
     ) -> Response:
         form = await request.form()
         # the secret is never echoed back, not even into a form that failed
-        values = {
-            "label": text(form, "label"),
-            "max_daily_requests": text(form, "max_daily_requests"),
-        }
+        values = {name: text(form, name) for name in KEY_FIELDS}
         try:
+            weight = optional_int(form, "weight")
             await app_state.call(
                 store.add_key,
                 tenant,
@@ -272,6 +291,8 @@ class ServicePages(Controller):
                 label=values["label"],
                 secret=text(form, "secret"),
                 max_daily_requests=optional_int(form, "max_daily_requests"),
+                max_requests_per_minute=optional_int(form, "max_requests_per_minute"),
+                weight=1 if weight is None else weight,
             )
         except InvalidField as exc:
             errors = form_errors(exc, "secret")
@@ -334,14 +355,15 @@ class ServicePages(Controller):
                 changes["active"] = text(form, "active") == "1"
             if "label" in form:
                 changes["label"] = text(form, "label")
-            if "max_daily_requests" in form:
-                changes["max_daily_requests"] = optional_int(form, "max_daily_requests")
+            for name in ("max_daily_requests", "max_requests_per_minute"):
+                if name in form:
+                    changes[name] = optional_int(form, name)
+            # an emptied weight field leaves the weight as it is (a weight is never "none")
+            if (weight := optional_int(form, "weight")) is not None:
+                changes["weight"] = weight
             await app_state.call(store.update_key, tenant, slug, key_id, **changes)
         except InvalidField as exc:
-            values = {
-                "label": text(form, "label"),
-                "max_daily_requests": text(form, "max_daily_requests"),
-            }
+            values = {name: text(form, name) for name in KEY_FIELDS}
             return await render_detail(
                 request,
                 app_state,

@@ -48,6 +48,18 @@ class DailyLimitReached(RotatorError, message="service daily limit reached"):
         """Seconds to the end of the UTC day, when the counters start again."""
 
 
+class RateLimitReached(RotatorError, message="rate limit reached"):
+    """A per-minute limit refused the request: the service's, or every key the policy could
+    pick is at one of its own limits and a per-minute slot frees first."""
+
+    def __init__(self, limit: str, retry_after_s: int) -> None:
+        super().__init__()
+        self.limit = limit
+        """`service` or `key`."""
+        self.retry_after_s = retry_after_s
+        """Seconds until the first per-minute slot frees (rounded up, at least 1)."""
+
+
 class DemoRateLimited(RotatorError, message="demo rate limit"):
     """A demo tenant's per-IP throttle refused the request."""
 

@@ -12,6 +12,9 @@ class Policy(StrEnum):
     MANUAL = "manual"
     TIME = "time"
     USAGE = "usage"
+    ROUND_ROBIN = "round_robin"
+    WEIGHTED = "weighted"
+    LEAST_RECENTLY_USED = "least_recently_used"
 
 
 EVENT_TYPES = (
@@ -42,6 +45,8 @@ class NewKey(msgspec.Struct, frozen=True, kw_only=True):
     label: str | None = None
     """None: the store names it `Key <id>`."""
     max_daily_requests: int | None = None
+    max_requests_per_minute: int | None = None
+    weight: int = 1
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +70,9 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     """Requests left today under `quota`, after this one."""
     reset_s: int = 0
     """Seconds to the end of the UTC day, when the daily counters start again."""
+    max_requests_per_minute: int | msgspec.UnsetType = msgspec.UNSET
+    """The service's per-minute limit; UNSET when it has none (the 200 then keeps the hosted
+    guide's shape)."""
     receipt: tuple[Any, ...] = ()
     """What the store needs to undo this delivery's counting when it fails after the script
     (DeliveryStore.refund); its layout is the store's own."""

@@ -106,6 +106,8 @@ class Service(Record):
     slug: str
     policy: str
     max_daily_requests: int | None
+    max_requests_per_minute: int | None
+    """Deliveries in any 60 s (a sliding window); None: no per-minute limit."""
     limit_warning_percent: int | None
     """service.limit_warning is recorded when today's count reaches this share of
     max_daily_requests (once per UTC day and limit value); None: no warning."""
@@ -130,6 +132,10 @@ class Key(Record):
     """`active` (deliverable), `expired` (time policy: its lifetime is over), `disabled`
     (active false); `cooling_down` comes with key health and is not set yet."""
     max_daily_requests: int | None
+    max_requests_per_minute: int | None
+    """Deliveries of this key in any 60 s (a sliding window); None: none."""
+    weight: int
+    """Its share of deliveries under the weighted policy (default 1)."""
     key_masked: str
     created_at: str
     current: bool

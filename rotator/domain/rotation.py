@@ -11,8 +11,9 @@ will do:
   has not entered yet is not expired;
 - the current key of a manual or time service is the first usable key walking the rotation
   order from the pointer `cur` (the manual primary, the time policy's key in use), wrapping
-  around; from the first key when the pointer names no key of the service. The usage policy
-  has none.
+  around; from the first key when the pointer names no key of the service. The usage,
+  round_robin, weighted and least_recently_used policies have none (each delivery picks by
+  the policy's own state: scripts/lua/next_key.lua), and their keys never expire.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Literal
 import msgspec
 
 from rotator.domain.models import Policy
+
+HAS_CURRENT = frozenset((Policy.MANUAL.value, Policy.TIME.value))
+"""The policies with a current key (a pointer walked in rotation order)."""
 
 KeyState = Literal["active", "expired", "disabled", "cooling_down"]
 """`cooling_down` belongs to key health (a later issue); nothing sets it yet."""
@@ -63,9 +67,9 @@ def current(
     policy: str, slots: Sequence[Slot], pointer: int | None, ttl_ms: int | None, now_ms: int
 ) -> int | None:
     """The id of the key a manual or time service delivers now (before any per-key limit
-    makes a delivery overflow to the next); None for the usage policy or when no key is
+    makes a delivery overflow to the next); None for the other policies or when no key is
     usable."""
-    if policy == Policy.USAGE.value:
+    if policy not in HAS_CURRENT:
         return None
     start = next((i for i, s in enumerate(slots) if s.id == pointer), 0)
     for step in range(len(slots)):

@@ -47,6 +47,30 @@ def check_limit(field: str, value: int | None) -> int | None:
     return value
 
 
+MAX_REQUESTS_PER_MINUTE = 1_000_000
+MAX_WEIGHT = 1000
+
+
+def check_per_minute(field: str, value: int | None) -> int | None:
+    """A per-minute request limit: a positive integer, or None for no limit (the delivery
+    script keeps that many delivery times per window, hence the cap)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidField(field, "must be a positive integer or null")
+    if not 1 <= value <= MAX_REQUESTS_PER_MINUTE:
+        raise InvalidField(field, f"must be between 1 and {MAX_REQUESTS_PER_MINUTE}")
+    return value
+
+
+def check_weight(value: int) -> int:
+    """A key's weight under the weighted policy: 1..1000 (a share, so 0 would mean "never":
+    disable the key instead)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WEIGHT:
+        raise InvalidField("weight", f"must be an integer between 1 and {MAX_WEIGHT}")
+    return value
+
+
 def check_allowlist(field: str, cidrs: list[str]) -> tuple[str, str]:
     """(packed ranges for the delivery script, JSON of the normalised CIDRs for humans)."""
     nets = iprange.parse_allowlist(field, cidrs)

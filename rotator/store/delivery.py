@@ -46,6 +46,11 @@ def refusal_error(reply: scripts.Refused) -> errors.RotatorError:
     they give the same answer)."""
     if reply.status == "throttle":
         return errors.DemoRateLimited(retry_after_s=max(1, -(-int(reply.detail) // 1000)))
+    if reply.status == "rate":
+        # a per-minute refusal's third item is the wait in ms, not the clock
+        return errors.RateLimitReached(
+            reply.detail.decode(), retry_after_s=max(1, -(-int(reply.now_ms) // 1000))
+        )
     if reply.status == "limit":
         return errors.DailyLimitReached(
             reply.detail.decode(),
@@ -158,6 +163,9 @@ class DeliveryStore:
                 quota=reply.quota,
                 remaining=reply.remaining,
                 reset_s=seconds_to_midnight(now_ms, day) if reply.quota else 0,
+                max_requests_per_minute=int(reply.max_requests_per_minute)
+                if reply.max_requests_per_minute
+                else UNSET,
                 receipt=(token.app, day, request_id, reply.receipt, reply.undo),
                 key_ids=key_ids,
             )

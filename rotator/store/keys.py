@@ -35,10 +35,19 @@ Schema (per tenant T):
                               mcur  the manual primary, put aside while the service uses
                                     another policy (service_update.lua puts it back)
                               noact 1 while service.no_active_keys has been recorded
+                              rpm   max requests per minute ('' or absent = none)
+                              rr    round_robin: the key id delivered last (the next is the
+                                    next higher id that is available, wrapping)
+                              lseq  least_recently_used: deliveries so far (lu:N orders keys)
                               per key id N: l:N label, c:N sealed secret, a:N active (1|0),
                               m:N max daily ('' = none), t:N entered rotation (ms),
                               x:N expiry recorded by the sweep (ms), n:N created (ms),
                               k:N masked form (domain/masking.py), so listings never decrypt
+                              w:N weight (weighted policy; absent = 1), q:N max requests per
+                              minute ('' or absent = none), cw:N current weight (weighted:
+                              nginx's smooth weighted round robin state; absent = 0),
+                              lu:N lseq at its last delivery (least_recently_used; absent =
+                              never delivered)
                               @client, @demo, @allow, @events: copies of the tenant's fields,
                                     written with them by tenant_update.lua (and by
                                     service_create.lua), so a delivery reads one hash fewer
@@ -54,6 +63,10 @@ Schema (per tenant T):
                               ku:<key id> key.rotated (reason usage); expires by itself
   {t:T}:rid:<id>        STRING the key id a proxy's request id was answered with (next_key.lua:
                               a retry of that request gets it again, uncounted); expires by itself
+  {t:T}:wins:<slug>     LIST  the service's delivery times (ms) in its per-minute window, newest
+                              first, trimmed to its max_requests_per_minute (next_key.lua);
+                              expires by itself
+  {t:T}:wink:<id>       LIST  the same for key <id> under its own per-minute limit
   {t:T}:gcra:<iphex>    STRING demo throttle: theoretical arrival time (ms); expires by itself
   {t:T}:events          STREAM type, data (JSON); capped (MAXLEN ~); consumer group "webhooks"
                               (the event pumps); event id = evt_<T>_<entry id>
@@ -132,7 +145,8 @@ COPIES = tuple("@" + f for f in COPIED_TENANT_FIELDS)
 """The copies' field names in a service hash ('@client', ...)."""
 
 SERVICE_FIELDS = (
-    "policy", "max", "ttl_ms", "created_ms", "warn", "ids", "cur", "mcur", "noact", *COPIES,
+    "policy", "max", "ttl_ms", "created_ms", "warn", "ids", "cur", "mcur", "noact", "rpm", "rr",
+    "lseq", *COPIES,
 )  # fmt: skip
 """The fixed fields of {t:T}:svc:<slug>; its per-key fields are KEY_FIELDS."""
 
@@ -145,6 +159,10 @@ KEY_FIELDS: Mapping[str, str] = {
     "x:": "expiry recorded by the sweep, ms",
     "n:": "created, ms",
     "k:": "masked form of the secret (listings never decrypt)",
+    "w:": "weight under the weighted policy (absent = 1)",
+    "q:": "own max requests per minute ('' or absent = none)",
+    "cw:": "current weight of the smooth weighted round robin (absent = 0)",
+    "lu:": "the service's lseq at the key's last delivery (least_recently_used)",
 }
 """Per-key fields of a service hash: prefix + key id (`l:7`), prefix -> meaning."""
 
@@ -250,6 +268,20 @@ def usage(t: str, day: int) -> str:
 
 def gcra(t: str, ip_hex: str) -> str:
     return tag(t) + ":gcra:" + ip_hex
+
+
+def service_window(t: str, slug: str) -> str:
+    """The service's per-minute window (next_key.lua KEYS[8])."""
+    return tag(t) + ":wins:" + slug
+
+
+def key_window_prefix(t: str) -> str:
+    """Key windows without the id: next_key.lua appends the key it checks (KEYS[9])."""
+    return tag(t) + ":wink:"
+
+
+def key_window(t: str, key_id: int | str) -> str:
+    return key_window_prefix(t) + str(key_id)
 
 
 def events(t: str) -> str:

@@ -31,7 +31,9 @@ from rotator.store import keys
 from rotator.store.common import (
     check_limit,
     check_name,
+    check_per_minute,
     check_text,
+    check_weight,
     limit_arg,
     optional_int,
     text,
@@ -52,6 +54,7 @@ MAX_BULK_KEYS = 1000
 """Keys in one bulk add: 1000 of the longest secrets (4096 characters) would pass the 1 MiB
 body cap, so the cap on the count is the one a client meets first in practice."""
 MOVE_TO = ("front", "end")
+POLICY_NAMES = ", ".join(p.value for p in Policy)
 
 
 # --- input checks ---------------------------------------------------------------------------
@@ -67,7 +70,7 @@ def check_policy(policy: str) -> str:
     try:
         return Policy(policy).value
     except ValueError:
-        raise InvalidField("policy", "must be one of manual, time, usage") from None
+        raise InvalidField("policy", "must be one of " + POLICY_NAMES) from None
 
 
 def _ttl_ms(policy: str, ttl_minutes: int | None) -> str:
@@ -140,6 +143,7 @@ def _service(slug: str, h: dict[bytes, bytes], now_ms: int) -> Service:
         slug=slug,
         policy=r.policy,
         max_daily_requests=optional_int(h, "max"),
+        max_requests_per_minute=optional_int(h, "rpm"),
         limit_warning_percent=optional_int(h, "warn"),
         key_ttl_minutes=None if ttl_ms is None else ttl_ms // MINUTE_MS,
         created_at=iso_ms(int(text(h, "created_ms", "0"))),
@@ -162,6 +166,8 @@ def _key(slot: rotation.Slot, h: dict[bytes, bytes], r: _Rotation) -> Key:
         active=slot.active,
         state=rotation.state(slot, r.ttl_ms, r.now_ms),
         max_daily_requests=optional_int(h, keys.key_field("m:", slot.id)),
+        max_requests_per_minute=optional_int(h, keys.key_field("q:", slot.id)),
+        weight=optional_int(h, keys.key_field("w:", slot.id)) or 1,
         key_masked=text(h, keys.key_field("k:", slot.id)),
         created_at=iso_ms(int(text(h, keys.key_field("n:", slot.id), "0"))),
         current=slot.id == r.current,
@@ -203,6 +209,7 @@ async def create_service(
     slug: str,
     policy: str,
     max_daily_requests: int | None = None,
+    max_requests_per_minute: int | None = None,
     limit_warning_percent: int | None = DEFAULT_WARNING_PERCENT,
     key_ttl_minutes: int | None = None,
     now_ms: int,
@@ -211,6 +218,7 @@ async def create_service(
     check_slug(slug)
     policy = check_policy(policy)
     max_daily_requests = check_limit("max_daily_requests", max_daily_requests)
+    max_requests_per_minute = check_per_minute("max_requests_per_minute", max_requests_per_minute)
     limit_warning_percent = check_warning_percent(limit_warning_percent)
     ttl_ms = _ttl_ms(policy, key_ttl_minutes)
     created = await run(
@@ -218,6 +226,7 @@ async def create_service(
         scripts.service_create(
             tenant, slug, policy=policy, max_=limit_arg(max_daily_requests), ttl_ms=ttl_ms,
             created_ms=now_ms, warn=limit_arg(limit_warning_percent),
+            rpm=limit_arg(max_requests_per_minute),
         ),
     )  # fmt: skip
     if not created:
@@ -228,6 +237,7 @@ async def create_service(
         slug=slug,
         policy=policy,
         max_daily_requests=max_daily_requests,
+        max_requests_per_minute=max_requests_per_minute,
         limit_warning_percent=limit_warning_percent,
         key_ttl_minutes=key_ttl_minutes,
         created_at=iso_ms(now_ms),
@@ -266,6 +276,7 @@ async def update_service(
     *,
     policy: str | UnsetType = UNSET,
     max_daily_requests: int | UnsetType | None = UNSET,
+    max_requests_per_minute: int | UnsetType | None = UNSET,
     limit_warning_percent: int | UnsetType | None = UNSET,
     key_ttl_minutes: int | UnsetType | None = UNSET,
     now_ms: int | None = None,
@@ -283,6 +294,9 @@ async def update_service(
             pairs += ["policy", new_policy]
         if max_daily_requests is not UNSET:
             pairs += ["max", limit_arg(check_limit("max_daily_requests", max_daily_requests))]
+        if max_requests_per_minute is not UNSET:
+            rpm = check_per_minute("max_requests_per_minute", max_requests_per_minute)
+            pairs += ["rpm", limit_arg(rpm)]
         if limit_warning_percent is not UNSET:
             pairs += ["warn", limit_arg(check_warning_percent(limit_warning_percent))]
         if key_ttl_minutes is not UNSET:
@@ -322,6 +336,10 @@ def _check_new_key(key: NewKey) -> NewKey:
         secret=check_secret(key.secret),
         label=None if key.label is None else check_name("label", key.label),
         max_daily_requests=check_limit("max_daily_requests", key.max_daily_requests),
+        max_requests_per_minute=check_per_minute(
+            "max_requests_per_minute", key.max_requests_per_minute
+        ),
+        weight=check_weight(key.weight),
     )
 
 
@@ -349,6 +367,8 @@ async def _add(
             sealed=keyring.seal(key.secret.encode(), aad_for_key(tenant, slug, key_id)),
             max_=limit_arg(key.max_daily_requests),
             masked=mask(key.secret),
+            weight=key.weight,
+            rpm=limit_arg(key.max_requests_per_minute),
         )
         for key_id, key in zip(ids, checked, strict=True)
     ]
@@ -368,12 +388,15 @@ async def add_key(
     label: str,
     secret: str,
     max_daily_requests: int | None = None,
+    max_requests_per_minute: int | None = None,
+    weight: int = 1,
     now_ms: int,
 ) -> Key:
     """Encrypt a provider key and append it to the service's rotation (creation order)."""
     checked = _check_new_key(
         NewKey(secret=secret, label=check_name("label", label),
-               max_daily_requests=max_daily_requests)
+               max_daily_requests=max_daily_requests,
+               max_requests_per_minute=max_requests_per_minute, weight=weight)
     )  # fmt: skip
     (key_id,) = await _add(redis, durability, keyring, tenant, slug, [checked], now_ms)
     return await get_key(redis, tenant, slug, key_id, now_ms=now_ms)
@@ -432,12 +455,15 @@ async def update_key(
     label: str | UnsetType = UNSET,
     active: bool | UnsetType = UNSET,
     max_daily_requests: int | UnsetType | None = UNSET,
+    max_requests_per_minute: int | UnsetType | None = UNSET,
+    weight: int | UnsetType = UNSET,
     now_ms: int,
     events_maxlen: int,
 ) -> Key:
-    """Relabel, enable/disable or re-limit a key (UNSET = unchanged). Disabling the current
-    key of a manual or time service moves `current` on (key.rotated, reason `disabled`);
-    enabling a disabled or expired key restarts its lifetime (scripts/lua/key_update.lua)."""
+    """Relabel, enable/disable, re-limit or re-weigh a key (UNSET = unchanged). Disabling the
+    current key of a manual or time service moves `current` on (key.rotated, reason
+    `disabled`); enabling a disabled or expired key restarts its lifetime; enabling,
+    disabling or re-weighing restarts the weighted cycle (scripts/lua/key_update.lua)."""
     pairs: list[str] = []
     if label is not UNSET:
         pairs += [keys.key_field("l:", key_id), check_name("label", label)]
@@ -450,6 +476,13 @@ async def update_key(
             keys.key_field("m:", key_id),
             limit_arg(check_limit("max_daily_requests", max_daily_requests)),
         ]
+    if max_requests_per_minute is not UNSET:
+        pairs += [
+            keys.key_field("q:", key_id),
+            limit_arg(check_per_minute("max_requests_per_minute", max_requests_per_minute)),
+        ]
+    if weight is not UNSET:
+        pairs += [keys.key_field("w:", key_id), str(check_weight(weight))]
     if pairs:
         updated = await run(
             Durable(redis, durability),

@@ -1,26 +1,31 @@
 -- key_add: append provider keys to a service's rotation, all or none, atomically with respect
--- to delivery (a bulk add is one call: a crash never leaves half of it).
+-- to delivery (a bulk add is one call: a crash never leaves half of it). New keys restart the
+-- weighted policy's cycle (lib/rotation.lua restart_weighted).
+-- include: rotation
 -- KEYS[1] {t:T}:svc:<slug>
 -- ARGV[1] created_ms
--- ARGV[2 ..] five per key, in the order they join the rotation: key id N (drawn from
+-- ARGV[2 ..] seven per key, in the order they join the rotation: key id N (drawn from
 --            {t:T}:seq by the caller: the sealed secret is bound to it), label, sealed secret
---            (AES-GCM blob), max daily requests ('' = none), masked form of the secret
+--            (AES-GCM blob), max daily requests ('' = none), masked form of the secret,
+--            weight (weighted policy), max requests per minute ('' = none)
 -- returns the number of keys added, 0 when there is no such service (deleted since the caller
 -- looked: nothing written)
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-if (#ARGV - 1) % 5 ~= 0 then
-  return redis.error_reply('key_add: ARGV[2 ..] must hold five values per key')
+if (#ARGV - 1) % 7 ~= 0 then
+  return redis.error_reply('key_add: ARGV[2 ..] must hold seven values per key')
 end
 local created = ARGV[1]
 local ids = redis.call('HGET', KEYS[1], 'ids') or ''
 local added = 0
-for i = 2, #ARGV, 5 do
+restart_weighted(KEYS[1], split_ids(ids))
+for i = 2, #ARGV, 7 do
   local n = ARGV[i]
   ids = (ids == '') and n or (ids .. ',' .. n)
   redis.call('HSET', KEYS[1], 'l:' .. n, ARGV[i + 1], 'c:' .. n, ARGV[i + 2], 'a:' .. n, '1',
-    'm:' .. n, ARGV[i + 3], 'n:' .. n, created, 'k:' .. n, ARGV[i + 4])
+    'm:' .. n, ARGV[i + 3], 'n:' .. n, created, 'k:' .. n, ARGV[i + 4], 'w:' .. n, ARGV[i + 5],
+    'q:' .. n, ARGV[i + 6])
   added = added + 1
 end
 redis.call('HSET', KEYS[1], 'ids', ids)

@@ -1,6 +1,6 @@
 -- key_remove: delete a provider key (its ciphertext included) and take it out of rotation.
 -- Deleting the current key of a manual or time service moves `current` to the next usable key
--- at once (key.rotated, reason 'deleted').
+-- at once (key.rotated, reason 'deleted'). The weighted cycle starts again (lib/rotation.lua).
 -- include: rotation
 -- Units: times in ms since the epoch.
 -- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:events
@@ -35,7 +35,9 @@ end
 successor = successor or kept[1]
 redis.call('HSET', KEYS[1], 'ids', table.concat(kept, ','))
 redis.call('HDEL', KEYS[1],
-  'l:' .. n, 'c:' .. n, 'a:' .. n, 'm:' .. n, 't:' .. n, 'x:' .. n, 'n:' .. n, 'k:' .. n)
+  'l:' .. n, 'c:' .. n, 'a:' .. n, 'm:' .. n, 't:' .. n, 'x:' .. n, 'n:' .. n, 'k:' .. n,
+  'w:' .. n, 'q:' .. n, 'lu:' .. n)
+restart_weighted(KEYS[1], r.ids)
 
 local pointers = redis.call('HMGET', KEYS[1], 'cur', 'mcur')
 for i, field in ipairs({'cur', 'mcur'}) do

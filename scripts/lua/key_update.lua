@@ -2,13 +2,14 @@
 -- key of a manual or time service moves `current` to the next usable key at once (key.rotated,
 -- reason 'disabled'); enabling a key that was disabled or has expired restarts its lifetime
 -- (time policy: t:N and x:N cleared, so it enters rotation again at its next delivery) and
--- never takes over from the current key (the pointer is pinned to it first).
+-- never takes over from the current key (the pointer is pinned to it first). Enabling,
+-- disabling or re-weighing a key restarts the weighted cycle (lib/rotation.lua).
 -- include: rotation
 -- Units: times in ms since the epoch.
 -- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:events
 -- ARGV[1] key id N   ARGV[2] now_ms ('' = Redis TIME)   ARGV[3] service slug (event data)
 -- ARGV[4] event stream cap (approximate)
--- ARGV[5 ..] field/value pairs among l:N, a:N (1|0), m:N ('' = none)
+-- ARGV[5 ..] field/value pairs among l:N, a:N (1|0), m:N ('' = none), q:N ('' = none), w:N
 -- returns 1 updated, 0 no such key
 local n = ARGV[1]
 local r, was_current = rotation_with_key(KEYS[1], n, ARGV[2])
@@ -17,11 +18,17 @@ if not r then
 end
 local was_usable = usable(r, n)
 local active = nil
+local reweighed = false
 for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'a:' .. n then
     active = ARGV[i + 1] == '1'
+  elseif ARGV[i] == 'w:' .. n then
+    reweighed = true
   end
+end
+if reweighed or active ~= nil then
+  restart_weighted(KEYS[1], r.ids)
 end
 
 if active == true then

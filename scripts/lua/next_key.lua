@@ -15,6 +15,10 @@
 -- KEYS[5] demo throttle     {t:T}:gcra:<iphex>
 -- KEYS[6] event stream      {t:T}:events
 -- KEYS[7] request record    {t:T}:rid:<request id>   (no request id: any name in the slot, unused)
+-- KEYS[8] service window    {t:T}:wins:<slug>   LIST of the service's delivery times (ms),
+--                                            newest first, at most its per-minute limit long
+-- KEYS[9] key window prefix {t:T}:wink:      key N's window is KEYS[9] .. N (named here, like
+--                                            the usage hash: same hash tag, same slot)
 -- ARGV[1] sha256 hex of the token's secret part
 -- ARGV[2] app id ('' = tenant client token)
 -- ARGV[3] service slug
@@ -38,6 +42,9 @@
 --   {'ip'}                  client outside the tenant's or the app's allowlist
 --   {'throttle', wait_ms}   demo tenant over its per-IP rate
 --   {'service'}             no such service
+--   {'rate', which, wait_ms} a per-minute limit: 'service' reached, or 'key': every key the policy
+--                           could pick is at its own limit (a daily or a per-minute one) and at
+--                           least one frees a per-minute slot in wait_ms (the soonest)
 --   {'limit', which, now_ms} a daily limit: 'service' or 'app' reached, or 'key': every key the
 --                           policy could pick is at its own limit
 --   {'nokeys'}              no active (and, for time policy, unexpired) key
@@ -51,7 +58,8 @@
 --    the app's max ('' = none, or a tenant client token),
 --    quota, remaining: the tightest daily limit that applies (service or app, the one with
 --          fewer requests left; 0, 0 when none) and what is left of it after this delivery,
---    now_ms: this script's clock (the caller derives the day and the seconds to midnight)}
+--    now_ms: this script's clock (the caller derives the day and the seconds to midnight),
+--    the service's max requests per minute ('' = none)}
 --   The caller decrypts after this script; when that fails it passes receipt and undo to
 --   delivery_refund.lua, so a delivery that ends in a 500 uses up nothing.
 -- Events once per UTC day: a flag field in today's usage hash (which expires with the day) is
@@ -59,6 +67,12 @@
 -- of it. The limit flags name the limit ('lr:<slug>:<max>' service.limit_reached,
 -- 'lra:<app>:<max>' app.limit_reached, 'lw:<slug>:<max>' service.limit_warning), so a changed
 -- limit is reported again when reached; 'ku:<id>' (key.rotated, reason 'usage') is once per key.
+-- Per-minute limits are a sliding log: a delivery at t is allowed while fewer than R deliveries
+-- (of the service, of the key) fall in (t - 60 s, t]; the window lists keep the newest R times,
+-- so the R-th newest says both whether a slot is free and when the next one frees.
+local MINUTE_MS = 60000
+local WINDOW_KEEP_MS = 600000  -- a window list's TTL (server clock): the window is one minute of
+-- this script's clock, which tests inject; ten minutes outlasts any test run on one tenant
 
 -- step: clock ---------------------------------------------------------------------------------
 local now = clock_ms(ARGV[5])
@@ -73,13 +87,14 @@ local slug, app_id, events_maxlen = ARGV[3], ARGV[2], ARGV[9]
 -- state, in one HMGET: every hash and field read from a cold hash costs cache misses, so only
 -- what every policy needs is read here; validity times are read by the time policy alone, and
 -- the label and sealed secret of the picked key only
-local FIXED = 10
+local FIXED = 11
 local n = #ARGV - 12
 local ids = {unpack(ARGV, 13)}
 local read = {'policy', 'max', 'ttl_ms', 'ids', 'cur', 'warn', '@client', '@demo', '@allow',
-  '@events'}
+  '@events', 'rpm'}
 for i = 1, n do
-  read[FIXED + 2 * i - 1], read[FIXED + 2 * i] = 'a:' .. ids[i], 'm:' .. ids[i]
+  read[FIXED + 3 * i - 2], read[FIXED + 3 * i - 1], read[FIXED + 3 * i] =
+    'a:' .. ids[i], 'm:' .. ids[i], 'q:' .. ids[i]
 end
 local svc = redis.call('HMGET', KEYS[3], unpack(read))
 local policy, svc_max_field = svc[1], svc[2]
@@ -147,8 +162,9 @@ if not policy then
   return {'service'}
 end
 
--- the keys in rotation order: key i's active flag is state[state_at + 2i - 1], its own daily
--- limit state[state_at + 2i]; the hint's are used only when the hint is current
+-- the keys in rotation order: key i's active flag is state[state_at + 3i - 2], its own daily
+-- limit state[state_at + 3i - 1], its own per-minute limit state[state_at + 3i]; the hint's are
+-- used only when the hint is current
 local fresh_ids = ''
 local state, state_at = svc, FIXED
 if (svc[4] or '') ~= ARGV[12] then
@@ -157,7 +173,8 @@ if (svc[4] or '') ~= ARGV[12] then
   n = #ids
   local fields = {}
   for i = 1, n do
-    fields[2 * i - 1], fields[2 * i] = 'a:' .. ids[i], 'm:' .. ids[i]
+    fields[3 * i - 2], fields[3 * i - 1], fields[3 * i] = 'a:' .. ids[i], 'm:' .. ids[i],
+      'q:' .. ids[i]
   end
   state, state_at = (n > 0 and redis.call('HMGET', KEYS[3], unpack(fields)) or {}), 0
 end
@@ -184,7 +201,8 @@ end
 local function answer(i, usage_today, receipt, undo, quota, left)
   local key = redis.call('HMGET', KEYS[3], 'l:' .. ids[i], 'c:' .. ids[i])
   return {'ok', tonumber(ids[i]), key[1], key[2], usage_today, policy, svc_max_field or '',
-    demo and 1 or 0, fresh_ids, receipt, undo, app and app[3] or '', quota, left, now}
+    demo and 1 or 0, fresh_ids, receipt, undo, app and app[3] or '', quota, left, now,
+    svc[11] or ''}
 end
 
 -- step: retry (a proxy resending a request this script already answered) --------------------
@@ -214,29 +232,139 @@ if app_max and app_count >= app_max then
   return {'limit', 'app', now}
 end
 
+-- step: per-minute (the service's) -----------------------------------------------------------
+-- the service's R-th newest delivery inside the last minute: R already in the window, refused
+-- until that one slides out (a refusal counts nothing and takes no slot)
+local svc_rpm = tonumber(svc[11])
+if svc_rpm then
+  local nth = tonumber(redis.call('LINDEX', KEYS[8], svc_rpm - 1))
+  if nth and nth > now - MINUTE_MS then
+    return {'rate', 'service', nth + MINUTE_MS - now}
+  end
+end
+
 -- step: select, by policy ---------------------------------------------------------------------
+-- Every policy picks among the keys that pass one predicate: usable (active; under the time
+-- policy, its lifetime not over) and below its own limits (today's count under its daily limit,
+-- a free slot in its per-minute window). Usable keys count as candidates: none is a 503, some
+-- but all at a limit a 429 ('rate' when one frees a per-minute slot, the soonest in rate_wait).
+local ttl_ms = tonumber(svc[3]) or math.huge
+local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
+if policy == 'time' and n > 0 then
+  local t_fields = {}
+  for i = 1, n do t_fields[i] = 't:' .. ids[i] end
+  entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
+end
+local candidates, rate_wait = 0, nil
+local function usable(i)
+  local t0 = tonumber(entered[i])
+  return state[state_at + 3 * i - 2] == '1' and not (t0 and now >= t0 + ttl_ms)
+end
+-- nil when key i is below its limits, else which one it is at: 'day' or 'minute'
+local function at_limit(i)
+  local key_max = tonumber(state[state_at + 3 * i - 1])
+  if key_max and tonumber(counts[2 + i] or 0) >= key_max then return 'day' end
+  local rpm = tonumber(state[state_at + 3 * i])
+  if rpm then
+    local nth = tonumber(redis.call('LINDEX', KEYS[9] .. ids[i], rpm - 1))
+    if nth and nth > now - MINUTE_MS then
+      local wait = nth + MINUTE_MS - now
+      if not rate_wait or wait < rate_wait then rate_wait = wait end
+      return 'minute'
+    end
+  end
+  return nil
+end
+-- the predicate, for the policies that look at every key
+local function available(i)
+  if not usable(i) then return false end
+  candidates = candidates + 1
+  return at_limit(i) == nil
+end
+
 local pick = nil
-local candidates = 0
 local undo = ''  -- see the 'ok' reply in the header; built in rare branches only
 if policy == 'usage' then
   -- least used today first; among equals the first in rotation order, which over a day's
   -- sequence deals deliveries round-robin
   local best = nil
   for i = 1, n do
-    if state[state_at + 2 * i - 1] == '1' then
-      candidates = candidates + 1
+    if available(i) then
       local used = tonumber(counts[2 + i] or 0)
-      local key_max = tonumber(state[state_at + 2 * i])
-      if (not key_max or used < key_max) and (not best or used < best) then
-        best, pick = used, i
+      if not best or used < best then best, pick = used, i end
+    end
+  end
+elseif policy == 'round_robin' then
+  -- strict order of key ids: the next available id after the one delivered last ('rr'),
+  -- wrapping to the lowest; a deleted last key needs no repair (the next id above it is next)
+  local last = tonumber(redis.call('HGET', KEYS[3], 'rr')) or 0
+  local after, lowest = nil, nil
+  for i = 1, n do
+    if available(i) then
+      local id = tonumber(ids[i])
+      if id > last and (not after or id < tonumber(ids[after])) then after = i end
+      if not lowest or id < tonumber(ids[lowest]) then lowest = i end
+    end
+  end
+  pick = after or lowest
+  if pick then redis.call('HSET', KEYS[3], 'rr', ids[pick]) end
+elseif policy == 'weighted' then
+  -- smooth weighted round robin (nginx's): every available key's current weight cw grows by
+  -- its weight w (default 1), the largest is picked (ties: the lowest id) and loses the total;
+  -- over a cycle of sum(w) deliveries each key gets exactly w, spread evenly. Keys not
+  -- available keep their cw; management changes to keys or weights restart the cycle
+  -- (lib/rotation.lua restart_weighted)
+  local wf = {}
+  for i = 1, n do wf[2 * i - 1], wf[2 * i] = 'w:' .. ids[i], 'cw:' .. ids[i] end
+  local wv = n > 0 and redis.call('HMGET', KEYS[3], unpack(wf)) or {}
+  local total, best, writes = 0, nil, {}
+  local cw = {}
+  for i = 1, n do
+    if available(i) then
+      local w = tonumber(wv[2 * i - 1]) or 1
+      cw[i] = (tonumber(wv[2 * i]) or 0) + w
+      total = total + w
+      if not pick or cw[i] > best or (cw[i] == best and tonumber(ids[i]) < tonumber(ids[pick]))
+      then
+        pick, best = i, cw[i]
       end
     end
+  end
+  if pick then
+    cw[pick] = cw[pick] - total
+    local m = 0
+    for i, v in pairs(cw) do
+      writes[m + 1], writes[m + 2] = 'cw:' .. ids[i], v
+      m = m + 2
+    end
+    redis.call('HSET', KEYS[3], unpack(writes))
+  end
+elseif policy == 'least_recently_used' then
+  -- the available key delivered longest ago: lu:N is the service's delivery sequence number
+  -- ('lseq') at key N's last delivery under this policy (a sequence, not a time: deliveries in
+  -- the same millisecond stay ordered); never delivered first, ties by the lowest id
+  local lf = {'lseq'}
+  for i = 1, n do lf[i + 1] = 'lu:' .. ids[i] end
+  local lv = redis.call('HMGET', KEYS[3], unpack(lf))
+  local best = nil
+  for i = 1, n do
+    if available(i) then
+      local seen = tonumber(lv[i + 1]) or 0
+      if not pick or seen < best or (seen == best and tonumber(ids[i]) < tonumber(ids[pick]))
+      then
+        pick, best = i, seen
+      end
+    end
+  end
+  if pick then
+    local seq = (tonumber(lv[1]) or 0) + 1
+    redis.call('HSET', KEYS[3], 'lseq', seq, 'lu:' .. ids[pick], seq)
   end
 else
   -- manual and time: walk the rotation order from 'cur' (the manual primary, the time
   -- policy's key in use); the first usable key is the current one (moved on here when the old
   -- one expired; the management scripts move it when it is disabled or deleted); a current
-  -- key at its own daily limit overflows to the next usable key without becoming current
+  -- key at one of its own limits overflows to the next available key without becoming current
   -- (lib/rotation.lua states the same walk for the management scripts)
   local is_time = policy == 'time'
   local cur = svc[5]
@@ -244,21 +372,14 @@ else
   for i = 1, n do
     if ids[i] == cur then start = i break end
   end
-  local ttl_ms = tonumber(svc[3]) or math.huge
-  local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
-  if is_time and n > 0 then
-    local t_fields = {}
-    for i = 1, n do t_fields[i] = 't:' .. ids[i] end
-    entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
-  end
-  local current = nil
+  local current, current_at = nil, nil
   for step = 0, n - 1 do
     local i = (start - 1 + step) % n + 1
-    local t0 = tonumber(entered[i])
-    if state[state_at + 2 * i - 1] == '1' and not (t0 and now >= t0 + ttl_ms) then
+    if usable(i) then
       candidates = candidates + 1
+      local limit = at_limit(i)
       if not current then
-        current = i
+        current, current_at = i, limit
         if ids[i] ~= cur then
           redis.call('HSET', KEYS[3], 'cur', ids[i])
           -- 'expired' only when the pointer's key lifetime ended: a pointer left on a
@@ -270,8 +391,7 @@ else
           end
         end
       end
-      local key_max = tonumber(state[state_at + 2 * i])
-      if not key_max or tonumber(counts[2 + i] or 0) < key_max then
+      if not limit then
         pick = i
         -- a time-policy key's validity starts when it is first delivered
         if is_time and not entered[i] then
@@ -282,9 +402,10 @@ else
       end
     end
   end
-  if pick and pick ~= current then
+  if pick and pick ~= current and current_at == 'day' then
     -- the current key is at its own daily limit: deliveries move on to the next usable key
-    -- until the day ends (or its limit changes), which is reported once per key and day
+    -- until the day ends (or its limit changes), which is reported once per key and day (a
+    -- per-minute overflow lasts seconds and is not reported)
     local from = ids[current]
     local entry = emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events, 'key.rotated',
       {service = slug, from_key_id = tonumber(from), to_key_id = tonumber(ids[pick]),
@@ -293,6 +414,9 @@ else
   end
 end
 if not pick then
+  if rate_wait then
+    return {'rate', 'key', rate_wait}
+  end
   if candidates > 0 then
     return {'limit', 'key', now}
   end
@@ -320,6 +444,22 @@ if usage_today == 1 then
 end
 if request_id ~= '' then
   redis.call('SET', KEYS[7], key_id, 'PX', ARGV[11])
+end
+
+-- step: per-minute (record) -------------------------------------------------------------------
+-- this delivery's time in the windows of the limits that apply, newest first, trimmed to the
+-- limit (older entries can no longer decide anything: the R-th newest does)
+if svc_rpm then
+  redis.call('LPUSH', KEYS[8], now)
+  redis.call('LTRIM', KEYS[8], 0, svc_rpm - 1)
+  redis.call('PEXPIRE', KEYS[8], WINDOW_KEEP_MS)
+end
+local key_rpm = tonumber(state[state_at + 3 * pick])
+if key_rpm then
+  local window = KEYS[9] .. key_id
+  redis.call('LPUSH', window, now)
+  redis.call('LTRIM', window, 0, key_rpm - 1)
+  redis.call('PEXPIRE', window, WINDOW_KEEP_MS)
 end
 
 -- step: record (events) -----------------------------------------------------------------------

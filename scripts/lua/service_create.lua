@@ -2,7 +2,7 @@
 -- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:services (set of slugs)   KEYS[3] {t:T}:tenant
 -- ARGV[1] slug   ARGV[2] policy   ARGV[3] max daily requests ('' = none)
 -- ARGV[4] ttl_ms ('' unless policy time)   ARGV[5] created_ms
--- ARGV[6] limit warning percent ('' = none)
+-- ARGV[6] limit warning percent ('' = none)   ARGV[7] max requests per minute ('' = none)
 -- returns 1 created, 0 the slug exists (nothing written)
 -- The tenant's fields a delivery reads are copied in as '@<field>' (see tenant_update.lua).
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -10,7 +10,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1],
   'policy', ARGV[2], 'max', ARGV[3], 'ttl_ms', ARGV[4], 'created_ms', ARGV[5], 'warn', ARGV[6],
-  'ids', '')
+  'ids', '', 'rpm', ARGV[7])
 copy_tenant_fields(KEYS[3], {KEYS[1]})
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1

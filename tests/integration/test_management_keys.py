@@ -28,6 +28,8 @@ async def test_add_and_list_keys(client, redis, settings):
         "active": True,
         "state": "active",
         "max_daily_requests": 50,
+        "max_requests_per_minute": None,
+        "weight": 1,
         "key_masked": mask(SECRET),
         "created_at": "2026-03-01T12:00:00.000Z",
         "current": False,

@@ -28,6 +28,7 @@ async def test_create_list_show(client, redis):
         "slug": "openai",
         "policy": "time",
         "max_daily_requests": 1000,
+        "max_requests_per_minute": None,
         "limit_warning_percent": 80,
         "key_ttl_minutes": 30,
         "created_at": "2026-03-01T12:00:00.000Z",

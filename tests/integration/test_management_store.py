@@ -276,6 +276,7 @@ async def test_service_create_writes_the_schema(redis, durability):
         b"created_ms": str(T0_MS).encode(),
         b"warn": b"80",
         b"ids": b"",
+        b"rpm": b"",
         # the tenant's fields a delivery reads, copied (tenant_update.lua keeps them so)
         b"@client": client_hash,
         b"@demo": b"0",

@@ -30,6 +30,7 @@ _KINDS: dict[type[errors.RotatorError], str] = {
     errors.DemoRateLimited: "throttle",
     errors.UnknownService: "service",
     errors.DailyLimitReached: "limit",
+    errors.RateLimitReached: "rate",
     errors.NoActiveKeys: "nokeys",
 }
 
@@ -77,6 +78,7 @@ class RealTenant:
             usage_today=d.usage_today,
             policy=d.policy,
             max_daily_requests=d.max_daily_requests,
+            max_requests_per_minute=d.max_requests_per_minute,
             app_max_daily_requests=d.app_max_daily_requests,
             demo=d.demo,
             quota=d.quota,
@@ -150,10 +152,14 @@ class RealTenant:
             self.redis, self.durability, self.tenant, slug, now_ms=now_ms, **changes
         )
 
-    async def add_key(self, slug: str, *, label: str, max_daily: int | None, now_ms: int) -> int:
+    async def add_key(
+        self, slug: str, *, label: str, max_daily: int | None, now_ms: int,
+        weight: int = 1, per_minute: int | None = None,
+    ) -> int:  # fmt: skip
         key = await services.add_key(
             self.redis, self.durability, self.keyring, self.tenant, slug,
             label=label, secret=f"sk-{label}", max_daily_requests=max_daily, now_ms=now_ms,
+            weight=weight, max_requests_per_minute=per_minute,
         )  # fmt: skip
         return key.id
 

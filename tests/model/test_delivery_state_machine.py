@@ -3,14 +3,15 @@
 A Hypothesis state machine drives one tenant of the real system (the store's public
 functions and the delivery store, on Valkey: single node and cluster) and the reference model
 (rotator/domain/reference/) with the same operations: keys added, disabled, enabled, re-limited,
-moved and deleted; services deleted and created again; policies, limits and allowlists
-changed; apps created, limited, suspended,
+moved, re-weighed and deleted; services deleted and created again; policies (all six), daily
+and per-minute limits and allowlists changed; apps created, limited, suspended,
 reissued and deleted; deliveries from several tokens (revoked ones too) and addresses (inside
 and outside allowlists; an IPv4 address and its IPv4-mapped form); manual rotations; the
 expiry sweep; time passing (a little, to just before and after UTC midnight, to the end of a
-key's lifetime, by hours). Every request must get the same answer; after every step the
-counters of today (per service, key and app), the events recorded by the step and the key
-listings (state, current key, expiry) must be the same.
+key's lifetime, to a millisecond either side of a per-minute slot freeing, by hours). Every
+request must get the same answer; after every step the counters of today (per service, key
+and app), the events recorded by the step and the key listings (state, current key, expiry)
+must be the same.
 
 Bounded for `make test` (deterministic, no example database). To run it long locally:
 
@@ -65,7 +66,7 @@ STRICT = "ROTATOR_MODEL_STRICT" in os.environ
 """Hold the scripts to the stated rules, known deviations too (to check a fix)."""
 
 SLUGS = ("a", "b")
-POLICIES = ("manual", "time", "usage")
+POLICIES = ("manual", "time", "usage", "round_robin", "weighted", "least_recently_used")
 IPS = ("10.0.0.7", "::ffff:10.0.0.7", "2001:db8::1", "")
 """An IPv4 address, its IPv4-mapped form (the same client), an IPv6 address, and a client
 that is not an IP address (a unix socket: in no allowlist)."""
@@ -80,6 +81,11 @@ ALLOWLISTS = (
     ["192.0.2.0/24"],  # none of IPS
 )
 LIMITS = st.none() | st.integers(1, 4)
+PER_MINUTE = st.none() | st.integers(1, 3)
+"""Per-minute limits small enough that a few deliveries in a step reach them."""
+WEIGHTS = st.integers(1, 3)
+NEW_KEY = st.tuples(LIMITS, WEIGHTS, st.none() | PER_MINUTE)
+"""A key's daily limit, weight and per-minute limit."""
 WARNINGS = st.sampled_from([None, 50, 80])
 TTL_MINUTES = st.integers(1, 3)
 MODEL_EVENTS = tuple(t for t in EVENT_TYPES if t != "key.decrypt_failed")
@@ -123,6 +129,7 @@ def service_settings(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "policy": policy,
         "max_daily_requests": draw(st.none() | st.integers(1, 6)),
+        "max_requests_per_minute": draw(st.sampled_from([None, None, None, 2, 4])),
         "limit_warning_percent": draw(WARNINGS),
         "key_ttl_minutes": draw(TTL_MINUTES) if policy == "time" else None,
     }
@@ -162,7 +169,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         demo=st.sampled_from([False, False, True]),
         subscribed=st.sets(st.sampled_from(MODEL_EVENTS), min_size=1),
         services=st.tuples(service_settings(), service_settings()),
-        key_limits=st.tuples(st.lists(LIMITS, max_size=3), st.lists(LIMITS, max_size=3)),
+        key_limits=st.tuples(st.lists(NEW_KEY, max_size=3), st.lists(NEW_KEY, max_size=3)),
         groups=st.sets(st.sampled_from(GROUPS), min_size=1),
     )
     def start(
@@ -178,13 +185,14 @@ class DeliveryMachine(RuleBasedStateMachine):
             management.create_service(
                 self.model, slug, policy=s["policy"],
                 max_daily_requests=s["max_daily_requests"],
+                max_requests_per_minute=s["max_requests_per_minute"],
                 limit_warning_percent=s["limit_warning_percent"],
                 ttl_ms=ttl * 60_000 if ttl else None,
             )  # fmt: skip
         self.subscribe(subscribed)
         for slug, limits in zip(SLUGS, key_limits, strict=True):
-            for max_daily in limits:
-                self.add_key(slug, max_daily)
+            for max_daily, weight, per_minute in limits:
+                self.add_key(slug, max_daily, weight, per_minute)
 
     # --- deliveries -----------------------------------------------------------------------
     def credential(self, who: int) -> Credential:
@@ -227,12 +235,14 @@ class DeliveryMachine(RuleBasedStateMachine):
             st.tuples(st.just("ms"), st.integers(0, 200_000)),
             st.tuples(st.just("midnight"), st.integers(-2, 1)),
             st.tuples(st.just("lifetime"), st.integers(-1, 1), st.integers(0, 9)),
+            st.tuples(st.just("window"), st.integers(-1, 1), st.integers(0, 9)),
             st.tuples(st.just("hours"), st.integers(1, 30)),
         )
     )
     def time_passes(self, step: tuple) -> None:
         """Forward only: a little, to a UTC midnight (ms either side), to the end of a time
-        key's lifetime (ms either side), or by hours."""
+        key's lifetime (ms either side), to when a delivery in a per-minute window slides out
+        (ms either side), or by hours."""
         kind, amount = step[0], step[1]
         target = self.now_ms
         if kind == "ms":
@@ -247,6 +257,17 @@ class DeliveryMachine(RuleBasedStateMachine):
             )  # fmt: skip
             if ends:
                 target = ends[step[2] % len(ends)] + amount
+        elif kind == "window":
+            times = sorted(
+                t + 60_000
+                for w in [
+                    *self.model.service_windows.values(),
+                    *(k.window for s in self.model.services.values() for k in s.keys),
+                ]
+                for t in w if t + 60_000 > self.now_ms
+            )  # fmt: skip
+            if times:
+                target = times[step[2] % len(times)] + amount
         else:
             target += amount * 3_600_000
         self.now_ms = max(self.now_ms, target)
@@ -256,13 +277,26 @@ class DeliveryMachine(RuleBasedStateMachine):
         return [(slug, k.id) for slug in SLUGS for k in self.model.services[slug].keys]
 
     @precondition(lambda self: len(self.all_keys()) < 6)
-    @rule(slug=st.sampled_from(SLUGS), max_daily=LIMITS)
-    def add_key(self, slug: str, max_daily: int | None) -> None:
+    @rule(
+        slug=st.sampled_from(SLUGS),
+        max_daily=LIMITS,
+        weight=WEIGHTS,
+        per_minute=st.none() | PER_MINUTE,
+    )
+    def add_key(
+        self, slug: str, max_daily: int | None, weight: int = 1, per_minute: int | None = None
+    ) -> None:
         label = f"key {self.model.tenant.last_id + 1}"
-        expected = management.add_key(self.model, slug, label=label, max_daily_requests=max_daily)
+        expected = management.add_key(
+            self.model, slug, label=label, max_daily_requests=max_daily, weight=weight,
+            max_requests_per_minute=per_minute,
+        )  # fmt: skip
         actual = self.run(
-            self.real.add_key(slug, label=label, max_daily=max_daily, now_ms=self.now_ms)
-        )
+            self.real.add_key(
+                slug, label=label, max_daily=max_daily, now_ms=self.now_ms, weight=weight,
+                per_minute=per_minute,
+            )
+        )  # fmt: skip
         assert actual == expected
 
     @precondition(enabled("keys", lambda self: self.all_keys()))
@@ -280,6 +314,24 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.model, slug, key_id, max_daily_requests=max_daily, now_ms=self.now_ms
         )
         self.run(self.real.update_key(slug, key_id, self.now_ms, max_daily_requests=max_daily))
+
+    @precondition(enabled("keys", lambda self: self.all_keys()))
+    @rule(index=st.integers(0, 5), weight=WEIGHTS)
+    def set_key_weight(self, index: int, weight: int) -> None:
+        slug, key_id = self.all_keys()[index % len(self.all_keys())]
+        management.update_key(self.model, slug, key_id, weight=weight, now_ms=self.now_ms)
+        self.run(self.real.update_key(slug, key_id, self.now_ms, weight=weight))
+
+    @precondition(enabled("keys", lambda self: self.all_keys()))
+    @rule(index=st.integers(0, 5), per_minute=PER_MINUTE)
+    def set_key_per_minute(self, index: int, per_minute: int | None) -> None:
+        slug, key_id = self.all_keys()[index % len(self.all_keys())]
+        management.update_key(
+            self.model, slug, key_id, max_requests_per_minute=per_minute, now_ms=self.now_ms
+        )
+        self.run(
+            self.real.update_key(slug, key_id, self.now_ms, max_requests_per_minute=per_minute)
+        )
 
     @precondition(enabled("keys", lambda self: self.all_keys()))
     @rule(index=st.integers(0, 5), to=st.sampled_from(("front", "end")))
@@ -304,6 +356,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         changes: dict[str, Any] = {} if policy is None else {"policy": policy}
         if data.draw(st.booleans(), label="change max"):
             changes["max_daily_requests"] = data.draw(st.none() | st.integers(1, 6), label="max")
+        if data.draw(st.booleans(), label="change per-minute"):
+            changes["max_requests_per_minute"] = data.draw(PER_MINUTE, label="per minute")
         if data.draw(st.booleans(), label="change warning"):
             changes["limit_warning_percent"] = data.draw(WARNINGS, label="warning")
         entering_time = policy == "time" and service.policy != "time"
@@ -317,6 +371,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.model, slug,
             policy=changes.get("policy", UNSET),
             max_daily_requests=changes.get("max_daily_requests", UNSET),
+            max_requests_per_minute=changes.get("max_requests_per_minute", UNSET),
             limit_warning_percent=changes.get("limit_warning_percent", UNSET),
             ttl_ms=UNSET if ttl is None else ttl * 60_000,
         )  # fmt: skip
@@ -331,6 +386,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         management.create_service(
             self.model, slug, policy=new["policy"],
             max_daily_requests=new["max_daily_requests"],
+            max_requests_per_minute=new["max_requests_per_minute"],
             limit_warning_percent=new["limit_warning_percent"],
             ttl_ms=ttl * 60_000 if ttl else None,
         )  # fmt: skip

@@ -23,6 +23,11 @@ SAMPLES = {
     "nokeys": [Refused("nokeys")],
     "throttle": [Refused("throttle", 1), Refused("throttle", 1000), Refused("throttle", 2500)],
     "limit": [Refused("limit", which, NOON_MS) for which in (b"service", b"app", b"key")],
+    "rate": [
+        Refused("rate", which, wait_ms)
+        for which in (b"service", b"key")
+        for wait_ms in (1, 1000, 59_001)
+    ],
 }
 
 
@@ -41,7 +46,7 @@ def rendered(answer: answers.Answer, refused: Refused) -> tuple[int, bytes, set]
 
 
 def test_every_status_of_the_script_has_an_answer_and_an_error():
-    assert set(answers.REFUSALS) == set(SAMPLES) == {*_REJECTIONS, "throttle", "limit"}
+    assert set(answers.REFUSALS) == set(SAMPLES) == {*_REJECTIONS, "throttle", "limit", "rate"}
 
 
 @pytest.mark.parametrize("refused", [r for samples in SAMPLES.values() for r in samples], ids=repr)

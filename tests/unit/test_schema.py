@@ -151,7 +151,7 @@ def test_the_check_sees_the_fields_of_the_delivery_script():
     "lua, found",
     [
         ("redis.call('HGET', KEYS[1], 'polcy')", ("field", "polcy")),
-        ("redis.call('HSET', KEYS[1], 'ids', x, 'q:' .. id, 1)", ("prefix", "q:")),
+        ("redis.call('HSET', KEYS[1], 'ids', x, 'j:' .. id, 1)", ("prefix", "j:")),
         ("local f = {'max', 'nope'}\nredis.call('HMGET', KEYS[1], unpack(f))", ("field", "nope")),
         ("f[i] = 'z:' .. id\nredis.call('HDEL', KEYS[1], unpack(f))", ("prefix", "z:")),
     ],

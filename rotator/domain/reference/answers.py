@@ -18,15 +18,17 @@ UNAVAILABLE = 503
 class Answer(msgspec.Struct, frozen=True, kw_only=True):
     status: int
     error: str = ""
-    """'' on 200, else one of token, ip, throttle, service, limit, nokeys."""
+    """'' on 200, else one of token, ip, throttle, service, rate, limit, nokeys."""
     limit: str = ""
-    """Which daily limit refused (429 limit): service, app or key."""
+    """Which limit refused (429 limit: service, app or key; 429 rate: service or key)."""
     retry_after_s: int = 0
     key_id: int = 0
     label: str = ""
     usage_today: int = 0
     policy: str = ""
     max_daily_requests: int | None = None
+    max_requests_per_minute: int | msgspec.UnsetType = msgspec.UNSET
+    """The service's per-minute limit; UNSET when none."""
     app_max_daily_requests: int | msgspec.UnsetType | None = msgspec.UNSET
     """The app's limit (None: none) for an app token; UNSET for the tenant's client token."""
     demo: bool = False
@@ -42,6 +44,7 @@ def refused(error: str, *, limit: str = "", retry_after_s: int = 0) -> Answer:
         "ip": FORBIDDEN,
         "throttle": TOO_MANY,
         "service": NOT_FOUND,
+        "rate": TOO_MANY,
         "limit": TOO_MANY,
         "nokeys": UNAVAILABLE,
     }[error]

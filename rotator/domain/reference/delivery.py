@@ -13,21 +13,36 @@ counts nothing:
 5. limits     today's deliveries of the service, then of the app, below their daily limits:
               429 naming the limit, Retry-After until UTC midnight; the refusal records
               service.limit_reached / app.limit_reached if that was not recorded today
-6. select     by the service's policy (below); no usable key: 503 and
-              service.no_active_keys once per episode; keys usable but each at its own daily
-              limit: 429 naming `key`
-7. count      the key, the service and the app count one more today; events
+5b. per minute the service's deliveries in the last minute, (now - 60 s, now], below its
+              max_requests_per_minute: else 429 `rate` naming `service`, Retry-After until the
+              oldest of the last R slides out (seconds, rounded up)
+6. select     by the service's policy (below), among the keys that are *available*: usable
+              (rotation.py) and below their own limits (today's count under the key's daily
+              limit, its deliveries in the last minute under its per-minute limit). No usable
+              key: 503 and service.no_active_keys once per episode; usable keys but each at a
+              limit: 429 `rate` naming `key` when one of them is at its per-minute limit (and
+              not its daily one; Retry-After: the soonest to free a slot), else 429 `limit`
+              naming `key`
+7. count      the key, the service and the app count one more today; the delivery enters the
+              per-minute windows of the service and the key that have a limit now; events
 8. answer     the key, its count today, the limits and what is left of the tightest one
 
 Policies:
-- usage: the least used active key today among those below their own limit; among equals
-  the first in rotation order. Keys never expire.
+- usage: the least used available key today; among equals the first in rotation order. Keys
+  never expire (nor under the three below).
+- round_robin: the available key with the lowest id above the one delivered last, else the
+  lowest id (wrapping).
+- weighted: smooth weighted round robin (nginx): every available key's running weight grows
+  by its weight; the largest (ties: the lowest id) is picked and loses the sum of the
+  available keys' weights. Keys not available keep their running weight.
+- least_recently_used: the available key whose last delivery under this policy is the
+  oldest (never delivered first; ties: the lowest id).
 - manual and time: the current key (rotation.py). When the walk finds it elsewhere than the
   pointer, the pointer moves there; under the time policy, when the key the pointer names
-  has expired, that is recorded as key.rotated, reason `expired`. A current key at its own
-  daily limit overflows to the next usable key below its limit without becoming current
-  (key.rotated, reason `usage`, once per key and day). A time-policy key enters rotation
-  (its lifetime starts) when it is first delivered.
+  has expired, that is recorded as key.rotated, reason `expired`. A current key at one of its
+  own limits overflows to the next available key without becoming current (at its daily
+  limit: key.rotated, reason `usage`, once per key and day; at its per-minute limit: no
+  event). A time-policy key enters rotation (its lifetime starts) when it is first delivered.
 
 Once-a-day events are recorded at most once per UTC day and value: the limit events per
 (service or app, limit value), so a changed limit is reported again; the warning when
@@ -45,6 +60,7 @@ from rotator.domain.reference.answers import OK, Answer, refused
 from rotator.domain.reference.model import Model
 from rotator.domain.reference.state import (
     DAY_MS,
+    MINUTE_MS,
     Credential,
     ModelApp,
     ModelKey,
@@ -56,6 +72,26 @@ def seconds_to_midnight(now_ms: int) -> int:
     """Until the daily counters start again, rounded up, at least 1."""
     end = (now_ms // DAY_MS + 1) * DAY_MS
     return max(1, -(-(end - now_ms) // 1000))
+
+
+def in_window(window: list[int], now_ms: int) -> list[int]:
+    """The deliveries of a per-minute window in the last minute, (now - 60 s, now]."""
+    return [t for t in window if t > now_ms - MINUTE_MS]
+
+
+def minute_wait_ms(window: list[int], limit: int | None, now_ms: int) -> int | None:
+    """None when a per-minute limit (None: none) leaves a slot now; else ms until one frees:
+    when the oldest of the last `limit` deliveries slides out."""
+    if limit is None:
+        return None
+    recent = in_window(window, now_ms)
+    if len(recent) < limit:
+        return None
+    return recent[-limit] + MINUTE_MS - now_ms
+
+
+def seconds(wait_ms: int) -> int:
+    return max(1, -(-wait_ms // 1000))
 
 
 def deliver(
@@ -109,18 +145,24 @@ def deliver(
             now_ms,
         )
         return refused("limit", limit="app", retry_after_s=seconds_to_midnight(now_ms))
+    # 5b. the service's per-minute limit
+    service_window = model.service_windows.setdefault(slug, [])
+    wait = minute_wait_ms(service_window, service.max_requests_per_minute, now_ms)
+    if wait is not None:
+        return refused("rate", limit="service", retry_after_s=seconds(wait))
     # 6. select
-    below_limit = [
-        k for k in service.keys
-        if k.max_daily_requests is None or counts.keys.get(k.id, 0) < k.max_daily_requests
-    ]  # fmt: skip
-    if service.policy == "usage":
-        candidates = [k for k in service.keys if k.active]
-        picks = [k for k in candidates if k in below_limit]
-        key = min(picks, key=lambda k: counts.keys.get(k.id, 0)) if picks else None
+    limits = {k.id: _at_limit(k, counts.keys.get(k.id, 0), now_ms) for k in service.keys}
+    available = [k for k in service.keys if rotation.usable(service, k, now_ms) and
+                 limits[k.id] is None]  # fmt: skip
+    if service.policy in ("manual", "time"):
+        candidates, key = _select_from_current(model, service, limits, now_ms)
     else:
-        candidates, key = _select_from_current(model, service, below_limit, now_ms)
+        candidates = [k for k in service.keys if rotation.usable(service, k, now_ms)]
+        key = _select(service, available, counts.keys) if available else None
     if key is None:
+        waits = [w for k in candidates if (w := limits[k.id]) not in (None, "day")]
+        if waits:
+            return refused("rate", limit="key", retry_after_s=seconds(min(waits)))
         if candidates:
             return refused("limit", limit="key", retry_after_s=seconds_to_midnight(now_ms))
         if not service.no_active_recorded:
@@ -128,6 +170,10 @@ def deliver(
             model.emit("service.no_active_keys", {"service": slug})
         return refused("nokeys")
     # 7. count and record
+    if service.max_requests_per_minute is not None:
+        service_window.append(now_ms)
+    if key.max_requests_per_minute is not None:
+        key.window.append(now_ms)
     usage_today = counts.keys[key.id] = counts.keys.get(key.id, 0) + 1
     service_count = counts.services[slug] = service_count + 1
     if app:
@@ -192,6 +238,11 @@ def _answer(
         usage_today=usage_today,
         policy=service.policy,
         max_daily_requests=limit,
+        max_requests_per_minute=(
+            msgspec.UNSET
+            if service.max_requests_per_minute is None
+            else service.max_requests_per_minute
+        ),
         app_max_daily_requests=app.max_daily_requests if app else msgspec.UNSET,
         demo=model.tenant.demo,
         quota=quota,
@@ -200,11 +251,44 @@ def _answer(
     )
 
 
+def _at_limit(key: ModelKey, used_today: int, now_ms: int) -> str | int | None:
+    """Which of its own limits a key is at: None (neither), 'day', or the ms until its
+    per-minute window frees a slot (the daily limit is looked at first)."""
+    if key.max_daily_requests is not None and used_today >= key.max_daily_requests:
+        return "day"
+    return minute_wait_ms(key.window, key.max_requests_per_minute, now_ms)
+
+
+def _select(
+    service: ModelService, available: list[ModelKey], used_today: dict[int, int]
+) -> ModelKey:
+    """usage, round_robin, weighted, least_recently_used: the pick among available keys (in
+    rotation order), with the policy's state moved on."""
+    if service.policy == "usage":
+        return min(available, key=lambda k: used_today.get(k.id, 0))
+    by_id = sorted(available, key=lambda k: k.id)
+    if service.policy == "round_robin":
+        pick = next((k for k in by_id if k.id > service.round_robin_last), by_id[0])
+        service.round_robin_last = pick.id
+        return pick
+    if service.policy == "weighted":
+        for k in available:
+            k.current_weight += k.weight
+        pick = max(by_id, key=lambda k: k.current_weight)  # the first of equals: lowest id
+        pick.current_weight -= sum(k.weight for k in available)
+        return pick
+    assert service.policy == "least_recently_used", service.policy
+    pick = min(by_id, key=lambda k: k.last_used)
+    service.lru_sequence += 1
+    pick.last_used = service.lru_sequence
+    return pick
+
+
 def _select_from_current(
-    model: Model, service: ModelService, below_limit: list[ModelKey], now_ms: int
+    model: Model, service: ModelService, limits: dict[int, str | int | None], now_ms: int
 ) -> tuple[list[ModelKey], ModelKey | None]:
     """Manual and time: the usable keys seen walking from the pointer up to the pick, and the
-    pick (None: none usable below its limit)."""
+    pick (None: every usable key at one of its limits)."""
     usable = [
         k for k in rotation.walk(service, service.pointer)
         if rotation.usable(service, k, now_ms)
@@ -220,12 +304,12 @@ def _select_from_current(
                  "to_key_id": current.id, "reason": "expired"},
             )  # fmt: skip
         service.pointer = current.id
-    pick = next((k for k in usable if k in below_limit), None)
+    pick = next((k for k in usable if limits[k.id] is None), None)
     if pick is None:
         return usable, None
     if service.policy == "time" and pick.entered_ms is None:
         pick.entered_ms = now_ms
-    if pick is not current:
+    if pick is not current and limits[current.id] == "day":
         model.emit_daily(
             "key.rotated",
             {"service": service.slug, "from_key_id": current.id, "to_key_id": pick.id,

@@ -10,8 +10,11 @@ Rules about the current key (manual and time policies):
   key first (time: key.rotated, reason `expired`, when the pointer sat on an expired key).
   Enabling a key that was not usable (disabled, or expired) restarts its lifetime.
 - Adding or enabling a key ends a no-active-keys episode (the next one is recorded again).
-- A policy change starts afresh: no pointer, every lifetime unstarted, no episode; the manual
-  primary is set aside when the service leaves manual and put back when it returns.
+- A policy change starts afresh: no pointer, every lifetime unstarted, no episode, the
+  round_robin place, the weighted cycle and the least_recently_used order forgotten; the
+  manual primary is set aside when the service leaves manual and put back when it returns.
+- The weighted cycle restarts (every running weight 0) when a key is added or removed, and
+  when a key is enabled, disabled or given a weight (even the one it had).
 - Rotating (manual only) moves the primary to the key after the current one (key.rotated,
   reason `manual`, unless it is the only usable key).
 """
@@ -54,6 +57,7 @@ def create_service(
     max_daily_requests: int | None,
     limit_warning_percent: int | None,
     ttl_ms: int | None,
+    max_requests_per_minute: int | None = None,
 ) -> None:
     """A new service (or one deleted and created again: its keys are gone, but today's
     count and once-a-day flags are the slug's, so it goes on from the deleted one's count
@@ -62,6 +66,7 @@ def create_service(
         slug=slug,
         policy=policy,
         max_daily_requests=max_daily_requests,
+        max_requests_per_minute=max_requests_per_minute,
         limit_warning_percent=limit_warning_percent,
         ttl_ms=ttl_ms if policy == "time" else None,
     )
@@ -75,10 +80,13 @@ def update_service(
     max_daily_requests: int | UnsetType | None = UNSET,
     limit_warning_percent: int | UnsetType | None = UNSET,
     ttl_ms: int | UnsetType | None = UNSET,
+    max_requests_per_minute: int | UnsetType | None = UNSET,
 ) -> None:
     service = model.services[slug]
     if max_daily_requests is not UNSET:
         service.max_daily_requests = max_daily_requests
+    if max_requests_per_minute is not UNSET:
+        service.max_requests_per_minute = max_requests_per_minute
     if limit_warning_percent is not UNSET:
         service.limit_warning_percent = limit_warning_percent
     new_policy = service.policy if policy is UNSET else policy
@@ -93,9 +101,11 @@ def update_service(
     service.policy = new_policy
     service.pointer = None
     service.no_active_recorded = False
+    service.round_robin_last = service.lru_sequence = 0
     for key in service.keys:
         key.entered_ms = None
         key.expiry_recorded = False
+        key.current_weight = key.last_used = 0
     if new_policy == "manual" and service.manual_aside is not None:
         service.pointer, service.manual_aside = service.manual_aside, None
 
@@ -116,10 +126,29 @@ def rotate(model: Model, slug: str, now_ms: int) -> Rotated | str:
 
 
 # --- keys ---------------------------------------------------------------------------------
-def add_key(model: Model, slug: str, *, label: str, max_daily_requests: int | None) -> int:
+def _restart_weighted(service: ModelService) -> None:
+    for key in service.keys:
+        key.current_weight = 0
+
+
+def add_key(
+    model: Model,
+    slug: str,
+    *,
+    label: str,
+    max_daily_requests: int | None,
+    weight: int = 1,
+    max_requests_per_minute: int | None = None,
+) -> int:
     service = model.services[slug]
     key_id = model.next_id()
-    service.keys.append(ModelKey(id=key_id, label=label, max_daily_requests=max_daily_requests))
+    _restart_weighted(service)
+    service.keys.append(
+        ModelKey(
+            id=key_id, label=label, max_daily_requests=max_daily_requests, weight=weight,
+            max_requests_per_minute=max_requests_per_minute,
+        )
+    )  # fmt: skip
     service.no_active_recorded = False
     return key_id
 
@@ -131,6 +160,8 @@ def update_key(
     *,
     active: bool | UnsetType = UNSET,
     max_daily_requests: int | UnsetType | None = UNSET,
+    max_requests_per_minute: int | UnsetType | None = UNSET,
+    weight: int | UnsetType = UNSET,
     now_ms: int,
 ) -> None:
     service = model.services[slug]
@@ -140,6 +171,12 @@ def update_key(
     was_usable = rotation.usable(service, key, now_ms)
     if max_daily_requests is not UNSET:
         key.max_daily_requests = max_daily_requests
+    if max_requests_per_minute is not UNSET:
+        key.max_requests_per_minute = max_requests_per_minute
+    if weight is not UNSET:
+        key.weight = weight
+    if weight is not UNSET or active is not UNSET:
+        _restart_weighted(service)
     if active is True:
         key.active = True
         _pin(model, service, was_current, now_ms)
@@ -192,6 +229,7 @@ def remove_key(model: Model, slug: str, key_id: int, *, now_ms: int) -> None:
     # the key after it in rotation order (not wrapping), else the first one left
     successor = ids[position + 1] if position + 1 < len(ids) else (kept[0] if kept else None)
     del service.keys[position]
+    _restart_weighted(service)
     has_pointer = service.policy in rotation.HAS_CURRENT
     # the policy's pointer: to the key current now (the next usable one if it was this key)
     if has_pointer and was_current_id == key_id:

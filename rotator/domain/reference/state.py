@@ -14,6 +14,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DAY_MS = 86_400_000
+MINUTE_MS = 60_000
 
 
 class ModelKey(msgspec.Struct, kw_only=True):
@@ -28,12 +29,23 @@ class ModelKey(msgspec.Struct, kw_only=True):
     cleared when the policy changes or a disabled or expired key is enabled again."""
     expiry_recorded: bool = False
     """The sweep has recorded key.expired for this lifetime (once per lifetime)."""
+    weight: int = 1
+    """Its share under the weighted policy."""
+    max_requests_per_minute: int | None = None
+    current_weight: int = 0
+    """The weighted policy's running weight (nginx's smooth weighted round robin)."""
+    last_used: int = 0
+    """least_recently_used: the service's delivery sequence number at this key's last
+    delivery under that policy; 0 = never."""
+    window: list[int] = msgspec.field(default_factory=list)
+    """When it was delivered while it had a per-minute limit (ms, oldest first)."""
 
 
 class ModelService(msgspec.Struct, kw_only=True):
     slug: str
     policy: str
     max_daily_requests: int | None = None
+    max_requests_per_minute: int | None = None
     limit_warning_percent: int | None = None
     ttl_ms: int | None = None
     """Time policy only: how long a key is delivered after it entered rotation."""
@@ -45,6 +57,10 @@ class ModelService(msgspec.Struct, kw_only=True):
     """The manual primary, kept while the service runs another policy."""
     no_active_recorded: bool = False
     """service.no_active_keys was recorded for this episode without a usable key."""
+    round_robin_last: int = 0
+    """round_robin: the id delivered last (0: none yet)."""
+    lru_sequence: int = 0
+    """least_recently_used: deliveries under that policy so far."""
 
     def key(self, key_id: int) -> ModelKey | None:
         return next((k for k in self.keys if k.id == key_id), None)

@@ -8,6 +8,7 @@ would do harm or nothing):
 - request-id records (`rid:<id>`): they make a proxy's retry within minutes count once;
   no retry spans a restore.
 - the demo throttle (`gcra:<ip>`): seconds of per-IP state.
+- the per-minute windows (`wins:<slug>`, `wink:<id>`): a minute of delivery times.
 
 Everything else of the tag is data and is backed up, whatever its type, including kinds
 added after this was written (a new kind is in the backup unless it is added here).
@@ -38,6 +39,8 @@ LEFT_OUT_PREFIXES = (
     _suffix(keys.session(_PROBE, "")),
     _suffix(keys.request_record(_PROBE, "")),
     _suffix(keys.gcra(_PROBE, "")),
+    _suffix(keys.service_window(_PROBE, "")),
+    _suffix(keys.key_window_prefix(_PROBE)),
 )
 LEFT_OUT_NAMES = (_suffix(keys.sessions(_PROBE)),)
 _TAG_HEAD = keys.tag("")[:-1]

@@ -39,16 +39,21 @@ class Picked(NamedTuple):
     remaining: int
     now_ms: int
     """The script's clock: the instant this delivery was counted at."""
+    max_requests_per_minute: bytes
+    """The service's per-minute limit; '' = none."""
 
 
 class Refused(NamedTuple):
-    """A rejection: status 'token' | 'ip' | 'throttle' | 'service' | 'limit' | 'nokeys'."""
+    """A rejection: status 'token' | 'ip' | 'throttle' | 'service' | 'rate' | 'limit' |
+    'nokeys'."""
 
     status: str
     detail: Any = None
-    """wait_ms for 'throttle'; which limit ('service' | 'app' | 'key') for 'limit'."""
+    """wait_ms for 'throttle'; which limit ('service' | 'app' | 'key') for 'limit' and
+    'rate'."""
     now_ms: int = 0
-    """The script's clock ('limit' only: when the counters start again is derived from it)."""
+    """The script's clock ('limit' only: when the counters start again is derived from it);
+    for 'rate', the ms until the first per-minute slot frees."""
 
 
 class NextKey:
@@ -99,6 +104,8 @@ class NextKey:
                 tag + ":gcra:" + ip_hex,
                 tag + ":events",
                 tag + ":rid:" + request_id,
+                tag + ":wins:" + service,  # keys.service_window
+                tag + ":wink:",  # keys.key_window_prefix: the script appends the key id
             ),
             (
                 secret_hash,

@@ -27,13 +27,14 @@ _SWEEP = load("sweep_service")
 
 
 def service_create(
-    tenant: str, slug: str, *, policy: str, max_: str, ttl_ms: str, created_ms: int, warn: str
-) -> Call[bool]:
+    tenant: str, slug: str, *, policy: str, max_: str, ttl_ms: str, created_ms: int, warn: str,
+    rpm: str = "",
+) -> Call[bool]:  # fmt: skip
     """Create the service unless the slug is taken: True created, False it exists."""
     return Call(
         _SERVICE_CREATE,
         (keys.service(tenant, slug), keys.services(tenant), keys.tenant(tenant)),
-        (slug, policy, max_, ttl_ms, created_ms, warn),
+        (slug, policy, max_, ttl_ms, created_ms, warn, rpm),
         decode.flag,
     )
 
@@ -61,13 +62,16 @@ class NewKeyFields(msgspec.Struct, frozen=True, kw_only=True):
     sealed: bytes
     max_: str
     masked: str
+    weight: int = 1
+    rpm: str = ""
+    """Max requests per minute as the scripts read it ('' = none)."""
 
 
 def key_add(tenant: str, slug: str, created_ms: int, new: Sequence[NewKeyFields]) -> Call[int]:
     """Append keys to the rotation, all or none: how many were added (0: no such service)."""
     args: list[Any] = [created_ms]
     for k in new:
-        args += [k.id, k.label, k.sealed, k.max_, k.masked]
+        args += [k.id, k.label, k.sealed, k.max_, k.masked, k.weight, k.rpm]
     return Call(_KEY_ADD, (keys.service(tenant, slug),), args, decode.integer)
 
 

@@ -8,7 +8,19 @@
 -- entered rotation, ms) unset, or now < t:N + ttl_ms. The current key is the first usable key
 -- walking the rotation order ('ids') from the pointer 'cur' (the manual primary, or the time
 -- policy's key in use), wrapping; from the first key when 'cur' names no key of the service.
--- The usage policy has none.
+-- The usage, round_robin, weighted and least_recently_used policies have none (next_key.lua
+-- selects by them; their state: 'rr', cw:N, 'lseq' and lu:N).
+
+-- the weighted policy's cycle starts again: every key's current weight (cw:N) back to 0. Any
+-- change to which keys take part or to their weights does this (key_add, key_update,
+-- key_remove), so the sequence after it is the one a fresh service with these keys would
+-- deliver; a key skipped at a limit keeps its cw, as nginx keeps a down peer's
+local function restart_weighted(svc_key, ids)
+  if #ids == 0 then return end
+  local fields = {}
+  for i, id in ipairs(ids) do fields[i] = 'cw:' .. id end
+  redis.call('HDEL', svc_key, unpack(fields))
+end
 
 local HAS_CURRENT = {manual = true, time = true}
 
