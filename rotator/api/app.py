@@ -43,11 +43,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from rotator.api.proxies import ProxyNames
         from rotator.store.delivery import DeliveryStore
+        from rotator.store.report import ReportStore
 
         proxies = ProxyNames(state, settings.trusted_networks, settings.trusted_hosts)
         await proxies.start()  # trusted proxies given by name, resolved now and in the background
         state.redis = connection.connect(settings)
         state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
+        state.reports = ReportStore(state.delivery, settings)
         summary = Summary(state.tally, deliveries_line, log, settings.log_summary_s)
         summary.start()
         try:
@@ -60,10 +62,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
 
     from rotator import console
     from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
+    from rotator.api.report import ROUTES as REPORT_ROUTES
 
     return Litestar(
         route_handlers=[
             *DELIVERY_ROUTES,
+            *REPORT_ROUTES,
             *MANAGEMENT_ROUTES,
             healthz,
             docs.static_router(),

@@ -120,6 +120,20 @@ class KeyPatch(RequestBody):
     max_daily_requests: int | UnsetType | None = UNSET
 
 
+# --- reports (a client call, like /v1/next) -----------------------------------------------------
+class ReportBody(RequestBody):
+    """POST /v1/report: what the provider answered a key (rotator/store/report.py checks it)."""
+
+    service: str
+    key_id: int
+    status: int
+    """The provider's HTTP status; 0 when it gave no answer (timeout, refused connection)."""
+    retry_after: int | None = None
+    """The provider's Retry-After, in seconds."""
+    error: str | None = None
+    """The provider's error type (`insufficient_quota`, `rate_limit_exceeded`)."""
+
+
 # --- apps -------------------------------------------------------------------------------------
 class AppCreate(RequestBody):
     name: str

@@ -16,6 +16,7 @@ from rotator.tally import Tally
 if TYPE_CHECKING:
     # for the annotation only: the lifespan imports the store when the app starts
     from rotator.store.delivery import DeliveryStore
+    from rotator.store.report import ReportStore
 
 
 @dataclass
@@ -31,6 +32,8 @@ class AppState(StoreContext):
     delivery: DeliveryStore | None = None
     """The hot path's store (FastRedis and the scripts' wrappers): opened by the lifespan, so
     None only before the app starts serving."""
+    reports: ReportStore | None = None
+    """POST /v1/report's store, on the delivery store's connection: opened with it."""
     tally: Tally = field(default_factory=Tally)
     """Deliveries by outcome since the last summary log line."""
 

@@ -135,6 +135,9 @@ class DeliveryStore:
         assert isinstance(reply, scripts.Refused)
         if reply.status == "throttle":
             raise errors.DemoRateLimited(retry_after_s=max(1, -(-reply.detail // 1000)))
+        if reply.status == "cooling":
+            # every active key cools down (key health): try again when the first recovers
+            raise errors.NoActiveKeys(retry_after_s=max(1, -(-reply.detail // 1000)))
         if reply.status == "limit":
             raise errors.DailyLimitReached(
                 reply.detail.decode(),

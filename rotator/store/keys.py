@@ -33,10 +33,18 @@ Schema (per tenant T):
                               mcur  the manual primary, put aside while the service uses
                                     another policy (service_update.lua puts it back)
                               noact 1 while service.no_active_keys has been recorded
+                              cool  key health: the keys cooling down, "id:until_ms" joined
+                                    by ',' (report.lua; next_key.lua skips them, and drops
+                                    an entry whose time has passed when it delivers the key)
+                              h_cd, h_cdmax, h_reset, h_fn, h_fw, h_bc: the service's health
+                                    settings (domain/health.py FIELDS; absent = default)
                               per key id N: l:N label, c:N sealed secret, a:N active (1|0),
                               m:N max daily ('' = none), t:N entered rotation (ms),
                               x:N expiry recorded by the sweep (ms), n:N created (ms),
                               k:N masked form (domain/masking.py), so listings never decrypt
+                              key health (report.lua): f:N failures in the window that
+                              started at fw:N (ms), b:N the breaker's consecutive openings,
+                              dr:N why a report disabled it, r:N the last report (JSON)
                               @client, @demo, @allow, @events: copies of the tenant's fields,
                                     written with them by tenant_update.lua (and by
                                     service_create.lua), so a delivery reads one hash fewer
@@ -44,7 +52,9 @@ Schema (per tenant T):
   {t:T}:app:<id>        HASH  name, token (sha256 hex), allow, allow_src, max, created_ms,
                               suspended ('1' while suspended: next_key.lua refuses its token)
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
-                              df:<id> decrypt failures (delivery_refund.lua); once-a-day event
+                              df:<id> decrypt failures (delivery_refund.lua),
+                              rp:<slug>:<class> reports by status class (report.lua,
+                              domain/health.py REPORT_CLASSES); once-a-day event
                               flags, set only when the event was recorded (next_key.lua):
                               lr:<slug>:<max> service.limit_reached, lra:<id>:<max>
                               app.limit_reached, lw:<slug>:<max> service.limit_warning,
@@ -124,6 +134,7 @@ COPIES = tuple("@" + f for f in COPIED_TENANT_FIELDS)
 
 SERVICE_FIELDS = (
     "policy", "max", "ttl_ms", "created_ms", "warn", "ids", "cur", "mcur", "noact", *COPIES,
+    "cool", "h_cd", "h_cdmax", "h_reset", "h_fn", "h_fw", "h_bc",
 )  # fmt: skip
 """The fixed fields of {t:T}:svc:<slug>; its per-key fields are KEY_FIELDS."""
 
@@ -136,6 +147,11 @@ KEY_FIELDS: Mapping[str, str] = {
     "x:": "expiry recorded by the sweep, ms",
     "n:": "created, ms",
     "k:": "masked form of the secret (listings never decrypt)",
+    "f:": "failures (5xx, no response) reported in the current window (key health)",
+    "fw:": "when that failure window started, ms",
+    "b:": "the circuit breaker's consecutive openings (its backoff; cleared by a 2xx)",
+    "dr:": "why a report disabled the key (cleared when a person enables it)",
+    "r:": "the last report, JSON {status, error, at_ms}",
 }
 """Per-key fields of a service hash: prefix + key id (`l:7`), prefix -> meaning."""
 
@@ -147,6 +163,7 @@ USAGE_FIELDS: Mapping[str, str] = {
     "k:": "deliveries of a key today (k:<id>)",
     "a:": "deliveries to an app today (a:<id>)",
     "df:": "decrypt failures of a key today (df:<id>)",
+    "rp:": "reports of a service today by status class (rp:<slug>:<class>)",
     "lr:": "service.limit_reached recorded (lr:<slug>:<max>)",
     "lra:": "app.limit_reached recorded (lra:<app id>:<max>)",
     "lw:": "service.limit_warning recorded (lw:<slug>:<max>)",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import msgspec
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_key
@@ -26,7 +27,7 @@ from rotator.domain.clock import iso_ms, system_clock
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys, NotFound
 from rotator.domain.masking import mask
 from rotator.domain.models import NewKey, Policy
-from rotator.domain.records import Key, KeysAdded, Rotated, Service
+from rotator.domain.records import Key, KeysAdded, LastReport, Rotated, Service
 from rotator.store import keys
 from rotator.store.common import (
     check_limit,
@@ -109,6 +110,19 @@ def _ids(h: dict[bytes, bytes]) -> list[str]:
     return [i for i in text(h, "ids").split(",") if i]
 
 
+def _cooling(h: dict[bytes, bytes]) -> dict[str, int]:
+    """The service's 'cool' field (scripts/lua/lib/prelude.lua cooling_table): id -> until ms."""
+    pairs = (entry.split(":") for entry in text(h, "cool").split(",") if entry)
+    return {key_id: int(until_ms) for key_id, until_ms in pairs}
+
+
+def _last_report(raw: str) -> LastReport | None:
+    if not raw:
+        return None
+    r = msgspec.json.decode(raw)
+    return LastReport(status=r["status"], error=r["error"], reported_at=iso_ms(r["at_ms"]))
+
+
 class _Rotation:
     """A service hash's rotation as of one instant (rotator/domain/rotation.py's view)."""
 
@@ -116,11 +130,13 @@ class _Rotation:
         self.policy = text(h, "policy")
         self.ttl_ms = optional_int(h, "ttl_ms") if self.policy == Policy.TIME.value else None
         self.now_ms = now_ms
+        cooling = _cooling(h)
         self.slots = [
             rotation.Slot(
                 int(i),
                 text(h, keys.key_field("a:", i)) == "1",
                 optional_int(h, keys.key_field("t:", i)),
+                cooling.get(i),
             )
             for i in _ids(h)
         ]
@@ -166,6 +182,12 @@ def _key(slot: rotation.Slot, h: dict[bytes, bytes], r: _Rotation) -> Key:
         created_at=iso_ms(int(text(h, keys.key_field("n:", slot.id), "0"))),
         current=slot.id == r.current,
         expires_at=None if expires is None else iso_ms(expires),
+        cooldown_until=iso_ms(slot.cooldown_until_ms)
+        if rotation.cooling(slot, r.now_ms) and slot.cooldown_until_ms
+        else None,
+        disabled_reason=None if slot.active else text(h, keys.key_field("dr:", slot.id)) or None,
+        failures=int(text(h, keys.key_field("f:", slot.id), "0")),
+        last_report=_last_report(text(h, keys.key_field("r:", slot.id))),
     )
 
 

@@ -2,7 +2,9 @@
 -- key of a manual or time service moves `current` to the next usable key at once (key.rotated,
 -- reason 'disabled'); enabling a key that was disabled or has expired restarts its lifetime
 -- (time policy: t:N and x:N cleared, so it enters rotation again at its next delivery) and
--- never takes over from the current key (the pointer is pinned to it first).
+-- never takes over from the current key (the pointer is pinned to it first). Enabling also
+-- clears what key health left (report.lua): the reason a report disabled it, its failures,
+-- its breaker and any cooldown, so a person's enable puts it back in rotation at once.
 -- include: rotation
 -- Units: times in ms since the epoch.
 -- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:events
@@ -26,6 +28,11 @@ end
 
 if active == true then
   pin_current(r, KEYS[2], ARGV[4], ARGV[3])
+  redis.call('HDEL', KEYS[1], 'dr:' .. n, 'f:' .. n, 'fw:' .. n, 'b:' .. n)
+  if r.cooling and r.cooling[n] then
+    r.cooling[n] = nil
+    store_cooling(KEYS[1], r.cooling)
+  end
   if not was_usable then
     redis.call('HDEL', KEYS[1], 't:' .. n, 'x:' .. n)
   end

@@ -42,11 +42,13 @@ class Picked(NamedTuple):
 
 
 class Refused(NamedTuple):
-    """A rejection: status 'token' | 'ip' | 'throttle' | 'service' | 'limit' | 'nokeys'."""
+    """A rejection: status 'token' | 'ip' | 'throttle' | 'service' | 'limit' | 'cooling' |
+    'nokeys'."""
 
     status: str
     detail: Any = None
-    """wait_ms for 'throttle'; which limit ('service' | 'app' | 'key') for 'limit'."""
+    """wait_ms for 'throttle' and 'cooling' (until the first cooling key recovers); which
+    limit ('service' | 'app' | 'key') for 'limit'."""
     now_ms: int = 0
     """The script's clock ('limit' only: when the counters start again is derived from it)."""
 
