@@ -56,6 +56,13 @@ class ServiceCreate(RequestBody):
     0 or null: no warning."""
     key_ttl_minutes: int | None = None
     """Required for the time policy, refused for the others."""
+    # key health (rotator/domain/health.py): absent or null = the default
+    cooldown_seconds: int | None = None
+    max_cooldown_seconds: int | None = None
+    quota_reset_utc: str | None = None
+    failure_threshold: int | None = None
+    failure_window_seconds: int | None = None
+    breaker_cooldown_seconds: int | None = None
 
 
 class ServicePatch(RequestBody):
@@ -63,6 +70,13 @@ class ServicePatch(RequestBody):
     max_daily_requests: int | UnsetType | None = UNSET
     limit_warning_percent: int | UnsetType | None = UNSET
     key_ttl_minutes: int | UnsetType | None = UNSET
+    # key health: null = back to the default
+    cooldown_seconds: int | UnsetType | None = UNSET
+    max_cooldown_seconds: int | UnsetType | None = UNSET
+    quota_reset_utc: str | UnsetType | None = UNSET
+    failure_threshold: int | UnsetType | None = UNSET
+    failure_window_seconds: int | UnsetType | None = UNSET
+    breaker_cooldown_seconds: int | UnsetType | None = UNSET
 
 
 # --- provider keys ----------------------------------------------------------------------------

@@ -110,12 +110,23 @@ def reset_text(minutes: int) -> str:
 
 
 def check(name: str, value: object) -> str:
-    """One setting checked, as the text stored in its field."""
+    """One setting checked, as the text stored in its field ('' for None: the default)."""
+    if value is None:
+        return ""
     if name == "quota_reset_utc":
         return str(reset_minutes(value))
     if name == "failure_threshold":
         return str(check_threshold(value))
     return str(check_seconds(name, value))
+
+
+def field_pairs(values: dict[str, object]) -> list[str]:
+    """The service hash's field/value pairs for the settings given (by name; None = back to
+    the default), each checked: InvalidField names the first bad one."""
+    pairs: list[str] = []
+    for name, value in values.items():
+        pairs += [FIELDS[name], check(name, value)]
+    return pairs
 
 
 def from_hash(read: dict[str, str | None]) -> HealthSettings:

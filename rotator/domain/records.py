@@ -118,6 +118,19 @@ class Service(Record):
     """Time policy: the earliest instant no key is left (`503 no active keys`) unless keys
     are added or enabled, reached if deliveries keep coming (a key's lifetime starts at its
     first delivery). None for the other policies, or when no key is usable now."""
+    # key health (POST /v1/report; rotator/domain/health.py): each the service's own value,
+    # or the default when it has none
+    cooldown_seconds: int
+    """A 429 report without `retry_after` cools the key down this long."""
+    max_cooldown_seconds: int
+    """The longest cooldown a `retry_after` or the circuit breaker's backoff can set."""
+    quota_reset_utc: str
+    """HH:MM UTC: when the provider's day starts again; a quota error cools a key until then."""
+    failure_threshold: int
+    """Failures (5xx, no response) within failure_window_seconds that open the breaker."""
+    failure_window_seconds: int
+    breaker_cooldown_seconds: int
+    """The open breaker's first cooldown, doubled at each consecutive opening."""
 
 
 class Key(Record):

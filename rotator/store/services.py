@@ -22,7 +22,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_key
-from rotator.domain import rotation
+from rotator.domain import health, rotation
 from rotator.domain.clock import iso_ms, system_clock
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys, NotFound
 from rotator.domain.masking import mask
@@ -149,6 +149,10 @@ class _Rotation:
         return sum(rotation.usable(slot, self.ttl_ms, self.now_ms) for slot in self.slots)
 
 
+def _health(h: dict[bytes, bytes]) -> health.HealthSettings:
+    return health.from_hash({name: text(h, field) for name, field in health.FIELDS.items()})
+
+
 def _service(slug: str, h: dict[bytes, bytes], now_ms: int) -> Service:
     ttl_ms = optional_int(h, "ttl_ms")
     r = _Rotation(h, now_ms)
@@ -162,6 +166,7 @@ def _service(slug: str, h: dict[bytes, bytes], now_ms: int) -> Service:
         keys=len(r.slots),
         active_keys=r.usable(),
         keys_run_out_at=None if r.run_out_ms is None else iso_ms(r.run_out_ms),
+        **msgspec.structs.asdict(_health(h)),
     )
 
 
@@ -227,36 +232,42 @@ async def create_service(
     max_daily_requests: int | None = None,
     limit_warning_percent: int | None = DEFAULT_WARNING_PERCENT,
     key_ttl_minutes: int | None = None,
+    cooldown_seconds: int | None = None,
+    max_cooldown_seconds: int | None = None,
+    quota_reset_utc: str | None = None,
+    failure_threshold: int | None = None,
+    failure_window_seconds: int | None = None,
+    breaker_cooldown_seconds: int | None = None,
     now_ms: int,
 ) -> Service:
-    """Create a service (409 Conflict when the slug exists)."""
+    """Create a service (409 Conflict when the slug exists). The health settings left None
+    keep their defaults (rotator/domain/health.py)."""
     check_slug(slug)
     policy = check_policy(policy)
     max_daily_requests = check_limit("max_daily_requests", max_daily_requests)
     limit_warning_percent = check_warning_percent(limit_warning_percent)
     ttl_ms = _ttl_ms(policy, key_ttl_minutes)
+    settings = {
+        "cooldown_seconds": cooldown_seconds,
+        "max_cooldown_seconds": max_cooldown_seconds,
+        "quota_reset_utc": quota_reset_utc,
+        "failure_threshold": failure_threshold,
+        "failure_window_seconds": failure_window_seconds,
+        "breaker_cooldown_seconds": breaker_cooldown_seconds,
+    }
+    health_pairs = health.field_pairs({k: v for k, v in settings.items() if v is not None})
     created = await run(
         Durable(redis, durability),
         scripts.service_create(
             tenant, slug, policy=policy, max_=limit_arg(max_daily_requests), ttl_ms=ttl_ms,
-            created_ms=now_ms, warn=limit_arg(limit_warning_percent),
+            created_ms=now_ms, warn=limit_arg(limit_warning_percent), health=health_pairs,
         ),
     )  # fmt: skip
     if not created:
         raise Conflict("service already exists")
     if policy == Policy.TIME.value:
         await _set_time_membership(redis, durability, tenant, slug, is_time=True)
-    return Service(
-        slug=slug,
-        policy=policy,
-        max_daily_requests=max_daily_requests,
-        limit_warning_percent=limit_warning_percent,
-        key_ttl_minutes=key_ttl_minutes,
-        created_at=iso_ms(now_ms),
-        keys=0,
-        active_keys=0,
-        keys_run_out_at=None,
-    )
+    return await get_service(redis, tenant, slug, now_ms=now_ms)
 
 
 async def get_service(
@@ -290,17 +301,33 @@ async def update_service(
     max_daily_requests: int | UnsetType | None = UNSET,
     limit_warning_percent: int | UnsetType | None = UNSET,
     key_ttl_minutes: int | UnsetType | None = UNSET,
+    cooldown_seconds: int | UnsetType | None = UNSET,
+    max_cooldown_seconds: int | UnsetType | None = UNSET,
+    quota_reset_utc: str | UnsetType | None = UNSET,
+    failure_threshold: int | UnsetType | None = UNSET,
+    failure_window_seconds: int | UnsetType | None = UNSET,
+    breaker_cooldown_seconds: int | UnsetType | None = UNSET,
     now_ms: int | None = None,
 ) -> Service:
     """Change policy and limits (UNSET = unchanged). The slug is immutable: every key's
     ciphertext is bound to it. Switching policy starts afresh (from the first key, every
     time-policy lifetime unstarted), except that the manual primary is kept for when the
-    service returns to manual (scripts/lua/service_update.lua)."""
+    service returns to manual (scripts/lua/service_update.lua). A health setting set to None
+    goes back to its default."""
+    settings = {
+        "cooldown_seconds": cooldown_seconds,
+        "max_cooldown_seconds": max_cooldown_seconds,
+        "quota_reset_utc": quota_reset_utc,
+        "failure_threshold": failure_threshold,
+        "failure_window_seconds": failure_window_seconds,
+        "breaker_cooldown_seconds": breaker_cooldown_seconds,
+    }
+    health_pairs = health.field_pairs({k: v for k, v in settings.items() if v is not UNSET})
     for _ in range(POLICY_UPDATE_ATTEMPTS):
         h = await _service_hash(redis, tenant, slug)
         read_policy = text(h, "policy")
         new_policy = read_policy if policy is UNSET else check_policy(policy)
-        pairs: list[str] = []
+        pairs: list[str] = list(health_pairs)
         if policy is not UNSET:
             pairs += ["policy", new_policy]
         if max_daily_requests is not UNSET:

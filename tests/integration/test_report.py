@@ -216,3 +216,48 @@ async def test_reports_counted_by_status_class_in_usage(client):
     today = usage["days"][0]
     assert today["total"] == 3
     assert today["reports"] == {"2xx": 2, "429": 1, "4xx": 1, "5xx": 1, "none": 1, "other": 0}
+
+
+async def test_service_health_settings_change_what_reports_do(client, clock: FakeClock):
+    settings = {"cooldown_seconds": 5, "max_cooldown_seconds": 100, "quota_reset_utc": "07:30",
+                "failure_threshold": 2, "failure_window_seconds": 10,
+                "breaker_cooldown_seconds": 40}  # fmt: skip
+    t, (a, b) = await setup(client, **settings)
+    svc = (await client.get("/v1/services/openai", headers=t.auth)).json()
+    assert {k: svc[k] for k in settings} == settings
+    assert (await report(client, t.client_token, a, 429)).json()["cooldown_until"] == iso_ms(
+        clock() + 5_000
+    )
+    r = await report(client, t.client_token, b, 429, retry_after=500)
+    assert r.json()["cooldown_until"] == iso_ms(clock() + 100_000)  # the cap
+    clock.now_ms += 100_000
+    await report(client, t.client_token, a, 500)
+    r = await report(client, t.client_token, a, 500)  # the 2nd within 10 s opens it
+    assert r.json()["cooldown_until"] == iso_ms(clock() + 40_000)
+    clock.now_ms += 40_000
+    r = await report(client, t.client_token, b, 429, error="insufficient_quota")
+    day_start = utc_day(clock()) * DAY_MS
+    reset = day_start + 450 * 60_000  # 07:30 UTC, today's or tomorrow's
+    assert r.json()["cooldown_until"] == iso_ms(reset if reset > clock() else reset + DAY_MS)
+
+    # null: back to the default
+    r = await client.patch("/v1/services/openai", json={"cooldown_seconds": None},
+                           headers=t.auth)  # fmt: skip
+    assert r.json()["cooldown_seconds"] == 60
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("cooldown_seconds", 0), ("max_cooldown_seconds", "x"), ("quota_reset_utc", "24:00"),
+     ("quota_reset_utc", "7:30"), ("failure_threshold", 0), ("failure_window_seconds", True),
+     ("breaker_cooldown_seconds", 10**9)],
+)  # fmt: skip
+async def test_bad_health_settings_are_refused_naming_the_field(client, field, value):
+    t = await new_tenant(client)
+    r = await client.post(
+        "/v1/services", json={"slug": "openai", "policy": "usage", field: value}, headers=t.auth
+    )
+    assert (r.status_code, r.json()["field"]) == (400, field)
+    await new_service(client, t)
+    r = await client.patch("/v1/services/openai", json={field: value}, headers=t.auth)
+    assert (r.status_code, r.json()["field"]) == (400, field)
