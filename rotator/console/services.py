@@ -18,7 +18,7 @@ from rotator.console.charts import daily_chart
 from rotator.console.forms import FormErrors, optional_int, text
 from rotator.console.messages import bulk_error, field_error, form_errors
 from rotator.console.pages import done_notice, is_htmx, page, partial, see_other
-from rotator.domain import key_file
+from rotator.domain import health, key_file
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys
 from rotator.domain.models import Policy
 from rotator.store import services as store
@@ -59,7 +59,19 @@ SERVICE_FIELDS = (
     "max_daily_requests",
     "limit_warning_percent",
     "key_ttl_minutes",
+    *health.FIELDS,
 )
+
+
+def health_settings(form: Any) -> dict[str, Any]:
+    """The form's key health settings: empty = the default (None), as the API's null."""
+    values: dict[str, Any] = {}
+    for name in health.FIELDS:
+        if name == "quota_reset_utc":
+            values[name] = text(form, name).strip() or None
+        else:
+            values[name] = optional_int(form, name)
+    return values
 
 
 def service_form_values(form: Any) -> dict[str, str]:
@@ -89,6 +101,7 @@ def service_form(
         values=values,
         errors=errors or FormErrors(),
         policies=POLICIES,
+        health_defaults=health.DEFAULTS,
     )
 
 
@@ -188,6 +201,7 @@ class ServicePages(Controller):
                 max_daily_requests=optional_int(form, "max_daily_requests"),
                 limit_warning_percent=warning_percent(form),
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes"),
+                **{k: v for k, v in health_settings(form).items() if v is not None},
             )
         except (InvalidField, Conflict) as exc:
             errors = form_errors(exc, "slug")
@@ -229,6 +243,7 @@ class ServicePages(Controller):
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes")
                 if policy == Policy.TIME.value
                 else None,
+                **health_settings(form),
             )
         except (InvalidField, Conflict) as exc:
             errors = form_errors(exc, "policy")
