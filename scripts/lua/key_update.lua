@@ -17,7 +17,8 @@ local r, was_current = rotation_with_key(KEYS[1], n, ARGV[2])
 if not r then
   return 0
 end
-local was_usable = usable(r, n)
+-- disabled or expired (a key only cooling down keeps its lifetime)
+local restarts = not r.active[n] or lifetime_ended(r, n)
 local active = nil
 for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -33,7 +34,7 @@ if active == true then
     r.cooling[n] = nil
     store_cooling(KEYS[1], r.cooling)
   end
-  if not was_usable then
+  if restarts then
     redis.call('HDEL', KEYS[1], 't:' .. n, 'x:' .. n)
   end
   -- an enabled key ends a no-active-keys episode

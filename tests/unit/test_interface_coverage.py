@@ -48,6 +48,9 @@ NOT_MANAGEMENT = {
     "GET /v1/next": "the delivery call: a client app's, with a client token the CLI never "
     "holds (only hashes are stored); an operator's smoke test is the curl line in README.md",
     "GET /keyrotator/api/next.php": "the hosted guide's path for GET /v1/next",
+    "POST /v1/report": "a client app's report of what the provider answered a key it was "
+    "delivered, with the same client or app token as GET /v1/next; a person sees its effect "
+    "in key listings (`rotator key list`, the console) and enables a disabled key there",
 }
 
 CONSOLE: dict[str, tuple[str, ...]] = {

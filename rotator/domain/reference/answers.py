@@ -44,5 +44,6 @@ def refused(error: str, *, limit: str = "", retry_after_s: int = 0) -> Answer:
         "service": NOT_FOUND,
         "limit": TOO_MANY,
         "nokeys": UNAVAILABLE,
+        "cooling": UNAVAILABLE,
     }[error]
     return Answer(status=status, error=error, limit=limit, retry_after_s=retry_after_s)

@@ -13,9 +13,11 @@ counts nothing:
 5. limits     today's deliveries of the service, then of the app, below their daily limits:
               429 naming the limit, Retry-After until UTC midnight; the refusal records
               service.limit_reached / app.limit_reached if that was not recorded today
-6. select     by the service's policy (below); no usable key: 503 and
-              service.no_active_keys once per episode; keys usable but each at its own daily
-              limit: 429 naming `key`
+6. select     by the service's policy (below), among available keys (active, not cooling
+              down: rotation.available); no usable key: 503, with Retry-After until the first
+              recovers when some active key is cooling down, else service.no_active_keys once
+              per episode; keys usable but each at its own daily limit: 429 naming `key`;
+              the picked key's ended cooldown is cleared (key.recovered)
 7. count      the key, the service and the app count one more today; events
 8. answer     the key, its count today, the limits and what is left of the tightest one
 
@@ -115,7 +117,7 @@ def deliver(
         if k.max_daily_requests is None or counts.keys.get(k.id, 0) < k.max_daily_requests
     ]  # fmt: skip
     if service.policy == "usage":
-        candidates = [k for k in service.keys if k.active]
+        candidates = [k for k in service.keys if rotation.available(k, now_ms)]
         picks = [k for k in candidates if k in below_limit]
         key = min(picks, key=lambda k: counts.keys.get(k.id, 0)) if picks else None
     else:
@@ -123,10 +125,22 @@ def deliver(
     if key is None:
         if candidates:
             return refused("limit", limit="key", retry_after_s=seconds_to_midnight(now_ms))
+        # 6b. health: every active key cooling down: try again when the first recovers
+        cooling = [
+            k.health.cooldown_until_ms for k in service.keys
+            if k.active and rotation.cooling(k, now_ms)
+        ]  # fmt: skip
+        if cooling:
+            wait_ms = min(u for u in cooling if u is not None) - now_ms
+            return refused("cooling", retry_after_s=max(1, -(-wait_ms // 1000)))
         if not service.no_active_recorded:
             service.no_active_recorded = True
             model.emit("service.no_active_keys", {"service": slug})
         return refused("nokeys")
+    # 6c. recover: the picked key's cooldown has ended (else it would not be available)
+    if key.health.cooldown_until_ms is not None:
+        key.health.cooldown_until_ms = None
+        model.emit("key.recovered", {"service": slug, "key_id": key.id})
     # 7. count and record
     usage_today = counts.keys[key.id] = counts.keys.get(key.id, 0) + 1
     service_count = counts.services[slug] = service_count + 1
