@@ -18,7 +18,8 @@ Steps, in order; the first that refuses answers, and a refused report changes no
               when the cooldown ends (half-open). A cooldown never shortens one already
               running; key.cooling_down is recorded when a key starts cooling, not when its
               cooldown is lengthened.
-7. answer     the key's state: disabled, expired, cooling_down (with its end) or active
+7. answer     the key's state: disabled, expired, cooling_down or active, with the end of its
+              cooldown while it cools down (an expired key may cool down too)
 """
 
 from __future__ import annotations
@@ -103,10 +104,12 @@ def report(
             h.failures, h.window_from_ms = s.failure_threshold - 1, h.cooldown_until_ms
         else:
             h.failures, h.window_from_ms = failures, window_from
+    # cooldown_until whenever it cools down (an expired key may too), as listings show it
+    until = h.cooldown_until_ms if rotation.cooling(key, now_ms) else None
     if not key.active:
         return ("disabled", None)
     if rotation.expired(service, key, now_ms):
-        return ("expired", None)
-    if rotation.cooling(key, now_ms):
-        return ("cooling_down", h.cooldown_until_ms)
+        return ("expired", until)
+    if until is not None:
+        return ("cooling_down", until)
     return ("active", None)
