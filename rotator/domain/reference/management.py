@@ -153,8 +153,9 @@ def update_key(
         if restarts:
             key.entered_ms = None
             key.expiry_recorded = False
-        # a person's enable clears what reports left: the reason, failures, breaker, cooldown
-        key.health = ModelHealth()
+        # a person's enable clears what reports left (the reason, failures, breaker,
+        # cooldown); the last report stays, as history
+        key.health = ModelHealth(last_report=key.health.last_report)
         service.no_active_recorded = False
     elif active is False:
         key.active = False
