@@ -124,6 +124,7 @@ async def detail_context(state: AppState, tenant: str, slug: str, days: int) -> 
         "keys": keys,
         "today": {k.key_id: k.deliveries for k in today.keys} if today else {},
         "service_today": today.total if today else 0,
+        "reports_today": today.reports if today else {},
         "chart": daily_chart([(day.date, day.total) for day in usage.days]),
         "chart_days": CHART_DAYS,
         "policies": POLICIES,

@@ -33,6 +33,7 @@ async def test_the_key_list_shows_health_in_words(client, clock: FakeClock):
     assert "1 recent failure." in page
     assert "Last report: 429 rate_limit_exceeded, 2026-03-01 12:00:00 UTC." in page
     assert "Disabled because the provider answered 401: invalid_api_key." in page
+    assert "<dt>Reports today</dt><dd>429: 1, 4xx: 1, 5xx: 1</dd>" in page
 
     r = await post_form(client, f"/app/services/openai/keys/{bad}", {"active": "1"})
     assert r.status_code == 303
