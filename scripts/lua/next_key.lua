@@ -1,9 +1,11 @@
 -- next_key: authenticate, check, select, count and record one delivery, atomically.
 -- Units: times in ms since the epoch, days as whole UTC days since 1970-01-01.
 -- Reads as its steps, in the order a request meets them: clock, read, authenticate, allowlist,
--- throttle, retry, limits, select (by policy), count, record; each a delimited block (a closure
--- per step would cost every delivery for nothing). The prelude (lib/prelude.lua) holds the
--- clock, id lists and event emission; field names are declared in rotator/store/keys.py.
+-- throttle, retry, limits, select (by policy; health when nothing is available), recover,
+-- count, record; each a delimited block (a closure per step would cost every delivery for
+-- nothing). The prelude (lib/prelude.lua) holds the clock, id lists, event emission, the
+-- allowlist check and key health's key_available (every policy's selection asks it whether a
+-- key may be handed out now); field names are declared in rotator/store/keys.py.
 -- KEYS[1] tenant hash       {t:T}:tenant     (read only when the service does not exist, so an
 --                                            unknown service is told apart from a bad token)
 -- KEYS[2] app hash          {t:T}:app:<id>   (when no app token: any name in the slot, unused)
