@@ -11,8 +11,8 @@ from __future__ import annotations
 from litestar import Request, post
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
+from litestar.types import Scope
 
-from rotator.api.delivery import _header
 from rotator.api.errors import HANDLERS
 from rotator.api.openapi import error_spec
 from rotator.api.schemas import ReportBody
@@ -21,6 +21,19 @@ from rotator.domain import errors
 from rotator.domain.iprange import ip_hex
 from rotator.domain.records import ReportAnswer
 from rotator.domain.tokens import parse as parse_token
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header, its lines joined with ',' in order (RFC 9110 §5.3: a proxy's own
+    X-Forwarded-For line must not hide behind the client's). The delivery path reads headers
+    by the same rule; this copy keeps the report route independent of the hot path's module."""
+    found = None
+    for key, value in scope["headers"]:
+        if key == name:
+            line = value.decode("latin-1")
+            found = line if found is None else found + "," + line
+    return found
+
 
 ERROR_RESPONSES = {
     400: error_spec(
