@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from rotator.api.proxies import ProxyNames
         from rotator.store.delivery import DeliveryStore
+        from rotator.store.report import ReportStore
         from rotator.store.token_resolver import TokenResolver
 
         proxies = ProxyNames(state, settings.trusted_networks, settings.trusted_hosts)
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         else:
             state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
         state.tokens = TokenResolver(state.delivery.fast, state.clock)
+        state.reports = ReportStore(state.delivery, settings)
         fold = _start_metrics(state) if settings.metrics else None
         # with metrics on, the fold takes the delivery counts and passes them on to the line
         summary_tally = state.tally if fold is None else fold.summary
@@ -81,10 +83,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
     from rotator.api.metrics import ROUTES as METRICS_ROUTES
     from rotator.api.metrics import measured
+    from rotator.api.report import ROUTES as REPORT_ROUTES
 
     return Litestar(
         route_handlers=[
             *DELIVERY_ROUTES,
+            *REPORT_ROUTES,
             *MANAGEMENT_ROUTES,
             *HEALTH_ROUTES,
             *(METRICS_ROUTES if settings.metrics else []),

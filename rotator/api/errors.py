@@ -84,6 +84,10 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
         body["retry_after"] = exc.retry_after_s
     if isinstance(exc, e.DemoRateLimited | e.DailyLimitReached | e.RateLimitReached):
         headers = {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, e.NoActiveKeys) and exc.retry_after_s is not None:
+        # every key is cooling down: the first recovers then (key health)
+        body["retry_after"] = exc.retry_after_s
+        headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
         _outage_log.failed(exc)
         headers = _RETRY_STORE

@@ -68,6 +68,13 @@ class ServiceCreate(RequestBody):
     0 or null: no warning."""
     key_ttl_minutes: int | None = None
     """Required for the time policy, refused for the others."""
+    # key health (rotator/domain/health.py): absent or null = the default
+    cooldown_seconds: int | None = None
+    max_cooldown_seconds: int | None = None
+    quota_reset_utc: str | None = None
+    failure_threshold: int | None = None
+    failure_window_seconds: int | None = None
+    breaker_cooldown_seconds: int | None = None
 
 
 class ServicePatch(RequestBody):
@@ -76,6 +83,13 @@ class ServicePatch(RequestBody):
     max_requests_per_minute: int | UnsetType | None = UNSET
     limit_warning_percent: int | UnsetType | None = UNSET
     key_ttl_minutes: int | UnsetType | None = UNSET
+    # key health: null = back to the default
+    cooldown_seconds: int | UnsetType | None = UNSET
+    max_cooldown_seconds: int | UnsetType | None = UNSET
+    quota_reset_utc: str | UnsetType | None = UNSET
+    failure_threshold: int | UnsetType | None = UNSET
+    failure_window_seconds: int | UnsetType | None = UNSET
+    breaker_cooldown_seconds: int | UnsetType | None = UNSET
 
 
 # --- provider keys ----------------------------------------------------------------------------
@@ -139,6 +153,20 @@ class KeyPatch(RequestBody):
     max_daily_requests: int | UnsetType | None = UNSET
     max_requests_per_minute: int | UnsetType | None = UNSET
     weight: int | UnsetType = UNSET
+
+
+# --- reports (a client call, like /v1/next) -----------------------------------------------------
+class ReportBody(RequestBody):
+    """POST /v1/report: what the provider answered a key (rotator/store/report.py checks it)."""
+
+    service: str
+    key_id: int
+    status: int
+    """The provider's HTTP status; 0 when it gave no answer (timeout, refused connection)."""
+    retry_after: int | None = None
+    """The provider's Retry-After, in seconds."""
+    error: str | None = None
+    """The provider's error type (`insufficient_quota`, `rate_limit_exceeded`)."""
 
 
 # --- apps -------------------------------------------------------------------------------------

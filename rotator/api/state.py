@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     # for the annotation only: the lifespan imports the store when the app starts
     from rotator.metrics.fold import ApiFold
     from rotator.store.delivery import DeliveryStore
+    from rotator.store.report import ReportStore
     from rotator.store.token_resolver import TokenResolver
 
 
@@ -38,6 +39,8 @@ class AppState(StoreContext):
     """Finds an imported token's tenant (the index, cached): opened with `delivery`; every
     route that takes client or app tokens (GET /v1/next, POST /v1/report) asks it about a
     token `tokens.parse` refuses."""
+    reports: ReportStore | None = None
+    """POST /v1/report's store, on the delivery store's connection: opened with it."""
     tally: Tally = field(default_factory=Tally)
     """Deliveries by outcome since the last summary log line (or metrics fold)."""
     metrics: ApiFold | None = None

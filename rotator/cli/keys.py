@@ -22,14 +22,41 @@ from rotator.cli.framework import (
 from rotator.cli.services import SLUG, per_minute
 from rotator.domain import key_file
 from rotator.domain.errors import InvalidEntry, InvalidField
-from rotator.domain.records import KeysAdded
+from rotator.domain.records import Key, KeysAdded
 from rotator.store import services
 
 KEY_ID = arg("key_id", metavar="KEY_ID", type=positive_int, help="the key's id")
 COLUMNS = (
-    "id", "label", "state", "current", "max_daily_requests", "max_requests_per_minute",
-    "weight", "key_masked", "expires_at", "created_at",
+    "id", "label", "state", "current", "failures", "last_report", "max_daily_requests",
+    "max_requests_per_minute", "weight", "key_masked", "expires_at", "created_at",
 )  # fmt: skip
+
+
+def state_words(key: Key) -> str:
+    """A key's state as a person reads it: `cooling_down until <T>`, `disabled (<reason>)`."""
+    if key.state == "cooling_down" and key.cooldown_until:
+        return f"cooling_down until {key.cooldown_until}"
+    if key.state == "disabled" and key.disabled_reason:
+        return f"disabled ({key.disabled_reason})"
+    return key.state
+
+
+def report_words(key: Key) -> str | None:
+    r = key.last_report
+    if r is None:
+        return None
+    status = "no response" if r.status == 0 else str(r.status)
+    return f"{status}{' ' + r.error if r.error else ''} at {r.reported_at}"
+
+
+def keys_table(keys: list[Key]) -> str:
+    """The keys with their state in words and the last report in one cell."""
+    rows = [
+        {**{name: getattr(k, name) for name in COLUMNS}, "state": state_words(k),
+         "last_report": report_words(k)}
+        for k in keys
+    ]  # fmt: skip
+    return output.table(rows, COLUMNS)
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:
@@ -84,7 +111,7 @@ async def _add_file(ctx: Context, args: argparse.Namespace) -> Any:
 
 
 def _added(result: KeysAdded) -> str:
-    return output.table(result.keys, COLUMNS)
+    return keys_table(result.keys)
 
 
 async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:
@@ -121,7 +148,7 @@ The file's content is never printed."""
 
 COMMANDS = [
     Command("key", "list", "a service's keys in rotation order (masked)", _list,
-            args=(TENANT, SLUG), columns=COLUMNS, api=("GET /v1/services/{slug}/keys",)),
+            args=(TENANT, SLUG), human=keys_table, api=("GET /v1/services/{slug}/keys",)),
     Command(
         "key", "add",
         "add a provider key; the secret is read from stdin, or a hidden prompt on a terminal",
@@ -167,7 +194,8 @@ COMMANDS = [
         api=("PATCH /v1/services/{slug}/keys/{key_id}",),
     ),
     Command("key", "enable",
-            "put a key back into rotation (a disabled or expired key's lifetime restarts)",
+            "put a key back into rotation (a disabled or expired key's lifetime restarts; what "
+            "reports left, a 401/403's disabling, failures, a cooldown, is cleared)",
             partial(_change, active=True), args=(TENANT, SLUG, KEY_ID),
             api=("PATCH /v1/services/{slug}/keys/{key_id}",)),
     Command("key", "disable", "take a key out of rotation (kept, can be enabled again)",
@@ -181,7 +209,7 @@ COMMANDS = [
             TENANT, SLUG, KEY_ID,
             arg("--to", required=True, choices=services.MOVE_TO, help="where it goes"),
         ),
-        columns=COLUMNS,
+        human=keys_table,
         api=("POST /v1/services/{slug}/keys/{key_id}/move",),
     ),
     Command("key", "delete", "delete a key and its encrypted secret", _delete,

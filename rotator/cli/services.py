@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
 
 from rotator.cli import output
@@ -17,6 +18,8 @@ from rotator.cli.framework import (
     whole_number,
     whole_number_or_none,
 )
+from rotator.domain import health
+from rotator.domain.health import REPORT_CLASSES
 from rotator.domain.models import Policy
 from rotator.domain.records import ServiceUsage
 from rotator.store import services
@@ -34,6 +37,10 @@ async def _show(ctx: Context, args: argparse.Namespace) -> Any:
     return await ctx.call(services.get_service, await ctx.tenant(args.tenant), args.slug)
 
 
+HEALTH = tuple(health.FIELDS)
+"""The service's key health settings, each an option of create and update (--cooldown-seconds)."""
+
+
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
     return await ctx.call(
         services.create_service,
@@ -44,13 +51,14 @@ async def _create(ctx: Context, args: argparse.Namespace) -> Any:
         max_requests_per_minute=args.max_requests_per_minute,
         limit_warning_percent=args.limit_warning_percent,
         key_ttl_minutes=args.key_ttl_minutes,
+        **{name: v for name, v in given(args, *HEALTH).items() if v is not None},
     )
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> Any:
     changes = given(
         args, "policy", "max_daily_requests", "max_requests_per_minute", "limit_warning_percent",
-        "key_ttl_minutes",
+        "key_ttl_minutes", *HEALTH,
     )  # fmt: skip
     return await ctx.call(
         services.update_service, await ctx.tenant(args.tenant), args.slug, **changes
@@ -76,15 +84,54 @@ async def _usage(ctx: Context, args: argparse.Namespace) -> Any:
 
 
 def _usage_table(usage: ServiceUsage) -> str:
-    """One row a day: the date, the service's total, then each key's count."""
+    """One row a day: the date, the service's total, each key's count, then the day's reports
+    by the provider's status class."""
     labels = [f"{k.key_id} {k.label}" for k in usage.days[0].keys] if usage.days else []
+    classes = [f"reports {c}" for c in REPORT_CLASSES]
     rows = [
         {"date": day.date, "total": day.total, **{
             label: k.deliveries for label, k in zip(labels, day.keys, strict=True)
-        }}
+        }, **{f"reports {c}": day.reports.get(c, 0) for c in REPORT_CLASSES}}
         for day in usage.days
     ]  # fmt: skip
-    return output.table(rows, ["date", "total", *labels])
+    return output.table(rows, ["date", "total", *labels, *classes])
+
+
+def _setting(text: str, kind: type = int) -> Any:
+    """A health setting's value: `default` (None: back to the default), else the value (the
+    store checks its range)."""
+    if text.lower() == "default":
+        return None
+    if kind is str:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _health_args(*, update: bool = False) -> tuple[Any, ...]:
+    d = health.DEFAULTS
+    helps = {
+        "cooldown_seconds": "how long a 429 report without retry_after cools a key down "
+        f"(default {d.cooldown_seconds})",
+        "max_cooldown_seconds": "the longest cooldown a retry_after or the breaker's backoff "
+        f"can set (default {d.max_cooldown_seconds})",
+        "quota_reset_utc": "HH:MM UTC when the provider's quota resets: a quota error cools a "
+        f"key until then (default {d.quota_reset_utc})",
+        "failure_threshold": "failures (5xx, no response) within the window that open the "
+        f"circuit breaker (default {d.failure_threshold})",
+        "failure_window_seconds": f"the failure window (default {d.failure_window_seconds})",
+        "breaker_cooldown_seconds": "the open breaker's first cooldown, doubled at each "
+        f"consecutive opening (default {d.breaker_cooldown_seconds})",
+    }
+    return tuple(
+        arg("--" + name.replace("_", "-"), dest=name, default=...,
+            type=partial(_setting, kind=str if name == "quota_reset_utc" else int),
+            metavar="HH:MM|default" if name == "quota_reset_utc" else "N|default",
+            help=help_ + ("; default: back to it" if update else ""))
+        for name, help_ in helps.items()
+    )  # fmt: skip
 
 
 def percent_or_none(text: str) -> int | None:
@@ -139,6 +186,7 @@ COMMANDS = [
             _warn(),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=positive_int, metavar="N",
                 help="key lifetime (time policy only, required there)"),
+            *_health_args(),
         ),
         api=("POST /v1/services",),
     ),
@@ -153,6 +201,7 @@ COMMANDS = [
             _warn(update=True),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=limit_or_none, default=...,
                 metavar="N", help="key lifetime (time policy)"),
+            *_health_args(update=True),
         ),
         api=("PATCH /v1/services/{slug}",),
     ),

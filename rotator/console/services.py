@@ -18,7 +18,7 @@ from rotator.console.charts import daily_chart
 from rotator.console.forms import FormErrors, optional_int, text
 from rotator.console.messages import bulk_error, field_error, form_errors
 from rotator.console.pages import done_notice, is_htmx, page, partial, see_other
-from rotator.domain import key_file
+from rotator.domain import health, key_file
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys
 from rotator.domain.models import Policy
 from rotator.store import services as store
@@ -78,7 +78,19 @@ SERVICE_FIELDS = (
     "max_requests_per_minute",
     "limit_warning_percent",
     "key_ttl_minutes",
+    *health.FIELDS,
 )
+
+
+def health_settings(form: Any) -> dict[str, Any]:
+    """The form's key health settings: empty = the default (None), as the API's null."""
+    values: dict[str, Any] = {}
+    for name in health.FIELDS:
+        if name == "quota_reset_utc":
+            values[name] = text(form, name).strip() or None
+        else:
+            values[name] = optional_int(form, name)
+    return values
 
 
 def service_form_values(form: Any) -> dict[str, str]:
@@ -108,6 +120,7 @@ def service_form(
         values=values,
         errors=errors or FormErrors(),
         policies=POLICIES,
+        health_defaults=health.DEFAULTS,
     )
 
 
@@ -130,6 +143,7 @@ async def detail_context(state: AppState, tenant: str, slug: str, days: int) -> 
         "keys": keys,
         "today": {k.key_id: k.deliveries for k in today.keys} if today else {},
         "service_today": today.total if today else 0,
+        "reports_today": today.reports if today else {},
         "chart": daily_chart([(day.date, day.total) for day in usage.days]),
         "chart_days": CHART_DAYS,
         "policies": POLICIES,
@@ -208,6 +222,7 @@ class ServicePages(Controller):
                 max_requests_per_minute=optional_int(form, "max_requests_per_minute"),
                 limit_warning_percent=warning_percent(form),
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes"),
+                **{k: v for k, v in health_settings(form).items() if v is not None},
             )
         except (InvalidField, Conflict) as exc:
             errors = form_errors(exc, "slug")
@@ -250,6 +265,7 @@ class ServicePages(Controller):
                 key_ttl_minutes=optional_int(form, "key_ttl_minutes")
                 if policy == Policy.TIME.value
                 else None,
+                **health_settings(form),
             )
         except (InvalidField, Conflict) as exc:
             errors = form_errors(exc, "policy")

@@ -68,7 +68,13 @@ class DemoRateLimited(RotatorError, message="demo rate limit"):
         self.retry_after_s = retry_after_s
 
 
-class NoActiveKeys(RotatorError, message="no active keys"): ...
+class NoActiveKeys(RotatorError, message="no active keys"):
+    """No key can be delivered. `retry_after_s` when some are only cooling down (key health):
+    the seconds until the first recovers; None when none is active (a person must act)."""
+
+    def __init__(self, retry_after_s: int | None = None) -> None:
+        super().__init__()
+        self.retry_after_s = retry_after_s
 
 
 class KeyDecryptFailed(RotatorError, message="key decrypt failed"): ...

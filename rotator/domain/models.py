@@ -26,6 +26,9 @@ EVENT_TYPES = (
     "service.no_active_keys",
     "key.rotated",
     "key.decrypt_failed",
+    "key.cooling_down",
+    "key.recovered",
+    "key.disabled",
 )
 DEFAULT_EVENTS = tuple(t for t in EVENT_TYPES if t != "key.delivered")
 """Subscribed when a tenant sets a webhook without choosing: key.delivered is opt-in."""

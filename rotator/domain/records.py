@@ -120,6 +120,19 @@ class Service(Record):
     """Time policy: the earliest instant no key is left (`503 no active keys`) unless keys
     are added or enabled, reached if deliveries keep coming (a key's lifetime starts at its
     first delivery). None for the other policies, or when no key is usable now."""
+    # key health (POST /v1/report; rotator/domain/health.py): each the service's own value,
+    # or the default when it has none
+    cooldown_seconds: int
+    """A 429 report without `retry_after` cools the key down this long."""
+    max_cooldown_seconds: int
+    """The longest cooldown a `retry_after` or the circuit breaker's backoff can set."""
+    quota_reset_utc: str
+    """HH:MM UTC: when the provider's day starts again; a quota error cools a key until then."""
+    failure_threshold: int
+    """Failures (5xx, no response) within failure_window_seconds that open the breaker."""
+    failure_window_seconds: int
+    breaker_cooldown_seconds: int
+    """The open breaker's first cooldown, doubled at each consecutive opening."""
 
 
 class Key(Record):
@@ -130,7 +143,8 @@ class Key(Record):
     active: bool
     state: KeyState
     """`active` (deliverable), `expired` (time policy: its lifetime is over), `disabled`
-    (active false); `cooling_down` comes with key health and is not set yet."""
+    (active false: by a person, or by a 401/403 report: see `disabled_reason`),
+    `cooling_down` (a report cooled it down until `cooldown_until`)."""
     max_daily_requests: int | None
     max_requests_per_minute: int | None
     """Deliveries of this key in any 60 s (a sliding window); None: none."""
@@ -144,6 +158,34 @@ class Key(Record):
     expires_at: str | None
     """Time policy: when it stops being delivered (it entered rotation + key_ttl_minutes);
     None before its first delivery, and for the other policies."""
+    cooldown_until: str | None
+    """While cooling down: when it is delivered again; None otherwise."""
+    disabled_reason: str | None
+    """Why a report disabled it (`provider answered 401: invalid_api_key`); None when it is
+    enabled, or a person disabled it."""
+    failures: int
+    """Failures (5xx, no response) reported in the current window: the circuit breaker opens
+    at the service's failure_threshold."""
+    last_report: LastReport | None
+    """The last report on it (POST /v1/report); None before any."""
+
+
+class LastReport(Record):
+    """A client's last report on a key: what the provider answered it."""
+
+    status: int
+    """The provider's HTTP status; 0: no response (timeout, connection refused)."""
+    error: str | None
+    """The provider's error type, as reported (lower case)."""
+    reported_at: str
+
+
+class ReportAnswer(Record, omit_defaults=True):
+    """The 202 of POST /v1/report: the key's state after the report."""
+
+    state: KeyState
+    cooldown_until: str | None = None
+    """While it cools down: when it is delivered again (absent otherwise)."""
 
 
 class KeysAdded(Record):
@@ -187,6 +229,9 @@ class DayUsage(Record):
     total: int
     """The service's deliveries that day (keys deleted since included)."""
     keys: list[KeyUsage]
+    reports: dict[str, int]
+    """Reports that day (POST /v1/report) by the provider's status class: `2xx`, `429`,
+    `4xx` (other than 429), `5xx`, `none` (no response), `other` (1xx, 3xx)."""
 
 
 class ServiceUsage(Record):

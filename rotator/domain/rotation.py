@@ -6,7 +6,8 @@ path; the management scripts share them through scripts/lua/lib/rotation.lua); t
 states them once for everything that only reads, so a listing says what the next delivery
 will do:
 
-- a key is *usable* when it is active and, under the time policy, not expired;
+- a key is *usable* when it is active, not cooling down (key health: a report cooled it
+  until a time still to come) and, under the time policy, not expired;
 - a time-policy key expires `ttl_ms` after it entered rotation (its first delivery); one that
   has not entered yet is not expired;
 - the current key of a manual or time service is the first usable key walking the rotation
@@ -29,7 +30,6 @@ HAS_CURRENT = frozenset((Policy.MANUAL.value, Policy.TIME.value))
 """The policies with a current key (a pointer walked in rotation order)."""
 
 KeyState = Literal["active", "expired", "disabled", "cooling_down"]
-"""`cooling_down` belongs to key health (a later issue); nothing sets it yet."""
 
 
 class Slot(msgspec.Struct, frozen=True):
@@ -39,6 +39,14 @@ class Slot(msgspec.Struct, frozen=True):
     active: bool
     entered_ms: int | None
     """When it entered rotation (time policy: its first delivery); None before."""
+    cooldown_until_ms: int | None = None
+    """Key health: the end of its cooldown (the service's 'cool' entry; it may have passed)."""
+
+
+def cooling(slot: Slot, now_ms: int) -> bool:
+    """Whether a report's cooldown keeps the key out of rotation at `now_ms` (one that has
+    ended does not: the key has recovered, as the delivery script's key_available says)."""
+    return slot.cooldown_until_ms is not None and now_ms < slot.cooldown_until_ms
 
 
 def expires_at_ms(slot: Slot, ttl_ms: int | None) -> int | None:
@@ -50,12 +58,15 @@ def expires_at_ms(slot: Slot, ttl_ms: int | None) -> int | None:
 
 
 def state(slot: Slot, ttl_ms: int | None, now_ms: int) -> KeyState:
-    """`disabled` (active false), else `expired` (past its lifetime), else `active`."""
+    """`disabled` (active false), else `expired` (past its lifetime: for good), else
+    `cooling_down`, else `active`."""
     if not slot.active:
         return "disabled"
     expiry = expires_at_ms(slot, ttl_ms)
     if expiry is not None and now_ms >= expiry:
         return "expired"
+    if cooling(slot, now_ms):
+        return "cooling_down"
     return "active"
 
 

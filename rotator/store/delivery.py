@@ -46,6 +46,9 @@ def refusal_error(reply: scripts.Refused) -> errors.RotatorError:
     they give the same answer)."""
     if reply.status == "throttle":
         return errors.DemoRateLimited(retry_after_s=max(1, -(-int(reply.detail) // 1000)))
+    if reply.status == "cooling":
+        # every active key cools down (key health): try again when the first recovers
+        return errors.NoActiveKeys(retry_after_s=max(1, -(-int(reply.detail) // 1000)))
     if reply.status == "rate":
         # a per-minute refusal's third item is the wait in ms, not the clock
         return errors.RateLimitReached(

@@ -39,6 +39,11 @@ Schema (per tenant T):
                               rr    round_robin: the key id delivered last (the next is the
                                     next higher id that is available, wrapping)
                               lseq  least_recently_used: deliveries so far (lu:N orders keys)
+                              cool  key health: the keys cooling down, "id:until_ms" joined
+                                    by ',' (report.lua; next_key.lua skips them, and drops
+                                    an entry whose time has passed when it delivers the key)
+                              h_cd, h_cdmax, h_reset, h_fn, h_fw, h_bc: the service's health
+                                    settings (domain/health.py FIELDS; absent = default)
                               per key id N: l:N label, c:N sealed secret, a:N active (1|0),
                               m:N max daily ('' = none), t:N entered rotation (ms),
                               x:N expiry recorded by the sweep (ms), n:N created (ms),
@@ -48,6 +53,9 @@ Schema (per tenant T):
                               nginx's smooth weighted round robin state; absent = 0),
                               lu:N lseq at its last delivery (least_recently_used; absent =
                               never delivered)
+                              key health (report.lua): f:N failures in the window that
+                              started at fw:N (ms), b:N the breaker's consecutive openings,
+                              dr:N why a report disabled it, r:N the last report (JSON)
                               @client, @demo, @allow, @events: copies of the tenant's fields,
                                     written with them by tenant_update.lua (and by
                                     service_create.lua), so a delivery reads one hash fewer
@@ -56,7 +64,9 @@ Schema (per tenant T):
                               suspended ('1' while suspended: next_key.lua refuses its token)
                               token_imported ('1' when the token was imported, as client_imported)
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
-                              df:<id> decrypt failures (delivery_refund.lua); once-a-day event
+                              df:<id> decrypt failures (delivery_refund.lua),
+                              rp:<slug>:<class> reports by status class (report.lua,
+                              domain/health.py REPORT_CLASSES); once-a-day event
                               flags, set only when the event was recorded (next_key.lua):
                               lr:<slug>:<max> service.limit_reached, lra:<id>:<max>
                               app.limit_reached, lw:<slug>:<max> service.limit_warning,
@@ -146,7 +156,7 @@ COPIES = tuple("@" + f for f in COPIED_TENANT_FIELDS)
 
 SERVICE_FIELDS = (
     "policy", "max", "ttl_ms", "created_ms", "warn", "ids", "cur", "mcur", "noact", "rpm", "rr",
-    "lseq", *COPIES,
+    "lseq", *COPIES, "cool", "h_cd", "h_cdmax", "h_reset", "h_fn", "h_fw", "h_bc",
 )  # fmt: skip
 """The fixed fields of {t:T}:svc:<slug>; its per-key fields are KEY_FIELDS."""
 
@@ -163,6 +173,11 @@ KEY_FIELDS: Mapping[str, str] = {
     "q:": "own max requests per minute ('' or absent = none)",
     "cw:": "current weight of the smooth weighted round robin (absent = 0)",
     "lu:": "the service's lseq at the key's last delivery (least_recently_used)",
+    "f:": "failures (5xx, no response) reported in the current window (key health)",
+    "fw:": "when that failure window started, ms",
+    "b:": "the circuit breaker's consecutive openings (its backoff; cleared by a 2xx)",
+    "dr:": "why a report disabled the key (cleared when a person enables it)",
+    "r:": "the last report, JSON {status, error, at_ms}",
 }
 """Per-key fields of a service hash: prefix + key id (`l:7`), prefix -> meaning."""
 
@@ -176,6 +191,7 @@ USAGE_FIELDS: Mapping[str, str] = {
     "k:": "deliveries of a key today (k:<id>)",
     "a:": "deliveries to an app today (a:<id>)",
     "df:": "decrypt failures of a key today (df:<id>)",
+    "rp:": "reports of a service today by status class (rp:<slug>:<class>)",
     "lr:": "service.limit_reached recorded (lr:<slug>:<max>)",
     "lra:": "app.limit_reached recorded (lra:<app id>:<max>)",
     "lw:": "service.limit_warning recorded (lw:<slug>:<max>)",

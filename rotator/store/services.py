@@ -18,15 +18,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import msgspec
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import KeyRing, aad_for_key
-from rotator.domain import rotation
+from rotator.domain import health, rotation
 from rotator.domain.clock import iso_ms, system_clock
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys, NotFound
 from rotator.domain.masking import mask
 from rotator.domain.models import NewKey, Policy
-from rotator.domain.records import Key, KeysAdded, Rotated, Service
+from rotator.domain.records import Key, KeysAdded, LastReport, Rotated, Service
 from rotator.store import keys
 from rotator.store.common import (
     check_limit,
@@ -112,6 +113,19 @@ def _ids(h: dict[bytes, bytes]) -> list[str]:
     return [i for i in text(h, "ids").split(",") if i]
 
 
+def _cooling(h: dict[bytes, bytes]) -> dict[str, int]:
+    """The service's 'cool' field (scripts/lua/lib/prelude.lua cooling_table): id -> until ms."""
+    pairs = (entry.split(":") for entry in text(h, "cool").split(",") if entry)
+    return {key_id: int(until_ms) for key_id, until_ms in pairs}
+
+
+def _last_report(raw: str) -> LastReport | None:
+    if not raw:
+        return None
+    r = msgspec.json.decode(raw)
+    return LastReport(status=r["status"], error=r["error"], reported_at=iso_ms(r["at_ms"]))
+
+
 class _Rotation:
     """A service hash's rotation as of one instant (rotator/domain/rotation.py's view)."""
 
@@ -119,11 +133,13 @@ class _Rotation:
         self.policy = text(h, "policy")
         self.ttl_ms = optional_int(h, "ttl_ms") if self.policy == Policy.TIME.value else None
         self.now_ms = now_ms
+        cooling = _cooling(h)
         self.slots = [
             rotation.Slot(
                 int(i),
                 text(h, keys.key_field("a:", i)) == "1",
                 optional_int(h, keys.key_field("t:", i)),
+                cooling.get(i),
             )
             for i in _ids(h)
         ]
@@ -134,6 +150,10 @@ class _Rotation:
 
     def usable(self) -> int:
         return sum(rotation.usable(slot, self.ttl_ms, self.now_ms) for slot in self.slots)
+
+
+def _health(h: dict[bytes, bytes]) -> health.HealthSettings:
+    return health.from_hash({name: text(h, field) for name, field in health.FIELDS.items()})
 
 
 def _service(slug: str, h: dict[bytes, bytes], now_ms: int) -> Service:
@@ -150,6 +170,7 @@ def _service(slug: str, h: dict[bytes, bytes], now_ms: int) -> Service:
         keys=len(r.slots),
         active_keys=r.usable(),
         keys_run_out_at=None if r.run_out_ms is None else iso_ms(r.run_out_ms),
+        **msgspec.structs.asdict(_health(h)),
     )
 
 
@@ -172,6 +193,12 @@ def _key(slot: rotation.Slot, h: dict[bytes, bytes], r: _Rotation) -> Key:
         created_at=iso_ms(int(text(h, keys.key_field("n:", slot.id), "0"))),
         current=slot.id == r.current,
         expires_at=None if expires is None else iso_ms(expires),
+        cooldown_until=iso_ms(slot.cooldown_until_ms)
+        if rotation.cooling(slot, r.now_ms) and slot.cooldown_until_ms
+        else None,
+        disabled_reason=None if slot.active else text(h, keys.key_field("dr:", slot.id)) or None,
+        failures=int(text(h, keys.key_field("f:", slot.id), "0")),
+        last_report=_last_report(text(h, keys.key_field("r:", slot.id))),
     )
 
 
@@ -212,39 +239,44 @@ async def create_service(
     max_requests_per_minute: int | None = None,
     limit_warning_percent: int | None = DEFAULT_WARNING_PERCENT,
     key_ttl_minutes: int | None = None,
+    cooldown_seconds: int | None = None,
+    max_cooldown_seconds: int | None = None,
+    quota_reset_utc: str | None = None,
+    failure_threshold: int | None = None,
+    failure_window_seconds: int | None = None,
+    breaker_cooldown_seconds: int | None = None,
     now_ms: int,
 ) -> Service:
-    """Create a service (409 Conflict when the slug exists)."""
+    """Create a service (409 Conflict when the slug exists). The health settings left None
+    keep their defaults (rotator/domain/health.py)."""
     check_slug(slug)
     policy = check_policy(policy)
     max_daily_requests = check_limit("max_daily_requests", max_daily_requests)
     max_requests_per_minute = check_per_minute("max_requests_per_minute", max_requests_per_minute)
     limit_warning_percent = check_warning_percent(limit_warning_percent)
     ttl_ms = _ttl_ms(policy, key_ttl_minutes)
+    settings = {
+        "cooldown_seconds": cooldown_seconds,
+        "max_cooldown_seconds": max_cooldown_seconds,
+        "quota_reset_utc": quota_reset_utc,
+        "failure_threshold": failure_threshold,
+        "failure_window_seconds": failure_window_seconds,
+        "breaker_cooldown_seconds": breaker_cooldown_seconds,
+    }
+    health_pairs = health.field_pairs({k: v for k, v in settings.items() if v is not None})
     created = await run(
         Durable(redis, durability),
         scripts.service_create(
             tenant, slug, policy=policy, max_=limit_arg(max_daily_requests), ttl_ms=ttl_ms,
             created_ms=now_ms, warn=limit_arg(limit_warning_percent),
-            rpm=limit_arg(max_requests_per_minute),
+            rpm=limit_arg(max_requests_per_minute), health=health_pairs,
         ),
     )  # fmt: skip
     if not created:
         raise Conflict("service already exists")
     if policy == Policy.TIME.value:
         await _set_time_membership(redis, durability, tenant, slug, is_time=True)
-    return Service(
-        slug=slug,
-        policy=policy,
-        max_daily_requests=max_daily_requests,
-        max_requests_per_minute=max_requests_per_minute,
-        limit_warning_percent=limit_warning_percent,
-        key_ttl_minutes=key_ttl_minutes,
-        created_at=iso_ms(now_ms),
-        keys=0,
-        active_keys=0,
-        keys_run_out_at=None,
-    )
+    return await get_service(redis, tenant, slug, now_ms=now_ms)
 
 
 async def get_service(
@@ -279,17 +311,33 @@ async def update_service(
     max_requests_per_minute: int | UnsetType | None = UNSET,
     limit_warning_percent: int | UnsetType | None = UNSET,
     key_ttl_minutes: int | UnsetType | None = UNSET,
+    cooldown_seconds: int | UnsetType | None = UNSET,
+    max_cooldown_seconds: int | UnsetType | None = UNSET,
+    quota_reset_utc: str | UnsetType | None = UNSET,
+    failure_threshold: int | UnsetType | None = UNSET,
+    failure_window_seconds: int | UnsetType | None = UNSET,
+    breaker_cooldown_seconds: int | UnsetType | None = UNSET,
     now_ms: int | None = None,
 ) -> Service:
     """Change policy and limits (UNSET = unchanged). The slug is immutable: every key's
     ciphertext is bound to it. Switching policy starts afresh (from the first key, every
     time-policy lifetime unstarted), except that the manual primary is kept for when the
-    service returns to manual (scripts/lua/service_update.lua)."""
+    service returns to manual (scripts/lua/service_update.lua). A health setting set to None
+    goes back to its default."""
+    settings = {
+        "cooldown_seconds": cooldown_seconds,
+        "max_cooldown_seconds": max_cooldown_seconds,
+        "quota_reset_utc": quota_reset_utc,
+        "failure_threshold": failure_threshold,
+        "failure_window_seconds": failure_window_seconds,
+        "breaker_cooldown_seconds": breaker_cooldown_seconds,
+    }
+    health_pairs = health.field_pairs({k: v for k, v in settings.items() if v is not UNSET})
     for _ in range(POLICY_UPDATE_ATTEMPTS):
         h = await _service_hash(redis, tenant, slug)
         read_policy = text(h, "policy")
         new_policy = read_policy if policy is UNSET else check_policy(policy)
-        pairs: list[str] = []
+        pairs: list[str] = list(health_pairs)
         if policy is not UNSET:
             pairs += ["policy", new_policy]
         if max_daily_requests is not UNSET:

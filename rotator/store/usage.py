@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rotator.domain import errors
 from rotator.domain.clock import iso_day
+from rotator.domain.health import REPORT_CLASSES
 from rotator.domain.records import DayUsage, KeyUsage, ServiceUsage
 from rotator.store import keys
 from rotator.store.connection import Redis, as_str
@@ -12,7 +13,8 @@ from rotator.store.connection import Redis, as_str
 async def service_usage(
     redis: Redis, tenant: str, slug: str, *, today: int, days: int, retention_days: int
 ) -> ServiceUsage:
-    """Deliveries of the service's keys per UTC day, newest day first, for `days` days
+    """Deliveries of the service's keys per UTC day (and reports by status class), newest day
+    first, for `days` days
     (1 to the retention: older counters have expired).
 
     Keys deleted since still count in the day's total, which is the service counter.
@@ -30,10 +32,15 @@ async def service_usage(
             # every field of the day is in one hash, so one HMGET per day
             pipe.hmget(
                 keys.usage(tenant, day),
-                [keys.usage_field("s:", slug), *(keys.usage_field("k:", i) for i in ids)],
+                [
+                    keys.usage_field("s:", slug),
+                    *(keys.usage_field("rp:", f"{slug}:{c}") for c in REPORT_CLASSES),
+                    *(keys.usage_field("k:", i) for i in ids),
+                ],
             )
         rows = await pipe.execute()
     names = [(i, as_str(label) or "") for i, label in zip(ids, labels, strict=True)]
+    n_classes = len(REPORT_CLASSES)
     return ServiceUsage(
         service=slug,
         days=[
@@ -42,8 +49,12 @@ async def service_usage(
                 total=int(row[0] or 0),
                 keys=[
                     KeyUsage(key_id=key_id, label=label, deliveries=int(n or 0))
-                    for (key_id, label), n in zip(names, row[1:], strict=True)
+                    for (key_id, label), n in zip(names, row[1 + n_classes :], strict=True)
                 ],
+                reports={
+                    c: int(n or 0)
+                    for c, n in zip(REPORT_CLASSES, row[1 : 1 + n_classes], strict=True)
+                },
             )
             for offset, row in enumerate(rows)
         ],

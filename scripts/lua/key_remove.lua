@@ -36,8 +36,12 @@ successor = successor or kept[1]
 redis.call('HSET', KEYS[1], 'ids', table.concat(kept, ','))
 redis.call('HDEL', KEYS[1],
   'l:' .. n, 'c:' .. n, 'a:' .. n, 'm:' .. n, 't:' .. n, 'x:' .. n, 'n:' .. n, 'k:' .. n,
-  'w:' .. n, 'q:' .. n, 'lu:' .. n)
+  'w:' .. n, 'q:' .. n, 'lu:' .. n, 'dr:' .. n, 'f:' .. n, 'fw:' .. n, 'b:' .. n, 'r:' .. n)
 restart_weighted(KEYS[1], r.ids)
+if r.cooling and r.cooling[n] then
+  r.cooling[n] = nil
+  store_cooling(KEYS[1], r.cooling)
+end
 
 local pointers = redis.call('HMGET', KEYS[1], 'cur', 'mcur')
 for i, field in ipairs({'cur', 'mcur'}) do

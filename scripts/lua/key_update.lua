@@ -3,7 +3,9 @@
 -- reason 'disabled'); enabling a key that was disabled or has expired restarts its lifetime
 -- (time policy: t:N and x:N cleared, so it enters rotation again at its next delivery) and
 -- never takes over from the current key (the pointer is pinned to it first). Enabling,
--- disabling or re-weighing a key restarts the weighted cycle (lib/rotation.lua).
+-- disabling or re-weighing a key restarts the weighted cycle (lib/rotation.lua). Enabling also
+-- clears what key health left (report.lua): the reason a report disabled it, its failures,
+-- its breaker and any cooldown, so a person's enable puts it back in rotation at once.
 -- include: rotation
 -- Units: times in ms since the epoch.
 -- KEYS[1] {t:T}:svc:<slug>   KEYS[2] {t:T}:events
@@ -16,7 +18,8 @@ local r, was_current = rotation_with_key(KEYS[1], n, ARGV[2])
 if not r then
   return 0
 end
-local was_usable = usable(r, n)
+-- disabled or expired (a key only cooling down keeps its lifetime)
+local restarts = not r.active[n] or lifetime_ended(r, n)
 local active = nil
 local reweighed = false
 for i = 5, #ARGV, 2 do
@@ -33,7 +36,12 @@ end
 
 if active == true then
   pin_current(r, KEYS[2], ARGV[4], ARGV[3])
-  if not was_usable then
+  redis.call('HDEL', KEYS[1], 'dr:' .. n, 'f:' .. n, 'fw:' .. n, 'b:' .. n)
+  if r.cooling and r.cooling[n] then
+    r.cooling[n] = nil
+    store_cooling(KEYS[1], r.cooling)
+  end
+  if restarts then
     redis.call('HDEL', KEYS[1], 't:' .. n, 'x:' .. n)
   end
   -- an enabled key ends a no-active-keys episode

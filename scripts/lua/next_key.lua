@@ -1,9 +1,12 @@
 -- next_key: authenticate, check, select, count and record one delivery, atomically.
 -- Units: times in ms since the epoch, days as whole UTC days since 1970-01-01.
 -- Reads as its steps, in the order a request meets them: clock, read, authenticate, allowlist,
--- throttle, retry, limits, select (by policy), count, record; each a delimited block (a closure
--- per step would cost every delivery for nothing). The prelude (lib/prelude.lua) holds the
--- clock, id lists and event emission; field names are declared in rotator/store/keys.py.
+-- throttle, retry, limits, per-minute, select (by policy; health when nothing is available),
+-- recover, count, per-minute record, record; each a delimited block (a closure per step would
+-- cost every delivery for nothing). The prelude (lib/prelude.lua) holds the clock, id lists,
+-- event emission, the allowlist check and key health's key_available (every policy's
+-- selection asks it whether a key may be handed out now); field names are declared in
+-- rotator/store/keys.py.
 -- KEYS[1] tenant hash       {t:T}:tenant     (read only when the service does not exist, so an
 --                                            unknown service is told apart from a bad token)
 -- KEYS[2] app hash          {t:T}:app:<id>   (when no app token: any name in the slot, unused)
@@ -47,6 +50,8 @@
 --                           least one frees a per-minute slot in wait_ms (the soonest)
 --   {'limit', which, now_ms} a daily limit: 'service' or 'app' reached, or 'key': every key the
 --                           policy could pick is at its own limit
+--   {'cooling', wait_ms, now_ms} no key available, and some active key is cooling down (key
+--                           health: report.lua); wait_ms until the first one recovers
 --   {'nokeys'}              no active (and, for time policy, unexpired) key
 --   {'ok', key_id, label, ciphertext, usage_today, policy, service max ('' = none), demo 0|1,
 --    the service's key ids (comma-separated) when the hint was stale, else '',
@@ -87,11 +92,11 @@ local slug, app_id, events_maxlen = ARGV[3], ARGV[2], ARGV[9]
 -- state, in one HMGET: every hash and field read from a cold hash costs cache misses, so only
 -- what every policy needs is read here; validity times are read by the time policy alone, and
 -- the label and sealed secret of the picked key only
-local FIXED = 11
+local FIXED = 12
 local n = #ARGV - 12
 local ids = {unpack(ARGV, 13)}
 local read = {'policy', 'max', 'ttl_ms', 'ids', 'cur', 'warn', '@client', '@demo', '@allow',
-  '@events', 'rpm'}
+  '@events', 'rpm', 'cool'}
 for i = 1, n do
   read[FIXED + 3 * i - 2], read[FIXED + 3 * i - 1], read[FIXED + 3 * i] =
     'a:' .. ids[i], 'm:' .. ids[i], 'q:' .. ids[i]
@@ -99,6 +104,8 @@ end
 local svc = redis.call('HMGET', KEYS[3], unpack(read))
 local policy, svc_max_field = svc[1], svc[2]
 local tenant_token_hash, demo_flag, tenant_allow, events = svc[7], svc[8], svc[9], svc[10]
+-- the keys cooling down (key health; nil when none, the usual case: one field read, no parse)
+local cooling = cooling_table(svc[12])
 if not policy then
   -- no such service: the tenant's own fields decide whether it is that or a bad token
   local t = redis.call('HMGET', KEYS[1], 'client', 'demo', 'allow')
@@ -124,24 +131,9 @@ if not tenant_token_hash or tenant_token_hash == '' or token_hash ~= ARGV[1]
   return {'token'}
 end
 
--- step: allowlist -----------------------------------------------------------------------------
--- ranges are concatenated 64-hex-digit chunks lo||hi; equal-width hex compares like numbers
-local app_allow = app and app[2]
-if (tenant_allow and tenant_allow ~= '') or (app_allow and app_allow ~= '') then
-  local ip = ARGV[4]
-  local function allowed(ranges)
-    if not ranges or ranges == '' then return true end
-    if ip == '' then return false end
-    for i = 1, #ranges, 64 do
-      if ip >= string.sub(ranges, i, i + 31) and ip <= string.sub(ranges, i + 32, i + 63) then
-        return true
-      end
-    end
-    return false
-  end
-  if not allowed(tenant_allow) or not allowed(app_allow) then
-    return {'ip'}
-  end
+-- step: allowlist (the prelude's ip_allowed, which report.lua shares) -------------------------
+if not ip_allowed(tenant_allow, ARGV[4]) or not ip_allowed(app and app[2], ARGV[4]) then
+  return {'ip'}
 end
 
 -- step: throttle (demo tenants) ---------------------------------------------------------------
@@ -258,7 +250,8 @@ end
 local candidates, rate_wait = 0, nil
 local function usable(i)
   local t0 = tonumber(entered[i])
-  return state[state_at + 3 * i - 2] == '1' and not (t0 and now >= t0 + ttl_ms)
+  return key_available(state[state_at + 3 * i - 2], cooling, ids[i], now)
+    and not (t0 and now >= t0 + ttl_ms)
 end
 -- nil when key i is below its limits, else which one it is at: 'day' or 'minute'
 local function at_limit(i)
@@ -420,15 +413,38 @@ if not pick then
   if candidates > 0 then
     return {'limit', 'key', now}
   end
+  -- step: health (every active key cooling down) ----------------------------------------------
+  -- the client may try again when the first cooldown ends; keys disabled only: 'nokeys'
+  if cooling then
+    local soonest = nil
+    for i = 1, n do
+      local until_ms = cooling[ids[i]]
+      if until_ms and now < until_ms and state[state_at + 3 * i - 2] == '1'
+          and (not soonest or until_ms < soonest) then
+        soonest = until_ms
+      end
+    end
+    if soonest then return {'cooling', soonest - now, now} end
+  end
   if redis.call('HSETNX', KEYS[3], 'noact', 1) == 1 then
     emit(KEYS[6], events_maxlen, events, 'service.no_active_keys', {service = slug})
   end
   return {'nokeys'}
 end
 
+-- step: recover (key health) -------------------------------------------------------------------
+-- the picked key's cooldown has ended (else it would not be available): it has recovered; its
+-- entry goes and key.recovered is recorded, once
+local key_id = ids[pick]
+if cooling and cooling[key_id] then
+  cooling[key_id] = nil
+  store_cooling(KEYS[3], cooling)
+  emit(KEYS[6], events_maxlen, events, 'key.recovered', {service = slug,
+    key_id = tonumber(key_id)})
+end
+
 -- step: count ---------------------------------------------------------------------------------
 -- one HSET of the new values (the script is atomic, so read + write is exact)
-local key_id = ids[pick]
 local usage_today = tonumber(counts[2 + pick] or 0) + 1
 svc_count = svc_count + 1
 if app then

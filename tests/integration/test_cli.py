@@ -95,10 +95,11 @@ def test_people_get_tables(cli_env):
     listed = rotator("key", "list", "acme", "openai", env=cli_env)
     header, row = listed.stdout.splitlines()
     assert header.split() == [
-        "id", "label", "state", "current", "max_daily_requests", "max_requests_per_minute",
-        "weight", "key_masked", "expires_at", "created_at",
+        "id", "label", "state", "current", "failures", "last_report", "max_daily_requests",
+        "max_requests_per_minute", "weight", "key_masked", "expires_at", "created_at",
     ]  # fmt: skip
-    assert row.split()[1:5] == ["Primary", "active", "no", "-"]  # usage: no current key
+    # usage: no current key; no failure, no report yet; no daily limit
+    assert row.split()[1:7] == ["Primary", "active", "no", "0", "-", "-"]
     assert SECRET not in listed.stdout
 
 

@@ -125,3 +125,26 @@ def test_limit_warning_percent_flags(cli_env):
     assert bad.stderr.startswith("rotator: --warn-percent: must be between 1 and 99")
     shown = rotator("service", "show", "acme", "openai", env=cli_env)
     assert "limit_warning_percent: -" in shown.stdout and "keys_run_out_at: -" in shown.stdout
+
+
+async def test_key_list_shows_health_and_enable_clears_a_reports_disabling(cli_env, client):
+    tenant = setup(cli_env, policy="usage")
+    done = rotator("key", "add", "acme", "openai", "--label", "Revoked", env=cli_env,
+                   stdin=SECRETS[0])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    key_id = json.loads(rotator("key", "list", "acme", "openai", "--json", env=cli_env).stdout)[0][
+        "id"
+    ]
+    r = await client.post(
+        "/v1/report",
+        json={"service": "openai", "key_id": key_id, "status": 401, "error": "invalid_api_key"},
+        params={"token": tenant["client_token"]},
+    )
+    assert r.status_code == 202
+    table = rotator("key", "list", "acme", "openai", env=cli_env).stdout
+    assert "disabled (provider answered 401: invalid_api_key)" in table
+    assert "401 invalid_api_key at 2026-03-01T12:00:00.000Z" in table  # the last report
+    done = rotator("key", "enable", "acme", "openai", str(key_id), "--json", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    enabled = json.loads(done.stdout)
+    assert (enabled["state"], enabled["disabled_reason"]) == ("active", None)

@@ -133,7 +133,7 @@ async def seeded(client: httpx.AsyncClient) -> tuple[Tenant, dict[str, str]]:
 def token_for(path: str, t: Tenant) -> str:
     if path.startswith("/v1/admin"):
         return OPERATOR["Authorization"].removeprefix("Bearer ")
-    if path in ("/v1/next", "/keyrotator/api/next.php"):
+    if path in ("/v1/next", "/keyrotator/api/next.php", "/v1/report"):
         return t.client_token
     return t.admin_token
 

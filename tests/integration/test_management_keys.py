@@ -34,6 +34,10 @@ async def test_add_and_list_keys(client, redis, settings):
         "created_at": "2026-03-01T12:00:00.000Z",
         "current": False,
         "expires_at": None,
+        "cooldown_until": None,
+        "disabled_reason": None,
+        "failures": 0,
+        "last_report": None,
     }
     assert isinstance(added["id"], int)
     second = await new_key(client, t, secret="sk-another-secret-value-1234", label="Backup")

@@ -35,6 +35,12 @@ async def test_create_list_show(client, redis):
         "keys": 0,
         "active_keys": 0,
         "keys_run_out_at": None,
+        "cooldown_seconds": 60,
+        "max_cooldown_seconds": 3600,
+        "quota_reset_utc": "00:00",
+        "failure_threshold": 5,
+        "failure_window_seconds": 60,
+        "breaker_cooldown_seconds": 30,
     }
     await new_service(client, t, slug="anthropic", policy="manual")
     listed = (await client.get("/v1/services", headers=t.auth)).json()

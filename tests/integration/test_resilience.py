@@ -105,3 +105,34 @@ async def test_started_while_redis_is_down_answers_503_then_recovers(tmp_path, s
             assert resp.status_code == 200
         finally:
             server.stop()
+
+
+async def test_reports_while_redis_is_down_get_fast_503s_then_recover(tmp_path, settings, clock):
+    """POST /v1/report rides the delivery store's connection: the same 503 store unavailable
+    (with Retry-After) during an outage, and reports land again once the store is back."""
+    server = EmbeddedValkey(tmp_path / "v", appendonly=True)
+    server.start()
+    cfg = dataclasses.replace(settings, redis_url=server.url, redis_timeout_ms=500)
+    r = aioredis.Redis.from_url(server.url)
+    token = await seed_tenant(r, cfg)
+    await r.execute_command("WAITAOF", 1, 0, 1000)
+    await r.aclose()
+    body = {"service": "s", "key_id": 1, "status": 429, "retry_after": 5}
+    try:
+        async with AsyncTestClient(app=create_app(cfg, clock=clock)) as client:
+            params = {"token": token}
+            assert (await client.post("/v1/report", json=body, params=params)).status_code == 202
+            server.kill()
+            resp = await client.post("/v1/report", json=body, params=params)
+            assert (resp.status_code, resp.json()) == (503, {"error": "store unavailable"})
+            assert resp.headers["retry-after"] == "1"
+            server.start()
+            deadline = time.monotonic() + 10
+            while True:
+                resp = await client.post("/v1/report", json=body, params=params)
+                if resp.status_code == 202 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            assert (resp.status_code, resp.json()["state"]) == (202, "cooling_down")
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ terms: an Answer per request, Recorded events, counters by service, key and app.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from rotator.api.errors import STATUS
@@ -21,6 +22,7 @@ from rotator.settings import Settings
 from rotator.store import apps, keys, services, sweep, tenants, usage
 from rotator.store.connection import Durability
 from rotator.store.delivery import DeliveryStore
+from rotator.store.report import ReportStore
 
 WEBHOOK_URL = "http://127.0.0.1:9/hook"
 
@@ -33,6 +35,10 @@ _KINDS: dict[type[errors.RotatorError], str] = {
     errors.RateLimitReached: "rate",
     errors.NoActiveKeys: "nokeys",
 }
+
+
+def iso_to_ms(text: str) -> int:
+    return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def token(text: str) -> ParsedToken:
@@ -50,6 +56,7 @@ class RealTenant:
         self.durability = Durability()
         self.tenant = ""
         self.last_event = "0-0"
+        self.reports = ReportStore(store, settings)
 
     async def create(self, *, demo: bool, now_ms: int) -> ParsedToken:
         created = await tenants.create_tenant(
@@ -67,9 +74,12 @@ class RealTenant:
         except errors.RotatorError as exc:
             return Answer(
                 status=STATUS[type(exc)],
-                error=_KINDS[type(exc)],
+                # every key cooling down: the 503 with Retry-After
+                error="cooling"
+                if getattr(exc, "retry_after_s", 0) and isinstance(exc, errors.NoActiveKeys)
+                else _KINDS[type(exc)],
                 limit=getattr(exc, "limit", ""),
-                retry_after_s=getattr(exc, "retry_after_s", 0),
+                retry_after_s=getattr(exc, "retry_after_s", 0) or 0,
             )
         return Answer(
             status=200,
@@ -86,6 +96,30 @@ class RealTenant:
             reset_s=d.reset_s,
         )
 
+    async def report(
+        self,
+        credential: ParsedToken,
+        slug: str,
+        key_id: int,
+        status: int,
+        retry_after_s: int | None,
+        error: str,
+        client_ip: str,
+    ) -> tuple[str, int | None] | str:
+        """A report through the store POST /v1/report calls: (state, cooldown_until_ms), or
+        the kind of refusal."""
+        try:
+            r = await self.reports.report(
+                credential, slug, ip_hex(client_ip), key_id=key_id, status=status,
+                retry_after=retry_after_s, error=error or None,
+            )  # fmt: skip
+        except errors.RotatorError as exc:
+            if isinstance(exc, errors.NotFound):
+                return "key"
+            return _KINDS[type(exc)]
+        until = None if r.cooldown_until is None else iso_to_ms(r.cooldown_until)
+        return (r.state, until)
+
     # --- what it recorded and counted -----------------------------------------------------
     async def new_events(self) -> list[Recorded]:
         """Events recorded since the last call, in order."""
@@ -96,10 +130,12 @@ class RealTenant:
 
     async def counts(
         self, slugs: list[str], app_ids: list[int], *, today: int
-    ) -> tuple[dict[str, int], dict[int, int], dict[int, int]]:
-        """Today's deliveries per service, per key of those services, per app."""
+    ) -> tuple[dict[str, int], dict[int, int], dict[int, int], dict[tuple[str, str], int]]:
+        """Today's deliveries per service, per key of those services, per app; reports per
+        service and status class (those counted only)."""
         by_service: dict[str, int] = {}
         by_key: dict[int, int] = {}
+        reports: dict[tuple[str, str], int] = {}
         for slug in slugs:
             (day,) = (
                 await usage.service_usage(
@@ -109,13 +145,21 @@ class RealTenant:
             ).days  # fmt: skip
             by_service[slug] = day.total
             by_key.update((k.key_id, k.deliveries) for k in day.keys)
+            reports.update(((slug, c), n) for c, n in day.reports.items() if n)
         by_app = await usage.apps_today(self.redis, self.tenant, app_ids, today=today)
-        return by_service, by_key, dict(zip(app_ids, by_app, strict=True))
+        return by_service, by_key, dict(zip(app_ids, by_app, strict=True)), reports
 
     async def listing(self, slug: str, now_ms: int) -> list[tuple]:
-        """The keys as a listing shows them: (id, active, state, current, expires_at)."""
+        """The keys as a listing shows them: (id, active, state, current, expires_at,
+        cooldown_until, disabled_reason, failures, last report)."""
         listed = await services.list_keys(self.redis, self.tenant, slug, now_ms=now_ms)
-        return [(k.id, k.active, k.state, k.current, k.expires_at) for k in listed]
+        return [
+            (k.id, k.active, k.state, k.current, k.expires_at, k.cooldown_until,
+             k.disabled_reason, k.failures,
+             k.last_report and (k.last_report.status, k.last_report.error,
+                                k.last_report.reported_at))
+            for k in listed
+        ]  # fmt: skip
 
     # --- the tenant -----------------------------------------------------------------------
     async def subscribe(self, event_types: list[str]) -> None:

@@ -31,6 +31,7 @@ import os
 from collections.abc import Coroutine
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -46,8 +47,9 @@ from hypothesis.stateful import (
 from msgspec import UNSET
 
 from rotator.domain.clock import DAY_MS, FakeClock, iso_ms
+from rotator.domain.health import HealthSettings
 from rotator.domain.models import EVENT_TYPES
-from rotator.domain.reference import delivery, management, rotation
+from rotator.domain.reference import delivery, health, management, rotation
 from rotator.domain.reference.access import network
 from rotator.domain.reference.model import KNOWN_DEVIATIONS, Model
 from rotator.domain.reference.state import Credential, DayCounts
@@ -90,6 +92,23 @@ WARNINGS = st.sampled_from([None, 50, 80])
 TTL_MINUTES = st.integers(1, 3)
 MODEL_EVENTS = tuple(t for t in EVENT_TYPES if t != "key.decrypt_failed")
 """key.decrypt_failed needs a key that does not decrypt: tests/integration covers it."""
+REPORTS = (
+    (200, ""), (204, ""), (429, ""), (429, "rate_limit_exceeded"), (429, "insufficient_quota"),
+    (400, "resource_exhausted"), (401, "invalid_api_key"), (403, ""), (500, ""), (503, ""),
+    (0, ""), (404, ""), (302, ""),
+)  # fmt: skip
+"""What a provider may answer, as a client reports it (status, error type)."""
+HEALTH_SETTINGS = st.fixed_dictionaries(
+    {},
+    optional={
+        "cooldown_seconds": st.none() | st.integers(1, 120),
+        "max_cooldown_seconds": st.none() | st.integers(1, 300),
+        "quota_reset_utc": st.none() | st.sampled_from(["00:00", "07:30", "23:59"]),
+        "failure_threshold": st.none() | st.integers(1, 3),
+        "failure_window_seconds": st.none() | st.integers(1, 120),
+        "breaker_cooldown_seconds": st.none() | st.integers(1, 90),
+    },
+)
 DEMO_RATE_PER_MIN, DEMO_BURST = 3, 4
 """One request every 20 s, bursts of 4: the throttle bites within a few steps. The interval is
 long on purpose: the script stores the arrival time with a TTL in server time, so an interval
@@ -229,6 +248,49 @@ class DeliveryMachine(RuleBasedStateMachine):
     def deliver_with_app_token(self, index: int, slug: str, times: int) -> None:
         self.deliver(4 + index, slug, IPS[0], times)
 
+    # --- reports (key health) ---------------------------------------------------------------
+    @precondition(lambda self: self.all_keys())
+    @rule(
+        who=st.integers(0, 9),
+        index=st.integers(0, 6),
+        slug=st.sampled_from((*SLUGS, *SLUGS, "missing")),
+        ip=st.sampled_from(IPS),
+        answer=st.sampled_from(REPORTS),
+        retry_after_s=st.none() | st.integers(0, 400),
+        times=st.integers(1, 3),
+    )
+    def report(
+        self, who: int, index: int, slug: str, ip: str, answer: tuple[int, str],
+        retry_after_s: int | None, times: int,
+    ) -> None:  # fmt: skip
+        """`times` reports of what the provider answered a key (index 6: a key id of no
+        service), with any token, from any address."""
+        credential = self.credential(who)
+        keys = self.all_keys()
+        key_id = self.model.tenant.last_id + 1 if index == 6 else keys[index % len(keys)][1]
+        status, error = answer
+        for _ in range(times):
+            expected = health.report(
+                self.model, credential, slug, key_id, status, retry_after_s, error, ip,
+                self.now_ms,
+            )  # fmt: skip
+            actual = self.run(
+                self.real.report(
+                    self.tokens[credential], slug, key_id, status, retry_after_s, error, ip
+                )
+            )
+            assert actual == expected
+
+    @precondition(enabled("services"))
+    @rule(slug=st.sampled_from(SLUGS), settings=HEALTH_SETTINGS)
+    def set_health(self, slug: str, settings: dict[str, Any]) -> None:
+        self.run(self.real.update_service(slug, self.now_ms, **settings))
+        service = self.model.services[slug]
+        service.health = msgspec.structs.replace(
+            service.health,
+            **{k: getattr(HealthSettings(), k) if v is None else v for k, v in settings.items()},
+        )
+
     # --- time -----------------------------------------------------------------------------
     @rule(
         step=st.one_of(
@@ -237,6 +299,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             st.tuples(st.just("lifetime"), st.integers(-1, 1), st.integers(0, 9)),
             st.tuples(st.just("window"), st.integers(-1, 1), st.integers(0, 9)),
             st.tuples(st.just("hours"), st.integers(1, 30)),
+            st.tuples(st.just("cooldown"), st.integers(-1, 1), st.integers(0, 9)),
         )
     )
     def time_passes(self, step: tuple) -> None:
@@ -268,6 +331,14 @@ class DeliveryMachine(RuleBasedStateMachine):
             )  # fmt: skip
             if times:
                 target = times[step[2] % len(times)] + amount
+        elif kind == "cooldown":
+            ends = sorted(
+                k.health.cooldown_until_ms
+                for s in self.model.services.values() for k in s.keys
+                if k.health.cooldown_until_ms is not None
+            )  # fmt: skip
+            if ends:
+                target = ends[step[2] % len(ends)] + amount
         else:
             target += amount * 3_600_000
         self.now_ms = max(self.now_ms, target)
@@ -495,7 +566,10 @@ class DeliveryMachine(RuleBasedStateMachine):
         today = self.now_ms // DAY_MS
         counts = self.model.days.get(today, DayCounts())
         app_ids = sorted(self.model.apps)
-        by_service, by_key, by_app = self.run(self.real.counts(list(SLUGS), app_ids, today=today))
+        by_service, by_key, by_app, reports = self.run(
+            self.real.counts(list(SLUGS), app_ids, today=today)
+        )
+        assert reports == {k: n for k, n in counts.reports.items() if k[0] in SLUGS and n}
         assert by_service == {s: counts.services.get(s, 0) for s in SLUGS}
         assert by_key == {
             k.id: counts.keys.get(k.id, 0) for s in SLUGS for k in self.model.services[s].keys
@@ -514,23 +588,32 @@ class DeliveryMachine(RuleBasedStateMachine):
             assert self.run(self.real.listing(slug, self.now_ms)) == self.listing(slug)
 
     def listing(self, slug: str) -> list[tuple]:
-        """The model's (id, active, state, current, expires_at) of each key, in order."""
+        """The model's (id, active, state, current, expires_at, cooldown_until,
+        disabled_reason, failures, last report) of each key, in order."""
         service = self.model.services[slug]
         current = rotation.current(service, self.now_ms)
         rows = []
         for k in service.keys:
+            cooling = rotation.cooling(k, self.now_ms)
             if not k.active:
                 state = "disabled"
             elif rotation.expired(service, k, self.now_ms):
                 state = "expired"
+            elif cooling:
+                state = "cooling_down"
             else:
                 state = "active"
+            h = k.health
+            until = iso_ms(h.cooldown_until_ms) if cooling and h.cooldown_until_ms else None
+            last = h.last_report and (h.last_report[0], h.last_report[1],
+                                      iso_ms(h.last_report[2]))  # fmt: skip
             expires = (
                 iso_ms(k.entered_ms + service.ttl_ms)
                 if service.policy == "time" and service.ttl_ms and k.entered_ms is not None
                 else None
             )
-            rows.append((k.id, k.active, state, current is k, expires))
+            rows.append((k.id, k.active, state, current is k, expires, until,
+                         None if k.active else h.disabled_reason, h.failures, last))  # fmt: skip
         return rows
 
 

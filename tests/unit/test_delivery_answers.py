@@ -23,6 +23,7 @@ SAMPLES = {
     "nokeys": [Refused("nokeys")],
     "throttle": [Refused("throttle", 1), Refused("throttle", 1000), Refused("throttle", 2500)],
     "limit": [Refused("limit", which, NOON_MS) for which in (b"service", b"app", b"key")],
+    "cooling": [Refused("cooling", 1, NOON_MS), Refused("cooling", 30_500, NOON_MS)],
     "rate": [
         Refused("rate", which, wait_ms)
         for which in (b"service", b"key")
@@ -46,7 +47,11 @@ def rendered(answer: answers.Answer, refused: Refused) -> tuple[int, bytes, set]
 
 
 def test_every_status_of_the_script_has_an_answer_and_an_error():
-    assert set(answers.REFUSALS) == set(SAMPLES) == {*_REJECTIONS, "throttle", "limit", "rate"}
+    assert (
+        set(answers.REFUSALS)
+        == set(SAMPLES)
+        == {*_REJECTIONS, "throttle", "limit", "rate", "cooling"}
+    )
 
 
 @pytest.mark.parametrize("refused", [r for samples in SAMPLES.values() for r in samples], ids=repr)

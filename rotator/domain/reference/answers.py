@@ -47,5 +47,6 @@ def refused(error: str, *, limit: str = "", retry_after_s: int = 0) -> Answer:
         "rate": TOO_MANY,
         "limit": TOO_MANY,
         "nokeys": UNAVAILABLE,
+        "cooling": UNAVAILABLE,
     }[error]
     return Answer(status=status, error=error, limit=limit, retry_after_s=retry_after_s)

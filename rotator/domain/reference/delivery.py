@@ -17,12 +17,14 @@ counts nothing:
               max_requests_per_minute: else 429 `rate` naming `service`, Retry-After until the
               oldest of the last R slides out (seconds, rounded up)
 6. select     by the service's policy (below), among the keys that are *available*: usable
-              (rotation.py) and below their own limits (today's count under the key's daily
-              limit, its deliveries in the last minute under its per-minute limit). No usable
-              key: 503 and service.no_active_keys once per episode; usable keys but each at a
-              limit: 429 `rate` naming `key` when one of them is at its per-minute limit (and
-              not its daily one; Retry-After: the soonest to free a slot), else 429 `limit`
-              naming `key`
+              (rotation.py: active, not cooling down, not expired) and below their own limits
+              (today's count under the key's daily limit, its deliveries in the last minute
+              under its per-minute limit). No usable key: 503, with Retry-After until the first
+              recovers when some active key is cooling down, else service.no_active_keys once
+              per episode; usable keys but each at a limit: 429 `rate` naming `key` when one of
+              them is at its per-minute limit (and not its daily one; Retry-After: the soonest
+              to free a slot), else 429 `limit` naming `key`; the picked key's ended cooldown
+              is cleared (key.recovered)
 7. count      the key, the service and the app count one more today; the delivery enters the
               per-minute windows of the service and the key that have a limit now; events
 8. answer     the key, its count today, the limits and what is left of the tightest one
@@ -165,10 +167,22 @@ def deliver(
             return refused("rate", limit="key", retry_after_s=seconds(min(waits)))
         if candidates:
             return refused("limit", limit="key", retry_after_s=seconds_to_midnight(now_ms))
+        # 6b. health: every active key cooling down: try again when the first recovers
+        cooling = [
+            k.health.cooldown_until_ms for k in service.keys
+            if k.active and rotation.cooling(k, now_ms)
+        ]  # fmt: skip
+        if cooling:
+            wait_ms = min(u for u in cooling if u is not None) - now_ms
+            return refused("cooling", retry_after_s=max(1, -(-wait_ms // 1000)))
         if not service.no_active_recorded:
             service.no_active_recorded = True
             model.emit("service.no_active_keys", {"service": slug})
         return refused("nokeys")
+    # 6c. recover: the picked key's cooldown has ended (else it would not be available)
+    if key.health.cooldown_until_ms is not None:
+        key.health.cooldown_until_ms = None
+        model.emit("key.recovered", {"service": slug, "key_id": key.id})
     # 7. count and record
     if service.max_requests_per_minute is not None:
         service_window.append(now_ms)

@@ -26,7 +26,13 @@ from msgspec import UNSET, UnsetType
 
 from rotator.domain.reference import rotation
 from rotator.domain.reference.model import Model
-from rotator.domain.reference.state import ModelApp, ModelKey, ModelService, Network
+from rotator.domain.reference.state import (
+    ModelApp,
+    ModelHealth,
+    ModelKey,
+    ModelService,
+    Network,
+)
 
 
 class Rotated(msgspec.Struct, frozen=True):
@@ -168,7 +174,8 @@ def update_key(
     key = service.key(key_id)
     assert key is not None
     was_current = rotation.current(service, now_ms)
-    was_usable = rotation.usable(service, key, now_ms)
+    # disabled or expired: its lifetime restarts (a key only cooling down keeps it)
+    restarts = not key.active or rotation.expired(service, key, now_ms)
     if max_daily_requests is not UNSET:
         key.max_daily_requests = max_daily_requests
     if max_requests_per_minute is not UNSET:
@@ -180,9 +187,12 @@ def update_key(
     if active is True:
         key.active = True
         _pin(model, service, was_current, now_ms)
-        if not was_usable:
+        if restarts:
             key.entered_ms = None
             key.expiry_recorded = False
+        # a person's enable clears what reports left (the reason, failures, breaker,
+        # cooldown); the last report stays, as history
+        key.health = ModelHealth(last_report=key.health.last_report)
         service.no_active_recorded = False
     elif active is False:
         key.active = False

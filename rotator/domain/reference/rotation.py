@@ -1,7 +1,8 @@
 """The current key of a service and the walk along the rotation order.
 
-- A key is *usable* when it is active and, under the time policy, its lifetime has not ended:
-  it has not entered rotation yet, or now < entered + ttl.
+- A key is *available* when it is active and not cooling down (a report's cooldown that has
+  not ended yet); *usable* when available and, under the time policy, its lifetime has not
+  ended: it has not entered rotation yet, or now < entered + ttl.
 - The *current* key of a manual or time service is the first usable key walking the rotation
   order from the pointer (the manual primary, the time policy's key in use), wrapping around;
   from the first key when the pointer names no key of the service. The usage policy has none.
@@ -31,8 +32,18 @@ def lifetime_ended(service: ModelService, key_id: int | None, now_ms: int) -> bo
     return key is not None and expired(service, key, now_ms)
 
 
+def cooling(key: ModelKey, now_ms: int) -> bool:
+    until = key.health.cooldown_until_ms
+    return until is not None and now_ms < until
+
+
+def available(key: ModelKey, now_ms: int) -> bool:
+    """The one rule every policy's selection asks (the prelude's key_available)."""
+    return key.active and not cooling(key, now_ms)
+
+
 def usable(service: ModelService, key: ModelKey, now_ms: int) -> bool:
-    return key.active and not expired(service, key, now_ms)
+    return available(key, now_ms) and not expired(service, key, now_ms)
 
 
 def walk(service: ModelService, start: int | None) -> list[ModelKey]:

@@ -10,11 +10,29 @@ import ipaddress
 
 import msgspec
 
+from rotator.domain.health import HealthSettings
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
+
+
+class ModelHealth(msgspec.Struct, kw_only=True):
+    """What reports left on a key (reference/health.py); a person's enable clears it all."""
+
+    cooldown_until_ms: int | None = None
+    """Out of rotation until then; kept after it passes until the key is next delivered (or
+    reported on), which records key.recovered."""
+    failures: int = 0
+    """5xx / no-response reports in the window that started at window_from_ms."""
+    window_from_ms: int | None = None
+    openings: int = 0
+    """The circuit breaker's consecutive openings (its backoff); a 2xx clears them."""
+    disabled_reason: str | None = None
+    last_report: tuple[int, str | None, int] | None = None
+    """(status, error, when) of the last report."""
 
 
 class ModelKey(msgspec.Struct, kw_only=True):
@@ -39,6 +57,7 @@ class ModelKey(msgspec.Struct, kw_only=True):
     delivery under that policy; 0 = never."""
     window: list[int] = msgspec.field(default_factory=list)
     """When it was delivered while it had a per-minute limit (ms, oldest first)."""
+    health: ModelHealth = msgspec.field(default_factory=ModelHealth)
 
 
 class ModelService(msgspec.Struct, kw_only=True):
@@ -61,6 +80,8 @@ class ModelService(msgspec.Struct, kw_only=True):
     """round_robin: the id delivered last (0: none yet)."""
     lru_sequence: int = 0
     """least_recently_used: deliveries under that policy so far."""
+    health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    """What reports do to its keys (rotator/domain/health.py: the defaults unless set)."""
 
     def key(self, key_id: int) -> ModelKey | None:
         return next((k for k in self.keys if k.id == key_id), None)
@@ -93,6 +114,8 @@ class DayCounts(msgspec.Struct, kw_only=True):
     services: dict[str, int] = msgspec.field(default_factory=dict)
     keys: dict[int, int] = msgspec.field(default_factory=dict)
     apps: dict[int, int] = msgspec.field(default_factory=dict)
+    reports: dict[tuple[str, str], int] = msgspec.field(default_factory=dict)
+    """Reports per (service, status class)."""
     recorded: set[tuple] = msgspec.field(default_factory=set)
     """Once-a-day events recorded today, by what makes them distinct (see delivery.py)."""
 

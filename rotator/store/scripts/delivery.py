@@ -45,12 +45,12 @@ class Picked(NamedTuple):
 
 class Refused(NamedTuple):
     """A rejection: status 'token' | 'ip' | 'throttle' | 'service' | 'rate' | 'limit' |
-    'nokeys'."""
+    'cooling' | 'nokeys'."""
 
     status: str
     detail: Any = None
-    """wait_ms for 'throttle'; which limit ('service' | 'app' | 'key') for 'limit' and
-    'rate'."""
+    """wait_ms for 'throttle' and 'cooling' (until the first cooling key recovers); which
+    limit ('service' | 'app' | 'key') for 'limit' and 'rate'."""
     now_ms: int = 0
     """The script's clock ('limit' only: when the counters start again is derived from it);
     for 'rate', the ms until the first per-minute slot frees."""

@@ -27,21 +27,30 @@ _SWEEP = load("sweep_service")
 
 
 def service_create(
-    tenant: str, slug: str, *, policy: str, max_: str, ttl_ms: str, created_ms: int, warn: str,
+    tenant: str,
+    slug: str,
+    *,
+    policy: str,
+    max_: str,
+    ttl_ms: str,
+    created_ms: int,
+    warn: str,
     rpm: str = "",
-) -> Call[bool]:  # fmt: skip
-    """Create the service unless the slug is taken: True created, False it exists."""
+    health: Sequence[str] = (),
+) -> Call[bool]:
+    """Create the service unless the slug is taken: True created, False it exists. `health`:
+    field/value pairs of the health settings set (the others keep their defaults)."""
     return Call(
         _SERVICE_CREATE,
         (keys.service(tenant, slug), keys.services(tenant), keys.tenant(tenant)),
-        (slug, policy, max_, ttl_ms, created_ms, warn, rpm),
+        (slug, policy, max_, ttl_ms, created_ms, warn, rpm, *health),
         decode.flag,
     )
 
 
 def service_update(tenant: str, slug: str, read_policy: str, pairs: Sequence[str]) -> Call[int]:
-    """Write `pairs` (policy, max, ttl_ms, warn): 1 updated, 0 no such service, -1 the policy
-    changed since the caller read `read_policy`."""
+    """Write `pairs` (policy, max, ttl_ms, warn, health settings): 1 updated, 0 no such
+    service, -1 the policy changed since the caller read `read_policy`."""
     return Call(
         _SERVICE_UPDATE, (keys.service(tenant, slug),), (read_policy, *pairs), decode.integer
     )

@@ -51,3 +51,52 @@ local function copy_tenant_fields(tenant_key, svc_keys)
   end
 end
 
+
+-- whether a client address (32 hex digits, '' = unknown) is inside an allowlist: ranges are
+-- concatenated 64-hex-digit chunks lo||hi ('' or nil = no allowlist); equal-width hex
+-- compares like numbers
+local function ip_allowed(ranges, ip)
+  if not ranges or ranges == '' then return true end
+  if ip == '' then return false end
+  for i = 1, #ranges, 64 do
+    if ip >= string.sub(ranges, i, i + 31) and ip <= string.sub(ranges, i + 32, i + 63) then
+      return true
+    end
+  end
+  return false
+end
+
+-- key health (report.lua decides; rotator/domain/health.py states the rules). The service's
+-- 'cool' field lists its keys cooling down as "id:until_ms" joined by ',' ('' or absent: none);
+-- an entry whose time has passed stays until the key is next delivered (key.recovered) or
+-- reported on. As a table: id (text) -> until_ms; nil when none.
+local function cooling_table(field)
+  if not field or field == '' then return nil end
+  local t = {}
+  for id, until_ms in string.gmatch(field, '(%d+):(%d+)') do t[id] = tonumber(until_ms) end
+  return t
+end
+
+-- write a cooling table back to the service hash (sorted: the same set is the same text)
+local function store_cooling(svc_key, t)
+  local parts = {}
+  for id, until_ms in pairs(t or {}) do
+    parts[#parts + 1] = id .. ':' .. string.format('%d', until_ms)
+  end
+  if #parts == 0 then
+    redis.call('HDEL', svc_key, 'cool')
+  else
+    table.sort(parts)
+    redis.call('HSET', svc_key, 'cool', table.concat(parts, ','))
+  end
+end
+
+-- the one rule of whether a key may be handed out now, for every policy (next_key.lua's
+-- selection, lib/rotation.lua's walk): active ('1': neither a person nor a 401/403 report
+-- disabled it) and not cooling down. A cooldown that has ended no longer counts: the key has
+-- recovered by itself (next_key.lua records key.recovered when it next delivers it).
+local function key_available(active, cooling, id, now)
+  if active ~= '1' then return false end
+  local until_ms = cooling and cooling[id]
+  return until_ms == nil or now >= until_ms
+end

@@ -4,8 +4,9 @@
 -- next_key.lua keeps its own walk (select_in_order: it reads counters and limits too, and a
 -- table per key would cost the hot path); rotator/domain/rotation.py states the same rules
 -- for listings.
--- A key is usable when active (a:N = '1') and, under the time policy, not expired: t:N (when it
--- entered rotation, ms) unset, or now < t:N + ttl_ms. The current key is the first usable key
+-- A key is usable when available (the prelude's key_available: active, a:N = '1', and not
+-- cooling down) and, under the time policy, not expired: t:N (when it entered rotation, ms)
+-- unset, or now < t:N + ttl_ms. The current key is the first usable key
 -- walking the rotation order ('ids') from the pointer 'cur' (the manual primary, or the time
 -- policy's key in use), wrapping; from the first key when 'cur' names no key of the service.
 -- The usage, round_robin, weighted and least_recently_used policies have none (next_key.lua
@@ -26,10 +27,10 @@ local HAS_CURRENT = {manual = true, time = true}
 
 -- the service's rotation as of `now`; nil when the service does not exist
 local function read_rotation(svc_key, now)
-  local s = redis.call('HMGET', svc_key, 'policy', 'ttl_ms', 'ids', 'cur', '@events')
+  local s = redis.call('HMGET', svc_key, 'policy', 'ttl_ms', 'ids', 'cur', '@events', 'cool')
   if not s[1] then return nil end
   local r = {key = svc_key, policy = s[1], ttl_ms = tonumber(s[2]) or math.huge, ids = {},
-    active = {}, entered = {}, events = s[5], now = now}
+    active = {}, entered = {}, events = s[5], now = now, cooling = cooling_table(s[6])}
   if HAS_CURRENT[r.policy] then
     r.pointer_field, r.pointer = 'cur', s[4] or nil
   end
@@ -65,7 +66,8 @@ local function lifetime_ended(r, id)
 end
 
 local function usable(r, id)
-  return r.active[id] == true and not lifetime_ended(r, id)
+  return key_available(r.active[id] and '1' or '0', r.cooling, id, r.now)
+    and not lifetime_ended(r, id)
 end
 
 -- the first usable id walking from position `start` (1-based; wraps), skipping `skip` steps
