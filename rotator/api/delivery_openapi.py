@@ -78,7 +78,7 @@ ERROR_RESPONSES = {
     503: error_spec(
         'The service has no active, unexpired key ("no active keys": final until a tenant '
         "admin adds or enables one; when its active keys are only cooling down after "
-        "reports, with `retry_after` and Retry-After: seconds until the first recovers), or "
+        "reports, with Retry-After: seconds until the first recovers), or "
         'the store is unavailable ("store unavailable", with Retry-After: send the request '
         "again)"
     ),

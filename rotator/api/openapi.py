@@ -42,8 +42,7 @@ class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
     key the policy could pick is at its own limit."""
     retry_after: int | UnsetType = UNSET
     """With `limit`: seconds to the end of the UTC day, when the daily counters start again
-    (as the Retry-After header). With 503 `no active keys`: seconds until the first key that
-    is cooling down recovers (key health)."""
+    (as the Retry-After header)."""
 
 
 BAD_INPUT = 400

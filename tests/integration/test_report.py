@@ -97,8 +97,8 @@ async def test_every_key_cooling_answers_503_with_retry_after_until_the_first_re
     clock.now_ms += 500
     r = await deliver(client, t.client_token)
     assert r.status_code == 503
-    assert r.json() == {"error": "no active keys", "retry_after": 10}  # 9.5 s, rounded up
-    assert r.headers["retry-after"] == "10"
+    assert r.json() == {"error": "no active keys"}
+    assert r.headers["retry-after"] == "10"  # 9.5 s, rounded up
     clock.now_ms += 9_500
     assert await delivered(client, t, 2) == {b}
 
