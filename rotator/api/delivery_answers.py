@@ -98,28 +98,6 @@ class Limited(Answer):
         return self.status, headers, body
 
 
-class Cooling(Answer):
-    """`{"error": .., "retry_after": N}` with Retry-After: N (every active key cools down:
-    `detail` is the wait in ms until the first recovers)."""
-
-    __slots__ = ("prefix",)
-
-    def __init__(self, status: int, error: str) -> None:
-        super().__init__(status, error)
-        self.prefix = self.body[:-1] + b',"retry_after":'
-
-    def render(self, detail: Any, now_ms: int) -> tuple[int, Headers, bytes]:
-        wait = _after_ms(detail, now_ms)
-        body = b"%s%d}" % (self.prefix, wait)
-        headers = (
-            *API_HEADER_TUPLES,
-            (b"retry-after", b"%d" % wait),
-            _JSON,
-            (b"content-length", b"%d" % len(body)),
-        )
-        return self.status, headers, body
-
-
 def _to_midnight(_: Any, now_ms: int) -> int:
     """A daily limit: until the UTC day ends and the counters start again."""
     return seconds_to_midnight(now_ms, utc_day(now_ms))
@@ -143,7 +121,7 @@ REFUSALS: dict[str, Answer] = {
     "throttle": RetryLater(429, errors.DemoRateLimited.message, _after_ms),
     "limit": Limited(429, errors.DailyLimitReached.message, _to_midnight),
     "rate": Limited(429, errors.RateLimitReached.message, _wait_ms_in_clock),
-    "cooling": Cooling(503, errors.NoActiveKeys.message),
+    "cooling": RetryLater(503, errors.NoActiveKeys.message, _after_ms),
 }
 """next_key.lua's refusal statuses (its header lists them) -> their answers."""
 
