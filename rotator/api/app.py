@@ -18,6 +18,7 @@ from rotator.api.errors import HANDLERS
 from rotator.api.headers import API_HEADERS
 from rotator.api.health import healthz
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
+from rotator.api.request_id import RequestIdMiddleware
 from rotator.api.state import AppState
 from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock
@@ -72,6 +73,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"rotator": state}),
+        # X-Request-ID and the request's scope (logs, audit) around every route but /v1/next
+        middleware=[RequestIdMiddleware],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY_BYTES,

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotator import request_scope
 from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
+from rotator.domain.audit import Actor
 from rotator.domain.errors import InvalidField, TenantSuspended
+from rotator.request_scope import RequestScope, new_request_id
 from rotator.settings import Settings
 from rotator.store_context import StoreContext
 
@@ -238,6 +243,15 @@ GROUP_ALIASES = {"webhook": ["webhooks"]}
 """Other spellings of a group (the plural people type for the API's /v1/webhooks)."""
 
 
+def cli_actor() -> Actor:
+    """Who a CLI command acts as: the operator (it holds the store), named by the OS user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = str(os.getuid())
+    return Actor(role="operator", via="cli", credential="cli:" + user, address="cli")
+
+
 def execute(command: Command, args: argparse.Namespace, settings: Settings) -> int:
     """Run one command: store access, the call, errors in the command's terms, output."""
     if command.prepare is not None:
@@ -245,6 +259,10 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
     if not command.store:
         return asyncio.run(command.run(Context(None, None, settings), args)) or 0
     store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
+    # the command's scope: its writes are audited as the operator's, by this OS user
+    request_scope.open_scope(
+        RequestScope(request_id=new_request_id(), address="cli", actor=cli_actor())
+    )
     try:
         with store as live:
             result = with_store(

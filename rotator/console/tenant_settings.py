@@ -42,6 +42,8 @@ EVENT_HELP = {
     "service.no_active_keys": "a request found no active key",
     "key.rotated": "the current key changed (rotated, expired, disabled, deleted, or at its "
     "own daily limit)",
+    "audit.write": "a management write changed something (the audit record)",
+    "audit.refused": "a management write was refused (the audit record)",
 }
 
 
