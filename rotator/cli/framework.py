@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotator import request_scope
+from rotator import logs, request_scope
 from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
 from rotator.domain.audit import Actor
@@ -259,6 +260,11 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
     if not command.store:
         return asyncio.run(command.run(Context(None, None, settings), args)) or 0
     store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
+    # a command's output is its result; its log lines (warnings and worse, on stderr) take
+    # the configured format, with the command's request id
+    logs.configure(
+        max(settings.log_level, "WARNING", key=logging.getLevelName), settings.log_format
+    )
     # the command's scope: its writes are audited as the operator's, by this OS user
     request_scope.open_scope(
         RequestScope(request_id=new_request_id(), address="cli", actor=cli_actor())

@@ -317,14 +317,21 @@ async def read_audit(
     limit: int = 50,
     cursor: str | None = None,
 ) -> AuditPage:
-    """A page of audit records, newest first: `viewer` a tenant reads its own log (and may
-    not name another tenant); None (the operator) reads every tenant's, filtered by
-    `tenant`. `action`, `since_ms`/`until_ms` (inclusive) filter; `cursor` goes on from a
-    previous page's `next_cursor`."""
+    """A page of audit records, newest first. `viewer`: a tenant reads its own log (and
+    may not name another tenant); None (the operator) reads every tenant's (kr:audit), or
+    with `tenant` that tenant's own log (kr:audit's copies once the tenant is deleted).
+    `action`, `since_ms`/`until_ms` (inclusive) filter; `cursor` goes on from a previous
+    page's `next_cursor`."""
     _check_page(limit, cursor)
     if viewer is not None and tenant not in (None, viewer):
         raise InvalidField("tenant", "a tenant admin reads only its own tenant's records")
-    stream = keys.audit(viewer) if viewer is not None else keys.AUDIT
+    stream = keys.AUDIT
+    if viewer is not None:
+        stream = keys.audit(viewer)
+    elif tenant is not None and await redis.exists(keys.audit(tenant)):
+        # the tenant's own log is the authority (and its ids are the ones its admin pages
+        # with); the operator's copy serves a tenant whose log is gone with it
+        stream, tenant = keys.audit(tenant), None
     end = "(" + cursor if cursor is not None else ("+" if until_ms is None else str(until_ms))
     start = "-" if since_ms is None else str(since_ms)
     found: list[AuditRecord] = []
