@@ -25,7 +25,8 @@ from rotator.api.state import AppState
 from rotator.console.security import CONSOLE_PATH, came_over_https
 from rotator.domain import tokens
 from rotator.domain.audit import Actor, fingerprint
-from rotator.store import sessions, tenants
+from rotator.domain.errors import TenantSuspended
+from rotator.store import audit, sessions, tenants
 
 TENANT_COOKIE = "kr_session"
 OPERATOR_COOKIE = "kr_operator"
@@ -100,7 +101,12 @@ async def console_tenant(request: Request) -> str:
     if access.suspended:
         request.state[SUSPENDED] = True
         if request.method not in READS:
-            tenants.refuse_write_if_suspended(access)
+            try:
+                tenants.refuse_write_if_suspended(access)
+            except TenantSuspended as exc:
+                action = f"{request.method} {request.url.path}"
+                await audit.refused_request(state, tenant, action, exc.message)
+                raise
     return tenant
 
 

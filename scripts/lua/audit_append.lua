@@ -7,6 +7,10 @@
 --         then also an `ARGV[5]` event for a tenant that subscribes to it)
 -- ARGV[1] record (JSON)   ARGV[2] now_ms   ARGV[3] retention_ms   ARGV[4] events_maxlen
 -- ARGV[5] event type (audit.write | audit.refused)
--- returns the entry id
+-- returns the entry id; false when KEYS[3] names a tenant that does not exist (an attempt on
+-- an unknown or deleted tenant leaves no key behind: the operator's log has the record)
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 0 then
+  return false
+end
 return audit_append(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), KEYS[2], KEYS[3],
   ARGV[4], ARGV[5])

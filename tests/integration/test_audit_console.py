@@ -106,3 +106,30 @@ async def test_the_operators_console_writes_and_activity(client, redis):
         "create_service",
         "update_tenant_status",
     }
+
+
+async def test_a_suspended_tenants_console_write_is_recorded_refused(client):
+    t = await new_tenant(client)
+    await sign_in(client, t.admin_token)
+    r = await client.patch(f"/v1/admin/tenants/{t.id}", json={"suspended": True}, headers=OPERATOR)
+    assert r.status_code == 200
+    r = await post_form(client, "/app/new-service", {"slug": "late", "policy": "usage"})
+    assert r.status_code == 403
+    newest = (await client.get("/v1/audit", params={"tenant": t.id}, headers=OPERATOR)).json()
+    record = newest["records"][0]
+    assert (record["action"], record["outcome"], record["via"]) == (
+        "POST /app/new-service",
+        "refused",
+        "console",
+    )
+    assert record["reason"] == "tenant suspended"
+
+
+async def test_an_attempt_on_an_unknown_tenant_leaves_no_key_behind(client, redis):
+    r = await client.patch(
+        "/v1/admin/tenants/0123456789abcdef", json={"name": "x"}, headers=OPERATOR
+    )
+    assert r.status_code == 404
+    assert [k async for k in redis.scan_iter(match="{t:0123456789abcdef}*")] == []
+    record = (await raw_records(redis, None))[-1]
+    assert (record["tenant"], record["outcome"]) == ("0123456789abcdef", "refused")

@@ -268,3 +268,26 @@ async def test_bad_cursor_and_limit_are_400(client):
     for params, field in (({"cursor": "nope"}, "cursor"), ({"limit": 0}, "limit")):
         r = await client.get("/v1/audit", params=params, headers=t.auth)
         assert r.status_code == 400 and r.json()["field"] == field, r.text
+
+
+SPANNING = {"POST /v1/admin/tenants", "DELETE /v1/admin/tenants/{tenant_id}"}
+"""Writes that span cluster slots: recorded right after the change (docs/operations.md)."""
+
+
+@pytest.mark.parametrize("operation", sorted(set(WRITES) - SPANNING))
+async def test_a_tenants_write_carries_its_record_in_its_own_script(
+    client, redis, monkeypatch, operation
+):
+    """Every step after the write's script is made to fail: the record is in the tenant's
+    log all the same, so it was written by the script that made the change."""
+    f = await seeded(client)
+
+    async def lost(*args, **kwargs):
+        raise RuntimeError("the copy to the operator's log is lost")
+
+    monkeypatch.setattr("rotator.store.audit._append", lost)
+    before = len(await raw_records(redis, f.tenant.id))
+    r = await do_write(client, f, operation)
+    assert r.status_code == 500  # the test's failure, after the change
+    new = (await raw_records(redis, f.tenant.id))[before:]
+    assert [(x["action"], x["outcome"]) for x in new] == [(WRITES[operation][3], "ok")]

@@ -76,12 +76,18 @@ def append(
     tenant: str | None = None,
     events_maxlen: int = 0,
     event_type: str = "",
-) -> script_call.Call[str]:
-    """Append one record on its own (audit_append.lua); with `tenant`, also as an event."""
+) -> script_call.Call[str | None]:
+    """Append one record on its own (audit_append.lua); with `tenant`, to that tenant's log
+    if it exists, and as an event."""
     stream_keys = [stream] if tenant is None else [stream, keys.events(tenant), keys.tenant(tenant)]
     return script_call.Call(
         _APPEND,
         stream_keys,
         (record, now_ms, retention_ms, events_maxlen, event_type),
-        decode.text,
+        _entry_id,
     )
+
+
+def _entry_id(reply: Any) -> str | None:
+    """The appended entry's id; None when the tenant did not exist (nothing appended)."""
+    return None if reply is None else decode.text(reply)
