@@ -110,6 +110,4 @@ def app_create(tenant: str, app_id: int, fields: Mapping[str, Any]) -> Call[bool
 
 def app_delete(tenant: str, app_id: int) -> Call[bool]:
     """Delete an app: False when there was no such app."""
-    return Call(
-        _APP_DELETE, (keys.app(tenant, app_id), keys.apps(tenant)), (app_id,), decode.flag
-    )
+    return Call(_APP_DELETE, (keys.app(tenant, app_id), keys.apps(tenant)), (app_id,), decode.flag)
