@@ -140,6 +140,9 @@ class Context(StoreContext):
         from rotator.store import tenants
 
         tenant = await tenants.resolve_tenant(self.redis, ref)
+        scope = request_scope.current()
+        if scope is not None:
+            scope.tenant = tenant  # named in the command's log lines
         if self.tenant_write:
             try:
                 await tenants.check_writable(self.redis, tenant)
@@ -260,13 +263,17 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
     if not command.store:
         return asyncio.run(command.run(Context(None, None, settings), args)) or 0
     store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
-    # a command's output is its result; its log lines (warnings and worse, on stderr) take
-    # the configured format, with the command's request id
-    logs.configure(
-        max(settings.log_level, "WARNING", key=logging.getLevelName), settings.log_format
-    )
+    if not logging.getLogger().handlers:  # a host process (a test) keeps its own
+        # a command's output is its result: its log lines on stderr are warnings and worse
+        # (all of them at DEBUG), in the configured format, with its request id and tenant
+        level = (
+            "DEBUG"
+            if settings.log_level == "DEBUG"
+            else max(settings.log_level, "WARNING", key=logging.getLevelName)
+        )
+        logs.configure(level, settings.log_format)
     # the command's scope: its writes are audited as the operator's, by this OS user
-    request_scope.open_scope(
+    scope = request_scope.open_scope(
         RequestScope(request_id=new_request_id(), address="cli", actor=cli_actor())
     )
     try:
@@ -279,6 +286,8 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
             )
     except InvalidField as exc:
         raise CliError(f"{command.flag_of(exc.field)}: {exc.problem}") from None
+    finally:
+        request_scope.close_scope(scope)
     if command.human is not None and result is not None and not args.json:
         print(command.human(result))
     else:

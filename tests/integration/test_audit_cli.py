@@ -71,3 +71,19 @@ async def test_cli_audit_refuses_a_bad_time_or_cursor(cli_env):
     assert done.returncode == 2 and "--since" in done.stderr
     done = run(cli_env, "audit", "--cursor", "nope")
     assert done.returncode == 1 and "--cursor" in done.stderr
+
+
+async def test_cli_log_lines_are_json_with_the_commands_request_id(cli_env, redis):
+    env = {**cli_env, "ROTATOR_LOG_FORMAT": "json", "ROTATOR_LOG_LEVEL": "DEBUG"}
+    created = run(env, "tenant", "create", "logged", "--json")
+    assert created.returncode == 0, created.stderr
+    tenant = json.loads(created.stdout)["id"]
+    done = run(env, "service", "create", tenant, "openai", "--policy", "usage")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines, "no log line at DEBUG"
+    record = (await raw_records(redis, tenant))[-1]
+    caused = [x for x in lines if x.get("request_id") == record["request_id"]]
+    # the lines from the tenant's resolution on name it (the store's connection lines before)
+    assert {x.get("tenant") for x in caused} - {None} == {tenant}, lines
+    assert json.loads(created.stdout)["admin_token"] not in created.stderr
