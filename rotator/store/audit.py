@@ -323,6 +323,9 @@ async def read_audit(
     `action`, `since_ms`/`until_ms` (inclusive) filter; `cursor` goes on from a previous
     page's `next_cursor`."""
     _check_page(limit, cursor)
+    if until_ms is not None and until_ms < 0:
+        return AuditPage(records=[], next_cursor=None)  # before 1970: no record is that old
+    since_ms = None if since_ms is None or since_ms <= 0 else since_ms
     if viewer is not None and tenant not in (None, viewer):
         raise InvalidField("tenant", "a tenant admin reads only its own tenant's records")
     stream = keys.AUDIT

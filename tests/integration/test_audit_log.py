@@ -291,3 +291,12 @@ async def test_a_tenants_write_carries_its_record_in_its_own_script(
     assert r.status_code == 500  # the test's failure, after the change
     new = (await raw_records(redis, f.tenant.id))[before:]
     assert [(x["action"], x["outcome"]) for x in new] == [(WRITES[operation][3], "ok")]
+
+
+async def test_times_before_1970_select_nothing_or_everything(client):
+    t = await new_tenant(client)
+    old = "1900-01-01T00:00:00Z"
+    r = await client.get("/v1/audit", params={"until": old}, headers=t.auth)
+    assert r.status_code == 200 and r.json() == {"records": [], "next_cursor": None}
+    r = await client.get("/v1/audit", params={"since": old}, headers=t.auth)
+    assert [x["action"] for x in r.json()["records"]] == ["create_tenant"]
