@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -62,19 +62,26 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     from rotator import console
     from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
 
+    # X-Request-ID and the request's scope (logs, audit) on every route but the delivery
+    # paths, which set their own id and pay for no layer they do not use
+    scoped = [RequestIdMiddleware]
     return Litestar(
         route_handlers=[
             *DELIVERY_ROUTES,
-            *MANAGEMENT_ROUTES,
-            healthz,
-            docs.static_router(),
-            *console.routes(settings.keyring),
+            Router(
+                "/",
+                route_handlers=[
+                    *MANAGEMENT_ROUTES,
+                    healthz,
+                    docs.static_router(),
+                    *console.routes(settings.keyring),
+                ],
+                middleware=scoped,
+            ),
         ],
         template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"rotator": state}),
-        # X-Request-ID and the request's scope (logs, audit) around every route but /v1/next
-        middleware=[RequestIdMiddleware],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY_BYTES,
@@ -85,7 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
             version=__version__,
             path=docs.SCHEMA_PATH,
             render_plugins=docs.render_plugins(),
-            openapi_router=docs.openapi_router(),
+            openapi_router=docs.openapi_router(middleware=scoped),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
