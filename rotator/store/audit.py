@@ -23,6 +23,7 @@ counted per client IP per minute (`count_unauthenticated`, kr:authfail:<minute>)
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -37,11 +38,12 @@ from rotator.domain.errors import InvalidField, RotatorError, StoreUnavailable
 from rotator.domain.records import AuditPage, AuditRecord
 from rotator.request_scope import RequestScope
 from rotator.store import keys
-from rotator.store.connection import UNAVAILABLE, Redis, as_str
+from rotator.store.connection import UNAVAILABLE, Redis, as_str, is_unavailable
 from rotator.store.scripts.audit import MS_PER_DAY, PENDING, Pending, append
 from rotator.store.scripts.call import Plain
 
 T = TypeVar("T")
+log = logging.getLogger("rotator.audit")
 
 CONTEXT_NAMES = frozenset(
     (
@@ -259,7 +261,11 @@ async def _append(
     *,
     own: bool,
 ) -> None:
-    """The record in the operator's log, and (`own`) in the tenant's, in one round trip."""
+    """The record in the operator's log, and (`own`) in the tenant's, in one round trip.
+
+    Runs after the write (or its refusal) was decided: a store that fails now must not turn
+    an acknowledged write into an error its caller would retry (and so repeat), nor replace
+    a refusal's answer. The loss is logged, loudly, with the request's id."""
     calls = [append(keys.AUDIT, record, now_ms=now_ms, retention_ms=retention_ms)]
     if own and tenant is not None:
         calls.append(
@@ -273,7 +279,12 @@ async def _append(
                 event_type=event_type,
             )
         )
-    await Plain(redis).run_many(calls)
+    try:
+        await Plain(redis).run_many(calls)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.error("audit record not written (store unavailable): %s", record.decode())
 
 
 async def count_unauthenticated(redis: Redis, client_ip: str, now_ms: int) -> None:

@@ -300,3 +300,29 @@ async def test_times_before_1970_select_nothing_or_everything(client):
     assert r.status_code == 200 and r.json() == {"records": [], "next_cursor": None}
     r = await client.get("/v1/audit", params={"since": old}, headers=t.auth)
     assert [x["action"] for x in r.json()["records"]] == ["create_tenant"]
+
+
+async def test_a_lost_copy_never_turns_a_done_write_into_an_error(
+    client, redis, monkeypatch, caplog
+):
+    """The store failing after the write: the write's answer stands (a retry would repeat
+    it), the tenant's log has the record its script wrote, the loss is logged."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    t = await new_tenant(client)
+
+    class Unreachable:
+        def __init__(self, redis):
+            pass
+
+        async def run_many(self, calls):
+            raise RedisConnectionError("gone")
+
+    monkeypatch.setattr("rotator.store.audit.Plain", Unreachable)
+    r = await client.post("/v1/services", json={"slug": "kept", "policy": "usage"}, headers=t.auth)
+    assert r.status_code == 201
+    assert (await raw_records(redis, t.id))[-1]["resource"] == "kept"
+    lost = [x for x in caplog.records if x.name == "rotator.audit"]
+    assert lost and "kept" in lost[0].getMessage() and lost[0].levelname == "ERROR"
+    r = await client.delete("/v1/services/none", headers=t.auth)
+    assert r.status_code == 404  # the refusal's own answer, not the copy's failure
