@@ -4,12 +4,14 @@ A record says who (role, door, a fingerprint of the credential, the client addre
 (the store function's name as the action, the resource, the request's fields) and how it
 ended. Nothing in it may be a secret: `redact` keeps each field's name and drops the value of
 any field that is, or may hold, a provider key, a token, a webhook secret or a password, by
-its name and, as a second net, by the shape of the value (our token and secret prefixes).
+its name and, as a second net, by the shape of the text (our tokens and webhook secrets, a
+URL's credentials).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -20,8 +22,10 @@ REDACTED = "[redacted]"
 SECRET_NAME_PARTS = ("secret", "token", "password", "sealed", "master_key")
 """A field whose name holds one of these is written as REDACTED, whatever its value."""
 
-SECRET_VALUE_PREFIXES = ("kta_", "krc_", "kra_", "whsec_")
-"""Values shaped like our tokens or webhook secrets are redacted wherever they appear."""
+SECRET_SHAPES = re.compile(r"\b(?:k(?:ta|rc|ra)_[A-Za-z0-9_-]+|whsec_[A-Za-z0-9+/=]+)")
+"""Text shaped like our tokens or webhook secrets, redacted wherever it appears in a value."""
+URL_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+"""The user:password of a URL (a refused webhook URL may hold some)."""
 
 MAX_LIST_ITEMS = 20
 """A longer list (a bulk add, an import's rows) is written as its length only."""
@@ -76,8 +80,7 @@ def redact(name: str, value: Any) -> Any:
     if isinstance(value, bytes):
         return REDACTED  # sealed blobs and raw secrets: never written down
     if isinstance(value, str):
-        if value.startswith(SECRET_VALUE_PREFIXES):
-            return REDACTED
+        value = URL_CREDENTIALS.sub(r"\1***@", SECRET_SHAPES.sub(REDACTED, value))
         return value if len(value) <= MAX_TEXT_CHARS else value[:MAX_TEXT_CHARS] + "…"
     if value is None or isinstance(value, (bool, int, float)):
         return value
