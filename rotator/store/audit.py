@@ -38,7 +38,7 @@ from rotator.domain.errors import InvalidField, RotatorError, StoreUnavailable
 from rotator.domain.records import AuditPage, AuditRecord
 from rotator.request_scope import RequestScope
 from rotator.store import keys
-from rotator.store.connection import UNAVAILABLE, Redis, as_str, is_unavailable
+from rotator.store.connection import Redis, as_str, is_unavailable
 from rotator.store.scripts.audit import MS_PER_DAY, PENDING, Pending, append
 from rotator.store.scripts.call import Plain
 
@@ -296,8 +296,9 @@ async def count_unauthenticated(redis: Redis, client_ip: str, now_ms: int) -> No
         pipe.hincrby(key, client_ip or "unknown", 1)
         pipe.expire(key, AUTH_FAILURE_TTL_S)
         await pipe.execute()
-    except UNAVAILABLE:
-        pass
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
 
 
 async def unauthenticated_counts(redis: Redis, minute: int) -> dict[str, int]:
