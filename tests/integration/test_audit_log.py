@@ -326,3 +326,30 @@ async def test_a_lost_copy_never_turns_a_done_write_into_an_error(
     assert lost and "kept" in lost[0].getMessage() and lost[0].levelname == "ERROR"
     r = await client.delete("/v1/services/none", headers=t.auth)
     assert r.status_code == 404  # the refusal's own answer, not the copy's failure
+
+
+@pytest.mark.backends("single")  # the worker's queue: the pump tests run it on a cluster
+async def test_audit_events_reach_the_webhook_signed(client, settings, redis, receiver):
+    from tests.integration.webhook_support import deliver_all, verify_signature
+
+    t = await new_tenant(client)
+    r = await client.patch(
+        "/v1/tenant",
+        json={"webhook_url": receiver.url, "webhook_events": ["audit.write", "audit.refused"]},
+        headers=t.auth,
+    )
+    assert r.status_code == 200, r.text
+    secret = r.json()["webhook_secret"]
+    await new_service(client, t, slug="hooked")
+    await client.delete("/v1/services/absent", headers=t.auth)
+    assert await deliver_all(settings, redis) == 3
+    bodies = [json.loads(x.body) for x in receiver.received]
+    assert all(verify_signature(secret, x.headers, x.body) for x in receiver.received)
+    assert sorted((b["type"], b["data"]["action"]) for b in bodies) == [
+        ("audit.refused", "delete_service"),
+        ("audit.write", "create_service"),
+        ("audit.write", "update_tenant"),
+    ]
+    for body in bodies:
+        assert body["tenant"] == t.id and body["data"]["tenant"] == t.id
+        assert "whsec_" not in json.dumps(body)
