@@ -11,14 +11,26 @@ health record, per process start and lifespan step. Their loggers stay at our le
 handler, relabels those known routine lines as DEBUG: shown at DEBUG, dropped above it.
 Matching is by the library's format string (`record.msg`, before arguments): a line a
 new library version adds is shown, not hidden.
+
+Two formats (ROTATOR_LOG_FORMAT): `text`, readable lines, and `json`, one object a line for
+log shippers (`time`, `level`, `logger`, `message`, `process`, and `request_id` and
+`tenant` when a request or command is being served). `Scope`, a filter on the handler, adds
+the request's id and tenant to every record from the request scope (rotator/request_scope.py),
+so a line says which request caused it in either format. No secret is ever a log argument;
+the formats add nothing but the scope's id and tenant.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+from rotator import request_scope
+from rotator.domain.clock import iso_ms
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s%(scope)s"
+"""The text format: `scope` is ` [request_id=… tenant=…]` while a request is served, else ''."""
 
 ROUTINE: dict[str, tuple[str, ...]] = {
     # per process start/stop and lifespan steps; `rotator serve` says start and stop itself
@@ -76,22 +88,64 @@ class Chatter(logging.Filter):
         return self.level <= logging.DEBUG
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """A logging.config.dictConfig dict: stderr, FORMAT, `level` for our loggers and the
-    libraries' alike, Chatter on the one handler. uvicorn applies it in each of its worker
-    processes too (it is passed as log_config), so everything here is importable by name."""
+class Scope(logging.Filter):
+    """Adds the request scope's id and tenant to each record (`request_id`, `tenant`: None
+    outside a request) and, for the text format, `scope`: their ` [...]` suffix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scope = request_scope.current()
+        request_id = scope.request_id if scope is not None and scope.request_id else None
+        tenant = scope.tenant if scope is not None else None
+        record.request_id, record.tenant = request_id, tenant
+        parts = [f"request_id={request_id}"] if request_id else []
+        if tenant:
+            parts.append(f"tenant={tenant}")
+        record.scope = f" [{' '.join(parts)}]" if parts else ""
+        return True
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, process, request_id and tenant
+    where known, exception (its traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": iso_ms(int(record.created * 1000)),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        for name in ("request_id", "tenant"):
+            value = getattr(record, name, None)
+            if value:
+                line[name] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
+    """A logging.config.dictConfig dict: stderr, FORMAT (text) or JsonLines (json), `level`
+    for our loggers and the libraries' alike, Chatter and Scope on the one handler. uvicorn
+    applies it in each of its worker processes too (it is passed as log_config), so
+    everything here is importable by name."""
     level = level.upper()
+    formatter = {"()": "rotator.logs.JsonLines"} if log_format == "json" else {"format": FORMAT}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": FORMAT}},
-        "filters": {"chatter": {"()": "rotator.logs.Chatter", "level": level}},
+        "formatters": {"plain": formatter},
+        "filters": {
+            "chatter": {"()": "rotator.logs.Chatter", "level": level},
+            "scope": {"()": "rotator.logs.Scope"},
+        },
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "plain",
-                "filters": ["chatter"],
+                "filters": ["chatter", "scope"],
                 "level": level,
             }
         },
@@ -106,8 +160,8 @@ def log_config(level: str) -> dict[str, Any]:
     }
 
 
-def configure(level: str) -> None:
-    """Apply log_config(level) to this process."""
+def configure(level: str, log_format: str = "text") -> None:
+    """Apply log_config(level, log_format) to this process."""
     import logging.config
 
-    logging.config.dictConfig(log_config(level))
+    logging.config.dictConfig(log_config(level, log_format))

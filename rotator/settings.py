@@ -109,6 +109,10 @@ def _parse_upper(name: str, raw: str) -> str:
     return raw.upper()
 
 
+def _parse_lower(name: str, raw: str) -> str:
+    return raw.lower()
+
+
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
@@ -158,6 +162,13 @@ def _tcp_port(settings: Settings, port: int) -> str | None:
 
 def _log_level(settings: Settings, level: str) -> str | None:
     return None if level.upper() in LOG_LEVELS else f"{level!r} is not a log level"
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(settings: Settings, value: str) -> str | None:
+    return None if value in LOG_FORMATS else f"{value!r} is not one of {', '.join(LOG_FORMATS)}"
 
 
 def _redis_url(settings: Settings, url: str | None) -> str | None:
@@ -263,6 +274,13 @@ class Settings:
     log_level: str = setting(
         "INFO", "DEBUG, INFO, WARNING or ERROR", parse=_parse_upper, check=_log_level
     )
+    log_format: str = setting(
+        "text",
+        "text (readable lines) or json (one object a line, for log shippers: time, level, "
+        "logger, message, request_id and tenant where known)",
+        parse=_parse_lower,
+        check=_log_format,
+    )
     log_summary_s: float = setting(
         60.0,
         "seconds between the INFO lines that sum up deliveries (API) and jobs (worker); 0 = none",
@@ -284,6 +302,11 @@ class Settings:
     )
     usage_retention_days: int = setting(
         35, "days of per-key usage history kept (counters expire)", at_least=1
+    )
+    audit_retention_days: int = setting(
+        90,
+        "days an audit record is kept (older ones are trimmed as new ones are written)",
+        at_least=1,
     )
     events_maxlen: int = setting(10000, "approximate cap of each tenant's event stream", at_least=1)
     webhook_timeout_s: float = setting(

@@ -7,6 +7,10 @@ Every store function opens with the clients it needs (`redis`, then `durability`
 three interfaces wrote every call three times over, and a call that forgot `now_ms` quietly
 used the process clock instead of the injected one. `call` supplies them by those names, so
 a call site says only what differs: the tenant, the resource and the fields.
+
+A store function that takes `durability` is a management write: called while the request
+scope (rotator/request_scope.py) names an actor, it runs with its audit record
+(rotator/store/audit.py), so no door and no store function records it by hand.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from rotator import request_scope
 from rotator.domain.clock import utc_day
 
 T = TypeVar("T")
@@ -74,4 +79,11 @@ class StoreContext:
         for name in keywords:
             if name not in kwargs:
                 kwargs[name] = self._context_value(name)
-        return await fn(*(self._context_value(name) for name in leading), *args, **kwargs)
+        clients = [self._context_value(name) for name in leading]
+        scope = request_scope.current()
+        if "durability" in leading and scope is not None and scope.actor is not None:
+            # a management write by someone: recorded in the audit log with the change
+            from rotator.store import audit
+
+            return await audit.recorded(self, fn, clients, args, kwargs, scope.actor, scope)
+        return await fn(*clients, *args, **kwargs)

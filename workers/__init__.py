@@ -40,7 +40,7 @@ def run_worker(settings: Settings, config: WorkerConfig | None = None) -> None:
     if not logging.getLogger().handlers:  # a host process (a test) keeps its own
         from rotator import logs
 
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
     shared = None
     try:
         if settings.embedded:

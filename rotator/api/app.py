@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import ResponseHeader, State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -19,6 +19,7 @@ from rotator.api.errors import HANDLERS
 from rotator.api.headers import API_HEADERS
 from rotator.api.health import ROUTES as HEALTH_ROUTES
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
+from rotator.api.request_id import RequestIdMiddleware
 from rotator.api.state import AppState
 from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock
@@ -85,15 +86,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     from rotator.api.metrics import measured
     from rotator.api.report import ROUTES as REPORT_ROUTES
 
+    # X-Request-ID and the request's scope (logs, audit) on every route but the delivery
+    # paths, which set their own id and pay for no layer they do not use
+    scoped = [RequestIdMiddleware]
     return Litestar(
         route_handlers=[
             *DELIVERY_ROUTES,
-            *REPORT_ROUTES,
-            *MANAGEMENT_ROUTES,
-            *HEALTH_ROUTES,
-            *(METRICS_ROUTES if settings.metrics else []),
-            docs.static_router(),
-            *console.routes(settings.keyring),
+            Router(
+                "/",
+                route_handlers=[
+                    *REPORT_ROUTES,
+                    *MANAGEMENT_ROUTES,
+                    *HEALTH_ROUTES,
+                    *(METRICS_ROUTES if settings.metrics else []),
+                    docs.static_router(),
+                    *console.routes(settings.keyring),
+                ],
+                middleware=scoped,
+            ),
         ],
         template_config=console.template_config(),
         lifespan=[lifespan],
@@ -109,7 +119,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
             version=__version__,
             path=docs.SCHEMA_PATH,
             render_plugins=docs.render_plugins(),
-            openapi_router=docs.openapi_router(),
+            openapi_router=docs.openapi_router(middleware=scoped),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

@@ -19,6 +19,7 @@ tenant-admin route (and documented on each write route by TenantAdminBase).
 from __future__ import annotations
 
 import hmac
+from typing import NoReturn
 
 from litestar import Controller, Request
 from litestar.connection import ASGIConnection
@@ -27,11 +28,13 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
+from rotator import request_scope
 from rotator.api.openapi import FORBIDDEN, error_spec
 from rotator.api.state import AppState
 from rotator.domain import tokens
-from rotator.domain.errors import Unauthorized
-from rotator.store import tenants
+from rotator.domain.audit import Actor, fingerprint
+from rotator.domain.errors import TenantSuspended, Unauthorized
+from rotator.store import audit, tenants
 
 _TENANT = "rotator.tenant"
 """Connection-state key where the tenant-admin guard leaves the authenticated tenant."""
@@ -50,14 +53,41 @@ def app_state(connection: ASGIConnection) -> AppState:
     return connection.app.state.rotator
 
 
-async def require_operator(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Guard of /v1/admin/*."""
+async def refuse(connection: ASGIConnection, message: str | None = None) -> NoReturn:
+    """Answer 401, counted for the client's address (never recorded one by one: anyone could
+    fill the audit log; rotator/store/audit.py count_unauthenticated)."""
+    state = app_state(connection)
+    scope = request_scope.current()
+    address = scope.address if scope is not None else ""
+    await audit.count_unauthenticated(state.redis, address, state.now_ms())
+    raise Unauthorized(message)
+
+
+def _address() -> str:
+    scope = request_scope.current()
+    return scope.address if scope is not None else ""
+
+
+def is_operator(connection: ASGIConnection) -> bool:
+    """Whether the request carries the operator token (constant-time compare)."""
     expected = app_state(connection).settings.admin_token
     given = bearer_token(connection)
     if expected is None or given is None:
-        raise Unauthorized("invalid or missing operator token")
+        return False
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("invalid or missing operator token")
+        return False
+    request_scope.act_as(
+        Actor(
+            role="operator", via="api", credential="token:" + fingerprint(given), address=_address()
+        )
+    )
+    return True
+
+
+async def require_operator(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard of /v1/admin/*."""
+    if not is_operator(connection):
+        await refuse(connection, "invalid or missing operator token")
 
 
 async def require_tenant_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -67,14 +97,32 @@ async def require_tenant_admin(connection: ASGIConnection, _: BaseRouteHandler) 
     given = bearer_token(connection)
     parsed = tokens.parse(given) if given else None
     if parsed is None or parsed.kind != tokens.ADMIN:
-        raise Unauthorized()
+        await refuse(connection)
     access = await tenants.admin_access(app_state(connection).redis, parsed.tenant)
     if not tokens.same_hash(access.token_hash, parsed.secret_hash):
-        raise Unauthorized()
+        await refuse(connection)
+    request_scope.act_as(
+        Actor(
+            role="tenant_admin",
+            via="api",
+            credential="token:" + parsed.secret_hash[:8],
+            address=_address(),
+        ),
+        tenant=parsed.tenant,
+    )
     if connection.scope["method"] not in READS:
         # race point: a suspension that lands after this check lets this one write through,
         # as if it had come a moment earlier; deliveries are refused by the script itself
-        tenants.refuse_write_if_suspended(access)
+        try:
+            tenants.refuse_write_if_suspended(access)
+        except TenantSuspended as exc:
+            await audit.refused_request(
+                app_state(connection),
+                parsed.tenant,
+                f"{connection.scope['method']} {connection.scope['path']}",
+                exc.message,
+            )
+            raise
     connection.state[_TENANT] = parsed.tenant
 
 
@@ -100,6 +148,37 @@ _TENANT_ADMIN_DEPENDENCIES = {
     "tenant": Provide(_authenticated_tenant, sync_to_thread=False),
     "app_state": Provide(_state, sync_to_thread=False),
 }
+
+
+async def require_operator_or_tenant_admin(
+    connection: ASGIConnection, handler: BaseRouteHandler
+) -> None:
+    """Guard of routes both read (GET /v1/audit): the operator token, else a tenant's admin
+    token (that tenant's id left for the `viewer` dependency)."""
+    if not is_operator(connection):
+        await require_tenant_admin(connection, handler)
+
+
+def _viewer(request: Request) -> str | None:
+    return request.state.get(_TENANT)
+
+
+Viewer = NamedDependency[str | None]
+"""Handler parameter `viewer: Viewer`: the tenant admin's tenant id; None for the operator."""
+
+
+_VIEWER_DEPENDENCIES = {
+    "viewer": Provide(_viewer, sync_to_thread=False),
+    "app_state": Provide(_state, sync_to_thread=False),
+}
+
+
+class OperatorOrTenantAdminBase(Controller):
+    """Base of controllers the operator and tenant admins both call: handlers take
+    `viewer: Viewer` and `app_state: State`."""
+
+    guards = (require_operator_or_tenant_admin,)
+    dependencies = _VIEWER_DEPENDENCIES
 
 
 class OperatorBase(Controller):

@@ -9,6 +9,7 @@ Policy that allows nothing from another origin and no inline script.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path, PurePath
 from typing import Any
@@ -61,11 +62,13 @@ class DocsPage(OpenAPIRenderPlugin):
         return self.html
 
 
-def openapi_router() -> Router:
-    """Litestar's OpenAPI router, with the policy header on everything it serves."""
+def openapi_router(middleware: Sequence[Any] = ()) -> Router:
+    """Litestar's OpenAPI router, with the policy header on everything it serves (and the
+    app's `middleware` for every route but the delivery paths: rotator/api/app.py)."""
     return Router(
         SCHEMA_PATH,
         route_handlers=[],
+        middleware=list(middleware),
         include_in_schema=False,
         response_headers=[
             ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY)

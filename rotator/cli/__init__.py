@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rotator.cli import apps, backup, imports, keys, services, tenants, webhooks
+from rotator.cli import apps, audit, backup, imports, keys, services, tenants, webhooks
 from rotator.cli.common import CliError
 from rotator.cli.framework import add_commands
 from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
@@ -29,7 +29,7 @@ from rotator.store.connection import is_unavailable
 
 COMMANDS = [
     *tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS,
-    *webhooks.COMMANDS, *imports.COMMANDS,
+    *webhooks.COMMANDS, *imports.COMMANDS, *audit.COMMANDS,
 ]  # fmt: skip
 MANAGEMENT_COMMANDS = [c for c in COMMANDS if c.store]
 """The commands that call a management store function: each names its API operations

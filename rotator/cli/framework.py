@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotator import logs, request_scope
 from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
+from rotator.domain.audit import Actor
 from rotator.domain.errors import InvalidField, TenantSuspended
+from rotator.request_scope import RequestScope, new_request_id
 from rotator.settings import Settings
 from rotator.store_context import StoreContext
 
@@ -147,6 +153,9 @@ class Context(StoreContext):
         from rotator.store import tenants
 
         tenant = await tenants.resolve_tenant(self.redis, ref)
+        scope = request_scope.current()
+        if scope is not None:
+            scope.tenant = tenant  # named in the command's log lines
         if self.tenant_write:
             try:
                 await tenants.check_writable(self.redis, tenant)
@@ -251,6 +260,15 @@ GROUP_ALIASES = {"webhook": ["webhooks"]}
 """Other spellings of a group (the plural people type for the API's /v1/webhooks)."""
 
 
+def cli_actor() -> Actor:
+    """Who a CLI command acts as: the operator (it holds the store), named by the OS user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = str(os.getuid())
+    return Actor(role="operator", via="cli", credential="cli:" + user, address="cli")
+
+
 def execute(command: Command, args: argparse.Namespace, settings: Settings) -> int:
     """Run one command: store access, the call, errors in the command's terms, output."""
     if command.prepare is not None:
@@ -258,6 +276,19 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
     if not command.store:
         return asyncio.run(command.run(Context(None, None, settings), args)) or 0
     store = unlocked_store(settings, seals=True) if command.keyring else data_store(settings)
+    if not logging.getLogger().handlers:  # a host process (a test) keeps its own
+        # a command's output is its result: its log lines on stderr are warnings and worse
+        # (all of them at DEBUG), in the configured format, with its request id and tenant
+        level = (
+            "DEBUG"
+            if settings.log_level == "DEBUG"
+            else max(settings.log_level, "WARNING", key=logging.getLevelName)
+        )
+        logs.configure(level, settings.log_format)
+    # the command's scope: its writes are audited as the operator's, by this OS user
+    scope = request_scope.open_scope(
+        RequestScope(request_id=new_request_id(), address="cli", actor=cli_actor())
+    )
     try:
         with store as live:
             result = with_store(
@@ -268,6 +299,8 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
             )
     except InvalidField as exc:
         raise CliError(f"{command.flag_of(exc.field)}: {exc.problem}") from None
+    finally:
+        request_scope.close_scope(scope)
     if command.human is not None and result is not None and not args.json:
         print(command.human(result))
     else:

@@ -62,7 +62,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         migrate_before_serving(live)
         # uvicorn's worker processes build their settings from the environment
         os.environ["ROTATOR_REDIS_URL"] = live.redis_url or ""
-        logs.configure(live.log_level)  # uvicorn applies the same in each of its processes
+        # uvicorn applies the same in each of its processes
+        logs.configure(live.log_level, live.log_format)
         log.info(
             "serving %s://%s:%d with %d worker process%s; store %s",
             live.scheme, live.host, live.port, live.workers, "" if live.workers == 1 else "es",
@@ -101,7 +102,7 @@ def _uvicorn(uvicorn: Any, live: Settings) -> None:
         # the app resolves client IPs itself (ROTATOR_TRUSTED_PROXIES): uvicorn must not
         proxy_headers=False,
         server_header=False,
-        log_config=logs.log_config(live.log_level),
+        log_config=logs.log_config(live.log_level, live.log_format),
         # https directly (a single-machine install); behind nginx these stay unset
         ssl_certfile=None if live.tls_cert_file is None else str(live.tls_cert_file),
         ssl_keyfile=None if live.tls_key_file is None else str(live.tls_key_file),

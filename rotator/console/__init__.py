@@ -19,6 +19,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 from litestar_htmx import HTMXRequest
 
+from rotator.console.activity import ActivityPage, OperatorActivityPage
 from rotator.console.apps import AppPages
 from rotator.console.imports import ImportPage
 from rotator.console.operator import OperatorPages
@@ -60,6 +61,8 @@ def routes(keyring: KeyRing) -> list:
             StartPage,
             OperatorSignInPages,
             OperatorPages,
+            ActivityPage,
+            OperatorActivityPage,
         ],
         # the last middleware is the outermost: page headers wrap every response, CSRF's too
         middleware=[

@@ -10,6 +10,8 @@ state); every POST is refused here, as the API's guard refuses its writes.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
@@ -17,11 +19,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
+from rotator import request_scope
 from rotator.api.auth import READS
 from rotator.api.state import AppState
 from rotator.console.security import CONSOLE_PATH, came_over_https
 from rotator.domain import tokens
-from rotator.store import sessions, tenants
+from rotator.domain.audit import Actor, fingerprint
+from rotator.domain.errors import TenantSuspended
+from rotator.store import audit, sessions, tenants
 
 TENANT_COOKIE = "kr_session"
 OPERATOR_COOKIE = "kr_operator"
@@ -91,11 +96,17 @@ async def console_tenant(request: Request) -> str:
     )
     if not live:
         raise SignInRequired()
+    request_scope.act_as(_actor("tenant_admin", secret), tenant=tenant)
     access = await state.call(tenants.admin_access, tenant)
     if access.suspended:
         request.state[SUSPENDED] = True
         if request.method not in READS:
-            tenants.refuse_write_if_suspended(access)
+            try:
+                tenants.refuse_write_if_suspended(access)
+            except TenantSuspended as exc:
+                action = f"{request.method} {request.url.path}"
+                await audit.refused_request(state, tenant, action, exc.message)
+                raise
     return tenant
 
 
@@ -110,6 +121,16 @@ async def operator_signed_in(connection: ASGIConnection, _: BaseRouteHandler) ->
     )
     if not live:
         raise SignInRequired(operator=True)
+    request_scope.act_as(_actor("operator", secret))
+
+
+def _actor(role: Literal["operator", "tenant_admin"], secret: str) -> Actor:
+    """A console user as the audit log names them: by a fingerprint of the session."""
+    scope = request_scope.current()
+    address = scope.address if scope is not None else ""
+    return Actor(
+        role=role, via="console", credential="session:" + fingerprint(secret), address=address
+    )
 
 
 def _state(request: Request) -> AppState:

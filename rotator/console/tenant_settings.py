@@ -19,7 +19,7 @@ from rotator.console.messages import form_errors
 from rotator.console.pages import form_page, page, partial, see_other
 from rotator.console.security import CONSOLE_PATH
 from rotator.domain.errors import Conflict, InvalidField
-from rotator.domain.models import EVENT_TYPES
+from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
 from rotator.store import tenants
 from rotator.store import webhooks as webhook_log
 from rotator.store.test_event import send_test_event
@@ -42,6 +42,8 @@ EVENT_HELP = {
     "service.no_active_keys": "a request found no active key",
     "key.rotated": "the current key changed (rotated, expired, disabled, deleted, or at its "
     "own daily limit)",
+    "audit.write": "a management write changed something (the audit record)",
+    "audit.refused": "a management write was refused (the audit record)",
 }
 
 
@@ -57,6 +59,7 @@ async def render(
         "section": "settings",
         "tenant": record,
         "event_types": [(t, EVENT_HELP.get(t, "")) for t in EVENT_TYPES],
+        "default_events": DEFAULT_EVENTS,  # checked until a webhook is set: the API's default
         "deliveries": deliveries,
         **extra,
     }

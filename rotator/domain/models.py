@@ -29,9 +29,13 @@ EVENT_TYPES = (
     "key.cooling_down",
     "key.recovered",
     "key.disabled",
+    "audit.write",
+    "audit.refused",
 )
-DEFAULT_EVENTS = tuple(t for t in EVENT_TYPES if t != "key.delivered")
-"""Subscribed when a tenant sets a webhook without choosing: key.delivered is opt-in."""
+OPT_IN_EVENTS = ("key.delivered", "audit.write", "audit.refused")
+"""Never subscribed by default: one event per delivery, one per management write."""
+DEFAULT_EVENTS = tuple(t for t in EVENT_TYPES if t not in OPT_IN_EVENTS)
+"""Subscribed when a tenant sets a webhook without choosing: OPT_IN_EVENTS are opt-in."""
 
 
 ROTATION_REASONS = ("manual", "expired", "disabled", "deleted", "usage")

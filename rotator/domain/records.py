@@ -9,7 +9,7 @@ created it (the `...Created` records and the token records).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -290,3 +290,40 @@ class DeliveryPage(Record):
 class TestEventSent(Record):
     event_id: str
     """The recorded `webhook.test` event; the workers deliver it like any other."""
+
+
+# --- audit log ----------------------------------------------------------------------------
+class AuditRecord(Record):
+    """One management write, or an authenticated attempt a rule refused: who, from where,
+    what, how it ended. Never a provider key, token, webhook secret or password."""
+
+    id: str
+    """The record's position in its log (`<ms>-<seq>`): pass it as `cursor` to read on."""
+    at: str
+    tenant: str | None
+    """The tenant written to; null for an operator write that names none."""
+    role: Literal["operator", "tenant_admin"]
+    via: Literal["api", "console", "cli"]
+    credential: str
+    """`token:<fp>`, `session:<fp>` (fp: the first 8 hex digits of the SHA-256 of the token's
+    or session's secret, never the secret) or `cli:<os user>`."""
+    address: str
+    """The client's address (as trusted proxies name it), or `cli`."""
+    action: str
+    """The store operation, e.g. `create_service`, `update_key`, `issue_app_token`."""
+    resource: str
+    """What it acted on: the path's ids joined by `/` (`openai/7`), or the id it created."""
+    fields: dict[str, Any]
+    """The request's fields with their values; a secret's value is `[redacted]`."""
+    outcome: Literal["ok", "refused"]
+    reason: str | None
+    """Why it was refused (the error the caller got); null when it went through."""
+    request_id: str | None
+
+
+class AuditPage(Record):
+    records: list[AuditRecord]
+    """Newest first."""
+    next_cursor: str | None
+    """Pass as `cursor` for the next (older) page; null at the end of the log. A page may hold
+    fewer records than `limit` when filters skip many: follow `next_cursor` until null."""

@@ -4,7 +4,8 @@ An app is one hash, `{t:T}:app:<id>` (schema in keys.py), its id drawn from the
 tenant's sequence and listed in `{t:T}:apps`. The app token names tenant and app
 (`kra_<tenant>_<id>_<secret>`), so the delivery script finds the hash directly, and
 reads everything it decides on there: the token hash, allowlist, limit and `suspended`.
-Changes go through app_update.lua, which writes only to an app that still exists.
+Creations and deletions go through app_create.lua and app_delete.lua (hash and set in one
+step); changes through app_update.lua, which writes only to an app that still exists.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from rotator.store.common import (
 )
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts.call import Durable, run
-from rotator.store.scripts.tenants import app_update
+from rotator.store.scripts.tenants import app_create, app_delete, app_update
 
 
 def _record(app_id: str, h: dict[bytes, bytes]) -> App:
@@ -77,10 +78,7 @@ async def add_app(
     }
     if chosen:
         fields["token_imported"] = "1"
-    pipe = redis.pipeline(transaction=False)
-    pipe.hset(keys.app(tenant, app_id), mapping=fields)
-    pipe.sadd(keys.apps(tenant), app_id)
-    await durability.execute(pipe)
+    await run(Durable(redis, durability), app_create(tenant, app_id, fields))
     record = _record(str(app_id), {k.encode(): v.encode() for k, v in fields.items()})
     return AppCreated(**msgspec.structs.asdict(record), app_token=token.token)
 
@@ -182,10 +180,7 @@ async def _release_old(
 async def delete_app(redis: Redis, durability: Durability, tenant: str, app_id: int) -> None:
     """Delete an app: its token stops working with this write."""
     old_hash, imported = await redis.hmget(keys.app(tenant, app_id), ["token", "token_imported"])
-    pipe = redis.pipeline(transaction=False)
-    pipe.delete(keys.app(tenant, app_id))
-    pipe.srem(keys.apps(tenant), app_id)
-    deleted, _ = await durability.execute(pipe)
+    deleted = await run(Durable(redis, durability), app_delete(tenant, app_id))
     if not deleted:
         raise NotFound("app not found")
     await _release_old(redis, durability, token_index.app_owner(tenant, app_id), old_hash, imported)

@@ -87,6 +87,10 @@ Schema (per tenant T):
                               one JSON object per attempt, starting {"seq":N, (contiguous
                               along the list: the page cursor), event_id, type, attempts,
                               status_code, error, outcome (delivered|retrying|failed), updated_at
+  {t:T}:audit           STREAM r: one audit record (JSON, rotator/store/audit.py) per
+                              management write, appended by the write's own script
+                              (scripts/lua/lib/audit.lua), and per refused attempt; entry
+                              id = <ms>-<seq>; trimmed by MINID (AUDIT_RETENTION_DAYS)
   {t:T}:session:<h>     HASH  a console session (store/sessions.py): created_ms, seen_ms;
                               h = sha256 hex of the session secret in the cookie;
                               PEXPIRE = the idle limit, refreshed at most once a minute
@@ -118,6 +122,12 @@ Global:
   kr:opsession:<h>      HASH  an operator console session (same fields as a tenant's)
   kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
                               window (INCR; expires with the window)
+  kr:audit              STREAM the operator's audit log: every tenant's records (copied
+                              right after the tenant's own) and the operator writes that
+                              name no tenant; same fields and trimming as {t:T}:audit
+  kr:authfail:<minute>  HASH  unauthenticated management requests per client IP in that
+                              minute (HINCRBY; expires by itself): counted, never logged
+                              one record each
   kr:restore            HASH  the last `rotator restore` (store/backup/load.py): mac (the
                               file's last line MAC, hex), file, tenants, started_ms,
                               finished_ms (absent while it runs: the same file may resume it)
@@ -202,6 +212,8 @@ USAGE_FIELDS: Mapping[str, str] = {
 SESSION_FIELDS = ("created_ms", "seen_ms")
 EVENT_FIELDS = ("type", "data")
 """The fields of an {t:T}:events stream entry."""
+AUDIT_FIELDS = ("r",)
+"""The field of an audit stream entry: the record as JSON."""
 KEYRING_FIELDS = ("canary",)
 KEYRING_FIELD_PREFIXES = ("fp:",)
 RESTORE_FIELDS = ("mac", "file", "tenants", "started_ms", "finished_ms")
@@ -238,6 +250,10 @@ TOKEN_INDEX_PREFIX = "kr:tok:"
 def token_index(token_hash: str) -> str:
     """kr:tok:<sha256 hex of an imported token>: whose token it is (its own cluster slot)."""
     return TOKEN_INDEX_PREFIX + token_hash
+
+
+AUDIT = "kr:audit"
+AUTH_FAILURES_PREFIX = "kr:authfail:"
 
 
 def tag(tenant: str) -> str:
@@ -302,6 +318,15 @@ def key_window(t: str, key_id: int | str) -> str:
 
 def events(t: str) -> str:
     return tag(t) + ":events"
+
+
+def audit(t: str) -> str:
+    return tag(t) + ":audit"
+
+
+def auth_failures(minute: int) -> str:
+    """kr:authfail:<minutes since the epoch>."""
+    return AUTH_FAILURES_PREFIX + str(minute)
 
 
 def deliveries(t: str) -> str:

@@ -398,6 +398,7 @@ async def tenant_pages(page: Page, tenant: dict):
         ("app edit with errors", bad_app_edit),
         ("app token reissued", app_token),
         ("get started", lambda: go("/app/start")),
+        ("activity", lambda: go("/app/activity")),
         ("not found", lambda: go("/app/services/nope")),
     ]
 
@@ -460,6 +461,7 @@ async def operator_pages(page: Page, tenant: dict, issued: dict):
         ("operator tenant resumed", resumed),
         ("operator delete with errors", bad_delete),
         ("operator admin token reissued", admin_token),
+        ("operator activity", lambda: go("/app/operator/activity")),
     ]
 
 

@@ -92,6 +92,7 @@ READS: list[tuple[tuple[str, ...], str]] = [
     (("app", "list", "{t}"), "/v1/apps"),
     (("app", "show", "{t}", "4"), "/v1/apps/4"),
     (("webhook", "deliveries", "{t}", "--limit", "5"), "/v1/webhooks/deliveries?limit=5"),
+    (("audit", "--tenant", "{t}", "--limit", "5"), "/v1/audit?tenant={t}&limit=5"),
 ]
 CLOCKED_READS: list[tuple[tuple[str, ...], str]] = [
     # dated by the caller's clock: equal once dates are set aside
@@ -180,6 +181,7 @@ def test_every_command_is_checked_here():
         for args in [
             ("tenant", "create"),
             ("", "import"),  # test_import.py::test_the_api_imports_and_answers_as_the_cli
+            ("", "audit"),  # in READS (a top-level command: no group)
             *(w[0] for w in WRITES),
             *(r[0] for r in READS + CLOCKED_READS),
             *(last[0] for last in LAST),

@@ -26,7 +26,10 @@ from tests.integration.console_support import (
 )
 from tests.integration.management import SECRET, deliver, new_key, new_service, new_tenant
 
-PAGES = ("/app/services", "/app/new-service", "/app/apps", "/app/settings", "/app/start")
+PAGES = (
+    "/app/services", "/app/new-service", "/app/apps", "/app/settings", "/app/start",
+    "/app/activity",
+)  # fmt: skip
 
 
 def signed_out(response: httpx.Response) -> bool:

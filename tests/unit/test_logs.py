@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import logging.config
 import os
 
 import pytest
 
-from rotator import logs
+from rotator import logs, request_scope
 
 
 def record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
@@ -71,3 +72,56 @@ def test_the_config_sends_one_format_to_stderr_and_never_an_access_log(monkeypat
     assert len(lines) == 2, lines
     assert lines[0].endswith(f" INFO workers[{os.getpid()}]: worker started")
     assert " WARNING uvicorn.error[" in lines[1]
+
+
+def _formatted(log_format: str, *, scope: object = None, exc: bool = False) -> str:
+    """One record through the configured handler's filters and formatter."""
+    config = logs.log_config("info", log_format)
+    formatter = logs.JsonLines() if log_format == "json" else logging.Formatter(logs.FORMAT)
+    assert config["formatters"]["plain"] == (
+        {"()": "rotator.logs.JsonLines"} if log_format == "json" else {"format": logs.FORMAT}
+    )
+    assert "scope" in config["handlers"]["stderr"]["filters"]
+    rec = record("rotator.api", logging.WARNING, "store %s", "down")
+    if exc:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            import sys
+
+            rec.exc_info = sys.exc_info()
+    token = request_scope.open_scope(scope) if scope is not None else None
+    try:
+        logs.Scope().filter(rec)
+    finally:
+        if token is not None:
+            request_scope.close_scope(token)
+    return formatter.format(rec)
+
+
+def test_text_lines_name_the_request_and_tenant_when_there_is_one():
+    scope = request_scope.RequestScope(request_id="ab12cd34-7", tenant="t0000000000000001")
+    line = _formatted("text", scope=scope)
+    assert line.endswith("store down [request_id=ab12cd34-7 tenant=t0000000000000001]")
+    assert _formatted("text").endswith(f"rotator.api[{os.getpid()}]: store down")
+
+
+def test_json_lines_are_one_object_with_the_scope():
+    scope = request_scope.RequestScope(request_id="ab12cd34-7", tenant="t0000000000000001")
+    line = _formatted("json", scope=scope, exc=True)
+    assert "\n" not in line
+    parsed = json.loads(line)
+    assert parsed["level"] == "WARNING" and parsed["logger"] == "rotator.api"
+    assert parsed["message"] == "store down" and parsed["process"] == os.getpid()
+    assert parsed["request_id"] == "ab12cd34-7" and parsed["tenant"] == "t0000000000000001"
+    assert parsed["time"].endswith("Z") and "ValueError: boom" in parsed["exception"]
+    outside = json.loads(_formatted("json"))
+    assert "request_id" not in outside and "tenant" not in outside
+
+
+def test_the_log_format_setting_is_checked():
+    from rotator.settings import Settings, SettingsError
+
+    assert Settings.from_env({"ROTATOR_LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(SettingsError, match="ROTATOR_LOG_FORMAT"):
+        Settings.from_env({"ROTATOR_LOG_FORMAT": "xml"})

@@ -5,6 +5,7 @@ Controllers subclass rotator.api.auth.TenantAdminBase or OperatorBase (their gua
 """
 
 from rotator.api.management.apps import AppController
+from rotator.api.management.audit import AuditController
 from rotator.api.management.imports import ImportController
 from rotator.api.management.keys import KeyController
 from rotator.api.management.operator import OperatorController
@@ -24,4 +25,5 @@ ROUTES: list = [
     RotationController,
     UsageController,
     WebhookController,
+    AuditController,
 ]

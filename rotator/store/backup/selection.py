@@ -15,7 +15,10 @@ added after this was written (a new kind is in the backup unless it is added her
 Global keys are not copied as they are: the registries (kr:tenants, kr:webhook_tenants,
 kr:time_services) are rebuilt from the tenants' own keys (derived.py), kr:demo_tenant and
 kr:keyring travel in the header; operator sessions and sign-in throttles are left out for
-the reasons above, and the arq job queue is the worker's (see docs/operations.md).
+the reasons above, and the arq job queue is the worker's (see docs/operations.md). The
+operator's audit log (kr:audit) and the unauthenticated-request counts (kr:authfail:*) are
+this installation's own history, not data to restore: each tenant's audit log
+({t:T}:audit) is backed up with the tenant.
 """
 
 from __future__ import annotations

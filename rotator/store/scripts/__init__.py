@@ -45,6 +45,34 @@ def _lib(name: str) -> bytes:
     return (lua_dir() / "lib" / f"{name}.lua").read_bytes()
 
 
+AUDIT = "audit"
+"""scripts/lua/lib/audit.lua: wraps a write script's body in its audited variant."""
+
+
+@cache
+def load_audited(name: str) -> Script:
+    """The write script `name` recording its audit record in the same run: its body becomes
+    a function whose reply `audit_finish` reads (a record iff the script changed something)
+    and returns as `{recorded, reply}`; the caller appends the audit KEYS/ARGV after its own,
+    which `audit_take` removes before the body runs (rotator/store/scripts/audit.py)."""
+    own = (lua_dir() / f"{name}.lua").read_bytes()
+    assert not own.startswith(b"#!"), f"{name} is flagged (read-only?): not a write script"
+    libs = [_lib(lib.decode()) for lib in _INCLUDE.findall(own)]
+    source = b"".join(
+        [
+            _lib(PRELUDE),
+            *libs,
+            _lib(AUDIT),
+            b"local audit_args = audit_take()\n",
+            b"local function audited_body()\n",
+            own,
+            b"\nend\n",
+            b"return audit_finish(audit_args, audited_body())\n",
+        ]
+    )
+    return Script(name + "+audit", source, hashlib.sha1(source).hexdigest())
+
+
 @cache
 def load(name: str) -> Script:
     """The script `name` as sent to the server: prelude, included libraries, its own text."""

@@ -4,8 +4,9 @@ script, KEYS, ARGV and reply decoder) and `run` sends it through any `ScriptClie
 Three clients implement `evalsha`: FastRedis (the hot path: pipelined, 3x cheaper per call
 than redis-py), `Plain` (a redis-py client, single node or cluster) and `Durable` (a
 management write: the script, then WAITAOF on the same connection, so it is acknowledged
-once on disk). NOSCRIPT (a restarted server, a flushed script cache) is answered once per
-client by resending the source. `run_many` sends several calls in one round trip.
+once on disk; the audit record of the write in progress goes in the same script,
+rotator/store/scripts/audit.py). NOSCRIPT (a restarted server, a flushed script cache) is
+answered once per client by resending the source. `run_many` sends several calls in one round trip.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from redis.exceptions import NoScriptError
 
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts import Script
+from rotator.store.scripts import audit as audit_scripts
 
 T = TypeVar("T")
 
@@ -81,7 +83,13 @@ class Durable:
         self.before = before
 
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return (await self._execute([(script, keys, args)]))[-1]
+        # the audit record of the write in progress rides in its first script on the tenant's
+        # slot (rotator/store/scripts/audit.py): appended iff that script changes something
+        audited = audit_scripts.audited(script, keys, args)
+        if audited is None:
+            return (await self._execute([(script, keys, args)]))[-1]
+        script, keys, args, pending = audited
+        return audit_scripts.unwrap(pending, (await self._execute([(script, keys, args)]))[-1])
 
     async def run_many(self, calls: Sequence[Call[T]]) -> list[T]:
         """Calls in one durable pipeline (one WAITAOF per node after them all)."""

@@ -16,6 +16,8 @@ _TENANT_UPDATE = load("tenant_update")
 _TENANT_COUNTS = load("tenant_counts")
 _EVENT_TEST = load("event_test")
 _APP_UPDATE = load("app_update")
+_APP_CREATE = load("app_create")
+_APP_DELETE = load("app_delete")
 
 
 def tenant_update(
@@ -94,3 +96,18 @@ def app_update(tenant: str, app_id: int, fields: Mapping[str, Any]) -> Call[bool
         tuple(x for kv in fields.items() for x in kv),
         decode.flag,
     )
+
+
+def app_create(tenant: str, app_id: int, fields: Mapping[str, Any]) -> Call[bool]:
+    """Write a new app's hash and add it to the tenant's apps."""
+    return Call(
+        _APP_CREATE,
+        (keys.app(tenant, app_id), keys.apps(tenant)),
+        (app_id, *(x for kv in fields.items() for x in kv)),
+        decode.flag,
+    )
+
+
+def app_delete(tenant: str, app_id: int) -> Call[bool]:
+    """Delete an app: False when there was no such app."""
+    return Call(_APP_DELETE, (keys.app(tenant, app_id), keys.apps(tenant)), (app_id,), decode.flag)
