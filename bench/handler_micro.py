@@ -34,7 +34,6 @@ import uvloop
 from bench import bare_app, baselines
 from rotator.api.app import create_app
 from rotator.api.delivery_request import DeliveryHeaders, query_values
-from rotator.api.request_ids import RequestIds
 from rotator.api.state import AppState
 from rotator.crypto import KeyRing, aad_for_key
 from rotator.domain import tokens
@@ -42,6 +41,7 @@ from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.iprange import ip_hex
 from rotator.domain.masking import mask
 from rotator.domain.models import Delivery
+from rotator.request_ids import RequestIds
 from rotator.settings import Settings
 
 TENANT, SERVICE, KEY_ID = "0123456789abcdef", "usage", 7

@@ -11,11 +11,10 @@ middleware set the variable, and filling in the same object is what reaches the 
 from __future__ import annotations
 
 import contextvars
-import itertools
-import os
 from dataclasses import dataclass
 
 from rotator.domain.audit import Actor
+from rotator.request_ids import IDS
 
 
 @dataclass(slots=True)
@@ -27,14 +26,10 @@ class RequestScope:
     actor: Actor | None = None
 
 
-_PREFIX = os.urandom(4).hex()
-_COUNTER = itertools.count(1)
-
-
 def new_request_id() -> str:
-    """This process's random prefix and a counter (`3f9c2a71-42`): unique across processes
-    and restarts (2^32 prefixes) for the price of a counter, not a uuid4 per request."""
-    return f"{_PREFIX}-{next(_COUNTER)}"
+    """A new id from this process's ids (rotator/request_ids.py: a random prefix and a
+    counter, not a uuid4 per request)."""
+    return IDS.new().decode()
 
 
 CURRENT: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(

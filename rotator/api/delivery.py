@@ -19,7 +19,7 @@ What Litestar did that `deliver` now does itself, the same way:
   error table, encoded once; an unexpected exception still reaches the app's
   error table (a 500 in our JSON shape), counted like every other answer.
 
-Every answer `deliver` gives carries X-Request-ID (api/request_ids.py); the app's
+Every answer `deliver` gives carries X-Request-ID (rotator/request_ids.py); the app's
 request-id middleware must leave these paths alone (DELIVERY_PATHS).
 """
 
@@ -39,13 +39,13 @@ from rotator.api.delivery_request import DeliveryHeaders, query_values
 from rotator.api.errors import HANDLERS, store_outage
 from rotator.api.headers import API_HEADER_TUPLES
 from rotator.api.outcomes import counted
-from rotator.api.request_ids import RequestIds
 from rotator.api.state import AppState
 from rotator.crypto import DecryptError
 from rotator.domain import errors
 from rotator.domain.iprange import ip_hex
 from rotator.domain.models import Delivery
 from rotator.domain.tokens import parse as parse_token
+from rotator.request_ids import RequestIds
 from rotator.store.scripts.delivery import Refused
 
 log = logging.getLogger("rotator.delivery")

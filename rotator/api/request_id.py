@@ -4,7 +4,7 @@ delivery paths (rotator/api/app.py puts it on the routers of everything else).
 
 The id is the trusted proxy's own (X-Request-ID from a peer in TRUSTED_PROXIES, checked
 like the delivery path checks it), else a new one: this process's random prefix and a
-counter (`3f9c2a71-42`), unique across processes and restarts without a uuid4 per request.
+counter (rotator/request_ids.py), unique across processes and restarts without a uuid4.
 The delivery paths (/v1/next and the hosted guide's next.php) set their own header on their
 own hot path and never pass through here: even a pass-through layer cost them about 2 µs a
 request on the shared test machine (a micro-benchmark of this middleware around a no-op).
@@ -12,15 +12,12 @@ request on the shared test machine (a micro-benchmark of this middleware around 
 
 from __future__ import annotations
 
-import re
-
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from rotator.request_ids import PROXY_ID
 from rotator.request_scope import RequestScope, close_scope, new_request_id, open_scope
 
 HEADER = b"x-request-id"
-PROXY_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
-"""A proxy's request id we honour (nginx's $request_id is 32 hex digits); else a new one."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -48,7 +45,7 @@ class RequestIdMiddleware:
         if resolver.trusted and resolver.trusts(peer):
             forwarded = _header(scope, b"x-forwarded-for")
             request_id = _header(scope, HEADER)
-        if not request_id or not PROXY_REQUEST_ID.fullmatch(request_id):
+        if not request_id or not PROXY_ID.fullmatch(request_id):
             request_id = new_request_id()
         header = (HEADER, request_id.encode())
 

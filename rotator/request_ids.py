@@ -1,10 +1,11 @@
 """Request ids: the trusted proxy's X-Request-ID when valid, else one made here.
 
-Every /v1/next answer carries `X-Request-ID` (the other routes get theirs from the
-app's middleware, which leaves /v1/next alone). A proxy's id is honoured only from
-a trusted proxy (ROTATOR_TRUSTED_PROXIES) and only in the form PROXY_ID allows
-(nginx's `$request_id` is 32 hex digits); it also makes a retried delivery count
-once (next_key.lua's request record). Otherwise the id is made here.
+Every answer carries `X-Request-ID`: /v1/next sets its own on its hot path, every other
+route gets it from rotator/api/request_id.py's middleware, and a CLI command names its
+audit records with one (rotator/request_scope.py); all made by IDS, checked by PROXY_ID.
+A proxy's id is honoured only from a trusted proxy (ROTATOR_TRUSTED_PROXIES) and only in
+the form PROXY_ID allows (nginx's `$request_id` is 32 hex digits); it also makes a retried
+delivery count once (next_key.lua's request record). Otherwise the id is made here.
 
 A made id is a per-process random prefix and a counter, `<16 hex>-<hex counter>`:
 unique across processes and restarts (64 random bits per process) and about 0.1 µs
@@ -42,3 +43,8 @@ class RequestIds:
         if proxy_id is not None and PROXY_ID.fullmatch(proxy_id):
             return proxy_id, proxy_id.encode()
         return "", self.new()
+
+
+IDS = RequestIds()
+"""This process's ids, for the middleware and the CLI (the delivery route keeps its own
+instance: same prefix shape, another random prefix)."""
