@@ -72,6 +72,9 @@ WRITES: dict[str, tuple[str, str, Any, str]] = {
 
 NOT_RECORDED = {
     "POST /v1/webhooks/test": "records a webhook.test event and changes nothing",
+    "POST /v1/report": "a client app's report (client or app token), not a management write: "
+    "what it does to a key is recorded as key.cooling_down / key.disabled events, and the key "
+    "shows its last report and disabled_reason",
 }
 
 
