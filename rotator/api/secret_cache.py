@@ -9,14 +9,20 @@ script just returned is the one it was opened from; any other ciphertext is open
 again and replaces it. Nothing is ever served from a ciphertext other than the one
 the store holds now.
 
-What an entry keeps: the plaintext, its masked form, and the 200 body's leading bytes
-up to the numbers (service, label, key, masked, policy: see NextKeyBody), rebuilt when
-the label or policy differ from the last delivery's.
+What an entry keeps: the plaintext, and the 200 body's leading bytes up to the numbers
+(service, label, key, masked, policy: see NextKey in api/delivery.py), masked and not,
+rebuilt when the label or policy differ from the last delivery's.
+
+Entries are tuples of bytes and str, never objects of ours: CPython's collector stops
+tracking such tuples (and dicts holding only them) after its first pass over them. A
+full cache of tracked objects (10,000 services, 30,000 keys) made every full collection
+walk it: 30-45 ms pauses, about one every 2 s under load, that were /v1/next's p99
+(docs/scaling.md §5).
 
 Bounds and lifetime:
 - plaintext lives only in this process's memory (never logged, written or shared);
 - at most MAX_SERVICES services, least recently delivered dropped first: with the
-  bench's ~3 keys per service about 2 KB each, so ≈ 20 MB at the bound;
+  bench's ~3 keys per service about 1 KB each, so ≈ 10 MB at the bound;
 - a deleted key leaves at the next delivery of its service: the store then reports the
   service's new key ids (the script's `fresh_ids`) and prune() drops the others; a
   deleted service or tenant is no longer delivered and ages out by the bound.
@@ -35,50 +41,47 @@ MAX_SERVICES = 10_000
 """Services whose keys are kept decrypted (least recently delivered dropped first)."""
 
 _encode = msgspec.json.Encoder().encode
-_BOOL = (b"false", b"true")
+
+# one entry: (ciphertext, plaintext, label, policy, body prefix, masked body prefix)
+_Entry = tuple[bytes, str, str, str, bytes, bytes]
+_CIPHERTEXT, _PLAIN, _LABEL, _POLICY, _PREFIX = 0, 1, 2, 3, 4
 
 
-class Opened:
-    """One key, opened: its plaintext and masked form, and the body prefixes built from it."""
-
-    __slots__ = ("ciphertext", "key", "masked_key", "prefixes")
-
-    def __init__(self, ciphertext: bytes, key: str) -> None:
-        self.ciphertext = ciphertext
-        self.key = key
-        self.masked_key = mask(key)
-        self.prefixes: dict[tuple[str, str, bool], bytes] = {}
-
-    def prefix(self, service: str, label: str, policy: str, masked: bool) -> bytes:
-        """The 200 body up to the daily limit's value (NextKeyBody.encode)."""
-        found = self.prefixes.get((label, policy, masked))
-        if found is None:
-            if len(self.prefixes) >= 4:  # a label renamed over and over: stay small
-                self.prefixes.clear()
-            found = self.prefixes[(label, policy, masked)] = (
-                b'{"service":%s,"key_label":%s,"key":%s,"masked":%s,"policy":%s,'
-                b'"limits":{"max_daily_requests":'
-                % (
-                    _encode(service),
-                    _encode(label),
-                    _encode(self.masked_key if masked else self.key),
-                    _BOOL[masked],
-                    _encode(policy),
-                )
-            )
-        return found
+def _entry(ciphertext: bytes, plain: str, service: str, label: str, policy: str) -> _Entry:
+    head = b'{"service":%s,"key_label":%s,"key":' % (_encode(service), _encode(label))
+    tail = b',"policy":%s,"limits":{"max_daily_requests":' % _encode(policy)
+    return (
+        ciphertext,
+        plain,
+        label,
+        policy,
+        head + _encode(plain) + b',"masked":false' + tail,
+        head + _encode(mask(plain)) + b',"masked":true' + tail,
+    )
 
 
 class SecretCache:
-    """(tenant, service) -> {key id: Opened}, bounded by MAX_SERVICES."""
+    """(tenant, service) -> {key id: entry}, bounded by MAX_SERVICES."""
 
     def __init__(self, keyring: KeyRing, max_services: int = MAX_SERVICES) -> None:
         self.keyring = keyring
         self.max_services = max_services
-        self._services: OrderedDict[tuple[str, str], dict[int, Opened]] = OrderedDict()
+        self.decrypted = 0
+        """Keys decrypted so far (a cache miss each; tests)."""
+        self._services: OrderedDict[tuple[str, str], dict[int, _Entry]] = OrderedDict()
 
-    def open(self, tenant: str, service: str, key_id: int, ciphertext: bytes) -> Opened:
-        """The key opened from `ciphertext`; raises DecryptError (nothing cached then)."""
+    def body_prefix(
+        self,
+        tenant: str,
+        service: str,
+        key_id: int,
+        ciphertext: bytes,
+        label: str,
+        policy: str,
+        masked: bool,
+    ) -> bytes:
+        """The 200 body up to the daily limit's value, for the key sealed in `ciphertext`;
+        raises DecryptError (nothing cached then)."""
         services = self._services
         where = (tenant, service)
         keys = services.get(where)
@@ -88,13 +91,16 @@ class SecretCache:
             keys = services[where] = {}
         else:
             services.move_to_end(where)
-        opened = keys.get(key_id)
-        if opened is not None and opened.ciphertext == ciphertext:
-            return opened
-        # first delivery of this key in this process, or its secret changed since
-        plain = self.keyring.open(ciphertext, aad_for_key(tenant, service, key_id)).decode()
-        opened = keys[key_id] = Opened(ciphertext, plain)
-        return opened
+        entry = keys.get(key_id)
+        if entry is None or entry[_CIPHERTEXT] != ciphertext:
+            # first delivery of this key in this process, or its secret changed since
+            aad = aad_for_key(tenant, service, key_id)
+            plain = self.keyring.open(ciphertext, aad).decode()
+            self.decrypted += 1
+            entry = keys[key_id] = _entry(ciphertext, plain, service, label, policy)
+        elif entry[_LABEL] != label or entry[_POLICY] != policy:
+            entry = keys[key_id] = _entry(ciphertext, entry[_PLAIN], service, label, policy)
+        return entry[_PREFIX + masked]
 
     def prune(self, tenant: str, service: str, key_ids: tuple[str, ...]) -> None:
         """The service's keys are now `key_ids`: forget the others (deleted keys)."""
@@ -110,4 +116,6 @@ class SecretCache:
 
     def holds(self, plaintext: str) -> bool:
         """Whether any entry holds `plaintext` (tests: a deleted key's plaintext is gone)."""
-        return any(o.key == plaintext for keys in self._services.values() for o in keys.values())
+        return any(
+            e[_PLAIN] == plaintext for keys in self._services.values() for e in keys.values()
+        )

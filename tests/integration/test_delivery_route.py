@@ -306,7 +306,7 @@ async def test_an_unexpected_error_is_a_counted_500_in_our_shape(
         raise RuntimeError("a bug")
 
     async with app_client(app) as client:
-        monkeypatch.setattr(app.state.rotator.secrets, "open", broken)
+        monkeypatch.setattr(app.state.rotator.secrets, "body_prefix", broken)
         r = await client.get("/v1/next", params={"service": "openai", "token": token})
         assert (r.status_code, r.json()) == (500, {"error": "internal error"})
         assert app.state.rotator.tally.take() == {"HTTP 500": 1}
@@ -372,8 +372,12 @@ async def test_a_rewrapped_key_is_opened_again(redis, settings, clock):
         assert (await client.get("/v1/next", params=params)).json()[
             "key"
         ] == "sk-rewrapped-0000000000"
-        opened = app.state.rotator.secrets.open(t.id, "openai", key["id"], blob)
-        assert opened.ciphertext == blob
+        # opened once for the first ciphertext, once for the new one, then served cached
+        assert app.state.rotator.secrets.decrypted == 2
+        assert (await client.get("/v1/next", params=params)).json()[
+            "key"
+        ] == "sk-rewrapped-0000000000"
+        assert app.state.rotator.secrets.decrypted == 2
 
 
 async def test_a_deleted_keys_plaintext_leaves_the_cache(redis, settings, clock):
