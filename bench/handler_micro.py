@@ -51,7 +51,7 @@ QUERY = f"service={SERVICE}&token={TOKEN}".encode()
 
 
 class StubStore:
-    """DeliveryStore's next_key, answering at once with the same delivery."""
+    """DeliveryStore's pick, answering at once with the same delivery."""
 
     def __init__(self, ring: KeyRing) -> None:
         self.delivery = Delivery(
@@ -60,7 +60,7 @@ class StubStore:
             usage_today=42, policy="usage", max_daily_requests=None, demo=False,
         )  # fmt: skip
 
-    async def next_key(self, *args: Any) -> Delivery:
+    async def pick(self, *args: Any) -> Delivery:
         return self.delivery
 
 
