@@ -55,13 +55,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         proxies = ProxyNames(state, settings.trusted_networks, settings.trusted_hosts)
         await proxies.start()  # trusted proxies given by name, resolved now and in the background
         state.redis = connection.connect(settings)
-        if settings.metrics:
-            from rotator.metrics.timed import PerTenantDeliveryStore, TimedDeliveryStore
+        if settings.metrics and settings.metrics_per_tenant:
+            from rotator.metrics.per_tenant import PerTenantDeliveryStore
 
-            timed = PerTenantDeliveryStore if settings.metrics_per_tenant else TimedDeliveryStore
-            state.delivery = await timed.open(settings, state.clock, state.fixed_clock)
+            store: type[DeliveryStore] = PerTenantDeliveryStore
         else:
-            state.delivery = await DeliveryStore.open(settings, state.clock, state.fixed_clock)
+            store = DeliveryStore
+        state.delivery = await store.open(settings, state.clock, state.fixed_clock)
         state.tokens = TokenResolver(state.delivery.fast, state.clock)
         state.reports = ReportStore(state.delivery, settings)
         fold = _start_metrics(state) if settings.metrics else None
@@ -91,9 +91,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     from rotator.api.metrics import measured
     from rotator.api.report import ROUTES as REPORT_ROUTES
 
-    # X-Request-ID and the request's scope (logs, audit) on every route but the delivery
-    # paths, which set their own id and pay for no layer they do not use
-    scoped = [RequestIdMiddleware]
+    # X-Request-ID and the request's scope (logs, audit), and the request counts, on every
+    # route but the delivery paths, which set their own id, time themselves and pay for no
+    # layer they do not use
+    scoped = [*([measured(state)] if settings.metrics else []), RequestIdMiddleware]
     return Litestar(
         route_handlers=[
             *DELIVERY_ROUTES,
@@ -112,7 +113,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         ],
         template_config=console.template_config(),
         lifespan=[lifespan],
-        middleware=[measured(state)] if settings.metrics else [],
         state=State({"rotator": state}),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_class=ApiRequest,
@@ -147,6 +147,7 @@ def _start_metrics(state: AppState) -> ApiFold:
     from rotator.api.errors import store_failures
     from rotator.metrics import exposition
     from rotator.metrics.fold import ApiFold
+    from rotator.metrics.per_tenant import PerTenantDeliveryStore
     from rotator.store.fast.protocol import FLUSH_SIZES
 
     assert state.delivery is not None
@@ -158,8 +159,8 @@ def _start_metrics(state: AppState) -> ApiFold:
         connect_attempts=lambda: delivery.fast.connect_attempts,
         flush_sizes=FLUSH_SIZES,
     )
-    delivery.round_trip = fold.round_trip  # type: ignore[attr-defined]
-    delivery.per_tenant = fold.per_tenant  # type: ignore[attr-defined]
+    if isinstance(delivery, PerTenantDeliveryStore):
+        delivery.per_tenant = fold.per_tenant
     state.metrics = fold
     fold.start()
     return fold

@@ -26,6 +26,7 @@ request-id middleware must leave these paths alone (DELIVERY_PATHS).
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 
 import msgspec
 from litestar import get
@@ -120,72 +121,83 @@ async def next_key() -> NextKey:
 
 
 async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
-    """GET /v1/next, as a bare ASGI app (see the module docstring)."""
+    """GET /v1/next, as a bare ASGI app (see the module docstring). With metrics on it
+    times itself and its store call: inline, since a timing middleware or store wrapper
+    would cost a coroutine frame per delivery."""
+    started = perf_counter()
     state: AppState = scope["app"].state.rotator
-    headers = DeliveryHeaders(scope)
-
-    client = scope.get("client")
-    peer = client[0] if client else ""
-    resolver = state.client_ip
-    trusted = resolver.trusted and resolver.trusts(peer)
-    store_id, answer_id = _ids.choose(headers.request_id if trusted else None)
-
-    query = query_values(scope["query_string"])
-    service = query.get("service")
-    token = query.get("app_token") or query.get("token") or headers.bearer()
-    if not service or not token:
-        await _refuse(state, send, answers.MISSING_PARAMS, answer_id)
-        return
-    forwarded = headers.forwarded_for if trusted else None
+    metrics = state.metrics
     try:
-        # the one place a token becomes its tenant: ours by its prefix, an imported one
-        # through the index (cached; a lookup only on a miss)
-        parsed = parse_token(token) or await state.tokens.resolve(token)
-        if parsed is None or parsed.kind == "kta":
-            await _refuse(state, send, answers.INVALID_TOKEN, answer_id)
+        headers = DeliveryHeaders(scope)
+
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        resolver = state.client_ip
+        trusted = resolver.trusted and resolver.trusts(peer)
+        store_id, answer_id = _ids.choose(headers.request_id if trusted else None)
+
+        query = query_values(scope["query_string"])
+        service = query.get("service")
+        token = query.get("app_token") or query.get("token") or headers.bearer()
+        if not service or not token:
+            await _refuse(state, send, answers.MISSING_PARAMS, answer_id)
             return
-        delivery = await state.delivery.pick(
-            parsed, service, ip_hex(resolver.resolve(peer, forwarded)), store_id
-        )
-    except errors.StoreUnavailable as exc:
-        store_outage(exc)
-        await _refuse(state, send, answers.STORE_UNAVAILABLE, answer_id)
-        return
-    if delivery.__class__ is Refused:
-        answer = answers.REFUSALS[delivery.status]
-        await _refuse(state, send, answer, answer_id, delivery.detail, delivery.now_ms)
-        return
+        forwarded = headers.forwarded_for if trusted else None
+        try:
+            # the one place a token becomes its tenant: ours by its prefix, an imported one
+            # through the index (cached; a lookup only on a miss)
+            parsed = parse_token(token) or await state.tokens.resolve(token)
+            if parsed is None or parsed.kind == "kta":
+                await _refuse(state, send, answers.INVALID_TOKEN, answer_id)
+                return
+            address = ip_hex(resolver.resolve(peer, forwarded))
+            sent = perf_counter()
+            delivery = await state.delivery.pick(parsed, service, address, store_id)
+            if metrics is not None:
+                metrics.round_trip.observe(perf_counter() - sent)
+        except errors.StoreUnavailable as exc:
+            store_outage(exc)
+            await _refuse(state, send, answers.STORE_UNAVAILABLE, answer_id)
+            return
+        if delivery.__class__ is Refused:
+            answer = answers.REFUSALS[delivery.status]
+            await _refuse(state, send, answer, answer_id, delivery.detail, delivery.now_ms)
+            return
 
-    secrets = state.secrets
-    if delivery.key_ids is not None:
-        secrets.prune(delivery.tenant, service, delivery.key_ids)
-    masked = delivery.demo or query.get("mask") in _MASK_ON
-    try:
-        prefix = secrets.body_prefix(
-            delivery.tenant, service, delivery.key_id, delivery.ciphertext,
-            delivery.label, delivery.policy, masked,
-        )  # fmt: skip
-    except DecryptError:
-        await _decrypt_failed(state, delivery)
-        await _refuse(state, send, answers.DECRYPT_FAILED, answer_id)
-        return
-    body = prefix + _tail(delivery)
-    # the summary log line's count (rotator/tally.py): an attribute increment, ~20 ns
-    state.tally.ok += 1
-    if delivery.quota:
-        response_headers = [
-            *_OK_HEADERS,
-            (_POLICY, _POLICY_VALUE % delivery.quota),
-            (_RATELIMIT, _RATELIMIT_VALUE % (delivery.remaining, delivery.reset_s)),
-            (_REQUEST_ID, answer_id),
-            (_CONTENT_LENGTH, b"%d" % len(body)),
-        ]
-    else:
-        response_headers = [
-            *_OK_HEADERS, (_REQUEST_ID, answer_id), (_CONTENT_LENGTH, b"%d" % len(body))
-        ]  # fmt: skip
-    await send({"type": _START, "status": 200, "headers": response_headers})
-    await send({"type": _BODY, "body": body})
+        secrets = state.secrets
+        if delivery.key_ids is not None:
+            secrets.prune(delivery.tenant, service, delivery.key_ids)
+        masked = delivery.demo or query.get("mask") in _MASK_ON
+        try:
+            prefix = secrets.body_prefix(
+                delivery.tenant, service, delivery.key_id, delivery.ciphertext,
+                delivery.label, delivery.policy, masked,
+            )  # fmt: skip
+        except DecryptError:
+            await _decrypt_failed(state, delivery)
+            await _refuse(state, send, answers.DECRYPT_FAILED, answer_id)
+            return
+        body = prefix + _tail(delivery)
+        # the summary log line's count (rotator/tally.py): an attribute increment, ~20 ns
+        state.tally.ok += 1
+        if delivery.quota:
+            response_headers = [
+                *_OK_HEADERS,
+                (_POLICY, _POLICY_VALUE % delivery.quota),
+                (_RATELIMIT, _RATELIMIT_VALUE % (delivery.remaining, delivery.reset_s)),
+                (_REQUEST_ID, answer_id),
+                (_CONTENT_LENGTH, b"%d" % len(body)),
+            ]
+        else:
+            response_headers = [
+                *_OK_HEADERS, (_REQUEST_ID, answer_id), (_CONTENT_LENGTH, b"%d" % len(body))
+            ]  # fmt: skip
+        await send({"type": _START, "status": 200, "headers": response_headers})
+        await send({"type": _BODY, "body": body})
+
+    finally:
+        if metrics is not None:
+            metrics.delivery_latency.observe(perf_counter() - started)
 
 
 def _tail(delivery: Delivery) -> bytes:

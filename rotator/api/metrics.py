@@ -1,5 +1,5 @@
-"""GET /metrics (Prometheus), and the middleware that times deliveries and counts the
-other requests.
+"""GET /metrics (Prometheus), and the middleware that counts the requests other than
+deliveries and reports.
 
 Access: `Authorization: Bearer` ROTATOR_METRICS_TOKEN, or the operator token when that is
 unset; 401 otherwise (a scrape config holds the token: Prometheus' `authorization`).
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from time import perf_counter
 
 from litestar import Request, Response, get
 from litestar.connection import ASGIConnection
@@ -23,7 +22,6 @@ from rotator.api.state import AppState
 from rotator.domain.errors import Unauthorized
 from rotator.metrics import exposition, names
 
-DELIVERY_PATHS = frozenset(("/v1/next", "/keyrotator/api/next.php"))
 REPORT_PATH = "/v1/report"
 """Counted by its handler (rotator.metrics.fold.count_report), not here: a report is as
 frequent as a delivery and must stay as cheap."""
@@ -63,26 +61,14 @@ async def metrics(request: Request) -> Response[bytes]:
 
 
 def measured(state: AppState) -> Callable[[ASGIApp], ASGIApp]:
-    """Litestar middleware: a delivery's time into the in-process histogram; any other
-    request counted by route template, method and status. The delivery's branch comes
-    first and does the least: it runs at every delivery (1.3–1.9 µs at a load average of
-    10 on 2 cores, ≈ 3–4× a quiet machine's: docs/benchmarks.md#metrics)."""
+    """Litestar middleware: a request counted by route template, method and status. On
+    every route but the delivery paths (which time themselves: api/delivery.py) and
+    POST /v1/report (which counts itself: rotator.metrics.fold.count_report): both are as
+    frequent as deliveries and pay for no layer they do not use."""
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def measure(scope: Scope, receive: Receive, send: Send) -> None:
-            path = scope["path"]
-            if path in DELIVERY_PATHS:
-                fold = state.metrics
-                if fold is None:
-                    await app(scope, receive, send)
-                    return
-                start = perf_counter()
-                try:
-                    await app(scope, receive, send)
-                finally:
-                    fold.delivery_latency.observe(perf_counter() - start)
-                return
-            if state.metrics is None or path == REPORT_PATH or scope["type"] != "http":
+            if state.metrics is None or scope["path"] == REPORT_PATH or scope["type"] != "http":
                 await app(scope, receive, send)
                 return
             status = 500  # an exception that escaped every handler
