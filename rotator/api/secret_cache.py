@@ -21,8 +21,8 @@ walk it: 30-45 ms pauses, about one every 2 s under load, that were /v1/next's p
 
 Bounds and lifetime:
 - plaintext lives only in this process's memory (never logged, written or shared);
-- at most MAX_SERVICES services, least recently delivered dropped first: with the
-  bench's ~3 keys per service about 1 KB each, so ≈ 10 MB at the bound;
+- at most MAX_SERVICES services, least recently delivered dropped first: 24 MB at the
+  bound with 3 keys per service (tracemalloc, 56-character keys);
 - a deleted key leaves at the next delivery of its service: the store then reports the
   service's new key ids (the script's `fresh_ids`) and prune() drops the others; a
   deleted service or tenant is no longer delivered and ages out by the bound.
