@@ -5,47 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from rotator.client import answers, wire
+from rotator.client.base import ClientBase
 from rotator.client.errors import RotatorError, Unreachable
 from rotator.client.outcome import ProviderOutcome, classify
 from rotator.client.records import Key, ReportResult
-from rotator.client.retrying import Failure, check_attempts, report_failed
+from rotator.client.retrying import NextKey, Plan, Report, Run, Step, report_failed
 
 T = TypeVar("T")
 Classify = Callable[[object], ProviderOutcome | None]
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """Keys from a keyrotator server, for asyncio: as `Client`, with coroutines. One client
     holds one connection pool: create it once per event loop and share it among tasks;
     `await close()` or `async with` ends it.
+    See ClientBase for the arguments."""
 
-    `token` is a tenant client token (`krc_…`) or an app token (`kra_…`), sent as
-    `Authorization: Bearer`. `report_success` makes `call` report 2xx answers too (one
-    more request each; it resets the key's failure count sooner). `transport` is httpx's,
-    for tests."""
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = wire.DEFAULT_TIMEOUT_S,
-        report_success: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.base_url = base_url
-        self.report_success = report_success
-        self._http = httpx.AsyncClient(
-            base_url=base_url, headers=wire.headers(token), timeout=timeout_s, transport=transport
-        )
-
-    def __repr__(self) -> str:  # the token stays out of logs and tracebacks
-        return f"AsyncClient(base_url={self.base_url!r})"
+    _http_class = httpx.AsyncClient
 
     async def __aenter__(self) -> Self:
         return self
@@ -59,8 +40,7 @@ class AsyncClient:
         await self._http.aclose()
 
     async def next_key(self, service: str, mask: bool = False) -> Key:
-        """The key to use now for `service` (`GET /v1/next`); raises the RotatorError the
-        error table names."""
+        """As Client.next_key."""
         return answers.key(
             await self._send("GET", wire.NEXT_PATH, params=wire.next_params(service, mask))
         )
@@ -73,8 +53,7 @@ class AsyncClient:
         retry_after_s: int | None = None,
         error: str | None = None,
     ) -> ReportResult:
-        """Tell the rotator what the provider answered with this key (`POST /v1/report`):
-        its HTTP status, its Retry-After (sent as `retry_after`) and its error type."""
+        """As Client.report."""
         body = wire.report_body(service, key_id, status, retry_after_s, error)
         return answers.report(
             await self._send("POST", wire.REPORT_PATH, content=body, headers=wire.JSON_HEADERS)
@@ -89,44 +68,27 @@ class AsyncClient:
         classify: Classify = classify,
         report_success: bool | None = None,
     ) -> T:
-        """`await fn(key)` with a key of `service`: its result on success. On a 429, 401/403,
-        5xx or timeout (outcome.ProviderOutcome.retryable) the outcome is reported and
-        `fn` runs again with a new key, up to `attempts` times in all; after that the
-        last failure is raised (or returned, if `fn` returns failed responses). Any other
-        provider failure is reported and raised at once; an exception `classify` does not
-        know propagates unreported. A failed report never hides the provider's answer."""
-        check_attempts(attempts)
+        """As Client.call, with `await fn(key)`."""
         success = self.report_success if report_success is None else report_success
-        last: Failure | None = None
-        for _ in range(attempts):
+        calls = Plan(attempts, classify, success)
+        while not calls.done:
             try:
-                key = await self.next_key(service)
-            except RotatorError as refusal:
-                if last is None:
-                    raise
-                return last.give_up(refusal)
-            try:
-                result = await fn(key.key)
+                found = await self._perform(service, fn, calls.step)
             except Exception as exc:
-                outcome = classify(exc)
-                if outcome is None:
-                    raise
-                await self._report_quietly(service, key.key_id, outcome)
-                if not outcome.retryable:
-                    raise
-                last = Failure(outcome, exc=exc)
-                continue
-            outcome = classify(result)
-            if outcome is None or not outcome.failed:
-                if success and (outcome is None or outcome.ok):
-                    await self._report_quietly(service, key.key_id, outcome or _OK)
-                return result
-            await self._report_quietly(service, key.key_id, outcome)
-            if not outcome.retryable:
-                return result
-            last = Failure(outcome, result=result)
-        assert last is not None
-        return last.give_up()
+                calls.throw(exc)
+            else:
+                calls.send(found)
+        return calls.result
+
+    async def _perform(self, service: str, fn: Callable[[str], Any], step: Step) -> Any:
+        """One step of `call`'s plan (retrying.py)."""
+        match step:
+            case Run(key):
+                return await fn(key)
+            case NextKey():
+                return await self.next_key(service)
+            case Report(key_id, outcome):
+                return await self._report_quietly(service, key_id, outcome)
 
     async def _report_quietly(self, service: str, key_id: int, outcome: ProviderOutcome) -> None:
         body = wire.outcome_body(service, key_id, outcome)
@@ -142,7 +104,3 @@ class AsyncClient:
             return await self._http.request(method, path, **kw)
         except httpx.TransportError as exc:
             raise Unreachable(f"rotator unreachable: {type(exc).__name__}") from exc
-
-
-_OK = ProviderOutcome(status=200)
-"""A success `classify` could not read (e.g. the SDK's own result object)."""

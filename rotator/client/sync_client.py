@@ -4,47 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from rotator.client import answers, wire
+from rotator.client.base import ClientBase
 from rotator.client.errors import RotatorError, Unreachable
 from rotator.client.outcome import ProviderOutcome, classify
 from rotator.client.records import Key, ReportResult
-from rotator.client.retrying import Failure, check_attempts, report_failed
+from rotator.client.retrying import NextKey, Plan, Report, Run, Step, report_failed
 
 T = TypeVar("T")
 Classify = Callable[[object], ProviderOutcome | None]
 
 
-class Client:
+class Client(ClientBase):
     """Keys from a keyrotator server: `next_key`, `report`, and `call`, which does both
     around the caller's provider call. One client holds one connection pool: create it
     once and share it (it is thread-safe, as httpx.Client is); `close()` or `with` ends it.
+    See ClientBase for the arguments."""
 
-    `token` is a tenant client token (`krc_…`) or an app token (`kra_…`), sent as
-    `Authorization: Bearer`. `report_success` makes `call` report 2xx answers too (one
-    more request each; it resets the key's failure count sooner). `transport` is httpx's,
-    for tests."""
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = wire.DEFAULT_TIMEOUT_S,
-        report_success: bool = False,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.base_url = base_url
-        self.report_success = report_success
-        self._http = httpx.Client(
-            base_url=base_url, headers=wire.headers(token), timeout=timeout_s, transport=transport
-        )
-
-    def __repr__(self) -> str:  # the token stays out of logs and tracebacks
-        return f"Client(base_url={self.base_url!r})"
+    _http_class = httpx.Client
 
     def __enter__(self) -> Self:
         return self
@@ -94,38 +75,26 @@ class Client:
         last failure is raised (or returned, if `fn` returns failed responses). Any other
         provider failure is reported and raised at once; an exception `classify` does not
         know propagates unreported. A failed report never hides the provider's answer."""
-        check_attempts(attempts)
         success = self.report_success if report_success is None else report_success
-        last: Failure | None = None
-        for _ in range(attempts):
+        calls = Plan(attempts, classify, success)
+        while not calls.done:
             try:
-                key = self.next_key(service)
-            except RotatorError as refusal:
-                if last is None:
-                    raise
-                return last.give_up(refusal)
-            try:
-                result = fn(key.key)
+                found = self._perform(service, fn, calls.step)
             except Exception as exc:
-                outcome = classify(exc)
-                if outcome is None:
-                    raise
-                self._report_quietly(service, key.key_id, outcome)
-                if not outcome.retryable:
-                    raise
-                last = Failure(outcome, exc=exc)
-                continue
-            outcome = classify(result)
-            if outcome is None or not outcome.failed:
-                if success and (outcome is None or outcome.ok):
-                    self._report_quietly(service, key.key_id, outcome or _OK)
-                return result
-            self._report_quietly(service, key.key_id, outcome)
-            if not outcome.retryable:
-                return result
-            last = Failure(outcome, result=result)
-        assert last is not None
-        return last.give_up()
+                calls.throw(exc)
+            else:
+                calls.send(found)
+        return calls.result
+
+    def _perform(self, service: str, fn: Callable[[str], Any], step: Step) -> Any:
+        """One step of `call`'s plan (retrying.py)."""
+        match step:
+            case Run(key):
+                return fn(key)
+            case NextKey():
+                return self.next_key(service)
+            case Report(key_id, outcome):
+                return self._report_quietly(service, key_id, outcome)
 
     def _report_quietly(self, service: str, key_id: int, outcome: ProviderOutcome) -> None:
         body = wire.outcome_body(service, key_id, outcome)
@@ -141,7 +110,3 @@ class Client:
             return self._http.request(method, path, **kw)
         except httpx.TransportError as exc:
             raise Unreachable(f"rotator unreachable: {type(exc).__name__}") from exc
-
-
-_OK = ProviderOutcome(status=200)
-"""A success `classify` could not read (e.g. the SDK's own result object)."""
