@@ -89,12 +89,12 @@ def update_service(
     max_requests_per_minute: int | UnsetType | None = UNSET,
 ) -> None:
     service = model.services[slug]
-    if max_daily_requests is not UNSET:
-        service.max_daily_requests = max_daily_requests
-    if max_requests_per_minute is not UNSET:
-        service.max_requests_per_minute = max_requests_per_minute
-    if limit_warning_percent is not UNSET:
-        service.limit_warning_percent = limit_warning_percent
+    _assign(
+        service,
+        max_daily_requests=max_daily_requests,
+        max_requests_per_minute=max_requests_per_minute,
+        limit_warning_percent=limit_warning_percent,
+    )
     new_policy = service.policy if policy is UNSET else policy
     if ttl_ms is not UNSET:
         service.ttl_ms = ttl_ms
@@ -176,12 +176,12 @@ def update_key(
     was_current = rotation.current(service, now_ms)
     # disabled or expired: its lifetime restarts (a key only cooling down keeps it)
     restarts = not key.active or rotation.expired(service, key, now_ms)
-    if max_daily_requests is not UNSET:
-        key.max_daily_requests = max_daily_requests
-    if max_requests_per_minute is not UNSET:
-        key.max_requests_per_minute = max_requests_per_minute
-    if weight is not UNSET:
-        key.weight = weight
+    _assign(
+        key,
+        max_daily_requests=max_daily_requests,
+        max_requests_per_minute=max_requests_per_minute,
+        weight=weight,
+    )
     if weight is not UNSET or active is not UNSET:
         _restart_weighted(service)
     if active is True:
@@ -289,3 +289,10 @@ def add_app(model: Model, *, allowlist: list[Network], max_daily_requests: int |
         id=app_id, allowlist=allowlist, max_daily_requests=max_daily_requests
     )
     return app_id
+
+
+def _assign(target: object, **changes: object) -> None:
+    """Set each field given (UNSET = unchanged; None is a value: "no limit")."""
+    for name, value in changes.items():
+        if value is not UNSET:
+            setattr(target, name, value)
