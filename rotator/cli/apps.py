@@ -34,14 +34,9 @@ async def _show(ctx: Context, args: argparse.Namespace) -> Any:
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
-    return await ctx.call(
-        apps.add_app,
-        await ctx.tenant(args.tenant),
-        name=args.name,
-        ip_allowlist=args.ip_allowlist,
-        max_daily_requests=args.max_daily_requests,
-        app_token=args.chosen_token,
-    )
+    fields = given(args, "name", "ip_allowlist", "max_daily_requests")
+    tenant = await ctx.tenant(args.tenant)
+    return await ctx.call(apps.add_app, tenant, **fields, app_token=args.chosen_token)
 
 
 async def _change(ctx: Context, args: argparse.Namespace, **changes: Any) -> Any:

@@ -104,8 +104,9 @@ TENANT = arg("tenant", metavar="TENANT", help="tenant id or name")
 
 
 def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    """The fields of an update that were given: a flag left out is `...`, not None, because
-    None is a value an update may set (`--max-daily none` removes a limit)."""
+    """The options given, as the store's keywords of the same names (one field name from the
+    command line to the API). An update's flag left out is `...`, not None, because None is a
+    value an update may set (`--max-daily none` removes a limit)."""
     return {name: getattr(args, name) for name in names if getattr(args, name) is not ...}
 
 

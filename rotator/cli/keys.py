@@ -68,16 +68,10 @@ def _read(args: argparse.Namespace) -> None:
 
 
 async def _add(ctx: Context, args: argparse.Namespace) -> Any:
-    return await ctx.call(
-        services.add_key,
-        await ctx.tenant(args.tenant),
-        args.slug,
-        label=args.label,
-        secret=args.secret,
-        max_daily_requests=args.max_daily_requests,
-        max_requests_per_minute=args.max_requests_per_minute,
-        weight=args.weight,
+    fields = given(
+        args, "label", "secret", "max_daily_requests", "max_requests_per_minute", "weight"
     )
+    return await ctx.call(services.add_key, await ctx.tenant(args.tenant), args.slug, **fields)
 
 
 def _read_file(args: argparse.Namespace) -> None:

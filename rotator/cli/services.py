@@ -42,16 +42,14 @@ HEALTH = tuple(health.FIELDS)
 
 
 async def _create(ctx: Context, args: argparse.Namespace) -> Any:
+    fields = given(
+        args, "slug", "policy", "max_daily_requests", "max_requests_per_minute",
+        "limit_warning_percent", "key_ttl_minutes",
+    )  # fmt: skip
+    # a health setting left out, or given as `default`, keeps the service default
+    health = {name: v for name, v in given(args, *HEALTH).items() if v is not None}
     return await ctx.call(
-        services.create_service,
-        await ctx.tenant(args.tenant),
-        slug=args.slug,
-        policy=args.policy,
-        max_daily_requests=args.max_daily_requests,
-        max_requests_per_minute=args.max_requests_per_minute,
-        limit_warning_percent=args.limit_warning_percent,
-        key_ttl_minutes=args.key_ttl_minutes,
-        **{name: v for name, v in given(args, *HEALTH).items() if v is not None},
+        services.create_service, await ctx.tenant(args.tenant), **fields, **health
     )
 
 
