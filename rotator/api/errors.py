@@ -23,6 +23,7 @@ from rotator.api.body import MAX_BODY_BYTES
 from rotator.api.headers import API_HEADERS
 from rotator.domain import errors as e
 from rotator.folded_log import FoldedWarning
+from rotator.request_scope import current, new_request_id
 from rotator.store.connection import is_unavailable
 
 log = logging.getLogger("rotator.api")
@@ -65,6 +66,10 @@ _RETRY_STORE = {"Retry-After": str(STORE_RETRY_AFTER_S)}
 def error_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     """Every error body goes out here, with the API's response headers (api/headers.py)."""
     headers = {**API_HEADERS, **headers} if headers else API_HEADERS
+    if current() is None:
+        # no route's middleware saw the request (Litestar's routing answered 404 or 405
+        # first), so none will stamp the answer's id: stamped here
+        headers = {**headers, "X-Request-ID": new_request_id()}
     return Response(_encode(body), status_code=status, media_type=_JSON, headers=headers)
 
 

@@ -38,7 +38,12 @@ def error_bytes(exc: errors.RotatorError) -> tuple[int, bytes, list[tuple[bytes,
     """What the app's error table answers for `exc`: (status, body, headers)."""
     response = rotator_error(None, exc)  # type: ignore[arg-type]
     body = response.render(response.content, "application/json")
-    headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
+    # outside any request the table stamps a new id; the delivery path makes its own
+    headers = [
+        (k.lower().encode(), v.encode())
+        for k, v in response.headers.items()
+        if k.lower() != "x-request-id"
+    ]
     return response.status_code, body, [*headers, (b"content-type", b"application/json")]
 
 

@@ -32,6 +32,10 @@ async def test_every_kind_of_answer_carries_a_request_id(client):
         await client.get("/app/signin"),  # a console page
         await client.get("/app/services"),  # a console redirect to sign-in
         await client.get("/schema/openapi.json"),
+        # answered by Litestar's routing, before any route's middleware
+        await client.get("/no/such/path"),  # 404
+        await client.delete("/v1/services"),  # 405
+        await client.post("/v1/next"),  # 405 on a delivery path
     ]
     ids = [r.headers.get("x-request-id") for r in answers]
     assert all(ids), list(zip([r.request.url.path for r in answers], ids, strict=True))
