@@ -263,6 +263,7 @@ def markdown(results: dict, png_name: str | None) -> str:
             ["", ""],
             [
                 ["CPU", f"{env['cpu']}, {env['cpus']} CPUs, Linux {env['kernel']}"],
+                ["CPU idle", env.get("cpu_idle", "-")],
                 ["placement", env["placement"]],
                 ["API", f"`{env['api_command']}`"],
                 [

@@ -476,6 +476,22 @@ def _cpu_model() -> str:
     return platform.processor() or "-"
 
 
+def _cpu_idle() -> str:
+    """How an idle CPU waits (Linux cpuidle driver; on a KVM guest's haltpoll, how long it
+    polls before halting). It moves the one-connection latencies by 2-3× (docs/scaling.md
+    §5), so a run states it."""
+    idle = Path("/sys/devices/system/cpu/cpuidle/current_driver")
+    poll = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+    try:
+        driver = idle.read_text().strip()
+    except OSError:
+        return "-"
+    with contextlib.suppress(OSError):
+        if driver == "haltpoll":
+            return f"haltpoll, guest_halt_poll_ns {poll.read_text().strip()}"
+    return driver
+
+
 def _git() -> str:
     """HEAD, and the served code's files that differ from it (the bench runs the work tree)."""
     try:
@@ -506,6 +522,7 @@ def environment(bench: Bench) -> dict:
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
+        "cpu_idle": _cpu_idle(),
         "python": platform.python_version(),
         "litestar": _version("litestar"),
         "uvicorn": _version("uvicorn"),
