@@ -109,26 +109,13 @@ def _setting(text: str, kind: type = int) -> Any:
 
 
 def _health_args(*, update: bool = False) -> tuple[Any, ...]:
-    d = health.DEFAULTS
-    helps = {
-        "cooldown_seconds": "how long a 429 report without retry_after cools a key down "
-        f"(default {d.cooldown_seconds})",
-        "max_cooldown_seconds": "the longest cooldown a retry_after or the breaker's backoff "
-        f"can set (default {d.max_cooldown_seconds})",
-        "quota_reset_utc": "HH:MM UTC when the provider's quota resets: a quota error cools a "
-        f"key until then (default {d.quota_reset_utc})",
-        "failure_threshold": "failures (5xx, no response) within the window that open the "
-        f"circuit breaker (default {d.failure_threshold})",
-        "failure_window_seconds": f"the failure window (default {d.failure_window_seconds})",
-        "breaker_cooldown_seconds": "the open breaker's first cooldown, doubled at each "
-        f"consecutive opening (default {d.breaker_cooldown_seconds})",
-    }
     return tuple(
         arg("--" + name.replace("_", "-"), dest=name, default=...,
             type=partial(_setting, kind=str if name == "quota_reset_utc" else int),
             metavar="HH:MM|default" if name == "quota_reset_utc" else "N|default",
-            help=help_ + ("; default: back to it" if update else ""))
-        for name, help_ in helps.items()
+            help=f"{said.meaning} (default {getattr(health.DEFAULTS, name)})"
+            + ("; default: back to it" if update else ""))
+        for name, said in health.DESCRIBED.items()
     )  # fmt: skip
 
 

@@ -82,6 +82,19 @@ SERVICE_FIELDS = (
 )
 
 
+HEALTH_FORM = tuple(
+    {
+        "name": name,
+        "label": said.label,
+        "hint": f"{said.meaning[:1].upper()}{said.meaning[1:]}. "
+        f"Default {getattr(health.DEFAULTS, name)}.",
+        "numeric": name != "quota_reset_utc",
+    }
+    for name, said in health.DESCRIBED.items()
+)
+"""The service form's key health fields, in the words the CLI's --help uses too."""
+
+
 def health_settings(form: Any) -> dict[str, Any]:
     """The form's key health settings: empty = the default (None), as the API's null."""
     values: dict[str, Any] = {}
@@ -120,7 +133,7 @@ def service_form(
         values=values,
         errors=errors or FormErrors(),
         policies=POLICIES,
-        health_defaults=health.DEFAULTS,
+        health_fields=HEALTH_FORM,
     )
 
 

@@ -21,7 +21,7 @@ the rules for users; this module states them once for Python (listings, checks, 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -74,6 +74,45 @@ FIELDS: dict[str, str] = {
 }
 """Each setting's field in the service hash (rotator/store/keys.py declares them). The quota
 reset is stored as minutes after 00:00 UTC."""
+
+
+class Described(NamedTuple):
+    label: str
+    """The setting's name for people (the console's field label)."""
+    meaning: str
+    """What it does, for the console's hint and the CLI's --help (no default: each adds it)."""
+
+
+DESCRIBED: dict[str, Described] = {
+    "cooldown_seconds": Described(
+        "Cooldown after a 429, seconds",
+        "how long a 429 report without retry_after cools the key down",
+    ),
+    "max_cooldown_seconds": Described(
+        "Longest cooldown, seconds",
+        "caps a retry_after and the circuit breaker's backoff",
+    ),
+    "quota_reset_utc": Described(
+        "Quota resets at (HH:MM, UTC)",
+        "when the provider's quota resets: a quota error (such as insufficient_quota) cools "
+        "the key down until then",
+    ),
+    "failure_threshold": Described(
+        "Failures that open the circuit breaker",
+        "server errors or timeouts reported within the failure window that open the "
+        "circuit breaker",
+    ),
+    "failure_window_seconds": Described(
+        "Failure window, seconds", "how far back failures are counted"
+    ),
+    "breaker_cooldown_seconds": Described(
+        "Breaker cooldown, seconds",
+        "how long an opened breaker keeps the key out, doubled each time it opens again "
+        "before a success",
+    ),
+}
+"""Each setting in words, once for the console and the CLI (a test checks every setting
+has them)."""
 
 MAX_SECONDS = 7 * 86_400
 """No cooldown setting may exceed a week."""

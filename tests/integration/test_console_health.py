@@ -57,6 +57,10 @@ async def test_health_settings_on_the_service_form(client):
     )  # fmt: skip
     page = (await client.get("/app/services/openai/edit")).text
     assert 'name="cooldown_seconds" type="text" inputmode="numeric" value="45"' in page
+    assert 'name="quota_reset_utc" type="text" value="07:30"' in page
+    # each field in the words of rotator/domain/health.py, its default after them
+    assert '<label for="failure_window_seconds">Failure window, seconds</label>' in page
+    assert "How far back failures are counted. Default 60." in page
 
     r = await post_form(client, "/app/services/openai/edit",
                         {"policy": "usage", "failure_threshold": "0"})  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from rotator.domain import health
@@ -42,3 +43,11 @@ def test_field_pairs_check_each_setting_and_none_means_the_default():
     assert health.from_hash({"cooldown_seconds": "", "quota_reset_utc": "90"}) == (
         health.HealthSettings(quota_reset_utc="01:30")
     )
+
+
+def test_every_setting_is_stored_and_described_once():
+    """A new health setting needs its hash field and its words, or the console and the CLI
+    would leave it out."""
+    names = list(msgspec.structs.asdict(health.DEFAULTS))
+    assert list(health.FIELDS) == names
+    assert list(health.DESCRIBED) == names
