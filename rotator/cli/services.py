@@ -109,14 +109,16 @@ def _setting(text: str, kind: type = int) -> Any:
 
 
 def _health_args(*, update: bool = False) -> tuple[Any, ...]:
-    return tuple(
-        arg("--" + name.replace("_", "-"), dest=name, default=...,
-            type=partial(_setting, kind=str if name == "quota_reset_utc" else int),
-            metavar="HH:MM|default" if name == "quota_reset_utc" else "N|default",
-            help=f"{said.meaning} (default {getattr(health.DEFAULTS, name)})"
-            + ("; default: back to it" if update else ""))
-        for name, said in health.DESCRIBED.items()
-    )  # fmt: skip
+    def one(name: str, said: health.Described) -> Any:
+        default = getattr(health.DEFAULTS, name)
+        number = isinstance(default, int)  # else a time of day, HH:MM
+        return arg("--" + name.replace("_", "-"), dest=name, default=...,
+                   type=partial(_setting, kind=int if number else str),
+                   metavar="N|default" if number else "HH:MM|default",
+                   help=f"{said.meaning} (default {default})"
+                   + ("; default: back to it" if update else ""))  # fmt: skip
+
+    return tuple(one(name, said) for name, said in health.DESCRIBED.items())
 
 
 def percent_or_none(text: str) -> int | None:

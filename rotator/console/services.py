@@ -88,7 +88,7 @@ HEALTH_FORM = tuple(
         "label": said.label,
         "hint": f"{said.meaning[:1].upper()}{said.meaning[1:]}. "
         f"Default {getattr(health.DEFAULTS, name)}.",
-        "numeric": name != "quota_reset_utc",
+        "numeric": isinstance(getattr(health.DEFAULTS, name), int),
     }
     for name, said in health.DESCRIBED.items()
 )
