@@ -132,7 +132,7 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
     extra = exc.extra if isinstance(exc.extra, list) else []
     if extra and isinstance(extra[0], dict):
         key = str(extra[0].get("key") or "").removeprefix("$.")
-        problem = str(extra[0].get("message") or problem)
+        problem = str(extra[0].get("message") or problem).strip()  # msgspec's may end in " "
         # a missing or unknown body field is reported against the whole body: name the field
         named = _NAMED_FIELD.search(problem) if key in ("", "data") else None
         field = named.group(1) if named else (key or None)

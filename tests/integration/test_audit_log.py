@@ -263,11 +263,17 @@ async def test_audit_events_are_opt_in(client, redis):
     assert await redis.xlen(keys.events(t.id)) == 0
 
 
-async def test_bad_cursor_and_limit_are_400(client):
+async def test_bad_cursor_limit_and_times_are_400(client):
     t = await new_tenant(client)
-    for params, field in (({"cursor": "nope"}, "cursor"), ({"limit": 0}, "limit")):
+    for params, field in (
+        ({"cursor": "nope"}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "99999999999999999999"}, "until"),  # out of any datetime's range
+    ):
         r = await client.get("/v1/audit", params=params, headers=t.auth)
         assert r.status_code == 400 and r.json()["field"] == field, r.text
+        assert r.json()["error"] == r.json()["error"].strip(), r.text
 
 
 SPANNING = {"POST /v1/admin/tenants", "DELETE /v1/admin/tenants/{tenant_id}"}
