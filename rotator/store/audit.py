@@ -126,11 +126,16 @@ def _describe(
     fn: Callable[..., Any], n_clients: int, args: Sequence[Any], kwargs: dict[str, Any]
 ) -> tuple[str | None, str, dict[str, Any]]:
     """(tenant, resource, fields) of a store call: the positional ids after the tenant make
-    the resource (`openai/7`), every other argument is a field (redacted)."""
+    the resource (`openai/7`), every other argument is a field (redacted). A secret by its
+    name (an imported `client_token` passed positionally) is never an id: it is redacted."""
     names = list(inspect.signature(fn).parameters)[n_clients:]
     positional = dict(zip(names, args, strict=False))
     tenant = positional.get("tenant", kwargs.get("tenant"))
-    ids = {n: v for n, v in positional.items() if n != "tenant" and _is_id(v)}
+    ids = {
+        n: v
+        for n, v in positional.items()
+        if n != "tenant" and _is_id(v) and not rules.is_secret_name(n)
+    }
     if not ids and _is_id(kwargs.get("slug")):
         ids = {"slug": kwargs["slug"]}  # a service created: named by the slug it asks for
     fields = {

@@ -26,7 +26,7 @@ from tests.integration.audit_support import (
     read_all,
     seeded,
 )
-from tests.integration.management import OPERATOR, SECRET, new_service, new_tenant
+from tests.integration.management import OPERATOR, SECRET, new_app, new_service, new_tenant
 
 pytestmark = pytest.mark.backends("single", "cluster")
 
@@ -106,6 +106,24 @@ async def test_no_record_holds_a_secret_or_token(client, redis):
         "/v1/services/nope/keys", json={"label": "x", "secret": SECRET + "3"}, headers=f.tenant.auth
     )
     secrets.add(SECRET + "3")
+    # tokens imported from the hosted service, kept and refused (another tenant holds one)
+    other = await new_tenant(client, "other")
+    held = "Other-Tenants-Hosted-Token-0123456789"
+    r = await client.post(
+        "/v1/tenant/client-token", json={"client_token": held}, headers=other.auth
+    )
+    assert r.status_code == 200, r.text
+    app_id = (await new_app(client, f.tenant))["id"]  # the table's writes deleted the first
+    for path, field, token, status in (
+        ("/v1/tenant/client-token", "client_token", "Hosted-Client-Token-0123456789", 200),
+        (f"/v1/apps/{app_id}/token", "app_token", "Hosted-App-Token-0123456789", 200),
+        ("/v1/tenant/client-token", "client_token", held, 409),
+        (f"/v1/apps/{app_id}/token", "app_token", held, 409),
+        (f"/v1/apps/{app_id}/token", "app_token", other.client_token, 400),  # one of ours
+    ):
+        r = await client.post(path, json={field: token}, headers=f.tenant.auth)
+        assert r.status_code == status, r.text
+        secrets.update((token, held, other.client_token, other.admin_token))
     logs = [await raw_records(redis, None), await raw_records(redis, f.tenant.id)]
     text = json.dumps(logs)
     assert len(logs[0]) > len(WRITES)
