@@ -66,10 +66,6 @@ _RETRY_STORE = {"Retry-After": str(STORE_RETRY_AFTER_S)}
 def error_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     """Every error body goes out here, with the API's response headers (api/headers.py)."""
     headers = {**API_HEADERS, **headers} if headers else API_HEADERS
-    if current() is None:
-        # no route's middleware saw the request (Litestar's routing answered 404 or 405
-        # first), so none will stamp the answer's id: stamped here
-        headers = {**headers, "X-Request-ID": new_request_id()}
     return Response(_encode(body), status_code=status, media_type=_JSON, headers=headers)
 
 
@@ -154,12 +150,21 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
     return error_response(400, body)
 
 
+def _routing_headers(headers: dict[str, str] | None = None) -> dict[str, str] | None:
+    """A 404 or 405 Litestar's routing answered before any route's middleware saw the
+    request: none will stamp its X-Request-ID, so it is stamped here."""
+    if current() is not None:
+        return headers
+    return {**(headers or {}), "X-Request-ID": new_request_id()}
+
+
 def http_error(_: Request, exc: HTTPException) -> Response:
-    return error_response(exc.status_code, {"error": str(exc.detail)}, exc.headers)
+    headers = _routing_headers(exc.headers)
+    return error_response(exc.status_code, {"error": str(exc.detail)}, headers)
 
 
 def not_found(_: Request, exc: NotFoundException) -> Response:
-    return error_response(404, {"error": "not found"})
+    return error_response(404, {"error": "not found"}, _routing_headers())
 
 
 def too_large(_: Request, exc: RequestEntityTooLarge) -> Response:

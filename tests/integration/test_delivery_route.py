@@ -38,12 +38,7 @@ def error_bytes(exc: errors.RotatorError) -> tuple[int, bytes, list[tuple[bytes,
     """What the app's error table answers for `exc`: (status, body, headers)."""
     response = rotator_error(None, exc)  # type: ignore[arg-type]
     body = response.render(response.content, "application/json")
-    # outside any request the table stamps a new id; the delivery path makes its own
-    headers = [
-        (k.lower().encode(), v.encode())
-        for k, v in response.headers.items()
-        if k.lower() != "x-request-id"
-    ]
+    headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
     return response.status_code, body, [*headers, (b"content-type", b"application/json")]
 
 
