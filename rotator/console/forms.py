@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from rotator.domain.errors import InvalidField
+from rotator.domain.numbers import whole_number
 
 _SEPARATORS = re.compile(r"[\s,]+")
 
@@ -29,12 +30,13 @@ def text(form: Any, name: str) -> str:
 
 def optional_int(form: Any, name: str) -> int | None:
     """'' = None (no limit); anything else must be a whole number."""
-    raw = text(form, name).strip().replace("_", "")
-    if not raw:
+    raw = text(form, name)
+    if not raw.strip():
         return None
-    if not raw.isdigit():
+    value = whole_number(raw)
+    if value is None:
         raise InvalidField(name, "enter a whole number, or leave it empty")
-    return int(raw)
+    return value
 
 
 def address_list(form: Any, name: str) -> list[str]:

@@ -79,7 +79,10 @@ def friendly(field: str, problem: str) -> str:
         if known_field == field and problem.startswith(start):
             return words
     text = problem.strip()
-    return (text[:1].upper() + text[1:]) if text else "This value is not accepted."
+    if not text:
+        return "This value is not accepted."
+    # the store's words as a sentence: a capital first, a full stop last
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 
 
 def field_error(exc: RotatorError, default_field: str) -> tuple[str, str]:

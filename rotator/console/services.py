@@ -21,6 +21,7 @@ from rotator.console.pages import done_notice, is_htmx, page, partial, see_other
 from rotator.domain import health, key_file
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys
 from rotator.domain.models import Policy
+from rotator.domain.numbers import whole_number
 from rotator.store import services as store
 from rotator.store.usage import service_usage, services_today
 
@@ -172,8 +173,7 @@ async def render_detail(
     status: int = 200,
     **extra: Any,
 ) -> Response:
-    days_text = request.query_params.get("days", "")
-    days = int(days_text) if days_text.isdigit() else CHART_DAYS[0]
+    days = whole_number(request.query_params.get("days", "")) or CHART_DAYS[0]
     context = await detail_context(state, tenant, slug, days)
     context["notice"] = done_notice(request, NOTICES)
     context.update(extra)

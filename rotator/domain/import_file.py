@@ -20,11 +20,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 import msgspec
 
 from rotator.domain.errors import InvalidRows, RowProblem
+from rotator.domain.numbers import whole_number
 
 COLUMNS = ("slug", "policy", "limit", "label", "secret", "key_ttl_minutes")
 REQUIRED_COLUMNS = ("slug", "secret")
@@ -98,6 +100,8 @@ def _parse_json(text: str) -> list[ImportRow]:
         raise InvalidRows(
             [RowProblem(row=0, field="file", problem=f"not JSON (line {exc.lineno}: {exc.msg})")]
         ) from None
+    except RecursionError:  # brackets nested thousands deep: no export looks like that
+        raise InvalidRows([RowProblem(row=0, field="file", problem="nested too deeply")]) from None
     rows: list[ImportRow] = []
     problems: list[RowProblem] = []
     for number, item in enumerate(data, start=1):
@@ -107,7 +111,7 @@ def _parse_json(text: str) -> list[ImportRow]:
         unknown = sorted(set(item) - set(COLUMNS))
         if unknown:
             problems.append(
-                RowProblem(row=number, field=unknown[0],
+                RowProblem(row=number, field=_name_of(unknown[0], "field"),
                            problem=f"unknown field (known: {', '.join(COLUMNS)})")
             )  # fmt: skip
             continue
@@ -117,13 +121,29 @@ def _parse_json(text: str) -> list[ImportRow]:
     return rows
 
 
+_NAMEABLE = re.compile(r"[a-z_ ]{1,32}")
+"""A name an error may quote (a misspelt column): short, lowercase letters, `_` and spaces
+only, which no provider key is."""
+
+
+def _name_of(name: str, what: str) -> str:
+    return name if _NAMEABLE.fullmatch(name) else f"the {what} named otherwise"
+
+
 def _check_columns(names: list[str]) -> None:
-    unknown = [n for n in names if n not in COLUMNS]
+    """The header's problems. A file without a header has a key where the header should be:
+    an unknown column is quoted only when it looks like a misspelt name (_NAMEABLE), else
+    named by its position."""
+    known = ", ".join(COLUMNS)
+    if not any(n in COLUMNS for n in names):
+        problem = f"must be the header naming the columns ({known}): this line names none"
+        raise InvalidRows([RowProblem(row=1, field="header", problem=problem)])
+    unknown = [(i, n) for i, n in enumerate(names, start=1) if n not in COLUMNS]
     missing = [n for n in REQUIRED_COLUMNS if n not in names]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    duplicated = sorted({n for n in names if n in COLUMNS and names.count(n) > 1})
     problems = [
-        *(RowProblem(row=1, field=n or "(empty)",
-                     problem=f"unknown column (known: {', '.join(COLUMNS)})") for n in unknown),
+        *(RowProblem(row=1, field=n if _NAMEABLE.fullmatch(n) else f"column {i}",
+                     problem=f"unknown column (known: {known})") for i, n in unknown),
         *(RowProblem(row=1, field=n, problem="required column missing") for n in missing),
         *(RowProblem(row=1, field=n, problem="column named twice") for n in duplicated),
     ]  # fmt: skip
@@ -161,13 +181,13 @@ def _row(
         if value is None:
             continue
         if numbers_as_text:
-            digits = value.replace("_", "")
-            if not digits.isdigit():
+            read = whole_number(value)
+            if read is None:
                 found.append(
                     RowProblem(row=number, field=name, problem="must be a whole number, or empty")
                 )
                 continue
-            fields[name] = int(digits)
+            fields[name] = read
         elif isinstance(value, bool) or not isinstance(value, int):
             found.append(
                 RowProblem(row=number, field=name, problem="must be a whole number, or null")

@@ -21,6 +21,7 @@ import msgspec
 
 from rotator.domain.errors import InvalidEntry, InvalidField
 from rotator.domain.models import NewKey
+from rotator.domain.numbers import whole_number
 
 
 class Line(msgspec.Struct, frozen=True):
@@ -62,12 +63,12 @@ def parse(text: str) -> list[Line]:
 
 
 def _limit(number: int, text: str) -> int | None:
-    digits = text.replace("_", "")
-    if not digits:
+    if not text.strip():
         return None
-    if not digits.isdigit():
+    value = whole_number(text)
+    if value is None:
         raise InvalidLine(number, "max_daily_requests", "must be a whole number, or empty")
-    return int(digits)
+    return value
 
 
 def line_error(lines: Sequence[Line], exc: InvalidEntry) -> InvalidLine:

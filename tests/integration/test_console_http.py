@@ -319,6 +319,17 @@ async def test_form_errors_are_shown_next_to_the_field_keeping_what_was_typed(cl
     )
     assert "whole number" in field_errors(r)["max_daily_requests"]
     assert 'value="ten"' in r.text
+    # digits str.isdigit() takes and int() refuses or reads otherwise; a negative; a huge one
+    for typed, words in (
+        ("\u00b2", "Enter a whole number, or leave it empty."),
+        ("\u0663\u0660", "Enter a whole number, or leave it empty."),
+        ("9" * 5000, "Enter a whole number, or leave it empty."),
+        ("-5", "Enter a positive whole number"),
+        ("9" * 25, "Enter a positive whole number"),
+    ):
+        fields = {"slug": "t", "policy": "usage", "max_daily_requests": typed}
+        r = await post_form(client, "/app/new-service", fields)
+        assert r.status_code == 400 and words in field_errors(r)["max_daily_requests"], typed
     await post_form(client, "/app/new-service", {"slug": "openai", "policy": "usage"})
     r = await post_form(client, "/app/new-service", {"slug": "openai", "policy": "manual"})
     assert r.status_code == 400 and "already have" in field_errors(r)["slug"]

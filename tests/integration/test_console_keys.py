@@ -54,6 +54,8 @@ async def test_bulk_add_from_the_page(client):
     [
         (f"{SECRETS[0]}\n\n{SECRETS[1]}\tB\tlots\n", "Line 3: Write the daily limit"),
         (f"{SECRETS[0]}\n{SECRETS[1]}\tB\t0\n", "Line 2: Enter a positive whole number"),
+        (f"{SECRETS[0]}\tA\t\u00b2\n", "Line 1: Write the daily limit"),  # not int()'s
+        (f"{SECRETS[0]}\tA\t-3\n", "Line 1: Enter a positive whole number"),
         (f"{SECRETS[0]},a,b,c\n", "Line 1: Too many fields"),
         ("# only a comment\n", "Paste at least one key"),
     ],

@@ -177,11 +177,22 @@ def test_a_file_of_the_wrong_shape_is_refused_before_the_store(cli_env, tmp_path
         ('[{"slug": "a", "secret": 12}]', "row 1: secret: must be a string"),
         ("[1, 2", "not JSON"),
         ("", "row 1: header: the file is empty"),
+        # no header: the first key is where the header should be, and is never quoted
+        ("openai,Primary,s3cr3t-value\n", "row 1: header: must be the header naming"),
+        ("s3cr3t-value\n", "row 1: header: must be the header naming"),
+        ("slug\tsecret\ts3cr3t-value\n", "row 1: header: must be the header naming"),
+        ("slug,secret,s3cr3t-value\n", "row 1: column 3: unknown column"),
+        ('[{"slug": "a", "secret": "b", "s3cr3t-value": 1}]', "row 1: the field named other"),
+        # digits int() would choke on, or read as no API client could send
+        ("slug,secret,limit\na,s3cr3t-value,\u00b2\n", "row 2: limit: must be a whole number"),
+        ("slug,secret,limit\na,s3cr3t-value,\u0663\u0660\n", "row 2: limit: must be a whole"),
+        ("slug,secret,limit\na,s3cr3t-value," + "9" * 5000 + "\n", "row 2: limit: must be a"),
+        ("[" * 50_000 + "]" * 50_000, "file: nested too deeply"),
     ):
         path.write_text(text)
         done = rotator("import", "acme", str(path), env=cli_env)
-        assert done.returncode == 1 and expected in done.stderr, (text, done.stderr)
-        assert "s3cr3t-value" not in done.stderr
+        assert done.returncode == 1 and expected in done.stderr, (text[:80], done.stderr)
+        assert "s3cr3t-value" not in done.stderr and "Traceback" not in done.stderr
     empty = rotator("import", "acme", "-", env=cli_env, stdin="slug,secret\n\n")
     assert empty.returncode == 1 and "rows: must hold 1 to" in empty.stderr
 

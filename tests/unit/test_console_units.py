@@ -47,7 +47,8 @@ def test_store_messages_become_friendly_and_unknown_ones_pass_through():
     field, text = field_error(InvalidField("slug", "1-64 characters of a-z, …"), "x")
     assert field == "slug" and text.startswith("Use 1 to 64 characters")
     assert field_error(Conflict("service already exists"), "slug")[1].startswith("You already")
-    assert friendly("name", "some new rule") == "Some new rule"
+    assert friendly("name", "some new rule") == "Some new rule."  # as a sentence
+    assert friendly("name", "a rule. Another one.") == "A rule. Another one."
 
 
 @pytest.mark.parametrize(
