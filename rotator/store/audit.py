@@ -315,7 +315,9 @@ async def unauthenticated_counts(redis: Redis, minute: int) -> dict[str, int]:
 def _check_page(limit: int, cursor: str | None) -> None:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidField("limit", f"must be between 1 and {MAX_PAGE}")
-    if cursor is not None and not _CURSOR.fullmatch(cursor):
+    if cursor is not None and not (
+        _CURSOR.fullmatch(cursor) and all(int(part) < 2**64 for part in cursor.split("-"))
+    ):  # a stream id is two unsigned 64-bit numbers: anything else the store would refuse
         raise InvalidField("cursor", "not a cursor from a previous page")
 
 
@@ -340,8 +342,9 @@ async def read_audit(
     `action`, `since_ms`/`until_ms` (inclusive) filter; `cursor` goes on from a previous
     page's `next_cursor`."""
     _check_page(limit, cursor)
-    if until_ms is not None and until_ms < 0:
-        return AuditPage(records=[], next_cursor=None)  # before 1970: no record is that old
+    if (until_ms is not None and until_ms < 0) or cursor == "0-0":
+        # before 1970, or before the first id there is: no record is that old
+        return AuditPage(records=[], next_cursor=None)
     since_ms = None if since_ms is None or since_ms <= 0 else since_ms
     if viewer is not None and tenant not in (None, viewer):
         raise InvalidField("tenant", "a tenant admin reads only its own tenant's records")

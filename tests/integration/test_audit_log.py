@@ -285,6 +285,8 @@ async def test_bad_cursor_limit_and_times_are_400(client):
     t = await new_tenant(client)
     for params, field in (
         ({"cursor": "nope"}, "cursor"),
+        ({"cursor": "18446744073709551616-0"}, "cursor"),  # 2^64: no stream id is that large
+        ({"cursor": "1-99999999999999999999"}, "cursor"),
         ({"limit": 0}, "limit"),
         ({"since": "yesterday"}, "since"),
         ({"until": "99999999999999999999"}, "until"),  # out of any datetime's range
@@ -315,6 +317,18 @@ async def test_a_tenants_write_carries_its_record_in_its_own_script(
     assert r.status_code == 500  # the test's failure, after the change
     new = (await raw_records(redis, f.tenant.id))[before:]
     assert [(x["action"], x["outcome"]) for x in new] == [(WRITES[operation][3], "ok")]
+
+
+async def test_the_smallest_cursor_is_an_empty_last_page(client):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    r = await client.get("/v1/audit", params={"cursor": "0-0"}, headers=t.auth)
+    assert (r.status_code, r.json()) == (200, {"records": [], "next_cursor": None})
+    largest = f"{2**64 - 1}-{2**64 - 1}"  # everything is before it
+    r = await client.get("/v1/audit", params={"cursor": largest}, headers=t.auth)
+    assert r.status_code == 200 and [x["action"] for x in r.json()["records"]][:1] == [
+        "create_service"
+    ]
 
 
 async def test_times_before_1970_select_nothing_or_everything(client):
