@@ -111,6 +111,8 @@ async def check_webhook_url(
     Every resolved address must be public: one private answer among public ones
     would let a rebinding resolver pick it later.
     """
+    if any(ch.isspace() for ch in url):
+        raise InvalidField("webhook_url", "must not contain spaces or line breaks")
     _scheme, host, port = split_webhook_url(url)
     if "@" in urlsplit(url).netloc:
         # credentials in the URL would be stored, shown and logged in clear, while the
@@ -136,6 +138,6 @@ async def check_webhook_url(
         if not is_public_address(address):
             raise InvalidField(
                 "webhook_url",
-                f"host {host!r} resolves to a non-public address ({address}); "
-                "set ROTATOR_WEBHOOK_ALLOW_PRIVATE=1 to allow it",
+                f"host {host!r} resolves to a non-public address ({address}); only the "
+                "operator can allow private receivers (ROTATOR_WEBHOOK_ALLOW_PRIVATE=1)",
             )

@@ -54,6 +54,14 @@ FRIENDLY: dict[tuple[str, str], str] = {
     ("webhook_url", "must be an http"): "Enter an address starting with https:// (or http://).",
     ("webhook_url", "has no host"): "The address needs a host name, like "
     "https://example.com/hooks.",
+    ("webhook_url", "must not contain credentials"): "Remove the user name and password "
+    "from the address: deliveries are signed, and your receiver checks the signature with "
+    "the webhook secret.",
+    ("webhook_url", "must not contain spaces"): "The address must not contain spaces or "
+    "line breaks.",
+    ("webhook_url", "must not contain control"): "The address contains control characters: "
+    "type it on one line.",
+    ("webhook_url", "at most"): "Use an address of at most 2,048 characters.",
     ("webhook_events", "needs a webhook_url"): "Set a webhook URL first.",
     ("rotate", "rotate applies to manual"): "Only a service with the manual policy is "
     "rotated by hand; the other policies pick keys by themselves.",

@@ -14,6 +14,9 @@ from rotator.domain import iprange
 from rotator.domain.errors import InvalidField
 
 MAX_NAME_CHARS = 100
+MAX_URL_CHARS = 2048
+"""A webhook URL's longest: what browsers and most servers take; it is stored, shown and
+sent on every delivery."""
 MAX_DAILY_REQUESTS = 10**12
 
 

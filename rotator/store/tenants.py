@@ -36,9 +36,11 @@ from rotator.domain.records import (
 from rotator.netguard import check_webhook_url, redact_webhook_url
 from rotator.store import keys, token_index
 from rotator.store.common import (
+    MAX_URL_CHARS,
     allowlist,
     check_allowlist,
     check_name,
+    check_text,
     text,
 )
 from rotator.store.connection import Durability, Redis
@@ -379,6 +381,7 @@ async def update_tenant(
     (`webhook_secret`).
     """
     if isinstance(webhook_url, str):
+        webhook_url = check_text("webhook_url", webhook_url, max_chars=MAX_URL_CHARS)
         await check_webhook_url(webhook_url, allow_private=webhook_allow_private)
     key = keys.tenant(tenant)
     current = await redis.hgetall(key)

@@ -168,6 +168,11 @@ async def test_private_webhook_urls_are_refused_unless_allowed(settings, redis, 
         ({"ip_allowlist": ["not-an-ip"]}, "ip_allowlist"),
         ({"ip_allowlist": "10.0.0.0/8"}, "ip_allowlist"),
         ({"webhook_url": "ftp://example.com/x"}, "webhook_url"),
+        # what no HTTP request line can carry: the worker could never deliver to it
+        ({"webhook_url": "http://127.0.0.1:9/a\r\nX-Evil: 1"}, "webhook_url"),
+        ({"webhook_url": "http://127.0.0.1:9/a\x00b"}, "webhook_url"),
+        ({"webhook_url": "http://exa mple.com/h"}, "webhook_url"),
+        ({"webhook_url": "http://127.0.0.1:9/" + "a" * 2100}, "webhook_url"),
         (
             {"webhook_url": "http://127.0.0.1/h", "webhook_events": ["key.exploded"]},
             "webhook_events",
