@@ -114,10 +114,15 @@ async def operator_signed_in(connection: ASGIConnection, _: BaseRouteHandler) ->
     """Guard of every operator page but sign-in."""
     secret = connection.cookies.get(OPERATOR_COOKIE)
     state: AppState = connection.app.state.rotator
-    if not secret or len(secret) > MAX_SECRET_CHARS or state.settings.admin_token is None:
+    operator_token = state.settings.admin_token
+    if not secret or len(secret) > MAX_SECRET_CHARS or operator_token is None:
         raise SignInRequired(operator=True)
     live = await state.call(
-        sessions.check_operator_session, secret, idle_ms=idle_ms(state), max_ms=max_ms(state)
+        sessions.check_operator_session,
+        secret,
+        operator_token,
+        idle_ms=idle_ms(state),
+        max_ms=max_ms(state),
     )
     if not live:
         raise SignInRequired(operator=True)

@@ -162,7 +162,9 @@ class OperatorSignInPages(Controller):
         given = text(await request.form(), "token").strip()
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return await refused(request, state, OPERATOR_FORM)
-        secret = await state.call(sessions.open_operator_session, idle_ms=auth.idle_ms(state))
+        secret = await state.call(
+            sessions.open_operator_session, expected, idle_ms=auth.idle_ms(state)
+        )
         response = see_other(request, auth.OPERATOR_PATH)
         response.set_cookie(
             auth.session_cookie(

@@ -119,7 +119,9 @@ Global:
                                       its key ring opens it; `rotator rewrap` re-seals it
                               fp:<fingerprint>  ms first seen: the master keys (hex sha256
                                       [:8]) data may be sealed with since the last rewrap
-  kr:opsession:<h>      HASH  an operator console session (same fields as a tenant's)
+  kr:opsession:<h>      HASH  an operator console session: a tenant's fields, and by (sha256
+                              hex of the operator token it was opened with: live only while
+                              the API runs with that token)
   kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
                               window (INCR; expires with the window)
   kr:audit              STREAM the operator's audit log: every tenant's records (copied
@@ -210,6 +212,7 @@ USAGE_FIELDS: Mapping[str, str] = {
 """Fields of {t:T}:use:<day>: prefix -> meaning (counters, then once-a-day event flags)."""
 
 SESSION_FIELDS = ("created_ms", "seen_ms")
+OPERATOR_SESSION_FIELDS = (*SESSION_FIELDS, "by")
 EVENT_FIELDS = ("type", "data")
 """The fields of an {t:T}:events stream entry."""
 AUDIT_FIELDS = ("r",)

@@ -58,9 +58,14 @@ def _live(times: list, now_ms: int, idle_ms: int, max_ms: int) -> SessionTimes |
     return session
 
 
-async def _check(redis: Redis, key: str, now_ms: int, idle_ms: int, max_ms: int) -> bool:
-    session = _live(await redis.hmget(key, ["created_ms", "seen_ms"]), now_ms, idle_ms, max_ms)
-    if session is None:
+async def _check(
+    redis: Redis, key: str, now_ms: int, idle_ms: int, max_ms: int, opened_by: str = ""
+) -> bool:
+    """Whether the session `key` is live (and note its use); with `opened_by`, also that it
+    was opened with that credential's hash (an operator session outlives no token change)."""
+    created, seen, by = await redis.hmget(key, ["created_ms", "seen_ms", "by"])
+    session = _live([created, seen], now_ms, idle_ms, max_ms)
+    if session is None or (opened_by and as_str(by) != opened_by):
         await redis.delete(key)  # expired by our clock: make sure it cannot come back
         return False
     if now_ms - session.seen_ms >= SESSION_TOUCH_INTERVAL_MS:
@@ -94,21 +99,28 @@ async def revoke_tenant_sessions(redis: Redis, tenant: str) -> int:
 
 
 # --- operator ------------------------------------------------------------------------------
-async def open_operator_session(redis: Redis, *, now_ms: int, idle_ms: int) -> str:
-    """Start an operator session (the caller checked ROTATOR_ADMIN_TOKEN); returns its secret."""
+# An operator session records the hash of the ROTATOR_ADMIN_TOKEN it was opened with and is
+# live only while the API runs with that token: changing a leaked token ends its sessions.
+async def open_operator_session(
+    redis: Redis, operator_token: str, *, now_ms: int, idle_ms: int
+) -> str:
+    """Start an operator session (the caller checked `operator_token`); returns its secret."""
     secret = new_secret()
     key = keys.operator_session(hash_secret(secret))
+    fields = {"created_ms": now_ms, "seen_ms": now_ms, "by": hash_secret(operator_token)}
     async with redis.pipeline(transaction=False) as pipe:  # one key: one slot on a cluster
-        pipe.hset(key, mapping={"created_ms": now_ms, "seen_ms": now_ms})
+        pipe.hset(key, mapping=fields)
         pipe.pexpire(key, idle_ms)
         await pipe.execute()
     return secret
 
 
 async def check_operator_session(
-    redis: Redis, secret: str, *, now_ms: int, idle_ms: int, max_ms: int
+    redis: Redis, secret: str, operator_token: str, *, now_ms: int, idle_ms: int, max_ms: int
 ) -> bool:
-    return await _check(redis, keys.operator_session(hash_secret(secret)), now_ms, idle_ms, max_ms)
+    """Whether the cookie's secret names a live session opened with `operator_token`."""
+    key = keys.operator_session(hash_secret(secret))
+    return await _check(redis, key, now_ms, idle_ms, max_ms, hash_secret(operator_token))
 
 
 async def close_operator_session(redis: Redis, secret: str) -> None:

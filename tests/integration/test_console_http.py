@@ -514,6 +514,18 @@ async def test_operator_signs_in_lists_and_creates_tenants(client):
     assert (await client.get("/app/operator")).status_code == 303
 
 
+async def test_changing_the_operator_token_ends_its_console_sessions(client, settings, clock):
+    await sign_in(client, OPERATOR_TOKEN, "/app/operator/signin")
+    assert (await client.get("/app/operator")).status_code == 200
+    changed = dataclasses.replace(settings, admin_token="a-new-operator-token-0123456789")
+    async with app_client(create_app(changed, clock=clock)) as after:
+        after.cookies = client.cookies  # the same browser, after the restart with the new token
+        r = await after.get("/app/operator")
+        assert (r.status_code, r.headers["location"]) == (303, "/app/operator/signin")
+    # ended, not only refused: going back to the old token does not revive it
+    assert (await client.get("/app/operator")).status_code == 303
+
+
 async def test_operator_console_is_off_without_an_admin_token(settings, redis, clock):
     off = dataclasses.replace(settings, admin_token=None)
     async with app_client(create_app(off, clock=clock)) as c:

@@ -29,7 +29,7 @@ DECLARED_FIELDS = frozenset(
         *keys.TENANT_FIELDS,
         *keys.SERVICE_FIELDS,
         *keys.APP_FIELDS,
-        *keys.SESSION_FIELDS,
+        *keys.OPERATOR_SESSION_FIELDS,
         *keys.EVENT_FIELDS,
         *keys.KEYRING_FIELDS,
         *keys.RESTORE_FIELDS,
