@@ -191,7 +191,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
                 live,
                 lambda r, d: load.restore(
                     r, d, ring, checked, clock=now_ms, replace=args.replace,
-                    progress=_progress(args, "restore"),
+                    progress=_progress(args, "restore"), say=say,
                 ),
             )  # fmt: skip
     except KeyNotConfigured as exc:

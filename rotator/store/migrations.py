@@ -102,12 +102,31 @@ class Status(NamedTuple):
     """The migrations still to run, with how many items each would change."""
 
 
+class SchemaUnreadable(RotatorError):
+    """kr:schema holds something no version wrote: which format the data is in is unknown."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(
+            f"{keys.SCHEMA} holds {raw[:40]!r}, not a data format version; set it to the "
+            "format the data is in (`rotator migrate --check` after deleting it infers 1 "
+            "for a store with tenants)"
+        )
+
+
+def parse_version(raw: bytes | str) -> int:
+    """kr:schema's value; SchemaUnreadable when it is not a positive whole number."""
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 9 and int(text) > 0):
+        raise SchemaUnreadable(raw if isinstance(raw, bytes) else raw.encode())
+    return int(text)
+
+
 async def stored_version(redis: Redis) -> int:
     """The store's data format: kr:schema; absent = 1 (stored before versions were recorded)
     for a store with tenants, the current format for an empty one."""
     raw = await redis.get(keys.SCHEMA)
     if raw is not None:
-        return int(raw)
+        return parse_version(raw)
     return 1 if await redis.scard(keys.TENANTS) else keys.SCHEMA_VERSION
 
 
@@ -124,12 +143,20 @@ async def migrate(redis: Redis, durability: Durability, progress: Progress) -> S
     """Run every migration the store needs, in order, then record the version; returns the
     status found before. Raises StoreTooNew."""
     found = await status(redis)
-    for migration, _ in found.steps:
+    await bring_up(redis, durability, progress, since=found.stored)
+    return found
+
+
+async def bring_up(redis: Redis, durability: Durability, progress: Progress, *, since: int) -> None:
+    """Run every migration past format `since`, then record the current format. A restore
+    calls it with its file's format: the tenants it wrote are in that format, whatever the
+    store recorded before (the steps skip what is done, so the other tenants cost a read)."""
+    for migration in MIGRATIONS:
+        if migration.version <= since:
+            continue
         progress(f"migration {migration.version} {migration.name}: {migration.what}")
         changed = await migration.apply(redis, durability, progress)
         progress(f"migration {migration.version} {migration.name}: done, {changed} changed")
-    if found.stored != keys.SCHEMA_VERSION or not await redis.exists(keys.SCHEMA):
-        pipe = redis.pipeline(transaction=False)
-        pipe.set(keys.SCHEMA, keys.SCHEMA_VERSION)
-        await durability.execute(pipe)
-    return found
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(keys.SCHEMA, keys.SCHEMA_VERSION)
+    await durability.execute(pipe)

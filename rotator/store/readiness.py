@@ -14,6 +14,7 @@ from rotator.crypto import DecryptError, KeyRing
 from rotator.store import keys
 from rotator.store.connection import Redis, is_unavailable
 from rotator.store.keyring import CANARY_AAD
+from rotator.store.migrations import SchemaUnreadable, parse_version
 from rotator.store.scripts.delivery import NEXT_KEY
 
 OK = "ok"
@@ -63,13 +64,18 @@ async def check(redis: Redis, ring: KeyRing) -> Checks:
             master_key = "does not open the store's key-ring canary (kr:keyring)"
     # absent: a flushed store (serve records the format at start); like a missing canary it
     # is no reason to take every API process out of the balancer
-    if version is None or int(version) == keys.SCHEMA_VERSION:
-        schema = OK
+    try:
+        stored = None if version is None else parse_version(version)
+    except SchemaUnreadable:
+        schema = f"{keys.SCHEMA} holds no data format version"
     else:
-        schema = (
-            f"store format {int(version)}, this version needs {keys.SCHEMA_VERSION}: "
-            "run `rotator migrate`"
-        )
+        if stored is None or stored == keys.SCHEMA_VERSION:
+            schema = OK
+        else:
+            schema = (
+                f"store format {stored}, this version needs {keys.SCHEMA_VERSION}: "
+                "run `rotator migrate`"
+            )
     return Checks(store=OK, scripts=scripts, master_key=master_key, schema=schema)
 
 

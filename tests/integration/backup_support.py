@@ -166,7 +166,8 @@ async def _value(redis: Any, key: bytes, kind: str) -> Any:
 
 def backed_up(full: dict[bytes, tuple[str, Any, int | None]]) -> dict[bytes, Any]:
     """What of an image a backup holds: without the kinds left out on purpose, the
-    operator's sessions and sign-in throttles, kr:restore (a restore's own mark), the
+    operator's sessions and sign-in throttles, kr:restore (a restore's own mark), kr:schema
+    (the header records the format read; a restore records the format it leaves), the
     operator's audit log and the unauthenticated-request counts (this installation's own
     history: each tenant's audit log is in the backup with the tenant)."""
     return {
@@ -174,7 +175,7 @@ def backed_up(full: dict[bytes, tuple[str, Any, int | None]]) -> dict[bytes, Any
         for k, v in full.items()
         if not (k.startswith(b"{t:") and any(part.encode() in k for part in LEFT_OUT))
         and not k.startswith((b"kr:opsession:", b"kr:signin_fail:", b"kr:authfail:"))
-        and k not in (keys.RESTORE.encode(), keys.AUDIT.encode())
+        and k not in (keys.RESTORE.encode(), keys.SCHEMA.encode(), keys.AUDIT.encode())
     }
 
 

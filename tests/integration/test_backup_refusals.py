@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Callable
 
 import pytest
@@ -43,7 +44,8 @@ def swap_two_tenants(lines: list[bytes]) -> list[bytes]:
 
 
 def newer_schema(lines: list[bytes]) -> list[bytes]:
-    return [lines[0].replace(b'"schema_version":1', b'"schema_version":2'), *lines[1:]]
+    newer = b'"schema_version":%d' % (keys.SCHEMA_VERSION + 1)
+    return [re.sub(rb'"schema_version":\d+', newer, lines[0]), *lines[1:]]
 
 
 def not_a_backup(lines: list[bytes]) -> list[bytes]:
@@ -60,7 +62,11 @@ def not_a_backup(lines: list[bytes]) -> list[bytes]:
             "line 3 does not match its MAC: the file was changed, damaged, or its lines reordered",
         ),
         (swap_two_tenants, "line 2 does not match its MAC"),
-        (newer_schema, "store schema version 2, newer than this rotator's (1)"),
+        (
+            newer_schema,
+            f"store schema version {keys.SCHEMA_VERSION + 1}, newer than this rotator's "
+            f"({keys.SCHEMA_VERSION})",
+        ),
         (not_a_backup, "is not a keyrotator backup (line 1 is not its header)"),
     ],
 )

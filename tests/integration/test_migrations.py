@@ -152,3 +152,42 @@ async def test_the_command_checks_migrates_and_refuses(cli_env, redis, settings)
     serve = rotator("serve", env={**cli_env, "ROTATOR_PORT": str(free_port())}, timeout=60)
     assert serve.returncode == 2
     assert "newer than this version" in serve.stderr
+
+
+@pytest.mark.backends("single")
+async def test_an_unreadable_version_is_named_not_a_traceback(cli_env, redis):
+    await redis.set(keys.SCHEMA, "garbage")
+    for args in (("migrate", "--check"), ("migrate",)):
+        done = rotator(*args, env=cli_env)
+        assert done.returncode == 2, done.stderr
+        assert "kr:schema holds b'garbage', not a data format version" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+@pytest.mark.backends("single")
+async def test_a_backup_from_before_an_upgrade_restores_migrated(
+    cli_env, redis, settings, store, tmp_path
+):
+    """Back up, upgrade, restore the old backup (a rollback of the data): the restored
+    tenants are in the old format, so the restore brings them up, and records it."""
+    _, token = await old_format_tenant(redis, settings, slugs=("a",))
+    backup = tmp_path / "before.krb"
+    assert rotator("backup", str(backup), env=cli_env).returncode == 0
+    header = json.loads(backup.read_text().splitlines()[0])
+    assert header["schema_version"] == 1  # the format the store held, not the code's
+
+    assert rotator("migrate", env=cli_env).returncode == 0  # the upgrade
+    done = rotator("restore", "--replace", str(backup), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "migration 2 service_copies: done, 1 changed" in done.stderr
+
+    assert await redis.get(keys.SCHEMA) == str(keys.SCHEMA_VERSION).encode()
+    assert rotator("migrate", "--check", env=cli_env).returncode == 0
+    assert (await store.next_key(token, "a", ip_hex("192.0.2.1"))).usage_today == 1
+    # and a current backup says so: restoring it into an empty store records the format
+    current = tmp_path / "after.krb"
+    assert rotator("backup", str(current), env=cli_env).returncode == 0
+    assert json.loads(current.read_text().splitlines()[0])["schema_version"] == 2
+    await redis.flushall()
+    assert rotator("restore", str(current), env=cli_env).returncode == 0
+    assert await redis.get(keys.SCHEMA) == str(keys.SCHEMA_VERSION).encode()

@@ -70,3 +70,10 @@ async def test_an_old_store_format_is_not_ready(client, redis, clock):
     await redis.set(keys.SCHEMA, keys.SCHEMA_VERSION)
     clock.advance(ms=1001)
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_an_unreadable_store_format_is_not_ready_and_named(client, redis):
+    await redis.set(keys.SCHEMA, "garbage")
+    r = await client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["checks"]["schema"] == "kr:schema holds no data format version"

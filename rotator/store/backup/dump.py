@@ -21,7 +21,7 @@ import msgspec
 
 from rotator.crypto import KeyRing, blob_key_name
 from rotator.domain.clock import Clock, iso_ms, utc_day
-from rotator.store import keys
+from rotator.store import keys, migrations
 from rotator.store.backup import derived, format, selection
 from rotator.store.backup.snapshot import BackupFailed, read_tenant
 from rotator.store.connection import Redis, as_str
@@ -65,6 +65,7 @@ async def write_backup(
         unlisted = sum(len(names) for tenant, names in listed.items() if tenant not in known)
         keyring_fields = sorted((await redis.hgetall(keys.KEYRING)).items())
         demo = as_str(await redis.get(keys.DEMO_TENANT))
+        schema_version = await migrations.stored_version(redis)  # the format read
 
         sealed_with = {blob_key_name(v) for f, v in keyring_fields if f == b"canary"}
         written = key_count = reread = 0
@@ -84,7 +85,7 @@ async def write_backup(
         header = format.Header(
             format=format.FORMAT,
             version=format.FORMAT_VERSION,
-            schema_version=format.STORE_SCHEMA_VERSION,
+            schema_version=schema_version,
             created_at=iso_ms(created_ms),
             created_ms=created_ms,
             tenants=written,

@@ -33,13 +33,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from rotator.crypto import KeyRing, fingerprint
 from rotator.domain import tokens
 from rotator.domain.errors import RotatorError
+from rotator.store.keys import SCHEMA_VERSION
 
 FORMAT = "keyrotator-backup"
 FORMAT_VERSION = 1
 """The file's layout (this module). A reader refuses a newer one."""
-STORE_SCHEMA_VERSION = 1
-"""The data model the keys follow (rotator/store/keys.py). A restore refuses a file newer
-than the code; `rotator migrate` (issue #13) will upgrade older data after a restore."""
 
 SALT_BYTES = 16
 _HKDF_INFO = b"keyrotator backup v1: line MACs"
@@ -341,10 +339,12 @@ def _header(line: bytes, name: str) -> Header:
             f"{name} is a {FORMAT} of format version {preamble.version}; this rotator reads "
             f"version {FORMAT_VERSION}: restore it with the rotator version that made it"
         )
-    if preamble.schema_version > STORE_SCHEMA_VERSION:
+    if preamble.schema_version > SCHEMA_VERSION:
+        # the store's data format (kr:schema) the file was written from; an older one is
+        # brought up to date after the restore (load.restore)
         raise FileRefused(
             f"{name} holds data of store schema version {preamble.schema_version}, newer "
-            f"than this rotator's ({STORE_SCHEMA_VERSION}): restore it with a newer rotator"
+            f"than this rotator's ({SCHEMA_VERSION}): restore it with a newer rotator"
         )
     try:
         header = _decode_line(parts[0])
