@@ -487,6 +487,26 @@ async def prepared_tenant(server: LiveServer, name: str) -> dict:
     return tenant
 
 
+async def test_a_button_refused_by_the_server_shows_why(browser: Browser, live_server: LiveServer):
+    """An htmx button whose key was deleted meanwhile: the error page takes the page's
+    place, instead of the click seeming to do nothing."""
+    tenant = await prepared_tenant(live_server, "stale")
+    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
+    context = await new_context(browser, live_server)
+    page = await context.new_page()
+    await sign_in(page, tenant["admin_token"])
+    await page.goto("/app/services/openai")
+    async with live_server.api() as c:
+        keys = (await c.get("/v1/services/openai/keys", headers=auth)).json()
+        backup = next(k for k in keys if k["label"] == "Backup")
+        r = await c.delete(f"/v1/services/openai/keys/{backup['id']}", headers=auth)
+        assert r.status_code == 204
+    await page.get_by_role("button", name="Disable Backup").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
+    await expect(page.get_by_role("link", name="Back to the console")).to_be_visible()
+    await context.close()
+
+
 async def walk(page: Page, server: LiveServer, check) -> list[str]:
     """Run `check(name)` on every tenant and operator page; returns the problems found."""
     tenant = await prepared_tenant(server, "a11y-co")

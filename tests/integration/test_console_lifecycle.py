@@ -67,7 +67,10 @@ async def test_the_operator_list_and_tenant_page_show_counts(client):
     assert page.status_code == 200 and "Tenant acme" in page.text
     assert t.admin_token not in page.text and t.client_token not in page.text
     for path in ("/app/operator/tenants/0123456789abcdef", "/app/operator/tenants/NOPE"):
-        assert (await client.get(path)).status_code == 404
+        missing = await client.get(path)
+        assert missing.status_code == 404
+        # the way back is the operator's console, not the tenants' sign-in
+        assert '<a href="/app/operator">Back to the operator console</a>' in missing.text
     # a tenant's session does not open them
     async with browser(client) as tenant_browser:
         await sign_in(tenant_browser, t.admin_token)
