@@ -76,3 +76,14 @@ def migrate_before_serving(live: Settings) -> None:
         with_store(live, lambda r, d: migrations.migrate(r, d, say))
     except (migrations.StoreTooNew, migrations.SchemaUnreadable) as exc:
         raise CliError(exc.message, 2) from None
+
+
+def refuse_a_newer_store(live: Settings) -> None:
+    """`worker`: it migrates nothing (serve does), but must not work on data of a format it
+    does not know: exit 2, as serve would."""
+    from rotator.store import migrations
+
+    try:
+        with_store(live, lambda r, d: migrations.status(r))
+    except (migrations.StoreTooNew, migrations.SchemaUnreadable) as exc:
+        raise CliError(exc.message, 2) from None

@@ -24,7 +24,7 @@ from rotator.cli.common import (
     unlocked_store,
     with_store,
 )
-from rotator.cli.maintenance import migrate_before_serving
+from rotator.cli.maintenance import migrate_before_serving, refuse_a_newer_store
 from rotator.cli.preflight import RunLock, check_port
 from rotator.crypto import KeyRing
 from rotator.metrics import directory
@@ -118,6 +118,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"worker: the workers package is not available ({exc})") from None
     # embedded mode: joins (or starts) the data dir's Valkey, and uses the same key as serve
     with unlocked_store(settings, seals=False) as live:
+        refuse_a_newer_store(live)
         run_worker(live)
     return 0
 

@@ -152,6 +152,10 @@ async def test_the_command_checks_migrates_and_refuses(cli_env, redis, settings)
     serve = rotator("serve", env={**cli_env, "ROTATOR_PORT": str(free_port())}, timeout=60)
     assert serve.returncode == 2
     assert "newer than this version" in serve.stderr
+    # the worker migrates nothing, but does not work on data it would misread either
+    worker = rotator("worker", env=cli_env, timeout=60)
+    assert worker.returncode == 2
+    assert "newer than this version" in worker.stderr
 
 
 @pytest.mark.backends("single")
