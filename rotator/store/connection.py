@@ -8,6 +8,8 @@ loses nothing, while the delivery path keeps `appendfsync everysec`.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -48,6 +50,9 @@ def is_unavailable(exc: BaseException) -> bool:
 
 WAITAOF_TIMEOUT_MS = 1000
 """How long a management write waits for its fsync (`appendfsync everysec`: well under)."""
+WAITAOF_RECHECK_S = 60.0
+"""A server found without WAITAOF (AOF off) is asked again this often: turning AOF back on
+brings acknowledged writes back without restarting the API."""
 
 
 def connect(settings: Settings, url: str | None = None) -> Redis:
@@ -82,15 +87,25 @@ class Durability:
     pipeline (one connection) with them; a reply other than "fsynced locally"
     raises StoreUnavailable (the write is not acknowledged). On a Redis Cluster
     see `_execute_on_cluster`. Remembers when the server cannot (appendonly off,
-    as in the tests' fast server, or a Redis older than 7.2).
+    as in the tests' fast server, or a Redis older than 7.2), and asks again every
+    WAITAOF_RECHECK_S; losing it on a server that had it is a warning.
 
     The interface is `redis.pipeline(transaction=False)`, queue writes on it (any
     command, scripts included), `await durability.execute(pipe)`: the replies in order.
     """
 
-    def __init__(self, timeout_ms: int = WAITAOF_TIMEOUT_MS) -> None:
+    def __init__(
+        self, timeout_ms: int = WAITAOF_TIMEOUT_MS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.supported: bool | None = None
         self.timeout_ms = timeout_ms
+        self._monotonic = monotonic
+        self._recheck_at = 0.0
+
+    def _waits(self) -> bool:
+        """Whether this write is sent with its WAITAOF (always, but while the server is known
+        not to have it, until the next re-check)."""
+        return self.supported is not False or self._monotonic() >= self._recheck_at
 
     async def execute(self, pipe: Any) -> list[Any]:
         if isinstance(pipe, ClusterBatch):
@@ -98,7 +113,7 @@ class Durability:
         if isinstance(pipe, ClusterPipeline):
             # no public way to send its commands with a WAITAOF on each node's connection
             raise TypeError("a durable cluster write needs rotator.store.cluster.Cluster")
-        if self.supported is False:
+        if not self._waits():
             return await pipe.execute()
         pipe.execute_command("WAITAOF", 1, 0, self.timeout_ms)
         results = await pipe.execute(raise_on_error=False)
@@ -112,8 +127,14 @@ class Durability:
     def _judge(self, waited: Any) -> None:
         """One WAITAOF reply: [fsynced locally (0|1), replicas], or an error."""
         if isinstance(waited, ResponseError):
-            log.info("WAITAOF unavailable (%s); writes are not fsync-acknowledged", waited)
+            if self.supported is not False:
+                # at start a configuration (say AOF off in tests); later a loss to be loud about
+                (log.warning if self.supported else log.info)(
+                    "WAITAOF unavailable (%s); writes are not fsync-acknowledged (asked "
+                    "again every %.0f s)", waited, WAITAOF_RECHECK_S
+                )  # fmt: skip
             self.supported = False
+            self._recheck_at = self._monotonic() + WAITAOF_RECHECK_S
         elif isinstance(waited, Exception):
             raise waited
         elif int(waited[0]) < 1:
@@ -121,6 +142,8 @@ class Durability:
             log.warning("WAITAOF: write not fsynced within %d ms", self.timeout_ms)
             raise StoreUnavailable()
         else:
+            if self.supported is False:
+                log.warning("WAITAOF available again: writes are fsync-acknowledged")
             self.supported = True
 
     async def _execute_on_cluster(self, batch: ClusterBatch) -> list[Any]:
@@ -130,7 +153,7 @@ class Durability:
         for nothing: ClusterBatch.run appends it to every node pipeline it sends, in every
         round (a write redirected by MOVED, ASK or TRYAGAIN is sent again with one too).
         """
-        waitaof = ("WAITAOF", 1, 0, self.timeout_ms) if self.supported is not False else None
+        waitaof = ("WAITAOF", 1, 0, self.timeout_ms) if self._waits() else None
         results, waits = await batch.run(waitaof)
         for result in results:
             if isinstance(result, Exception):

@@ -124,6 +124,44 @@ async def test_counted_equals_delivered_across_a_kill_9_under_load(aof_server, s
     assert statuses[200] <= counted <= statuses[200] + statuses[503]
 
 
+async def test_aof_turned_off_and_on_again_is_noticed_without_a_restart(aof_server, caplog):
+    client = aioredis.Redis.from_url(aof_server.url)
+    now = [0.0]
+    durability = Durability(monotonic=lambda: now[0])
+
+    async def write(value: int) -> None:
+        pipe = client.pipeline(transaction=False)
+        pipe.set("kr:probe", value)
+        await durability.execute(pipe)
+
+    async def aof_ready() -> None:  # turned on at run time, AOF first rewrites the data
+        deadline = time.monotonic() + 10
+        while True:
+            info = await client.info("persistence")
+            if info["aof_enabled"] and not info["aof_rewrite_in_progress"]:
+                return
+            assert time.monotonic() < deadline, "AOF did not come back on"
+            await asyncio.sleep(0.02)
+
+    try:
+        await write(1)
+        assert durability.supported is True
+        await client.config_set("appendonly", "no")
+        await write(2)
+        assert durability.supported is False
+        assert "WAITAOF unavailable" in caplog.text and "WARNING" in caplog.text
+        await client.config_set("appendonly", "yes")
+        await aof_ready()
+        await write(3)  # within the re-check interval: not asked yet
+        assert durability.supported is False
+        now[0] += 61
+        await write(4)
+        assert durability.supported is True
+        assert "WAITAOF available again" in caplog.text
+    finally:
+        await client.aclose()
+
+
 def test_the_embedded_default_is_aof_everysec(tmp_path):
     """What `rotator run` / `serve` / `worker` start without ROTATOR_REDIS_URL."""
     from rotator.cli.common import data_store
