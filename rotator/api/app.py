@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from rotator.api.request_id import RequestIdMiddleware
 from rotator.api.state import AppState
 from rotator.domain.clientip import ClientIpResolver
 from rotator.domain.clock import Clock
+from rotator.embedded import die_with_parent
 from rotator.settings import Settings
 from rotator.store import connection
 from rotator.tally import Summary, deliveries_line
@@ -172,6 +174,18 @@ def _metrics_stopped() -> None:
     exposition.process_stopped()
 
 
+SERVE_PID_ENV = "_ROTATOR_SERVE_PID"
+"""Set by `rotator serve` for its uvicorn worker processes (ROTATOR_WORKERS > 1)."""
+
+
 def create_app_from_env() -> Litestar:
     """uvicorn --factory entry point for worker processes (settings from ROTATOR_* env)."""
+    serve_pid = os.environ.get(SERVE_PID_ENV)
+    if serve_pid is not None and serve_pid == str(os.getppid()):
+        # one of `serve`'s worker processes: it goes when serve goes, a kill -9 included,
+        # which leaves serve no time to stop it (it would hold the port and the restart
+        # would be refused); serve gone already, it goes now
+        die_with_parent()
+        if str(os.getppid()) != serve_pid:
+            raise SystemExit(0)
     return create_app(Settings.from_env())

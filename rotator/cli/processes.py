@@ -88,7 +88,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _uvicorn(uvicorn: Any, live: Settings) -> None:
     from rotator import logs
+    from rotator.api.app import SERVE_PID_ENV
 
+    if live.workers > 1:
+        # uvicorn's worker processes read it to go with this process (api/app.py)
+        os.environ[SERVE_PID_ENV] = str(os.getpid())
     uvicorn.run(
         "rotator.api.app:create_app_from_env",
         factory=True,

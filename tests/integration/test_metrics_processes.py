@@ -4,9 +4,14 @@ the directory serve prepares)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -70,3 +75,60 @@ async def test_one_scrape_counts_every_process(
     finally:
         stop(process)
     assert process.returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:  # gone meanwhile
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.backends("single")
+def test_a_kill_9_of_serve_takes_its_worker_processes_with_it(valkey, master_key_b64, tmp_path):
+    """Otherwise they would go on serving and hold the port: the restart a process manager
+    makes after an out-of-memory kill would be refused."""
+    port = free_port()
+    env = base_env(
+        ROTATOR_REDIS_URL=valkey.url,
+        ROTATOR_MASTER_KEY=master_key_b64,
+        ROTATOR_DATA_DIR=str(tmp_path),
+        ROTATOR_LOG_LEVEL="WARNING",
+        ROTATOR_WORKERS="2",
+        ROTATOR_PORT=str(port),
+    )
+    process = subprocess.Popen([sys.executable, "-m", "rotator.cli", "serve"], env=env)
+    children: list[int] = []
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", process, "rotator serve")
+        children = _children(process.pid)
+        assert children, "serve started no worker process"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children):
+            assert time.monotonic() < deadline, "serve's worker processes outlived it"
+            time.sleep(0.05)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # the port is free again
+    finally:
+        stop(process)
+        for pid in children:  # whatever the outcome, none is left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
