@@ -13,8 +13,9 @@ import re
 from itertools import accumulate
 from typing import Any
 
+import msgspec
 from litestar import Request
-from litestar.exceptions import SerializationException
+from litestar.exceptions import SerializationException, ValidationException
 
 from rotator.domain.errors import InvalidBody
 
@@ -51,13 +52,41 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 class ApiRequest(Request):
     """Litestar's Request whose `json()` (what `JSONBody` parameters are decoded from)
-    refuses a body nested too deep, and answers a malformed one with a 400 naming it."""
+    refuses a body nested too deep, answers a malformed one with a 400 naming it, and
+    checks the body's types strictly.
+
+    Litestar converts a handler's arguments leniently (`strict=False`), which query strings
+    need ('5' for an int) but a JSON body must not get: `"demo": 1` would make a demo tenant
+    and `"max_daily_requests": "5"` a limit. So the body is first checked against the
+    handler's `data` type as JSON carries it; a wrong type is the 400 naming its field."""
 
     async def json(self) -> Any:
         body = await self.body()  # RequestEntityTooLarge (413) past MAX_BODY_BYTES
         if too_deep(body):
             raise InvalidBody(f"request body: JSON nested deeper than {MAX_JSON_DEPTH} levels")
         try:
-            return await super().json()
+            data = await super().json()
         except SerializationException as exc:
             raise InvalidBody(f"request body: not valid JSON ({exc})") from None
+        target = _body_type(self.route_handler)
+        if target is not None:
+            try:
+                msgspec.convert(data, target, strict=True)
+            except msgspec.ValidationError as exc:
+                found = _AT.fullmatch(str(exc))
+                key = (found and found["key"]) or "data"  # Litestar's name for the body
+                message = found["message"] if found else str(exc)
+                raise ValidationException(
+                    detail=message, extra=[{"key": key, "message": message}]
+                ) from None
+        return data
+
+
+_AT = re.compile(r"(?P<message>.*?)(?: - at `\$\.?(?P<key>[^`]*)`)?", re.DOTALL)
+"""msgspec's 'Expected `int`, got `str` - at `$.max_daily_requests`', apart."""
+
+
+def _body_type(handler: Any) -> Any:
+    """The type of a route handler's `data` argument (its JSON body), or None."""
+    parameter = handler.parsed_fn_signature.parameters.get("data")
+    return None if parameter is None else parameter.annotation

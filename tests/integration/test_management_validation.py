@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.integration.management import new_tenant
+from tests.integration.management import OPERATOR, new_tenant
 
 pytestmark = pytest.mark.backends("single", "cluster")
 
@@ -52,3 +52,31 @@ async def test_a_body_that_is_not_an_object_is_named_as_the_body(client, body, e
     t = await new_tenant(client)
     r = await client.post("/v1/services", content=body, headers=t.auth)
     assert (r.status_code, r.json()) == (400, {"error": error})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        # JSON's own types only: Litestar's lenient conversion (right for query strings)
+        # would take these, and a typo would make a demo tenant or set a limit
+        ("POST", "/v1/admin/tenants", {"name": "x", "demo": 1}, "demo"),
+        ("POST", "/v1/admin/tenants", {"name": "x", "demo": "true"}, "demo"),
+        ("POST", "/v1/services", {"slug": "a", "policy": "usage", "max_daily_requests": "5"},
+         "max_daily_requests"),
+        ("PATCH", "/v1/services/openai/keys/1", {"active": "false"}, "active"),
+        ("POST", "/v1/services/openai/keys/bulk", {"keys": [{"secret": "sk-x", "weight": "2"}]},
+         "weight"),
+    ],
+)  # fmt: skip
+async def test_a_value_of_the_wrong_json_type_is_refused_not_converted(
+    client, method, path, body, field
+):
+    t = await new_tenant(client)
+    await client.post("/v1/services", json={"slug": "openai", "policy": "usage"}, headers=t.auth)
+    headers = OPERATOR if path.startswith("/v1/admin") else t.auth
+    r = await client.request(method, path, json=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == field and f"{field}: Expected" in r.json()["error"]
+    if path.startswith("/v1/admin"):
+        listed = (await client.get("/v1/admin/tenants", headers=OPERATOR)).json()
+        assert "x" not in [tenant["name"] for tenant in listed]  # nothing was created
