@@ -6,18 +6,19 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import ResponseHeader, State
+from litestar.exceptions import MethodNotAllowedException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rotator import __version__
 from rotator.api import docs
 from rotator.api.body import MAX_BODY_BYTES, ApiRequest
-from rotator.api.errors import HANDLERS
+from rotator.api.errors import HANDLERS, http_error, routing_headers
 from rotator.api.headers import API_HEADERS
 from rotator.api.health import ROUTES as HEALTH_ROUTES
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
@@ -116,7 +117,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"rotator": state}),
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers={  # type: ignore[arg-type]
+            **HANDLERS,
+            MethodNotAllowedException: _console_first(console.form_address_visited, http_error),
+        },
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY_BYTES,
         # every Litestar response; /v1/next's own and every error carry them too
@@ -172,6 +176,23 @@ def _metrics_stopped() -> None:
     from rotator.metrics import exposition
 
     exposition.process_stopped()
+
+
+def _console_first(
+    console_answer: Callable[[Request], Response | None],
+    api_answer: Callable[[Request, Exception], Response],
+) -> Callable[[Request, Exception], Response]:
+    """An app-wide handler of an error Litestar's routing raises before any router's own
+    handlers: the console answers its addresses, the API the rest."""
+
+    def answer(request: Request, exc: Exception) -> Response:
+        page = console_answer(request)
+        if page is None:
+            return api_answer(request, exc)
+        page.headers.update(routing_headers() or {})
+        return page
+
+    return answer
 
 
 SERVE_PID_ENV = "_ROTATOR_SERVE_PID"

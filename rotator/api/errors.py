@@ -150,7 +150,7 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
     return error_response(400, body)
 
 
-def _routing_headers(headers: dict[str, str] | None = None) -> dict[str, str] | None:
+def routing_headers(headers: dict[str, str] | None = None) -> dict[str, str] | None:
     """A 404 or 405 Litestar's routing answered before any route's middleware saw the
     request: none will stamp its X-Request-ID, so it is stamped here."""
     if current() is not None:
@@ -159,12 +159,12 @@ def _routing_headers(headers: dict[str, str] | None = None) -> dict[str, str] | 
 
 
 def http_error(_: Request, exc: HTTPException) -> Response:
-    headers = _routing_headers(exc.headers)
+    headers = routing_headers(exc.headers)
     return error_response(exc.status_code, {"error": str(exc.detail)}, headers)
 
 
 def not_found(_: Request, exc: NotFoundException) -> Response:
-    return error_response(404, {"error": "not found"}, _routing_headers())
+    return error_response(404, {"error": "not found"}, routing_headers())
 
 
 def too_large(_: Request, exc: RequestEntityTooLarge) -> Response:

@@ -142,3 +142,13 @@ EXCEPTION_HANDLERS = {
     errors.RotatorError: rotator_error,
     Exception: unexpected,
 }
+
+
+def form_address_visited(request: Request) -> Response | None:
+    """A GET of a console address that only takes a form (the address bar after a refused
+    form or a page shown once, Enter pressed or the tab restored): Litestar's routing would
+    answer 405 in the API's JSON. The page the form is on is one step up the path."""
+    path = request.url.path.rstrip("/")
+    if request.method != "GET" or not path.startswith(CONSOLE_PATH + "/"):
+        return None
+    return Redirect(path.rsplit("/", 1)[0], status_code=HTTP_303_SEE_OTHER)

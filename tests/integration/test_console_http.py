@@ -272,6 +272,27 @@ async def test_unsigned_visitors_are_sent_to_sign_in(client):
     assert r.headers["content-type"].startswith("text/html")
 
 
+async def test_console_addresses_never_answer_in_the_apis_json(client):
+    t = await new_tenant(client)
+    await sign_in(client, t.admin_token)
+    await sign_in(client, OPERATOR_TOKEN, "/app/operator/signin")
+    r = await client.get("/app/operator/no/such/page")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "Back to the operator console" in r.text
+    # the address bar after a form was answered on its own address (a refused form, a token
+    # shown once): Enter or a restored tab GETs it, and lands on the form's page
+    for address, page in (
+        ("/app/settings/client-token", "/app/settings"),
+        ("/app/operator/tenants", "/app/operator"),
+        ("/app/services/openai/rotate", "/app/services/openai"),
+    ):
+        r = await client.get(address)
+        assert (r.status_code, r.headers.get("location")) == (303, page), address
+    # the API's own addresses keep the API's answers
+    r = await client.get("/v1/webhooks/test", headers=t.auth)
+    assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}
+
+
 @pytest.mark.backends("single", "cluster")
 async def test_another_tenants_service_is_a_404_page(client):
     mine, theirs = await new_tenant(client, "mine"), await new_tenant(client, "theirs")

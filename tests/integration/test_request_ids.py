@@ -36,6 +36,7 @@ async def test_every_kind_of_answer_carries_a_request_id(client):
         await client.get("/no/such/path"),  # 404
         await client.delete("/v1/services"),  # 405
         await client.post("/v1/next"),  # 405 on a delivery path
+        await client.get("/app/settings/client-token"),  # a console form's address: 303
     ]
     ids = [r.headers.get("x-request-id") for r in answers]
     assert all(ids), list(zip([r.request.url.path for r in answers], ids, strict=True))
