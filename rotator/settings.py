@@ -384,7 +384,15 @@ class Settings:
             data_dir = values.get("data_dir", overrides.get("data_dir", cls.data_dir))
             key_file = Path(data_dir) / MASTER_KEY_FILE
             if key_file.exists():
-                values["master_key"] = _parse_keyring("master_key", key_file.read_text().strip())
+                try:
+                    values["master_key"] = _parse_keyring(
+                        "master_key", key_file.read_text().strip()
+                    )
+                except SettingsError as exc:  # named by the file it came from
+                    problem = str(exc).split(": ", 1)[1]
+                    raise SettingsError(
+                        "master_key", f"not set, and {key_file.resolve()} holds no key: {problem}"
+                    ) from None
         values.update(overrides)
         settings = cls(**values)
         settings._validate()

@@ -59,6 +59,12 @@ async def test_a_wrong_key_stops_serve_worker_and_run(valkey, redis, tmp_path):
         assert right not in r.stderr and wrong not in r.stderr
     # the demo was not made: `run` stopped before touching the store
     assert not await redis.exists(keys.DEMO_TENANT)
+    # the wrong key in the data dir's file: the refusal names the file, not the variable
+    (tmp_path / "master.key").write_text(wrong)
+    from_file = {k: v for k, v in env.items() if k != "ROTATOR_MASTER_KEY"}
+    r = rotator("worker", env=from_file)
+    assert r.returncode == 2, r.stderr
+    assert f"(keys from {(tmp_path / 'master.key').resolve()})" in r.stderr
 
 
 @pytest.mark.timeout(120)

@@ -103,10 +103,18 @@ def test_master_key_file_in_the_data_dir(tmp_path):
     assert Settings.from_env(env).keyring.keys[0][1] == base64.b64decode(other)
 
 
-def test_a_corrupt_master_key_file_names_the_setting(tmp_path):
-    (tmp_path / MASTER_KEY_FILE).write_text("garbage")
-    with pytest.raises(SettingsError, match=r"^ROTATOR_MASTER_KEY: "):
-        Settings.from_env({}, data_dir=tmp_path)
+def test_a_corrupt_master_key_file_names_the_setting_and_the_file(tmp_path):
+    path = tmp_path / MASTER_KEY_FILE
+    for text, problem in (
+        ("garbage!!", "not base64"),
+        (base64.b64encode(b"x" * 16).decode(), "16"),
+    ):
+        path.write_text(text)
+        with pytest.raises(SettingsError) as exc:
+            Settings.from_env({}, data_dir=tmp_path)
+        message = str(exc.value)
+        assert message.startswith(f"ROTATOR_MASTER_KEY: not set, and {path.resolve()} holds no key")
+        assert problem in message
 
 
 def test_keyring_without_master_key_names_the_setting(tmp_path):
