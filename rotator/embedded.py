@@ -55,6 +55,18 @@ def die_with_parent() -> None:  # runs in the child between fork and exec
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def refused(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """Whether nothing listens at host:port: the connection refused. A slow or frozen server
+    (a timeout) is not taken for a dead one."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
 def ping(host: str, port: int, timeout_s: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as sock:

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rotator.cli.children import Child
 from rotator.cli.common import (
@@ -27,6 +28,7 @@ from rotator.cli.common import (
 from rotator.cli.maintenance import migrate_before_serving, refuse_a_newer_store
 from rotator.cli.preflight import RunLock, check_port
 from rotator.crypto import KeyRing
+from rotator.embedded import refused
 from rotator.metrics import directory
 from rotator.settings import Settings
 from rotator.tuning import HEALTH_TIMEOUT_S
@@ -252,6 +254,7 @@ async def demo_admin(redis: Any, durability: Any, tenant: str) -> str:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stop = StopRequest()
     url = base_url(settings)
+    exit_code = 0
     # before anything else: a second run on this data dir must change nothing (its demo
     # token would revoke the first run's), so the lock comes before the store is touched
     with RunLock(settings.data_dir, url):
@@ -283,9 +286,22 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                         live, settings.embedded, url, admin_token, generated_admin, tenant,
                         created, client_token, demo_admin_token,
                     )  # fmt: skip
+                store_port = urlsplit(live.redis_url or "").port
+                checked_at = time.monotonic()
                 while not stop.requested:
                     for child in children:
                         child.tend()  # a child that exited is restarted, with backoff
+                    if settings.embedded and time.monotonic() - checked_at >= 1:
+                        checked_at = time.monotonic()
+                        if store_port is not None and refused("127.0.0.1", store_port):
+                            # everything would answer 503 until someone noticed: say so
+                            # and stop, so a process manager starts `run`, and it, again
+                            say(
+                                "the embedded Valkey has exited: stopping everything; start "
+                                "`rotator run` again (its data is in its AOF, in the data dir)"
+                            )
+                            exit_code = 1
+                            break
                     time.sleep(0.2)
             finally:
                 for child in children:  # API first, then the worker, then Valkey
@@ -293,7 +309,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 if settings.embedded:
                     say("stopping the embedded Valkey")  # data_store's exit, right after this
     say("stopped")
-    return 0
+    return exit_code
 
 
 def _trust_note(settings: Settings) -> list[str]:

@@ -110,6 +110,27 @@ def test_a_killed_worker_is_restarted_and_the_api_stays_up(tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_a_dead_embedded_valkey_stops_run_loudly(tmp_path):
+    """Not a silent 503 for ever: run says so and exits 1, for a process manager to start
+    it again."""
+    env = base_env(ROTATOR_DATA_DIR=str(tmp_path / "var"), ROTATOR_PORT=str(free_port()))
+    with rotator_run(tmp_path, env) as run:
+        valkey = next(
+            pid
+            for pid in children_of(run.proc.pid)
+            if b"valkey-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+        api = run.child("serve")
+        os.kill(valkey, signal.SIGKILL)
+        assert run.proc.wait(30) == 1
+        assert "the embedded Valkey has exited: stopping everything" in run.log.read_text()
+        assert (
+            not Path(f"/proc/{api}").exists()
+            or b"zombie" in Path(f"/proc/{api}/status").read_bytes()
+        )  # its children were stopped with it
+
+
+@pytest.mark.timeout(120)
 def test_a_second_run_on_the_same_data_dir_changes_nothing(tmp_path):
     port = free_port()
     env = base_env(ROTATOR_DATA_DIR=str(tmp_path / "var"), ROTATOR_PORT=str(port))
