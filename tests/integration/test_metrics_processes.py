@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +21,7 @@ from rotator.store import keys
 from tests.conftest import OPERATOR_TOKEN
 from tests.integration.cli_support import base_env
 from tests.integration.metrics_support import AUTH, parse, value
+from tests.integration.test_cli import alive, children_of
 from tests.integration.test_multiprocess import stop, wait_http
 from tests.lua import seed
 
@@ -77,29 +77,6 @@ async def test_one_scrape_counts_every_process(
     assert process.returncode == 0
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (Linux /proc)."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(
-                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
-            )
-        except OSError:  # gone meanwhile
-            continue
-        if fields.get("PPid", "").strip() == str(pid):
-            found.append(int(status.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.backends("single")
 def test_a_kill_9_of_serve_takes_its_worker_processes_with_it(valkey, master_key_b64, tmp_path):
     """Otherwise they would go on serving and hold the port: the restart a process manager
@@ -117,12 +94,12 @@ def test_a_kill_9_of_serve_takes_its_worker_processes_with_it(valkey, master_key
     children: list[int] = []
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", process, "rotator serve")
-        children = _children(process.pid)
+        children = sorted(children_of(process.pid))
         assert children, "serve started no worker process"
         process.send_signal(signal.SIGKILL)
         process.wait()
         deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in children):
+        while any(alive(pid) for pid in children):
             assert time.monotonic() < deadline, "serve's worker processes outlived it"
             time.sleep(0.05)
         with socket.socket() as sock:
