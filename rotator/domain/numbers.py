@@ -18,8 +18,6 @@ def whole_number(text: str) -> int | None:
     None when it is anything else."""
     digits = text.strip().replace("_", "")
     unsigned = digits.removeprefix("-")
-    if not unsigned or len(unsigned) > MAX_DIGITS or not unsigned.isascii():
-        return None
-    if not unsigned.isdigit():
+    if not (0 < len(unsigned) <= MAX_DIGITS and unsigned.isascii() and unsigned.isdigit()):
         return None
     return int(digits)

@@ -66,7 +66,7 @@ async def _check(
     created, seen, by = await redis.hmget(key, ["created_ms", "seen_ms", "by"])
     session = _live([created, seen], now_ms, idle_ms, max_ms)
     if session is None or (opened_by and as_str(by) != opened_by):
-        await redis.delete(key)  # expired by our clock: make sure it cannot come back
+        await redis.delete(key)  # expired by our clock, or its token changed: gone for good
         return False
     if now_ms - session.seen_ms >= SESSION_TOUCH_INTERVAL_MS:
         # two pages loaded at once may both refresh: the same write twice, harmless
