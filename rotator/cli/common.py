@@ -181,10 +181,16 @@ def data_store(settings: Settings) -> Iterator[Settings]:
     shared = None
     if settings.embedded:
         shared = SharedEmbedded(settings.data_dir)
+        fresh = not settings.data_dir.exists()
         try:
             url = shared.acquire()
         except (RuntimeError, OSError) as exc:
             raise CliError(f"ROTATOR_DATA_DIR: embedded Valkey: {exc}", 2) from None
+        if fresh:
+            # the data dir is relative (`var`): run from another directory, a command would
+            # otherwise work on a new, empty store beside the one in use, and say nothing
+            say(f"note: started a new, empty store in {settings.data_dir.resolve()} "
+                "(ROTATOR_DATA_DIR)")  # fmt: skip
         settings = dataclasses.replace(settings, redis_url=url)
     try:
         check_reachable(settings)

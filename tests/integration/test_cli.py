@@ -161,6 +161,19 @@ def test_unreachable_redis_names_the_setting(tmp_path, master_key_b64):
         assert "hunter2" not in r.stderr
 
 
+@pytest.mark.timeout(120)
+def test_a_command_that_starts_a_new_store_says_so(tmp_path):
+    """The data dir is relative: a command run from another directory would otherwise work
+    on a new, empty store, silently."""
+    data_dir = tmp_path / "elsewhere" / "var"
+    env = base_env(ROTATOR_DATA_DIR=str(data_dir))
+    first = rotator("tenant", "list", env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"note: started a new, empty store in {data_dir.resolve()}" in first.stderr
+    again = rotator("tenant", "list", env=env)
+    assert again.returncode == 0 and "new, empty store" not in again.stderr
+
+
 def test_no_master_key_outside_embedded_mode_is_refused(valkey, tmp_path):
     env = base_env(ROTATOR_REDIS_URL=valkey.url, ROTATOR_DATA_DIR=str(tmp_path))
     r = rotator("key", "add", "t", "s", "--label", "x", env=env, stdin=SECRET)
