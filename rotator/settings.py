@@ -40,6 +40,7 @@ class SettingsError(ValueError):
 
     def __init__(self, name: str, problem: str) -> None:
         self.name = PREFIX + name.upper()
+        self.problem = problem
         super().__init__(f"{self.name}: {problem}")
 
 
@@ -389,9 +390,9 @@ class Settings:
                         "master_key", key_file.read_text().strip()
                     )
                 except SettingsError as exc:  # named by the file it came from
-                    problem = str(exc).split(": ", 1)[1]
                     raise SettingsError(
-                        "master_key", f"not set, and {key_file.resolve()} holds no key: {problem}"
+                        "master_key",
+                        f"not set, and {key_file.resolve()} holds no key: {exc.problem}",
                     ) from None
         values.update(overrides)
         settings = cls(**values)

@@ -91,12 +91,10 @@ async def _unlock(redis: Any, durability: Any, settings: Settings, *, seals: boo
     from rotator.store import keyring as keyring_store
 
     ring = settings.master_key or _key_file_ring(settings)
+    path = (settings.data_dir / MASTER_KEY_FILE).resolve()
     from_env = bool(os.environ.get("ROTATOR_MASTER_KEY", "").strip())
-    source = (
-        "ROTATOR_MASTER_KEY" if from_env else str((settings.data_dir / MASTER_KEY_FILE).resolve())
-    )
+    source = "ROTATOR_MASTER_KEY" if from_env else str(path)
     if ring is None:
-        path = (settings.data_dir / MASTER_KEY_FILE).resolve()
         if not settings.embedded:
             settings.keyring  # noqa: B018 -- raises SettingsError naming ROTATOR_MASTER_KEY
         if await keyring_store.holds_sealed_data(redis):

@@ -46,7 +46,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
                 found = with_store(live, lambda r, d: migrations.status(r))
             else:
                 found = with_store(live, lambda r, d: migrations.migrate(r, d, say))
-        except (migrations.StoreTooNew, migrations.SchemaUnreadable) as exc:
+        except migrations.FormatRefused as exc:
             raise CliError(exc.message, 2) from None
     pending = [m for m, n in found.steps]
     emit(
@@ -74,7 +74,7 @@ def migrate_before_serving(live: Settings) -> None:
 
     try:
         with_store(live, lambda r, d: migrations.migrate(r, d, say))
-    except (migrations.StoreTooNew, migrations.SchemaUnreadable) as exc:
+    except migrations.FormatRefused as exc:
         raise CliError(exc.message, 2) from None
 
 
@@ -85,5 +85,5 @@ def refuse_a_newer_store(live: Settings) -> None:
 
     try:
         with_store(live, lambda r, d: migrations.status(r))
-    except (migrations.StoreTooNew, migrations.SchemaUnreadable) as exc:
+    except migrations.FormatRefused as exc:
         raise CliError(exc.message, 2) from None

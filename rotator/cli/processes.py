@@ -11,6 +11,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -286,22 +287,19 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                         live, settings.embedded, url, admin_token, generated_admin, tenant,
                         created, client_token, demo_admin_token,
                     )  # fmt: skip
-                store_port = urlsplit(live.redis_url or "").port
-                checked_at = time.monotonic()
+                gone = _store_watch(live) if settings.embedded else (lambda: False)
                 while not stop.requested:
                     for child in children:
                         child.tend()  # a child that exited is restarted, with backoff
-                    if settings.embedded and time.monotonic() - checked_at >= 1:
-                        checked_at = time.monotonic()
-                        if store_port is not None and refused("127.0.0.1", store_port):
-                            # everything would answer 503 until someone noticed: say so
-                            # and stop, so a process manager starts `run`, and it, again
-                            say(
-                                "the embedded Valkey has exited: stopping everything; start "
-                                "`rotator run` again (its data is in its AOF, in the data dir)"
-                            )
-                            exit_code = 1
-                            break
+                    if gone():
+                        # everything would answer 503 until someone noticed: say so and
+                        # stop, so a process manager starts `run`, and it, again
+                        say(
+                            "the embedded Valkey has exited: stopping everything; start "
+                            "`rotator run` again (its data is in its AOF, in the data dir)"
+                        )
+                        exit_code = 1
+                        break
                     time.sleep(0.2)
             finally:
                 for child in children:  # API first, then the worker, then Valkey
@@ -310,6 +308,22 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                     say("stopping the embedded Valkey")  # data_store's exit, right after this
     say("stopped")
     return exit_code
+
+
+def _store_watch(live: Settings) -> Callable[[], bool]:
+    """A check, at most once a second, that the embedded Valkey still listens on its port
+    (refused: it exited; a slow or frozen one is not taken for dead)."""
+    port = urlsplit(live.redis_url or "").port
+    checked_at = time.monotonic()
+
+    def gone() -> bool:
+        nonlocal checked_at
+        if port is None or time.monotonic() - checked_at < 1:
+            return False
+        checked_at = time.monotonic()
+        return refused("127.0.0.1", port)
+
+    return gone
 
 
 def _trust_note(settings: Settings) -> list[str]:

@@ -24,7 +24,12 @@ from rotator.store.connection import Durability, Redis, as_str
 Progress = Callable[[str], None]
 
 
-class StoreTooNew(RotatorError):
+class FormatRefused(RotatorError):
+    """The store's data format is one this code cannot work on: serve, migrate and the
+    worker refuse to start (exit 2) rather than misread the data."""
+
+
+class StoreTooNew(FormatRefused):
     """The store holds a data format this code does not know (it was written by a newer
     version): serving it would misread it."""
 
@@ -102,7 +107,7 @@ class Status(NamedTuple):
     """The migrations still to run, with how many items each would change."""
 
 
-class SchemaUnreadable(RotatorError):
+class SchemaUnreadable(FormatRefused):
     """kr:schema holds something no version wrote: which format the data is in is unknown."""
 
     def __init__(self, raw: bytes) -> None:
@@ -113,12 +118,11 @@ class SchemaUnreadable(RotatorError):
         )
 
 
-def parse_version(raw: bytes | str) -> int:
+def parse_version(raw: bytes) -> int:
     """kr:schema's value; SchemaUnreadable when it is not a positive whole number."""
-    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
-    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 9 and int(text) > 0):
-        raise SchemaUnreadable(raw if isinstance(raw, bytes) else raw.encode())
-    return int(text)
+    if not (raw.isdigit() and 0 < len(raw) <= 9 and int(raw) > 0):  # bytes: ASCII digits
+        raise SchemaUnreadable(raw)
+    return int(raw)
 
 
 async def stored_version(redis: Redis) -> int:
