@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rotator: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("rotator: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         # the same errors the API answers 503 (rotator/api/errors.py), caught here once

@@ -196,6 +196,13 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             )  # fmt: skip
     except KeyNotConfigured as exc:
         raise SettingsError("master_key", str(exc)) from None
+    except KeyboardInterrupt:
+        # each tenant is written whole, and a restore of the same file resumes (load.py)
+        raise CliError(
+            "interrupted: the tenants restored so far are whole; run the same restore again "
+            "to finish it (a restore of the same file resumes)",
+            code=130,
+        ) from None
     seconds = round(time.monotonic() - started_s, 1)
     if args.json:
         _print_json({**msgspec.structs.asdict(report), "seconds": seconds})

@@ -3,10 +3,17 @@ exit codes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import subprocess
+import sys
 
+import redis.asyncio as aioredis
+
+from rotator.crypto import KeyRing
 from rotator.domain.clock import system_clock
-from rotator.embedded import free_port
+from rotator.embedded import EmbeddedValkey, free_port
 from tests.integration.backup_support import cli_env, seed_tenants
 from tests.integration.cli_support import base_env, rotator
 
@@ -92,3 +99,52 @@ async def test_an_empty_store_backs_up_and_restores(redis, settings, master_key_
     restored = rotator("restore", "--json", str(path), env=env)
     assert restored.returncode == 0, restored.stderr
     assert json.loads(restored.stdout)["tenants"] == 0
+
+
+async def test_ctrl_c_during_a_restore_says_how_to_finish_it(master_key_b64, tmp_path):
+    server = EmbeddedValkey(tmp_path / "valkey")  # its own: the test pauses its writes
+    server.start()
+    r = aioredis.Redis.from_url(server.url)
+    try:
+        await seed_tenants(r, KeyRing.parse(master_key_b64), 2, now_ms=system_clock())
+        env = base_env(
+            ROTATOR_REDIS_URL=server.url,
+            ROTATOR_MASTER_KEY=master_key_b64,
+            ROTATOR_DATA_DIR=str(tmp_path),
+            ROTATOR_REDIS_TIMEOUT_MS="60000",
+        )
+        path = tmp_path / "kr.backup"
+        assert rotator("backup", str(path), env=env).returncode == 0
+        await r.flushall()
+        await r.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+        restore = subprocess.Popen(
+            [sys.executable, "-m", "rotator.cli", "restore", str(path)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            await wait_until_blocked(r)  # mid-restore: its first write waits on the pause
+            restore.send_signal(signal.SIGINT)
+            out, err = restore.communicate(timeout=30)
+        finally:
+            restore.kill()
+            await r.execute_command("CLIENT", "UNPAUSE")
+
+        assert restore.returncode == 130, err
+        assert out == ""
+        assert err.endswith(
+            "rotator: interrupted: the tenants restored so far are whole; run the same "
+            "restore again to finish it (a restore of the same file resumes)\n"
+        ), err
+        again = rotator("restore", str(path), env=env)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("restored 2 tenants (")
+    finally:
+        await r.aclose()
+        server.stop()
+
+
+async def wait_until_blocked(r: aioredis.Redis, timeout_s: float = 20.0) -> None:
+    """Until another client of `r`'s server is blocked (flag b: a paused write)."""
+    async with asyncio.timeout(timeout_s):
+        while not any("b" in c["flags"] for c in await r.client_list()):
+            await asyncio.sleep(0.02)
