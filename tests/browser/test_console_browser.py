@@ -579,3 +579,40 @@ async def test_every_page_fits_a_phone_without_horizontal_scrolling(
     finally:
         await context.close()
     assert not problems, problems
+
+
+async def test_a_second_click_before_the_answer_posts_nothing(
+    browser: Browser, live_server: LiveServer, store
+):
+    """A second click while the first post waits (the store's writes paused) sends nothing:
+    one app is created and its token shown, and an htmx Disable clicked twice leaves the
+    key disabled, not enabled again."""
+    tenant = await prepared_tenant(live_server, "double")
+    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
+    context = await new_context(browser, live_server)
+    page = await context.new_page()
+    await sign_in(page, tenant["admin_token"])
+    await page.goto("/app/apps")
+    await page.get_by_label("Name", exact=True).fill("twice")
+    await click_twice_while_writes_wait(page, store, "Create app")
+    await expect(page.get_by_text("Token of the app twice")).to_be_visible()
+
+    await page.goto("/app/services/openai")
+    await click_twice_while_writes_wait(page, store, "Disable Backup")
+    await expect(page.get_by_role("button", name="Enable Backup")).to_be_visible()
+    async with live_server.api() as c:
+        apps = (await c.get("/v1/apps", headers=auth)).json()
+        keys = (await c.get("/v1/services/openai/keys", headers=auth)).json()
+    assert [a["name"] for a in apps].count("twice") == 1
+    assert next(k for k in keys if k["label"] == "Backup")["active"] is False
+    await context.close()
+
+
+async def click_twice_while_writes_wait(page: Page, store, button: str) -> None:
+    """Click `button`, and again 0.3 s later, while its post waits on the store's writes
+    (paused for 1.5 s, under the server's store timeout). The clicks are the page's own:
+    Playwright's would wait for the navigation the first one began."""
+    target = await page.get_by_role("button", name=button).element_handle()
+    assert target is not None
+    await store.execute_command("CLIENT", "PAUSE", 1_500, "WRITE")
+    await target.evaluate("b => { b.click(); setTimeout(() => b.click(), 300); }")

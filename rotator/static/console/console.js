@@ -1,5 +1,6 @@
-// keyrotator console: copy buttons. Served from our own origin (script-src 'self'); no inline
-// script anywhere, so the page's Content-Security-Policy needs no exception.
+// keyrotator console: copy buttons, read-only forms, one post per form. Served from our own
+// origin (script-src 'self'); no inline script anywhere, so the page's Content-Security-Policy
+// needs no exception.
 "use strict";
 (function () {
   function textOf(el) {
@@ -30,6 +31,23 @@
     ).forEach(function (el) { el.disabled = true; });
   }
   readOnly(document);
+  // a form posts once: a second click before the answer arrives would post it again, and the
+  // browser shows only the second answer (a duplicate refused, or a token replaced by another
+  // before it was seen). htmx forms need nothing: htmx sends one request at a time per
+  // element (tests/browser: test_a_second_click_before_the_answer_posts_nothing).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.method !== "post" || form.hasAttribute("hx-post")) return;
+    if (form.hasAttribute("data-posted")) event.preventDefault();
+    else form.setAttribute("data-posted", "");
+  });
+  // a page restored by Back (the bfcache) is as it was left: its forms may post again
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-posted]").forEach(function (form) {
+      form.removeAttribute("data-posted");
+    });
+  });
   document.addEventListener("htmx:load", function (event) { readOnly(event.target); });
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-copy]");
