@@ -6,9 +6,9 @@ command uses the data dir's embedded Valkey: it joins the one already running
 (`rotator run` / `rotator serve`) or starts one for its own duration.
 
 Exit codes: 0 done; 1 the request was refused (unknown tenant, slug taken, bad
-input) or rewrap could not open some blobs; 2 bad settings, or Redis unreachable
-or too slow, at start or midway (one line on stderr naming the setting, never a
-traceback).
+input, a command line that does not parse) or rewrap could not open some blobs; 2 bad
+settings, or Redis unreachable or too slow, at start or midway (one line on stderr naming
+the setting, never a traceback); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from rotator.cli import apps, audit, backup, imports, keys, services, tenants, webhooks
 from rotator.cli.common import CliError
@@ -56,8 +56,18 @@ def settings_help() -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Exit status 1 for a command line that does not parse (argparse's own is 2): a bad
+    --port is bad input like a bad --secret, and 2 stays "settings or store", which a
+    script may retry."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rotator",
         description="keyrotator: hands out rotated provider API keys to client apps.",
         epilog=settings_help(),

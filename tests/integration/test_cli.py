@@ -121,7 +121,15 @@ async def test_refusals_are_one_line_and_write_nothing(cli_env, redis):
 
 def test_the_secret_is_never_an_argument(cli_env):
     r = rotator("key", "add", "t", "s", "--label", "x", "--secret", SECRET, env=cli_env)
-    assert r.returncode == 2 and "unrecognized arguments" in r.stderr
+    assert r.returncode == 1 and "unrecognized arguments" in r.stderr  # 2 is the store's
+
+
+def test_a_command_line_that_does_not_parse_is_exit_1_like_any_bad_input(cli_env):
+    for args in (["key", "add", "t", "s", "--label", "x", "--max-daily", "-1"],
+                 ["tenant"], ["no-such-command"]):  # fmt: skip
+        r = rotator(*args, env=cli_env)
+        assert r.returncode == 1, (args, r.stderr)
+        assert r.stderr.startswith("usage: rotator") and "error: " in r.stderr
 
 
 def test_help_lists_every_setting_with_its_default():

@@ -89,7 +89,7 @@ async def test_key_move_keeps_the_current_key(cli_env, client, tmp_path):
     table = rotator("key", "move", "acme", "openai", str(a), "--to", "end", env=cli_env)
     assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == [str(c), str(b), str(a)]
     bad = rotator("key", "move", "acme", "openai", str(a), "--to", "middle", env=cli_env)
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    assert bad.returncode == 1 and "invalid choice" in bad.stderr
     gone = rotator("key", "move", "acme", "openai", "999", "--to", "end", env=cli_env)
     assert gone.returncode == 1 and "key not found" in gone.stderr
 

@@ -87,7 +87,7 @@ async def test_delete_with_confirmation_and_progress(cli_env, redis, client):
     assert wrong.returncode == 1
     assert wrong.stderr.startswith("rotator: --confirm: must repeat"), wrong.stderr
     missing = rotator("tenant", "delete", "acme", env=cli_env)
-    assert missing.returncode == 2 and "--confirm" in missing.stderr
+    assert missing.returncode == 1 and "--confirm" in missing.stderr
     assert await redis.exists(keys.tenant(tenant["id"]))
 
     await fill(redis, tenant["id"], 3000)

@@ -127,7 +127,7 @@ def test_a_bad_secret_or_port_is_refused_in_one_line():
     assert bad.returncode == 1
     assert bad.stderr.startswith("rotator: --secret: webhook secret is not whsec_"), bad.stderr
     port = rotator("webhook", "listen", "--port", "70000", env=base_env())
-    assert port.returncode == 2 and "70000 is not a TCP port" in port.stderr
+    assert port.returncode == 1 and "70000 is not a TCP port" in port.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
