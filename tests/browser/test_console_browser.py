@@ -616,3 +616,35 @@ async def click_twice_while_writes_wait(page: Page, store, button: str) -> None:
     assert target is not None
     await store.execute_command("CLIENT", "PAUSE", 1_500, "WRITE")
     await target.evaluate("b => { b.click(); setTimeout(() => b.click(), 300); }")
+
+
+async def test_reloading_a_page_that_shows_a_token_posts_nothing_again(
+    browser: Browser, live_server: LiveServer
+):
+    """Reload after a token was shown: the page it belongs to, without the token, and no
+    second app or token (the browser would otherwise post the form again)."""
+    tenant = await live_server.new_tenant("reload-co")
+    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
+    context = await new_context(browser, live_server)
+    page = await context.new_page()
+    await sign_in(page, tenant["admin_token"])
+    await page.goto("/app/apps")
+    await page.get_by_label("Name", exact=True).fill("once")
+    await submit(page, "Create app")
+    token = await page.locator("#app-token").input_value()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Apps", level=1)).to_be_visible()
+    assert token not in await page.content()
+
+    await page.goto("/app/settings")
+    await submit(page, "Issue a new Client Access Token")
+    client_token = await page.locator("#client-token-value").input_value()
+    await page.reload()
+    await expect(page).to_have_url(re.compile(r"/app/settings$"))
+    assert client_token not in await page.content()
+    async with live_server.api() as c:
+        apps = (await c.get("/v1/apps", headers=auth)).json()
+        r = await c.get("/v1/next", params={"service": "none", "token": client_token})
+    assert [a["name"] for a in apps] == ["once"]
+    assert r.status_code == 404  # no such service: the token shown is still the one in force
+    await context.close()

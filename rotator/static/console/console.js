@@ -1,6 +1,6 @@
-// keyrotator console: copy buttons, read-only forms, one post per form. Served from our own
-// origin (script-src 'self'); no inline script anywhere, so the page's Content-Security-Policy
-// needs no exception.
+// keyrotator console: copy buttons, read-only forms, one post per form, no post again on a
+// reload. Served from our own origin (script-src 'self'); no inline script anywhere, so the
+// page's Content-Security-Policy needs no exception.
 "use strict";
 (function () {
   function textOf(el) {
@@ -41,6 +41,11 @@
     if (form.hasAttribute("data-posted")) event.preventDefault();
     else form.setAttribute("data-posted", "");
   });
+  // a token shown once came in answer to a post: a reload would post the form again and
+  // issue another token (or create another app). The page's own address replaces the
+  // post in the history, so a reload shows that page, the token gone as promised.
+  var once = document.querySelector("[data-reload-as]");
+  if (once) history.replaceState(null, "", once.getAttribute("data-reload-as"));
   // a page restored by Back (the bfcache) is as it was left: its forms may post again
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) return;
