@@ -59,6 +59,16 @@ async def sign_in(page: Page, token: str) -> None:
     await expect(page).to_have_url(re.compile(r"/app/services$"))
 
 
+async def signed_in(
+    browser: Browser, server: LiveServer, tenant: dict
+) -> tuple[BrowserContext, Page, dict[str, str]]:
+    """A page signed in as `tenant`, and the API headers of its admin token."""
+    context = await new_context(browser, server)
+    page = await context.new_page()
+    await sign_in(page, tenant["admin_token"])
+    return context, page, {"Authorization": f"Bearer {tenant['admin_token']}"}
+
+
 async def menu(page: Page, name: str) -> None:
     await page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
 
@@ -491,10 +501,7 @@ async def test_a_button_refused_by_the_server_shows_why(browser: Browser, live_s
     """An htmx button whose key was deleted meanwhile: the error page takes the page's
     place, instead of the click seeming to do nothing."""
     tenant = await prepared_tenant(live_server, "stale")
-    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
-    context = await new_context(browser, live_server)
-    page = await context.new_page()
-    await sign_in(page, tenant["admin_token"])
+    context, page, auth = await signed_in(browser, live_server, tenant)
     await page.goto("/app/services/openai")
     async with live_server.api() as c:
         keys = (await c.get("/v1/services/openai/keys", headers=auth)).json()
@@ -588,10 +595,7 @@ async def test_a_second_click_before_the_answer_posts_nothing(
     one app is created and its token shown, and an htmx Disable clicked twice leaves the
     key disabled, not enabled again."""
     tenant = await prepared_tenant(live_server, "double")
-    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
-    context = await new_context(browser, live_server)
-    page = await context.new_page()
-    await sign_in(page, tenant["admin_token"])
+    context, page, auth = await signed_in(browser, live_server, tenant)
     await page.goto("/app/apps")
     await page.get_by_label("Name", exact=True).fill("twice")
     await click_twice_while_writes_wait(page, store, "Create app")
@@ -624,10 +628,7 @@ async def test_reloading_a_page_that_shows_a_token_posts_nothing_again(
     """Reload after a token was shown: the page it belongs to, without the token, and no
     second app or token (the browser would otherwise post the form again)."""
     tenant = await live_server.new_tenant("reload-co")
-    auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
-    context = await new_context(browser, live_server)
-    page = await context.new_page()
-    await sign_in(page, tenant["admin_token"])
+    context, page, auth = await signed_in(browser, live_server, tenant)
     await page.goto("/app/apps")
     await page.get_by_label("Name", exact=True).fill("once")
     await submit(page, "Create app")
