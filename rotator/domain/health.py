@@ -17,6 +17,8 @@ the rules for users; this module states them once for Python (listings, checks, 
   (capped at `max_cooldown_seconds`). After it the breaker is half-open: the key is delivered
   again, one more failure opens it again (with the doubled cooldown), a 2xx closes it;
 - anything else (other 1xx-4xx): counted in usage, no change to the key.
+
+A demo tenant's reports are counted and answered, but change no key: its token is public.
 """
 
 from __future__ import annotations

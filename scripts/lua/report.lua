@@ -34,8 +34,9 @@ local maxlen = ARGV[18]
 -- step: read ----------------------------------------------------------------------------------
 local svc = redis.call('HMGET', KEYS[3], 'policy', '@client', '@allow', '@events', 'cool',
   'l:' .. n, 'a:' .. n, 'f:' .. n, 'fw:' .. n, 'b:' .. n, 't:' .. n, 'ttl_ms',
-  'h_cd', 'h_cdmax', 'h_reset', 'h_fn', 'h_fw', 'h_bc')
+  'h_cd', 'h_cdmax', 'h_reset', 'h_fn', 'h_fw', 'h_bc', '@demo')
 local policy, tenant_token_hash, tenant_allow, events = svc[1], svc[2], svc[3], svc[4]
+local demo = svc[19] == '1'
 if not policy then
   local t = redis.call('HMGET', KEYS[1], 'client', 'allow')
   tenant_token_hash, tenant_allow = t[1], t[2]
@@ -106,6 +107,9 @@ end
 local quota = err ~= '' and string.find(ARGV[10], ',' .. err .. ',', 1, true)
 if not active then
   -- a disabled key stays as it is: a person enables it (and clears what reports left)
+elseif demo then
+  -- a demo tenant's token is public: its reports are counted, but change no key (else
+  -- anyone could disable or cool down every demo key)
 elseif class == '2xx' then
   -- a success clears the count and closes a breaker (half-open: this was its probe)
   redis.call('HDEL', KEYS[3], 'f:' .. n, 'fw:' .. n, 'b:' .. n)

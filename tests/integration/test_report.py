@@ -218,6 +218,27 @@ async def test_reports_counted_by_status_class_in_usage(client):
     assert today["reports"] == {"2xx": 2, "429": 1, "4xx": 1, "5xx": 1, "none": 1, "other": 0}
 
 
+async def test_a_demo_tenants_reports_are_counted_but_change_no_key(client, redis):
+    # its client token is public: else anyone could disable or cool down every demo key
+    t = await new_tenant(client, "demo", demo=True)
+    await new_service(client, t)
+    a = (await new_key(client, t))["id"]
+    for status, extra in ((401, {}), (403, {}), (429, {"retry_after": 60}), (200, {}),
+                          (200, {"error": "insufficient_quota"})):  # fmt: skip
+        r = await report(client, t.client_token, a, status, **extra)
+        assert (r.status_code, r.json()) == (202, {"state": "active"})
+    for _ in range(10):
+        assert (await report(client, t.client_token, a, 503)).json() == {"state": "active"}
+    k = await key_of(client, t, a)
+    assert (k["state"], k["failures"], k["disabled_reason"]) == ("active", 0, None)
+    assert k["last_report"]["status"] == 503
+    assert (await deliver(client, t.client_token)).status_code == 200
+    usage = (await client.get("/v1/services/openai/usage?days=1", headers=t.auth)).json()
+    assert usage["days"][0]["reports"] == {"2xx": 2, "429": 1, "4xx": 2, "5xx": 10, "none": 0,
+                                           "other": 0}  # fmt: skip
+    assert await health_events(redis, t) == []
+
+
 async def test_service_health_settings_change_what_reports_do(client, clock: FakeClock):
     settings = {"cooldown_seconds": 5, "max_cooldown_seconds": 100, "quota_reset_utc": "07:30",
                 "failure_threshold": 2, "failure_window_seconds": 10,

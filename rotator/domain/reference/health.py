@@ -7,7 +7,7 @@ Steps, in order; the first that refuses answers, and a refused report changes no
 3. service    it exists: 404; 4. key: a key of that service: 404
 5. count      today's reports of the service by status class; the key's last report
 6. decide     (rotator/domain/health.py states the rules), on an active key only (a disabled
-              one waits for a person):
+              one waits for a person), and never for a demo tenant (its token is public):
               2xx: failures and breaker cleared; a quota error (any status): cooling until
               the service's quota reset time; 401/403: disabled with a reason (its failures
               and cooldown cleared); 429: cooling for retry_after (at least 1 s) or the
@@ -76,7 +76,7 @@ def report(
             model.emit("key.cooling_down", data)
 
     klass = health.report_class(status)
-    if not key.active:
+    if not key.active or tenant.demo:
         pass
     elif klass == "2xx":
         h.failures, h.window_from_ms, h.openings = 0, None, 0
