@@ -193,7 +193,7 @@ COMMANDS = [
         api=("PATCH /v1/services/{slug}",),
     ),
     Command(
-        "service", "delete", "delete a service with all its keys (their usage history stays)",
+        "service", "delete", "delete a service with all its keys and its usage history",
         _delete, args=(TENANT, SLUG), api=("DELETE /v1/services/{slug}",),
     ),
     Command(

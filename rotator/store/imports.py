@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rotator.crypto import KeyRing
+from rotator.domain.clock import utc_day
 from rotator.domain.errors import (
     Conflict,
     ImportIncomplete,
@@ -72,6 +73,7 @@ async def import_keys(
     *,
     now_ms: int,
     events_maxlen: int,
+    retention_days: int,
 ) -> Imported:
     """Create the services the rows name that do not exist and add every row's key, all or
     nothing; InvalidRows lists every refused row before anything is written."""
@@ -79,7 +81,9 @@ async def import_keys(
         raise InvalidField("rows", f"must hold 1 to {MAX_IMPORT_ROWS} rows, not {len(rows)}")
     existing = {s.slug: s for s in await services.list_services(redis, tenant, now_ms=now_ms)}
     plan = _plan(rows, existing)
-    return await _apply(redis, durability, keyring, tenant, plan, now_ms, events_maxlen)
+    return await _apply(
+        redis, durability, keyring, tenant, plan, now_ms, events_maxlen, retention_days
+    )
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -210,6 +214,7 @@ async def _apply(
     plan: list[_Planned],
     now_ms: int,
     events_maxlen: int,
+    retention_days: int,
 ) -> Imported:
     created: list[str] = []
     added: list[tuple[str, list[int]]] = []  # keys added to services that existed
@@ -251,7 +256,9 @@ async def _apply(
                                 created=service.existing is None, key_ids=ids)
             )  # fmt: skip
     except (Exception, asyncio.CancelledError) as exc:
-        left = await _undo(redis, durability, tenant, created, added, now_ms, events_maxlen)
+        left = await _undo(
+            redis, durability, tenant, created, added, now_ms, events_maxlen, retention_days
+        )
         if left:
             raise ImportIncomplete(
                 "import failed midway and could not be undone; still there: "
@@ -271,12 +278,16 @@ async def _undo(
     added: list[tuple[str, list[int]]],
     now_ms: int,
     events_maxlen: int,
+    retention_days: int,
 ) -> list[str]:
     """Take back what an import wrote; what could not be taken back, in words."""
     left: list[str] = []
     for slug in created:
         try:
-            await services.delete_service(redis, durability, tenant, slug)
+            await services.delete_service(
+                redis, durability, tenant, slug, today=utc_day(now_ms),
+                retention_days=retention_days,
+            )  # fmt: skip
         except NotFound:
             pass
         except Exception:

@@ -369,9 +369,16 @@ async def update_service(
     raise Conflict("service is being changed concurrently; retry")
 
 
-async def delete_service(redis: Redis, durability: Durability, tenant: str, slug: str) -> None:
-    """Delete a service with all its keys and ciphertexts."""
-    deleted = await run(Durable(redis, durability), scripts.service_delete(tenant, slug))
+async def delete_service(
+    redis: Redis, durability: Durability, tenant: str, slug: str, *, today: int,
+    retention_days: int,
+) -> None:  # fmt: skip
+    """Delete a service with all its keys and ciphertexts, and what it counted in the usage
+    history, so a new service with its slug starts from nothing (today's count included)."""
+    # every day whose usage hash may exist: kept retention_days + 1, and one ahead for a
+    # store clock past the caller's midnight
+    days = range(today + 1, today - retention_days - 2, -1)
+    deleted = await run(Durable(redis, durability), scripts.service_delete(tenant, slug, days))
     if not deleted:
         raise NotFound("service not found")
     await _set_time_membership(redis, durability, tenant, slug, is_time=False)

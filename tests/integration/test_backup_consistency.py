@@ -73,7 +73,9 @@ async def test_each_tenant_is_restored_in_a_state_that_existed(redis, settings, 
                 model[f"s{n - 1}"].pop(0)
                 seen()
             if n >= 2:
-                await services.delete_service(redis, d, churned, f"s{n - 2}")
+                await services.delete_service(
+                    redis, d, churned, f"s{n - 2}", today=0, retention_days=1
+                )
                 del model[f"s{n - 2}"]
                 seen()
             n += 1

@@ -234,7 +234,7 @@ async def test_a_write_failing_midway_is_undone(redis, settings, clock, fail_at)
     with pytest.raises(StoreUnavailable):
         await imports.import_keys(
             redis, FailingDurability(fail_at), settings.keyring, tenant, rows,
-            now_ms=clock.now_ms, events_maxlen=100,
+            now_ms=clock.now_ms, events_maxlen=100, retention_days=1,
         )  # fmt: skip
     listed = await services.list_services(redis, tenant)
     assert [(s.slug, s.keys) for s in listed] == [("stripe", 0)]
@@ -258,7 +258,7 @@ async def test_an_undo_that_fails_too_says_what_remains(redis, settings, clock):
     with pytest.raises(ImportIncomplete) as failed:
         await imports.import_keys(
             redis, Down(3), settings.keyring, tenant, rows,
-            now_ms=clock.now_ms, events_maxlen=100,
+            now_ms=clock.now_ms, events_maxlen=100, retention_days=1,
         )  # fmt: skip
     assert "service openai (created by the import)" in failed.value.message
     assert isinstance(failed.value.__cause__, StoreUnavailable)

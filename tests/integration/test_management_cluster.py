@@ -55,7 +55,7 @@ async def test_full_management_cycle_on_a_cluster(valkey_cluster):
 
         await services.remove_key(r, d, tid, "s", k1.id, now_ms=T0_MS, events_maxlen=1000)
         assert [k.id for k in await services.list_keys(r, tid, "s")] == [k2.id]
-        await services.delete_service(r, d, tid, "s")
+        await services.delete_service(r, d, tid, "s", today=0, retention_days=1)
         await apps.delete_app(r, d, tid, app.id)
         assert await services.list_services(r, tid) == []
         assert await apps.list_apps(r, tid) == []

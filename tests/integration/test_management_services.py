@@ -147,3 +147,32 @@ async def test_delete_removes_service_and_keys(client, redis):
     assert (await deliver(client, t.client_token)).json() == {"error": "unknown service"}
     # the slug is free again
     await new_service(client, t)
+
+
+async def test_a_service_created_again_with_a_deleted_ones_slug_starts_from_nothing(client, clock):
+    t = await new_tenant(client)
+    await new_service(client, t, max_daily_requests=3, max_requests_per_minute=3)
+    key_id = (await new_key(client, t))["id"]
+    assert (await deliver(client, t.client_token)).status_code == 200
+    clock.now_ms += 86_400_000
+    for _ in range(3):
+        assert (await deliver(client, t.client_token)).status_code == 200
+    assert (await deliver(client, t.client_token)).status_code == 429
+    body = {"service": "openai", "key_id": key_id, "status": 500}
+    r = await client.post(
+        "/v1/report", json=body, headers={"Authorization": f"Bearer {t.client_token}"}
+    )
+    assert r.status_code == 202
+
+    assert (await client.delete("/v1/services/openai", headers=t.auth)).status_code == 204
+    await new_service(client, t, max_daily_requests=3, max_requests_per_minute=3)
+    new_id = (await new_key(client, t))["id"]
+    usage = (await client.get("/v1/services/openai/usage?days=2", headers=t.auth)).json()
+    assert [(d["total"], sum(d["reports"].values())) for d in usage["days"]] == [(0, 0), (0, 0)]
+    # neither today's count nor the per-minute window of the deleted one: three again
+    for _ in range(3):
+        r = await deliver(client, t.client_token)
+        assert (r.status_code, r.json()["meta"]["key_id"]) == (200, new_id)
+    usage = (await client.get("/v1/services/openai/usage?days=2", headers=t.auth)).json()
+    assert [d["total"] for d in usage["days"]] == [3, 0]
+    assert usage["days"][0]["keys"] == [{"key_id": new_id, "label": "Primary", "deliveries": 3}]

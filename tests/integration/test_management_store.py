@@ -354,12 +354,12 @@ async def test_delete_service_removes_hash_and_memberships(redis, durability):
     await services.create_service(
         redis, durability, tid, slug="s", policy="time", key_ttl_minutes=5, now_ms=T0_MS
     )
-    await services.delete_service(redis, durability, tid, "s")
+    await services.delete_service(redis, durability, tid, "s", today=0, retention_days=1)
     assert not await redis.exists(keys.service(tid, "s"))
     assert await redis.scard(keys.services(tid)) == 0
     assert await redis.scard(keys.TIME_SERVICES) == 0
     with pytest.raises(NotFound):
-        await services.delete_service(redis, durability, tid, "s")
+        await services.delete_service(redis, durability, tid, "s", today=0, retention_days=1)
 
 
 async def test_keys_add_update_remove(redis, durability, settings):

@@ -14,6 +14,7 @@ from typing import Any
 from rotator.api.errors import STATUS
 from rotator.crypto import KeyRing
 from rotator.domain import errors
+from rotator.domain.clock import utc_day
 from rotator.domain.iprange import ip_hex
 from rotator.domain.reference.answers import Answer
 from rotator.domain.reference.state import Recorded
@@ -188,8 +189,11 @@ class RealTenant:
             self.redis, self.durability, self.tenant, slug=slug, **settings
         )
 
-    async def delete_service(self, slug: str) -> None:
-        await services.delete_service(self.redis, self.durability, self.tenant, slug)
+    async def delete_service(self, slug: str, now_ms: int) -> None:
+        await services.delete_service(
+            self.redis, self.durability, self.tenant, slug, today=utc_day(now_ms),
+            retention_days=self.settings.usage_retention_days,
+        )  # fmt: skip
 
     async def update_service(self, slug: str, now_ms: int, **changes: Any) -> None:
         await services.update_service(

@@ -451,7 +451,8 @@ class DeliveryMachine(RuleBasedStateMachine):
     @rule(slug=st.sampled_from(SLUGS), new=service_settings())
     def recreate_service(self, slug: str, new: dict[str, Any]) -> None:
         """Delete a service (its keys with it) and create one with the same slug."""
-        self.run(self.real.delete_service(slug))
+        self.run(self.real.delete_service(slug, self.now_ms))
+        management.delete_service(self.model, slug)
         self.run(self.real.create_service(slug, now_ms=self.now_ms, **new))
         ttl = new["key_ttl_minutes"]
         management.create_service(

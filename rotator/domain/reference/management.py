@@ -34,6 +34,9 @@ from rotator.domain.reference.state import (
     Network,
 )
 
+SERVICE_FLAGS = ("service.limit_reached", "service.limit_warning")
+"""Once-a-day flags (DayCounts.recorded) whose second element is a service's slug."""
+
 
 class Rotated(msgspec.Struct, frozen=True):
     from_key_id: int
@@ -65,9 +68,7 @@ def create_service(
     ttl_ms: int | None,
     max_requests_per_minute: int | None = None,
 ) -> None:
-    """A new service (or one deleted and created again: its keys are gone, but today's
-    count and once-a-day flags are the slug's, so it goes on from the deleted one's count
-    until midnight)."""
+    """A new service (one deleted and created again starts from nothing: delete_service)."""
     model.services[slug] = ModelService(
         slug=slug,
         policy=policy,
@@ -76,6 +77,25 @@ def create_service(
         limit_warning_percent=limit_warning_percent,
         ttl_ms=ttl_ms if policy == "time" else None,
     )
+
+
+def delete_service(model: Model, slug: str) -> None:
+    """The service goes with its keys and everything it counted: every day's count of it
+    and of its keys, its reports, its once-a-day flags and its per-minute window (an app's
+    count stays: it counts the app's deliveries from every service)."""
+    service = model.services.pop(slug)
+    ids = {key.id for key in service.keys}
+    model.service_windows.pop(slug, None)
+    for counts in model.days.values():
+        counts.services.pop(slug, None)
+        for key_id in ids:
+            counts.keys.pop(key_id, None)
+        counts.reports = {kind: n for kind, n in counts.reports.items() if kind[0] != slug}
+        counts.recorded = {
+            flag for flag in counts.recorded
+            if not (flag[0] in SERVICE_FLAGS and flag[1] == slug)
+            and not (flag[0] == "key.rotated" and flag[1] in ids)
+        }  # fmt: skip
 
 
 def update_service(

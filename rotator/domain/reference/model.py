@@ -44,9 +44,8 @@ class Model:
         """A trusted proxy's request id -> the key its first attempt got (the store keeps it
         60 s of server time: longer than any test sequence)."""
         self.service_windows: dict[str, list[int]] = {}
-        """A service's deliveries while it had a per-minute limit (ms, oldest first), by slug:
-        like today's counts, the slug's, so a service deleted and created again within the
-        minute goes on from it."""
+        """A service's deliveries while it had a per-minute limit (ms, oldest first), by slug
+        (kept across policy and limit changes; deleting the service drops it)."""
         self.events: list[Recorded] = []
         """Everything recorded, in order (the test compares what was added by each step)."""
 

@@ -56,10 +56,19 @@ def service_update(tenant: str, slug: str, read_policy: str, pairs: Sequence[str
     )
 
 
-def service_delete(tenant: str, slug: str) -> Call[bool]:
-    """Drop the service and its keys: False when there was no such service."""
+def service_delete(tenant: str, slug: str, days: Sequence[int]) -> Call[bool]:
+    """Drop the service, its keys and its counters in the usage hashes of `days`: False when
+    there was no such service."""
     return Call(
-        _SERVICE_DELETE, (keys.service(tenant, slug), keys.services(tenant)), (slug,), decode.flag
+        _SERVICE_DELETE,
+        (
+            keys.service(tenant, slug),
+            keys.services(tenant),
+            keys.service_window(tenant, slug),
+            *(keys.usage(tenant, day) for day in days),
+        ),
+        (slug,),
+        decode.flag,
     )
 
 
