@@ -19,7 +19,7 @@ from rotator.console.forms import FormErrors, optional_int, text
 from rotator.console.messages import bulk_error, field_error, form_errors
 from rotator.console.pages import done_notice, is_htmx, page, partial, see_other
 from rotator.domain import health, key_file
-from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys
+from rotator.domain.errors import Conflict, InvalidEntry, InvalidField
 from rotator.domain.models import Policy
 from rotator.domain.numbers import whole_number
 from rotator.store import services as store
@@ -422,7 +422,7 @@ class ServicePages(Controller):
     ) -> Response:
         try:
             await app_state.call(store.rotate, tenant, slug)
-        except (Conflict, NoActiveKeys) as exc:
+        except Conflict as exc:
             _, message = field_error(exc, "rotate")
             return await render_detail(
                 request, app_state, tenant, slug, status=409, rotate_error=message

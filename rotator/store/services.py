@@ -613,4 +613,5 @@ async def rotate(
         raise NotFound("unknown service")
     if reply.status == "policy":
         raise Conflict(f"rotate applies to manual policy, not {reply.policy}")
-    raise NoActiveKeys()
+    # the service's state refuses it, like another policy: 409 (503 is for the store down)
+    raise Conflict(NoActiveKeys.message)

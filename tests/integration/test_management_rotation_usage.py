@@ -34,7 +34,7 @@ async def test_rotate_errors(client):
     await new_service(client, t, "m", policy="manual")
     assert (await client.post("/v1/services/u/rotate", headers=t.auth)).status_code == 409
     r = await client.post("/v1/services/m/rotate", headers=t.auth)
-    assert (r.status_code, r.json()) == (503, {"error": "no active keys"})
+    assert (r.status_code, r.json()) == (409, {"error": "no active keys"})
     assert (await client.post("/v1/services/nope/rotate", headers=t.auth)).status_code == 404
     assert (await client.post("/v1/services/m/rotate", headers=other.auth)).status_code == 404
     assert (await client.post("/v1/services/m/rotate")).status_code == 401

@@ -6,7 +6,7 @@ from litestar import post
 from litestar.params import FromPath
 
 from rotator.api.auth import State, TenantAdminBase, TenantId
-from rotator.api.openapi import CONFLICT, NOT_FOUND, UNAVAILABLE, error_spec, errors
+from rotator.api.openapi import CONFLICT, NOT_FOUND, errors
 from rotator.domain.records import Rotated
 from rotator.store import services as store
 
@@ -20,13 +20,8 @@ class RotationController(TenantAdminBase):
         status_code=200,
         summary="Rotate a manual service to its next active key",
         description="Records key.rotated when the primary changes. 409 for other policies, "
-        "503 when the service has no active key.",
-        responses={
-            **errors(NOT_FOUND, CONFLICT),
-            UNAVAILABLE: error_spec(
-                'No active key (`{"error": "no active keys"}`), or the store is unavailable'
-            ),
-        },
+        'and when the service has no active key (`{"error": "no active keys"}`).',
+        responses=errors(NOT_FOUND, CONFLICT),
     )
     async def rotate(self, tenant: TenantId, slug: FromPath[str], app_state: State) -> Rotated:
         return await app_state.call(store.rotate, tenant, slug)
