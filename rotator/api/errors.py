@@ -139,6 +139,16 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
         return error_response(400, {"error": f"request body: {problem}"})
     body: dict = {"error": f"{field}: {problem}" if field else f"invalid request: {problem}"}
     entry = _ENTRY.fullmatch(field) if field else None
+    if entry and entry.group(1) == "rows":
+        # an import's rows are a file's rows: named as the store's refusals name them,
+        # counted from 1 (POST /v1/import), whatever found the problem
+        named = _NAMED_FIELD.search(problem)
+        row = e.RowProblem(
+            row=int(entry.group(2)) + 1,
+            field=entry.group(3) or (named.group(1) if named else "row"),
+            problem=problem,
+        )
+        return rotator_error(_, e.InvalidRows([row]))
     if entry:
         # a field of one entry of a list (a bulk add's keys[3].secret): named as the store
         # names it, the field and the entry's index

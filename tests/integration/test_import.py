@@ -285,6 +285,18 @@ async def test_the_api_imports_and_answers_as_the_cli(cli_env, client):
                     "first)"},
     ]  # fmt: skip
     assert not any(s in refused.text for s in SECRETS)
+    # a value of the wrong type is named the same way, its row counted from 1 too
+    for bad, field, problem in (
+        ({"slug": "x", "secret": SECRETS[2], "limit": "5"}, "limit", "Expected `int | null`"),
+        ({"secret": SECRETS[2]}, "slug", "Object missing required field `slug`"),
+    ):
+        typed = await client.post("/v1/import", json={"rows": [rows[0], bad]}, headers=auth)
+        assert typed.status_code == 400
+        body = typed.json()
+        assert (body["field"], len(body["rows"])) == ("rows", 1), body
+        assert body["rows"][0]["row"] == 2 and body["rows"][0]["field"] == field, body
+        assert body["rows"][0]["problem"].startswith(problem), body
+        assert body["error"].startswith("nothing imported: 1 problem\nrow 2: "), body
     assert [s["slug"] for s in (await client.get("/v1/services", headers=auth)).json()] == [
         "stripe"
     ]
