@@ -50,7 +50,8 @@ async def test_loopback_refused_at_delivery_without_flag(settings, redis, receiv
     assert receiver.received == []  # refused before connecting: not a byte reached it
     (entry,) = await log_of(redis, t.tenant)
     assert entry["outcome"] == "failed"
-    assert "non-public address 127.0.0.1" in entry["error"]
+    assert entry["error"].endswith("resolves to a non-public address")
+    assert "127.0.0.1" not in entry["error"]  # the tenant is not told the address
 
 
 async def test_rebinding_name_refused_when_it_now_resolves_to_loopback(receiver):
@@ -58,7 +59,9 @@ async def test_rebinding_name_refused_when_it_now_resolves_to_loopback(receiver)
     resolve = resolver({"hooks.example": ["127.0.0.1"]})
     client = WebhookClient(allow_private=False, timeout_s=2, resolver=resolve)
     try:
-        with pytest.raises(DeliveryFailed, match=r"non-public address 127\.0\.0\.1"):
+        with pytest.raises(
+            DeliveryFailed, match=r"hooks\.example' resolves to a non-public address$"
+        ):
             await client.post(f"http://hooks.example:{receiver.port}/hook", {}, b"{}")
     finally:
         await client.aclose()
@@ -88,7 +91,7 @@ async def test_every_answer_checked_and_only_checked_addresses_connected():
         resolver=resolver({"h.example": ["93.184.215.14", "10.0.0.7"]}),
         inner=inner,
     )
-    with pytest.raises(httpcore.ConnectError, match=r"non-public address 10\.0\.0\.7"):
+    with pytest.raises(httpcore.ConnectError, match=r"non-public address$"):
         await mixed.connect_tcp("h.example", 443)
     assert inner.connects == []  # one private answer refuses the name: nothing was dialled
 
