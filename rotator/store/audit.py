@@ -55,9 +55,11 @@ CONTEXT_NAMES = frozenset(
         "events_maxlen",
         "retention_days",
         "tenant",
+        "webhook_allow_private",
     )
 )
-"""Parameters of a store function that are not the request's fields."""
+"""Parameters of a store function that are not the request's fields: the caller's context,
+the tenant (the record's own field) and the operator's settings passed along."""
 
 MAX_PAGE = 200
 SCAN_BATCH = 200

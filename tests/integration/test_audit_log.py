@@ -12,6 +12,7 @@ import pytest
 
 from rotator.api.app import create_app
 from rotator.domain.clock import DAY_MS
+from rotator.settings import Settings
 from rotator.store import keys
 from tests.asgi import app_client
 from tests.conftest import OPERATOR_TOKEN
@@ -73,6 +74,8 @@ async def test_every_write_appends_one_record(client, redis, operation):
     for name, value in (body or {}).items():
         name = STORE_NAMES.get(name, name)
         assert name in record["fields"] or record["resource"] == value, name
+    # and no operator setting the store is handed (webhook_allow_private): not the request's
+    assert not set(record["fields"]) & {f.name for f in dataclasses.fields(Settings)}
     if operation != "DELETE /v1/admin/tenants/{tenant_id}":
         # the tenant's own log holds the same record (its log is gone with a deleted tenant)
         tenant = record["tenant"]
