@@ -8,6 +8,7 @@ Each check raises InvalidField naming the field, so the API answers 400.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 
 from rotator.domain import iprange
@@ -29,9 +30,20 @@ def check_text(field: str, value: str, *, max_chars: int) -> str:
         raise InvalidField(field, "must not be empty")
     if len(value) > max_chars:
         raise InvalidField(field, f"at most {max_chars} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if any(_breaks_a_line(ch) for ch in value):
         raise InvalidField(field, "must not contain control characters")
     return value
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Embeddings, overrides and isolates: they reorder the text after them on screen, so a
+name could show in a listing as something it is not."""
+
+
+def _breaks_a_line(ch: str) -> bool:
+    """A control character (C0, DEL, C1 such as U+0085 NEL), a line or paragraph separator
+    (U+2028, U+2029: line breaks to JSON readers and editors) or a bidi control."""
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS
 
 
 def check_name(field: str, value: str) -> str:

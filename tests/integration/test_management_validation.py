@@ -80,3 +80,23 @@ async def test_a_value_of_the_wrong_json_type_is_refused_not_converted(
     if path.startswith("/v1/admin"):
         listed = (await client.get("/v1/admin/tenants", headers=OPERATOR)).json()
         assert "x" not in [tenant["name"] for tenant in listed]  # nothing was created
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["\x00", "\x1b[31m", "\x7f", "\x85", "\u2028", "\u2029", "\u202e", "\u2066"],
+    ids=["nul", "escape", "del", "nel", "line-sep", "para-sep", "rtl-override", "isolate"],
+)
+async def test_a_name_that_would_break_or_reorder_a_line_is_refused(client, bad):
+    t = await new_tenant(client)
+    r = await client.patch("/v1/tenant", json={"name": f"acme{bad}corp"}, headers=t.auth)
+    assert (r.status_code, r.json()) == (
+        400, {"error": "name: must not contain control characters", "field": "name"}
+    )  # fmt: skip
+
+
+async def test_a_name_in_any_script_with_emoji_is_kept(client):
+    t = await new_tenant(client)
+    name = "Café 東京 👩‍💻 שלום"  # a zero-width joiner inside the emoji: not a control
+    r = await client.patch("/v1/tenant", json={"name": name}, headers=t.auth)
+    assert (r.status_code, r.json()["name"]) == (200, name)
