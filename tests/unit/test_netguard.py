@@ -135,3 +135,11 @@ async def test_credentials_in_urls_refused(url: str, allow_private: bool) -> Non
 )
 def test_redact_webhook_url(stored: str, shown: str) -> None:
     assert redact_webhook_url(stored) == shown
+
+
+async def test_a_refused_name_is_not_answered_with_its_address() -> None:
+    # what a name resolves to inside the operator's network is not the tenant's to learn
+    with pytest.raises(InvalidField) as info:
+        await check_webhook_url("http://localhost:9000/hook", allow_private=False)
+    assert "resolves to a non-public address" in info.value.message
+    assert "127.0.0.1" not in info.value.message and "::1" not in info.value.message
