@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import ResponseHeader, State
-from litestar.exceptions import MethodNotAllowedException
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rotator import __version__
 from rotator.api import docs
 from rotator.api.body import MAX_BODY_BYTES, ApiRequest
-from rotator.api.errors import HANDLERS, http_error, routing_headers
+from rotator.api.errors import HANDLERS, http_error, not_found, routing_headers
 from rotator.api.headers import API_HEADERS
 from rotator.api.health import ROUTES as HEALTH_ROUTES
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
@@ -120,6 +120,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         exception_handlers={  # type: ignore[arg-type]
             **HANDLERS,
             MethodNotAllowedException: _console_first(console.form_address_visited, http_error),
+            NotFoundException: _console_first(console.unknown_address, not_found),
         },
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY_BYTES,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
 from rotator.api.state import AppState
@@ -80,11 +79,6 @@ class OperatorPages(Controller):
     @get("/", include_in_schema=False)
     async def tenants_page(self, request: Request, app_state: State) -> Response:
         return await render(request, app_state)
-
-    @get("/{rest:path}", include_in_schema=False)
-    async def unknown(self, rest: FromPath[str]) -> Response:
-        """Any other operator address: the console's 404 page (not the API's JSON)."""
-        raise NotFoundException()
 
     @post("/tenants", include_in_schema=False)
     async def create_tenant(self, request: Request, app_state: State) -> Response:

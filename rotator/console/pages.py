@@ -144,6 +144,16 @@ EXCEPTION_HANDLERS = {
 }
 
 
+def unknown_address(request: Request) -> Response | None:
+    """Any console address no page answers, including one whose id is not a number
+    (/app/apps/abc): the console's 404 page, not the API's JSON. Litestar's routing raises
+    it before any router's own handlers, so the app asks here first."""
+    path = request.url.path
+    if path != CONSOLE_PATH and not path.startswith(CONSOLE_PATH + "/"):
+        return None
+    return not_found(request, NotFoundException())
+
+
 def form_address_visited(request: Request) -> Response | None:
     """A GET of a console address that only takes a form (the address bar after a refused
     form or a page shown once, Enter pressed or the tab restored): Litestar's routing would

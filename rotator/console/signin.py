@@ -12,8 +12,7 @@ from __future__ import annotations
 import hmac
 
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -86,11 +85,6 @@ class SignInPages(Controller):
     @get("/", include_in_schema=False)
     async def home(self) -> Response:
         return Redirect(CONSOLE_PATH + "/services", status_code=HTTP_303_SEE_OTHER)
-
-    @get("/{rest:path}", include_in_schema=False)
-    async def unknown(self, rest: FromPath[str]) -> Response:
-        """Any other console address: the console's 404 page (not the API's JSON)."""
-        raise NotFoundException()
 
     @get("/signin", include_in_schema=False)
     async def signin_form(self, notice: FromQuery[str | None] = None) -> Response:

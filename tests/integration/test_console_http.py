@@ -279,6 +279,11 @@ async def test_console_addresses_never_answer_in_the_apis_json(client):
     r = await client.get("/app/operator/no/such/page")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "Back to the operator console" in r.text
+    # an id that is not a number matches no route at all: still the console's page
+    for path in ("/app/apps/abc", "/app/operator/tenants/x/y"):
+        r = await client.get(path)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), path
+        assert "Not found" in r.text and r.headers["x-request-id"], path
     # the address bar after a form was answered on its own address (a refused form, a token
     # shown once): Enter or a restored tab GETs it, and lands on the form's page
     for address, page in (
