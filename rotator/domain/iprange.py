@@ -24,11 +24,22 @@ def _hex(value: int) -> str:
     return f"{value:032x}"
 
 
-def _span(net: Network) -> tuple[int, int]:
+_MAPPED_LO, _MAPPED_HI = _V4_MAPPED, _V4_MAPPED | 0xFFFFFFFF
+"""::ffff:0:0/96, where IPv4 addresses live in the 128-bit space."""
+
+
+def _spans(net: Network) -> list[tuple[int, int]]:
+    """The ranges of the space a network covers. An IPv6 network wider than /96 that holds
+    ::ffff:0:0/96 (::/0, ::/64) covers it minus that block: it names IPv6 addresses, and
+    must not admit every IPv4 client with them."""
     lo, hi = int(net.network_address), int(net.broadcast_address)
     if net.version == 4:
-        return lo | _V4_MAPPED, hi | _V4_MAPPED
-    return lo, hi
+        return [(lo | _V4_MAPPED, hi | _V4_MAPPED)]
+    if not (lo <= _MAPPED_LO and hi >= _MAPPED_HI):
+        return [(lo, hi)]
+    below = [(lo, _MAPPED_LO - 1)] if lo < _MAPPED_LO else []
+    above = [(_MAPPED_HI + 1, hi)] if hi > _MAPPED_HI else []
+    return below + above
 
 
 def parse_allowlist(field: str, cidrs: list[str]) -> list[Network]:
@@ -48,9 +59,7 @@ def pack(nets: list[Network]) -> str:
     """The packed form stored beside the human-readable list."""
     out = []
     for net in nets:
-        net = _unmap(net)
-        lo, hi = _span(net)
-        out.append(_hex(lo) + _hex(hi))
+        out += [_hex(lo) + _hex(hi) for lo, hi in _spans(_unmap(net))]
     return "".join(out)
 
 

@@ -109,6 +109,12 @@ async def test_revoked_app_and_deleted_tenant_refused_next_request(store, redis,
         (["2001:db8::/32"], "2001:db9::5", False),
         (["10.0.0.0/8", "2001:db8::/32"], "10.200.0.1", True),
         (["0.0.0.0/0"], "2001:db8::1", False),
+        # an IPv6 range that holds ::ffff:0:0/96 (where IPv4 is kept) names IPv6 only
+        (["::/0"], "2001:db8::1", True),
+        (["::/0"], "203.0.113.7", False),
+        (["::/64"], "::ffff:203.0.113.7", False),
+        (["::/64"], "::1", True),
+        (["::/0", "203.0.113.0/24"], "203.0.113.7", True),
         (["10.0.0.0/8"], "not-an-ip", False),
     ],
 )

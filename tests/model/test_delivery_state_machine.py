@@ -81,6 +81,7 @@ ALLOWLISTS = (
     ["2001:db8::/32"],
     ["10.0.0.7", "2001:db8::1"],
     ["192.0.2.0/24"],  # none of IPS
+    ["::/0"],  # every IPv6 address, and no IPv4 one (IPv4 is stored inside ::ffff:0:0/96)
 )
 LIMITS = st.none() | st.integers(1, 4)
 PER_MINUTE = st.none() | st.integers(1, 3)
