@@ -22,7 +22,7 @@ _encode = msgspec.json.Encoder().encode
 async def send_test_event(redis: Redis, tenant: str, *, events_maxlen: int) -> TestEventSent:
     """Record a webhook.test event; Conflict when the tenant has no webhook (nothing would
     deliver it)."""
-    data = {"message": "Test event sent from the keyrotator console."}
+    data = {"message": "A test event from keyrotator: your receiver works."}
     entry = await run(
         Plain(redis), scripts.event_test(tenant, _encode(data), events_maxlen=events_maxlen)
     )
