@@ -235,10 +235,8 @@ class RealTenant:
                 self.redis, self.durability, self.tenant, slug,
                 events_maxlen=self.settings.events_maxlen,
             )  # fmt: skip
-        except errors.Conflict:
-            return "policy"
-        except errors.NoActiveKeys:
-            return "nokeys"
+        except errors.Conflict as exc:
+            return "nokeys" if exc.message == errors.NoActiveKeys.message else "policy"
         return (r.from_key_id, r.to_key_id)
 
     async def sweep(self, slug: str, now_ms: int) -> tuple[str, int, bool]:
