@@ -36,7 +36,7 @@ def median(values: list[float]) -> float | None:
 
 
 def _redis(rows: list[dict], field: str) -> float | None:
-    return median([m["redis"][field] for m in rows if m.get("redis")])
+    return median([m["redis"].get(field) for m in rows if m.get("redis")])
 
 
 def _scenario_row(name: str, rows: list[dict], bare_rps: float | None) -> dict:
@@ -65,6 +65,7 @@ def _scenario_row(name: str, rows: list[dict], bare_rps: float | None) -> dict:
         "script_usec_per_call": _redis(rows, "script_usec_per_call"),
         "redis_cpu_us_per_delivery": _redis(rows, "cpu_us_per_delivery"),
         "redis_cpu_us_per_request": _redis(rows, "cpu_us_per_request"),
+        "script_calls_per_read": _redis(rows, "script_calls_per_read"),
     }
 
 

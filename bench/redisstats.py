@@ -1,6 +1,9 @@
 """Redis cost of a measured window: commands per delivery, script time, CPU per delivery.
 
 `CONFIG RESETSTAT` before the window, `INFO commandstats`/`stats`/`cpu` after.
+`total_reads_processed` (INFO stats) counts the reads Valkey made from client sockets:
+script calls per read is how many deliveries the API's write batching puts in one
+batch, as the server sees it (the bench's own INFO/CONFIG reads are a handful).
 INFO commandstats (and total_commands_processed) count the commands a Lua script
 runs as well as the client's EVALSHA, so client (top-level) commands are computed
 as every command *not* named in scripts/lua/*.lua (EVALSHA, EVAL, PING, ...) minus the
@@ -63,6 +66,7 @@ class RedisCost:
     cpu_s: float
     cpu_main_s: float
     failed_calls: int = 0
+    reads: int = 0
     per: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -98,6 +102,7 @@ class RedisCost:
             "cpu_us_per_request": per_request["cpu_us"],
             "cpu_us_per_delivery": per_request["cpu_us"] / success if success else 0.0,
             "cpu_main_us_per_request": self.cpu_main_s * 1e6 / calls,
+            "script_calls_per_read": self.script_calls / self.reads if self.reads else 0.0,
         }
         return self.per
 
@@ -106,6 +111,7 @@ class RedisCost:
             "script_calls": self.script_calls,
             "script_usec_per_call": round(self.script_usec_per_call, 2),
             "failed_calls": self.failed_calls,
+            "reads": self.reads,
             "top_level": self.top_level,
             "internal": self.internal,
             "cpu_s": round(self.cpu_s, 4),
@@ -115,7 +121,11 @@ class RedisCost:
 
 
 def parse(
-    commandstats: dict, before: CpuSnapshot, after: CpuSnapshot, internal_names: frozenset[str]
+    commandstats: dict,
+    before: CpuSnapshot,
+    after: CpuSnapshot,
+    internal_names: frozenset[str],
+    reads: int = 0,
 ) -> RedisCost:
     """Split INFO commandstats into client and script-internal commands."""
     internal: dict[str, int] = {}
@@ -144,10 +154,12 @@ def parse(
         cpu_s=after.total_s - before.total_s,
         cpu_main_s=after.main_s - before.main_s,
         failed_calls=failed,
+        reads=reads,
     )
 
 
 def end(r: redis.Redis, before: CpuSnapshot, internal_names: frozenset[str]) -> RedisCost:
     """Close a window opened by `begin`."""
     after = cpu(r)
-    return parse(r.info("commandstats"), before, after, internal_names)
+    reads = int(r.info("stats")["total_reads_processed"])
+    return parse(r.info("commandstats"), before, after, internal_names, reads)

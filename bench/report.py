@@ -344,6 +344,7 @@ def markdown(results: dict, png_name: str | None) -> str:
                 "client cmds/delivery",
                 "script µs/call",
                 "cmds inside script",
+                "deliveries per Redis read",
                 "Redis CPU µs/req",
                 "API CPU",
                 "API CPU µs/req",
@@ -364,6 +365,7 @@ def markdown(results: dict, png_name: str | None) -> str:
                     _commands(r),
                     _n(r["script_usec_per_call"], "{:.1f}"),
                     _n(r["internal_commands_per_script_call"], "{:.1f}"),
+                    _n(r.get("script_calls_per_read"), "{:.2f}"),
                     _n(r["redis_cpu_us_per_request"], "{:.1f}"),
                     _pct(r["server_cpu_util"]),
                     _n(r.get("server_cpu_us_per_request"), "{:.1f}"),
@@ -553,8 +555,10 @@ def markdown(results: dict, png_name: str | None) -> str:
         "`cmds inside script` column. Per delivery = per script call / the fraction of requests "
         "answered 200 (every request is one script call; the server's count also includes the "
         "requests still in flight when wrk stops, which wrk does not count). Script time is "
-        "cmdstat_evalsha usec / calls. Redis CPU is the `INFO cpu` delta (the server process, "
-        "every thread) over the window.\n"
+        "cmdstat_evalsha usec / calls. `deliveries per Redis read` is script calls / `INFO "
+        "stats` total_reads_processed: how many requests the API's write batching sends in "
+        "one batch, as Valkey reads them. Redis CPU is the `INFO cpu` delta (the server "
+        "process, every thread) over the window.\n"
         "- 'API CPU' is the worker's CPU time over the window (100% = its core saturated). "
         "'other load' is the host's process CPU (/proc/stat user + nice + system) not spent "
         "by wrk, the server under test or Valkey, in cores: other processes on a shared "

@@ -325,7 +325,8 @@ class Bench:
             )
             extra = (
                 f", {commands}, script "
-                f"{cost.script_usec_per_call:.1f} µs, Redis CPU "
+                f"{cost.script_usec_per_call:.1f} µs, "
+                f"{cost.per['script_calls_per_read']:.2f} calls/read, Redis CPU "
                 f"{cost.per['cpu_us_per_request']:.1f} µs/req"
             )
         if result.statuses:

@@ -74,9 +74,8 @@ def test_commandstats_split_client_and_script_commands():
         "cmdstat_info": {"calls": 2, "usec": 30},
         "cmdstat_config|resetstat": {"calls": 1, "usec": 20},
     }
-    cost = redisstats.parse(
-        stats, redisstats.CpuSnapshot(1.0, 0.8), redisstats.CpuSnapshot(1.02, 0.815), internal
-    )
+    before, after = redisstats.CpuSnapshot(1.0, 0.8), redisstats.CpuSnapshot(1.02, 0.815)
+    cost = redisstats.parse(stats, before, after, internal, reads=250)
     assert cost.top_level == {"evalsha": 1000, "ping": 1}
     assert cost.internal == {"hincrby": 2000, "hmget": 3000}
     assert cost.script_usec_per_call == pytest.approx(12.0)
@@ -86,6 +85,7 @@ def test_commandstats_split_client_and_script_commands():
     assert per["commands_per_delivery"] == pytest.approx(2.002)
     assert per["internal_commands_per_script_call"] == pytest.approx(5.0)
     assert per["cpu_us_per_request"] == pytest.approx(20.0)
+    assert per["script_calls_per_read"] == pytest.approx(4.0)  # 1000 calls in 250 reads
 
 
 def test_profile_summary_groups_frames():
