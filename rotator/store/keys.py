@@ -148,7 +148,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The data format of this code (kr:schema). 1: services stored before they held copies of
 the tenant's fields (or no kr:schema at all); 2: every service holds them."""
 

@@ -14,11 +14,13 @@ misread it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from rotator.domain.errors import RotatorError
-from rotator.store import keys, tenants
+from rotator.store import apps, keys, tenants
+from rotator.store.common import check_allowlist
 from rotator.store.connection import Durability, Redis, as_str
 
 Progress = Callable[[str], None]
@@ -86,6 +88,55 @@ async def _give_services_copies(redis: Redis, durability: Durability, progress: 
     return changed
 
 
+class _Allowlists(NamedTuple):
+    tenant: str | None
+    """The tenant's allowlist packed anew, when what is stored differs (else None)."""
+    apps: list[int]
+    """The apps whose stored packing differs from their CIDRs' packing today."""
+
+
+def _repacked(packed: bytes | None, source: bytes | None) -> str | None:
+    """The packing of `source` (the CIDRs as saved, JSON), when `packed` is not it."""
+    fresh = check_allowlist("ip_allowlist", json.loads(as_str(source) or "[]"))[0]
+    return None if fresh == (as_str(packed) or "") else fresh
+
+
+async def _stale_allowlists(redis: Redis, tenant: str) -> _Allowlists:
+    ids = sorted(int(m) for m in await redis.smembers(keys.apps(tenant)))
+    pipe = redis.pipeline(transaction=False)
+    pipe.hmget(keys.tenant(tenant), ["allow", "allow_src"])
+    for app_id in ids:
+        pipe.hmget(keys.app(tenant, app_id), ["allow", "allow_src"])
+    (own, *rows) = await pipe.execute()
+    stale = [i for i, row in zip(ids, rows, strict=True) if _repacked(*row) is not None]
+    return _Allowlists(_repacked(*own), stale)
+
+
+async def _allowlists_pending(redis: Redis) -> int:
+    found = [await _stale_allowlists(redis, t) for t in await _tenant_ids(redis)]
+    return sum((f.tenant is not None) + len(f.apps) for f in found)
+
+
+async def _repack_allowlists(redis: Redis, durability: Durability, progress: Progress) -> int:
+    """The tenant's allowlist through tenant_update.lua (which copies it into every service),
+    an app's through update_app with its saved CIDRs: the writes an API change makes."""
+    changed = 0
+    ids = await _tenant_ids(redis)
+    for n, tenant in enumerate(ids, 1):
+        stale = await _stale_allowlists(redis, tenant)
+        if stale.tenant is not None:
+            await tenants.write_fields(redis, durability, tenant, {"allow": stale.tenant})
+        for app_id in stale.apps:
+            app = await apps.get_app(redis, tenant, app_id)
+            await apps.update_app(redis, durability, tenant, app_id, ip_allowlist=app.ip_allowlist)
+        if stale.tenant is not None or stale.apps:
+            changed += (stale.tenant is not None) + len(stale.apps)
+            progress(f"tenant {tenant}: allowlists packed anew ({len(stale.apps)} app(s))")
+        if n % 1000 == 0:
+            progress(f"{n} of {len(ids)} tenants checked")
+    return changed
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=2,
@@ -95,6 +146,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "tenant hash)",
         pending=_copies_pending,
         apply=_give_services_copies,
+    ),
+    Migration(
+        version=3,
+        name="allowlist_packing",
+        what="an IPv6 allowlist entry that holds ::ffff:0:0/96 (such as ::/0) is packed as "
+        "the ranges around it, so it no longer admits IPv4 clients; allowlists saved "
+        "before are packed again from their CIDRs",
+        pending=_allowlists_pending,
+        apply=_repack_allowlists,
     ),
 )
 assert MIGRATIONS[-1].version == keys.SCHEMA_VERSION

@@ -11,7 +11,7 @@ import pytest
 from rotator.domain import errors, tokens
 from rotator.domain.iprange import ip_hex
 from rotator.embedded import free_port
-from rotator.store import keys, migrations, services, tenants
+from rotator.store import apps, keys, migrations, services, tenants
 from rotator.store.connection import Durability
 from rotator.store.delivery import DeliveryStore
 from rotator.store.fastredis import ReplyError
@@ -66,7 +66,10 @@ async def test_an_old_store_is_migrated_and_then_delivers(redis, settings, store
     tid, token = await old_format_tenant(redis, settings, allow=["10.0.0.0/8"])
     before = await migrations.status(redis)
     assert before.stored == 1
-    assert [(m.name, n) for m, n in before.steps] == [("service_copies", 2)]
+    assert [(m.name, n) for m, n in before.steps] == [
+        ("service_copies", 2),
+        ("allowlist_packing", 0),
+    ]
     # no hot-path fallback any more: an unmigrated service is refused loudly, never served
     # as if it had no allowlist
     with pytest.raises(ReplyError, match="rotator migrate"):
@@ -108,12 +111,54 @@ async def test_an_interrupted_migration_resumes_and_records_the_version_last(red
         await migrations.migrate(redis, Durability(), crash_after_first_tenant)
     assert await redis.get(keys.SCHEMA) is None  # not recorded: the step did not finish
     halfway = await migrations.status(redis)
-    assert [(m.name, n) for m, n in halfway.steps] == [("service_copies", 2)]  # one tenant left
+    assert [(m.name, n) for m, n in halfway.steps] == [
+        ("service_copies", 2),  # one tenant left
+        ("allowlist_packing", 0),
+    ]
 
     await migrations.migrate(redis, Durability(), quiet)
     assert (await migrations.status(redis)).steps == []
     for tid in (first, second):
         assert None not in await redis.hmget(keys.service(tid, "a"), COPIES)
+
+
+WHOLE_SPACE_AS_ONE_RANGE = "0" * 32 + "f" * 32
+"""::/0 as format 2 packed it: one range over the whole space, IPv4 (::ffff:0:0/96) in it."""
+
+
+async def test_allowlists_packed_before_format_3_stop_admitting_ipv4(redis, settings, store):
+    d = Durability()
+    created = await tenants.create_tenant(redis, d, name="v6", demo=False, now_ms=T0_MS)
+    tid = created.id
+    await tenants.update_tenant(redis, d, settings.keyring, tid, ip_allowlist=["::/0"])
+    await services.create_service(redis, d, tid, slug="a", policy="usage", now_ms=T0_MS)
+    await services.add_key(redis, d, settings.keyring, tid, "a", label="k",
+                           secret="sk-" + "x" * 20, now_ms=T0_MS)  # fmt: skip
+    app = await apps.add_app(redis, d, tid, name="v6 app", ip_allowlist=["::/0"], now_ms=T0_MS)
+    # as format 2 stored them: the tenant's packing (and its copy) and the app's
+    await redis.hset(keys.tenant(tid), "allow", WHOLE_SPACE_AS_ONE_RANGE)
+    await redis.hset(keys.service(tid, "a"), "@allow", WHOLE_SPACE_AS_ONE_RANGE)
+    await redis.hset(keys.app(tid, app.id), "allow", WHOLE_SPACE_AS_ONE_RANGE)
+    await redis.set(keys.SCHEMA, 2)
+    client = tokens.parse(created.client_token)
+    app_token = tokens.parse(app.app_token)
+    assert client is not None and app_token is not None
+    ipv4, ipv6 = ip_hex("192.0.2.1"), ip_hex("2001:db8::1")
+    assert (await store.next_key(app_token, "a", ipv4)).usage_today == 1  # the defect
+
+    before = await migrations.status(redis)
+    assert [(m.name, n) for m, n in before.steps] == [("allowlist_packing", 2)]
+    lines: list[str] = []
+    await migrations.migrate(redis, Durability(), lines.append)
+
+    assert f"tenant {tid}: allowlists packed anew (1 app(s))" in lines
+    for token in (client, app_token):
+        with pytest.raises(errors.IpNotAllowed):
+            await store.next_key(token, "a", ipv4)
+    assert (await store.next_key(client, "a", ipv6)).usage_today == 2
+    assert (await store.next_key(app_token, "a", ipv6)).usage_today == 3
+    assert (await apps.get_app(redis, tid, app.id)).ip_allowlist == ["::/0"]
+    assert (await migrations.status(redis)).steps == []
 
 
 async def test_an_empty_store_is_current_and_a_newer_one_is_refused(redis):
@@ -133,7 +178,7 @@ async def test_the_command_checks_migrates_and_refuses(cli_env, redis, settings)
     assert check.returncode == 1, check.stderr
     assert json.loads(check.stdout) == {
         "stored_version": 1, "code_version": keys.SCHEMA_VERSION,
-        "pending": f"{keys.SCHEMA_VERSION}:service_copies", "items": 2, "migrated": False,
+        "pending": "2:service_copies,3:allowlist_packing", "items": 2, "migrated": False,
     }  # fmt: skip
     assert "pending: migration 2 service_copies (2 to change)" in check.stderr
     assert await redis.hget(keys.service(tid, "a"), "@client") is None  # --check wrote nothing
@@ -191,7 +236,7 @@ async def test_a_backup_from_before_an_upgrade_restores_migrated(
     # and a current backup says so: restoring it into an empty store records the format
     current = tmp_path / "after.krb"
     assert rotator("backup", str(current), env=cli_env).returncode == 0
-    assert json.loads(current.read_text().splitlines()[0])["schema_version"] == 2
+    assert json.loads(current.read_text().splitlines()[0])["schema_version"] == keys.SCHEMA_VERSION
     await redis.flushall()
     assert rotator("restore", str(current), env=cli_env).returncode == 0
     assert await redis.get(keys.SCHEMA) == str(keys.SCHEMA_VERSION).encode()
