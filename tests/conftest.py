@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ BACKENDS = ("single", "cluster")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a script (`make test &`) has SIGINT ignored, and
+    # every child inherits that, so the Ctrl-C tests would wait for a child that cannot
+    # hear it. A handled SIGINT is reset to the default in each child at exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers", "backends(*names): run the test once per data-store backend (single, cluster)"
     )
