@@ -115,8 +115,11 @@ async def test_seeded_tenants_are_served_by_the_real_delivery_path(
         many, seed_report = seeding.seed(r, settings.keyring, 3, name="many")
         demo, _ = seeding.seed(r, settings.keyring, 1, name="demo", demo=True)
         assert seed_report.keys == 27
-        assert seed_report.bytes_per_key > 0
-        assert seed_report.bytes_per_tenant > seed_report.bytes_per_tenant_record > 0
+        # used_memory moves by some KB on its own (buffers, a lazy free still running), so
+        # the per-record figures are checked on enough tenants to stand above that
+        _, sized = seeding.seed(r, settings.keyring, 300, name="sized")
+        assert sized.bytes_per_key > 0
+        assert sized.bytes_per_tenant > sized.bytes_per_tenant_record > 0
 
         for path in many.paths("usage") + many.paths("manual") + many.paths("time"):
             resp = await client.get(path)
