@@ -240,3 +240,33 @@ async def test_a_backup_from_before_an_upgrade_restores_migrated(
     await redis.flushall()
     assert rotator("restore", str(current), env=cli_env).returncode == 0
     assert await redis.get(keys.SCHEMA) == str(keys.SCHEMA_VERSION).encode()
+
+
+@pytest.mark.backends("single")
+async def test_a_replacing_restore_migrates_the_tenants_it_keeps(
+    cli_env, redis, settings, store, tmp_path
+):
+    """A current-format backup restored with --replace into a store not yet migrated: the
+    tenants it keeps are in the store's older format, so they are brought up too."""
+    d = Durability()
+    other = await tenants.create_tenant(redis, d, name="in the file", demo=False, now_ms=T0_MS)
+    await redis.set(keys.SCHEMA, keys.SCHEMA_VERSION)  # the backup is of the current format
+    backup = tmp_path / "current.krb"
+    assert rotator("backup", str(backup), env=cli_env).returncode == 0
+    kept = await tenants.create_tenant(redis, d, name="kept", demo=False, now_ms=T0_MS)
+    await services.create_service(redis, d, kept.id, slug="a", policy="usage", now_ms=T0_MS)
+    await services.add_key(redis, d, settings.keyring, kept.id, "a", label="k",
+                           secret="sk-" + "x" * 20, now_ms=T0_MS)  # fmt: skip
+    app = await apps.add_app(redis, d, kept.id, name="v6", ip_allowlist=["::/0"], now_ms=T0_MS)
+    await redis.hset(keys.app(kept.id, app.id), "allow", WHOLE_SPACE_AS_ONE_RANGE)
+    await redis.set(keys.SCHEMA, 2)
+
+    assert json.loads(backup.read_text().splitlines()[0])["schema_version"] == 3
+    done = rotator("restore", "--replace", str(backup), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "migration 3 allowlist_packing: done, 1 changed" in done.stderr
+    assert await redis.get(keys.SCHEMA) == str(keys.SCHEMA_VERSION).encode()
+    app_token = tokens.parse(app.app_token)
+    assert app_token is not None and other.id != kept.id
+    with pytest.raises(errors.IpNotAllowed):
+        await store.next_key(app_token, "a", ip_hex("192.0.2.1"))

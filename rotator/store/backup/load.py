@@ -201,10 +201,13 @@ async def restore(
                  "tenants": len(checked.tenants)},
     )  # fmt: skip
     pipe.hdel(keys.RESTORE, "finished_ms")
-    if header.schema_version < keys.SCHEMA_VERSION:
-        # the tenants about to be written are in the file's older format: until they are
-        # migrated below, the store says so (a restore cut short is finished by `migrate`)
-        pipe.set(keys.SCHEMA, header.schema_version)
+    # the oldest format in the store once written: the file's tenants', or the kept
+    # tenants' when the store itself was not migrated yet (a --replace keeps them)
+    since = min(header.schema_version, await migrations.stored_version(redis))
+    if since < keys.SCHEMA_VERSION:
+        # until they are migrated below, the store says so (a restore cut short is
+        # finished by `migrate`)
+        pipe.set(keys.SCHEMA, since)
     for field, value in header.keyring:
         # a canary already there stays (it opened with these keys above)
         pipe.hsetnx(keys.KEYRING, raw(field), raw(value))
@@ -244,7 +247,7 @@ async def restore(
         pipe.set(keys.DEMO_TENANT, header.demo_tenant, nx=True)
     pipe.hset(keys.RESTORE, "finished_ms", clock())
     await durability.execute(pipe)
-    await migrations.bring_up(redis, durability, say, since=header.schema_version)
+    await migrations.bring_up(redis, durability, say, since=since)
     return RestoreReport(
         file=str(path),
         created_at=checked.created_at,
