@@ -42,6 +42,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.Unauthorized: 401,
     e.NotFound: 404,
     e.Conflict: 409,
+    e.FieldConflict: 409,
     e.TenantSuspended: 403,
     e.InvalidField: 400,
     e.InvalidEntry: 400,
@@ -73,7 +74,7 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     status = STATUS.get(type(exc), 500)
     body: dict = {"error": exc.message}
     headers = None
-    if isinstance(exc, e.InvalidField):
+    if isinstance(exc, e.InvalidField | e.FieldConflict):
         body["field"] = exc.field
     if isinstance(exc, e.InvalidEntry):
         body["index"] = exc.index

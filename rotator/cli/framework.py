@@ -28,7 +28,7 @@ from rotator import logs, request_scope
 from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
 from rotator.domain.audit import Actor
-from rotator.domain.errors import InvalidField, TenantSuspended
+from rotator.domain.errors import FieldConflict, InvalidField, TenantSuspended
 from rotator.request_scope import RequestScope, new_request_id
 from rotator.settings import Settings
 from rotator.store_context import StoreContext
@@ -300,6 +300,10 @@ def execute(command: Command, args: argparse.Namespace, settings: Settings) -> i
             )
     except InvalidField as exc:
         raise CliError(f"{command.flag_of(exc.field)}: {exc.problem}") from None
+    except FieldConflict as exc:  # an imported token another tenant or app holds
+        raise CliError(
+            f"{command.flag_of(exc.field)}: this value {exc.problem} by another tenant or app"
+        ) from None
     finally:
         request_scope.close_scope(scope)
     if command.human is not None and result is not None and not args.json:

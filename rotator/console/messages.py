@@ -10,7 +10,7 @@ store still reaches the user, in API words at worst.
 from __future__ import annotations
 
 from rotator.console.forms import FormErrors
-from rotator.domain.errors import InvalidField, RotatorError
+from rotator.domain.errors import FieldConflict, InvalidField, RotatorError
 from rotator.domain.key_file import InvalidLine
 
 TOKEN_FORM = (
@@ -97,6 +97,8 @@ def field_error(exc: RotatorError, default_field: str) -> tuple[str, str]:
     """(field, friendly message) of an error a form submission raised."""
     if isinstance(exc, InvalidField):
         return exc.field, friendly(exc.field, problem_of(exc))
+    if isinstance(exc, FieldConflict):
+        return exc.field, friendly(exc.field, exc.message)
     return default_field, friendly(default_field, exc.message)
 
 

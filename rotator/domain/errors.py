@@ -94,6 +94,16 @@ class NotFound(RotatorError, message="not found"): ...
 class Conflict(RotatorError, message="already exists"): ...
 
 
+class FieldConflict(Conflict):
+    """A value one input field gave is taken (an imported token another tenant holds):
+    `field` names it, as InvalidField does, so the CLI can name its own flag."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field} {problem}")
+
+
 class TenantSuspended(RotatorError, message="tenant suspended"):
     """A write by (or for) a suspended tenant: its admin token still reads, never writes."""
 

@@ -25,14 +25,15 @@ tenant's import (no spurious 409) nor accepts a request.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import NamedTuple
 
 from rotator.domain import tokens
-from rotator.domain.errors import Conflict, InvalidField
+from rotator.domain.errors import FieldConflict, InvalidField
 from rotator.store import keys
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts import token_index as scripts
-from rotator.store.scripts.call import Durable, run
+from rotator.store.scripts.call import Durable, Plain, run
 
 IN_USE = "is already in use"
 
@@ -78,21 +79,55 @@ async def _still_holds(redis: Redis, owner: str, token_hash: str) -> bool:
 async def claim(
     redis: Redis, durability: Durability, field: str, chosen: Chosen, owner: str
 ) -> None:
-    """Point the index at `owner` before its hash is written (fsync-acknowledged). Conflict
-    (409, naming `field`) when another tenant or app holds the token."""
-    result = await run(Durable(redis, durability), scripts.claim(chosen.secret_hash, owner))
+    """Point the index at `owner` before its hash is written (fsync-acknowledged).
+    FieldConflict (409, naming `field`) when another tenant or app holds the token."""
+    if await take(redis, durability, chosen.secret_hash, owner) is not None:
+        raise FieldConflict(field, IN_USE)
+
+
+async def take(
+    redis: Redis,
+    durability: Durability,
+    token_hash: str,
+    owner: str,
+    *,
+    replacing: Collection[str] = (),
+) -> str | None:
+    """Point the index at `owner` unless another owner holds the token; returns that
+    holder (nothing written), else None. A holder among the tenants `replacing` names (a
+    restore is about to write them as its file has them) does not count."""
+    result = await run(Durable(redis, durability), scripts.claim(token_hash, owner))
     if result.won:
-        return
+        return None
     # race point: the holder may give the token up between this read and the claim below;
     # the claim replaces only the entry read here, so a concurrent import by a third owner
     # wins or loses as a whole, never both
-    if await _still_holds(redis, result.owner, chosen.secret_hash):
-        raise Conflict(f"{field} {IN_USE}")
+    if tenant_of(result.owner) not in replacing and await _still_holds(
+        redis, result.owner, token_hash
+    ):
+        return result.owner
     retried = await run(
-        Durable(redis, durability), scripts.claim(chosen.secret_hash, owner, stale=result.owner)
+        Durable(redis, durability), scripts.claim(token_hash, owner, stale=result.owner)
     )
-    if not retried.won:
-        raise Conflict(f"{field} {IN_USE}")
+    return None if retried.won else retried.owner
+
+
+async def holder(redis: Redis, token_hash: str) -> str | None:
+    """The owner that accepts the imported token now (its entry, unless stale), or None."""
+    owner = await run(Plain(redis), scripts.lookup(token_hash))
+    if owner is None or not await _still_holds(redis, owner, token_hash):
+        return None
+    return owner
+
+
+def tenant_of(owner: str) -> str:
+    return owner.partition(":")[0]
+
+
+def describe(owner: str) -> str:
+    """An index entry's owner in words: `tenant T` (its client token) or `app A of tenant T`."""
+    tenant, _, app_id = owner.partition(":")
+    return f"app {app_id} of tenant {tenant}" if app_id else f"tenant {tenant}"
 
 
 async def release(redis: Redis, durability: Durability, token_hash: str, owner: str) -> None:

@@ -88,7 +88,10 @@ def test_a_token_in_use_is_refused(cli_env):
         ("tenant", "client-token", "second"),
         ("app", "create", "second", "web"),
     ):
-        refused(rotator(*command, "--token-file", "-", env=cli_env, stdin=HOSTED), "in use")
+        refused(
+            rotator(*command, "--token-file", "-", env=cli_env, stdin=HOSTED),
+            "rotator: --token-file: this value is already in use by another tenant or app",
+        )
 
 
 def test_an_unreadable_file_is_named(cli_env, tmp_path):

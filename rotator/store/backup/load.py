@@ -23,10 +23,10 @@ from typing import Any
 import msgspec
 
 from rotator.crypto import DecryptError, KeyRing, blob_fingerprint, blob_key_name
-from rotator.domain.clock import Clock
+from rotator.domain.clock import Clock, iso_ms
 from rotator.domain.errors import RotatorError
 from rotator.store import keyring as keyring_store
-from rotator.store import keys, migrations
+from rotator.store import keys, migrations, tenant_deletion, token_index
 from rotator.store.backup import derived, format, selection
 from rotator.store.backup.format import (
     FileRefused,
@@ -68,6 +68,8 @@ class Checked(msgspec.Struct, frozen=True, kw_only=True):
     undecryptable: list[str]
     """Secrets whose key is configured but that do not open (damaged before the backup:
     restored as they were); places, never values."""
+    imported_tokens: dict[str, str]
+    """The file's imported tokens: hash -> owner (derived.py)."""
     header: format.Header
 
 
@@ -96,6 +98,7 @@ def check_file(path: Path, ring: KeyRing) -> Checked:
     key_count = 0
     unconfigured: dict[str, list[str]] = {}
     undecryptable: list[str] = []
+    imported: dict[str, str] = {}
     header: format.Header | None = None
     with _open(path) as source:
         for mac, record in format.read_verified(source, ring, name):
@@ -107,6 +110,15 @@ def check_file(path: Path, ring: KeyRing) -> Checked:
                 key_count += len(record.keys)
                 for where, blob, aad in derived.sealed_blobs(record):
                     _try_open(ring, where, blob, aad, unconfigured, undecryptable)
+                for token_hash, owner in derived.registries(record).imported_tokens:
+                    if token_hash in imported:
+                        # read at two instants, the token moved between the two owners
+                        raise FileRefused(
+                            f"{name}: {token_index.describe(imported[token_hash])} and "
+                            f"{token_index.describe(owner)} hold the same imported token "
+                            "(it moved between them while the backup ran); take a new backup"
+                        )
+                    imported[token_hash] = owner
     assert header is not None
     canary = dict(header.keyring).get("canary")
     if canary is not None:
@@ -130,6 +142,7 @@ def check_file(path: Path, ring: KeyRing) -> Checked:
         sealed_with=header.sealed_with,
         macs=macs,
         undecryptable=undecryptable,
+        imported_tokens=imported,
         header=header,
     )
 
@@ -192,6 +205,8 @@ async def restore(
             "restore into an empty store, or pass --replace to replace the file's tenants "
             "and keep the others; nothing was restored"
         )
+    await _check_deletions(redis, in_file)
+    await _check_imported_tokens(redis, checked.imported_tokens, in_file)
     existing = await selection.tenant_keys(redis, data_only=False)
 
     pipe = redis.pipeline(transaction=False)
@@ -231,13 +246,13 @@ async def restore(
             batch.append((record, names, args))
             batch_bytes += sum(len(a) if isinstance(a, bytes | str) else 8 for a in args)
             if len(batch) >= RESTORE_BATCH_TENANTS or batch_bytes >= RESTORE_BATCH_BYTES:
-                await _write_batch(redis, durability, batch, existing)
+                await _write_batch(redis, durability, batch, existing, in_file)
                 written += len(batch)
                 batch, batch_bytes = [], 0
                 if progress is not None:
                     progress(written, len(checked.tenants))
     if batch:
-        await _write_batch(redis, durability, batch, existing)
+        await _write_batch(redis, durability, batch, existing, in_file)
         written += len(batch)
         if progress is not None:
             progress(written, len(checked.tenants))
@@ -258,6 +273,42 @@ async def restore(
         kept=len(in_store - in_file),
         resumed=resumed,
         undecryptable=checked.undecryptable,
+    )
+
+
+async def _check_deletions(redis: Redis, in_file: set[str]) -> None:
+    """A tenant of the file whose deletion is not final is refused: the worker would go on
+    deleting it once restored. Race point: a deletion's final pass ends it, so a deletion
+    still stepping after that (a second deleter of the same tenant) is not seen here."""
+    deleting = [d for d in await tenant_deletion.pending(redis) if d.tenant in in_file]
+    if deleting:
+        first = deleting[0]
+        raise RestoreRefused(
+            f"{len(deleting)} tenant(s) of the file are being deleted (tenant {first.tenant} "
+            f"since {iso_ms(first.began_ms)}). A deletion is final a minute after "
+            "it began, once the worker's re-check finds nothing left (or run `rotator tenant "
+            f"delete {first.tenant} --confirm {first.tenant}` then); restore after that. "
+            "Nothing was restored"
+        )
+
+
+async def _check_imported_tokens(redis: Redis, imported: dict[str, str], in_file: set[str]) -> None:
+    """An imported token of the file that a tenant outside it holds now (given up, then
+    imported there after the backup) is refused: restored, one token would open two
+    tenants' keys."""
+    for token_hash, owner in imported.items():
+        holder = await token_index.holder(redis, token_hash)
+        if holder is not None and holder != owner and token_index.tenant_of(holder) not in in_file:
+            raise RestoreRefused(_taken(owner, holder) + "; nothing was restored")
+
+
+def _taken(owner: str, holder: str) -> str:
+    tenant, _, app_id = holder.partition(":")
+    reissue = f"app token {tenant} {app_id}" if app_id else f"tenant client-token {tenant}"
+    return (
+        f"the imported token of {token_index.describe(owner)} is held by "
+        f"{token_index.describe(holder)} now; restored, it would open both tenants' keys. "
+        f"Give {token_index.describe(holder)} a new token first (`rotator {reissue}`)"
     )
 
 
@@ -335,10 +386,20 @@ async def _write_batch(
     durability: Durability,
     batch: list[tuple[TenantRecord, list[str], list[Any]]],
     existing: dict[str, set[str]],
+    in_file: set[str],
 ) -> None:
-    """The tenants' scripts, acknowledged on disk; then their registry memberships (global
-    keys, other slots: after the data they point to, so none points at a tenant not yet
-    written)."""
+    """The tenants' imported tokens claimed in the index (before the hashes that accept
+    them, as an import does: token_index.py); the tenants' scripts, acknowledged on disk;
+    then their registry memberships (global keys, other slots: after the data they point
+    to, so none points at a tenant not yet written)."""
+    for record, _, _ in batch:
+        for token_hash, owner in derived.registries(record).imported_tokens:
+            holder = await token_index.take(redis, durability, token_hash, owner, replacing=in_file)
+            if holder is not None:  # imported there since the check above
+                raise RestoreRefused(
+                    _taken(owner, holder) + f"; the tenants before {record.id} are "
+                    "restored: run the restore again after that"
+                )
     await Durable(redis, durability).run_many(
         [restore_tenant(names, args) for _, names, args in batch]
     )
@@ -359,9 +420,5 @@ async def _write_batch(
             pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
         else:
             pipe.srem(keys.WEBHOOK_TENANTS, tenant)
-        # the file's tenant accepts these tokens from its write above: restored, they are
-        # found again (an entry of the tenant's previous state is stale, and harmless)
-        for token_hash, owner in implied.imported_tokens:
-            pipe.set(keys.token_index(token_hash), owner)
         pipe.sadd(keys.TENANTS, tenant)
     await durability.execute(pipe)

@@ -1,0 +1,150 @@
+"""A restore into a store that moved on since the backup: an imported token another tenant
+holds now, a tenant whose deletion is not final yet. Both are refused whole, before
+anything is written, with what to do instead."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.store import keys, tenant_deletion
+from rotator.tuning import DELETION_RECHECK_AFTER_MS, IMPORTED_CACHE_TTL_MS
+from tests.integration.backup_support import cli_env
+from tests.integration.cli_support import rotator
+from tests.integration.management import OPERATOR, deliver, new_app, new_key, new_service
+from tests.integration.test_imported_tokens import (
+    HOSTED,
+    OTHER,
+    app_deliver,
+    imported_tenant,
+    sha,
+)
+from tests.integration.webhook_support import FAST
+from workers.deletions import finish_tenant_deletions
+
+pytestmark = pytest.mark.backends("single", "cluster")
+
+
+async def ready(client, t, secret: str) -> None:
+    await new_service(client, t)
+    await new_key(client, t, secret=secret)
+
+
+def backup(env, path) -> None:
+    made = rotator("backup", str(path), env=env)
+    assert made.returncode == 0, made.stderr
+
+
+async def delivered(client, clock, token: str, app: bool = False) -> str:
+    clock.advance(ms=IMPORTED_CACHE_TTL_MS)  # the API process asks the index again
+    r = await (app_deliver(client, token) if app else deliver(client, token))
+    assert r.status_code == 200, r.text
+    return r.json()["key"]
+
+
+async def test_a_client_token_imported_elsewhere_since_the_backup_is_not_taken_back(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    alpha = await imported_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    backup(env, path)
+    # alpha gives the token up; bravo, not in the file, imports it
+    assert (await client.post("/v1/tenant/client-token", headers=alpha.auth)).status_code == 200
+    bravo = await imported_tenant(client, name="bravo")
+    await ready(client, bravo, "sk-BRAVO-secret-0123456789")
+    assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"
+
+    refused = rotator("restore", "--replace", str(path), env=env)
+
+    assert refused.returncode == 1
+    assert (
+        f"the imported token of tenant {alpha.id} is held by tenant {bravo.id} now"
+        in refused.stderr
+    )
+    assert f"rotator tenant client-token {bravo.id}" in refused.stderr
+    assert "nothing was restored" in refused.stderr and HOSTED not in refused.stderr
+    assert await redis.get(keys.token_index(sha(HOSTED))) == bravo.id.encode()
+    assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"
+
+    # bravo takes a new token: the restore gives alpha its own back
+    assert (await client.post("/v1/tenant/client-token", headers=bravo.auth)).status_code == 200
+    restored = rotator("restore", "--replace", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert await delivered(client, clock, HOSTED) == "sk-ALPHA-secret-0123456789"
+
+
+async def test_an_app_token_imported_elsewhere_since_the_backup_is_not_taken_back(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    alpha = await imported_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    app = await new_app(client, alpha, app_token=OTHER)
+    backup(env, path)
+    r = await client.delete(f"/v1/apps/{app['id']}", headers=alpha.auth)
+    assert r.status_code == 204, r.text
+    bravo = await imported_tenant(client, "bravo-client-token-0123456789", name="bravo")
+    await ready(client, bravo, "sk-BRAVO-secret-0123456789")
+    taker = await new_app(client, bravo, app_token=OTHER)
+
+    refused = rotator("restore", "--replace", str(path), env=env)
+
+    assert refused.returncode == 1
+    assert f"is held by app {taker['id']} of tenant {bravo.id} now" in refused.stderr
+    assert f"rotator app token {bravo.id} {taker['id']}" in refused.stderr
+    assert await delivered(client, clock, OTHER, app=True) == "sk-BRAVO-secret-0123456789"
+
+
+async def test_a_token_that_moved_between_tenants_of_the_file_goes_back(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    """Both owners are replaced by the file: the token goes back to the one that held it."""
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    alpha = await imported_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    bravo = await imported_tenant(client, "bravo-client-token-0123456789", name="bravo")
+    await ready(client, bravo, "sk-BRAVO-secret-0123456789")
+    backup(env, path)
+    assert (await client.post("/v1/tenant/client-token", headers=alpha.auth)).status_code == 200
+    r = await client.post(
+        "/v1/tenant/client-token", json={"client_token": HOSTED}, headers=bravo.auth
+    )
+    assert r.status_code == 200, r.text
+    assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"
+
+    restored = rotator("restore", "--replace", str(path), env=env)
+
+    assert restored.returncode == 0, restored.stderr
+    assert await redis.get(keys.token_index(sha(HOSTED))) == alpha.id.encode()
+    assert await delivered(client, clock, HOSTED) == "sk-ALPHA-secret-0123456789"
+    assert await delivered(client, clock, bravo.client_token) == "sk-BRAVO-secret-0123456789"
+
+
+async def test_a_tenant_is_restored_only_once_its_deletion_is_final(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    t = await imported_tenant(client, name="victim")
+    await ready(client, t, "sk-VICTIM-secret-0123456789")
+    backup(env, path)
+    r = await client.delete(f"/v1/admin/tenants/{t.id}", params={"confirm": t.id},
+                            headers=OPERATOR)  # fmt: skip
+    assert r.json()["state"] == "deleted"  # every key gone; the re-check is a minute away
+
+    refused = rotator("restore", "--replace", str(path), env=env)
+
+    assert refused.returncode == 1
+    assert f"1 tenant(s) of the file are being deleted (tenant {t.id} since" in refused.stderr
+    assert "nothing was restored" in refused.stderr.lower()
+    assert not await redis.exists(keys.tenant(t.id))
+
+    worker = {"settings": settings, "config": FAST, "data": redis, "clock": clock}
+    clock.advance(ms=DELETION_RECHECK_AFTER_MS)
+    await finish_tenant_deletions(worker)
+    assert await tenant_deletion.is_final(redis, t.id)
+    restored = rotator("restore", "--replace", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    # the worker's next runs leave it alone
+    clock.advance(ms=DELETION_RECHECK_AFTER_MS)
+    assert await finish_tenant_deletions(worker) == 0
+    assert await delivered(client, clock, HOSTED) == "sk-VICTIM-secret-0123456789"
