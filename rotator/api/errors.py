@@ -119,6 +119,8 @@ def store_outage(exc: BaseException) -> None:
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"Missing required (\w+) parameter '([^']+)'")
+"""Litestar's words for a parameter left out (no `extra` names it)."""
 _ENTRY = re.compile(r"(\w+)\[(\d+)\](?:\.(\w+))?")
 
 
@@ -133,6 +135,8 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
         # a missing or unknown body field is reported against the whole body: name the field
         named = _NAMED_FIELD.search(problem) if key in ("", "data") else None
         field = named.group(1) if named else (key or None)
+    elif missing := _MISSING_PARAMETER.match(problem):
+        field, problem = missing.group(2), f"missing required {missing.group(1)} parameter"
     if field == "data":
         # Litestar's name for the body as a whole, which means nothing to a client
         if problem == "'data'":  # no body at all

@@ -8,12 +8,15 @@ command uses the data dir's embedded Valkey: it joins the one already running
 Exit codes: 0 done; 1 the request was refused (unknown tenant, slug taken, bad
 input, a command line that does not parse) or rewrap could not open some blobs; 2 bad
 settings, or Redis unreachable or too slow, at start or midway (one line on stderr naming
-the setting, never a traceback); 130 interrupted (Ctrl-C).
+the setting, never a traceback); 130 interrupted (Ctrl-C); 141 the reader of stdout went
+away before the output was written (`| head`), after the command itself was done, as a
+shell reports a tool SIGPIPE ended.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -124,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        return args.func(args, settings)
+        code = args.func(args, settings)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # an OSError, but not the store's (redis-py wraps socket errors in its own): the
+        # command was done, only its output was lost, so not exit 2, which a script retries
+        return _output_closed()
     except SettingsError as exc:
         print(f"rotator: {exc}", file=sys.stderr)
         return 2
@@ -145,6 +154,21 @@ def main(argv: list[str] | None = None) -> int:
         if not is_unavailable(exc):
             raise
         return _store_unavailable(type(exc).__name__)
+
+
+def _output_closed() -> int:
+    # the interpreter flushes stdout again at exit: point it somewhere that takes the bytes
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    print(
+        "rotator: stdout was closed before all output was written; the command itself was "
+        "done (a token it printed is lost: issue a new one)",
+        file=sys.stderr,
+    )
+    return OUTPUT_CLOSED
+
+
+OUTPUT_CLOSED = 141
+"""128 + SIGPIPE: what a shell reports for a tool whose reader went away."""
 
 
 def _store_unavailable(cause: str) -> int:

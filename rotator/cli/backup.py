@@ -57,7 +57,9 @@ def add_parsers(sub: Any) -> None:
         parents=[summary],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    backup.add_argument("file", metavar="FILE", type=Path, help="the backup file to write")
+    backup.add_argument(
+        "file", metavar="FILE", type=_backup_file, help="the backup file to write (not `-`)"
+    )
     backup.add_argument(
         "--force", action="store_true", help="overwrite FILE if it exists (default: refuse)"
     )
@@ -70,7 +72,9 @@ def add_parsers(sub: Any) -> None:
         parents=[summary],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    restore.add_argument("file", metavar="FILE", type=Path, help="a file `rotator backup` wrote")
+    restore.add_argument(
+        "file", metavar="FILE", type=_restore_file, help="a file `rotator backup` wrote (not `-`)"
+    )
     restore.add_argument(
         "--replace",
         action="store_true",
@@ -84,6 +88,24 @@ def add_parsers(sub: Any) -> None:
         "master keys) and write nothing; needs no store",
     )
     restore.set_defaults(func=cmd_restore)
+
+
+def _backup_file(text: str) -> Path:
+    if text == "-":  # elsewhere `-` is stdin or stdout; here it would be a file named "-"
+        raise argparse.ArgumentTypeError(
+            "a backup is written to a file, not stdout: it appears there complete or not at "
+            "all (written beside it, then renamed); give a path"
+        )
+    return Path(text)
+
+
+def _restore_file(text: str) -> Path:
+    if text == "-":
+        raise argparse.ArgumentTypeError(
+            "a restore reads a file, not stdin: it reads it twice (checked whole, then "
+            "written); give a path"
+        )
+    return Path(text)
 
 
 class _Progress:

@@ -62,7 +62,8 @@ class Arg:
             return long[0]
         return self.options.get("metavar") or self.flags[0].upper()
 
-    def add_to(self, parser: argparse.ArgumentParser) -> None:
+    def add_to(self, parser: Any) -> None:
+        """Add it to `parser`, or to one of its mutually exclusive groups."""
         parser.add_argument(*self.flags, **self.options)
 
 
@@ -245,9 +246,24 @@ def add_commands(
             parents=[json_parent] if command.store else [],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        for a in command.args:
-            a.add_to(p)
+        _add_args(p, command.args)
         p.set_defaults(func=lambda args, settings, c=command: execute(c, args, settings))
+
+
+def _add_args(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> None:
+    """Two flags that set one store field (`--allow` and `--allow-any`) are mutually
+    exclusive: given both, which one was meant is a guess, so the command line is refused."""
+    by_field: dict[str, list[Arg]] = {}
+    for a in args:
+        by_field.setdefault(a.store_field, []).append(a)
+    groups: dict[str, Any] = {}
+    for a in args:
+        target: Any = parser
+        if len(by_field[a.store_field]) > 1:
+            if a.store_field not in groups:
+                groups[a.store_field] = parser.add_mutually_exclusive_group()
+            target = groups[a.store_field]
+        a.add_to(target)
 
 
 GROUP_HELP = {

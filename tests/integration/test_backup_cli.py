@@ -31,6 +31,19 @@ def test_help_explains_every_option():
     assert "backup" in listed.stdout and "restore" in listed.stdout
 
 
+def test_dash_is_not_taken_for_a_file_named_dash(tmp_path):
+    """Elsewhere `-` means stdin or stdout: here it is refused, not written as a file."""
+    made = subprocess.run(
+        [sys.executable, "-m", "rotator.cli", "backup", "-"],
+        cwd=tmp_path, env=base_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert made.returncode == 1 and "not stdout" in made.stderr, made.stderr
+    assert list(tmp_path.iterdir()) == []
+    for args in (["restore", "-"], ["restore", "--check", "-"]):
+        read = rotator(*args, env=base_env())
+        assert read.returncode == 1 and "not stdin" in read.stderr, read.stderr
+
+
 async def test_progress_on_stderr_and_a_summary_on_stdout(redis, settings, master_key_b64,
                                                           tmp_path):  # fmt: skip
     await seed_tenants(redis, settings.keyring, 3, now_ms=system_clock())

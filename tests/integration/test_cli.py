@@ -119,6 +119,43 @@ async def test_refusals_are_one_line_and_write_nothing(cli_env, redis):
     assert empty.returncode == 1 and empty.stderr == "rotator: secret: must not be empty\n"
 
 
+async def test_a_reader_that_went_away_is_not_the_store_being_down(cli_env, redis):
+    """`rotator tenant create ... | head -c0`: the tenant is made, only the output is lost;
+    exit 141 as a shell reports SIGPIPE, never 2 (which a script retries: a second tenant)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rotator.cli", "tenant", "create", "acme", "--json"],
+            env=cli_env, stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE,
+            text=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == (
+        "rotator: stdout was closed before all output was written; the command itself was "
+        "done (a token it printed is lost: issue a new one)\n"
+    )
+    assert len(await redis.smembers(keys.TENANTS)) == 1
+
+
+def test_flags_that_set_one_field_two_ways_are_refused(cli_env):
+    """--allow with --allow-any, --webhook-url with --no-webhook: which one was meant?"""
+    tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    app = json.loads(rotator("app", "create", "acme", "web", "--json", env=cli_env).stdout)
+    for args in (
+        ["tenant", "update", "acme", "--allow", "10.0.0.0/8", "--allow-any"],
+        ["app", "update", "acme", str(app["id"]), "--allow-any", "--allow", "10.0.0.0/8"],
+        ["tenant", "update", "acme", "--webhook-url", "https://example.com/h", "--no-webhook"],
+    ):
+        r = rotator(*args, env=cli_env)
+        assert r.returncode == 1, (args, r.stderr)
+        assert "not allowed with argument" in r.stderr, r.stderr
+    shown = json.loads(rotator("tenant", "show", tenant["id"], "--json", env=cli_env).stdout)
+    assert shown["ip_allowlist"] == [] and shown["webhook_url"] is None
+
+
 def test_the_secret_is_never_an_argument(cli_env):
     r = rotator("key", "add", "t", "s", "--label", "x", "--secret", SECRET, env=cli_env)
     assert r.returncode == 1 and "unrecognized arguments" in r.stderr  # 2 is the store's
