@@ -17,7 +17,7 @@ from msgspec import UNSET, UnsetType
 
 from rotator.domain import tokens
 from rotator.domain.clock import iso_ms
-from rotator.domain.errors import InvalidField, NotFound
+from rotator.domain.errors import NotFound
 from rotator.domain.records import App, AppCreated, AppToken
 from rotator.store import keys, token_index
 from rotator.store.common import (
@@ -25,6 +25,7 @@ from rotator.store.common import (
     check_allowlist,
     check_limit,
     check_name,
+    flag_arg,
     limit_arg,
     optional_int,
     text,
@@ -134,9 +135,7 @@ async def update_app(
     if max_daily_requests is not UNSET:
         fields["max"] = limit_arg(check_limit("max_daily_requests", max_daily_requests))
     if suspended is not UNSET:
-        if not isinstance(suspended, bool):
-            raise InvalidField("suspended", "must be true or false")
-        fields["suspended"] = "1" if suspended else "0"
+        fields["suspended"] = flag_arg("suspended", suspended)
     if fields:
         await _write(redis, durability, tenant, app_id, fields)
     return await get_app(redis, tenant, app_id)

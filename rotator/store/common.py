@@ -111,3 +111,10 @@ def allowlist(record: Mapping[bytes, bytes]) -> list[str]:
 def limit_arg(value: int | None) -> str:
     """A limit as the scripts read it: '' = none."""
     return "" if value is None else str(value)
+
+
+def flag_arg(field: str, value: bool) -> str:
+    """An on/off setting as the scripts read it: '1' | '0'; anything but a bool is refused."""
+    if not isinstance(value, bool):
+        raise InvalidField(field, "must be true or false")
+    return "1" if value else "0"

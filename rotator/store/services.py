@@ -35,6 +35,7 @@ from rotator.store.common import (
     check_per_minute,
     check_text,
     check_weight,
+    flag_arg,
     limit_arg,
     optional_int,
     text,
@@ -523,9 +524,7 @@ async def update_key(
     if label is not UNSET:
         pairs += [keys.key_field("l:", key_id), check_name("label", label)]
     if active is not UNSET:
-        if not isinstance(active, bool):
-            raise InvalidField("active", "must be true or false")
-        pairs += [keys.key_field("a:", key_id), "1" if active else "0"]
+        pairs += [keys.key_field("a:", key_id), flag_arg("active", active)]
     if max_daily_requests is not UNSET:
         pairs += [
             keys.key_field("m:", key_id),

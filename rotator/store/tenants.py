@@ -41,6 +41,7 @@ from rotator.store.common import (
     check_allowlist,
     check_name,
     check_text,
+    flag_arg,
     text,
 )
 from rotator.store.connection import Durability, Redis
@@ -352,9 +353,7 @@ async def update_tenant_status(
     if name is not UNSET:
         fields["name"] = check_name("name", name)
     if suspended is not UNSET:
-        if not isinstance(suspended, bool):
-            raise InvalidField("suspended", "must be true or false")
-        fields["suspended"] = "1" if suspended else "0"
+        fields["suspended"] = flag_arg("suspended", suspended)
     if fields:
         await write_fields(redis, durability, tenant, fields)
     return await get_tenant_detail(redis, tenant, now_ms=now_ms)
