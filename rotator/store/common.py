@@ -51,15 +51,20 @@ def check_name(field: str, value: str) -> str:
     return check_text(field, value, max_chars=MAX_NAME_CHARS)
 
 
-def check_limit(field: str, value: int | None) -> int | None:
-    """A daily request limit: a positive integer, or None for no limit."""
+def _check_count_limit(field: str, value: int | None, *, most: int) -> int | None:
+    """A request limit: an integer from 1 to `most`, or None for no limit."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidField(field, "must be a positive integer or null")
-    if not 1 <= value <= MAX_DAILY_REQUESTS:
-        raise InvalidField(field, f"must be between 1 and {MAX_DAILY_REQUESTS}")
+    if not 1 <= value <= most:
+        raise InvalidField(field, f"must be between 1 and {most}")
     return value
+
+
+def check_limit(field: str, value: int | None) -> int | None:
+    """A daily request limit: a positive integer, or None for no limit."""
+    return _check_count_limit(field, value, most=MAX_DAILY_REQUESTS)
 
 
 MAX_REQUESTS_PER_MINUTE = 1_000_000
@@ -69,13 +74,7 @@ MAX_WEIGHT = 1000
 def check_per_minute(field: str, value: int | None) -> int | None:
     """A per-minute request limit: a positive integer, or None for no limit (the delivery
     script keeps that many delivery times per window, hence the cap)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidField(field, "must be a positive integer or null")
-    if not 1 <= value <= MAX_REQUESTS_PER_MINUTE:
-        raise InvalidField(field, f"must be between 1 and {MAX_REQUESTS_PER_MINUTE}")
-    return value
+    return _check_count_limit(field, value, most=MAX_REQUESTS_PER_MINUTE)
 
 
 def check_weight(value: int) -> int:
