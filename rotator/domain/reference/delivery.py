@@ -132,20 +132,10 @@ def deliver(
                        service_count, app_count, now_ms)  # fmt: skip
     # 5. daily limits of the service and the app
     if service.max_daily_requests is not None and service_count >= service.max_daily_requests:
-        model.emit_daily(
-            "service.limit_reached",
-            {"service": slug, "scope": "service", "limit": service.max_daily_requests},
-            ("service.limit_reached", slug, service.max_daily_requests),
-            now_ms,
-        )
+        _service_limit_reached(model, slug, service.max_daily_requests, now_ms)
         return refused("limit", limit="service", retry_after_s=seconds_to_midnight(now_ms))
     if app and app.max_daily_requests is not None and app_count >= app.max_daily_requests:
-        model.emit_daily(
-            "app.limit_reached",
-            {"service": slug, "app_id": app.id, "limit": app.max_daily_requests},
-            ("app.limit_reached", app.id, app.max_daily_requests),
-            now_ms,
-        )
+        _app_limit_reached(model, slug, app, now_ms)
         return refused("limit", limit="app", retry_after_s=seconds_to_midnight(now_ms))
     # 5b. the service's per-minute limit
     service_window = model.service_windows.setdefault(slug, [])
@@ -193,21 +183,11 @@ def deliver(
     if app:
         app_count = counts.apps[app.id] = app_count + 1
         if app.max_daily_requests is not None and app_count >= app.max_daily_requests:
-            model.emit_daily(
-                "app.limit_reached",
-                {"service": slug, "app_id": app.id, "limit": app.max_daily_requests},
-                ("app.limit_reached", app.id, app.max_daily_requests),
-                now_ms,
-            )
+            _app_limit_reached(model, slug, app, now_ms)
     limit = service.max_daily_requests
     warn = service.limit_warning_percent
     if limit is not None and service_count >= limit:
-        model.emit_daily(
-            "service.limit_reached",
-            {"service": slug, "scope": "service", "limit": limit},
-            ("service.limit_reached", slug, limit),
-            now_ms,
-        )
+        _service_limit_reached(model, slug, limit, now_ms)
     elif limit is not None and warn is not None and service_count * 100 >= limit * warn:
         model.emit_daily(
             "service.limit_warning",
@@ -223,6 +203,28 @@ def deliver(
     if request_id:
         model.request_ids[request_id] = key.id
     return _answer(model, service, key, app, usage_today, service_count, app_count, now_ms)
+
+
+def _service_limit_reached(model: Model, slug: str, limit: int, now_ms: int) -> None:
+    """service.limit_reached, once a day: when a request is refused at the limit, and when
+    a delivery reaches it."""
+    model.emit_daily(
+        "service.limit_reached",
+        {"service": slug, "scope": "service", "limit": limit},
+        ("service.limit_reached", slug, limit),
+        now_ms,
+    )
+
+
+def _app_limit_reached(model: Model, slug: str, app: ModelApp, now_ms: int) -> None:
+    """app.limit_reached, once a day: when a request is refused at the app's limit, and
+    when a delivery reaches it."""
+    model.emit_daily(
+        "app.limit_reached",
+        {"service": slug, "app_id": app.id, "limit": app.max_daily_requests},
+        ("app.limit_reached", app.id, app.max_daily_requests),
+        now_ms,
+    )
 
 
 def _answer(
