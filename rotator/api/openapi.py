@@ -32,7 +32,7 @@ class Error(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     error: str
     field: str | UnsetType = UNSET
-    """The request field at fault, for a validation error that has one."""
+    """The request field at fault: a validation error's, or a taken imported token's (409)."""
     index: int | UnsetType = UNSET
     """Which entry of a list holds that field, counting from 0 (a bulk add's `keys`)."""
     rows: list[RowError] | UnsetType = UNSET
@@ -58,7 +58,8 @@ _DESCRIPTIONS = {
     "that is not JSON or nests too deep",
     UNAUTHORIZED: "Missing or wrong token (the same answer whatever was wrong)",
     NOT_FOUND: "No such resource for this tenant (another tenant's are never visible)",
-    CONFLICT: "Already exists, or changed concurrently (retry)",
+    CONFLICT: "Already exists, or changed concurrently (retry); a value one field gave that "
+    "another tenant or app holds (an imported token): `field` names it",
     TOO_LARGE: "Request body over 1 MiB",
     UNAVAILABLE: "The store (Valkey/Redis) is unreachable or too slow: "
     '`{"error": "store unavailable"}`, with Retry-After (seconds); retry then',
