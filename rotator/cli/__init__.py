@@ -16,13 +16,12 @@ shell reports a tool SIGPIPE ended.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from rotator.cli import apps, audit, backup, imports, keys, services, tenants, webhooks
-from rotator.cli.common import CliError
+from rotator.cli.common import CliError, say, to_devnull
 from rotator.cli.framework import add_commands
 from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
@@ -135,18 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         # command was done, only its output was lost, so not exit 2, which a script retries
         return _output_closed()
     except SettingsError as exc:
-        print(f"rotator: {exc}", file=sys.stderr)
+        say(str(exc))
         return 2
     except CliError as exc:
-        print(f"rotator: {exc}", file=sys.stderr)
+        say(str(exc))
         return exc.code
     except StoreUnavailable:
         return _store_unavailable("StoreUnavailable")
     except RotatorError as exc:  # refused by the store's checks: the message names the field
-        print(f"rotator: {exc.message}", file=sys.stderr)
+        say(exc.message)
         return 1
     except KeyboardInterrupt:
-        print("rotator: interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
     except Exception as exc:
         # the same errors the API answers 503 (rotator/api/errors.py), caught here once
@@ -157,12 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _output_closed() -> int:
-    # the interpreter flushes stdout again at exit: point it somewhere that takes the bytes
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    print(
-        "rotator: stdout was closed before all output was written; the command itself was "
-        "done (a token it printed is lost: issue a new one)",
-        file=sys.stderr,
+    to_devnull(sys.stdout)
+    say(
+        "stdout was closed before all output was written; the command itself was done (a "
+        "token it printed is lost: issue a new one)"
     )
     return OUTPUT_CLOSED
 
@@ -172,5 +169,5 @@ OUTPUT_CLOSED = 141
 
 
 def _store_unavailable(cause: str) -> int:
-    print(f"rotator: store unavailable ({cause}); check ROTATOR_REDIS_URL", file=sys.stderr)
+    say(f"store unavailable ({cause}); check ROTATOR_REDIS_URL")
     return 2

@@ -176,6 +176,7 @@ def _progress(args: argparse.Namespace, verb: str) -> Any:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from rotator.store import token_index
     from rotator.store.backup import load
     from rotator.store.backup.format import FileRefused, KeyNotConfigured
 
@@ -190,6 +191,12 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         raise SettingsError("master_key", f"{exc}{suffix}") from None
     for where in checked.undecryptable:
         say(f"note: {where} does not open with its master key (damaged before the backup?)")
+    for owners in checked.shared_tokens.values():
+        say(
+            f"note: {' and '.join(map(token_index.describe, owners))} hold the same imported "
+            "token in this file (given to both by an earlier restore, or moved while the "
+            "backup ran): restored, none of them accepts it; give each a new token"
+        )
     if args.check:
         summary = {
             "file": checked.file,
@@ -197,6 +204,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             "tenants": len(checked.tenants),
             "keys": checked.keys,
             "sealed_with": checked.sealed_with,
+            "shared_tokens": list(checked.shared_tokens.values()),
         }
         if args.json:
             _print_json(summary)

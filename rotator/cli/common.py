@@ -29,8 +29,19 @@ class CliError(Exception):
 
 
 def say(message: str) -> None:
-    """Progress and notes go to stderr, so stdout stays parseable."""
-    print(f"rotator: {message}", file=sys.stderr, flush=True)
+    """Progress and notes go to stderr, so stdout stays parseable. A reader of stderr that
+    went away (`2>&1 | head`) does not stop the work: they are advice, and what follows
+    goes to /dev/null."""
+    try:
+        print(f"rotator: {message}", file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        to_devnull(sys.stderr)
+
+
+def to_devnull(stream: Any) -> None:
+    """Point a closed pipe's stream at /dev/null: what it still buffers, and the
+    interpreter's flush at exit, then go nowhere instead of raising again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def redact(url: str) -> str:

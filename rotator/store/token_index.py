@@ -25,7 +25,7 @@ tenant's import (no spurious 409) nor accepts a request.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from rotator.domain import tokens
@@ -81,35 +81,45 @@ async def claim(
 ) -> None:
     """Point the index at `owner` before its hash is written (fsync-acknowledged).
     FieldConflict (409, naming `field`) when another tenant or app holds the token."""
-    if await take(redis, durability, chosen.secret_hash, owner) is not None:
+    if await take(redis, durability, [(chosen.secret_hash, owner)]):
         raise FieldConflict(field, IN_USE)
 
 
 async def take(
     redis: Redis,
     durability: Durability,
-    token_hash: str,
-    owner: str,
+    wanted: Sequence[tuple[str, str]],
     *,
     replacing: Collection[str] = (),
-) -> str | None:
-    """Point the index at `owner` unless another owner holds the token; returns that
-    holder (nothing written), else None. A holder among the tenants `replacing` names (a
-    restore is about to write them as its file has them) does not count."""
-    result = await run(Durable(redis, durability), scripts.claim(token_hash, owner))
-    if result.won:
-        return None
-    # race point: the holder may give the token up between this read and the claim below;
-    # the claim replaces only the entry read here, so a concurrent import by a third owner
-    # wins or loses as a whole, never both
-    if tenant_of(result.owner) not in replacing and await _still_holds(
-        redis, result.owner, token_hash
-    ):
-        return result.owner
-    retried = await run(
-        Durable(redis, durability), scripts.claim(token_hash, owner, stale=result.owner)
-    )
-    return None if retried.won else retried.owner
+) -> dict[str, str]:
+    """Point the index at each (token hash, owner) of `wanted` unless another owner holds
+    that token; returns the refused ones, hash -> that holder (left as it was). A holder
+    among the tenants `replacing` names (a restore is about to write them as its file has
+    them) does not count. One fsync-acknowledged round trip, a second for stale entries."""
+    if not wanted:
+        return {}
+    durable = Durable(redis, durability)
+    first = await durable.run_many([scripts.claim(h, owner) for h, owner in wanted])
+    held: dict[str, str] = {}
+    stale: list[tuple[str, str, str]] = []
+    for (token_hash, owner), result in zip(wanted, first, strict=True):
+        if result.won:
+            continue
+        # race point: the holder may give the token up between this read and the claim
+        # below; the claim replaces only the entry read here, so a concurrent import by a
+        # third owner wins or loses as a whole, never both
+        if tenant_of(result.owner) not in replacing and await _still_holds(
+            redis, result.owner, token_hash
+        ):
+            held[token_hash] = result.owner
+        else:
+            stale.append((token_hash, owner, result.owner))
+    if stale:
+        again = await durable.run_many([scripts.claim(h, o, stale=s) for h, o, s in stale])
+        for (token_hash, _, _), result in zip(stale, again, strict=True):
+            if not result.won:
+                held[token_hash] = result.owner
+    return held
 
 
 async def holder(redis: Redis, token_hash: str) -> str | None:

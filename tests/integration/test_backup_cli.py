@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from rotator.crypto import KeyRing
 from rotator.domain.clock import system_clock
 from rotator.embedded import EmbeddedValkey, free_port
+from rotator.store import keys
 from tests.integration.backup_support import cli_env, seed_tenants
 from tests.integration.cli_support import base_env, rotator
 
@@ -77,6 +79,30 @@ async def test_progress_on_stderr_and_a_summary_on_stdout(redis, settings, maste
     assert "rotator: restore: 3/3 tenants" in restored.stderr
     assert restored.stdout.startswith("restored 3 tenants (")
     assert restored.stdout.count("\n") == 1
+
+
+async def test_a_reader_of_stderr_that_went_away_does_not_stop_a_restore(
+    redis, settings, master_key_b64, tmp_path
+):
+    """`rotator restore FILE 2>&1 | head -1`: progress is advice; the restore finishes."""
+    await seed_tenants(redis, settings.keyring, 3, now_ms=system_clock())
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    assert (made := rotator("backup", str(path), env=env)).returncode == 0, made.stderr
+    await redis.flushall()
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rotator.cli", "restore", str(path)],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=write_end,
+            text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0
+    assert done.stdout.startswith("restored 3 tenants (")
+    assert await redis.scard(keys.TENANTS) == 3
+    assert await redis.hexists(keys.RESTORE, "finished_ms")
 
 
 def test_a_store_that_does_not_answer_is_exit_2(master_key_b64, tmp_path):

@@ -4,6 +4,9 @@ anything is written, with what to do instead."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from rotator.store import keys, tenant_deletion
@@ -71,6 +74,63 @@ async def test_a_client_token_imported_elsewhere_since_the_backup_is_not_taken_b
     restored = rotator("restore", "--replace", str(path), env=env)
     assert restored.returncode == 0, restored.stderr
     assert await delivered(client, clock, HOSTED) == "sk-ALPHA-secret-0123456789"
+
+
+async def test_the_advice_for_a_suspended_holder_works_as_given(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    alpha = await imported_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    backup(env, path)
+    assert (await client.post("/v1/tenant/client-token", headers=alpha.auth)).status_code == 200
+    bravo = await imported_tenant(client, name="bravo")
+    r = await client.patch(f"/v1/admin/tenants/{bravo.id}", json={"suspended": True},
+                           headers=OPERATOR)  # fmt: skip
+    assert r.status_code == 200, r.text
+
+    refused = rotator("restore", "--replace", str(path), env=env)
+
+    assert refused.returncode == 1
+    advice = re.search(r"a new token first \((.*)\); nothing was restored", refused.stderr)
+    assert advice, refused.stderr
+    commands = re.findall(r"`rotator ([^`]*)`", advice.group(1))
+    assert commands == [f"tenant resume {bravo.id}", f"tenant client-token {bravo.id}",
+                        f"tenant suspend {bravo.id}"]  # fmt: skip
+    for command in commands:
+        done = rotator(*command.split(), env=env)
+        assert done.returncode == 0, (command, done.stderr)
+    restored = rotator("restore", "--replace", str(path), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert await delivered(client, clock, HOSTED) == "sk-ALPHA-secret-0123456789"
+
+
+async def test_a_token_two_tenants_of_the_file_hold_is_accepted_by_neither(
+    client, redis, clock, settings, master_key_b64, tmp_path
+):
+    """The state a restore before this check could leave (one token on two tenants) is
+    backed up as it is; restored, the token opens neither tenant's keys."""
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    alpha = await imported_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    bravo = await imported_tenant(client, "bravo-client-token-0123456789", name="bravo")
+    await redis.hset(keys.tenant(bravo.id), "client", sha(HOSTED))  # the old restore's damage
+    backup(env, path)
+    first, second = sorted((alpha.id, bravo.id))
+
+    checked = rotator("restore", "--check", "--json", str(path), env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert f"note: tenant {first} and tenant {second} hold the same imported token" in (
+        checked.stderr
+    )
+    assert json.loads(checked.stdout)["shared_tokens"] == [[first, second]]
+    restored = rotator("restore", "--replace", "--json", str(path), env=env)
+
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["shared_tokens"] == [[first, second]]
+    assert await redis.get(keys.token_index(sha(HOSTED))) is None
+    clock.advance(ms=IMPORTED_CACHE_TTL_MS)
+    assert (await deliver(client, HOSTED)).status_code == 403
 
 
 async def test_an_app_token_imported_elsewhere_since_the_backup_is_not_taken_back(

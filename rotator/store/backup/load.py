@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,11 @@ class Checked(msgspec.Struct, frozen=True, kw_only=True):
     """Secrets whose key is configured but that do not open (damaged before the backup:
     restored as they were); places, never values."""
     imported_tokens: dict[str, str]
-    """The file's imported tokens: hash -> owner (derived.py)."""
+    """The file's imported tokens: hash -> owner (derived.py), but for `shared_tokens`."""
+    shared_tokens: dict[str, list[str]]
+    """Imported tokens two or more owners of the file hold (given to both by a restore
+    before this version checked, or moved between them while the backup ran): hash ->
+    owners. Restored, neither accepts it (no index entry names them)."""
     header: format.Header
 
 
@@ -88,6 +92,9 @@ class RestoreReport(msgspec.Struct, frozen=True, kw_only=True):
     resumed: bool
     """This finished an interrupted restore of the same file."""
     undecryptable: list[str]
+    shared_tokens: list[list[str]]
+    """Owners ("<tenant>" or "<tenant>:<app>") of each imported token several held in the
+    file: restored, none of them accepts it (Checked.shared_tokens)."""
 
 
 def check_file(path: Path, ring: KeyRing) -> Checked:
@@ -98,7 +105,7 @@ def check_file(path: Path, ring: KeyRing) -> Checked:
     key_count = 0
     unconfigured: dict[str, list[str]] = {}
     undecryptable: list[str] = []
-    imported: dict[str, str] = {}
+    owners: dict[str, list[str]] = {}
     header: format.Header | None = None
     with _open(path) as source:
         for mac, record in format.read_verified(source, ring, name):
@@ -111,14 +118,7 @@ def check_file(path: Path, ring: KeyRing) -> Checked:
                 for where, blob, aad in derived.sealed_blobs(record):
                     _try_open(ring, where, blob, aad, unconfigured, undecryptable)
                 for token_hash, owner in derived.registries(record).imported_tokens:
-                    if token_hash in imported:
-                        # read at two instants, the token moved between the two owners
-                        raise FileRefused(
-                            f"{name}: {token_index.describe(imported[token_hash])} and "
-                            f"{token_index.describe(owner)} hold the same imported token "
-                            "(it moved between them while the backup ran); take a new backup"
-                        )
-                    imported[token_hash] = owner
+                    owners.setdefault(token_hash, []).append(owner)
     assert header is not None
     canary = dict(header.keyring).get("canary")
     if canary is not None:
@@ -142,7 +142,8 @@ def check_file(path: Path, ring: KeyRing) -> Checked:
         sealed_with=header.sealed_with,
         macs=macs,
         undecryptable=undecryptable,
-        imported_tokens=imported,
+        imported_tokens={h: found[0] for h, found in owners.items() if len(found) == 1},
+        shared_tokens={h: sorted(found) for h, found in owners.items() if len(found) > 1},
         header=header,
     )
 
@@ -246,17 +247,22 @@ async def restore(
             batch.append((record, names, args))
             batch_bytes += sum(len(a) if isinstance(a, bytes | str) else 8 for a in args)
             if len(batch) >= RESTORE_BATCH_TENANTS or batch_bytes >= RESTORE_BATCH_BYTES:
-                await _write_batch(redis, durability, batch, existing, in_file)
+                await _write_batch(
+                    redis, durability, batch, existing, in_file, checked.shared_tokens
+                )
                 written += len(batch)
                 batch, batch_bytes = [], 0
                 if progress is not None:
                     progress(written, len(checked.tenants))
     if batch:
-        await _write_batch(redis, durability, batch, existing, in_file)
+        await _write_batch(redis, durability, batch, existing, in_file, checked.shared_tokens)
         written += len(batch)
         if progress is not None:
             progress(written, len(checked.tenants))
 
+    for token_hash, owners in checked.shared_tokens.items():
+        for owner in owners:  # an entry a replaced tenant or an earlier restore left
+            await token_index.release(redis, durability, token_hash, owner)
     pipe = redis.pipeline(transaction=False)
     if header.demo_tenant is not None:
         pipe.set(keys.DEMO_TENANT, header.demo_tenant, nx=True)
@@ -273,6 +279,7 @@ async def restore(
         kept=len(in_store - in_file),
         resumed=resumed,
         undecryptable=checked.undecryptable,
+        shared_tokens=list(checked.shared_tokens.values()),
     )
 
 
@@ -299,16 +306,23 @@ async def _check_imported_tokens(redis: Redis, imported: dict[str, str], in_file
     for token_hash, owner in imported.items():
         holder = await token_index.holder(redis, token_hash)
         if holder is not None and holder != owner and token_index.tenant_of(holder) not in in_file:
-            raise RestoreRefused(_taken(owner, holder) + "; nothing was restored")
+            raise RestoreRefused(await _taken(redis, owner, holder) + "; nothing was restored")
 
 
-def _taken(owner: str, holder: str) -> str:
+async def _taken(redis: Redis, owner: str, holder: str) -> str:
     tenant, _, app_id = holder.partition(":")
-    reissue = f"app token {tenant} {app_id}" if app_id else f"tenant client-token {tenant}"
+    reissue = (
+        f"rotator app token {tenant} {app_id}"
+        if app_id
+        else (f"rotator tenant client-token {tenant}")
+    )
+    if await redis.hget(keys.tenant(tenant), "suspended") == b"1":
+        # a suspended tenant's tokens are not reissued: resumed for the moment it takes
+        reissue = f"rotator tenant resume {tenant}`, `{reissue}`, `rotator tenant suspend {tenant}"
     return (
         f"the imported token of {token_index.describe(owner)} is held by "
         f"{token_index.describe(holder)} now; restored, it would open both tenants' keys. "
-        f"Give {token_index.describe(holder)} a new token first (`rotator {reissue}`)"
+        f"Give {token_index.describe(holder)} a new token first (`{reissue}`)"
     )
 
 
@@ -387,19 +401,26 @@ async def _write_batch(
     batch: list[tuple[TenantRecord, list[str], list[Any]]],
     existing: dict[str, set[str]],
     in_file: set[str],
+    shared: Collection[str],
 ) -> None:
     """The tenants' imported tokens claimed in the index (before the hashes that accept
     them, as an import does: token_index.py); the tenants' scripts, acknowledged on disk;
     then their registry memberships (global keys, other slots: after the data they point
     to, so none points at a tenant not yet written)."""
-    for record, _, _ in batch:
-        for token_hash, owner in derived.registries(record).imported_tokens:
-            holder = await token_index.take(redis, durability, token_hash, owner, replacing=in_file)
-            if holder is not None:  # imported there since the check above
-                raise RestoreRefused(
-                    _taken(owner, holder) + f"; the tenants before {record.id} are "
-                    "restored: run the restore again after that"
-                )
+    wanted = [
+        (token_hash, owner)
+        for record, _, _ in batch
+        for token_hash, owner in derived.registries(record).imported_tokens
+        if token_hash not in shared
+    ]
+    held = await token_index.take(redis, durability, wanted, replacing=in_file)
+    if held:  # imported there since the check above
+        token_hash, holder = next(iter(held.items()))
+        owner = dict(wanted)[token_hash]
+        raise RestoreRefused(
+            await _taken(redis, owner, holder) + f"; the tenants of the file before "
+            f"{batch[0][0].id} are restored, the others not yet: run the restore again then"
+        )
     await Durable(redis, durability).run_many(
         [restore_tenant(names, args) for _, names, args in batch]
     )
