@@ -32,6 +32,8 @@ def say(message: str) -> None:
     """Progress and notes go to stderr, so stdout stays parseable. A reader of stderr that
     went away (`2>&1 | head`) does not stop the work: they are advice, and what follows
     goes to /dev/null."""
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): never onto stdout
+        return
     try:
         print(f"rotator: {message}", file=sys.stderr, flush=True)
     except BrokenPipeError:

@@ -93,33 +93,39 @@ async def take(
     replacing: Collection[str] = (),
 ) -> dict[str, str]:
     """Point the index at each (token hash, owner) of `wanted` unless another owner holds
-    that token; returns the refused ones, hash -> that holder (left as it was). A holder
-    among the tenants `replacing` names (a restore is about to write them as its file has
-    them) does not count. One fsync-acknowledged round trip, a second for stale entries."""
+    that token; returns the refused ones, hash -> that holder. Nothing is written when one
+    is refused (but for a race: see below). A holder among the tenants `replacing` names
+    (a restore is about to write them as its file has them) does not count. One read and
+    one fsync-acknowledged round trip for the whole list."""
+    if len({token_hash for token_hash, _ in wanted}) != len(wanted):
+        raise ValueError("a token hash is wanted twice: only one owner can hold it")
     if not wanted:
         return {}
-    durable = Durable(redis, durability)
-    first = await durable.run_many([scripts.claim(h, owner) for h, owner in wanted])
+    pipe = redis.pipeline(transaction=False)
+    for token_hash, _ in wanted:
+        pipe.get(keys.token_index(token_hash))
+    entries = [e.decode() if e is not None else "" for e in await pipe.execute()]
     held: dict[str, str] = {}
-    stale: list[tuple[str, str, str]] = []
-    for (token_hash, owner), result in zip(wanted, first, strict=True):
-        if result.won:
+    for (token_hash, owner), entry in zip(wanted, entries, strict=True):
+        if entry in ("", owner) or tenant_of(entry) in replacing:
             continue
-        # race point: the holder may give the token up between this read and the claim
-        # below; the claim replaces only the entry read here, so a concurrent import by a
-        # third owner wins or loses as a whole, never both
-        if tenant_of(result.owner) not in replacing and await _still_holds(
-            redis, result.owner, token_hash
-        ):
-            held[token_hash] = result.owner
-        else:
-            stale.append((token_hash, owner, result.owner))
-    if stale:
-        again = await durable.run_many([scripts.claim(h, o, stale=s) for h, o, s in stale])
-        for (token_hash, _, _), result in zip(stale, again, strict=True):
-            if not result.won:
-                held[token_hash] = result.owner
-    return held
+        if await _still_holds(redis, entry, token_hash):
+            held[token_hash] = entry
+    if held:
+        return held
+    # race point: an entry may change between the read and the claims; each claim replaces
+    # only the entry read (stale=), so a concurrent import wins or loses as a whole, and a
+    # claim it won is refused here (the list's other claims stand: the caller says so)
+    claims = [
+        scripts.claim(h, owner, stale=entry)
+        for (h, owner), entry in zip(wanted, entries, strict=True)
+    ]
+    results = await Durable(redis, durability).run_many(claims)
+    return {
+        token_hash: result.owner
+        for (token_hash, _), result in zip(wanted, results, strict=True)
+        if not result.won
+    }
 
 
 async def holder(redis: Redis, token_hash: str) -> str | None:
@@ -143,7 +149,15 @@ def describe(owner: str) -> str:
 async def release(redis: Redis, durability: Durability, token_hash: str, owner: str) -> None:
     """Remove the entry after `owner` stopped accepting the token (fsync-acknowledged); an
     entry since claimed by another owner is left alone."""
-    await run(Durable(redis, durability), scripts.release(token_hash, owner))
+    await release_all(redis, durability, [(token_hash, owner)])
+
+
+async def release_all(
+    redis: Redis, durability: Durability, entries: Sequence[tuple[str, str]]
+) -> None:
+    """`release` of each (token hash, owner), in one fsync-acknowledged round trip."""
+    if entries:
+        await Durable(redis, durability).run_many([scripts.release(h, o) for h, o in entries])
 
 
 class Held(NamedTuple):

@@ -9,7 +9,10 @@ import re
 
 import pytest
 
-from rotator.store import keys, tenant_deletion
+from rotator.domain.clock import system_clock
+from rotator.store import keys, tenant_deletion, token_index
+from rotator.store.backup import load
+from rotator.store.connection import Durability
 from rotator.tuning import DELETION_RECHECK_AFTER_MS, IMPORTED_CACHE_TTL_MS
 from tests.integration.backup_support import cli_env
 from tests.integration.cli_support import rotator
@@ -208,3 +211,51 @@ async def test_a_tenant_is_restored_only_once_its_deletion_is_final(
     clock.advance(ms=DELETION_RECHECK_AFTER_MS)
     assert await finish_tenant_deletions(worker) == 0
     assert await delivered(client, clock, HOSTED) == "sk-VICTIM-secret-0123456789"
+
+
+async def test_a_claim_refused_in_a_batch_writes_none_of_the_batch(client, redis):
+    """token_index.take: one holder outside the tenants being replaced refuses the whole
+    list, so a token moved to a live tenant of the file is not taken from it early."""
+    dave = await imported_tenant(client, name="dave")
+    charlie = await imported_tenant(client, "charlie-client-token-0123456789", name="charlie")
+    moved = sha("charlie-client-token-0123456789")
+    wanted = [(sha(HOSTED), "alpha"), (moved, "bravo")]
+
+    held = await token_index.take(
+        redis, Durability(), wanted, replacing={"alpha", "bravo", charlie.id}
+    )
+
+    assert held == {sha(HOSTED): dave.id}
+    assert await redis.get(keys.token_index(moved)) == charlie.id.encode()
+    assert await redis.get(keys.token_index(sha(HOSTED))) == dave.id.encode()
+    with pytest.raises(ValueError):
+        await token_index.take(redis, Durability(), [(moved, "alpha"), (moved, "bravo")])
+
+
+async def test_a_token_imported_between_the_check_and_the_write_stops_the_restore(
+    client, redis, clock, settings, master_key_b64, tmp_path, monkeypatch
+):
+    env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
+    alpha = await imported_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    backup(env, path)
+    r = await client.patch("/v1/tenant", json={"name": "renamed"}, headers=alpha.auth)
+    assert r.status_code == 200, r.text
+    assert (await client.post("/v1/tenant/client-token", headers=alpha.auth)).status_code == 200
+    bravo = await imported_tenant(client, name="bravo")
+    await ready(client, bravo, "sk-BRAVO-secret-0123456789")
+    ring = settings.keyring
+
+    async def not_yet(redis, token_hash):  # the import lands just after the check
+        return None
+
+    monkeypatch.setattr(token_index, "holder", not_yet)
+    with pytest.raises(load.RestoreRefused) as refused:
+        await load.restore(redis, Durability(), ring, load.check_file(path, ring),
+                           clock=system_clock, replace=True)  # fmt: skip
+
+    assert f"is held by tenant {bravo.id} now" in refused.value.message
+    assert f"the tenants of the file before {alpha.id} are restored" in refused.value.message
+    assert await redis.get(keys.token_index(sha(HOSTED))) == bravo.id.encode()
+    assert await redis.hget(keys.tenant(alpha.id), "name") == b"renamed"  # not written
+    assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"

@@ -260,9 +260,10 @@ async def restore(
         if progress is not None:
             progress(written, len(checked.tenants))
 
-    for token_hash, owners in checked.shared_tokens.items():
-        for owner in owners:  # an entry a replaced tenant or an earlier restore left
-            await token_index.release(redis, durability, token_hash, owner)
+    # an entry a replaced tenant or an earlier restore left naming one of them
+    await token_index.release_all(
+        redis, durability, [(h, o) for h, owners in checked.shared_tokens.items() for o in owners]
+    )
     pipe = redis.pipeline(transaction=False)
     if header.demo_tenant is not None:
         pipe.set(keys.DEMO_TENANT, header.demo_tenant, nx=True)
