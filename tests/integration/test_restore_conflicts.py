@@ -16,7 +16,7 @@ from rotator.store.connection import Durability
 from rotator.tuning import DELETION_RECHECK_AFTER_MS, IMPORTED_CACHE_TTL_MS
 from tests.integration.backup_support import cli_env
 from tests.integration.cli_support import rotator
-from tests.integration.management import OPERATOR, deliver, new_app, new_key, new_service
+from tests.integration.management import OPERATOR, Tenant, deliver, new_app, new_key, new_service
 from tests.integration.test_imported_tokens import (
     HOSTED,
     OTHER,
@@ -47,15 +47,21 @@ async def delivered(client, clock, token: str, app: bool = False) -> str:
     return r.json()["key"]
 
 
+async def given_up_after_backup(client, env, path) -> Tenant:
+    """alpha, with HOSTED imported and a key, backed up to `path`; then it gives HOSTED up."""
+    alpha = await imported_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    backup(env, path)
+    assert (await client.post("/v1/tenant/client-token", headers=alpha.auth)).status_code == 200
+    return alpha
+
+
 async def test_a_client_token_imported_elsewhere_since_the_backup_is_not_taken_back(
     client, redis, clock, settings, master_key_b64, tmp_path
 ):
     env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
-    alpha = await imported_tenant(client, name="alpha")
-    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
-    backup(env, path)
-    # alpha gives the token up; bravo, not in the file, imports it
-    assert (await client.post("/v1/tenant/client-token", headers=alpha.auth)).status_code == 200
+    alpha = await given_up_after_backup(client, env, path)
+    # bravo, not in the file, imports the token alpha gave up
     bravo = await imported_tenant(client, name="bravo")
     await ready(client, bravo, "sk-BRAVO-secret-0123456789")
     assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"
@@ -83,10 +89,7 @@ async def test_the_advice_for_a_suspended_holder_works_as_given(
     client, redis, clock, settings, master_key_b64, tmp_path
 ):
     env, path = cli_env(settings, master_key_b64), tmp_path / "kr.backup"
-    alpha = await imported_tenant(client, name="alpha")
-    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
-    backup(env, path)
-    assert (await client.post("/v1/tenant/client-token", headers=alpha.auth)).status_code == 200
+    await given_up_after_backup(client, env, path)
     bravo = await imported_tenant(client, name="bravo")
     r = await client.patch(f"/v1/admin/tenants/{bravo.id}", json={"suspended": True},
                            headers=OPERATOR)  # fmt: skip
