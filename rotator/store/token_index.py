@@ -33,7 +33,7 @@ from rotator.domain.errors import FieldConflict, InvalidField
 from rotator.store import keys
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts import token_index as scripts
-from rotator.store.scripts.call import Durable, Plain, run
+from rotator.store.scripts.call import Durable
 
 IN_USE = "is already in use"
 
@@ -97,21 +97,8 @@ async def take(
     is refused (but for a race: see below). A holder among the tenants `replacing` names
     (a restore is about to write them as its file has them) does not count. One read and
     one fsync-acknowledged round trip for the whole list."""
-    if len({token_hash for token_hash, _ in wanted}) != len(wanted):
-        raise ValueError("a token hash is wanted twice: only one owner can hold it")
-    if not wanted:
-        return {}
-    pipe = redis.pipeline(transaction=False)
-    for token_hash, _ in wanted:
-        pipe.get(keys.token_index(token_hash))
-    entries = [e.decode() if e is not None else "" for e in await pipe.execute()]
-    held: dict[str, str] = {}
-    for (token_hash, owner), entry in zip(wanted, entries, strict=True):
-        if entry in ("", owner) or tenant_of(entry) in replacing:
-            continue
-        if await _still_holds(redis, entry, token_hash):
-            held[token_hash] = entry
-    if held:
+    entries, held = await _read(redis, wanted, replacing)
+    if held or not wanted:
         return held
     # race point: an entry may change between the read and the claims; each claim replaces
     # only the entry read (stale=), so a concurrent import wins or loses as a whole, and a
@@ -128,12 +115,33 @@ async def take(
     }
 
 
-async def holder(redis: Redis, token_hash: str) -> str | None:
-    """The owner that accepts the imported token now (its entry, unless stale), or None."""
-    owner = await run(Plain(redis), scripts.lookup(token_hash))
-    if owner is None or not await _still_holds(redis, owner, token_hash):
-        return None
-    return owner
+async def held_elsewhere(
+    redis: Redis, wanted: Sequence[tuple[str, str]], *, replacing: Collection[str] = ()
+) -> dict[str, str]:
+    """What `take` would refuse, read only (a restore's check before it writes)."""
+    return (await _read(redis, wanted, replacing))[1]
+
+
+async def _read(
+    redis: Redis, wanted: Sequence[tuple[str, str]], replacing: Collection[str]
+) -> tuple[list[str], dict[str, str]]:
+    """Each wanted token's entry ('' for none), and the entries that hold it for another
+    owner: the owner they name still accepts the token and is not being replaced."""
+    if len({token_hash for token_hash, _ in wanted}) != len(wanted):
+        raise ValueError("a token hash is wanted twice: only one owner can hold it")
+    if not wanted:
+        return [], {}
+    pipe = redis.pipeline(transaction=False)
+    for token_hash, _ in wanted:
+        pipe.get(keys.token_index(token_hash))
+    entries = [e.decode() if e is not None else "" for e in await pipe.execute()]
+    held: dict[str, str] = {}
+    for (token_hash, owner), entry in zip(wanted, entries, strict=True):
+        if entry in ("", owner) or tenant_of(entry) in replacing:
+            continue
+        if await _still_holds(redis, entry, token_hash):
+            held[token_hash] = entry
+    return entries, held
 
 
 def tenant_of(owner: str) -> str:

@@ -249,10 +249,10 @@ async def test_a_token_imported_between_the_check_and_the_write_stops_the_restor
     await ready(client, bravo, "sk-BRAVO-secret-0123456789")
     ring = settings.keyring
 
-    async def not_yet(redis, token_hash):  # the import lands just after the check
-        return None
+    async def not_yet(redis, wanted, *, replacing=()):  # the import lands after the check
+        return {}
 
-    monkeypatch.setattr(token_index, "holder", not_yet)
+    monkeypatch.setattr(token_index, "held_elsewhere", not_yet)
     with pytest.raises(load.RestoreRefused) as refused:
         await load.restore(redis, Durability(), ring, load.check_file(path, ring),
                            clock=system_clock, replace=True)  # fmt: skip

@@ -304,19 +304,21 @@ async def _check_imported_tokens(redis: Redis, imported: dict[str, str], in_file
     """An imported token of the file that a tenant outside it holds now (given up, then
     imported there after the backup) is refused: restored, one token would open two
     tenants' keys."""
-    for token_hash, owner in imported.items():
-        holder = await token_index.holder(redis, token_hash)
-        if holder is not None and holder != owner and token_index.tenant_of(holder) not in in_file:
-            raise RestoreRefused(await _taken(redis, owner, holder) + "; nothing was restored")
+    wanted = list(imported.items())
+    held = await token_index.held_elsewhere(redis, wanted, replacing=in_file)
+    if held:
+        token_hash, holder = next(iter(held.items()))
+        raise RestoreRefused(
+            await _taken(redis, imported[token_hash], holder) + "; nothing was restored"
+        )
 
 
 async def _taken(redis: Redis, owner: str, holder: str) -> str:
     tenant, _, app_id = holder.partition(":")
-    reissue = (
-        f"rotator app token {tenant} {app_id}"
-        if app_id
-        else (f"rotator tenant client-token {tenant}")
-    )
+    if app_id:
+        reissue = f"rotator app token {tenant} {app_id}"
+    else:
+        reissue = f"rotator tenant client-token {tenant}"
     if await redis.hget(keys.tenant(tenant), "suspended") == b"1":
         # a suspended tenant's tokens are not reissued: resumed for the moment it takes
         reissue = f"rotator tenant resume {tenant}`, `{reissue}`, `rotator tenant suspend {tenant}"
