@@ -116,24 +116,14 @@ elseif not (tenant_token_hash and demo_flag and tenant_allow and events) then
     .. '`rotator migrate`')
 end
 
--- step: authenticate --------------------------------------------------------------------------
--- with an app token the tenant's must exist too: an app of an unknown tenant is not a token;
--- a suspended or deleted tenant's client hash is '' (tenant_update.lua), which refuses its
--- client and app tokens alike; a suspended app ('1') refuses its own
+-- steps: authenticate, allowlist (the prelude's caller_refused, which report.lua shares) -----
 local app = nil
-local token_hash = tenant_token_hash
 if app_id ~= '' then
-  app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'max', 'suspended')
-  token_hash = app[1]
+  app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'suspended', 'max')
 end
-if not tenant_token_hash or tenant_token_hash == '' or token_hash ~= ARGV[1]
-    or (app and app[4] == '1') then
-  return {'token'}
-end
-
--- step: allowlist (the prelude's ip_allowed, which report.lua shares) -------------------------
-if not ip_allowed(tenant_allow, ARGV[4]) or not ip_allowed(app and app[2], ARGV[4]) then
-  return {'ip'}
+local refused = caller_refused(tenant_token_hash, tenant_allow, app, ARGV[1], ARGV[4])
+if refused then
+  return {refused}
 end
 
 -- step: throttle (demo tenants) ---------------------------------------------------------------
@@ -177,7 +167,7 @@ for i = 1, n do count_fields[2 + i] = 'k:' .. ids[i] end
 local counts = redis.call('HMGET', usage_key, unpack(count_fields))
 local svc_count, app_count = tonumber(counts[1] or 0), tonumber(counts[2] or 0)
 local svc_max = tonumber(svc_max_field)
-local app_max = app and tonumber(app[3])
+local app_max = app and tonumber(app[4])
 
 -- the tightest daily limit that applies (service or app, the one with fewer requests left)
 -- and what is left of it; 0, 0 when none
@@ -193,7 +183,7 @@ end
 local function answer(i, usage_today, receipt, undo, quota, left)
   local key = redis.call('HMGET', KEYS[3], 'l:' .. ids[i], 'c:' .. ids[i])
   return {'ok', tonumber(ids[i]), key[1], key[2], usage_today, policy, svc_max_field or '',
-    demo and 1 or 0, fresh_ids, receipt, undo, app and app[3] or '', quota, left, now,
+    demo and 1 or 0, fresh_ids, receipt, undo, app and app[4] or '', quota, left, now,
     svc[11] or ''}
 end
 
@@ -220,7 +210,7 @@ end
 if app_max and app_count >= app_max then
   emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events, 'app.limit_reached',
     {service = slug, app_id = tonumber(app_id), limit = app_max},
-    'lra:' .. app_id .. ':' .. app[3])
+    'lra:' .. app_id .. ':' .. app[4])
   return {'limit', 'app', now}
 end
 
@@ -481,7 +471,7 @@ end
 -- step: record (events) -----------------------------------------------------------------------
 -- each once-a-day event this delivery records is added to `undo`, for delivery_refund.lua
 if app_max and app_count >= app_max then
-  local flag = 'lra:' .. app_id .. ':' .. app[3]
+  local flag = 'lra:' .. app_id .. ':' .. app[4]
   local entry = emit_daily(usage_key, ARGV[8], KEYS[6], events_maxlen, events,
     'app.limit_reached', {service = slug, app_id = tonumber(app_id), limit = app_max}, flag)
   if entry then undo = undo .. ',' .. flag .. '=' .. entry end

@@ -42,21 +42,14 @@ if not policy then
   tenant_token_hash, tenant_allow = t[1], t[2]
 end
 
--- step: authenticate (next_key.lua's rule) ----------------------------------------------------
+-- steps: authenticate, allowlist (the prelude's caller_refused, as next_key.lua) -------------
 local app = nil
-local token_hash = tenant_token_hash
 if app_id ~= '' then
   app = redis.call('HMGET', KEYS[2], 'token', 'allow', 'suspended')
-  token_hash = app[1]
 end
-if not tenant_token_hash or tenant_token_hash == '' or token_hash ~= ARGV[1]
-    or (app and app[3] == '1') then
-  return {'token'}
-end
-
--- step: allowlist -----------------------------------------------------------------------------
-if not ip_allowed(tenant_allow, ARGV[4]) or not ip_allowed(app and app[2], ARGV[4]) then
-  return {'ip'}
+local refused = caller_refused(tenant_token_hash, tenant_allow, app, ARGV[1], ARGV[4])
+if refused then
+  return {refused}
 end
 if not policy then
   return {'service'}

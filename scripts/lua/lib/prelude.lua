@@ -66,6 +66,25 @@ local function ip_allowed(ranges, ip)
   return false
 end
 
+-- steps authenticate and allowlist, of next_key.lua and report.lua alike: whether the caller
+-- is refused ('token' | 'ip') or nil. `app` is nil for a client token, else the app hash's
+-- {token, allow, suspended, ...}: with an app token the tenant's must exist too (an app of an
+-- unknown tenant is not a token); a suspended or deleted tenant's client hash is ''
+-- (tenant_update.lua), which refuses its client and app tokens alike; a suspended app ('1')
+-- refuses its own. The address must be inside the tenant's allowlist and the app's.
+local function caller_refused(tenant_hash, tenant_allow, app, given_hash, ip)
+  local token_hash = tenant_hash
+  if app then token_hash = app[1] end
+  if not tenant_hash or tenant_hash == '' or token_hash ~= given_hash
+      or (app and app[3] == '1') then
+    return 'token'
+  end
+  if not ip_allowed(tenant_allow, ip) or not ip_allowed(app and app[2], ip) then
+    return 'ip'
+  end
+  return nil
+end
+
 -- key health (report.lua decides; rotator/domain/health.py states the rules). The service's
 -- 'cool' field lists its keys cooling down as "id:until_ms" joined by ',' ('' or absent: none);
 -- an entry whose time has passed stays until the key is next delivered (key.recovered) or
