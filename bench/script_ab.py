@@ -4,10 +4,11 @@
 
 Seeds `--tenants` tenants (bench/seeding.py: three services of three keys each) into a fresh
 Valkey, then, in interleaved rounds, sends the same random deliveries through the script as it
-is at git revision `--rev` (A, called with that revision's KEYS/ARGV layout) and as it is in
-this checkout (B, through its wrapper's layout), reading INFO commandstats' usec_per_call of
-EVALSHA after each (CONFIG RESETSTAT before). Prints each round and the medians with their
-spread: the machine is noisy, so only the interleaved medians mean anything.
+is at git revision `--rev` (A: its prelude, libraries and text, which must take the same
+KEYS/ARGV layout) and as it is in this checkout (B), both in this checkout's wrapper's layout,
+reading INFO commandstats' usec_per_call of EVALSHA after each (CONFIG RESETSTAT before).
+Prints each round and the medians with their spread: the machine is noisy, so only the
+interleaved medians mean anything.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import random
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import redis
@@ -29,34 +29,31 @@ import redis
 from bench import seeding
 from rotator.crypto import KeyRing
 from rotator.domain import tokens
-from rotator.domain.clock import utc_day
 from rotator.embedded import EmbeddedValkey
 from rotator.store import keys
-from rotator.store.scripts import delivery
+from rotator.store.scripts import _INCLUDE, delivery
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS_PER_ROUND = 20_000
 PIPELINE = 500
 
 
-def _old_source(rev: str) -> bytes:
+def _show(rev: str, path: str) -> bytes:
     return subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:scripts/lua/next_key.lua"],
+        ["git", "-C", str(ROOT), "show", f"{rev}:scripts/lua/{path}"],
         check=True,
         capture_output=True,
     ).stdout
 
 
-def _old_call(tid: str, secret_hash: str, slug: str, ids: str, day: int) -> tuple[list, list]:
-    """The layout of next_key.lua before the script layer (KEYS[1..7], ARGV[1..15] + hints)."""
-    tag = keys.tag(tid)
-    split = ids.split(",")
-    hints = [*("k:" + i for i in split), *(f for i in split for f in ("a:" + i, "m:" + i))]
-    k = [tag + ":tenant", tag + ":app:", tag + ":svc:" + slug, tag + ":use:" + str(day),
-         tag + ":gcra:", tag + ":events", tag + ":rid:"]  # fmt: skip
-    a = [secret_hash, "", slug, "", "", str(day), "1000", "10", "700000", "10000", ids, "",
-         "60000", "s:" + slug, "a:", *hints]  # fmt: skip
-    return k, a
+def _old_source(rev: str) -> bytes:
+    """next_key.lua as that revision's loader sends it (rotator/store/scripts/__init__.py):
+    its prelude, the libraries it includes, its own text."""
+    own = _show(rev, "next_key.lua")
+    libs = [_show(rev, f"lib/{name.decode()}.lua") for name in _INCLUDE.findall(own)]
+    shebang, own = own.split(b"\n", 1) if own.startswith(b"#!") else (b"", own)
+    head = shebang + b"\n" if shebang else b""
+    return b"".join([head, _show(rev, "lib/prelude.lua"), *libs, own])
 
 
 def _new_call(tid: str, secret_hash: str, slug: str, ids: str) -> tuple[list, list]:
@@ -123,7 +120,6 @@ def main() -> None:
             assert new_sha == delivery.NEXT_KEY.sha
             assert old_sha == hashlib.sha1(old).hexdigest()
             rng = random.Random(1)
-            day = utc_day(int(time.time() * 1000))
             picks = []
             for _ in range(CALLS_PER_ROUND):
                 i = rng.randrange(len(population.tenants))
@@ -132,8 +128,8 @@ def main() -> None:
                 tid = population.tenants[i]
                 ids = r.hget(keys.service(tid, opts.policy), "ids").decode()
                 picks.append((tid, parsed.secret_hash, ids))
-            a_calls = [_old_call(t, h, opts.policy, ids, day) for t, h, ids in picks]
             b_calls = [_new_call(t, h, opts.policy, ids) for t, h, ids in picks]
+            a_calls = b_calls  # the revision takes this checkout's KEYS/ARGV layout
             _round(r, old_sha, a_calls[:2000])  # warm both
             _round(r, new_sha, b_calls[:2000])
             a_us, b_us, a_cpu, b_cpu = [], [], [], []
