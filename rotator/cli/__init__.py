@@ -155,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         return _store_unavailable(type(exc).__name__)
 
 
+OUTPUT_CLOSED = 141
+"""128 + SIGPIPE: what a shell reports for a tool whose reader went away."""
+
+
 def _output_closed() -> int:
     to_devnull(sys.stdout)
     say(
@@ -162,10 +166,6 @@ def _output_closed() -> int:
         "token it printed is lost: issue a new one)"
     )
     return OUTPUT_CLOSED
-
-
-OUTPUT_CLOSED = 141
-"""128 + SIGPIPE: what a shell reports for a tool whose reader went away."""
 
 
 def _store_unavailable(cause: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,22 +91,25 @@ def add_parsers(sub: Any) -> None:
     restore.set_defaults(func=cmd_restore)
 
 
-def _backup_file(text: str) -> Path:
-    if text == "-":  # elsewhere `-` is stdin or stdout; here it would be a file named "-"
-        raise argparse.ArgumentTypeError(
-            "a backup is written to a file, not stdout: it appears there complete or not at "
-            "all (written beside it, then renamed); give a path"
-        )
-    return Path(text)
+def _not_dash(why: str) -> Callable[[str], Path]:
+    """FILE as a path; `-`, which elsewhere means stdin or stdout, is refused with `why`
+    (taken as a path it would name a file called "-")."""
+
+    def path(text: str) -> Path:
+        if text == "-":
+            raise argparse.ArgumentTypeError(f"{why}; give a path")
+        return Path(text)
+
+    return path
 
 
-def _restore_file(text: str) -> Path:
-    if text == "-":
-        raise argparse.ArgumentTypeError(
-            "a restore reads a file, not stdin: it reads it twice (checked whole, then "
-            "written); give a path"
-        )
-    return Path(text)
+_backup_file = _not_dash(
+    "a backup is written to a file, not stdout: it appears there complete or not at all "
+    "(written beside it, then renamed)"
+)
+_restore_file = _not_dash(
+    "a restore reads a file, not stdin: it reads it twice (checked whole, then written)"
+)
 
 
 class _Progress:

@@ -24,9 +24,9 @@ import msgspec
 
 from rotator.crypto import DecryptError, KeyRing, blob_fingerprint, blob_key_name
 from rotator.domain.clock import Clock, iso_ms
-from rotator.domain.errors import RotatorError
+from rotator.domain.errors import RotatorError, TenantSuspended
 from rotator.store import keyring as keyring_store
-from rotator.store import keys, migrations, tenant_deletion, token_index
+from rotator.store import keys, migrations, tenant_deletion, tenants, token_index
 from rotator.store.backup import derived, format, selection
 from rotator.store.backup.format import (
     FileRefused,
@@ -319,8 +319,9 @@ async def _taken(redis: Redis, owner: str, holder: str) -> str:
         reissue = f"rotator app token {tenant} {app_id}"
     else:
         reissue = f"rotator tenant client-token {tenant}"
-    if await redis.hget(keys.tenant(tenant), "suspended") == b"1":
-        # a suspended tenant's tokens are not reissued: resumed for the moment it takes
+    try:
+        await tenants.check_writable(redis, tenant)
+    except TenantSuspended:  # its tokens are not reissued: resumed for the moment it takes
         reissue = f"rotator tenant resume {tenant}`, `{reissue}`, `rotator tenant suspend {tenant}"
     return (
         f"the imported token of {token_index.describe(owner)} is held by "
@@ -410,10 +411,11 @@ async def _write_batch(
     them, as an import does: token_index.py); the tenants' scripts, acknowledged on disk;
     then their registry memberships (global keys, other slots: after the data they point
     to, so none points at a tenant not yet written)."""
+    implied = {record.id: derived.registries(record) for record, _, _ in batch}
     wanted = [
         (token_hash, owner)
-        for record, _, _ in batch
-        for token_hash, owner in derived.registries(record).imported_tokens
+        for registries in implied.values()
+        for token_hash, owner in registries.imported_tokens
         if token_hash not in shared
     ]
     held = await token_index.take(redis, durability, wanted, replacing=in_file)
@@ -430,17 +432,17 @@ async def _write_batch(
     pipe = redis.pipeline(transaction=False)
     for record, _, _ in batch:
         tenant = record.id
-        implied = derived.registries(record)
+        time_services, webhook = implied[tenant].time_services, implied[tenant].webhook
         old_slugs = {
             name[len(selection.SERVICE_PREFIX) :]
             for name in existing.get(tenant, set())
             if name.startswith(selection.SERVICE_PREFIX)
         }
-        for slug in sorted(old_slugs - set(implied.time_services)):
+        for slug in sorted(old_slugs - set(time_services)):
             pipe.srem(keys.TIME_SERVICES, keys.time_service_member(tenant, slug))
-        for slug in implied.time_services:
+        for slug in time_services:
             pipe.sadd(keys.TIME_SERVICES, keys.time_service_member(tenant, slug))
-        if implied.webhook:
+        if webhook:
             pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
         else:
             pipe.srem(keys.WEBHOOK_TENANTS, tenant)
