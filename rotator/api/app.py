@@ -87,6 +87,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
             await proxies.stop()
             await state.delivery.close()
             await state.redis.aclose()
+            # what this app froze goes back to the collector: a process that builds apps
+            # one after another (tests, an embedding host) would keep every one of them
+            gc.unfreeze()
 
     from rotator import console
     from rotator.api.delivery import ROUTES as DELIVERY_ROUTES
