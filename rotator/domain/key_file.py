@@ -48,8 +48,9 @@ def parse(text: str) -> list[Line]:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        fields = [f.strip() for f in (stripped.split("\t") if "\t" in stripped else
-                                      stripped.split(","))]  # fmt: skip
+        # split before trimming: a line that starts with its separator has an empty secret,
+        # which the store refuses, rather than its label taken for the secret
+        fields = [f.strip() for f in (raw.split("\t") if "\t" in raw else raw.split(","))]
         if len(fields) > 3:
             raise InvalidLine(
                 number, "line", f"at most 3 fields (secret, label, daily limit), not {len(fields)}"

@@ -55,6 +55,9 @@ def test_add_file_refuses_the_whole_file_naming_the_line(cli_env, tmp_path):
         (f"{SECRETS[0]}\n{SECRETS[1]}\tB\t0\n", "line 2: max_daily_requests: must be between"),
         (f"{SECRETS[0]}\n\n{'x' * 5000}\n", "line 3: secret: at most 4096 characters"),
         (f"{SECRETS[0]},a,1,2\n", "line 1: line: at most 3 fields"),
+        # a line without its secret: the label is not taken for one
+        (f"{SECRETS[0]}\tPrimary\n\tBackup\t500\n", "line 2: secret: must not be empty"),
+        (f"{SECRETS[0]}\n,Backup,500\n", "line 2: secret: must not be empty"),
         ("# nothing but a comment\n\n", "no keys in it"),
     ):
         path.write_text(text)
