@@ -71,8 +71,10 @@ Schema (per tenant T):
                               lr:<slug>:<max> service.limit_reached, lra:<id>:<max>
                               app.limit_reached, lw:<slug>:<max> service.limit_warning,
                               ku:<key id> key.rotated (reason usage); expires by itself
-  {t:T}:rid:<id>        STRING the key id a proxy's request id was answered with (next_key.lua:
-                              a retry of that request gets it again, uncounted); expires by itself
+  {t:T}:rid:<id>        STRING '<key id>:<app id>' a proxy's request id was answered with, and
+                              by whom ('' app: the client token); a retry of that request by
+                              the same caller gets the key again, uncounted, while it is usable
+                              (next_key.lua); expires by itself
   {t:T}:wins:<slug>     LIST  the service's delivery times (ms) in its per-minute window, newest
                               first, trimmed to its max_requests_per_minute (next_key.lua);
                               expires by itself

@@ -32,8 +32,8 @@
 -- ARGV[8] usage hash ttl s (history kept)
 -- ARGV[9] event stream cap (approximate)
 -- ARGV[10] request id set by a trusted proxy ('' = none): a retry of the same request (nginx
---          resending a GET whose API process died after this script ran) gets the key the
---          first attempt picked, counted once
+--          resending a GET whose API process died after this script ran) by the same caller
+--          gets the key the first attempt picked while it is usable, counted once
 -- ARGV[11] request record ttl ms
 -- ARGV[12] the service's key ids as the caller last saw them, comma-separated ('' = unknown)
 -- ARGV[13 ..] the same ids, one each: a hint that lets one HMGET read the service's settings
@@ -187,14 +187,36 @@ local function answer(i, usage_today, receipt, undo, quota, left)
     svc[11] or ''}
 end
 
+-- usable: active, not cooling down, and under the time policy its lifetime not over
+local ttl_ms = tonumber(svc[3]) or math.huge
+local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
+if policy == 'time' and n > 0 then
+  local t_fields = {}
+  for i = 1, n do t_fields[i] = 't:' .. ids[i] end
+  entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
+end
+local function usable(i)
+  local t0 = tonumber(entered[i])
+  return key_available(state[state_at + 3 * i - 2], cooling, ids[i], now)
+    and not (t0 and now >= t0 + ttl_ms)
+end
+
 -- step: retry (a proxy resending a request this script already answered) --------------------
+-- the same caller (app, or the tenant's client token) gets the key it was answered with,
+-- uncounted, while that key is still usable; another caller's id, or a key disabled, cooling
+-- or expired since, is a new delivery (a reused id is never a way around a limit or a state)
 local request_id = ARGV[10]
 if request_id ~= '' then
-  local done = redis.call('GET', KEYS[7])
-  for i = 1, (done and n or 0) do
-    if ids[i] == done then
-      local quota, left = quota_left()
-      return answer(i, tonumber(counts[2 + i] or 0), false, '', quota, math.max(left, 0))
+  local done_id, done_app = string.match(redis.call('GET', KEYS[7]) or '', '^(%d+):(.*)$')
+  if done_app == app_id then
+    for i = 1, n do
+      if ids[i] == done_id then
+        if usable(i) then
+          local quota, left = quota_left()
+          return answer(i, tonumber(counts[2 + i] or 0), false, '', quota, math.max(left, 0))
+        end
+        break
+      end
     end
   end
 end
@@ -230,19 +252,7 @@ end
 -- policy, its lifetime not over) and below its own limits (today's count under its daily limit,
 -- a free slot in its per-minute window). Usable keys count as candidates: none is a 503, some
 -- but all at a limit a 429 ('rate' when one frees a per-minute slot, the soonest in rate_wait).
-local ttl_ms = tonumber(svc[3]) or math.huge
-local entered = {}  -- t:<id>, when each key entered rotation (time policy only)
-if policy == 'time' and n > 0 then
-  local t_fields = {}
-  for i = 1, n do t_fields[i] = 't:' .. ids[i] end
-  entered = redis.call('HMGET', KEYS[3], unpack(t_fields))
-end
 local candidates, rate_wait = 0, nil
-local function usable(i)
-  local t0 = tonumber(entered[i])
-  return key_available(state[state_at + 3 * i - 2], cooling, ids[i], now)
-    and not (t0 and now >= t0 + ttl_ms)
-end
 -- nil when key i is below its limits, else which one it is at: 'day' or 'minute'
 local function at_limit(i)
   local key_max = tonumber(state[state_at + 3 * i - 1])
@@ -449,7 +459,7 @@ if usage_today == 1 then
   redis.call('EXPIRE', usage_key, ARGV[8])
 end
 if request_id ~= '' then
-  redis.call('SET', KEYS[7], key_id, 'PX', ARGV[11])
+  redis.call('SET', KEYS[7], key_id .. ':' .. app_id, 'PX', ARGV[11])
 end
 
 -- step: per-minute (record) -------------------------------------------------------------------

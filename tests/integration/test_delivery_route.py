@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from typing import Any
 
 import msgspec
 import pytest
@@ -25,7 +26,7 @@ from rotator.domain import errors, tokens
 from rotator.domain.masking import mask
 from rotator.store import keys
 from tests.asgi import app_client
-from tests.integration.management import new_key, new_service, new_tenant
+from tests.integration.management import new_app, new_key, new_service, new_tenant
 from tests.integration.test_delivery_http import SECRET, seeded
 from tests.lua import seed
 
@@ -247,6 +248,42 @@ async def test_a_trusted_proxys_request_id_is_kept_and_a_retry_counts_once(redis
             assert r.status_code == 200
             assert MADE_ID.fullmatch(r.headers["x-request-id"].encode())
         assert r.json()["meta"]["usage_today"] == 4  # each of those three counted
+
+
+async def test_a_reused_request_id_is_no_way_around_a_limit_or_a_key_state(redis, settings, clock):
+    """A retry's answer is its own caller's, and only while its key is usable."""
+    async with app_client(create_app(behind_proxy(settings), clock=clock)) as client:
+        t = await new_tenant(client)
+        await new_service(client, t)
+        first_key = (await new_key(client, t, label="first"))["id"]
+        second_key = (await new_key(client, t, secret=SECRET + "-2", label="second"))["id"]
+        app = await new_app(client, t, max_daily_requests=1)
+
+        def get(token: str, rid: str) -> Any:
+            return client.get(
+                "/v1/next", params={"service": "openai", "token": token},
+                headers={"X-Request-ID": rid},
+            )  # fmt: skip
+
+        # the app uses up its day; the tenant's client token then gets an id of its own
+        assert (await get(app["app_token"], "app-request-00001")).status_code == 200
+        r = await get(t.client_token, "tenant-request-0001")
+        assert r.status_code == 200
+        used = r.json()["meta"]["key_id"]
+        # the app reusing the tenant token's id is a new delivery: refused at its limit
+        r = await get(app["app_token"], "tenant-request-0001")
+        assert (r.status_code, r.json()["limit"]) == (429, "app")
+        # the same caller's retry: the same key, uncounted
+        r = await get(t.client_token, "tenant-request-0001")
+        assert (r.json()["meta"]["key_id"], r.json()["meta"]["usage_today"]) == (used, 1)
+        # that key disabled: the retry is a new delivery, of the other key, counted
+        r = await client.patch(
+            f"/v1/services/openai/keys/{used}", json={"active": False}, headers=t.auth
+        )
+        assert r.status_code == 200
+        r = await get(t.client_token, "tenant-request-0001")
+        assert r.status_code == 200
+        assert r.json()["meta"]["key_id"] == ({first_key, second_key} - {used}).pop()
 
 
 async def test_several_forwarded_for_lines_from_a_trusted_proxy(redis, settings, clock):

@@ -8,8 +8,10 @@ counts nothing:
 3. throttle   demo tenants only, per client address (access.Throttle): 429 with Retry-After
 4. service    it exists: 404
    retry      a request id a trusted proxy sent before (a retry of a request whose answer was
-              lost) gets the key the first attempt got, if that key is still in the service,
-              whatever its state or the limits now: counted once, nothing recorded
+              lost), from the same caller (the app, or the tenant's client token), gets the key
+              the first attempt got while that key is in the service and usable, whatever the
+              limits now: counted once, nothing recorded. Another caller's id, or a key
+              disabled, cooling or expired since, is a new delivery
 5. limits     today's deliveries of the service, then of the app, below their daily limits:
               429 naming the limit, Retry-After until UTC midnight; the refusal records
               service.limit_reached / app.limit_reached if that was not recorded today
@@ -126,8 +128,9 @@ def deliver(
     service_count = counts.services.get(slug, 0)
     app_count = counts.apps.get(app.id, 0) if app else 0
     # 4b. a proxy's retry
-    first = service.key(model.request_ids.get(request_id, 0)) if request_id else None
-    if first is not None:
+    key_id, caller = model.request_ids.get(request_id, (0, None)) if request_id else (0, None)
+    first = service.key(key_id) if caller == credential.app_id else None
+    if first is not None and rotation.usable(service, first, now_ms):
         return _answer(model, service, first, app, counts.keys.get(first.id, 0),
                        service_count, app_count, now_ms)  # fmt: skip
     # 5. daily limits of the service and the app
@@ -201,7 +204,7 @@ def deliver(
         delivered["app_id"] = app.id
     model.emit("key.delivered", delivered)
     if request_id:
-        model.request_ids[request_id] = key.id
+        model.request_ids[request_id] = (key.id, credential.app_id)
     return _answer(model, service, key, app, usage_today, service_count, app_count, now_ms)
 
 

@@ -40,9 +40,10 @@ class Model:
         self.apps: dict[int, ModelApp] = {}
         self.days: dict[int, DayCounts] = {}
         self.throttle = Throttle(demo_interval_ms, demo_burst)
-        self.request_ids: dict[str, int] = {}
-        """A trusted proxy's request id -> the key its first attempt got (the store keeps it
-        60 s of server time: longer than any test sequence)."""
+        self.request_ids: dict[str, tuple[int, int | None]] = {}
+        """A trusted proxy's request id -> the key its first attempt got and the caller's app
+        id (None: the tenant's client token); the store keeps it 60 s of server time: longer
+        than any test sequence."""
         self.service_windows: dict[str, list[int]] = {}
         """A service's deliveries while it had a per-minute limit (ms, oldest first), by slug
         (kept across policy and limit changes; deleting the service drops it)."""
