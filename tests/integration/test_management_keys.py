@@ -12,6 +12,29 @@ from tests.integration.management import SECRET, deliver, new_key, new_service, 
 pytestmark = pytest.mark.backends("single", "cluster")
 
 
+@pytest.mark.parametrize(
+    ("secret", "shown"),
+    [
+        ("sk-proj-abcdefghijklmnopqrstuvwxyz1234", "sk-proj-"),
+        ("sk-ant-api03-abcdefghijklmnopqrstuv1234", "sk-ant-"),
+        ("gsk_abcdefghijklmnopqrstuvwxyz1234", "gsk_"),
+        # a key whose first characters merely look like a prefix reveals none of them
+        ("qz_kx-9f8G7h6J5k4L3m2N1p0", ""),
+        ("horse_staple-battery-correct-1234", ""),
+    ],
+)
+async def test_a_masked_key_shows_a_providers_prefix_and_its_last_four_only(client, secret, shown):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    added = await new_key(client, t, secret=secret)
+    expected = shown + "•" * (len(secret) - len(shown) - 4) + secret[-4:]
+    assert added["key_masked"] == expected
+    r = await client.get(
+        "/v1/next", params={"service": "openai", "token": t.client_token, "mask": "1"}
+    )
+    assert (r.json()["masked"], r.json()["key"]) == (True, expected)
+
+
 async def test_add_and_list_keys(client, redis, settings):
     t = await new_tenant(client)
     await new_service(client, t)
