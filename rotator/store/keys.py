@@ -150,10 +150,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The data format of this code (kr:schema). 1: services stored before they held copies of
 the tenant's fields (or no kr:schema at all); 2: every service holds them; 3: allowlists
-packed with an IPv6 range that holds ::ffff:0:0/96 split around it (iprange._spans)."""
+packed with an IPv6 range that holds ::ffff:0:0/96 split around it (iprange._spans); 4: masked
+forms (k:N) show a known provider prefix only (domain/masking.py)."""
 
 # --- hash fields --------------------------------------------------------------------------
 TENANT_FIELDS = (

@@ -19,9 +19,12 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from rotator.domain.errors import RotatorError
+from rotator.domain.masking import mask
 from rotator.store import apps, keys, tenants
 from rotator.store.common import check_allowlist
 from rotator.store.connection import Durability, Redis, as_str
+from rotator.store.scripts.call import Durable
+from rotator.store.scripts.records import field_cas
 
 Progress = Callable[[str], None]
 
@@ -137,6 +140,52 @@ async def _repack_allowlists(redis: Redis, durability: Durability, progress: Pro
     return changed
 
 
+async def _stale_masks(redis: Redis, tenant: str) -> list[tuple[str, str, bytes, str]]:
+    """(service hash, field, stored masked form, this version's) of each key of `tenant`
+    whose masked form shows more than this version's masking would. The new form is the
+    mask of the old one: it reveals a known prefix only where the old form showed it, and
+    the same length and last 4 characters, so no key is decrypted."""
+    slugs = sorted(as_str(m) or "" for m in await redis.smembers(keys.services(tenant)))
+    pipe = redis.pipeline(transaction=False)
+    for slug in slugs:
+        pipe.hget(keys.service(tenant, slug), "ids")
+    id_lists = await pipe.execute() if slugs else []
+    fields = [
+        (keys.service(tenant, slug), f"k:{key_id}")
+        for slug, ids in zip(slugs, id_lists, strict=True)
+        for key_id in (as_str(ids) or "").split(",") if key_id
+    ]  # fmt: skip
+    pipe = redis.pipeline(transaction=False)
+    for hash_key, field in fields:
+        pipe.hget(hash_key, field)
+    stored = await pipe.execute() if fields else []
+    return [
+        (hash_key, field, old, fresh)
+        for (hash_key, field), old in zip(fields, stored, strict=True)
+        if old is not None and (fresh := mask(old.decode())) != old.decode()
+    ]
+
+
+async def _masks_pending(redis: Redis) -> int:
+    return sum([len(await _stale_masks(redis, t)) for t in await _tenant_ids(redis)])
+
+
+async def _remask(redis: Redis, durability: Durability, progress: Progress) -> int:
+    """Each stale masked form replaced only if it still holds what was read (field_cas): a
+    key deleted or added meanwhile is left as the API wrote it."""
+    changed = 0
+    ids = await _tenant_ids(redis)
+    for n, tenant in enumerate(ids, 1):
+        stale = await _stale_masks(redis, tenant)
+        if stale:
+            calls = [field_cas(h, f, old, fresh.encode()) for h, f, old, fresh in stale]
+            changed += sum(await Durable(redis, durability).run_many(calls))
+            progress(f"tenant {tenant}: {len(stale)} masked form(s) shortened")
+        if n % 1000 == 0:
+            progress(f"{n} of {len(ids)} tenants checked")
+    return changed
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=2,
@@ -155,6 +204,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "before are packed again from their CIDRs",
         pending=_allowlists_pending,
         apply=_repack_allowlists,
+    ),
+    Migration(
+        version=4,
+        name="masked_forms",
+        what="a key's masked form shows only a provider's known prefix (sk-, sk-proj-, "
+        "gsk_, ...) and its last 4 characters; forms stored before, which could show up to "
+        "14 of a key's first characters, are masked again",
+        pending=_masks_pending,
+        apply=_remask,
     ),
 )
 assert MIGRATIONS[-1].version == keys.SCHEMA_VERSION

@@ -69,6 +69,7 @@ async def test_an_old_store_is_migrated_and_then_delivers(redis, settings, store
     assert [(m.name, n) for m, n in before.steps] == [
         ("service_copies", 2),
         ("allowlist_packing", 0),
+        ("masked_forms", 0),
     ]
     # no hot-path fallback any more: an unmigrated service is refused loudly, never served
     # as if it had no allowlist
@@ -114,6 +115,7 @@ async def test_an_interrupted_migration_resumes_and_records_the_version_last(red
     assert [(m.name, n) for m, n in halfway.steps] == [
         ("service_copies", 2),  # one tenant left
         ("allowlist_packing", 0),
+        ("masked_forms", 0),
     ]
 
     await migrations.migrate(redis, Durability(), quiet)
@@ -147,7 +149,7 @@ async def test_allowlists_packed_before_format_3_stop_admitting_ipv4(redis, sett
     assert (await store.next_key(app_token, "a", ipv4)).usage_today == 1  # the defect
 
     before = await migrations.status(redis)
-    assert [(m.name, n) for m, n in before.steps] == [("allowlist_packing", 2)]
+    assert [(m.name, n) for m, n in before.steps] == [("allowlist_packing", 2), ("masked_forms", 0)]
     lines: list[str] = []
     await migrations.migrate(redis, Durability(), lines.append)
 
@@ -158,6 +160,29 @@ async def test_allowlists_packed_before_format_3_stop_admitting_ipv4(redis, sett
     assert (await store.next_key(client, "a", ipv6)).usage_today == 2
     assert (await store.next_key(app_token, "a", ipv6)).usage_today == 3
     assert (await apps.get_app(redis, tid, app.id)).ip_allowlist == ["::/0"]
+    assert (await migrations.status(redis)).steps == []
+
+
+async def test_masked_forms_stored_before_format_4_show_a_known_prefix_only(redis, settings):
+    d = Durability()
+    tid = (await tenants.create_tenant(redis, d, name="m", demo=False, now_ms=T0_MS)).id
+    await services.create_service(redis, d, tid, slug="a", policy="usage", now_ms=T0_MS)
+    secrets = ("qz_kx-9f8G7h6J5k4L3m2N1p0", "sk-proj-abcdefghijklmnopqrstuv1234")
+    for secret in secrets:
+        await services.add_key(redis, d, settings.keyring, tid, "a", label="k", secret=secret,
+                               now_ms=T0_MS)  # fmt: skip
+    # as format 3 stored them: up to two lowercase groups shown as a "prefix"
+    await redis.hset(keys.service(tid, "a"), "k:1", "qz_kx-" + "•" * 15 + "N1p0")
+    await redis.set(keys.SCHEMA, 3)
+
+    before = await migrations.status(redis)
+    assert [(m.name, n) for m, n in before.steps] == [("masked_forms", 1)]
+    lines: list[str] = []
+    await migrations.migrate(redis, Durability(), lines.append)
+
+    assert f"tenant {tid}: 1 masked form(s) shortened" in lines
+    listed = {k.id: k.key_masked for k in await services.list_keys(redis, tid, "a")}
+    assert listed == {1: "•" * 21 + "N1p0", 2: "sk-proj-" + "•" * 22 + "1234"}
     assert (await migrations.status(redis)).steps == []
 
 
@@ -178,7 +203,8 @@ async def test_the_command_checks_migrates_and_refuses(cli_env, redis, settings)
     assert check.returncode == 1, check.stderr
     assert json.loads(check.stdout) == {
         "stored_version": 1, "code_version": keys.SCHEMA_VERSION,
-        "pending": "2:service_copies,3:allowlist_packing", "items": 2, "migrated": False,
+        "pending": "2:service_copies,3:allowlist_packing,4:masked_forms", "items": 2,
+        "migrated": False,
     }  # fmt: skip
     assert "pending: migration 2 service_copies (2 to change)" in check.stderr
     assert await redis.hget(keys.service(tid, "a"), "@client") is None  # --check wrote nothing
@@ -261,7 +287,7 @@ async def test_a_replacing_restore_migrates_the_tenants_it_keeps(
     await redis.hset(keys.app(kept.id, app.id), "allow", WHOLE_SPACE_AS_ONE_RANGE)
     await redis.set(keys.SCHEMA, 2)
 
-    assert json.loads(backup.read_text().splitlines()[0])["schema_version"] == 3
+    assert json.loads(backup.read_text().splitlines()[0])["schema_version"] == keys.SCHEMA_VERSION
     done = rotator("restore", "--replace", str(backup), env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "migration 3 allowlist_packing: done, 1 changed" in done.stderr
