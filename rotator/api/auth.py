@@ -29,6 +29,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import SkipValidation
 
 from rotator import request_scope
+from rotator.api.body import refuse_unread_body
 from rotator.api.openapi import FORBIDDEN, error_spec
 from rotator.api.state import AppState
 from rotator.domain import tokens
@@ -177,14 +178,14 @@ class OperatorOrTenantAdminBase(Controller):
     """Base of controllers the operator and tenant admins both call: handlers take
     `viewer: Viewer` and `app_state: State`."""
 
-    guards = (require_operator_or_tenant_admin,)
+    guards = (require_operator_or_tenant_admin, refuse_unread_body)
     dependencies = _VIEWER_DEPENDENCIES
 
 
 class OperatorBase(Controller):
     """Base of operator controllers: the operator guard; handlers take `app_state: State`."""
 
-    guards = (require_operator,)
+    guards = (require_operator, refuse_unread_body)
     dependencies = _OPERATOR_DEPENDENCIES
 
 
@@ -195,7 +196,7 @@ class TenantAdminBase(Controller):
     """Base of tenant-admin controllers: the tenant-admin guard; handlers take
     `tenant: TenantId` (already authenticated) and `app_state: State`."""
 
-    guards = (require_tenant_admin,)
+    guards = (require_tenant_admin, refuse_unread_body)
     dependencies = _TENANT_ADMIN_DEPENDENCIES
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:

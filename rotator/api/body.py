@@ -15,7 +15,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.exceptions import SerializationException, ValidationException
+from litestar.handlers import BaseRouteHandler
 
 from rotator.domain.errors import InvalidBody
 
@@ -90,3 +92,17 @@ def _body_type(handler: Any) -> Any:
     """The type of a route handler's `data` argument (its JSON body), or None."""
     parameter = handler.parsed_fn_signature.parameters.get("data")
     return None if parameter is None else parameter.annotation
+
+
+_READS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def refuse_unread_body(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """A guard: a write whose route takes no body refuses one, rather than act while
+    ignoring what the caller meant (a chosen token sent to POST /v1/tenant/admin-token would
+    otherwise be dropped and a random one issued). Judged by the headers, before any read."""
+    if connection.scope["method"] in _READS or _body_type(handler) is not None:
+        return
+    length = connection.headers.get("content-length")
+    if (length not in (None, "0")) or "transfer-encoding" in connection.headers:
+        raise InvalidBody("request body: this request takes none; send it without a body")

@@ -286,3 +286,26 @@ async def test_stored_webhook_url_credentials_are_never_shown(client, redis):
         assert r.status_code == 200
         assert r.json()["webhook_url"] == "http://hook-user:***@127.0.0.1:9/hook"
         assert "hook-password" not in r.text
+
+
+async def test_a_write_that_takes_no_body_refuses_one_and_changes_nothing(client):
+    """A chosen admin token sent along is not silently dropped while a random one replaces
+    the caller's; the same for every write that takes no body."""
+    t = await new_tenant(client)
+    await new_service(client, t, policy="manual")
+    await new_key(client, t)
+    for method, path, headers in (
+        ("POST", "/v1/tenant/admin-token", t.auth),
+        ("POST", f"/v1/admin/tenants/{t.id}/admin-token", OPERATOR),
+        ("POST", "/v1/services/openai/rotate", t.auth),
+    ):
+        r = await client.request(
+            method, path, headers=headers, json={"admin_token": "my-chosen-admin-token-123456"}
+        )
+        assert (r.status_code, r.json()) == (
+            400, {"error": "request body: this request takes none; send it without a body"}
+        ), path  # fmt: skip
+    assert (await client.get("/v1/tenant", headers=t.auth)).status_code == 200  # still valid
+    # without a body, or with an empty one, as before
+    r = await client.post("/v1/tenant/admin-token", headers=t.auth, content=b"")
+    assert r.status_code == 200 and r.json()["admin_token"] != t.admin_token
