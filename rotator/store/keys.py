@@ -135,6 +135,8 @@ Global:
   kr:restore            HASH  the last `rotator restore` (store/backup/load.py): mac (the
                               file's last line MAC, hex), file, tenants, started_ms,
                               finished_ms (absent while it runs: the same file may resume it)
+  kr:restore_claim      STRING the restore running now (store/claims.py: who, since when);
+                              lapses a minute after its holder stops keeping it
 
 On the job queue's Redis (ROTATOR_QUEUE_URL, by default the same server), besides arq's own:
 
@@ -251,6 +253,7 @@ KEYRING = "kr:keyring"
 OPERATOR_SESSION_PREFIX = "kr:opsession:"
 SIGNIN_FAILURES_PREFIX = "kr:signin_fail:"
 RESTORE = "kr:restore"
+RESTORE_CLAIM = "kr:restore_claim"
 TOKEN_INDEX_PREFIX = "kr:tok:"
 
 

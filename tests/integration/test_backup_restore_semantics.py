@@ -3,20 +3,24 @@ stream's undelivered entries, counters that expired since the backup."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rotator.domain.clock import DAY_MS, system_clock
-from rotator.store import keys, services, sessions, tenants
+from rotator.store import claims, keys, services, sessions, tenants
 from rotator.store.backup import load
 from rotator.store.connection import Durability
 from rotator.store.events import EventStreams
 from tests.integration.backup_support import (
     assert_same,
     backed_up,
+    cli_env,
     image,
     make_backup,
     seed_tenants,
 )
+from tests.integration.test_cli import rotator
 
 pytestmark = pytest.mark.backends("single", "cluster")
 
@@ -146,3 +150,55 @@ async def test_counters_that_expired_since_the_backup_are_not_written(
     assert report.expired == 1
     assert await redis.exists(keys.usage(tenant, day)) == 0
     assert await redis.exists(keys.tenant(tenant)) == 1
+
+
+async def test_a_tenant_deleted_while_the_restore_runs_stays_deleted(
+    redis, settings, master_key_b64, tmp_path
+):
+    ring = settings.keyring
+    kept, deleted = await seed_tenants(redis, ring, 2, now_ms=system_clock())
+    path = tmp_path / "kr.backup"
+    await make_backup(redis, ring, path)
+    env = cli_env(settings, master_key_b64)
+
+    def delete_once(done: int, total: int) -> None:
+        # an operator deletes a tenant of the file while the restore writes (the CLI's own
+        # process and connection; this callback holds the restore meanwhile)
+        if done == total:
+            gone = rotator("tenant", "delete", deleted, "--confirm", deleted, env=env)
+            assert gone.returncode == 0, gone.stderr
+
+    with pytest.raises(load.RestoreRefused) as refused:
+        await restore(redis, ring, path, replace=True, progress=delete_once)
+
+    assert str(refused.value).startswith(
+        f"1 tenant(s) of the file were deleted while it was restored (tenant {deleted} at "
+    )
+    assert "run the same restore again once the deletion is final" in str(refused.value)
+    listed = rotator("tenant", "list", "--json", env=env)
+    assert [t["id"] for t in json.loads(listed.stdout)] == [kept]  # the deletion stands
+    assert b"finished_ms" not in await redis.hgetall(keys.RESTORE)  # run again: it resumes
+
+
+async def test_a_second_restore_while_one_runs_is_refused_naming_it(
+    redis, settings, master_key_b64, tmp_path
+):
+    ring = settings.keyring
+    await seed_tenants(redis, ring, 1, now_ms=system_clock())
+    path = tmp_path / "kr.backup"
+    await make_backup(redis, ring, path)
+    env = cli_env(settings, master_key_b64)
+    # what a running restore holds
+    async with claims.claimed(
+        redis, keys.RESTORE_CLAIM, what="restore", about="/backups/other.krb", now_ms=system_clock()
+    ):
+        second = rotator("restore", "--replace", str(path), env=env)
+    assert second.returncode == 1
+    assert second.stderr.startswith(
+        "rotator: another restore is running: /backups/other.krb, since "
+    ), second.stderr
+    assert "wait for it to finish (if it died, its claim lapses within 60 s)" in second.stderr
+    # the first one done, the claim is free
+    done = rotator("restore", "--replace", str(path), env=env)
+    assert done.returncode == 0, done.stderr
+    assert await redis.get(keys.RESTORE_CLAIM) is None

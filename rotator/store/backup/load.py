@@ -25,8 +25,8 @@ import msgspec
 from rotator.crypto import DecryptError, KeyRing, blob_fingerprint, blob_key_name
 from rotator.domain.clock import Clock, iso_ms
 from rotator.domain.errors import RotatorError, TenantSuspended
+from rotator.store import claims, keys, migrations, tenant_deletion, tenants, token_index
 from rotator.store import keyring as keyring_store
-from rotator.store import keys, migrations, tenant_deletion, tenants, token_index
 from rotator.store.backup import derived, format, selection
 from rotator.store.backup.format import (
     FileRefused,
@@ -185,7 +185,30 @@ async def restore(
     say: Callable[[str], None] = lambda _: None,
 ) -> RestoreReport:
     """Restore every tenant of a file `check_file` passed (see the module docstring), then
-    bring the store to this version's data format (`say` tells the migrations' steps)."""
+    bring the store to this version's data format (`say` tells the migrations' steps). One
+    restore at a time: another running is Claimed, naming it (two into an empty store would
+    each find it empty and merge their files)."""
+    async with claims.claimed(
+        redis, keys.RESTORE_CLAIM, what="restore", about=checked.file, now_ms=clock()
+    ) as claim:
+        return await _restore(
+            redis, durability, ring, checked, claim,
+            clock=clock, replace=replace, progress=progress, say=say,
+        )  # fmt: skip
+
+
+async def _restore(
+    redis: Redis,
+    durability: Durability,
+    ring: KeyRing,
+    checked: Checked,
+    claim: claims.Claim,
+    *,
+    clock: Clock,
+    replace: bool,
+    progress: Progress | None,
+    say: Callable[[str], None],
+) -> RestoreReport:
     path = Path(checked.file)
     header = checked.header
     final_mac = checked.macs[-1].decode()
@@ -247,6 +270,7 @@ async def restore(
             batch.append((record, names, args))
             batch_bytes += sum(len(a) if isinstance(a, bytes | str) else 8 for a in args)
             if len(batch) >= RESTORE_BATCH_TENANTS or batch_bytes >= RESTORE_BATCH_BYTES:
+                await claim.keep()
                 await _write_batch(
                     redis, durability, batch, existing, in_file, checked.shared_tokens
                 )
@@ -255,6 +279,7 @@ async def restore(
                 if progress is not None:
                     progress(written, len(checked.tenants))
     if batch:
+        await claim.keep()
         await _write_batch(redis, durability, batch, existing, in_file, checked.shared_tokens)
         written += len(batch)
         if progress is not None:
@@ -264,12 +289,23 @@ async def restore(
     await token_index.release_all(
         redis, durability, [(h, o) for h, owners in checked.shared_tokens.items() for o in owners]
     )
+    deleted = await _deleted_meanwhile(redis, durability, in_file, clock)
     pipe = redis.pipeline(transaction=False)
     if header.demo_tenant is not None:
         pipe.set(keys.DEMO_TENANT, header.demo_tenant, nx=True)
-    pipe.hset(keys.RESTORE, "finished_ms", clock())
+    if not deleted:  # else not finished: the same restore, run again, resumes
+        pipe.hset(keys.RESTORE, "finished_ms", clock())
     await durability.execute(pipe)
     await migrations.bring_up(redis, durability, say, since=since)
+    if deleted:
+        first = deleted[0]
+        raise RestoreRefused(
+            f"{len(deleted)} tenant(s) of the file were deleted while it was restored (tenant "
+            f"{first.tenant} at {iso_ms(first.began_ms)}): the deletion stands, and the "
+            "worker removes what the restore wrote of them. The file's other tenants are "
+            "restored. To bring them back, run the same restore again once the deletion "
+            "is final (a minute after it began)"
+        )
     return RestoreReport(
         file=str(path),
         created_at=checked.created_at,
@@ -282,6 +318,18 @@ async def restore(
         undecryptable=checked.undecryptable,
         shared_tokens=list(checked.shared_tokens.values()),
     )
+
+
+async def _deleted_meanwhile(
+    redis: Redis, durability: Durability, in_file: set[str], clock: Clock
+) -> list[tenant_deletion.Pending]:
+    """The file's tenants whose deletion began while the restore ran (one pending before it
+    refused it): their tokens are blanked again, as the deletion's first step does, so what
+    the restore wrote of them stops answering now rather than when the worker removes it."""
+    deleted = [d for d in await tenant_deletion.pending(redis) if d.tenant in in_file]
+    for d in deleted:
+        await tenant_deletion.begin(redis, durability, d.tenant, now_ms=clock())
+    return deleted
 
 
 async def _check_deletions(redis: Redis, in_file: set[str]) -> None:

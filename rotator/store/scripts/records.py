@@ -1,6 +1,6 @@
 """Wrappers of the scripts that know Redis types, not our records: the webhook delivery log,
-a compare-and-set of one field (rewrap, the key ring's canary), and the backup's read and
-restore of a tenant's keys."""
+a compare-and-set of one field (rewrap, the key ring's canary), a claim's upkeep (claims.py),
+and the backup's read and restore of a tenant's keys."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rotator.store.scripts.call import Call
 
 _LOG_DELIVERY = load("log_delivery")
 _FIELD_CAS = load("field_cas")
+_CLAIM = load("claim")
 _BACKUP_READ = load("backup_read")
 _RESTORE_TENANT = load("restore_tenant")
 
@@ -25,6 +26,12 @@ def log_delivery(tenant: str, entry_json: bytes, *, keep: int) -> Call[int]:
 def field_cas(hash_key: str, field: str, expected: bytes, new: bytes) -> Call[bool]:
     """Replace `field` if it still holds `expected`: False when it changed or vanished."""
     return Call(_FIELD_CAS, (hash_key,), (field, expected, new), decode.flag)
+
+
+def claim(name: str, value: str, *, keep_ms: int) -> Call[bool]:
+    """Keep the claim `name` `keep_ms` longer (0: give it up) if it still holds `value`:
+    False when it lapsed or another caller holds it."""
+    return Call(_CLAIM, (name,), (value, str(keep_ms)), decode.flag)
 
 
 def backup_read(names: Sequence[str]) -> Call[list[Any]]:
