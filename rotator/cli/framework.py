@@ -27,6 +27,7 @@ from typing import Any
 from rotator import logs, request_scope
 from rotator.cli import output
 from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
+from rotator.domain import numbers
 from rotator.domain.audit import Actor
 from rotator.domain.errors import FieldConflict, InvalidField, TenantSuspended
 from rotator.request_scope import RequestScope, new_request_id
@@ -72,10 +73,7 @@ def arg(*flags: str, field: str | None = None, **options: Any) -> Arg:
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
@@ -89,11 +87,12 @@ def limit_or_none(text: str) -> int | None:
 
 
 def whole_number(text: str) -> int:
-    """An integer whose range the store checks (so its refusal names the field's flag)."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    """An integer whose range the store checks (so its refusal names the field's flag), read
+    as every other door reads one (ASCII digits: not int()'s '٣' or '²')."""
+    value = numbers.whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    return value
 
 
 def whole_number_or_none(text: str) -> int | None:

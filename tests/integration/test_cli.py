@@ -169,6 +169,15 @@ def test_a_command_line_that_does_not_parse_is_exit_1_like_any_bad_input(cli_env
         assert r.stderr.startswith("usage: rotator") and "error: " in r.stderr
 
 
+def test_numbers_are_read_as_every_other_door_reads_them(cli_env):
+    """ASCII digits only, as the API, the console and key files: not int()'s other scripts."""
+    for number in ("\u0663", "\u0661\u0660", "\u00b2"):
+        r = rotator("service", "create", "t", "s", "--policy", "usage", "--max-daily", number,
+                    env=cli_env)  # fmt: skip
+        assert r.returncode == 1, (number, r.stderr)
+        assert f"argument --max-daily: {number!r} is not an integer" in r.stderr
+
+
 def test_help_lists_every_setting_with_its_default():
     r = rotator("--help", env=base_env())
     assert r.returncode == 0
