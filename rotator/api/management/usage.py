@@ -12,9 +12,6 @@ from rotator.api.openapi import NOT_FOUND, errors
 from rotator.domain.records import ServiceUsage
 from rotator.store.usage import service_usage
 
-MAX_DAYS = 366
-"""The declared bound; the retention (ROTATOR_USAGE_RETENTION_DAYS) may be lower."""
-
 
 class UsageController(TenantAdminBase):
     path = "/v1/services/{slug:str}/usage"
@@ -32,9 +29,9 @@ class UsageController(TenantAdminBase):
         app_state: State,
         days: Annotated[
             int,
+            # no declared bounds: the store's one range check (1 to the retention, a
+            # setting) answers every value outside it in the same words as the CLI's
             QueryParameter(
-                ge=1,
-                le=MAX_DAYS,
                 description="how many UTC days, newest first: 1 to the usage retention "
                 "(ROTATOR_USAGE_RETENTION_DAYS, default 35)",
             ),
