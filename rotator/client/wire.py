@@ -20,6 +20,10 @@ def headers(token: str) -> dict[str, str]:
     access logs (SPEC §1)."""
     if not isinstance(token, str) or not token.strip():
         raise ValueError("token: a client token (krc_…) or an app token (kra_…) is required")
+    if not (token.strip().isascii() and token.strip().isprintable()):
+        # no token holds such characters, and a header cannot carry them; the token itself
+        # stays out of the message (and out of the exception's args)
+        raise ValueError("token: holds characters no token has (outside printable ASCII)")
     return {
         "Authorization": f"Bearer {token.strip()}",
         "Accept": "application/json",

@@ -60,6 +60,14 @@ def test_a_token_is_required():
         kr.Client(BASE, "  ")
 
 
+@pytest.mark.parametrize("token", ["tök-ünïcode-token-xxxxxxxxxxxxxx", "krc_abc\ndef-ghijklmnop"])
+def test_a_token_no_header_can_carry_is_refused_without_showing_it(token):
+    with pytest.raises(ValueError) as refused:
+        kr.Client(BASE, token)
+    assert str(refused.value) == "token: holds characters no token has (outside printable ASCII)"
+    assert token not in repr(refused.value) + repr(refused.value.args)
+
+
 # --- call: the same scenarios, sync and async ---------------------------------------------
 
 
