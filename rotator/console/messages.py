@@ -51,6 +51,8 @@ FRIENDLY: dict[tuple[str, str], str] = {
     ("secret", "must not be empty"): "Paste the provider key (for example sk-…).",
     ("secret", "must not contain control"): "The key contains line breaks or other control "
     "characters: paste it on one line.",
+    ("secret", "the same secret as an earlier"): "This key is already in the list above: "
+    "paste each key once.",
     ("webhook_url", "must be an http"): "Enter an address starting with https:// (or http://).",
     ("webhook_url", "has no host"): "The address needs a host name, like "
     "https://example.com/hooks.",

@@ -473,12 +473,16 @@ async def add_keys(
     all. A key without a label is named `Key <id>`."""
     if not 1 <= len(new_keys) <= MAX_BULK_KEYS:
         raise InvalidField("keys", f"must hold 1 to {MAX_BULK_KEYS} keys, not {len(new_keys)}")
-    checked = []
+    checked: list[NewKey] = []
+    seen: set[str] = set()
     for index, key in enumerate(new_keys):
         try:
             checked.append(_check_new_key(key))
         except InvalidField as exc:
             raise InvalidEntry("keys", index, exc.field, exc.problem) from None
+        if checked[-1].secret in seen:  # as an import refuses it: one key counted twice
+            raise InvalidEntry("keys", index, "secret", "the same secret as an earlier key")
+        seen.add(checked[-1].secret)
     ids = set(await _add(redis, durability, keyring, tenant, slug, checked, now_ms))
     listed = await list_keys(redis, tenant, slug, now_ms=now_ms)
     return KeysAdded(keys=[k for k in listed if k.id in ids])

@@ -58,6 +58,7 @@ async def test_bulk_add_from_the_page(client):
         (f"{SECRETS[0]}\tA\t-3\n", "Line 1: Enter a positive whole number"),
         (f"{SECRETS[0]},a,b,c\n", "Line 1: Too many fields"),
         (f"{SECRETS[0]}\n\tBackup\t500\n", "Line 2: Paste the provider key"),
+        (f"{SECRETS[0]}\n{SECRETS[1]}\n{SECRETS[0]}\tAgain\n", "Line 3: This key is already"),
         ("# only a comment\n", "Paste at least one key"),
     ],
 )

@@ -84,6 +84,7 @@ async def test_bulk_add_appends_in_order_all_or_nothing(client, redis):
         ({"keys": [{"secret": "sk-x"}, {"secret": 5}]}, "secret", 1),
         ({"keys": [{"secret": "sk-x"}, {}]}, "secret", 1),
         ({"keys": [{"secret": "sk-x"}, 3]}, "keys", 1),
+        ({"keys": [{"secret": "sk-x"}, {"secret": "sk-y"}, {"secret": "sk-x"}]}, "secret", 2),
         ({"secret": "sk-x"}, "secret", None),
     ],
 )  # fmt: skip
