@@ -150,8 +150,13 @@ async def create_tenant(
     """Create a tenant with fresh admin and client tokens (returned once, stored hashed).
     `client_token`: a client token of the tenant's choosing instead (imported from the
     hosted service: token_index.py), indexed before the tenant is written."""
+    from rotator.store import migrations  # it imports this module
+
     name = check_name("name", name)
     chosen = token_index.check("client_token", client_token) if client_token is not None else None
+    # the first tenant of an empty store (a new one, or one emptied under a running API):
+    # its format is recorded first, or `rotator migrate` would take it for format 1
+    await migrations.record_if_empty(redis, durability)
     tenant = tokens.new_tenant_id()
     admin = tokens.mint_admin(tenant)
     client = chosen or tokens.mint_client(tenant)
