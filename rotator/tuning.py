@@ -177,6 +177,11 @@ a large AOF to load takes seconds)."""
 PROGRESS_EVERY_S = 1.0
 """`rotator tenant delete --wait` says how far it got at most this often."""
 
+STORE_MARKS_EVERY_S = 5.0
+"""How often each API process checks that the store still holds the key-ring canary and
+kr:schema (rotator/api/store_watch.py): two reads, so a store emptied under a running API
+(FLUSHALL, Valkey restarted without its data) is said and marked again within seconds."""
+
 PROXY_NAMES_REFRESH_S = 30.0
 """How often trusted proxies given by name are looked up again (a container's address changes
 when it is recreated)."""

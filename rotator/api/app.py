@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from rotator.api.proxies import ProxyNames
+        from rotator.api.store_watch import StoreWatch
         from rotator.store.delivery import DeliveryStore
         from rotator.store.report import ReportStore
         from rotator.store.token_resolver import TokenResolver
@@ -67,6 +68,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         state.delivery = await store.open(settings, state.clock, state.fixed_clock)
         state.tokens = TokenResolver(state.delivery.fast, state.clock)
         state.reports = ReportStore(state.delivery, settings)
+        # a store emptied under this process is said and marked again (api/store_watch.py)
+        watch = app.state["rotator.store_watch"] = StoreWatch(state)
+        await watch.start()
         fold = _start_metrics(state) if settings.metrics else None
         # with metrics on, the fold takes the delivery counts and passes them on to the line
         summary_tally = state.tally if fold is None else fold.summary
@@ -84,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
                 state.metrics = None
                 _metrics_stopped()
             await summary.stop()  # the last partial period's line
+            await watch.stop()
             await proxies.stop()
             await state.delivery.close()
             await state.redis.aclose()

@@ -11,15 +11,19 @@ Now every process that opens or seals secrets (`serve`, `worker`, `run`, `key ad
 - `rotator rewrap` re-seals the canary under the new first key, last, once every
   blob is moved (a crash before that leaves it under a key the ring still holds).
 
-Besides the canary, `fp:<fingerprint>` fields list every key whose ring started a
-sealing process since the last complete rewrap: the keys data may be sealed with.
+Besides the canary, `fp:<fingerprint>` fields list every key that may have sealed data
+since the last complete rewrap: a sealing process records its first key when it starts,
+and again with every sealed write (`note_sealing`, `sealed`), whose value then changes.
+A rewrap forgets a key only if its value did not change while it worked, so a replica
+still sealing with an older key (its ring not yet updated) keeps that key listed.
 A configured ring missing one of them still starts (the canary opens), with a note.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -35,7 +39,7 @@ from rotator.crypto import (
 from rotator.store import keys
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts.call import Durable, run
-from rotator.store.scripts.records import field_cas
+from rotator.store.scripts.records import field_cas, field_remove
 from rotator.tuning import KEYRING_SAMPLE_BLOBS
 
 CANARY_PLAINTEXT = b"keyrotator key-ring canary"
@@ -62,6 +66,8 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
     canary: bytes | None
     fingerprints: tuple[str, ...]
     """Keys the data may be sealed with (hex), oldest first."""
+    marks: dict[str, bytes] = msgspec.field(default_factory=dict)
+    """Each fingerprint's stored value: it changes with every write sealed by that key."""
 
 
 class Unlocked(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,11 +79,45 @@ class Unlocked(msgspec.Struct, frozen=True, kw_only=True):
 
 async def read(redis: Redis) -> Record:
     fields = await redis.hgetall(keys.KEYRING)
-    fps = sorted(
-        ((int(v), f.decode()[len(_FP_PREFIX) :]) for f, v in fields.items()
-         if f.startswith(_FP_PREFIX.encode())),
-    )  # fmt: skip
-    return Record(canary=fields.get(b"canary"), fingerprints=tuple(fp for _, fp in fps))
+    marks = {
+        f.decode()[len(_FP_PREFIX) :]: v for f, v in fields.items()
+        if f.startswith(_FP_PREFIX.encode())
+    }  # fmt: skip
+    fps = sorted((int(v), fp) for fp, v in marks.items())
+    return Record(
+        canary=fields.get(b"canary"), fingerprints=tuple(fp for _, fp in fps), marks=marks
+    )
+
+
+def note_sealing(ring: KeyRing, now_ms: int | None = None) -> Callable[[Any], None]:
+    """Commands to queue with a write sealed by `ring`'s first key (a `Durable` `before`):
+    that key may be needed. HSETNX keeps the time it was first recorded; HINCRBY makes the
+    value change with every sealed write, which a rewrap in progress checks before it
+    forgets the key (`reseal`). Two commands on one key of their own: not on the delivery
+    path, and cheap on a management write (one more reply in its pipeline)."""
+    field = _FP_PREFIX + ring.primary_fingerprint
+    first_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+
+    def queue(pipe: Any) -> None:
+        pipe.hsetnx(keys.KEYRING, field, first_ms)
+        pipe.hincrby(keys.KEYRING, field, 1)
+
+    return queue
+
+
+async def sealed(
+    redis: Redis, durability: Durability, ring: KeyRing, now_ms: int | None = None
+) -> None:
+    """After a write sealed by `ring`'s first key is acknowledged: record the key again.
+
+    Race point: a rewrap that read the marks before this write, and scanned the written
+    hash before it too, may forget the key after `note_sealing` ran with the write; this
+    record comes after the write, so it either changes the mark before the rewrap compares
+    it, or brings the field back after the rewrap removed it. Only a crash between the
+    write and this line, inside that window, loses the record."""
+    pipe = redis.pipeline(transaction=False)
+    note_sealing(ring, now_ms)(pipe)
+    await durability.execute(pipe)
 
 
 async def sealed_blobs(redis: Redis, limit: int) -> AsyncIterator[tuple[bytes, bytes, str]]:
@@ -179,10 +219,18 @@ async def _open_a_stored_blob(redis: Redis, ring: KeyRing) -> str:
 
 
 async def reseal(
-    redis: Redis, durability: Durability, ring: KeyRing, *, complete: bool, now_ms: int
+    redis: Redis,
+    durability: Durability,
+    ring: KeyRing,
+    *,
+    seen: Record,
+    complete: bool,
+    now_ms: int,
 ) -> bool:
     """After a rewrap: the canary under the first key; when every blob moved (`complete`),
-    the first key is the only one the data needs. Returns True when the canary moved.
+    the keys `seen` listed (read before the rewrap began) are forgotten, each only if its
+    mark is still what was read: a key that sealed a write meanwhile may have sealed one
+    the rewrap had already passed, and stays listed. Returns True when the canary moved.
 
     No canary (a store no process has unlocked yet): nothing to do, `unlock` writes one.
     A canary the ring cannot open is left alone (the store's data is not this ring's).
@@ -190,25 +238,30 @@ async def reseal(
     record = await read(redis)
     if record.canary is None:
         return False
-    stale = [_FP_PREFIX + fp for fp in record.fingerprints if fp != ring.primary_fingerprint]
 
-    def fingerprints(pipe: Any) -> None:  # idempotent: safe ahead of the compare-and-set
+    def first_key(pipe: Any) -> None:  # idempotent: safe ahead of the compare-and-set
         pipe.hsetnx(keys.KEYRING, _FP_PREFIX + ring.primary_fingerprint, now_ms)
-        if complete and stale:
-            pipe.hdel(keys.KEYRING, *stale)
 
+    moved = False
     if not ring.needs_rewrap(record.canary):
         pipe = redis.pipeline(transaction=False)
-        fingerprints(pipe)
+        first_key(pipe)
         await durability.execute(pipe)
-        return False
-    try:
-        ring.open(record.canary, CANARY_AAD)
-    except DecryptError:
-        return False
-    fresh = ring.seal(CANARY_PLAINTEXT, CANARY_AAD)
-    # compare-and-set, like every rewrapped field: of two concurrent rewraps one writes
-    return await run(
-        Durable(redis, durability, before=fingerprints),
-        field_cas(keys.KEYRING, "canary", record.canary, fresh),
-    )
+    else:
+        try:
+            ring.open(record.canary, CANARY_AAD)
+        except DecryptError:
+            return False
+        fresh = ring.seal(CANARY_PLAINTEXT, CANARY_AAD)
+        # compare-and-set, like every rewrapped field: of two concurrent rewraps one writes
+        moved = await run(
+            Durable(redis, durability, before=first_key),
+            field_cas(keys.KEYRING, "canary", record.canary, fresh),
+        )
+    stale = [(fp, mark) for fp, mark in seen.marks.items() if fp != ring.primary_fingerprint]
+    if complete and stale:
+        # compare-and-delete: a mark changed since `seen` is a key still sealing
+        await Durable(redis, durability).run_many(
+            [field_remove(keys.KEYRING, _FP_PREFIX + fp, mark) for fp, mark in stale]
+        )
+    return moved

@@ -119,8 +119,10 @@ Global:
                                       sealed with (own AAD; store/keyring.py): every process
                                       that opens or seals secrets refuses to start unless
                                       its key ring opens it; `rotator rewrap` re-seals it
-                              fp:<fingerprint>  ms first seen: the master keys (hex sha256
-                                      [:8]) data may be sealed with since the last rewrap
+                              fp:<fingerprint>  ms first seen, plus one per write sealed
+                                      by it since: the master keys (hex sha256[:8]) data
+                                      may be sealed with since the last rewrap, which
+                                      forgets one only if its value did not change
   kr:opsession:<h>      HASH  an operator console session: a tenant's fields, and by (sha256
                               hex of the operator token it was opened with: live only while
                               the API runs with that token)

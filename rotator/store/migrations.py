@@ -252,6 +252,22 @@ async def stored_version(redis: Redis) -> int:
     return 1 if await redis.scard(keys.TENANTS) else keys.SCHEMA_VERSION
 
 
+async def record_if_empty(redis: Redis, durability: Durability) -> bool:
+    """An empty store is in this version's format by definition: record it (kr:schema) before
+    its first tenant is written, so that data is never read as format 1. A store with tenants
+    and no kr:schema is left alone: written before versions were recorded (or restored from
+    such a store), its format is for `rotator migrate` to find. True when it wrote."""
+    if await redis.exists(keys.SCHEMA):
+        return False
+    # race point: a tenant written between this read and the SET (another process creating
+    # the store's first one) is written by this version's code too, in the current format
+    if await redis.scard(keys.TENANTS):
+        return False
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(keys.SCHEMA, keys.SCHEMA_VERSION, nx=True)
+    return bool((await durability.execute(pipe))[0])
+
+
 async def status(redis: Redis) -> Status:
     """What `migrate` would do; writes nothing. Raises StoreTooNew."""
     stored = await stored_version(redis)

@@ -53,23 +53,28 @@ async def check(redis: Redis, ring: KeyRing) -> Checks:
         )
     scripts = OK if _sha(loaded) == NEXT_KEY.sha else "the store did not load next_key.lua"
     if canary is None:
-        # a flushed store: nothing to open, nothing to refuse; `rotator serve` writes the
-        # canary again at its next start (deliveries meanwhile answer 403, as they should)
-        master_key = OK
+        # `serve` writes it at start: gone, the store was emptied or replaced under this
+        # process, whose store watch writes it again where sound (api/store_watch.py)
+        master_key = f"no key-ring canary in the store ({keys.KEYRING}): emptied or replaced?"
     else:
         try:
             ring.open(canary, CANARY_AAD)
             master_key = OK
         except DecryptError:
             master_key = "does not open the store's key-ring canary (kr:keyring)"
-    # absent: a flushed store (serve records the format at start); like a missing canary it
-    # is no reason to take every API process out of the balancer
+    # absent: like the canary, `serve` records it at start; an emptied store gets it again
+    # from the store watch, a store of tenants without it waits for `rotator migrate`
     try:
         stored = None if version is None else parse_version(version)
     except SchemaUnreadable:
         schema = f"{keys.SCHEMA} holds no data format version"
     else:
-        if stored is None or stored == keys.SCHEMA_VERSION:
+        if stored is None:
+            schema = (
+                f"no data format recorded ({keys.SCHEMA}): emptied or replaced? "
+                "(`rotator migrate --check`)"
+            )
+        elif stored == keys.SCHEMA_VERSION:
             schema = OK
         else:
             schema = (

@@ -64,7 +64,8 @@ async def _rewrap_hash(
         calls.append(field_cas(hash_key, field, blob, fresh))
     if not calls:
         return
-    for replaced in await Durable(redis, durability).run_many(calls):
+    sealing = keyring_store.note_sealing(keyring)
+    for replaced in await Durable(redis, durability, before=sealing).run_many(calls):
         if replaced:
             report.rewrapped += 1
         else:
@@ -81,6 +82,9 @@ async def rewrap_all(
 ) -> RewrapReport:
     """Rewrap every tenant's secrets; `progress` gets one line per tenant (ids, counts only)."""
     report = RewrapReport()
+    # read before any blob: a key whose mark changes from here on sealed something the scan
+    # below may have passed, and is not forgotten at the end (keyring_store.reseal)
+    seen = await keyring_store.read(redis)
     tenants = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
     for tenant in tenants:
         before = report.rewrapped
@@ -105,6 +109,7 @@ async def rewrap_all(
             progress(f"tenant {tenant}: {report.rewrapped - before} rewrapped")
     report.canary_resealed = await keyring_store.reseal(
         redis, durability, keyring,
+        seen=seen,
         complete=not report.failed,
         now_ms=time.time_ns() // 1_000_000 if now_ms is None else now_ms,
     )  # fmt: skip

@@ -28,6 +28,7 @@ from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActive
 from rotator.domain.masking import mask
 from rotator.domain.models import NewKey, Policy
 from rotator.domain.records import Key, KeysAdded, LastReport, Rotated, Service
+from rotator.store import keyring as keyring_store
 from rotator.store import keys
 from rotator.store.common import (
     check_limit,
@@ -428,9 +429,12 @@ async def _add(
         )
         for key_id, key in zip(ids, checked, strict=True)
     ]
-    added = await run(Durable(redis, durability), scripts.key_add(tenant, slug, now_ms, new))
+    # the key that sealed them is recorded with the write and again after it (store/keyring.py)
+    sealing = Durable(redis, durability, before=keyring_store.note_sealing(keyring, now_ms))
+    added = await run(sealing, scripts.key_add(tenant, slug, now_ms, new))
     if not added:  # deleted since the check above; the drawn ids are simply never used
         raise NotFound("service not found")
+    await keyring_store.sealed(redis, durability, keyring, now_ms)
     return ids
 
 

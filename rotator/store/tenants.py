@@ -34,6 +34,7 @@ from rotator.domain.records import (
     TenantSummary,
 )
 from rotator.netguard import check_webhook_url, redact_webhook_url
+from rotator.store import keyring as keyring_store
 from rotator.store import keys, token_index
 from rotator.store.common import (
     MAX_URL_CHARS,
@@ -149,8 +150,13 @@ async def create_tenant(
     """Create a tenant with fresh admin and client tokens (returned once, stored hashed).
     `client_token`: a client token of the tenant's choosing instead (imported from the
     hosted service: token_index.py), indexed before the tenant is written."""
+    from rotator.store import migrations  # it imports this module
+
     name = check_name("name", name)
     chosen = token_index.check("client_token", client_token) if client_token is not None else None
+    # the first tenant of an empty store (a new one, or one emptied under a running API):
+    # its format is recorded first, or `rotator migrate` would take it for format 1
+    await migrations.record_if_empty(redis, durability)
     tenant = tokens.new_tenant_id()
     admin = tokens.mint_admin(tenant)
     client = chosen or tokens.mint_client(tenant)
@@ -416,19 +422,27 @@ async def update_tenant(
         # only it is shown
         set_if_absent = ("wh_secret", keyring.seal(generated.encode(), aad))
 
-    def registry(pipe: Any) -> None:
-        # a hint for the event pump, which reads wh_url itself before posting
-        if url_after is None:
-            pipe.srem(keys.WEBHOOK_TENANTS, tenant)
-        else:
-            pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
+    seals = "wh_secret" in fields or set_if_absent is not None
+    # the key that sealed the secret is recorded with the write and again after it
+    # (store/keyring.py)
+    sealing = keyring_store.note_sealing(keyring) if seals else None
+
+    def also(pipe: Any) -> None:
+        if webhook_url is not UNSET:
+            # a hint for the event pump, which reads wh_url itself before posting
+            if url_after is None:
+                pipe.srem(keys.WEBHOOK_TENANTS, tenant)
+            else:
+                pipe.sadd(keys.WEBHOOK_TENANTS, tenant)
+        if sealing is not None:
+            sealing(pipe)
 
     if fields or set_if_absent:
         won = await write_fields(
-            redis, durability, tenant, fields,
-            set_if_absent=set_if_absent,
-            also=registry if webhook_url is not UNSET else None,
-        )  # fmt: skip
+            redis, durability, tenant, fields, set_if_absent=set_if_absent, also=also
+        )
+        if seals:
+            await keyring_store.sealed(redis, durability, keyring)
         if not won:
             generated = None
     updated = await get_tenant(redis, tenant)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rotator.api.app import create_app
 from rotator.crypto import KeyRing, aad_for_key, fingerprint
-from rotator.store import keyring, keys, rewrap
+from rotator.store import keyring, keys, rewrap, services, tenants
 from rotator.store.connection import Durability
 from tests.asgi import app_client
 from tests.conftest import T0_MS
@@ -125,6 +125,63 @@ async def test_rewrap_reseals_the_canary_last_and_forgets_old_keys(redis):
     await unlock(redis, KeyRing.parse(new))  # the old key can go now
     with pytest.raises(keyring.KeyRingMismatch):
         await unlock(redis, KeyRing.parse(old))
+
+
+async def _tenant_with_a_key(redis, ring: KeyRing) -> str:
+    d = Durability()
+    tid = (await tenants.create_tenant(redis, d, name="acme", demo=False, now_ms=T0_MS)).id
+    await services.create_service(redis, d, tid, slug="openai", policy="usage", now_ms=T0_MS)
+    await services.add_key(redis, d, ring, tid, "openai", label="k", secret=SECRET, now_ms=T0_MS)
+    return tid
+
+
+async def test_rewrap_does_not_forget_a_key_a_running_replica_seals_with(redis):
+    """Replica A runs with `new:NEW`, replica B restarts with `newer:NEWER,new:NEW`, rewrap
+    completes: A still seals with NEW, so a ring of NEWER alone starts with a note."""
+    new, newer = b64key(), b64key()
+    replica_a = KeyRing.parse(f"new:{new}")
+    replica_b = KeyRing.parse(f"newer:{newer},new:{new}")
+    await unlock(redis, replica_a)
+    tid = await _tenant_with_a_key(redis, replica_a)
+    await unlock(redis, replica_b)
+    report = await rewrap.rewrap_all(redis, Durability(), replica_b, now_ms=T0_MS)
+    assert (report.rewrapped, report.failed) == (1, [])
+    assert (await keyring.read(redis)).fingerprints == (fp(newer),)  # nothing sealed NEW since
+
+    d = Durability()
+    await services.create_service(redis, d, tid, slug="late", policy="usage", now_ms=T0_MS)
+    await services.add_key(redis, d, replica_a, tid, "late", label="k", secret=SECRET, now_ms=T0_MS)
+    await tenants.update_tenant(redis, d, replica_a, tid, webhook_secret="whsec_" + "a" * 32)
+    assert set((await keyring.read(redis)).fingerprints) == {fp(new), fp(newer)}
+    note = await unlock(redis, KeyRing.parse(f"newer:{newer}"))
+    assert note.unconfigured == (fp(new),)
+
+
+async def test_a_key_that_seals_while_rewrap_runs_stays_listed(redis, monkeypatch):
+    """A write sealed by NEW after the rewrap passed its hash: the rewrap's compare-and-delete
+    sees NEW's mark changed and keeps it."""
+    new, newer = b64key(), b64key()
+    replica_a = KeyRing.parse(f"new:{new}")
+    replica_b = KeyRing.parse(f"newer:{newer},new:{new}")
+    await unlock(redis, replica_a)
+    tid = await _tenant_with_a_key(redis, replica_a)
+    reseal = keyring.reseal
+
+    async def replica_a_seals_first(*args, **kwargs):  # every hash is scanned by now
+        await services.add_key(
+            redis, Durability(), replica_a, tid, "openai", label="late", secret=SECRET,
+            now_ms=T0_MS,
+        )  # fmt: skip
+        return await reseal(*args, **kwargs)
+
+    monkeypatch.setattr(keyring, "reseal", replica_a_seals_first)
+    report = await rewrap.rewrap_all(redis, Durability(), replica_b, now_ms=T0_MS)
+    assert (report.rewrapped, report.failed, report.canary_resealed) == (1, [], True)
+    assert set((await keyring.read(redis)).fingerprints) == {fp(new), fp(newer)}
+    monkeypatch.setattr(keyring, "reseal", reseal)
+    again = await rewrap.rewrap_all(redis, Durability(), replica_b, now_ms=T0_MS)
+    assert again.rewrapped == 1  # the late key; nothing sealed NEW during this one
+    assert (await keyring.read(redis)).fingerprints == (fp(newer),)
 
 
 async def test_renamed_ring_still_delivers(settings, redis, clock, master_key_b64):

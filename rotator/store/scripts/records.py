@@ -1,6 +1,6 @@
 """Wrappers of the scripts that know Redis types, not our records: the webhook delivery log,
-a compare-and-set of one field (rewrap, the key ring's canary), a claim's upkeep (claims.py),
-and the backup's read and restore of a tenant's keys."""
+a compare-and-set of one field (rewrap, the key ring's canary and keys), a claim's upkeep
+(claims.py), and the backup's read and restore of a tenant's keys."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def log_delivery(tenant: str, entry_json: bytes, *, keep: int) -> Call[int]:
 def field_cas(hash_key: str, field: str, expected: bytes, new: bytes) -> Call[bool]:
     """Replace `field` if it still holds `expected`: False when it changed or vanished."""
     return Call(_FIELD_CAS, (hash_key,), (field, expected, new), decode.flag)
+
+
+def field_remove(hash_key: str, field: str, expected: bytes) -> Call[bool]:
+    """Remove `field` if it still holds `expected` (field_cas.lua without a new value)."""
+    return Call(_FIELD_CAS, (hash_key,), (field, expected), decode.flag)
 
 
 def claim(name: str, value: str, *, keep_ms: int) -> Call[bool]:
