@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # an OSError, but not the store's (redis-py wraps socket errors in its own): the
         # command was done, only its output was lost, so not exit 2, which a script retries
-        return _output_closed()
+        prints_token = getattr(args, "prints_token", None)
+        return _output_closed(token_lost=prints_token is not None and prints_token(args))
     except SettingsError as exc:
         say(str(exc))
         return 2
@@ -159,12 +160,11 @@ OUTPUT_CLOSED = 141
 """128 + SIGPIPE: what a shell reports for a tool whose reader went away."""
 
 
-def _output_closed() -> int:
+def _output_closed(*, token_lost: bool) -> int:
+    """`token_lost`: the command made a token that was shown once (Command.prints_token)."""
     to_devnull(sys.stdout)
-    say(
-        "stdout was closed before all output was written; the command itself was done (a "
-        "token it printed is lost: issue a new one)"
-    )
+    lost = " (a token it printed is lost: issue a new one)" if token_lost else ""
+    say(f"stdout was closed before all output was written; the command itself was done{lost}")
     return OUTPUT_CLOSED
 
 

@@ -8,7 +8,15 @@ from functools import partial
 from typing import Any
 
 from rotator.cli.common import read_chosen_token, read_secret, say, token_file_arg_help
-from rotator.cli.framework import TENANT, Command, Context, arg, name_and_allowlist
+from rotator.cli.framework import (
+    TENANT,
+    Command,
+    Context,
+    always,
+    arg,
+    name_and_allowlist,
+    unless_imported,
+)
 from rotator.domain.errors import NotFound
 from rotator.store import tenant_deletion, tenants
 from rotator.tuning import PROGRESS_EVERY_S
@@ -115,6 +123,7 @@ COMMANDS = [
             CLIENT_TOKEN_FILE,
         ),
         note="the tokens are shown once: only their hashes are stored",
+        prints_token=always,  # the admin token, whatever --token-file gives
         prepare=read_chosen_token,
         operator=True,
         api=("POST /v1/admin/tenants",),
@@ -180,6 +189,7 @@ COMMANDS = [
         "issue a new client token; the previous one stops working at once", _client_token,
         args=(TENANT, CLIENT_TOKEN_FILE),
         note="the client token is shown once: only its hash is stored",
+        prints_token=unless_imported,
         prepare=read_chosen_token,
         api=("POST /v1/tenant/client-token",),
     ),
@@ -189,6 +199,7 @@ COMMANDS = [
         _admin_token,
         args=(TENANT,),
         note="the admin token is shown once: only its hash is stored",
+        prints_token=always,
         operator=True,
         # the operator's reissue and the tenant admin's own: one store call, one rule
         api=("POST /v1/admin/tenants/{tenant_id}/admin-token", "POST /v1/tenant/admin-token"),
