@@ -144,19 +144,25 @@ def _print_json(fields: dict[str, Any]) -> None:
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from rotator.store.backup import dump
+    from rotator.store.backup.snapshot import BackupExists
 
     started_s = time.monotonic()
     # the key ring must open the store's data: a file MACed with another key could not be
     # restored with the keys its secrets need
-    with unlocked_store(settings, seals=False) as live:
-        ring = live.keyring
-        report = with_store(
-            live,
-            lambda r, d: dump.write_backup(
-                r, ring, args.file, clock=now_ms, overwrite=args.force,
-                progress=_progress(args, "backup"),
-            ),
-        )  # fmt: skip
+    try:
+        with unlocked_store(settings, seals=False) as live:
+            ring = live.keyring
+            report = with_store(
+                live,
+                lambda r, d: dump.write_backup(
+                    r, ring, args.file, clock=now_ms, overwrite=args.force,
+                    progress=_progress(args, "backup"),
+                ),
+            )  # fmt: skip
+    except BackupExists as exc:
+        raise CliError(
+            f"{exc.path} exists; --force overwrites it, or choose another name"
+        ) from None
     seconds = round(time.monotonic() - started_s, 1)
     if report.reread:
         say(f"{report.reread} tenants changed while they were listed and were read again")

@@ -62,7 +62,16 @@ async def test_progress_on_stderr_and_a_summary_on_stdout(redis, settings, maste
 
     again = rotator("backup", str(path), env=env)
     assert again.returncode == 1
-    assert f"rotator: {path} exists; remove it or choose another name" in again.stderr
+    assert again.stderr == (
+        f"rotator: {path} exists; --force overwrites it, or choose another name\n"
+    )
+    for args in ([str(tmp_path)], ["--force", str(tmp_path)]):  # a directory is no FILE
+        into_dir = rotator("backup", *args, env=env)
+        assert into_dir.returncode == 1, into_dir.stderr
+        assert into_dir.stderr == (
+            f"rotator: {tmp_path} is a directory: give the path of the file to write, e.g. "
+            f"{tmp_path / 'keyrotator.backup'}\n"
+        )
     forced = rotator("backup", "--force", "--json", str(path), env=env)
     assert forced.returncode == 0, forced.stderr
     summary = json.loads(forced.stdout)
