@@ -105,13 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_commands(sub, COMMANDS, out)
-    command(sub, "rewrap", cmd_rewrap,
-            "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
-            parents=[out])  # fmt: skip
+    # rewrap and migrate are no API operation: their --json is their own summary
+    rewrap = command(
+        sub, "rewrap", cmd_rewrap,
+        "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
+    )  # fmt: skip
+    rewrap.add_argument(
+        "--json", action="store_true",
+        help="print the counts as one JSON object: rewrapped, already_current, vanished, "
+             "failed (secrets no configured master key opens)",
+    )  # fmt: skip
     migrate = command(
         sub, "migrate", cmd_migrate,
         "bring the store's data format up to this version's (serve and run do it at start)",
-        parents=[out],
+    )  # fmt: skip
+    migrate.add_argument(
+        "--json", action="store_true",
+        help="print the result as one JSON object: stored_version, code_version, pending "
+             "(VERSION:NAME,... or null), items (what those migrations change), migrated "
+             "(true when this run migrated)",
     )  # fmt: skip
     migrate.add_argument(
         "--check", action="store_true",

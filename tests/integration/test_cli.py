@@ -192,6 +192,20 @@ def test_a_command_line_that_does_not_parse_is_exit_1_like_any_bad_input(cli_env
         assert r.stderr.startswith("usage: rotator") and "error: " in r.stderr
 
 
+@pytest.mark.parametrize("command", [["migrate", "--check"], ["rewrap"]])
+def test_json_help_of_a_command_with_no_api_operation_names_its_own_fields(cli_env, command):
+    """`rotator migrate` and `rewrap` are no API operation: their --json is their own
+    object, and their help names its fields, not "the API's JSON"."""
+    helped = rotator(command[0], "--help", env=cli_env)
+    assert helped.returncode == 0
+    json_help = " ".join(helped.stdout.split("--json", 2)[2].split())
+    assert "API" not in json_help and "one JSON object" in json_help, json_help
+    done = rotator(*command, "--json", env=cli_env)
+    assert done.returncode in (0, 1), done.stderr
+    for field in json.loads(done.stdout):
+        assert field in json_help, field
+
+
 def test_help_lists_every_setting_with_its_default():
     r = rotator("--help", env=base_env())
     assert r.returncode == 0
