@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from rotator.cli import apps, audit, backup, imports, keys, services, tenants, webhooks
-from rotator.cli.common import CliError, say, to_devnull
+from rotator.cli.common import CliError, say, store_unavailable, to_devnull
 from rotator.cli.framework import add_commands
 from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
@@ -181,5 +181,5 @@ def _output_closed(*, token_lost: bool) -> int:
 
 
 def _store_unavailable(cause: str) -> int:
-    say(f"store unavailable ({cause}); check ROTATOR_REDIS_URL")
+    say(store_unavailable(cause))
     return 2

@@ -21,10 +21,13 @@ from rotator.cli.common import (
     data_store,
     now_ms,
     say,
+    store_unavailable,
     unlocked_store,
     with_store,
 )
+from rotator.domain.errors import StoreUnavailable
 from rotator.settings import Settings, SettingsError
+from rotator.store.connection import is_unavailable
 
 BACKUP_DESCRIPTION = """\
 Write every tenant's data to FILE: one JSON line per tenant, secrets still sealed (a
@@ -45,6 +48,13 @@ store must hold no tenant (a restore of this same file that was interrupted is r
 keep their expiry; ones that expired since the backup are not written. The global
 registries (tenants, webhook tenants, time services) are rebuilt from the tenants.
 Details: docs/operations.md, "Backup and restore"."""
+
+
+RESTORE_RESUMES = (
+    "the tenants restored so far are whole; run the same restore again to finish it (a "
+    "restore of the same file resumes)"
+)
+"""What a restore cut short (Ctrl-C, the store failing) says after why it stopped."""
 
 
 def add_parsers(sub: Any) -> None:
@@ -236,13 +246,13 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             )  # fmt: skip
     except KeyNotConfigured as exc:
         raise SettingsError("master_key", str(exc)) from None
+    # each tenant is written whole, and a restore of the same file resumes (load.py)
     except KeyboardInterrupt:
-        # each tenant is written whole, and a restore of the same file resumes (load.py)
-        raise CliError(
-            "interrupted: the tenants restored so far are whole; run the same restore again "
-            "to finish it (a restore of the same file resumes)",
-            code=130,
-        ) from None
+        raise CliError(f"interrupted: {RESTORE_RESUMES}", code=130) from None
+    except Exception as exc:  # the store failing midway (main's handling, plus the advice)
+        if not (isinstance(exc, StoreUnavailable) or is_unavailable(exc)):
+            raise
+        raise CliError(f"{store_unavailable(type(exc).__name__)}: {RESTORE_RESUMES}", 2) from None
     seconds = round(time.monotonic() - started_s, 1)
     if args.json:
         _print_json({**msgspec.structs.asdict(report), "seconds": seconds})

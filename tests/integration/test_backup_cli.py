@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import redis.asyncio as aioredis
 
 from rotator.crypto import KeyRing
@@ -149,7 +150,24 @@ async def test_an_empty_store_backs_up_and_restores(redis, settings, master_key_
     assert json.loads(restored.stdout)["tenants"] == 0
 
 
-async def test_ctrl_c_during_a_restore_says_how_to_finish_it(master_key_b64, tmp_path):
+RESUMES = (
+    "the tenants restored so far are whole; run the same restore again to finish it (a "
+    "restore of the same file resumes)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("cut_short", "code", "said"),
+    [
+        ("ctrl_c", 130, "rotator: interrupted: " + RESUMES),
+        # a write slower than ROTATOR_REDIS_TIMEOUT_MS: why it stopped, and how to finish
+        ("timeout", 2, "rotator: store unavailable (TimeoutError); check ROTATOR_REDIS_URL: "
+                       + RESUMES),
+    ],
+)  # fmt: skip
+async def test_a_restore_cut_short_says_how_to_finish_it(
+    master_key_b64, tmp_path, cut_short, code, said
+):
     server = EmbeddedValkey(tmp_path / "valkey")  # its own: the test pauses its writes
     server.start()
     r = aioredis.Redis.from_url(server.url)
@@ -167,22 +185,21 @@ async def test_ctrl_c_during_a_restore_says_how_to_finish_it(master_key_b64, tmp
         await r.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
         restore = subprocess.Popen(
             [sys.executable, "-m", "rotator.cli", "restore", str(path)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**env, "ROTATOR_REDIS_TIMEOUT_MS": "60000" if cut_short == "ctrl_c" else "500"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            await wait_until_blocked(r)  # mid-restore: its first write waits on the pause
-            restore.send_signal(signal.SIGINT)
+            if cut_short == "ctrl_c":
+                await wait_until_blocked(r)  # mid-restore: its first write waits on the pause
+                restore.send_signal(signal.SIGINT)
             out, err = restore.communicate(timeout=30)
         finally:
             restore.kill()
             await r.execute_command("CLIENT", "UNPAUSE")
 
-        assert restore.returncode == 130, err
+        assert restore.returncode == code, err
         assert out == ""
-        assert err.endswith(
-            "rotator: interrupted: the tenants restored so far are whole; run the same "
-            "restore again to finish it (a restore of the same file resumes)\n"
-        ), err
+        assert err.endswith(said), err
         again = rotator("restore", str(path), env=env)
         assert again.returncode == 0, again.stderr
         assert again.stdout.startswith("restored 2 tenants (")
