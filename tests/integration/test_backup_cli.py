@@ -3,7 +3,6 @@ exit codes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -18,7 +17,7 @@ from rotator.domain.clock import system_clock
 from rotator.embedded import EmbeddedValkey, free_port
 from rotator.store import keys
 from tests.integration.backup_support import cli_env, seed_tenants
-from tests.integration.cli_support import base_env, rotator
+from tests.integration.cli_support import base_env, rotator, wait_until_blocked
 
 
 def test_help_explains_every_option():
@@ -206,10 +205,3 @@ async def test_a_restore_cut_short_says_how_to_finish_it(
     finally:
         await r.aclose()
         server.stop()
-
-
-async def wait_until_blocked(r: aioredis.Redis, timeout_s: float = 20.0) -> None:
-    """Until another client of `r`'s server is blocked (flag b: a paused write)."""
-    async with asyncio.timeout(timeout_s):
-        while not any("b" in c["flags"] for c in await r.client_list()):
-            await asyncio.sleep(0.02)
