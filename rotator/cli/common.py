@@ -46,6 +46,11 @@ def to_devnull(stream: Any) -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
+def store_unavailable(cause: str) -> str:
+    """The one line for a store that did not answer (exit 2); `cause`: the error's name."""
+    return f"store unavailable ({cause}); check ROTATOR_REDIS_URL"
+
+
 def redact(url: str) -> str:
     """A Redis URL fit for a message: the password replaced."""
     parts = urlsplit(url)

@@ -72,6 +72,16 @@ def arg(*flags: str, field: str | None = None, **options: Any) -> Arg:
     return Arg(flags, options, field)
 
 
+def always(args: argparse.Namespace) -> bool:
+    """`prints_token` of a command that always makes a new token (`tenant create`)."""
+    return True
+
+
+def unless_imported(args: argparse.Namespace) -> bool:
+    """`prints_token` of a command that prints the token given with --token-file, if any."""
+    return args.token_file is None
+
+
 def positive_int(text: str) -> int:
     value = whole_number(text)
     if value < 1:
@@ -185,6 +195,10 @@ class Command:
     """Opens or seals secrets: the master key is checked against the store first."""
     note: str | None = None
     """Said on stderr after success (e.g. that a token is shown once)."""
+    prints_token: Callable[[argparse.Namespace], bool] | None = None
+    """Whether, for this command line, the result holds a token this command made, shown
+    once: if stdout closes before it is out, the message says it is lost (a token imported
+    with --token-file is not: the caller has it)."""
     after: Callable[[argparse.Namespace], None] | None = None
     """Runs after success, once the result is out (e.g. advice that names the FILE given)."""
     description: str | None = None
@@ -246,7 +260,10 @@ def add_commands(
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _add_args(p, command.args)
-        p.set_defaults(func=lambda args, settings, c=command: execute(c, args, settings))
+        p.set_defaults(
+            func=lambda args, settings, c=command: execute(c, args, settings),
+            prints_token=command.prints_token,
+        )
 
 
 def _add_args(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> None:

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from functools import partial
 from typing import Any
 
-from rotator.cli.common import read_chosen_token, read_secret, say, token_file_arg_help
-from rotator.cli.framework import TENANT, Command, Context, arg, name_and_allowlist
-from rotator.domain.errors import NotFound
+from rotator.cli.common import (
+    CliError,
+    read_chosen_token,
+    read_secret,
+    say,
+    store_unavailable,
+    token_file_arg_help,
+)
+from rotator.cli.framework import (
+    TENANT,
+    Command,
+    Context,
+    always,
+    arg,
+    name_and_allowlist,
+    unless_imported,
+)
+from rotator.domain.errors import NotFound, StoreUnavailable
 from rotator.store import tenant_deletion, tenants
+from rotator.store.connection import is_unavailable
 from rotator.tuning import PROGRESS_EVERY_S
 
 CLIENT_TOKEN_FILE = arg(
@@ -66,9 +83,24 @@ async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
             last_said = time.monotonic()
             say(f"deleting tenant {tenant}: {deletion.removed} keys removed so far")
 
-    done = await ctx.call(
-        tenant_deletion.delete_tenant, tenant, confirm=confirm, max_steps=None, progress=progress
+    # cut short, the deletion resumes where it stopped when run again (tenant_deletion.py):
+    # say so, with the command that does it (by id: the name goes with the first step)
+    finish = (
+        f"the deletion of tenant {tenant} may be part done (its first step stops its tokens "
+        "and removes its name, then its keys go in batches); run `rotator tenant delete "
+        f"{tenant} --confirm {tenant}` to finish it, or a running worker does within a minute"
     )
+    try:
+        done = await ctx.call(
+            tenant_deletion.delete_tenant, tenant, confirm=confirm, max_steps=None,
+            progress=progress,
+        )  # fmt: skip
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command
+        raise CliError(f"interrupted: {finish}", 130) from None
+    except Exception as exc:
+        if not (isinstance(exc, StoreUnavailable) or is_unavailable(exc)):
+            raise
+        raise CliError(f"{store_unavailable(type(exc).__name__)}: {finish}", 2) from None
     say(f"deleted tenant {tenant}: {done.keys_removed} keys removed")
     return done
 
@@ -115,6 +147,7 @@ COMMANDS = [
             CLIENT_TOKEN_FILE,
         ),
         note="the tokens are shown once: only their hashes are stored",
+        prints_token=always,  # the admin token, whatever --token-file gives
         prepare=read_chosen_token,
         operator=True,
         api=("POST /v1/admin/tenants",),
@@ -180,6 +213,7 @@ COMMANDS = [
         "issue a new client token; the previous one stops working at once", _client_token,
         args=(TENANT, CLIENT_TOKEN_FILE),
         note="the client token is shown once: only its hash is stored",
+        prints_token=unless_imported,
         prepare=read_chosen_token,
         api=("POST /v1/tenant/client-token",),
     ),
@@ -189,6 +223,7 @@ COMMANDS = [
         _admin_token,
         args=(TENANT,),
         note="the admin token is shown once: only its hash is stored",
+        prints_token=always,
         operator=True,
         # the operator's reissue and the tenant admin's own: one store call, one rule
         api=("POST /v1/admin/tenants/{tenant_id}/admin-token", "POST /v1/tenant/admin-token"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from typing import Any
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -23,3 +25,10 @@ def rotator(*args: str, env: dict[str, str], stdin: str | None = None, timeout: 
         text=True,
         timeout=timeout,
     )
+
+
+async def wait_until_blocked(r: Any, timeout_s: float = 20.0) -> None:
+    """Until another client of `r`'s server is blocked (flag b: a paused write)."""
+    async with asyncio.timeout(timeout_s):
+        while not any("b" in c["flags"] for c in await r.client_list()):
+            await asyncio.sleep(0.02)

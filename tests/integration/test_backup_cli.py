@@ -3,13 +3,13 @@ exit codes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 
+import pytest
 import redis.asyncio as aioredis
 
 from rotator.crypto import KeyRing
@@ -17,7 +17,7 @@ from rotator.domain.clock import system_clock
 from rotator.embedded import EmbeddedValkey, free_port
 from rotator.store import keys
 from tests.integration.backup_support import cli_env, seed_tenants
-from tests.integration.cli_support import base_env, rotator
+from tests.integration.cli_support import base_env, rotator, wait_until_blocked
 
 
 def test_help_explains_every_option():
@@ -62,7 +62,16 @@ async def test_progress_on_stderr_and_a_summary_on_stdout(redis, settings, maste
 
     again = rotator("backup", str(path), env=env)
     assert again.returncode == 1
-    assert f"rotator: {path} exists; remove it or choose another name" in again.stderr
+    assert again.stderr == (
+        f"rotator: {path} exists; --force overwrites it, or choose another name\n"
+    )
+    for args in ([str(tmp_path)], ["--force", str(tmp_path)]):  # a directory is no FILE
+        into_dir = rotator("backup", *args, env=env)
+        assert into_dir.returncode == 1, into_dir.stderr
+        assert into_dir.stderr == (
+            f"rotator: {tmp_path} is a directory: give the path of the file to write, e.g. "
+            f"{tmp_path / 'keyrotator.backup'}\n"
+        )
     forced = rotator("backup", "--force", "--json", str(path), env=env)
     assert forced.returncode == 0, forced.stderr
     summary = json.loads(forced.stdout)
@@ -140,7 +149,24 @@ async def test_an_empty_store_backs_up_and_restores(redis, settings, master_key_
     assert json.loads(restored.stdout)["tenants"] == 0
 
 
-async def test_ctrl_c_during_a_restore_says_how_to_finish_it(master_key_b64, tmp_path):
+RESUMES = (
+    "the tenants restored so far are whole; run the same restore again to finish it (a "
+    "restore of the same file resumes)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("cut_short", "code", "said"),
+    [
+        ("ctrl_c", 130, "rotator: interrupted: " + RESUMES),
+        # a write slower than ROTATOR_REDIS_TIMEOUT_MS: why it stopped, and how to finish
+        ("timeout", 2, "rotator: store unavailable (TimeoutError); check ROTATOR_REDIS_URL: "
+                       + RESUMES),
+    ],
+)  # fmt: skip
+async def test_a_restore_cut_short_says_how_to_finish_it(
+    master_key_b64, tmp_path, cut_short, code, said
+):
     server = EmbeddedValkey(tmp_path / "valkey")  # its own: the test pauses its writes
     server.start()
     r = aioredis.Redis.from_url(server.url)
@@ -158,32 +184,24 @@ async def test_ctrl_c_during_a_restore_says_how_to_finish_it(master_key_b64, tmp
         await r.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
         restore = subprocess.Popen(
             [sys.executable, "-m", "rotator.cli", "restore", str(path)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**env, "ROTATOR_REDIS_TIMEOUT_MS": "60000" if cut_short == "ctrl_c" else "500"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            await wait_until_blocked(r)  # mid-restore: its first write waits on the pause
-            restore.send_signal(signal.SIGINT)
+            if cut_short == "ctrl_c":
+                await wait_until_blocked(r)  # mid-restore: its first write waits on the pause
+                restore.send_signal(signal.SIGINT)
             out, err = restore.communicate(timeout=30)
         finally:
             restore.kill()
             await r.execute_command("CLIENT", "UNPAUSE")
 
-        assert restore.returncode == 130, err
+        assert restore.returncode == code, err
         assert out == ""
-        assert err.endswith(
-            "rotator: interrupted: the tenants restored so far are whole; run the same "
-            "restore again to finish it (a restore of the same file resumes)\n"
-        ), err
+        assert err.endswith(said), err
         again = rotator("restore", str(path), env=env)
         assert again.returncode == 0, again.stderr
         assert again.stdout.startswith("restored 2 tenants (")
     finally:
         await r.aclose()
         server.stop()
-
-
-async def wait_until_blocked(r: aioredis.Redis, timeout_s: float = 20.0) -> None:
-    """Until another client of `r`'s server is blocked (flag b: a paused write)."""
-    async with asyncio.timeout(timeout_s):
-        while not any("b" in c["flags"] for c in await r.client_list()):
-            await asyncio.sleep(0.02)

@@ -119,25 +119,48 @@ async def test_refusals_are_one_line_and_write_nothing(cli_env, redis):
     assert empty.returncode == 1 and empty.stderr == "rotator: secret: must not be empty\n"
 
 
-async def test_a_reader_that_went_away_is_not_the_store_being_down(cli_env, redis):
-    """`rotator tenant create ... | head -c0`: the tenant is made, only the output is lost;
-    exit 141 as a shell reports SIGPIPE, never 2 (which a script retries: a second tenant)."""
+def to_a_closed_pipe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`rotator ARGS | head -c0`: the reader is gone before anything is written."""
     read_end, write_end = os.pipe()
-    os.close(read_end)  # the reader is gone before anything is written
+    os.close(read_end)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "rotator.cli", "tenant", "create", "acme", "--json"],
-            env=cli_env, stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE,
+        return subprocess.run(
+            [sys.executable, "-m", "rotator.cli", *args],
+            env=env, stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE,
             text=True, timeout=30,
         )  # fmt: skip
     finally:
         os.close(write_end)
+
+
+OUTPUT_CLOSED = (
+    "rotator: stdout was closed before all output was written; the command itself was done"
+)
+
+
+async def test_a_reader_that_went_away_is_not_the_store_being_down(cli_env, redis):
+    """`rotator tenant create ... | head -c0`: the tenant is made, only the output is lost;
+    exit 141 as a shell reports SIGPIPE, never 2 (which a script retries: a second tenant)."""
+    done = to_a_closed_pipe("tenant", "create", "acme", "--json", env=cli_env)
     assert done.returncode == 141, done.stderr
-    assert done.stderr == (
-        "rotator: stdout was closed before all output was written; the command itself was "
-        "done (a token it printed is lost: issue a new one)\n"
-    )
+    assert done.stderr == OUTPUT_CLOSED + " (a token it printed is lost: issue a new one)\n"
     assert len(await redis.smembers(keys.TENANTS)) == 1
+
+
+def test_a_lost_token_is_mentioned_only_when_the_command_made_one(cli_env, tmp_path):
+    """`rotator tenant info X | head -3` prints no token: nothing to issue again. Nor does a
+    command that prints the token its --token-file gave: the caller has it."""
+    rotator("tenant", "create", "acme", env=cli_env)
+    for args in (["tenant", "info", "acme"], ["tenant", "list", "--json"]):
+        done = to_a_closed_pipe(*args, env=cli_env)
+        assert (done.returncode, done.stderr) == (141, OUTPUT_CLOSED + "\n"), args
+    hosted = tmp_path / "hosted-token.txt"
+    hosted.write_text("acme-hosted-client-token-0123456789\n")
+    kept = to_a_closed_pipe("tenant", "client-token", "acme", "--token-file", str(hosted),
+                            env=cli_env)  # fmt: skip
+    assert (kept.returncode, kept.stderr) == (141, OUTPUT_CLOSED + "\n")
+    new = to_a_closed_pipe("tenant", "client-token", "acme", env=cli_env)
+    assert new.stderr == OUTPUT_CLOSED + " (a token it printed is lost: issue a new one)\n"
 
 
 def test_flags_that_set_one_field_two_ways_are_refused(cli_env):
@@ -176,6 +199,20 @@ def test_numbers_are_read_as_every_other_door_reads_them(cli_env):
                     env=cli_env)  # fmt: skip
         assert r.returncode == 1, (number, r.stderr)
         assert f"argument --max-daily: {number!r} is not an integer" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["migrate", "--check"], ["rewrap"]])
+def test_json_help_of_a_command_with_no_api_operation_names_its_own_fields(cli_env, command):
+    """`rotator migrate` and `rewrap` are no API operation: their --json is their own
+    object, and their help names its fields, not "the API's JSON"."""
+    helped = rotator(command[0], "--help", env=cli_env)
+    assert helped.returncode == 0
+    json_help = " ".join(helped.stdout.split("--json", 2)[2].split())
+    assert "API" not in json_help and "one JSON object" in json_help, json_help
+    done = rotator(*command, "--json", env=cli_env)
+    assert done.returncode in (0, 1), done.stderr
+    for field in json.loads(done.stdout):
+        assert field in json_help, field
 
 
 def test_help_lists_every_setting_with_its_default():

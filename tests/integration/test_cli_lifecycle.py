@@ -4,10 +4,17 @@ and 2): the API's rules and the API's JSON, a tenant by id or name, its own flag
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
+import pytest
+import redis.asyncio as aioredis
+
+from rotator.embedded import EmbeddedValkey
 from rotator.store import keys, tenant_deletion
 from rotator.store.connection import Durability
-from tests.integration.cli_support import rotator
+from tests.integration.cli_support import base_env, rotator, wait_until_blocked
 from tests.integration.management import OPERATOR, SECRET, deliver
 from tests.integration.test_tenant_deletion import count_keys, fill
 
@@ -114,6 +121,62 @@ async def test_an_interrupted_deletion_is_finished_by_its_id(cli_env, redis):
     assert "state: deleted" in done.stdout
     assert await count_keys(redis, tenant["id"]) == 0
     assert await tenant_deletion.is_final(redis, tenant["id"])  # began long ago: re-checked
+
+
+@pytest.mark.parametrize(
+    ("cut_short", "code", "why"),
+    [
+        ("ctrl_c", 130, "interrupted"),
+        ("timeout", 2, "store unavailable (TimeoutError); check ROTATOR_REDIS_URL"),
+    ],
+)
+async def test_a_deletion_cut_short_says_what_it_left_and_how_to_finish_it(
+    master_key_b64, tmp_path, cut_short, code, why
+):
+    """Ctrl-C, or a store that stops answering, mid-deletion: the tenant may be half gone
+    (no name, no tokens, keys left). The message says so and names the command that finishes
+    it; that command does."""
+    server = EmbeddedValkey(tmp_path / "valkey")  # its own: the test pauses its writes
+    server.start()
+    r = aioredis.Redis.from_url(server.url)
+    env = base_env(
+        ROTATOR_REDIS_URL=server.url,
+        ROTATOR_MASTER_KEY=master_key_b64,
+        ROTATOR_DATA_DIR=str(tmp_path),
+        ROTATOR_REDIS_TIMEOUT_MS="60000",
+    )
+    try:
+        tenant = acme(env)["id"]
+        await r.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+        deleting = subprocess.Popen(
+            [sys.executable, "-m", "rotator.cli", "tenant", "delete", "acme", "--confirm", "acme"],
+            env={**env, "ROTATOR_REDIS_TIMEOUT_MS": "60000" if cut_short == "ctrl_c" else "500"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            if cut_short == "ctrl_c":
+                await wait_until_blocked(r)  # its first write waits on the pause
+                deleting.send_signal(signal.SIGINT)
+            out, err = deleting.communicate(timeout=30)
+        finally:
+            deleting.kill()
+            await r.execute_command("CLIENT", "UNPAUSE")
+
+        assert deleting.returncode == code, err
+        assert out == ""
+        finish = f"rotator tenant delete {tenant} --confirm {tenant}"
+        assert err == (
+            f"rotator: {why}: the deletion of tenant {tenant} may be part done (its first step "
+            "stops its tokens and removes its name, then its keys go in batches); run "
+            f"`{finish}` to finish it, or a running worker does within a minute\n"
+        )
+        again = rotator(*finish.split()[1:], env=env)
+        assert again.returncode == 0, again.stderr
+        assert "state: deleted" in again.stdout
+        assert await count_keys(r, tenant) == 0
+    finally:
+        await r.aclose()
+        server.stop()
 
 
 async def test_app_show_update_suspend_token(cli_env, client):

@@ -23,7 +23,7 @@ from rotator.crypto import KeyRing, blob_key_name
 from rotator.domain.clock import Clock, iso_ms, utc_day
 from rotator.store import keys, migrations
 from rotator.store.backup import derived, format, selection
-from rotator.store.backup.snapshot import BackupFailed, read_tenant
+from rotator.store.backup.snapshot import BackupExists, BackupFailed, read_tenant
 from rotator.store.connection import Redis, as_str
 
 Progress = Callable[[int, int], None]
@@ -54,9 +54,15 @@ async def write_backup(
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> BackupReport:
-    """Back up every tenant to `path` (refused if it exists, unless `overwrite`)."""
+    """Back up every tenant to `path` (refused if it exists, unless `overwrite`; a directory
+    always)."""
+    if path.is_dir():
+        raise BackupFailed(
+            f"{path} is a directory: give the path of the file to write, e.g. "
+            f"{path / 'keyrotator.backup'}"
+        )
     if path.exists() and not overwrite:
-        raise BackupFailed(f"{path} exists; remove it or choose another name")
+        raise BackupExists(path)
     with _spool(path) as spool:
         created_ms = clock()
         tenants = sorted(m.decode() for m in await redis.smembers(keys.TENANTS))
@@ -155,7 +161,7 @@ def _write_file(
             os.link(tmp, path)  # refuses, unlike a rename, if the file appeared meanwhile
             tmp.unlink()
     except FileExistsError:
-        raise BackupFailed(f"{path} exists; remove it or choose another name") from None
+        raise BackupExists(path) from None
     except OSError as exc:  # disk full, I/O error: not the store's (which would be exit 2)
         raise BackupFailed(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:

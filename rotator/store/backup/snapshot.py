@@ -12,6 +12,7 @@ and tomorrow's names in any case (selection.usage_names).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rotator.domain.clock import iso_ms
@@ -39,6 +40,15 @@ from rotator.tuning import BACKUP_READS_PER_TENANT
 
 class BackupFailed(RotatorError):
     """A backup cannot be made as it should be (the file is not written)."""
+
+
+class BackupExists(BackupFailed):
+    """The backup's file exists, and overwriting it was not asked for (`rotator backup`
+    names its flag for that, --force)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} exists; remove it or choose another name")
+        self.path = path
 
 
 async def read_tenant(
