@@ -77,10 +77,22 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
+def console_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]:
+    """The live server's own store: it runs for the whole session with its background tasks
+    (the store watch writes the key-ring canary back into a store emptied under it), so it
+    must not share the store other tests flush."""
+    server = EmbeddedValkey(tmp_path_factory.mktemp("console-valkey"), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def live_server(
-    valkey: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory
+    console_valkey: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """The whole app under uvicorn in a thread of its own (its own event loop)."""
+    valkey = console_valkey
     settings = Settings(
         redis_url=valkey.url,
         data_dir=tmp_path_factory.mktemp("console"),

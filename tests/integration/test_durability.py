@@ -235,7 +235,9 @@ async def test_waitaof_runs_on_the_node_that_took_the_writes(aof_cluster):
                 int(i == node) for i in range(3)
             ]
             assert d.supported is True
-        # a tenant's hash and the global registry: two slots, a WAITAOF on each owner
+        # a tenant's hash and the global registry: two slots, a WAITAOF on each owner (after
+        # a first tenant, whose creation in an empty store also records kr:schema)
+        await tenants.create_tenant(r, d, name="first", demo=False, now_ms=T0_MS)
         before = waitaof_calls(aof_cluster)
         created = await tenants.create_tenant(r, d, name="acme", demo=False, now_ms=T0_MS)
         after = waitaof_calls(aof_cluster)

@@ -26,6 +26,7 @@ from tests.integration.management import (
     new_service,
     new_tenant,
 )
+from tests.integration.test_readiness import as_serve_leaves_it
 
 DEEP = b"[" * 1000 + b"]" * 1000
 DEEP_OBJECT = b'{"name":' * 1000 + b"1" + b"}" * 1000
@@ -151,6 +152,7 @@ def assert_client_error(r: httpx.Response, what: str) -> None:
 # every route times every hostile input: it grows with each route (122 s at load 8, 2 cores)
 @pytest.mark.timeout(300)
 async def test_hostile_input_never_5xx_nor_logged(settings, redis, clock, caplog):
+    await as_serve_leaves_it(redis, settings, clock)  # so /readyz is 200, not a 503
     app = create_app(settings, clock=clock)
     async with app_client(app) as client:
         await battery(app, client, caplog)
