@@ -1,4 +1,5 @@
-"""Stopping a task for sure: cancel it, and cancel it again until it has stopped.
+"""Stopping a task for sure: cancel it, and cancel it again until it has stopped; and
+`Background`, the helpers that run one task of their own while the process serves.
 
 On Python 3.11 one cancellation is not always enough. redis-py checks a pooled
 connection with `asyncio.timeout(0)` (its hiredis parser's can_read_destructive); a
@@ -21,3 +22,22 @@ async def cancel_and_wait(task: asyncio.Future, retry_s: float = CANCEL_RETRY_S)
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=retry_s)
+
+
+class Background:
+    """A helper that runs one task of its own (`_run`) while the process serves: `launch`
+    starts it, `stop` stops it for sure. A subclass whose stop does more (a last fold, a
+    last line) does it after `await super().stop()`."""
+
+    _task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def launch(self, name: str) -> None:
+        self._task = asyncio.create_task(self._run(), name=name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from rotator.cancel import cancel_and_wait
+from rotator.cancel import Background
 
 
 class Tally:
@@ -78,7 +78,7 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-class Summary:
+class Summary(Background):
     """Logs `line(tally.take(), seconds since the last line)` every `interval_s`, and once
     more at stop() for the partial period. interval_s <= 0: never (stop() still flushes)."""
 
@@ -97,11 +97,10 @@ class Summary:
         self.interval_s = interval_s
         self.clock = clock
         self._since = clock()
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="log-summary")
+            self.launch("log-summary")
 
     async def _run(self) -> None:
         while True:
@@ -116,7 +115,5 @@ class Summary:
             self.log.info(text)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await super().stop()
         self.report()

@@ -21,14 +21,14 @@ import socket
 from collections.abc import Sequence
 
 from rotator.api.state import AppState
-from rotator.cancel import cancel_and_wait
+from rotator.cancel import Background
 from rotator.domain.clientip import ClientIpResolver, Network
 from rotator.tuning import PROXY_NAMES_REFRESH_S, PROXY_NAMES_RETRY_S
 
 log = logging.getLogger("rotator.api")
 
 
-class ProxyNames:
+class ProxyNames(Background):
     def __init__(
         self,
         state: AppState,
@@ -46,7 +46,6 @@ class ProxyNames:
         self.addresses: dict[str, frozenset[Network]] = {}
         """Each name's last answer (absent until it first resolves)."""
         self._said_unresolved: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Resolve once now (so a proxy already up is trusted from the first request), then
@@ -54,12 +53,7 @@ class ProxyNames:
         if not self.hosts:
             return
         await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="trusted-proxy-names")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        self.launch("trusted-proxy-names")
 
     async def _run(self) -> None:
         while True:

@@ -12,14 +12,14 @@ import logging
 from redis.exceptions import RedisClusterException, RedisError
 
 from rotator.api.state import AppState
-from rotator.cancel import cancel_and_wait
+from rotator.cancel import Background
 from rotator.store import marks
 from rotator.tuning import STORE_MARKS_EVERY_S
 
 log = logging.getLogger("rotator.api")
 
 
-class StoreWatch:
+class StoreWatch(Background):
     def __init__(self, state: AppState, *, every_s: float = STORE_MARKS_EVERY_S) -> None:
         self.state = state
         self.every_s = every_s
@@ -28,16 +28,10 @@ class StoreWatch:
         built on a bare store, not started by `serve`) is not one that lost them."""
         self.said = False
         """This loss was logged (one line each time the marks vanish)."""
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.check()  # the marks `serve` just wrote: seen before any request
-        self._task = asyncio.create_task(self._run(), name="store-marks")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        self.launch("store-marks")
 
     async def _run(self) -> None:
         while True:

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable
 
-from rotator.cancel import cancel_and_wait
+from rotator.cancel import Background
 from rotator.domain.errors import RotatorError
 from rotator.metrics import names
 from rotator.metrics.buckets import LATENCY_BOUNDS_S, Buckets
@@ -26,7 +26,7 @@ FOLD_INTERVAL_S = 1.0
 _HTTP_STATUS = re.compile(r"HTTP [1-5][0-9][0-9]")
 
 
-class ApiFold:
+class ApiFold(Background):
     """One API process's in-process counts and the task that folds them into the metrics.
 
     `summary` receives every delivery outcome folded, so the summary log line (which
@@ -54,16 +54,13 @@ class ApiFold:
         self._seen_flushes = list(flush_sizes)
         self._seen_failures = store_failures()
         self._seen_connects = 1  # the first connect is not a reconnect
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         names.api_processes.set(1)
-        self._task = asyncio.create_task(self._run(), name="metrics-fold")
+        self.launch("metrics-fold")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await super().stop()
         self.fold()
 
     async def _run(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from rotator.cancel import cancel_and_wait
+from rotator.cancel import Background
 from rotator.metrics import names  # noqa: F401  (its import turns `_created` series off)
 from rotator.store import backlog
 from rotator.store.connection import UNAVAILABLE
@@ -59,7 +59,7 @@ store_up = Gauge(
 _COUNTERS = {"pumped": events_pumped, "sweeps": sweep_runs, "expired": keys_expired}
 
 
-class WorkerMetrics:
+class WorkerMetrics(Background):
     """The worker's fold task and HTTP server. `summary` receives what is folded, for the
     summary log line (which reads it)."""
 
@@ -69,18 +69,15 @@ class WorkerMetrics:
         self._data = data
         self._queue = queue
         self._now_ms = now_ms
-        self._task: asyncio.Task[None] | None = None
         self._server: Any = None
 
     def start(self, host: str, port: int) -> None:
         self._server, _ = start_http_server(port, addr=host, registry=WORKER)
         log.info("worker metrics on http://%s:%d/metrics", host, port)
-        self._task = asyncio.create_task(self._run(), name="worker-metrics")
+        self.launch("worker-metrics")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await super().stop()
         self.fold()
         if self._server is not None:
             self._server.shutdown()

@@ -78,15 +78,24 @@ def test_a_command_waits_for_an_embedded_valkey_loading_its_aof(tmp_path):
         ),
     )  # fmt: skip
     (data_dir / "valkey.port").write_text(str(server.port))
-    starting = threading.Thread(target=server.start, kwargs={"timeout_s": 60})
+    finished = threading.Event()
+
+    def start_and_stay() -> None:
+        server.start(timeout_s=60)
+        # the server dies with the thread that started it (PR_SET_PDEATHSIG follows the
+        # thread, not the process): this one lives until the test is done with it
+        finished.wait(60)
+
+    starting = threading.Thread(target=start_and_stay)
     try:
         starting.start()
         started_s = time.monotonic()
         r = rotator("tenant", "list", env=base_env(ROTATOR_DATA_DIR=str(data_dir)), timeout=60)
         elapsed_s = time.monotonic() - started_s
-        starting.join(60)
     finally:
         server.stop()
+        finished.set()
+        starting.join(60)
         os.close(lock_fd)
     assert r.returncode == 0, r.stderr
     assert elapsed_s > JOIN_SILENT_S, "the load was too quick to show anything"
