@@ -13,6 +13,7 @@ SIGTERM: its event pump lost the cancel, and the shutdown waited for it forever
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 
 from rotator.tuning import CANCEL_RETRY_S
 
@@ -24,15 +25,16 @@ async def cancel_and_wait(task: asyncio.Future, retry_s: float = CANCEL_RETRY_S)
         await asyncio.wait({task}, timeout=retry_s)
 
 
-class Background:
+class Background(ABC):
     """A helper that runs one task of its own (`_run`) while the process serves: `launch`
     starts it, `stop` stops it for sure. A subclass whose stop does more (a last fold, a
     last line) does it after `await super().stop()`."""
 
     _task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """The task's work, until cancelled."""
 
     def launch(self, name: str) -> None:
         self._task = asyncio.create_task(self._run(), name=name)
