@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -32,3 +33,25 @@ async def wait_until_blocked(r: Any, timeout_s: float = 20.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not any("b" in c["flags"] for c in await r.client_list()):
             await asyncio.sleep(0.02)
+
+
+async def cut_short(
+    r: Any, args: list[str], env: dict[str, str], how: str
+) -> subprocess.CompletedProcess[str]:
+    """`rotator ARGS` cut short at its first write, which `r`'s server holds paused: by Ctrl-C
+    (`how` "ctrl_c", once it waits on the pause) or by the store's timeout (500 ms)."""
+    await r.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rotator.cli", *args],
+        env={**env, "ROTATOR_REDIS_TIMEOUT_MS": "60000" if how == "ctrl_c" else "500"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        if how == "ctrl_c":
+            await wait_until_blocked(r)
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        await r.execute_command("CLIENT", "UNPAUSE")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

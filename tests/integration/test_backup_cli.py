@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from rotator.domain.clock import system_clock
 from rotator.embedded import EmbeddedValkey, free_port
 from rotator.store import keys
 from tests.integration.backup_support import cli_env, seed_tenants
-from tests.integration.cli_support import base_env, rotator, wait_until_blocked
+from tests.integration.cli_support import base_env, cut_short, rotator
 
 
 def test_help_explains_every_option():
@@ -156,7 +155,7 @@ RESUMES = (
 
 
 @pytest.mark.parametrize(
-    ("cut_short", "code", "said"),
+    ("cut_short_by", "code", "said"),
     [
         ("ctrl_c", 130, "rotator: interrupted: " + RESUMES),
         # a write slower than ROTATOR_REDIS_TIMEOUT_MS: why it stopped, and how to finish
@@ -165,7 +164,7 @@ RESUMES = (
     ],
 )  # fmt: skip
 async def test_a_restore_cut_short_says_how_to_finish_it(
-    master_key_b64, tmp_path, cut_short, code, said
+    master_key_b64, tmp_path, cut_short_by, code, said
 ):
     server = EmbeddedValkey(tmp_path / "valkey")  # its own: the test pauses its writes
     server.start()
@@ -181,21 +180,8 @@ async def test_a_restore_cut_short_says_how_to_finish_it(
         path = tmp_path / "kr.backup"
         assert rotator("backup", str(path), env=env).returncode == 0
         await r.flushall()
-        await r.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
-        restore = subprocess.Popen(
-            [sys.executable, "-m", "rotator.cli", "restore", str(path)],
-            env={**env, "ROTATOR_REDIS_TIMEOUT_MS": "60000" if cut_short == "ctrl_c" else "500"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            if cut_short == "ctrl_c":
-                await wait_until_blocked(r)  # mid-restore: its first write waits on the pause
-                restore.send_signal(signal.SIGINT)
-            out, err = restore.communicate(timeout=30)
-        finally:
-            restore.kill()
-            await r.execute_command("CLIENT", "UNPAUSE")
-
+        restore = await cut_short(r, ["restore", str(path)], env, cut_short_by)
+        out, err = restore.stdout, restore.stderr
         assert restore.returncode == code, err
         assert out == ""
         assert err.endswith(said), err

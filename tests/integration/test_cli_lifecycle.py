@@ -4,9 +4,6 @@ and 2): the API's rules and the API's JSON, a tenant by id or name, its own flag
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,7 +11,7 @@ import redis.asyncio as aioredis
 from rotator.embedded import EmbeddedValkey
 from rotator.store import keys, tenant_deletion
 from rotator.store.connection import Durability
-from tests.integration.cli_support import base_env, rotator, wait_until_blocked
+from tests.integration.cli_support import base_env, cut_short, rotator
 from tests.integration.management import OPERATOR, SECRET, deliver
 from tests.integration.test_tenant_deletion import count_keys, fill
 
@@ -124,14 +121,14 @@ async def test_an_interrupted_deletion_is_finished_by_its_id(cli_env, redis):
 
 
 @pytest.mark.parametrize(
-    ("cut_short", "code", "why"),
+    ("cut_short_by", "code", "why"),
     [
         ("ctrl_c", 130, "interrupted"),
         ("timeout", 2, "store unavailable (TimeoutError); check ROTATOR_REDIS_URL"),
     ],
 )
 async def test_a_deletion_cut_short_says_what_it_left_and_how_to_finish_it(
-    master_key_b64, tmp_path, cut_short, code, why
+    master_key_b64, tmp_path, cut_short_by, code, why
 ):
     """Ctrl-C, or a store that stops answering, mid-deletion: the tenant may be half gone
     (no name, no tokens, keys left). The message says so and names the command that finishes
@@ -147,21 +144,10 @@ async def test_a_deletion_cut_short_says_what_it_left_and_how_to_finish_it(
     )
     try:
         tenant = acme(env)["id"]
-        await r.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
-        deleting = subprocess.Popen(
-            [sys.executable, "-m", "rotator.cli", "tenant", "delete", "acme", "--confirm", "acme"],
-            env={**env, "ROTATOR_REDIS_TIMEOUT_MS": "60000" if cut_short == "ctrl_c" else "500"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            if cut_short == "ctrl_c":
-                await wait_until_blocked(r)  # its first write waits on the pause
-                deleting.send_signal(signal.SIGINT)
-            out, err = deleting.communicate(timeout=30)
-        finally:
-            deleting.kill()
-            await r.execute_command("CLIENT", "UNPAUSE")
-
+        deleting = await cut_short(
+            r, ["tenant", "delete", "acme", "--confirm", "acme"], env, cut_short_by
+        )
+        out, err = deleting.stdout, deleting.stderr
         assert deleting.returncode == code, err
         assert out == ""
         finish = f"rotator tenant delete {tenant} --confirm {tenant}"
