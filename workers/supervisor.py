@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from arq.worker import Worker
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import ReadOnlyError, WatchError
 
 from rotator.cancel import cancel_and_wait
 from rotator.folded_log import FoldedWarning
@@ -52,6 +52,16 @@ log = logging.getLogger("workers")
 
 OUTAGE = (*UNAVAILABLE, ReadOnlyError)
 """What a store outage raises (ReadOnlyError: a primary demoted by a failover)."""
+
+
+def _outage_behind(exc: BaseException) -> BaseException | None:
+    """The outage `exc` is, or stands for: redis-py raises a WatchError while handling the
+    ConnectionError of a connection that died as arq's job pick-up watched a key."""
+    if isinstance(exc, OUTAGE):
+        return exc
+    if isinstance(exc, WatchError) and isinstance(exc.__context__, OUTAGE):
+        return exc.__context__
+    return None
 
 
 class Supervisor:
@@ -162,13 +172,14 @@ class Supervisor:
         except asyncio.CancelledError:
             if not self.stopping.is_set():
                 raise  # not our stop: the process is being torn down
-        except OUTAGE as exc:
-            self.outage.failed(exc)
-        except Exception:
-            # anything else arq raises out of its loop (e.g. a WatchError from its job
-            # pick-up when a restarted store lost the watched key) ends this Worker, not the
-            # process: logged loudly once, then a new Worker after the usual backoff
-            log.exception("the worker loop failed; starting a new one")
+        except Exception as exc:
+            if (outage := _outage_behind(exc)) is not None:
+                self.outage.failed(outage)
+            else:
+                # anything else arq raises out of its loop (e.g. a WatchError from its job
+                # pick-up when a restarted store lost the watched key) ends this Worker, not
+                # the process: logged loudly once, then a new Worker after the usual backoff
+                log.exception("the worker loop failed; starting a new one")
         finally:
             stop.cancel()
             if not run.done():  # torn down while it ran

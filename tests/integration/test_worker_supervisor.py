@@ -1,11 +1,13 @@
 """The worker's supervisor: a Worker loop that fails for any reason is replaced, the
-process stays up (a WatchError raised by arq's job pick-up once killed the worker)."""
+process stays up (a WatchError raised by arq's job pick-up once killed the worker); one
+that failed because the store went away is an outage, logged as one, with no traceback."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import WatchError
 
 from workers import supervisor as supervision
@@ -17,6 +19,7 @@ class FlakyWorker:
     until the supervisor stops it."""
 
     runs = 0
+    lost_store = False
 
     def __init__(self, **_: object) -> None:
         self.ctx: dict = {}
@@ -27,6 +30,12 @@ class FlakyWorker:
 
     async def async_run(self) -> None:
         FlakyWorker.runs += 1
+        if FlakyWorker.runs == 1 and FlakyWorker.lost_store:
+            try:
+                raise RedisConnectionError("Connection reset by peer")
+            except RedisConnectionError:
+                # what redis-py raises when a watching connection dies
+                raise WatchError("A ConnectionError occurred on while watching") from None
         if FlakyWorker.runs == 1:
             raise WatchError("Watched variable changed.")
         await self.stopped.wait()
@@ -35,12 +44,13 @@ class FlakyWorker:
         self.stopped.set()
 
 
-async def test_a_failed_worker_loop_is_replaced_not_fatal(settings, monkeypatch, caplog):
+async def run_until_replaced(settings, monkeypatch, caplog, *, lost_store: bool) -> None:
     monkeypatch.setattr(supervision, "Worker", FlakyWorker)
     FlakyWorker.runs = 0
+    FlakyWorker.lost_store = lost_store
     config = WorkerConfig(pump=False, reconnect_base_s=0.01, reconnect_cap_s=0.01)
     boss = supervision.Supervisor(settings, config)
-    with caplog.at_level(logging.ERROR, logger="workers"):
+    with caplog.at_level(logging.INFO, logger="workers"):
         running = asyncio.create_task(boss.run())
         for _ in range(500):
             if FlakyWorker.runs == 2 and boss.current is not None:
@@ -49,6 +59,19 @@ async def test_a_failed_worker_loop_is_replaced_not_fatal(settings, monkeypatch,
         assert FlakyWorker.runs == 2 and not running.done()
         boss.stop()
         await asyncio.wait_for(running, 5)
-    assert [r.getMessage() for r in caplog.records] == [
-        "the worker loop failed; starting a new one"
+
+
+async def test_a_failed_worker_loop_is_replaced_not_fatal(settings, monkeypatch, caplog):
+    await run_until_replaced(settings, monkeypatch, caplog, lost_store=False)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["the worker loop failed; starting a new one"]
+
+
+async def test_a_worker_loop_ended_by_a_lost_connection_is_an_outage(settings, monkeypatch, caplog):
+    await run_until_replaced(settings, monkeypatch, caplog, lost_store=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "the store is unreachable (ConnectionError: Connection reset by peer); "
+        "retrying with backoff, reporting once per 60s"
     ]
