@@ -14,7 +14,6 @@ flushed per test) and the arq queue on the single server (QUEUE_URL).
 from __future__ import annotations
 
 import base64
-import gc
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -44,16 +43,7 @@ T0_MS = 1_772_366_400_000
 BACKENDS = ("single", "cluster")
 
 
-REAL_GC_FREEZE = gc.freeze
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    # The app freezes the heap once it has started (rotator/api/app.py), which pays off over
-    # a serving process's life; this process builds an app per test, and each freeze, or each
-    # full collection walking what the last app unfroze, cost it (25 % of the management and
-    # delivery tests' time, 2026-12-04). `rotator serve` processes started by tests still
-    # freeze, and tests/integration/test_app_lifespan.py runs the real one.
-    gc.freeze = lambda: None
     # A suite started in the background by a script (`make test &`) has SIGINT ignored, and
     # every child inherits that, so the Ctrl-C tests would wait for a child that cannot
     # hear it. A handled SIGINT is reset to the default in each child at exec.

@@ -10,7 +10,6 @@ import pytest
 
 from rotator.api.app import create_app
 from tests.asgi import app_client
-from tests.conftest import REAL_GC_FREEZE
 
 pytestmark = pytest.mark.backends("single")
 
@@ -24,8 +23,7 @@ async def _serve_once(settings, clock) -> weakref.ref:
     return weakref.ref(app.state.rotator)  # Litestar's own object takes no weak reference
 
 
-async def test_apps_built_one_after_another_are_collected(settings, redis, clock, monkeypatch):
-    monkeypatch.setattr(gc, "freeze", REAL_GC_FREEZE)  # the suite's other tests skip it
+async def test_apps_built_one_after_another_are_collected(settings, redis, clock):
     first = await _serve_once(settings, clock)
     # the module-level route handlers point at the last app that registered them
     await _serve_once(settings, clock)
