@@ -1,4 +1,4 @@
-"""A real API process (uvicorn, real sockets) for tests that need a network peer."""
+"""A real API process (`rotator serve`, real sockets) for tests that need a network peer."""
 
 from __future__ import annotations
 
@@ -16,16 +16,15 @@ from rotator.embedded import free_port
 
 @contextlib.contextmanager
 def live_api(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
-    """Start `uvicorn --factory rotator.api.app:create_app_from_env`; yields its base URL."""
+    """Start `rotator serve` (which checks and marks the store, then runs uvicorn) as an
+    operator would; yields its base URL."""
     port = free_port()
-    cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "rotator.api.app:create_app_from_env",
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
-        # our own trusted-proxy logic decides; uvicorn must not rewrite the peer from headers
-        "--no-proxy-headers",
-        "--workers", str(workers),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+    env = {
+        **env, "ROTATOR_HOST": "127.0.0.1", "ROTATOR_PORT": str(port),
+        "ROTATOR_WORKERS": str(workers), "ROTATOR_LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    cmd = [sys.executable, "-m", "rotator.cli", "serve"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
