@@ -31,8 +31,10 @@ run: install
 dev-cert: install
 	$(BIN)/python -m rotator.devcert deploy/tls $(DEV_CERT_ARGS)
 
+# One worker process per core, at most 4, each with its own Valkey servers; a file's tests
+# stay in one worker (their module fixtures start once). One process: `pytest -p no:xdist`.
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 lint: install-test
 	$(BIN)/ruff check .

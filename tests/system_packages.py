@@ -9,9 +9,12 @@ tests that need a package carry a timeout to match.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -39,12 +42,19 @@ def require(program: str, package: str, places: tuple[str, ...] = ()) -> str:
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    # the package lists may be missing or stale: install, else update and install again
-    for step in (install, ["apt-get", "update", "-q"], install):
-        subprocess.run(step, env=env, capture_output=True, timeout=APT_TIMEOUT_S, check=False)
-        path = find(program, places)
+    # one installer at a time: the suite's worker processes may need packages at once, and
+    # a second apt-get would fail on dpkg's lock instead of waiting for it
+    with (Path(tempfile.gettempdir()) / "rotator-tests-apt.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = find(program, places)  # another worker may have installed it meanwhile
         if path:
             return path
+        # the package lists may be missing or stale: install, else update and install again
+        for step in (install, ["apt-get", "update", "-q"], install):
+            subprocess.run(step, env=env, capture_output=True, timeout=APT_TIMEOUT_S, check=False)
+            path = find(program, places)
+            if path:
+                return path
     pytest.fail(
         f"apt-get could not install {package} (offline?): install the Debian package {package}"
     )
