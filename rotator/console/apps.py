@@ -45,11 +45,15 @@ async def render_app(
     return form_page(request, "app.html", APP_NOTICES, status=status, **context)
 
 
-def app_form(form: Any) -> tuple[dict[str, str], dict[str, Any]]:
-    """(what the user typed, to show again if refused; the store's arguments)."""
-    values = {n: text(form, n) for n in FORM_FIELDS}
-    return values, {
-        "name": values["name"],
+def typed(form: Any) -> dict[str, str]:
+    """What the user typed, to show again if refused."""
+    return {n: text(form, n) for n in FORM_FIELDS}
+
+
+def app_fields(form: Any) -> dict[str, Any]:
+    """The store's arguments; InvalidField for a value that is not one (a refused form)."""
+    return {
+        "name": text(form, "name"),
         "ip_allowlist": address_list(form, "ip_allowlist"),
         "max_daily_requests": optional_int(form, "max_daily_requests"),
     }
@@ -66,10 +70,10 @@ class AppPages(Controller):
     @post("/", include_in_schema=False)
     async def create(self, request: Request, tenant: TenantId, app_state: State) -> Response:
         form = await request.form()
-        values, fields = app_form(form)
+        values = typed(form)
         try:
             created = await app_state.call(
-                store.add_app, tenant, **fields, app_token=chosen_token(form, "app_token")
+                store.add_app, tenant, **app_fields(form), app_token=chosen_token(form, "app_token")
             )
         except (InvalidField, Conflict) as exc:
             # the token typed is never shown again, not even in the refused form
@@ -90,9 +94,10 @@ class AppPages(Controller):
     async def edit(
         self, request: Request, tenant: TenantId, app_id: FromPath[int], app_state: State
     ) -> Response:
-        values, fields = app_form(await request.form())
+        form = await request.form()
+        values = typed(form)
         try:
-            await app_state.call(store.update_app, tenant, app_id, **fields)
+            await app_state.call(store.update_app, tenant, app_id, **app_fields(form))
         except InvalidField as exc:
             errors = form_errors(exc, "name")
             return await render_app(

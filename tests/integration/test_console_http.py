@@ -456,6 +456,22 @@ async def test_usage_shows_today_and_the_last_days(client, clock: FakeClock):
     assert '<td class="num">3</td>' in month.text and '<td class="num">1</td>' in month.text
 
 
+async def test_app_form_errors_keep_what_was_typed(client):
+    t = await new_tenant(client)
+    await sign_in(client, t.admin_token)
+    typed = {"name": "keep-me", "ip_allowlist": "10.0.0.0/8", "max_daily_requests": "abc"}
+    r = await post_form(client, "/app/apps", typed)
+    assert r.status_code == 400 and "whole number" in field_errors(r)["max_daily_requests"]
+    assert 'value="keep-me"' in r.text and "10.0.0.0/8" in r.text
+    assert (await client.get("/v1/apps", headers=t.auth)).json() == []
+    await post_form(client, "/app/apps", {"name": "web"})
+    app_id = (await client.get("/v1/apps", headers=t.auth)).json()[0]["id"]
+    r = await post_form(client, f"/app/apps/{app_id}", typed)
+    assert r.status_code == 400 and "whole number" in field_errors(r)["max_daily_requests"]
+    assert 'value="keep-me"' in r.text and "10.0.0.0/8" in r.text
+    assert (await client.get("/v1/apps", headers=t.auth)).json()[0]["name"] == "web"
+
+
 async def test_apps_and_client_token_are_shown_once(client):
     t = await new_tenant(client)
     await new_service(client, t)
