@@ -64,6 +64,13 @@ def is_secret_name(name: str) -> bool:
     return any(part in lowered for part in SECRET_NAME_PARTS)
 
 
+def redact_text(value: str) -> str:
+    """A text as a record may hold it: token-shaped parts and URL credentials hidden, cut
+    at MAX_TEXT_CHARS (a refusal's message may repeat whatever the request sent)."""
+    value = URL_CREDENTIALS.sub(r"\1***@", SECRET_SHAPES.sub(REDACTED, value))
+    return value if len(value) <= MAX_TEXT_CHARS else value[:MAX_TEXT_CHARS] + "…"
+
+
 def redact(name: str, value: Any) -> Any:
     """`value` of the field `name` as a record may hold it (builtins, no secret)."""
     if is_secret_name(name):
@@ -80,8 +87,7 @@ def redact(name: str, value: Any) -> Any:
     if isinstance(value, bytes):
         return REDACTED  # sealed blobs and raw secrets: never written down
     if isinstance(value, str):
-        value = URL_CREDENTIALS.sub(r"\1***@", SECRET_SHAPES.sub(REDACTED, value))
-        return value if len(value) <= MAX_TEXT_CHARS else value[:MAX_TEXT_CHARS] + "…"
+        return redact_text(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return redact(name, str(value))

@@ -114,7 +114,7 @@ def _stored(
             resource=resource,
             fields=fields,
             outcome=rules.OK if reason is None else rules.REFUSED,
-            reason=reason,
+            reason=None if reason is None else rules.redact_text(reason),
             request_id=scope.request_id or None,
         )
     )

@@ -85,7 +85,8 @@ def events_field(subscribed: list[str] | tuple[str, ...]) -> str:
 def check_events(field: str, requested: list[str]) -> list[str]:
     unknown = [t for t in requested if t not in EVENT_TYPES]
     if unknown:
-        raise InvalidField(field, f"unknown event {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+        name = unknown[0] if len(unknown[0]) <= 64 else unknown[0][:64] + "…"  # never echo 1 MB
+        raise InvalidField(field, f"unknown event {name!r}; known: {', '.join(EVENT_TYPES)}")
     return [t for t in EVENT_TYPES if t in requested]  # canonical order, no duplicates
 
 

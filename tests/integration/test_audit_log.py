@@ -159,6 +159,19 @@ async def test_a_refused_write_is_recorded_with_why(client, redis):
     assert not [x for x in records if x["action"] == "update_key" and x["outcome"] == "ok"]
 
 
+async def test_a_refusal_repeating_huge_input_is_recorded_cut_short(client):
+    # a tenant admin must not fill the shared store, one refused request at a time
+    f = await seeded(client)
+    name = "x" * 1_000_000
+    body = {"webhook_url": "http://127.0.0.1:9/hook", "webhook_events": [name]}
+    r = await client.patch("/v1/tenant", json=body, headers=f.tenant.auth)
+    assert r.status_code == 400 and len(r.content) < 1_000
+    assert r.json()["error"].startswith("webhook_events: unknown event 'xxxx")
+    newest = (await read_all(client, f.tenant.auth))[0]
+    assert newest["outcome"] == "refused" and newest["reason"].endswith("…")
+    assert len(newest["reason"]) <= 201
+
+
 async def test_a_suspended_tenants_write_is_recorded_refused(client):
     f = await seeded(client)
     r = await client.patch(
