@@ -211,10 +211,11 @@ SERVE_PID_ENV = "_ROTATOR_SERVE_PID"
 def create_app_from_env() -> Litestar:
     """uvicorn --factory entry point for worker processes (settings from ROTATOR_* env)."""
     serve_pid = os.environ.get(SERVE_PID_ENV)
-    if serve_pid is not None and serve_pid == str(os.getppid()):
+    if serve_pid is not None:
         # one of `serve`'s worker processes: it goes when serve goes, a kill -9 included,
         # which leaves serve no time to stop it (it would hold the port and the restart
-        # would be refused); serve gone already, it goes now
+        # would be refused); serve gone already (killed while this one still started up,
+        # so this process's parent is another now), it goes now
         die_with_parent()
         if str(os.getppid()) != serve_pid:
             raise SystemExit(0)
