@@ -63,5 +63,9 @@ def verify(
         return False
     if abs(now_s - timestamp_s) > tolerance_s:
         return False
-    expected = sign(secret, msg_id, timestamp_s, body)
-    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+    expected = sign(secret, msg_id, timestamp_s, body).encode()
+    # bytes, not str: compare_digest raises TypeError on a non-ASCII str, and a header is
+    # whatever the sender put there
+    return any(
+        hmac.compare_digest(expected, candidate.encode(errors="replace")) for candidate in offered
+    )

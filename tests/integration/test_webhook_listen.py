@@ -97,6 +97,15 @@ def test_prints_each_delivery_with_its_signature_verdict(checking):
     assert read_delivery(proc)["signature"] == "INVALID"
 
 
+def test_a_signature_header_that_is_not_ascii_is_invalid_not_a_crash(checking):
+    proc, url = checking
+    headers = signing.headers(SECRET, "msg_3", int(time.time()), BODY)
+    # a header's bytes are the sender's: Latin-1 letters are not a valid signature
+    headers["webhook-signature"] = "v1,sïgnature é".encode("latin-1")  # type: ignore[assignment]
+    assert post(url, headers) == 503
+    assert read_delivery(proc)["signature"] == "INVALID"
+
+
 def test_ctrl_c_stops_it(checking):
     proc, _ = checking
     proc.send_signal(signal.SIGINT)

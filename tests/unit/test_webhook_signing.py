@@ -42,6 +42,16 @@ def test_verify_accepts_its_own_and_rejects_tampering():
     assert not signing.verify(SECRET, {}, body, now_s=1_700_000_000)
 
 
+@pytest.mark.parametrize("offered", ["v1,é", "v1,\udcff", "v1,\u2603 v1,x"])
+def test_verify_refuses_a_signature_that_is_not_ascii(offered):
+    body = b"{}"
+    headers = {
+        **signing.headers(SECRET, "evt_t_1-0", 1_700_000_000, body),
+        "webhook-signature": offered,
+    }
+    assert not signing.verify(SECRET, headers, body, now_s=1_700_000_000)
+
+
 @pytest.mark.parametrize("secret", ["whsec_not base64!", "whsec_"])
 def test_bad_secret(secret):
     with pytest.raises(signing.BadSecret):
