@@ -311,7 +311,7 @@ class Settings:
     )
     events_maxlen: int = setting(10000, "approximate cap of each tenant's event stream", at_least=1)
     webhook_timeout_s: float = setting(
-        5.0, "timeout of one webhook delivery attempt, seconds", above=0
+        5.0, "how long one webhook attempt waits for the status line, seconds", above=0
     )
     webhook_max_attempts: int = setting(
         8, "attempts per webhook event before it is recorded as failed", at_least=1

@@ -130,15 +130,15 @@ class WebhookClient:
         t = self.timeout_s
         extensions = {"timeout": {"connect": t, "read": t, "write": t, "pool": t}}
         try:
-            async with asyncio.timeout(t):
+            async with asyncio.timeout(t) as deadline:
                 async with self._pool.stream(
                     "POST", target, headers=request_headers, content=body, extensions=extensions
                 ) as response:
-                    seen = 0
-                    async for chunk in response.aiter_stream():
-                        seen += len(chunk)
-                        if seen > WEBHOOK_MAX_RESPONSE_BYTES:
-                            break  # the connection is dropped instead of reused; fine
+                    # the status line is the receiver's answer; the body is read only so the
+                    # connection can be reused, and one that stalls must not turn a 2xx into
+                    # a failed attempt (and the event into a duplicate)
+                    deadline.reschedule(None)
+                    await _drain(response, t)
                     return response.status
         except TimeoutError:
             raise DeliveryFailed(f"timeout after {t:g}s") from None
@@ -153,3 +153,18 @@ class WebhookClient:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+async def _drain(response: httpcore.Response, timeout_s: float) -> None:
+    """Read and drop a response body of at most WEBHOOK_MAX_RESPONSE_BYTES within
+    `timeout_s`; a longer, slower or broken one only costs the connection (closed, not
+    reused, when the stream ends unread)."""
+    seen = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in response.aiter_stream():
+                seen += len(chunk)
+                if seen > WEBHOOK_MAX_RESPONSE_BYTES:
+                    return
+    except (TimeoutError, httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError):
+        return

@@ -144,6 +144,35 @@ async def test_slow_receiver_times_out(settings, redis, receiver):
     assert entry["error"].startswith("timeout")
 
 
+async def test_a_2xx_whose_body_comes_slowly_is_delivered_not_a_timeout(settings, redis):
+    """The status line is the receiver's answer: a body still arriving when the timeout
+    ends must not turn a 200 into a failed attempt (and the event into a duplicate)."""
+
+    async def answer_then_stall(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )  # fmt: skip
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(30)  # the other 98 bytes never come
+
+    server = await asyncio.start_server(answer_then_stall, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    settings = dataclasses.replace(settings, webhook_max_attempts=2, webhook_timeout_s=0.2)
+    t, _ = await webhook_tenant(redis, settings.keyring, url)
+    await record_event(redis, t.tenant, "key.rotated", {"service": "s"})
+    try:
+        await deliver_all(settings, redis)
+    finally:
+        server.close()
+
+    (entry,) = await log_of(redis, t.tenant)
+    assert (entry["outcome"], entry["attempts"], entry["status_code"]) == ("delivered", 1, 200)
+
+
 async def test_unreachable_receiver_is_a_failed_attempt(settings, redis):
     closed = await Receiver().start()
     await closed.close()  # nothing listens on its port any more
