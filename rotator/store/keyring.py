@@ -39,7 +39,7 @@ from rotator.crypto import (
 from rotator.store import keys
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts.call import Durable, run
-from rotator.store.scripts.records import field_cas, field_remove
+from rotator.store.scripts.records import field_cas
 from rotator.tuning import KEYRING_SAMPLE_BLOBS
 
 CANARY_PLAINTEXT = b"keyrotator key-ring canary"
@@ -262,6 +262,6 @@ async def reseal(
     if complete and stale:
         # compare-and-delete: a mark changed since `seen` is a key still sealing
         await Durable(redis, durability).run_many(
-            [field_remove(keys.KEYRING, _FP_PREFIX + fp, mark) for fp, mark in stale]
+            [field_cas(keys.KEYRING, _FP_PREFIX + fp, mark, None) for fp, mark in stale]
         )
     return moved

@@ -23,14 +23,11 @@ def log_delivery(tenant: str, entry_json: bytes, *, keep: int) -> Call[int]:
     return Call(_LOG_DELIVERY, (keys.deliveries(tenant),), (entry_json, keep), decode.integer)
 
 
-def field_cas(hash_key: str, field: str, expected: bytes, new: bytes) -> Call[bool]:
-    """Replace `field` if it still holds `expected`: False when it changed or vanished."""
-    return Call(_FIELD_CAS, (hash_key,), (field, expected, new), decode.flag)
-
-
-def field_remove(hash_key: str, field: str, expected: bytes) -> Call[bool]:
-    """Remove `field` if it still holds `expected` (field_cas.lua without a new value)."""
-    return Call(_FIELD_CAS, (hash_key,), (field, expected), decode.flag)
+def field_cas(hash_key: str, field: str, expected: bytes, new: bytes | None) -> Call[bool]:
+    """Replace `field` (remove it: `new` None) if it still holds `expected`: False when it
+    changed or vanished."""
+    args = (field, expected) if new is None else (field, expected, new)
+    return Call(_FIELD_CAS, (hash_key,), args, decode.flag)
 
 
 def claim(name: str, value: str, *, keep_ms: int) -> Call[bool]:
