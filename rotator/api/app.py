@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import ResponseHeader, State
-from litestar.exceptions import MethodNotAllowedException, NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from rotator import __version__
 from rotator.api import docs
 from rotator.api.body import MAX_BODY_BYTES, ApiRequest
-from rotator.api.errors import HANDLERS, http_error, not_found, routing_headers
+from rotator.api.errors import HANDLERS, routing_headers
 from rotator.api.headers import API_HEADERS
 from rotator.api.health import ROUTES as HEALTH_ROUTES
 from rotator.api.management import ROUTES as MANAGEMENT_ROUTES
@@ -125,11 +125,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Litestar:
         template_config=console.template_config(),
         lifespan=[lifespan],
         state=State({"rotator": state}),
-        exception_handlers={  # type: ignore[arg-type]
-            **HANDLERS,
-            MethodNotAllowedException: _console_first(console.form_address_visited, http_error),
-            NotFoundException: _console_first(console.unknown_address, not_found),
-        },
+        # every HTTP error on a console address is the console's page, not the API's JSON
+        exception_handlers={**HANDLERS, **_console_first(console.http_error)},  # type: ignore
         request_class=ApiRequest,
         request_max_body_size=MAX_BODY_BYTES,
         # every Litestar response; /v1/next's own and every error carry them too
@@ -188,20 +185,27 @@ def _metrics_stopped() -> None:
 
 
 def _console_first(
-    console_answer: Callable[[Request], Response | None],
-    api_answer: Callable[[Request, Exception], Response],
-) -> Callable[[Request, Exception], Response]:
-    """An app-wide handler of an error Litestar's routing raises before any router's own
-    handlers: the console answers its addresses, the API the rest."""
+    console_answer: Callable[[Request, HTTPException], Response | None],
+) -> dict[type[Exception], Callable[[Request, HTTPException], Response]]:
+    """HANDLERS' entries for HTTP errors, with the console answering its own addresses.
+    Litestar picks a handler by the exception's class before the layer that set it (the
+    app's ValidationException entry wins over the console router's catch-all), and routing's
+    404 and 405 come before any router's handlers: so the rule is the app's, once."""
 
-    def answer(request: Request, exc: Exception) -> Response:
-        page = console_answer(request)
-        if page is None:
-            return api_answer(request, exc)
-        page.headers.update(routing_headers() or {})
-        return page
+    def console_first(
+        api_answer: Callable[[Request, HTTPException], Response],
+    ) -> Callable[[Request, HTTPException], Response]:
+        def answer(request: Request, exc: HTTPException) -> Response:
+            page = console_answer(request, exc)
+            if page is None:
+                return api_answer(request, exc)
+            page.headers.update(routing_headers() or {})
+            return page
 
-    return answer
+        return answer
+
+    return {cls: console_first(api_answer) for cls, api_answer in HANDLERS.items()
+            if issubclass(cls, HTTPException)}  # fmt: skip
 
 
 SERVE_PID_ENV = "_ROTATOR_SERVE_PID"

@@ -24,8 +24,7 @@ from rotator.console.apps import AppPages
 from rotator.console.imports import ImportPage
 from rotator.console.operator import OperatorPages
 from rotator.console.pages import EXCEPTION_HANDLERS
-from rotator.console.pages import form_address_visited as form_address_visited  # for the app
-from rotator.console.pages import unknown_address as unknown_address  # for the app
+from rotator.console.pages import http_error as http_error  # for the app
 from rotator.console.security import csrf_config, page_headers_middleware
 from rotator.console.services import ServicePages
 from rotator.console.signin import OperatorSignInPages, SignInPages

@@ -11,11 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import HTMXTemplate
 
+from rotator.api.body import MAX_BODY_BYTES
 from rotator.console.auth import OPERATOR_PATH, SignInRequired
 from rotator.console.forms import FormErrors
 from rotator.console.security import CONSOLE_PATH, CSRF_COOKIE, PAGE_HEADERS
@@ -144,21 +150,44 @@ EXCEPTION_HANDLERS = {
 }
 
 
-def unknown_address(request: Request) -> Response | None:
-    """Any console address no page answers, including one whose id is not a number
-    (/app/apps/abc): the console's 404 page, not the API's JSON. Litestar's routing raises
-    it before any router's own handlers, so the app asks here first."""
+def http_error(request: Request, exc: HTTPException) -> Response | None:
+    """Any HTTP error on a console address, whichever layer raised it (routing, a query
+    parameter, the body's size or form): the console's page, never the API's JSON. Litestar
+    raises most of them before or outside the console router's handlers, and the app's table
+    names their classes, so the app asks here first (rotator/api/app.py). None elsewhere."""
     path = request.url.path
     if path != CONSOLE_PATH and not path.startswith(CONSOLE_PATH + "/"):
         return None
-    return not_found(request, NotFoundException())
+    if isinstance(exc, NotFoundException):
+        # an address no page answers, including an id that is not a number (/app/apps/abc)
+        return not_found(request, exc)
+    if exc.status_code >= 500:
+        return unexpected(request, exc)
+    path = path.rstrip("/")
+    visited = request.method == "GET" and path.startswith(CONSOLE_PATH + "/")
+    if isinstance(exc, MethodNotAllowedException) and visited:
+        # the address bar after a refused form or a page shown once (Enter pressed, the tab
+        # restored) GETs an address that only takes a form: the form is one step up the path
+        return Redirect(path.rsplit("/", 1)[0], status_code=HTTP_303_SEE_OTHER)
+    title, message = _HTTP_ERRORS.get(exc.status_code, _HTTP_ERRORS[400])
+    return _error_page(
+        exc.status_code, title, message.format(problem=_problem(exc)), **(exc.headers or {})
+    )
 
 
-def form_address_visited(request: Request) -> Response | None:
-    """A GET of a console address that only takes a form (the address bar after a refused
-    form or a page shown once, Enter pressed or the tab restored): Litestar's routing would
-    answer 405 in the API's JSON. The page the form is on is one step up the path."""
-    path = request.url.path.rstrip("/")
-    if request.method != "GET" or not path.startswith(CONSOLE_PATH + "/"):
-        return None
-    return Redirect(path.rsplit("/", 1)[0], status_code=HTTP_303_SEE_OTHER)
+_HTTP_ERRORS = {
+    400: ("That did not work", "This page could not take what was sent ({problem}). Nothing "
+          "was changed. Go back and try again."),
+    405: ("Not here", "This address does not take that kind of request. Nothing was changed."),
+    413: ("Too much at once", f"What was sent is larger than the console takes "
+          f"({MAX_BODY_BYTES // 2**20} MiB at most). Nothing was changed."),
+}  # fmt: skip
+
+
+def _problem(exc: HTTPException) -> str:
+    """Litestar's words for a refusal: the field and its problem when it names one (a query
+    parameter's), else its detail. Neither holds the value sent."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    if extra and isinstance(extra[0], dict) and extra[0].get("key"):
+        return f"{extra[0]['key']}: {str(extra[0].get('message', '')).strip()}"
+    return str(exc.detail)
