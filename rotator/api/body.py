@@ -1,4 +1,5 @@
-"""Request bodies: a size cap, and a nesting cap checked before anything decodes the JSON.
+"""Request bodies: a size cap, a nesting cap checked before anything decodes the JSON, and
+UTF-8 or nothing (a JSON body's rule, which the console's forms share).
 
 Both caps stand between a client and the decoder: a body is read only after the
 route's guard has authenticated the caller (rotator/api/auth.py), never beyond
@@ -12,10 +13,13 @@ from __future__ import annotations
 import re
 from itertools import accumulate
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.datastructures import FormMultiDict
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import SerializationException, ValidationException
 from litestar.handlers import BaseRouteHandler
 
@@ -60,7 +64,10 @@ class ApiRequest(Request):
     Litestar converts a handler's arguments leniently (`strict=False`), which query strings
     need ('5' for an int) but a JSON body must not get: `"demo": 1` would make a demo tenant
     and `"max_daily_requests": "5"` a limit. So the body is first checked against the
-    handler's `data` type as JSON carries it; a wrong type is the 400 naming its field."""
+    handler's `data` type as JSON carries it; a wrong type is the 400 naming its field.
+
+    Its `form()` (the console's forms, and Litestar's CSRF check, which reads the app's
+    request class) refuses what is not UTF-8, as `json()` does."""
 
     async def json(self) -> Any:
         body = await self.body()  # RequestEntityTooLarge (413) past MAX_BODY_BYTES
@@ -83,6 +90,20 @@ class ApiRequest(Request):
                 ) from None
         return data
 
+    async def form(self) -> FormMultiDict:
+        """The form's fields, refused like a JSON body (msgspec's decoder refuses one) unless
+        UTF-8: Litestar would read a URL-encoded form as Latin-1 with bad %-escapes made
+        U+FFFD, and store either. A multipart text field is decoded strictly already."""
+        try:
+            if self.content_type[0] == RequestEncodingType.URL_ENCODED:
+                text = (await self.body()).decode()
+                return FormMultiDict(parse_qsl(text, keep_blank_values=True, errors="strict"))
+            return await super().form()
+        except UnicodeDecodeError:
+            raise InvalidBody(NOT_UTF8) from None
+
+
+NOT_UTF8 = "request body: not UTF-8 text"
 
 _AT = re.compile(r"(?P<message>.*?)(?: - at `\$\.?(?P<key>[^`]*)`)?", re.DOTALL)
 """msgspec's 'Expected `int`, got `str` - at `$.max_daily_requests`', apart."""

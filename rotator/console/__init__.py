@@ -19,6 +19,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 from litestar_htmx import HTMXRequest
 
+from rotator.api.body import ApiRequest
 from rotator.console.activity import ActivityPage, OperatorActivityPage
 from rotator.console.apps import AppPages
 from rotator.console.imports import ImportPage
@@ -33,6 +34,10 @@ from rotator.console.tenant_settings import SettingsPages
 from rotator.crypto import KeyRing
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+class ConsoleRequest(HTMXRequest, ApiRequest):
+    """htmx's request, reading a form as the API reads a body: UTF-8, or refused (400)."""
 
 
 def _utc(instant: str) -> str:
@@ -71,7 +76,7 @@ def routes(keyring: KeyRing) -> list:
             page_headers_middleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        request_class=HTMXRequest,
+        request_class=ConsoleRequest,
         include_in_schema=False,
     )
     return [pages]
