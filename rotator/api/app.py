@@ -199,7 +199,8 @@ def _console_first(
             page = console_answer(request, exc)
             if page is None:
                 return api_answer(request, exc)
-            page.headers.update(routing_headers() or {})
+            for name, value in (routing_headers() or {}).items():
+                page.headers.setdefault(name, value)  # an error page may carry it already
             return page
 
         return answer

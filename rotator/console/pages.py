@@ -22,6 +22,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar_htmx import HTMXTemplate
 
 from rotator.api.body import MAX_BODY_BYTES
+from rotator.api.errors import routing_headers
 from rotator.console.auth import OPERATOR_PATH, SignInRequired
 from rotator.console.forms import FormErrors
 from rotator.console.security import CONSOLE_PATH, CSRF_COOKIE, PAGE_HEADERS
@@ -78,7 +79,9 @@ def see_other(request: Request, url: str) -> Response:
 
 def _error_page(status: int, title: str, message: str, **headers: str) -> Template:
     response = page("error.html", status=status, title=title, message=message)
-    response.headers.update({**PAGE_HEADERS, **headers})
+    # a refusal raised by a middleware (the CSRF check, reading the form) is answered
+    # outside the request-id middleware: stamped here then, like routing's own answers
+    response.headers.update({**PAGE_HEADERS, **headers, **(routing_headers() or {})})
     return response
 
 

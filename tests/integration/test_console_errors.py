@@ -9,6 +9,7 @@ import pytest
 
 from rotator.api.body import MAX_BODY_BYTES
 from rotator.console.security import PAGE_HEADERS
+from rotator.request_ids import PROXY_ID
 from tests.conftest import OPERATOR_TOKEN
 from tests.integration.console_support import csrf_of, sign_in
 from tests.integration.management import new_tenant
@@ -22,6 +23,9 @@ def assert_console_page(r: httpx.Response, status: int) -> None:
         assert r.headers.get(name) == value, (where, name)
     assert r.text.lstrip().startswith("<!doctype html>"), where
     assert '{"error"' not in r.text, where  # not the API's JSON
+    # every answer names its request, a refusal from a middleware (the CSRF check) too
+    (request_id,) = r.headers.get_list("x-request-id")
+    assert PROXY_ID.fullmatch(request_id), where
 
 
 async def test_an_over_long_activity_filter_is_a_console_400(client):
@@ -128,3 +132,17 @@ async def test_a_form_that_is_not_utf8_is_refused_and_nothing_is_stored(client):
     names = sorted(a["name"] for a in (await client.get("/v1/apps", headers=t.auth)).json())
     assert names == ["bücher", "café"]
     assert not any("\ufffd" in n for n in names)
+
+
+async def test_a_form_without_its_csrf_token_is_a_console_403_with_a_request_id(client):
+    t = await new_tenant(client)
+    await sign_in(client, t.admin_token)
+    r = await client.post("/app/apps", data={"name": "x", "_csrf_token": "x" * 64})
+    assert_console_page(r, 403)
+    assert "expired" in r.text
+
+
+async def test_a_page_refusing_inside_its_handler_names_the_request_once(client):
+    t = await new_tenant(client)
+    await sign_in(client, t.admin_token)
+    assert_console_page(await client.get("/app/services/nope"), 404)
