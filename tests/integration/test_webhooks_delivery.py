@@ -148,16 +148,22 @@ async def test_a_2xx_whose_body_comes_slowly_is_delivered_not_a_timeout(settings
     """The status line is the receiver's answer: a body still arriving when the timeout
     ends must not turn a 200 into a failed attempt (and the event into a duplicate)."""
 
+    release, released = asyncio.Event(), asyncio.Event()
+
     async def answer_then_stall(reader, writer):
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )  # fmt: skip
-        await reader.readexactly(length)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nok")
-        await writer.drain()
-        await asyncio.sleep(30)  # the other 98 bytes never come
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )  # fmt: skip
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nok")
+            await writer.drain()
+            await release.wait()  # the other 98 bytes never come
+        finally:
+            writer.close()
+            released.set()
 
     server = await asyncio.start_server(answer_then_stall, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
@@ -167,7 +173,9 @@ async def test_a_2xx_whose_body_comes_slowly_is_delivered_not_a_timeout(settings
     try:
         await deliver_all(settings, redis)
     finally:
+        release.set()
         server.close()
+        await asyncio.wait_for(released.wait(), 5)  # its socket closed before the test ends
 
     (entry,) = await log_of(redis, t.tenant)
     assert (entry["outcome"], entry["attempts"], entry["status_code"]) == ("delivered", 1, 200)
