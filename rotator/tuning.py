@@ -43,6 +43,13 @@ patience, and the time a replica's promotion takes on a quiet cluster)."""
 
 # --- the delivery path (rotator/store/delivery.py) -----------------------------------------
 
+MANAGEMENT_CONNECTIONS = 128
+"""Connections of one process's management client (redis-py) to one store; a request that
+finds them all busy waits MANAGEMENT_POOL_WAIT_S for one, then is answered 503. Requests
+hold one for a command or a pipeline (a durable write: up to its fsync, well under 1 s)."""
+
+MANAGEMENT_POOL_WAIT_S = 5
+
 REQUEST_RECORD_TTL_MS = 60_000
 """How long a proxy's retry of a request (same X-Request-Id) is recognised and answered with
 the same key, uncounted: nginx and the cloud balancers retry within seconds."""

@@ -24,6 +24,7 @@ from rotator.domain.errors import StoreUnavailable
 from rotator.settings import Settings
 from rotator.store.address import StoreAddress
 from rotator.store.cluster import Cluster, ClusterBatch
+from rotator.tuning import MANAGEMENT_CONNECTIONS, MANAGEMENT_POOL_WAIT_S
 
 log = logging.getLogger("rotator.store")
 
@@ -69,7 +70,7 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     if settings.redis_cluster and url == settings.redis_url:
         # peers are reached at the addresses the cluster announces, with these TLS options
         return Cluster(address, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-    return aioredis.Redis(
+    configured = aioredis.Redis(
         **address.redis_kwargs(),
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
@@ -77,7 +78,18 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
         # no retry (redis-py 6 retries by default): a durable pipeline sent again after a
         # connection error would run its writes twice, and a second "create" says "exists"
         retry=Retry(NoBackoff(), 0),
+    ).connection_pool
+    # redis-py 5's default pool opens a connection while holding its lock: against a frozen
+    # store (the kernel accepts, nothing answers) concurrent requests then failed one connect
+    # timeout after another (the 20th after 20 s). The blocking pool connects outside its
+    # lock, so each fails within the timeout; same connection class and options.
+    pool = aioredis.BlockingConnectionPool(
+        connection_class=configured.connection_class,
+        max_connections=MANAGEMENT_CONNECTIONS,
+        timeout=MANAGEMENT_POOL_WAIT_S,
+        **configured.connection_kwargs,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 class Durability:

@@ -341,6 +341,35 @@ async def test_a_restarted_server_is_reached_again(kind: str, own: Own) -> None:
         await c.close()
 
 
+async def test_a_frozen_server_fails_concurrent_calls_within_one_timeout(
+    kind: str, own: Own
+) -> None:
+    """Calls made together while the server is frozen (it accepts, never answers) each fail
+    within about the timeout, not one timeout after another: redis-py's default pool used
+    to open each new connection while holding its lock (the 10th call failed after 10
+    timeouts)."""
+    timeout_ms, calls = 300, 10
+    c = await open_client(kind, own.url, cluster=own.cluster is not None, timeout_ms=timeout_ms)
+    echo = script("return ARGV[1]")
+    try:
+        assert await c.evalsha(echo, [KEY], ["warm"]) == b"warm"
+        pid = own.pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # the bound is generous (one timeout is 0.3 s), the failure it catches is not
+            async with asyncio.timeout(calls * timeout_ms / 1000 / 2):
+                outcomes = await asyncio.gather(
+                    *(outcome(c.evalsha(echo, [KEY], [str(i)])) for i in range(calls))
+                )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert outcomes == ["unavailable"] * calls
+        own.wait_ok()
+        assert (await until_answered(lambda: c.evalsha(echo, [KEY], ["back"])))[-1] == b"back"
+    finally:
+        await c.close()
+
+
 async def test_a_reply_later_than_the_timeout_is_unavailable_and_never_misread(
     kind: str, own: Own
 ) -> None:
