@@ -12,6 +12,10 @@ import logging
 import time
 from collections.abc import Callable
 
+UNSCOPED = {"unscoped": True}
+"""A folded line speaks for many requests: not for the one whose failure happened to write
+it (rotator/logs.py leaves its request id and tenant out)."""
+
 
 class FoldedWarning:
     """The failures of one thing (`what`, e.g. "the store"): first, every interval, recovery."""
@@ -59,7 +63,7 @@ class FoldedWarning:
             self._next_report_at = now + self.interval_s
             self.log.warning(
                 "%s is unreachable (%s); %s, reporting once per %.0fs",
-                self.what, reason, self.action, self.interval_s,
+                self.what, reason, self.action, self.interval_s, extra=UNSCOPED,
             )  # fmt: skip
             return
         if now < self._next_report_at:
@@ -67,7 +71,7 @@ class FoldedWarning:
             return
         self.log.warning(
             "%s is still unreachable after %.0fs (%s); %d failures folded into this report",
-            self.what, now - self._since, reason, self._folded + 1,
+            self.what, now - self._since, reason, self._folded + 1, extra=UNSCOPED,
         )  # fmt: skip
         self._folded = 0
         self._next_report_at = now + self.interval_s
@@ -78,7 +82,7 @@ class FoldedWarning:
             return
         self.log.info(
             "%s is reachable again after %.1fs and %d failures",
-            self.what, self.clock() - self._since, self.failures,
+            self.what, self.clock() - self._since, self.failures, extra=UNSCOPED,
         )  # fmt: skip
         self.failures = 0
         self._folded = 0

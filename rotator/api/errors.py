@@ -104,8 +104,10 @@ def store_error(request: Request, exc: Exception) -> Response:
     return error_response(503, {"error": e.StoreUnavailable.message}, _RETRY_STORE)
 
 
-_outage_log = FoldedWarning(log, "the store", 5.0, action="answering 503")
-"""Thousands of 503s a second during an outage make one log line per 5 s."""
+_outage_log = FoldedWarning(log, "the store", 60.0, action="answering 503")
+"""Thousands of 503s a second during an outage make one log line a minute, as the worker's;
+the recovery line comes from the store watch (api/store_watch.py), which reads the store
+every few seconds: a 503 path never sees a success."""
 
 
 def store_failures() -> int:
@@ -116,6 +118,11 @@ def store_failures() -> int:
 def store_outage(exc: BaseException) -> None:
     """Log (folded) a 503 answered without this table: the delivery route's own answers."""
     _outage_log.failed(exc)
+
+
+def store_answers() -> None:
+    """The store answered this process again: the outage's recovery line (once)."""
+    _outage_log.recovered()
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")

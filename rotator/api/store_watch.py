@@ -2,6 +2,7 @@
 `serve` wrote at start (rotator/store/marks.py). When they vanish while it runs, the store
 lost its data: it says so in one ERROR line and writes them again where that is sound, so
 that what is written next is checked against the master key and never read as format 1.
+A read that succeeds after 503s also ends the outage's folded log (api/errors.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 from redis.exceptions import RedisClusterException, RedisError
 
+from rotator.api.errors import store_answers
 from rotator.api.state import AppState
 from rotator.cancel import Background
 from rotator.store import marks
@@ -44,6 +46,7 @@ class StoreWatch(Background):
         assert state.redis is not None
         try:
             found = await marks.read(state.redis)
+            store_answers()
             if found.canary and found.schema:
                 self.seen, self.said = True, False
                 return

@@ -97,8 +97,8 @@ def store_unavailable(request: Request, exc: Exception) -> Response:
     return _error_page(
         503,
         "Temporarily unavailable",
-        "The data store is not answering right now. Nothing was changed by this request "
-        "unless the page said so; wait a moment and try again.",
+        "The data store is not answering right now. Wait a moment, then look before you "
+        "send a change again: if the store was slow rather than down, it may have made it.",
         **{"retry-after": "5"},
     )
 

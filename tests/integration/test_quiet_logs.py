@@ -59,7 +59,11 @@ API_KINDS = {
         r"reporting once per 60s$"
     ),
     "answering 503": re.compile(
-        r"rotator\.api: the store is unreachable \(.+\); answering 503, reporting once per 5s$"
+        r"rotator\.api: the store is unreachable \(.+\); answering 503, reporting once per 60s$"
+    ),
+    # from the store watch's next read (every 5 s): a request answered 503 names no one
+    "answers again": re.compile(
+        r"rotator\.api: the store is reachable again after [\d.]+s and \d+ failures$"
     ),
     "reconnected": re.compile(
         r"rotator\.store\.fast: redis \S+ is reachable again after [\d.]+s and \d+ failures$"
@@ -281,10 +285,13 @@ async def test_info_shows_start_stop_summaries_and_failures_only(tmp_path, maste
             )  # fmt: skip
             await wait_until(lambda: "reachable again" in worker.log.read_text(),
                              "the worker never noticed the recovery", worker)  # fmt: skip
+            await wait_until(lambda: "answers again" in kinds(api.lines(), API_KINDS),
+                             "the API never said it recovered", api)  # fmt: skip
 
         api_kinds = kinds(api.lines(), API_KINDS)
         assert api_kinds[0] == "start" and api_kinds[-1] == "stop", api_kinds
-        outage = ("connection lost", "reconnects failing", "answering 503", "reconnected")
+        outage = ("connection lost", "reconnects failing", "answering 503", "reconnected",
+                  "answers again")  # fmt: skip
         assert Counter(k for k in api_kinds if k in outage) == dict.fromkeys(outage, 1)
         assert api_totals(api.lines()) == expected_api  # the stop added nothing
 

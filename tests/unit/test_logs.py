@@ -11,6 +11,7 @@ import os
 import pytest
 
 from rotator import logs, request_scope
+from rotator.folded_log import FoldedWarning
 
 
 def record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
@@ -125,3 +126,21 @@ def test_the_log_format_setting_is_checked():
     assert Settings.from_env({"ROTATOR_LOG_FORMAT": "JSON"}).log_format == "json"
     with pytest.raises(SettingsError, match="ROTATOR_LOG_FORMAT"):
         Settings.from_env({"ROTATOR_LOG_FORMAT": "xml"})
+
+
+def test_a_folded_outage_line_names_no_request(caplog):
+    """A folded line speaks for every request that failed: the one that happened to write
+    it is not named (its id would send an operator to the wrong request)."""
+    scope = request_scope.RequestScope(request_id="ab12cd34-7", tenant="t0000000000000001")
+    folded = FoldedWarning(logging.getLogger("rotator.api"), "the store", 60)
+    token = request_scope.open_scope(scope)
+    try:
+        with caplog.at_level(logging.INFO, logger="rotator.api"):
+            folded.failed(ConnectionError("refused"))
+            folded.recovered()
+        assert len(caplog.records) == 2
+        for rec in caplog.records:
+            logs.Scope().filter(rec)  # as the handler does, while the request is served
+            assert (rec.request_id, rec.tenant, rec.scope) == (None, None, "")
+    finally:
+        request_scope.close_scope(token)
