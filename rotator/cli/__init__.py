@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from rotator.cli import apps, audit, backup, imports, keys, services, tenants, webhooks
@@ -66,6 +66,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(1, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Refuse what this parser does not know, with its own usage. argparse parses a
+        command with its subparser's parse_known_args and leaves the extra words to the
+        top-level parser, whose usage (`rotator [-h] COMMAND ...`) says nothing of the
+        command that was mistyped; every parser of this CLI is this class (add_subparsers
+        makes its parsers of its parent's type), so the deepest one refuses them first."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -192,6 +192,18 @@ def test_a_command_line_that_does_not_parse_is_exit_1_like_any_bad_input(cli_env
         assert r.stderr.startswith("usage: rotator") and "error: " in r.stderr
 
 
+def test_a_word_too_many_is_refused_with_that_commands_own_usage(cli_env):
+    """Not the top-level usage (`rotator [-h] COMMAND ...`), which says nothing of the
+    command that was mistyped."""
+    for command, extra in (("audit", "acme"), ("tenant list", "acme"),
+                           ("restore a.krb", "b.krb")):  # fmt: skip
+        r = rotator(*command.split(), extra, env=cli_env)
+        assert r.returncode == 1, (command, r.stderr)
+        name = command.removesuffix(" a.krb")
+        assert r.stderr.startswith(f"usage: rotator {name} [-h]"), r.stderr
+        assert f"rotator {name}: error: unrecognized arguments: {extra}" in r.stderr
+
+
 def test_numbers_are_read_as_every_other_door_reads_them(cli_env):
     """ASCII digits only, as the API, the console and key files: not int()'s other scripts."""
     for number in ("\u0663", "\u0661\u0660", "\u00b2"):
