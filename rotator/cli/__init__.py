@@ -8,9 +8,10 @@ command uses the data dir's embedded Valkey: it joins the one already running
 Exit codes: 0 done; 1 the request was refused (unknown tenant, slug taken, bad
 input, a command line that does not parse) or rewrap could not open some blobs; 2 bad
 settings, or Redis unreachable or too slow, at start or midway (one line on stderr naming
-the setting, never a traceback); 130 interrupted (Ctrl-C); 141 the reader of stdout went
-away before the output was written (`| head`), after the command itself was done, as a
-shell reports a tool SIGPIPE ended.
+the setting, never a traceback), or another process at the same work (a restore running):
+each worth a retry; 130 interrupted (Ctrl-C); 141 the reader of stdout went away before
+the output was written (`| head`), after the command itself was done, as a shell reports
+a tool SIGPIPE ended.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
 from rotator.domain.errors import RotatorError, StoreUnavailable
 from rotator.settings import Settings, SettingsError
+from rotator.store.claims import Claimed
 from rotator.store.connection import is_unavailable
 
 COMMANDS = [
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except StoreUnavailable:
         return _store_unavailable("StoreUnavailable")
+    except Claimed as exc:  # another process at the same work: worth a retry once it is done
+        say(exc.message)
+        return 2
     except RotatorError as exc:  # refused by the store's checks: the message names the field
         say(exc.message)
         return 1

@@ -3,7 +3,8 @@
 `rotator migrate` (issue #13: upgrade the stored data to the code's schema version)
 belongs here too: a restore writes the data of the file's schema version as it is.
 Exit codes as every command: 0 done; 1 refused (the file, or a store that holds
-tenants); 2 settings (a master key that does not open the data) or the store.
+tenants); 2 settings (a master key that does not open the data), the store, or another
+restore running (rotator/store/claims.py).
 """
 
 from __future__ import annotations

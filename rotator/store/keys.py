@@ -138,7 +138,8 @@ Global:
                               file's last line MAC, hex), file, tenants, started_ms,
                               finished_ms (absent while it runs: the same file may resume it)
   kr:restore_claim      STRING the restore running now (store/claims.py: who, since when);
-                              lapses a minute after its holder stops keeping it
+                              lapses a minute after its holder stops keeping it (at
+                              once taken over when that process is gone from this machine)
 
 On the job queue's Redis (ROTATOR_QUEUE_URL, by default the same server), besides arq's own:
 

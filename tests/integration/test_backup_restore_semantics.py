@@ -3,7 +3,13 @@ stream's undelivered entries, counters that expired since the backup."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -192,17 +198,119 @@ async def test_a_second_restore_while_one_runs_is_refused_naming_it(
     path = tmp_path / "kr.backup"
     await make_backup(redis, ring, path)
     env = cli_env(settings, master_key_b64)
-    # what a running restore holds
+    # what a running restore holds: a live process of this machine (this one)
     async with claims.claimed(
         redis, keys.RESTORE_CLAIM, what="restore", about="/backups/other.krb", now_ms=system_clock()
     ):
         second = rotator("restore", "--replace", str(path), env=env)
-    assert second.returncode == 1
+    assert second.returncode == 2, second.stderr  # worth a retry once the first is done
     assert second.stderr.startswith(
         "rotator: another restore is running: /backups/other.krb, since "
     ), second.stderr
+    assert f"pid {os.getpid()} on " in second.stderr
     assert "wait for it to finish (if it died, its claim lapses within 60 s)" in second.stderr
     # the first one done, the claim is free
     done = rotator("restore", "--replace", str(path), env=env)
     assert done.returncode == 0, done.stderr
     assert await redis.get(keys.RESTORE_CLAIM) is None
+
+
+KILLED_AFTER_ITS_FIRST_TENANT = """
+import os, signal, sys
+from rotator.cli import backup, main
+from rotator.store.backup import load
+
+def kill_9(progress, done, total):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+load.RESTORE_BATCH_TENANTS = 1
+backup._Progress.__call__ = kill_9
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+async def killed_midway(redis, path: Path, env: dict[str, str]) -> bytes:
+    """`rotator restore FILE` killed outright (kill -9) once its first tenant is written: the
+    claim it leaves, held by a process that is gone."""
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_ITS_FIRST_TENANT, "restore", str(path)],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(await redis.smembers(keys.TENANTS)) == 1
+    left = await redis.get(keys.RESTORE_CLAIM)
+    assert left is not None and await redis.pttl(keys.RESTORE_CLAIM) > 50_000
+    return left
+
+
+async def a_file_of_three(redis, settings, path: Path) -> dict:
+    """A backup of three tenants at `path`, then an empty store; what the file holds."""
+    await seed_tenants(redis, settings.keyring, 3, now_ms=system_clock())
+    await make_backup(redis, settings.keyring, path)
+    before = backed_up(await image(redis))
+    await redis.flushall()
+    return before
+
+
+@pytest.mark.parametrize("reused", [False, True], ids=["pid-gone", "pid-reused"])
+async def test_a_restore_killed_outright_is_finished_at_once_by_running_it_again(
+    redis, settings, master_key_b64, tmp_path, reused
+):
+    path = tmp_path / "kr.backup"
+    before = await a_file_of_three(redis, settings, path)
+    env = cli_env(settings, master_key_b64)
+    left = await killed_midway(redis, path, env)
+    if reused:  # its pid given since to a later process (this one): not the holder
+        held = json.loads(left)
+        await redis.set(keys.RESTORE_CLAIM, json.dumps({**held, "pid": os.getpid()}), px=60_000)
+
+    again = rotator("restore", str(path), env=env)  # at once: not a minute later
+
+    assert again.returncode == 0, again.stderr
+    assert "finished an interrupted restore of this file" in again.stdout, again.stdout
+    assert_same(before, backed_up(await image(redis)))
+    assert await redis.get(keys.RESTORE_CLAIM) is None
+
+
+@pytest.mark.parametrize(
+    "field", ["host", "boot", "pid_ns"],
+    ids=["another-host", "another-machine-same-host-name", "another-container"],
+)  # fmt: skip
+async def test_a_holder_that_may_be_alive_elsewhere_is_waited_for(
+    redis, settings, master_key_b64, tmp_path, field
+):
+    """Its pid says nothing here: it keeps the claim until it lapses."""
+    path = tmp_path / "kr.backup"
+    await a_file_of_three(redis, settings, path)
+    env = cli_env(settings, master_key_b64)
+    held = json.loads(await killed_midway(redis, path, env))
+    await redis.set(keys.RESTORE_CLAIM, json.dumps({**held, field: "elsewhere"}), px=60_000)
+
+    refused = rotator("restore", str(path), env=env)
+
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith(f"rotator: another restore is running: {path}, since ")
+    assert "wait for it to finish (if it died, its claim lapses within 60 s)" in refused.stderr
+    assert len(await redis.smembers(keys.TENANTS)) == 1  # nothing more written
+
+
+async def test_of_many_runs_that_find_the_holder_gone_one_takes_its_claim(
+    redis, settings, master_key_b64, tmp_path
+):
+    path = tmp_path / "kr.backup"
+    await a_file_of_three(redis, settings, path)
+    await killed_midway(redis, path, cli_env(settings, master_key_b64))
+
+    async def attempt() -> str:
+        try:
+            async with claims.claimed(
+                redis, keys.RESTORE_CLAIM, what="restore", about=str(path), now_ms=system_clock()
+            ):
+                await asyncio.sleep(0.5)  # held while the others try
+                return "took"
+        except claims.Claimed:
+            return "refused"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(8)))
+
+    assert sorted(outcomes) == ["refused"] * 7 + ["took"]

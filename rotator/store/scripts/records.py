@@ -30,10 +30,12 @@ def field_cas(hash_key: str, field: str, expected: bytes, new: bytes | None) -> 
     return Call(_FIELD_CAS, (hash_key,), args, decode.flag)
 
 
-def claim(name: str, value: str, *, keep_ms: int) -> Call[bool]:
+def claim(name: str, value: str, *, keep_ms: int, take_as: str | None = None) -> Call[bool]:
     """Keep the claim `name` `keep_ms` longer (0: give it up) if it still holds `value`:
-    False when it lapsed or another caller holds it."""
-    return Call(_CLAIM, (name,), (value, str(keep_ms)), decode.flag)
+    False when it lapsed or another caller holds it. With `take_as`, hold it with that value
+    instead (`value` is an ended holder's: a take-over)."""
+    args = (value, str(keep_ms)) if take_as is None else (value, str(keep_ms), take_as)
+    return Call(_CLAIM, (name,), args, decode.flag)
 
 
 def backup_read(names: Sequence[str]) -> Call[list[Any]]:
