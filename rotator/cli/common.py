@@ -232,12 +232,18 @@ def with_store(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> 
 
 def read_secret(prompt: str) -> str:
     """A secret from stdin when piped, else a hidden prompt; never from argv (which other
-    users see in `ps` and shells keep in their history). Surrounding whitespace dropped."""
+    users see in `ps` and shells keep in their history). Read as text by the one rule
+    (`text_of`); surrounding whitespace dropped."""
     import getpass
 
-    if sys.stdin.isatty():
-        return getpass.getpass(prompt).strip()
-    return sys.stdin.read().strip()
+    if not sys.stdin.isatty():
+        return read_text_file("-").strip()
+    try:
+        typed = getpass.getpass(prompt)
+    except UnicodeDecodeError:  # the terminal's bytes, which getpass decodes itself
+        raise not_text("stdin") from None
+    # back to bytes so the one rule judges it too: a lone surrogate stays invalid UTF-8
+    return text_of(typed.encode("utf-8", "surrogatepass"), "stdin").strip()
 
 
 def file_name(file: str) -> str:
@@ -245,17 +251,39 @@ def file_name(file: str) -> str:
     return "stdin" if file == "-" else file
 
 
+def not_text(source: str) -> CliError:
+    """The refusal of input that is not UTF-8 text; `source` names where it came from (a
+    FILE, stdin, an argument's flag). The input itself is never in it: it may be a secret."""
+    return CliError(f"{source}: not UTF-8 text")
+
+
+BOM = "\ufeff"
+"""The byte order mark some editors (Notepad) write first: no part of a key or a token."""
+
+
+def text_of(data: bytes, source: str) -> str:
+    """`data`, read from `source`, as text: the one rule for every file, pipe and prompt the
+    CLI reads. Strict UTF-8 (stdin is read as bytes, not through Python's locale-dependent
+    decoding, which in the C and C.UTF-8 locales keeps a bad byte as a lone surrogate that no
+    store write can encode); a leading BOM dropped, so a secret piped in and the same line in
+    a file are one secret, not two."""
+    try:
+        return data.decode("utf-8").removeprefix(BOM)
+    except UnicodeDecodeError:
+        raise not_text(source) from None
+
+
 def read_text_file(file: str) -> str:
-    """The UTF-8 text of FILE (`-`: stdin). A file that cannot be read or is not UTF-8 is a
-    CliError naming it; the text itself is never in a message (it may hold secrets)."""
+    """The text of FILE (`-`: stdin), by `text_of`. A file that cannot be read or is not
+    UTF-8 is a CliError naming it; the text itself is never in a message (it may hold
+    secrets)."""
     from pathlib import Path
 
     try:
-        return sys.stdin.read() if file == "-" else Path(file).read_text("utf-8")
-    except UnicodeDecodeError:
-        raise CliError(f"{file_name(file)}: not UTF-8 text") from None
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         raise CliError(f"{file_name(file)}: {exc.strerror or exc}") from None
+    return text_of(data, file_name(file))
 
 
 def token_file_arg_help(what: str) -> str:

@@ -17,9 +17,19 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def rotator(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 30):
+def rotator(
+    *args: str, env: dict[str, str], stdin: str | bytes | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """`rotator ARGS`, its output as text. `stdin` as bytes is sent as it is (input that is not
+    UTF-8); an argument holding a lone surrogate (`"na\\udcffme"`) reaches the command as the
+    byte it stands for, as a shell passes one."""
+    command = [sys.executable, "-m", "rotator.cli", *args]
+    if isinstance(stdin, bytes):
+        done = subprocess.run(command, env=env, input=stdin, capture_output=True, timeout=timeout)
+        out, err = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+        return subprocess.CompletedProcess(command, done.returncode, out, err)
     return subprocess.run(
-        [sys.executable, "-m", "rotator.cli", *args],
+        command,
         env=env,
         input=stdin if stdin is not None else "",
         capture_output=True,

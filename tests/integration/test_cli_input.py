@@ -1,0 +1,94 @@
+"""What `rotator` reads, run as a user runs it (a subprocess on the test Valkey): input that is
+not UTF-8 is one line naming where it came from, exit 1, nothing written; a byte order mark
+before a secret is dropped wherever the secret is read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.cli_support import rotator
+from tests.integration.management import deliver
+
+NOT_UTF8 = b"sk-proj-\xff\xfeinvalid-utf8-1234\n"
+SECRET = "sk-proj-bom-key-12345678"
+BOM = b"\xef\xbb\xbf"
+TOKEN = "acme-hosted-client-token-0123456789"
+
+
+def setup(cli_env) -> dict:
+    tenant = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    done = rotator("service", "create", "acme", "openai", "--policy", "manual", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    return tenant
+
+
+def last_write(cli_env) -> str:
+    """The newest audit record's id: every write of a command records one."""
+    page = json.loads(rotator("audit", "--limit", "1", "--json", env=cli_env).stdout)
+    return page["records"][0]["id"]
+
+
+def refused(result, source: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"rotator: {source}: not UTF-8 text\n"  # one line, no traceback
+    assert result.stdout == ""
+
+
+def listed(cli_env, *args: str) -> list:
+    done = rotator(*args, "--json", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def nothing_written(cli_env, before: str) -> None:
+    assert [t["name"] for t in listed(cli_env, "tenant", "list")] == ["acme"]
+    assert [s["slug"] for s in listed(cli_env, "service", "list", "acme")] == ["openai"]
+    assert listed(cli_env, "key", "list", "acme", "openai") == []
+    assert listed(cli_env, "app", "list", "acme") == []
+    assert last_write(cli_env) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("key", "add", "acme", "openai", "--label", "x"),
+        ("key", "add-file", "acme", "openai", "-"),
+        ("import", "acme", "-"),
+        ("tenant", "client-token", "acme", "--token-file", "-"),  # was: "must be 20 to 200"
+        ("tenant", "update", "acme", "--webhook-secret-stdin"),
+        ("app", "create", "acme", "backend", "--token-file", "-"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_stdin_that_is_not_utf8_is_refused_and_nothing_written(cli_env, args):
+    setup(cli_env)
+    before = last_write(cli_env)
+    refused(rotator(*args, env=cli_env, stdin=NOT_UTF8), "stdin")
+    nothing_written(cli_env, before)
+
+
+async def test_a_bom_is_dropped_from_stdin_as_from_a_file(cli_env, client, tmp_path):
+    tenant = setup(cli_env)
+    piped = rotator("key", "add", "acme", "openai", "--label", "bom", "--json", env=cli_env,
+                    stdin=BOM + SECRET.encode() + b"\n")  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    path = tmp_path / "keys.txt"
+    path.write_bytes(BOM + SECRET.encode() + b"\n")
+    from_file = rotator("key", "add-file", "acme", "openai", str(path), "--json", env=cli_env)
+    assert from_file.returncode == 0, from_file.stderr
+    # the same secret either way: the provider's prefix shows in both masked forms
+    masked = [k["key_masked"] for k in listed(cli_env, "key", "list", "acme", "openai")]
+    assert masked == ["sk-proj-••••••••••••5678"] * 2
+    r = await deliver(client, tenant["client_token"])
+    assert r.json()["key"] == SECRET  # what a client is handed: no BOM
+
+
+async def test_a_bom_is_dropped_from_a_token_on_stdin(cli_env, client):
+    setup(cli_env)
+    rotator("key", "add", "acme", "openai", "--label", "k", env=cli_env, stdin=SECRET)
+    done = rotator("tenant", "client-token", "acme", "--token-file", "-", env=cli_env,
+                   stdin=BOM + TOKEN.encode() + b"\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (await deliver(client, TOKEN)).json()["key"] == SECRET  # the token works as given
