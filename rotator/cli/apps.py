@@ -22,8 +22,9 @@ from rotator.store import apps
 
 APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")
 APP_TOKEN_FILE = arg(
-    "--token-file", metavar="FILE", field="app_token", help=token_file_arg_help("the app token")
-)
+    "--token-file", metavar="FILE", field="app_token", path=True,
+    help=token_file_arg_help("the app token"),
+)  # fmt: skip
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> Any:

@@ -257,6 +257,17 @@ def not_text(source: str) -> CliError:
     return CliError(f"{source}: not UTF-8 text")
 
 
+def is_text(value: str) -> bool:
+    """Whether `value` is text UTF-8 can hold: not if it holds a lone surrogate, which is how
+    Python keeps a byte that was not UTF-8 (the command line is decoded with
+    surrogateescape)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 BOM = "\ufeff"
 """The byte order mark some editors (Notepad) write first: no part of a key or a token."""
 

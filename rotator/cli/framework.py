@@ -26,7 +26,16 @@ from typing import Any
 
 from rotator import logs, request_scope
 from rotator.cli import output
-from rotator.cli.common import CliError, data_store, now_ms, say, unlocked_store, with_store
+from rotator.cli.common import (
+    CliError,
+    data_store,
+    is_text,
+    not_text,
+    now_ms,
+    say,
+    unlocked_store,
+    with_store,
+)
 from rotator.domain import numbers
 from rotator.domain.audit import Actor
 from rotator.domain.errors import FieldConflict, InvalidField, TenantSuspended
@@ -44,6 +53,9 @@ class Arg:
     options: dict[str, Any]
     field: str | None = None
     """The store field it sets, when that is not its dest (`--webhook-secret-stdin`)."""
+    path: bool = False
+    """A FILE to read: its bytes go to the OS as given, so one that is not UTF-8 (a legal
+    file name) is not refused as text is (`refuse_undecodable`)."""
 
     @property
     def store_field(self) -> str:
@@ -63,13 +75,13 @@ class Arg:
             return long[0]
         return self.options.get("metavar") or self.flags[0].upper()
 
-    def add_to(self, parser: Any) -> None:
+    def add_to(self, parser: Any) -> argparse.Action:
         """Add it to `parser`, or to one of its mutually exclusive groups."""
-        parser.add_argument(*self.flags, **self.options)
+        return parser.add_argument(*self.flags, **self.options)
 
 
-def arg(*flags: str, field: str | None = None, **options: Any) -> Arg:
-    return Arg(flags, options, field)
+def arg(*flags: str, field: str | None = None, path: bool = False, **options: Any) -> Arg:
+    return Arg(flags, options, field, path)
 
 
 def always(args: argparse.Namespace) -> bool:
@@ -259,27 +271,30 @@ def add_commands(
             parents=[json_parent] if command.store else [],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _add_args(p, command.args)
+        by_dest = _add_args(p, command.args)
         p.set_defaults(
-            func=lambda args, settings, c=command: execute(c, args, settings),
+            func=lambda args, settings, c=command, d=by_dest: execute(c, args, settings, d),
             prints_token=command.prints_token,
         )
 
 
-def _add_args(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> None:
-    """Two flags that set one store field (`--allow` and `--allow-any`) are mutually
-    exclusive: given both, which one was meant is a guess, so the command line is refused."""
+def _add_args(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> dict[str, Arg]:
+    """Add `args` to `parser`; returns them by their argparse dest. Two flags that set one
+    store field (`--allow` and `--allow-any`) are mutually exclusive: given both, which one
+    was meant is a guess, so the command line is refused."""
     by_field: dict[str, list[Arg]] = {}
     for a in args:
         by_field.setdefault(a.store_field, []).append(a)
     groups: dict[str, Any] = {}
+    by_dest: dict[str, Arg] = {}
     for a in args:
         target: Any = parser
         if len(by_field[a.store_field]) > 1:
             if a.store_field not in groups:
                 groups[a.store_field] = parser.add_mutually_exclusive_group()
             target = groups[a.store_field]
-        a.add_to(target)
+        by_dest[a.add_to(target).dest] = a
+    return by_dest
 
 
 GROUP_HELP = {
@@ -302,8 +317,24 @@ def cli_actor() -> Actor:
     return Actor(role="operator", via="cli", credential="cli:" + user, address="cli")
 
 
-def execute(command: Command, args: argparse.Namespace, settings: Settings) -> int:
-    """Run one command: store access, the call, errors in the command's terms, output."""
+def refuse_undecodable(args: argparse.Namespace, by_dest: dict[str, Arg]) -> None:
+    """Every text argument is UTF-8, or the command is refused naming it (`--label: not
+    UTF-8 text`) before anything is read or written. Python decodes the command line with
+    surrogateescape, so bytes that are not UTF-8 arrive as lone surrogates, which no store
+    write (nor the audit record of one) can encode. A FILE (`Arg.path`) is exempt: a path."""
+    for dest, a in by_dest.items():
+        value = getattr(args, dest, None)
+        values = value if isinstance(value, list) else [value]
+        if not a.path and not all(is_text(v) for v in values if isinstance(v, str)):
+            raise not_text(a.shown)
+
+
+def execute(
+    command: Command, args: argparse.Namespace, settings: Settings, by_dest: dict[str, Arg]
+) -> int:
+    """Run one command: its arguments checked, store access, the call, errors in the
+    command's terms, output. `by_dest`: its Args by argparse dest."""
+    refuse_undecodable(args, by_dest)
     if command.prepare is not None:
         command.prepare(args)
     if not command.store:

@@ -91,7 +91,7 @@ COMMANDS = [
         _import,
         args=(
             TENANT,
-            arg("file", metavar="FILE", help="the export, CSV or JSON; - reads stdin"),
+            arg("file", metavar="FILE", path=True, help="the export, CSV or JSON; - reads stdin"),
         ),
         keyring=True,
         prepare=_read_file,

@@ -166,7 +166,8 @@ COMMANDS = [
         _add_file,
         args=(
             TENANT, SLUG,
-            arg("file", metavar="FILE", help="the file of keys, one a line; - reads stdin"),
+            arg("file", metavar="FILE", path=True,
+                help="the file of keys, one a line; - reads stdin"),
         ),
         keyring=True,
         prepare=_read_file,

@@ -31,7 +31,7 @@ from rotator.store.connection import is_unavailable
 from rotator.tuning import PROGRESS_EVERY_S
 
 CLIENT_TOKEN_FILE = arg(
-    "--token-file", metavar="FILE", field="client_token",
+    "--token-file", metavar="FILE", field="client_token", path=True,
     help=token_file_arg_help("the client token"),
 )  # fmt: skip
 

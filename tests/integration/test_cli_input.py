@@ -1,6 +1,6 @@
 """What `rotator` reads, run as a user runs it (a subprocess on the test Valkey): input that is
-not UTF-8 is one line naming where it came from, exit 1, nothing written; a byte order mark
-before a secret is dropped wherever the secret is read."""
+not UTF-8, on stdin or on the command line, is one line naming where it came from, exit 1,
+nothing written; a byte order mark before a secret is dropped wherever the secret is read."""
 
 from __future__ import annotations
 
@@ -67,6 +67,34 @@ def test_stdin_that_is_not_utf8_is_refused_and_nothing_written(cli_env, args):
     before = last_write(cli_env)
     refused(rotator(*args, env=cli_env, stdin=NOT_UTF8), "stdin")
     nothing_written(cli_env, before)
+
+
+@pytest.mark.parametrize(
+    ("args", "source"),
+    [
+        # Python reads these bytes of argv as lone surrogates (surrogateescape)
+        (("tenant", "create", "na\udcffme"), "NAME"),
+        (("service", "create", "acme", "s\udcff", "--policy", "usage"), "SLUG"),
+        (("key", "add", "acme", "openai", "--label", "l\udcff"), "--label"),
+        (("key", "add", "ac\udcffme", "openai", "--label", "x"), "TENANT"),
+        (("tenant", "update", "acme", "--allow", "10.0.0.0/8", "--allow", "1\udcff"), "--allow"),
+        (("app", "create", "acme", "b\udcffackend"), "NAME"),
+    ],
+    ids=["tenant-name", "slug", "label", "tenant", "allow", "app-name"],
+)
+def test_an_argument_that_is_not_utf8_is_refused_naming_it(cli_env, args, source):
+    setup(cli_env)
+    before = last_write(cli_env)
+    refused(rotator(*args, env=cli_env, stdin=SECRET + "\n"), source)
+    nothing_written(cli_env, before)
+
+
+def test_a_file_argument_is_a_path_which_may_be_any_bytes(cli_env, tmp_path):
+    setup(cli_env)
+    path = tmp_path / "keys-\udcff.txt"  # a legal file name that is not UTF-8
+    path.write_text(SECRET + "\n")
+    done = rotator("key", "add-file", "acme", "openai", str(path), env=cli_env)
+    assert done.returncode == 0, done.stderr
 
 
 async def test_a_bom_is_dropped_from_stdin_as_from_a_file(cli_env, client, tmp_path):
