@@ -236,7 +236,7 @@ def read_secret(prompt: str) -> str:
     (`text_of`); surrounding whitespace dropped."""
     import getpass
 
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():
         return read_text_file("-").strip()
     try:
         typed = getpass.getpass(prompt)
@@ -290,6 +290,8 @@ def read_text_file(file: str) -> str:
     secrets)."""
     from pathlib import Path
 
+    if file == "-" and sys.stdin is None:  # started with stdin closed (`0<&-`)
+        raise CliError("stdin: closed; pipe the input in, or name a file")
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:

@@ -5,6 +5,9 @@ nothing written; a byte order mark before a secret is dropped wherever the secre
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -120,3 +123,17 @@ async def test_a_bom_is_dropped_from_a_token_on_stdin(cli_env, client):
                    stdin=BOM + TOKEN.encode() + b"\n")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (await deliver(client, TOKEN)).json()["key"] == SECRET  # the token works as given
+
+
+def test_a_secret_read_with_stdin_closed_is_one_line(cli_env):
+    """`rotator key add ... 0<&-`: Python starts with no sys.stdin at all."""
+    setup(cli_env)
+    before = last_write(cli_env)
+    command = [sys.executable, "-m", "rotator.cli", "key", "add", "acme", "openai", "--label", "x"]
+    done = subprocess.run(
+        command, env=cli_env, capture_output=True, text=True, timeout=30,
+        preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "rotator: stdin: closed; pipe the input in, or name a file\n"
+    nothing_written(cli_env, before)
