@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -137,3 +140,43 @@ def test_a_secret_read_with_stdin_closed_is_one_line(cli_env):
     assert done.returncode == 1, done.stderr
     assert done.stderr == "rotator: stdin: closed; pipe the input in, or name a file\n"
     nothing_written(cli_env, before)
+
+
+def at_a_terminal(args: list[str], env: dict[str, str], typed: bytes) -> tuple[int, str]:
+    """`rotator ARGS` with a terminal as its stdin and controlling tty (the hidden prompt),
+    `typed` typed at it: (exit status, everything it wrote to the terminal)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its stdin, stdout, stderr and /dev/tty are the pty
+        os.execve(sys.executable, [sys.executable, "-m", "rotator.cli", *args], env)
+    shown = b""
+    deadline = time.monotonic() + 20
+    while b"hidden" not in shown and time.monotonic() < deadline:  # the prompt
+        if select.select([fd], [], [], 1)[0]:
+            shown += os.read(fd, 4096)
+    os.write(fd, typed)
+    while True:  # until the child closes the terminal
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child's side is closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode("utf-8", "replace")
+
+
+def test_a_secret_typed_at_the_prompt_follows_the_same_rules(cli_env):
+    setup(cli_env)
+    before = last_write(cli_env)
+    args = ["key", "add", "acme", "openai", "--label", "typed"]
+    status, shown = at_a_terminal(args, cli_env, NOT_UTF8)
+    assert "provider key (input hidden): " in shown and status == 1, shown
+    assert "rotator: stdin: not UTF-8 text" in shown and "Traceback" not in shown
+    nothing_written(cli_env, before)
+    status, shown = at_a_terminal(args, cli_env, BOM + SECRET.encode() + b"\n")
+    assert status == 0, shown
+    assert SECRET not in shown  # a hidden prompt: not echoed
+    masked = [k["key_masked"] for k in listed(cli_env, "key", "list", "acme", "openai")]
+    assert masked == ["sk-proj-••••••••••••5678"]  # the BOM dropped: the prefix is seen
