@@ -38,9 +38,20 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await task
 
 
-@contextlib.asynccontextmanager
-async def app_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with lifespan(app):
+class AppClient(httpx.AsyncClient):
+    """An httpx client calling `app` directly; tests read the app's state through `app`."""
+
+    def __init__(self, app: Litestar) -> None:
         transport = httpx.ASGITransport(app=app, client=PEER)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+        super().__init__(transport=transport, base_url="http://testserver")
+        self.app = app
+
+    def another(self) -> AppClient:
+        """A second client on the same (started) app, with cookies of its own: another browser."""
+        return AppClient(self.app)
+
+
+@contextlib.asynccontextmanager
+async def app_client(app: Litestar) -> AsyncIterator[AppClient]:
+    async with lifespan(app), AppClient(app) as client:
+        yield client

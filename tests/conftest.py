@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -31,7 +30,7 @@ from rotator.domain.clock import FakeClock
 from rotator.embedded import EmbeddedValkey
 from rotator.settings import Settings
 from rotator.store.cluster import Cluster
-from tests.asgi import app_client
+from tests.asgi import AppClient, app_client
 from tests.cluster import valkey_cluster  # noqa: F401  (session fixture)
 from tests.tls import tls_cluster, tls_pki, tls_valkey  # noqa: F401  (session fixtures)
 
@@ -127,7 +126,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def client(
     settings: Settings, redis: aioredis.Redis, clock: FakeClock
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[AppClient]:
     """The whole app over ASGI in the test's loop (gathered requests really run concurrently),
     with an injected clock, on the flushed test database; the peer is 127.0.0.1."""
     async with app_client(create_app(settings, clock=clock)) as test_client:

@@ -129,7 +129,7 @@ async def test_a_session_ends_at_its_absolute_limit_however_busy(client, clock: 
 async def test_reissuing_the_admin_token_ends_every_console_session(client, redis):
     t = await new_tenant(client)
     await sign_in(client, t.admin_token)
-    other = httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url))
+    other = client.another()
     async with other:
         await sign_in(other, t.admin_token)
         assert (await other.get("/app/services")).status_code == 200

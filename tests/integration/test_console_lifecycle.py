@@ -5,7 +5,6 @@ read-only pages, the tenant's own admin token, an app's page (edit, suspend, new
 from __future__ import annotations
 
 import re
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -37,13 +36,6 @@ def signed_out(response: httpx.Response) -> bool:
     return response.status_code == 303 and response.headers["location"] == "/app/signin"
 
 
-@asynccontextmanager
-async def browser(client: httpx.AsyncClient):
-    """A second browser on the same app (its own cookies)."""
-    async with httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url)) as c:
-        yield c
-
-
 async def operator_signed_in(client: httpx.AsyncClient) -> None:
     r = await sign_in(client, OPERATOR_TOKEN, "/app/operator/signin")
     assert r.status_code == 303
@@ -72,7 +64,7 @@ async def test_the_operator_list_and_tenant_page_show_counts(client):
         # the way back is the operator's console, not the tenants' sign-in
         assert '<a href="/app/operator">Back to the operator console</a>' in missing.text
     # a tenant's session does not open them
-    async with browser(client) as tenant_browser:
+    async with client.another() as tenant_browser:
         await sign_in(tenant_browser, t.admin_token)
         r = await tenant_browser.get(f"/app/operator/tenants/{t.id}")
         assert r.headers["location"] == "/app/operator/signin"
@@ -96,7 +88,7 @@ async def test_a_suspended_tenants_console_reads_but_cannot_write(client, redis)
     await new_key(client, t)
     app = await new_app(client, t)
     await operator_signed_in(client)
-    async with browser(client) as tenant_browser:
+    async with client.another() as tenant_browser:
         await sign_in(tenant_browser, t.admin_token)
         r = await post_form(client, f"/app/operator/tenants/{t.id}/suspend", {})
         assert r.status_code == 303
@@ -133,7 +125,7 @@ async def test_a_suspended_tenants_console_reads_but_cannot_write(client, redis)
 async def test_the_operator_reissues_an_admin_token_and_sessions_end(client):
     t = await new_tenant(client, "acme")
     await operator_signed_in(client)
-    async with browser(client) as tenant_browser:
+    async with client.another() as tenant_browser:
         await sign_in(tenant_browser, t.admin_token)
         assert (await tenant_browser.get("/app/services")).status_code == 200
         page = await client.get(f"/app/operator/tenants/{t.id}")
@@ -176,7 +168,7 @@ async def test_delete_from_the_tenant_page(client, redis):
     assert (await deliver(client, t.client_token)).status_code == 200
     await redis.lpush(keys.deliveries(t.id), '{"seq":1}')
     await operator_signed_in(client)
-    async with browser(client) as tenant_browser:
+    async with client.another() as tenant_browser:
         await sign_in(tenant_browser, t.admin_token)
         present = {keys.usage(t.id, utc_day(T0_MS)), keys.events(t.id), keys.deliveries(t.id),
                    keys.sessions(t.id), keys.app(t.id, app["id"])}  # fmt: skip
@@ -247,7 +239,7 @@ async def test_an_apps_page_edits_suspends_and_reissues(client):
 
     # another tenant's app, or none, is the console's 404 page
     intruder = await new_tenant(client, "intruder")
-    async with browser(client) as other:
+    async with client.another() as other:
         await sign_in(other, intruder.admin_token)
         for path in (f"/app/apps/{app['id']}", "/app/apps/999"):
             assert (await other.get(path)).status_code == 404

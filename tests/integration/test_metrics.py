@@ -123,7 +123,7 @@ async def test_reports_are_counted_by_status_class(client):
     """count_report is what POST /v1/report's handler calls (issue #15 adds the route)."""
     from rotator.metrics.fold import count_report
 
-    state = client._transport.app.state.rotator  # type: ignore[attr-defined]
+    state = client.app.state.rotator
     before = await scrape(client)
     for status in (200, 201, 429, 429, 401, 503, 99):
         count_report(state.metrics, status)

@@ -43,7 +43,7 @@ async def test_ready_then_store_down_then_recovered(client, redis, settings, clo
     assert r.status_code == 200
     assert r.json() == {"ready": True, "checks": ALL_OK}
 
-    state = client._transport.app.state.rotator  # type: ignore[attr-defined]
+    state = client.app.state.rotator
     live = state.redis
     state.redis = aioredis.Redis(port=free_port(), socket_connect_timeout=1)
     try:
@@ -121,7 +121,7 @@ async def test_a_store_emptied_under_the_api_is_reported_said_and_marked_again(
         t = await new_tenant(client)  # 201: the operator starts again
         assert await migrations.status(redis) == (keys.SCHEMA_VERSION, [])  # not read as format 1
 
-        watch = client._transport.app.state["rotator.store_watch"]  # type: ignore[attr-defined]
+        watch = client.app.state["rotator.store_watch"]
         await watch.check()  # what it does every few seconds
         await watch.check()
         assert lost_lines(caplog) == [
@@ -157,7 +157,7 @@ async def test_tenants_without_a_recorded_format_are_not_stamped_current(
         await redis.flushall()
         await new_tenant(client)
         await redis.delete(keys.SCHEMA)  # as a version before kr:schema left it
-        watch = client._transport.app.state["rotator.store_watch"]  # type: ignore[attr-defined]
+        watch = client.app.state["rotator.store_watch"]
         await watch.check()
         (line,) = lost_lines(caplog)
         assert line.endswith(
