@@ -35,6 +35,11 @@ class RotatorError(Exception):
     def __str__(self) -> str:
         return self.message if self.status is None else f"{self.message} (HTTP {self.status})"
 
+    def _body_text(self, name: str) -> str | None:
+        """The body's text field `name`; None when the answer has no such text."""
+        value = (self.body or {}).get(name)
+        return value if isinstance(value, str) else None
+
 
 class MissingParams(RotatorError):
     """400 `missing token or service`."""
@@ -46,8 +51,7 @@ class InvalidRequest(RotatorError):
 
     @property
     def field(self) -> str | None:
-        field = (self.body or {}).get("field")
-        return field if isinstance(field, str) else None
+        return self._body_text("field")
 
 
 class InvalidToken(RotatorError):
@@ -77,8 +81,7 @@ class LimitReached(RotatorError):
     @property
     def limit(self) -> str | None:
         """Which limit: `service`, `app` or `key` (None when the answer does not say)."""
-        limit = (self.body or {}).get("limit")
-        return limit if isinstance(limit, str) else None
+        return self._body_text("limit")
 
 
 class DailyLimitReached(LimitReached):
