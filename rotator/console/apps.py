@@ -15,8 +15,7 @@ from litestar.params import FromPath
 from rotator.api.state import AppState
 from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.forms import address_list, chosen_token, optional_int, text
-from rotator.console.messages import form_errors
-from rotator.console.pages import form_page, see_other
+from rotator.console.pages import form_page, refused_form, see_other
 from rotator.domain.errors import Conflict, InvalidField
 from rotator.store import apps as store
 
@@ -77,10 +76,8 @@ class AppPages(Controller):
             )
         except (InvalidField, Conflict) as exc:
             # the token typed is never shown again, not even in the refused form
-            errors = form_errors(exc, "app_token" if isinstance(exc, Conflict) else "name")
-            return await render(
-                request, app_state, tenant, status=400, errors=errors, values=values
-            )
+            field = "app_token" if isinstance(exc, Conflict) else "name"
+            return await render(request, app_state, tenant, **refused_form(exc, field, values))
         # shown in this response only: it is stored hashed and cannot be shown again
         return await render(request, app_state, tenant, created=created)
 
@@ -99,10 +96,8 @@ class AppPages(Controller):
         try:
             await app_state.call(store.update_app, tenant, app_id, **app_fields(form))
         except InvalidField as exc:
-            errors = form_errors(exc, "name")
-            return await render_app(
-                request, app_state, tenant, app_id, status=400, values=values, errors=errors
-            )
+            refusal = refused_form(exc, "name", values)
+            return await render_app(request, app_state, tenant, app_id, **refusal)
         return see_other(request, f"/app/apps/{app_id}?done=saved")
 
     @post("/{app_id:int}/suspend", include_in_schema=False)
@@ -125,8 +120,8 @@ class AppPages(Controller):
         try:
             issued = await app_state.call(store.issue_app_token, tenant, app_id, chosen)
         except (InvalidField, Conflict) as exc:
-            errors = form_errors(exc, "app_token")
-            return await render_app(request, app_state, tenant, app_id, status=400, errors=errors)
+            refusal = refused_form(exc, "app_token")
+            return await render_app(request, app_state, tenant, app_id, **refusal)
         # shown in this response only: it is stored hashed and cannot be shown again
         return await render_app(request, app_state, tenant, app_id, app_token=issued.app_token)
 

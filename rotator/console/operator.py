@@ -15,8 +15,7 @@ from litestar.params import FromPath
 from rotator.api.state import AppState
 from rotator.console.auth import OPERATOR_PAGES, OPERATOR_PATH, State, operator_signed_in
 from rotator.console.forms import chosen_token, text
-from rotator.console.messages import form_errors
-from rotator.console.pages import form_page, see_other
+from rotator.console.pages import form_page, refused_form, see_other
 from rotator.domain import tokens
 from rotator.domain.errors import Conflict, InvalidField, NotFound
 from rotator.store import tenant_deletion, tenants
@@ -54,15 +53,6 @@ async def render_tenant(
     return form_page(request, "operator_tenant.html", TENANT_NOTICES, status=status, **context)
 
 
-async def refused(
-    request: Request, state: AppState, tenant: str, exc: InvalidField, field: str, value: str
-) -> Response:
-    """The tenant's page again, the refused form as the operator filled it."""
-    return await render_tenant(
-        request, state, tenant, status=400, values={field: value}, errors=form_errors(exc, field)
-    )
-
-
 async def set_suspended(
     request: Request, state: AppState, tenant: str, suspended: bool
 ) -> Response:
@@ -93,8 +83,8 @@ class OperatorPages(Controller):
             )
         except (InvalidField, Conflict) as exc:
             # the token typed is never shown again, not even in the refused form
-            errors = form_errors(exc, "client_token" if isinstance(exc, Conflict) else "name")
-            return await render(request, app_state, status=400, values=values, errors=errors)
+            field = "client_token" if isinstance(exc, Conflict) else "name"
+            return await render(request, app_state, **refused_form(exc, field, values))
         # both tokens in this response only: they are stored as hashes
         return await render(request, app_state, created=created)
 
@@ -110,7 +100,8 @@ class OperatorPages(Controller):
         try:
             await app_state.call(tenants.update_tenant_status, tenant, name=name)
         except InvalidField as exc:
-            return await refused(request, app_state, tenant, exc, "name", name)
+            refusal = refused_form(exc, "name", {"name": name})
+            return await render_tenant(request, app_state, tenant, **refusal)
         return see_other(request, tenant_path(tenant) + "?done=renamed")
 
     @post("/tenants/{tenant:str}/suspend", include_in_schema=False)
@@ -135,5 +126,6 @@ class OperatorPages(Controller):
         try:
             done = await app_state.call(tenant_deletion.delete_tenant, tenant, confirm=confirm)
         except InvalidField as exc:
-            return await refused(request, app_state, tenant, exc, "confirm", confirm)
+            refusal = refused_form(exc, "confirm", {"confirm": confirm})
+            return await render_tenant(request, app_state, tenant, **refusal)
         return see_other(request, f"{OPERATOR_PATH}?done={done.state}")

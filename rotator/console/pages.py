@@ -25,6 +25,7 @@ from rotator.api.body import MAX_BODY_BYTES
 from rotator.api.errors import routing_headers
 from rotator.console.auth import OPERATOR_PATH, SignInRequired
 from rotator.console.forms import FormErrors
+from rotator.console.messages import form_errors
 from rotator.console.security import CONSOLE_PATH, CSRF_COOKIE, PAGE_HEADERS
 from rotator.domain import errors
 from rotator.store.connection import UNAVAILABLE, is_unavailable
@@ -59,6 +60,15 @@ def form_page(
     context.setdefault("errors", FormErrors())
     context.setdefault("notice", done_notice(request, notices))
     return page(template, status=status, **context)
+
+
+def refused_form(
+    exc: errors.RotatorError, field: str, values: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The rest of a page's arguments after a refused submission (see `form_page`): 400,
+    the refusal next to its field (`field` when the error names none), in the console's
+    words, and the form as the user filled it (`values`; never a secret typed)."""
+    return {"status": 400, "errors": form_errors(exc, field), "values": values or {}}
 
 
 def partial(template: str, **context: Any) -> Template:

@@ -17,7 +17,7 @@ from rotator.console.auth import TENANT_PAGES, State, TenantId
 from rotator.console.charts import daily_chart
 from rotator.console.forms import FormErrors, optional_int, text
 from rotator.console.messages import bulk_error, field_error, form_errors
-from rotator.console.pages import done_notice, is_htmx, page, partial, see_other
+from rotator.console.pages import done_notice, is_htmx, page, partial, refused_form, see_other
 from rotator.domain import health, key_file
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField
 from rotator.domain.models import Policy
@@ -238,10 +238,8 @@ class ServicePages(Controller):
                 **{k: v for k, v in health_settings(form).items() if v is not None},
             )
         except (InvalidField, Conflict) as exc:
-            errors = form_errors(exc, "slug")
-            return service_form(
-                creating=True, title="Create a service", values=values, status=400, errors=errors
-            )
+            refusal = refused_form(exc, "slug", values)
+            return service_form(creating=True, title="Create a service", **refusal)
         return see_other(request, f"/app/services/{record.slug}?done=created")
 
     @get("/services/{slug:str}", include_in_schema=False)
@@ -281,10 +279,8 @@ class ServicePages(Controller):
                 **health_settings(form),
             )
         except (InvalidField, Conflict) as exc:
-            errors = form_errors(exc, "policy")
-            return service_form(
-                creating=False, title=f"Edit {slug}", values=values, status=400, errors=errors
-            )
+            refusal = refused_form(exc, "policy", values)
+            return service_form(creating=False, title=f"Edit {slug}", **refusal)
         return see_other(request, f"/app/services/{slug}?done=saved")
 
     @get("/services/{slug:str}/delete", include_in_schema=False)

@@ -15,8 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from rotator.api.state import AppState
 from rotator.console.auth import TENANT_COOKIE, TENANT_PAGES, State, TenantId, expired_cookie
 from rotator.console.forms import address_list, checked, chosen_token, text
-from rotator.console.messages import form_errors
-from rotator.console.pages import form_page, page, partial, see_other
+from rotator.console.pages import form_page, page, partial, refused_form, see_other
 from rotator.console.security import CONSOLE_PATH
 from rotator.domain.errors import Conflict, InvalidField
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
@@ -66,20 +65,6 @@ async def render(
     return form_page(request, "settings.html", NOTICES, status=status, **context)
 
 
-async def refused(
-    request: Request,
-    state: AppState,
-    tenant: str,
-    exc: InvalidField,
-    field: str,
-    values: dict[str, Any],
-) -> Response:
-    """The page again after a refused form: the refusal next to its field, and that form as
-    the user filled it (the other forms show what is stored)."""
-    errors = form_errors(exc, field)
-    return await render(request, state, tenant, status=400, errors=errors, values=values)
-
-
 class SettingsPages(Controller):
     path = "/app/settings"
     dependencies = TENANT_PAGES
@@ -96,7 +81,8 @@ class SettingsPages(Controller):
         try:
             issued = await app_state.call(tenants.issue_client_token, tenant, chosen)
         except (InvalidField, Conflict) as exc:
-            return await refused(request, app_state, tenant, exc, "client_token", {})
+            refusal = refused_form(exc, "client_token")
+            return await render(request, app_state, tenant, **refusal)
         return await render(request, app_state, tenant, client_token=issued.client_token)
 
     @post("/admin-token", include_in_schema=False)
@@ -117,7 +103,8 @@ class SettingsPages(Controller):
             )
         except InvalidField as exc:
             values = {"ip_allowlist": text(form, "ip_allowlist")}
-            return await refused(request, app_state, tenant, exc, "ip_allowlist", values)
+            refusal = refused_form(exc, "ip_allowlist", values)
+            return await render(request, app_state, tenant, **refusal)
         return see_other(request, "/app/settings?done=allowlist#allowlist")
 
     @post("/webhook", include_in_schema=False)
@@ -139,7 +126,8 @@ class SettingsPages(Controller):
             )
         except InvalidField as exc:
             values = {"webhook_url": url, "webhook_events": events}
-            return await refused(request, app_state, tenant, exc, "webhook_url", values)
+            refusal = refused_form(exc, "webhook_url", values)
+            return await render(request, app_state, tenant, **refusal)
         secret = update.webhook_secret or changes.get("webhook_secret")
         if secret:
             # shown in this response only: stored sealed, never shown again
