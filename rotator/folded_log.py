@@ -11,38 +11,32 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 UNSCOPED = {"unscoped": True}
 """A folded line speaks for many requests: not for the one whose failure happened to write
 it (rotator/logs.py leaves its request id and tenant out)."""
 
 
+@dataclass(eq=False)
 class FoldedWarning:
     """The failures of one thing (`what`, e.g. "the store"): first, every interval, recovery."""
 
-    def __init__(
-        self,
-        log: logging.Logger,
-        what: str,
-        interval_s: float = 60.0,
-        *,
-        action: str = "retrying with backoff",
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.log = log
-        self.what = what
-        self.interval_s = interval_s
-        self.action = action
-        """What the process does meanwhile, said in the first line."""
-        self.clock = clock
-        self.failures = 0
-        """Failures since the last recovery (0 = not failing)."""
-        self.total = 0
-        """Failures ever (a metric's counter: rotator/metrics/fold.py)."""
-        self._since = 0.0
-        self._last_at = 0.0
-        self._next_report_at = 0.0
-        self._folded = 0
+    log: logging.Logger
+    what: str
+    interval_s: float = 60.0
+    _: KW_ONLY
+    action: str = "retrying with backoff"
+    """What the process does meanwhile, said in the first line."""
+    clock: Callable[[], float] = time.monotonic
+    failures: int = field(default=0, init=False)
+    """Failures since the last recovery (0 = not failing)."""
+    total: int = field(default=0, init=False)
+    """Failures ever (a metric's counter: rotator/metrics/fold.py)."""
+    _since: float = field(default=0.0, init=False)
+    _last_at: float = field(default=0.0, init=False)
+    _next_report_at: float = field(default=0.0, init=False)
+    _folded: int = field(default=0, init=False)
 
     @property
     def failing(self) -> bool:
