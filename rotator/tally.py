@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from rotator.cancel import Background
 
@@ -78,25 +79,21 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+@dataclass(eq=False)
 class Summary(Background):
     """Logs `line(tally.take(), seconds since the last line)` every `interval_s`, and once
     more at stop() for the partial period. interval_s <= 0: never (stop() still flushes)."""
 
-    def __init__(
-        self,
-        tally: Tally,
-        line: Callable[[dict[str, int], float], str | None],
-        log: logging.Logger,
-        interval_s: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.tally = tally
-        self.line = line
-        self.log = log
-        self.interval_s = interval_s
-        self.clock = clock
-        self._since = clock()
+    tally: Tally
+    line: Callable[[dict[str, int], float], str | None]
+    log: logging.Logger
+    interval_s: float
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+    _since: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._since = self.clock()
 
     def start(self) -> None:
         if self.interval_s > 0 and self._task is None:
