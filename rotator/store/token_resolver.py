@@ -17,6 +17,7 @@ Keys of the cache are the tokens' SHA-256, so no token is kept in clear.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import KW_ONLY, dataclass, field
 
 from rotator.domain import tokens
 from rotator.domain.clock import Clock
@@ -31,27 +32,22 @@ def _parsed(owner: str, token_hash: str) -> ParsedToken:
     return ParsedToken(tokens.APP if app_id else tokens.CLIENT, tenant, app_id, token_hash)
 
 
+@dataclass(slots=True, eq=False)
 class TokenResolver:
     """One per API process, on the hot path's client."""
 
-    def __init__(
-        self,
-        client: ScriptClient,
-        clock: Clock,
-        *,
-        max_entries: int = IMPORTED_CACHE_ENTRIES,
-        ttl_ms: int = IMPORTED_CACHE_TTL_MS,
-        unknown_ttl_ms: int = IMPORTED_UNKNOWN_TTL_MS,
-    ) -> None:
-        self.client = client
-        self.clock = clock
-        self.max_entries = max_entries
-        self.ttl_ms = ttl_ms
-        self.unknown_ttl_ms = unknown_ttl_ms
-        self._cache: OrderedDict[str, tuple[int, ParsedToken | None]] = OrderedDict()
-        """sha256 hex -> (valid until ms, the token parsed | None for unknown), LRU order."""
-        self.lookups = 0
-        """Round trips spent on the index (observability; tests count them)."""
+    client: ScriptClient
+    clock: Clock
+    _: KW_ONLY
+    max_entries: int = IMPORTED_CACHE_ENTRIES
+    ttl_ms: int = IMPORTED_CACHE_TTL_MS
+    unknown_ttl_ms: int = IMPORTED_UNKNOWN_TTL_MS
+    _cache: OrderedDict[str, tuple[int, ParsedToken | None]] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )
+    """sha256 hex -> (valid until ms, the token parsed | None for unknown), LRU order."""
+    lookups: int = field(default=0, init=False)
+    """Round trips spent on the index (observability; tests count them)."""
 
     async def resolve(self, token: str) -> ParsedToken | None:
         """The imported `token` as a ParsedToken (its tenant and app, the hash the script
