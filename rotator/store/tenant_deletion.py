@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import msgspec
 from redis.asyncio.cluster import RedisCluster
@@ -101,20 +102,20 @@ async def _scan(redis: Redis, tenant: str, cursor: int) -> tuple[int, list[bytes
     return int(next_cursor), found
 
 
+@dataclass(eq=False)
 class Deletion:
     """Steps 2 and 3 for one tenant whose first step has run."""
 
-    def __init__(self, redis: Redis, durability: Durability, tenant: str, began_ms: int) -> None:
-        self.redis = redis
-        self.durability = durability
-        self.tenant = tenant
-        self.began_ms = began_ms
-        self.cursor = 0
-        self.removed = 0
-        """Keys this object unlinked."""
-        self.done = False
-        """A SCAN pass has completed: no key of the tenant was left when it began."""
-        self.pass_began_ms: int | None = None
+    redis: Redis
+    durability: Durability
+    tenant: str
+    began_ms: int
+    cursor: int = field(default=0, init=False)
+    removed: int = field(default=0, init=False)
+    """Keys this object unlinked."""
+    done: bool = field(default=False, init=False)
+    """A SCAN pass has completed: no key of the tenant was left when it began."""
+    pass_began_ms: int | None = field(default=None, init=False)
 
     async def step(self) -> int:
         """One SCAN and the UNLINK of what it found; returns how many keys went."""
