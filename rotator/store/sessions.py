@@ -70,11 +70,17 @@ async def _check(
         return False
     if now_ms - session.seen_ms >= SESSION_TOUCH_INTERVAL_MS:
         # two pages loaded at once may both refresh: the same write twice, harmless
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, "seen_ms", now_ms)
-            pipe.pexpire(key, idle_ms)
-            await pipe.execute()
+        await _write(redis, key, {"seen_ms": now_ms}, idle_ms)
     return True
+
+
+async def _write(redis: Redis, key: str, fields: dict[str, int | str], idle_ms: int) -> None:
+    """Set `fields` of the session `key` and restart its idle expiry, in one round trip
+    (one key: one slot on a cluster)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(key, mapping=fields)
+        pipe.pexpire(key, idle_ms)
+        await pipe.execute()
 
 
 async def check_tenant_session(
@@ -108,10 +114,7 @@ async def open_operator_session(
     secret = new_secret()
     key = keys.operator_session(hash_secret(secret))
     fields = {"created_ms": now_ms, "seen_ms": now_ms, "by": hash_secret(operator_token)}
-    async with redis.pipeline(transaction=False) as pipe:  # one key: one slot on a cluster
-        pipe.hset(key, mapping=fields)
-        pipe.pexpire(key, idle_ms)
-        await pipe.execute()
+    await _write(redis, key, fields, idle_ms)
     return secret
 
 
