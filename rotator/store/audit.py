@@ -106,10 +106,7 @@ def _stored(
         _Stored(
             at=iso_ms(now_ms),
             tenant=tenant,
-            role=actor.role,
-            via=actor.via,
-            credential=actor.credential,
-            address=actor.address,
+            **msgspec.structs.asdict(actor),  # role, via, credential, address
             action=action,
             resource=resource,
             fields=fields,
