@@ -116,6 +116,10 @@ POLICY_UPDATE_ATTEMPTS = 5
 """The same for a service's policy change racing with another change of that service (the
 script refuses a write based on a stale read of the policy)."""
 
+KEY_ADD_ATTEMPTS = 5
+"""The same for adding keys while a key with the same masked form is added to or removed from
+the service (key_add.lua refuses a write whose duplicate check compared other keys)."""
+
 TENANT_COUNTS_PER_ROUND = 1000
 """Tenants whose counts one pipeline asks for (bounds the client's memory, not the rounds:
 10,000 tenants are 10 round trips)."""

@@ -81,6 +81,7 @@ async def import_keys(
         raise InvalidField("rows", f"must hold 1 to {MAX_IMPORT_ROWS} rows, not {len(rows)}")
     existing = {s.slug: s for s in await services.list_services(redis, tenant, now_ms=now_ms)}
     plan = _plan(rows, existing)
+    await _refuse_held(redis, keyring, tenant, plan)
     return await _apply(
         redis, durability, keyring, tenant, plan, now_ms, events_maxlen, retention_days
     )
@@ -199,6 +200,26 @@ def _agree(service: _Planned, row: ImportRow, refuse: Refuse) -> None:
                 f"service {service.slug} is given {column} {earlier} by an earlier row, "
                 f"this row says {given}",
             )  # fmt: skip
+
+
+async def _refuse_held(redis: Redis, keyring: KeyRing, tenant: str, plan: list[_Planned]) -> None:
+    """InvalidRows naming every row whose key a service that exists already holds: running an
+    import twice adds nothing the second time. (add_keys checks again as it writes.)"""
+    problems: list[RowProblem] = []
+    for service in plan:
+        if service.existing is None:
+            continue
+        secrets = [key.secret for key in service.keys]
+        try:
+            _, held = await services.present_secrets(redis, keyring, tenant, service.slug, secrets)
+        except NotFound:
+            continue  # deleted meanwhile: the write says so
+        for index, key_id in held.items():
+            row = service.secrets[secrets[index]]
+            problem = f"service {service.slug}: {services.already_held(key_id)}"
+            problems.append(RowProblem(row=row, field="secret", problem=problem))
+    if problems:
+        raise InvalidRows(sorted(problems, key=lambda p: p.row))
 
 
 def _shown(value: object) -> str:

@@ -15,13 +15,14 @@ time service runs out) is computed by rotator/domain/rotation.py from the hash a
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Sequence
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from rotator.crypto import KeyRing, aad_for_key
+from rotator.crypto import DecryptError, KeyRing, aad_for_key
 from rotator.domain import health, rotation
 from rotator.domain.clock import iso_ms, system_clock
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys, NotFound
@@ -44,7 +45,7 @@ from rotator.store.common import (
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts import services as scripts
 from rotator.store.scripts.call import Durable, run
-from rotator.tuning import POLICY_UPDATE_ATTEMPTS
+from rotator.tuning import KEY_ADD_ATTEMPTS, POLICY_UPDATE_ATTEMPTS
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 """A whole slug (fullmatch: `$` would let a trailing newline through, into events and keys)."""
@@ -400,6 +401,41 @@ def _check_new_key(key: NewKey) -> NewKey:
     )
 
 
+async def present_secrets(
+    redis: Redis, keyring: KeyRing, tenant: str, slug: str, secrets: Sequence[str]
+) -> tuple[str, dict[int, int]]:
+    """Which of `secrets` the service already holds: (the ids compared, as key_add.lua's
+    ARGV[2] wants them; {index in `secrets`: the id of the key holding it}). A service never
+    holds one provider key twice: a copy would be handed out right after its twin was rate
+    limited. Only keys with the same masked form are decrypted; one that cannot be decrypted
+    matches nothing."""
+    h = await _service_hash(redis, tenant, slug)
+    wanted = {mask(secret) for secret in secrets}
+    alike: dict[str, list[int]] = {}
+    for key_id in _ids(h):
+        masked = text(h, keys.key_field("k:", key_id))
+        if masked in wanted:
+            alike.setdefault(masked, []).append(int(key_id))
+    compared = ",".join(str(i) for i in sorted(i for ids in alike.values() for i in ids))
+    present: dict[int, int] = {}
+    for index, secret in enumerate(secrets):
+        for key_id in alike.get(mask(secret), ()):
+            sealed = h.get(keys.key_field("c:", key_id).encode(), b"")
+            try:
+                stored = keyring.open(sealed, aad_for_key(tenant, slug, key_id))
+            except DecryptError:
+                continue
+            if hmac.compare_digest(stored, secret.encode()):
+                present[index] = key_id
+                break
+    return compared, present
+
+
+def already_held(key_id: int) -> str:
+    """The refusal of a secret the service holds as `key_id` (ids are not secret)."""
+    return f"already in this service (key {key_id})"
+
+
 async def _add(
     redis: Redis,
     durability: Durability,
@@ -409,9 +445,11 @@ async def _add(
     checked: Sequence[NewKey],
     now_ms: int,
 ) -> list[int]:
-    """Seal and append checked keys in one script call (all or none); their ids in order."""
-    if not await redis.exists(keys.service(tenant, slug)):
-        raise NotFound("service not found")
+    """Seal and append checked keys in one script call (all or none); their ids in order.
+    InvalidEntry names the first one the service already holds."""
+    compared, present = await present_secrets(
+        redis, keyring, tenant, slug, [k.secret for k in checked]
+    )
     # The ids are drawn before sealing because each ciphertext is bound to its id; one INCRBY
     # draws them all. It is not waited for separately: WAITAOF below covers every earlier
     # write of the AOF too. A crash before the script leaves the ids unused, nothing else.
@@ -431,11 +469,21 @@ async def _add(
     ]
     # the key that sealed them is recorded with the write and again after it (store/keyring.py)
     sealing = Durable(redis, durability, before=keyring_store.note_sealing(keyring, now_ms))
-    added = await run(sealing, scripts.key_add(tenant, slug, now_ms, new))
-    if not added:  # deleted since the check above; the drawn ids are simply never used
-        raise NotFound("service not found")
-    await keyring_store.sealed(redis, durability, keyring, now_ms)
-    return ids
+    for _ in range(KEY_ADD_ATTEMPTS):
+        if present:
+            index, key_id = min(present.items())
+            raise InvalidEntry("keys", index, "secret", already_held(key_id))
+        added = await run(sealing, scripts.key_add(tenant, slug, now_ms, new, compared=compared))
+        if added == 0:  # deleted since it was read; the drawn ids are simply never used
+            raise NotFound("service not found")
+        if added > 0:
+            await keyring_store.sealed(redis, durability, keyring, now_ms)
+            return ids
+        # a key with the same masked form came or went since they were compared: again
+        compared, present = await present_secrets(
+            redis, keyring, tenant, slug, [k.secret for k in checked]
+        )
+    raise Conflict("the service's keys kept changing while these were added: add them again")
 
 
 async def add_key(
@@ -458,7 +506,10 @@ async def add_key(
                max_daily_requests=max_daily_requests,
                max_requests_per_minute=max_requests_per_minute, weight=weight)
     )  # fmt: skip
-    (key_id,) = await _add(redis, durability, keyring, tenant, slug, [checked], now_ms)
+    try:
+        (key_id,) = await _add(redis, durability, keyring, tenant, slug, [checked], now_ms)
+    except InvalidEntry as exc:
+        raise InvalidField(exc.field, exc.problem) from None
     return await get_key(redis, tenant, slug, key_id, now_ms=now_ms)
 
 

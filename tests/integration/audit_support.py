@@ -22,6 +22,8 @@ from tests.integration.management import (
 )
 
 WEBHOOK_SECRET = new_webhook_secret()
+ADDED_SECRET = "sk-added-0123456789abcdefghijklmnopqrstu"
+"""The key the add_key write adds (the seeded service holds SECRET: a second copy is refused)."""
 BULK_SECRET = "sk-bulk-0123456789abcdefghijklmnopqrstuv"
 IMPORT_SECRET = "sk-import-0123456789abcdefghijklmnopqrs"
 
@@ -50,7 +52,7 @@ WRITES: dict[str, tuple[str, str, Any, str]] = {
     "DELETE /v1/services/{slug}": ("tenant", "/v1/services/openai", None, "delete_service"),
     "POST /v1/services/{slug}/rotate": ("tenant", "/v1/services/openai/rotate", None, "rotate"),
     "POST /v1/services/{slug}/keys": (
-        "tenant", "/v1/services/openai/keys", {"label": "k", "secret": SECRET}, "add_key"),
+        "tenant", "/v1/services/openai/keys", {"label": "k", "secret": ADDED_SECRET}, "add_key"),
     "POST /v1/services/{slug}/keys/bulk": (
         "tenant", "/v1/services/openai/keys/bulk", {"keys": [{"secret": BULK_SECRET}]},
         "add_keys"),

@@ -74,10 +74,17 @@ async def new_service(
     return r.json()
 
 
+def secret_for(label: str) -> str:
+    """The secret `new_key` stores under `label` unless given one: SECRET for the default
+    label, else one of the label's own (a service never holds one secret twice)."""
+    return SECRET if label == "Primary" else f"{SECRET}-{label}"
+
+
 async def new_key(
-    client: httpx.AsyncClient, t: Tenant, slug: str = "openai", secret: str = SECRET, **extra
+    client: httpx.AsyncClient, t: Tenant, slug: str = "openai", secret: str | None = None, **extra
 ) -> dict:
-    body = {"label": extra.pop("label", "Primary"), "secret": secret, **extra}
+    label = extra.pop("label", "Primary")
+    body = {"label": label, "secret": secret_for(label) if secret is None else secret, **extra}
     r = await client.post(f"/v1/services/{slug}/keys", json=body, headers=t.auth)
     assert r.status_code == 201, r.text
     return r.json()

@@ -17,6 +17,7 @@ from rotator.store import keys
 from tests.asgi import app_client
 from tests.conftest import OPERATOR_TOKEN
 from tests.integration.audit_support import (
+    ADDED_SECRET,
     BULK_SECRET,
     IMPORT_SECRET,
     NOT_RECORDED,
@@ -88,6 +89,7 @@ async def test_no_record_holds_a_secret_or_token(client, redis):
     secrets = {
         SECRET,
         SECRET + "2",
+        ADDED_SECRET,
         BULK_SECRET,
         IMPORT_SECRET,
         WEBHOOK_SECRET,

@@ -110,11 +110,12 @@ async def test_a_bom_is_dropped_from_stdin_as_from_a_file(cli_env, client, tmp_p
     assert piped.returncode == 0, piped.stderr
     path = tmp_path / "keys.txt"
     path.write_bytes(BOM + SECRET.encode() + b"\n")
+    # the same secret either way: the file's is refused as the key the service holds
     from_file = rotator("key", "add-file", "acme", "openai", str(path), "--json", env=cli_env)
-    assert from_file.returncode == 0, from_file.stderr
-    # the same secret either way: the provider's prefix shows in both masked forms
+    assert from_file.returncode == 1
+    assert "already in this service (key " in from_file.stderr, from_file.stderr
     masked = [k["key_masked"] for k in listed(cli_env, "key", "list", "acme", "openai")]
-    assert masked == ["sk-proj-••••••••••••5678"] * 2
+    assert masked == ["sk-proj-••••••••••••5678"]  # the provider's prefix shows: no BOM
     r = await deliver(client, tenant["client_token"])
     assert r.json()["key"] == SECRET  # what a client is handed: no BOM
 

@@ -118,7 +118,8 @@ async def test_rewrap_reseals_the_canary(valkey, redis, tmp_path):
     assert KeyRing.parse(new).open(canary, keyring.CANARY_AAD) == keyring.CANARY_PLAINTEXT
     # the new key alone is enough now, and the old one alone is refused
     only_new = rotator("key", "add", tenant, "openai", "--label", "k2",
-                       env={**env, "ROTATOR_MASTER_KEY": new}, stdin=SECRET)  # fmt: skip
+                       env={**env, "ROTATOR_MASTER_KEY": new}, stdin=SECRET + "2")  # fmt: skip
     assert only_new.returncode == 0, only_new.stderr
-    only_old = rotator("key", "add", tenant, "openai", "--label", "k3", env=env, stdin=SECRET)
+    only_old = rotator("key", "add", tenant, "openai", "--label", "k3", env=env,
+                       stdin=SECRET + "3")  # fmt: skip
     assert only_old.returncode == 2 and fp(new) in only_old.stderr

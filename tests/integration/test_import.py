@@ -304,8 +304,9 @@ async def test_the_api_imports_and_answers_as_the_cli(cli_env, client):
     assert done.status_code == 201, done.text
     answer = done.json()
     assert answer["keys_added"] == 2 and not any(s in done.text for s in SECRETS)
-    # the CLI's --json is this record: import the same rows again through it
-    again = rotator("import", "acme", "-", "--json", env=cli_env, stdin=json.dumps(rows))
+    # the CLI's --json is this record: import the rows with new keys through it
+    fresh = [{**row, "secret": secret} for row, secret in zip(rows, SECRETS[2:], strict=False)]
+    again = rotator("import", "acme", "-", "--json", env=cli_env, stdin=json.dumps(fresh))
     assert again.returncode == 0, again.stderr
     cli = json.loads(again.stdout)
     assert set(cli) == set(answer) == {"services", "keys_added"}
@@ -313,3 +314,30 @@ async def test_the_api_imports_and_answers_as_the_cli(cli_env, client):
         ("openai", False), ("stripe", False)
     ]  # fmt: skip
     assert (await client.post("/v1/import", json={"rows": rows})).status_code == 401
+
+
+@pytest.mark.backends("single", "cluster")
+async def test_importing_twice_adds_nothing_the_second_time(cli_env, client, tmp_path):
+    """A service never holds one key twice: a rerun import names every row it already holds."""
+    tenant = tenant_with_service(cli_env)
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "slug,policy,limit,label,secret\n"
+        f"openai,usage,,A,{SECRETS[0]}\n"
+        f"stripe,,,B,{SECRETS[1]}\n"
+        f"stripe,,,C,{SECRETS[0]}\n"  # the same key in another service is another entry
+    )
+    first = rotator("import", "acme", str(path), env=cli_env)
+    assert first.returncode == 0, first.stderr
+    again = rotator("import", "acme", str(path), env=cli_env)
+    assert again.returncode == 1
+    assert again.stderr.splitlines()[1:] == [
+        "row 2: secret: service openai: already in this service (key 1)",
+        "row 3: secret: service stripe: already in this service (key 2)",
+        "row 4: secret: service stripe: already in this service (key 3)",
+    ], again.stderr
+    assert not any(s in again.stderr for s in SECRETS)
+    for slug, count in (("openai", 1), ("stripe", 2)):
+        listed = rotator("key", "list", "acme", slug, "--json", env=cli_env)
+        assert len(json.loads(listed.stdout)) == count
+    assert (await deliver(client, tenant, "openai")).json()["key"] == SECRETS[0]

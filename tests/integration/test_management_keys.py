@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from rotator.crypto import aad_for_key
@@ -33,6 +35,53 @@ async def test_a_masked_key_shows_a_providers_prefix_and_its_last_four_only(clie
         "/v1/next", params={"service": "openai", "token": t.client_token, "mask": "1"}
     )
     assert (r.json()["masked"], r.json()["key"]) == (True, expected)
+
+
+async def test_a_service_never_holds_one_key_twice(client):
+    """A copy would be handed out right after its twin was rate limited: each way of adding
+    a key refuses one the service holds, naming it; another service may hold it too."""
+    t = await new_tenant(client)
+    await new_service(client, t)
+    await new_service(client, t, slug="backup")
+    first = await new_key(client, t, secret=SECRET)
+    again = await client.post(
+        "/v1/services/openai/keys", json={"label": "Again", "secret": SECRET}, headers=t.auth
+    )
+    assert again.status_code == 400
+    assert again.json() == {
+        "error": f"secret: already in this service (key {first['id']})",
+        "field": "secret",
+    }
+    # a key masked alike is compared by its secret: only the same secret is refused
+    twin = SECRET[:-8] + "zzzz" + SECRET[-4:]
+    assert (await new_key(client, t, secret=twin))["key_masked"] == first["key_masked"]
+    bulk = await client.post(
+        "/v1/services/openai/keys/bulk",
+        json={"keys": [{"secret": "sk-proj-brand-new-0123456789abcdef"}, {"secret": SECRET}]},
+        headers=t.auth,
+    )
+    assert bulk.status_code == 400
+    assert bulk.json()["index"] == 1 and bulk.json()["field"] == "secret"
+    listed = (await client.get("/v1/services/openai/keys", headers=t.auth)).json()
+    assert len(listed) == 2  # the bulk add was all or nothing
+    assert (await new_key(client, t, slug="backup", secret=SECRET))["id"] != first["id"]
+    assert SECRET not in again.text + bulk.text
+
+
+async def test_concurrent_adds_of_one_key_store_it_once(client):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/services/openai/keys", json={"label": f"k{i}", "secret": SECRET},
+                headers=t.auth,
+            )
+            for i in range(8)
+        )
+    )  # fmt: skip
+    assert sorted(r.status_code for r in answers) == [201] + [400] * 7
+    assert len((await client.get("/v1/services/openai/keys", headers=t.auth)).json()) == 1
 
 
 async def test_add_and_list_keys(client, redis, settings):

@@ -452,7 +452,7 @@ async def test_concurrent_key_adds_lose_no_id(redis, durability, settings):
                 tid,
                 "s",
                 label=f"k{i}",
-                secret=f"sk-{i}",
+                secret=f"sk-concurrent-add-{i:04d}",  # masked apart: no duplicate check retries
                 now_ms=T0_MS,
             )
             for i in range(40)

@@ -231,7 +231,9 @@ async def tenant_with_keys(http: httpx.AsyncClient, **service: object) -> tuple[
     assert r.status_code == 201, r.text
     for n in range(3):
         r = await http.post(
-            "/v1/services/openai/keys", json={"label": f"k{n}", "secret": SECRET}, headers=admin
+            "/v1/services/openai/keys",
+            json={"label": f"k{n}", "secret": f"{SECRET}{n}"},
+            headers=admin,
         )
         assert r.status_code == 201, r.text
     r = await http.patch("/v1/tenant", json={"ip_allowlist": ["203.0.113.0/24"]}, headers=admin)

@@ -4,6 +4,7 @@ on an injected clock: what the listing says is what the next delivery does."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -35,10 +36,14 @@ async def tenant(redis):
     return await seed.tenant(redis)
 
 
+SECRETS = itertools.count()
+"""A service never holds one secret twice: each added key's is new."""
+
+
 async def add(redis, settings, clock, t, slug, n, **new_key) -> list[int]:
     added = await services.add_keys(
         redis, D, settings.keyring, t.tenant, slug,
-        [NewKey(secret=f"sk-{slug}-{i}-0123456789", **new_key) for i in range(n)],
+        [NewKey(secret=f"sk-{slug}-{next(SECRETS)}-0123456789", **new_key) for _ in range(n)],
         now_ms=clock(),
     )  # fmt: skip
     return [k.id for k in added.keys]

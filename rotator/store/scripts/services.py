@@ -85,9 +85,12 @@ class NewKeyFields(msgspec.Struct, frozen=True, kw_only=True):
     """Max requests per minute as the scripts read it ('' = none)."""
 
 
-def key_add(tenant: str, slug: str, created_ms: int, new: Sequence[NewKeyFields]) -> Call[int]:
-    """Append keys to the rotation, all or none: how many were added (0: no such service)."""
-    args: list[Any] = [created_ms]
+def key_add(
+    tenant: str, slug: str, created_ms: int, new: Sequence[NewKeyFields], *, compared: str
+) -> Call[int]:
+    """Append keys to the rotation, all or none: how many were added (0: no such service;
+    -1: the keys masked alike are no longer `compared`, those the secrets were checked with)."""
+    args: list[Any] = [created_ms, compared]
     for k in new:
         args += [k.id, k.label, k.sealed, k.max_, k.masked, k.weight, k.rpm]
     return Call(_KEY_ADD, (keys.service(tenant, slug),), args, decode.integer)
