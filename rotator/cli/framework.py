@@ -41,6 +41,7 @@ from rotator.domain.audit import Actor
 from rotator.domain.errors import FieldConflict, InvalidField, TenantSuspended
 from rotator.request_scope import RequestScope, new_request_id
 from rotator.settings import Settings
+from rotator.store import token_index
 from rotator.store_context import StoreContext
 
 
@@ -363,10 +364,11 @@ def execute(
             )
     except InvalidField as exc:
         raise CliError(f"{command.flag_of(exc.field)}: {exc.problem}") from None
-    except FieldConflict as exc:  # an imported token another tenant or app holds
-        raise CliError(
-            f"{command.flag_of(exc.field)}: this value {exc.problem} by another tenant or app"
-        ) from None
+    except FieldConflict as exc:  # a tenant name taken, or an imported token another holds
+        problem = exc.problem
+        if problem == token_index.IN_USE:
+            problem = f"this value {problem} by another tenant or app"
+        raise CliError(f"{command.flag_of(exc.field)}: {problem}") from None
     finally:
         request_scope.close_scope(scope)
     if command.human is not None and result is not None and not args.json:

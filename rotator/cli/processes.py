@@ -210,6 +210,24 @@ def wait_healthy(url: str, children: list[Child], stop: StopRequest) -> bool:
     raise CliError(f"the API did not answer {url}/healthz within {HEALTH_TIMEOUT_S:.0f}s")
 
 
+async def _new_demo_tenant(redis: Any, durability: Any) -> str:
+    """A new demo tenant's id, named `demo`, or `demo 2` … where the name is taken (tenant
+    names are unique; a demo left by a crash, or the operator's own tenant, may hold it)."""
+    from rotator.domain.errors import FieldConflict
+    from rotator.store import tenants
+
+    for n in range(1, 100):
+        name = "demo" if n == 1 else f"demo {n}"
+        try:
+            created = await tenants.create_tenant(
+                redis, durability, name=name, demo=True, now_ms=now_ms()
+            )
+        except FieldConflict:
+            continue
+        return created.id
+    raise CliError("no free name for the demo tenant: demo … demo 99 are all taken")
+
+
 async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str, bool, str]:
     """(demo tenant id, created now?, its client token): the hosted guide's demo token
     (GUIDE_DEMO_TOKEN, imported), or a fresh one of ours if another tenant holds that one."""
@@ -220,8 +238,7 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
     stored = await redis.get(keys.DEMO_TENANT)
     tenant = stored.decode() if stored else None
     if tenant is None or not await redis.exists(keys.tenant(tenant)):
-        t = await tenants.create_tenant(redis, durability, name="demo", demo=True, now_ms=now_ms())
-        tenant = t.id
+        tenant = await _new_demo_tenant(redis, durability)
         await services.create_service(
             redis, durability, tenant, slug=DEMO_SERVICE, policy="usage", now_ms=now_ms()
         )

@@ -72,6 +72,8 @@ FRIENDLY: dict[tuple[str, str], str] = {
     ("client_token", "may hold only"): TOKEN_FORM,
     ("client_token", "has the form"): OUR_TOKEN,
     ("client_token", "client_token is already in use"): TOKEN_IN_USE,
+    ("name", "name already used by tenant"): "Another tenant has this name: choose another "
+    "(the command line finds tenants by name).",
     ("app_token", "must be 20 to 200"): TOKEN_FORM,
     ("app_token", "may hold only"): TOKEN_FORM,
     ("app_token", "has the form"): OUR_TOKEN,

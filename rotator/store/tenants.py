@@ -23,7 +23,7 @@ from msgspec import UNSET, UnsetType
 from rotator.crypto import KeyRing, aad_for_webhook_secret
 from rotator.domain import tokens
 from rotator.domain.clock import iso_ms
-from rotator.domain.errors import Conflict, InvalidField, NotFound, TenantSuspended
+from rotator.domain.errors import Conflict, FieldConflict, InvalidField, NotFound, TenantSuspended
 from rotator.domain.models import DEFAULT_EVENTS, EVENT_TYPES
 from rotator.domain.records import (
     AdminToken,
@@ -154,6 +154,7 @@ async def create_tenant(
     from rotator.store import migrations  # it imports this module
 
     name = check_name("name", name)
+    await refuse_taken_name(redis, name)
     chosen = token_index.check("client_token", client_token) if client_token is not None else None
     # the first tenant of an empty store (a new one, or one emptied under a running API):
     # its format is recorded first, or `rotator migrate` would take it for format 1
@@ -259,6 +260,17 @@ async def _names(redis: Redis) -> list[tuple[str, str]]:
     return [(t, n.decode()) for t, n in zip(ids, names, strict=True) if n is not None]
 
 
+async def refuse_taken_name(redis: Redis, name: str, tenant: str | None = None) -> None:
+    """FieldConflict (409) when a tenant other than `tenant` has `name`: the operator's
+    CLI finds tenants by name. Checked when the operator creates or renames one (not when a
+    tenant renames itself: that would tell it other tenants' names). Not atomic: two
+    operators creating one name at once may both succeed, and the name then resolves to
+    neither (resolve_tenant's Conflict, naming both ids)."""
+    taken = [t for t, n in await _names(redis) if n == name and t != tenant]
+    if taken:
+        raise FieldConflict("name", f"already used by tenant {taken[0]}")
+
+
 async def resolve_tenant(redis: Redis, ref: str) -> str:
     """The id of the tenant `ref` names: an existing tenant's id, else the one tenant with
     that name (the CLI takes either). NotFound, or Conflict when the name is not unique."""
@@ -358,7 +370,8 @@ async def update_tenant_status(
     token`; resuming restores it. Nothing else changes: the data is kept."""
     fields: dict[str, str | bytes] = {}
     if name is not UNSET:
-        fields["name"] = check_name("name", name)
+        fields["name"] = new_name = check_name("name", name)
+        await refuse_taken_name(redis, new_name, tenant)
     if suspended is not UNSET:
         fields["suspended"] = flag_arg("suspended", suspended)
     if fields:

@@ -66,12 +66,15 @@ class LiveServer:
         return httpx.AsyncClient(base_url=self.url, timeout=10)
 
     async def new_tenant(self, name: str) -> dict:
+        """A tenant named `name`, or `name 2` … where a test before took it (one store for
+        the session; tenant names are unique)."""
+        auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
         async with self.api() as c:
-            r = await c.post(
-                "/v1/admin/tenants",
-                json={"name": name},
-                headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
-            )
+            for n in range(1, 100):
+                tried = name if n == 1 else f"{name} {n}"
+                r = await c.post("/v1/admin/tenants", json={"name": tried}, headers=auth)
+                if r.status_code != 409:
+                    break
             assert r.status_code == 201, r.text
             return r.json()
 

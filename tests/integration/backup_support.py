@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,13 +194,17 @@ def assert_same(before: dict[bytes, Any], after: dict[bytes, Any]) -> None:
             assert abs(expires_after - expires) <= EXPIRY_TOLERANCE_MS, key
 
 
+TENANT_NAMES = itertools.count()
+
+
 async def seed_tenants(redis: Any, ring: KeyRing, count: int, *, now_ms: int) -> list[str]:
     """`count` tenants written by the store functions (quicker than the API): each with a
     usage service, two keys and a time service, plus a webhook on the first."""
     d = Durability()
     ids = []
-    for n in range(count):
-        tenant = (await tenants.create_tenant(redis, d, name=f"t{n}", demo=False, now_ms=now_ms)).id
+    for _ in range(count):
+        name = f"t{next(TENANT_NAMES)}"  # unique: a test may seed more than once
+        tenant = (await tenants.create_tenant(redis, d, name=name, demo=False, now_ms=now_ms)).id
         await services.create_service(redis, d, tenant, slug="openai", policy="usage",
                                       now_ms=now_ms)  # fmt: skip
         await services.create_service(redis, d, tenant, slug="clock", policy="time",

@@ -58,8 +58,17 @@ class Tenant:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
 
-async def new_tenant(client: httpx.AsyncClient, name: str = "acme", demo: bool = False) -> Tenant:
-    r = await client.post("/v1/admin/tenants", json={"name": name, "demo": demo}, headers=OPERATOR)
+async def new_tenant(
+    client: httpx.AsyncClient, name: str | None = None, demo: bool = False
+) -> Tenant:
+    """A new tenant named `name`; unnamed, the first free of acme, acme 2, … (names are
+    unique)."""
+    for n in range(1, 100):
+        tried = name or ("acme" if n == 1 else f"acme {n}")
+        body = {"name": tried, "demo": demo}
+        r = await client.post("/v1/admin/tenants", json=body, headers=OPERATOR)
+        if r.status_code != 409 or name is not None:
+            break
     assert r.status_code == 201, r.text
     body = r.json()
     return Tenant(body["id"], body["admin_token"], body["client_token"])

@@ -81,7 +81,14 @@ def test_a_tenant_is_named_by_id_or_by_name(cli_env):
     by_name = rotator("tenant", "show", "acme", "--json", env=cli_env)
     assert by_id.returncode == by_name.returncode == 0
     assert json.loads(by_id.stdout) == json.loads(by_name.stdout)
-    second = json.loads(rotator("tenant", "create", "acme", "--json", env=cli_env).stdout)
+    again = rotator("tenant", "create", "acme", env=cli_env)
+    assert again.returncode == 1
+    assert again.stderr == f"rotator: NAME: already used by tenant {first['id']}\n", again.stderr
+    # a tenant may rename itself to another's name (it is not told of others): then the
+    # name names neither
+    second = json.loads(rotator("tenant", "create", "globex", "--json", env=cli_env).stdout)
+    renamed = rotator("tenant", "update", "globex", "--name", "acme", env=cli_env)
+    assert renamed.returncode == 0, renamed.stderr
     twice = rotator("tenant", "show", "acme", env=cli_env)
     assert twice.returncode == 1 and first["id"] in twice.stderr and second["id"] in twice.stderr
     none = rotator("tenant", "show", "nobody", env=cli_env)

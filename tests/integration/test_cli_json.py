@@ -74,8 +74,8 @@ WRITES: list[tuple[tuple[str, ...], str | None, str, str, Any]] = [
     (("app", "token", "{t}", "4"), None, "POST", "/v1/apps/4/token", None),
     (("app", "delete", "{t}", "5"), None, "DELETE", "/v1/apps/5", None),
     (("webhook", "test", "{t}"), None, "POST", "/v1/webhooks/test", None),
-    (("tenant", "rename", "{t}", "Twin"), None, "PATCH", "/v1/admin/tenants/{t}",
-     {"name": "Twin"}),
+    (("tenant", "rename", "{t}", "twin-cli"), None, "PATCH", "/v1/admin/tenants/{t}",
+     {"name": "twin-api"}),
     (("tenant", "suspend", "{t}"), None, "PATCH", "/v1/admin/tenants/{t}", {"suspended": True}),
     (("tenant", "resume", "{t}"), None, "PATCH", "/v1/admin/tenants/{t}", {"suspended": False}),
     (("tenant", "admin-token", "{t}"), None, "POST", "/v1/admin/tenants/{t}/admin-token", None),
@@ -112,6 +112,7 @@ VARIABLE = [
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), "<whsec>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), "<time>"),
     (re.compile(r"\d{4}-\d\d-\d\d"), "<date>"),
+    (re.compile(r"\btwin-(cli|api)\b"), "<twin>"),  # tenant names are unique
 ]
 
 
@@ -144,8 +145,8 @@ async def api_call(client, method: str, path: str, body: Any, admin: str) -> str
 
 async def test_every_command_prints_the_apis_json(cli_env, client):
     env = {**cli_env, "ROTATOR_WEBHOOK_ALLOW_PRIVATE": "1"}
-    by_cli = json.loads(cli_json(("tenant", "create", "twin"), env))
-    r = await client.post("/v1/admin/tenants", json={"name": "twin"}, headers=OPERATOR)
+    by_cli = json.loads(cli_json(("tenant", "create", "twin-cli"), env))
+    r = await client.post("/v1/admin/tenants", json={"name": "twin-api"}, headers=OPERATOR)
     by_api = r.json()
     assert normal(json.dumps(by_cli), by_cli["id"]) == normal(r.text, by_api["id"])
     cli_admin, api_admin = by_cli["admin_token"], by_api["admin_token"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import os
 
 import pytest
@@ -22,9 +23,13 @@ pytestmark = pytest.mark.backends("single", "cluster")
 OLD, NEW = base64.b64encode(os.urandom(32)).decode(), base64.b64encode(os.urandom(32)).decode()
 
 
+NAMES = itertools.count()
+
+
 async def populate(redis, ring: KeyRing) -> tuple[str, dict[int, str]]:
     d = Durability()
-    created = await tenants.create_tenant(redis, d, name="acme", demo=False, now_ms=T0_MS)
+    name = f"acme {next(NAMES)}"  # unique: a test may populate twice
+    created = await tenants.create_tenant(redis, d, name=name, demo=False, now_ms=T0_MS)
     tid = created.id
     update = await tenants.update_tenant(
         redis, d, ring, tid, webhook_url="https://e.com/h", webhook_allow_private=True

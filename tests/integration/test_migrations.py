@@ -4,6 +4,7 @@ refused; the delivery script has no fallback for the old format."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -30,11 +31,17 @@ async def store(settings, clock):
     await s.close()
 
 
+NAMES = itertools.count()
+"""Tenant names are unique: a test may make more than one old tenant."""
+
+
 async def old_format_tenant(redis, settings, *, slugs=("a", "b"), allow=None):
     """A tenant as a version before schema 2 stored it: services without the tenant copies,
     and no kr:schema (written through today's store functions, then the copies removed)."""
     d = Durability()
-    created = await tenants.create_tenant(redis, d, name="old", demo=False, now_ms=T0_MS)
+    created = await tenants.create_tenant(
+        redis, d, name=f"old {next(NAMES)}", demo=False, now_ms=T0_MS
+    )
     tid = created.id
     if allow:
         await tenants.update_tenant(redis, d, settings.keyring, tid, ip_allowlist=allow)

@@ -102,6 +102,26 @@ async def test_rename(client, redis):
     assert (await client.get("/v1/tenant", headers=t.auth)).json()["name"] == "Acme Ltd"
 
 
+async def test_the_operator_gives_each_tenant_its_own_name(client):
+    """The CLI finds tenants by name: the operator cannot create or rename a second `acme`.
+    A tenant renaming itself is not checked: it must not learn other tenants' names."""
+    first = await new_tenant(client, "acme")
+    taken = {"error": f"name already used by tenant {first.id}", "field": "name"}
+    r = await client.post("/v1/admin/tenants", json={"name": "acme"}, headers=OPERATOR)
+    assert (r.status_code, r.json()) == (409, taken)
+    second = await new_tenant(client, "globex")
+    r = await client.patch(f"/v1/admin/tenants/{second.id}", json={"name": " acme"},
+                           headers=OPERATOR)  # fmt: skip
+    assert (r.status_code, r.json()) == (409, taken)
+    r = await client.patch(f"/v1/admin/tenants/{first.id}", json={"name": "acme"},
+                           headers=OPERATOR)  # fmt: skip
+    assert r.status_code == 200  # its own name again
+    r = await client.patch("/v1/tenant", json={"name": "acme"}, headers=second.auth)
+    assert r.status_code == 200 and r.json()["name"] == "acme"
+    listed = (await client.get("/v1/admin/tenants", headers=OPERATOR)).json()
+    assert [t["name"] for t in listed] == ["acme", "acme"]
+
+
 # --- suspend and resume -----------------------------------------------------------------------
 async def suspend(client, t: Tenant, suspended: bool = True) -> dict:
     r = await client.patch(

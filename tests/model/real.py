@@ -7,6 +7,7 @@ terms: an Answer per request, Recorded events, counters by service, key and app.
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,10 @@ def token(text: str) -> ParsedToken:
     return parsed
 
 
+NAMES = itertools.count()
+"""Tenant names are unique: each example's tenant gets its own."""
+
+
 class RealTenant:
     def __init__(self, redis: Any, store: DeliveryStore, settings: Settings) -> None:
         self.redis = redis
@@ -61,7 +66,7 @@ class RealTenant:
 
     async def create(self, *, demo: bool, now_ms: int) -> ParsedToken:
         created = await tenants.create_tenant(
-            self.redis, self.durability, name="model", demo=demo, now_ms=now_ms
+            self.redis, self.durability, name=f"model {next(NAMES)}", demo=demo, now_ms=now_ms
         )
         self.tenant = created.id
         return token(created.client_token)
