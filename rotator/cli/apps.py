@@ -7,17 +7,8 @@ from functools import partial
 from typing import Any
 
 from rotator.cli.common import read_chosen_token, token_file_arg_help
-from rotator.cli.framework import (
-    TENANT,
-    Command,
-    Context,
-    arg,
-    given,
-    limit_or_none,
-    name_and_allowlist,
-    positive_int,
-    unless_imported,
-)
+from rotator.cli.framework import TENANT, Command, Context, arg, unless_imported
+from rotator.cli.values import given, limit_or_none, name_and_allowlist, positive_int
 from rotator.store import apps
 
 APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")

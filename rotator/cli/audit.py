@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.framework import Command, Context, arg, positive_int
+from rotator.cli.framework import Command, Context, arg
+from rotator.cli.values import positive_int
 from rotator.domain.records import AuditPage
 from rotator.store import audit
 

@@ -9,17 +9,9 @@ from typing import Any
 
 from rotator.cli import output
 from rotator.cli.common import CliError, file_name, read_secret, read_text_file
-from rotator.cli.framework import (
-    TENANT,
-    Command,
-    Context,
-    arg,
-    given,
-    limit_or_none,
-    positive_int,
-    whole_number,
-)
+from rotator.cli.framework import TENANT, Command, Context, arg
 from rotator.cli.services import SLUG, per_minute
+from rotator.cli.values import given, limit_or_none, positive_int, whole_number
 from rotator.domain import key_file
 from rotator.domain.errors import InvalidEntry, InvalidField
 from rotator.domain.records import Key, KeysAdded

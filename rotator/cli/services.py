@@ -7,11 +7,8 @@ from functools import partial
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.framework import (
-    TENANT,
-    Command,
-    Context,
-    arg,
+from rotator.cli.framework import TENANT, Command, Context, arg
+from rotator.cli.values import (
     given,
     limit_or_none,
     positive_int,

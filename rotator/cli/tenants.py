@@ -16,15 +16,8 @@ from rotator.cli.common import (
     store_unavailable,
     token_file_arg_help,
 )
-from rotator.cli.framework import (
-    TENANT,
-    Command,
-    Context,
-    always,
-    arg,
-    name_and_allowlist,
-    unless_imported,
-)
+from rotator.cli.framework import TENANT, Command, Context, always, arg, unless_imported
+from rotator.cli.values import name_and_allowlist
 from rotator.domain.errors import NotFound, StoreUnavailable
 from rotator.store import tenant_deletion, tenants
 from rotator.store.connection import is_unavailable

@@ -8,7 +8,8 @@ from typing import Any
 
 from rotator.cli import output
 from rotator.cli.common import CliError, read_secret
-from rotator.cli.framework import TENANT, Command, Context, arg, positive_int
+from rotator.cli.framework import TENANT, Command, Context, arg
+from rotator.cli.values import positive_int
 from rotator.domain.records import DeliveryPage
 from rotator.store import webhooks
 from rotator.store.test_event import send_test_event
