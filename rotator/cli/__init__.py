@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 from rotator.cli import apps, audit, backup, imports, keys, services, tenants, webhooks
 from rotator.cli.common import CliError, say, store_unavailable, to_devnull
-from rotator.cli.framework import add_commands
+from rotator.cli.framework import add_command, add_commands
 from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
 from rotator.domain.errors import RotatorError, StoreUnavailable
@@ -96,49 +96,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the result as the API's JSON, exactly"
     )
 
-    def command(parent: Any, name: str, func: Callable[..., int], help_: str, **kw: Any) -> Any:
-        p = parent.add_parser(name, help=help_, description=help_, **kw)
-        p.set_defaults(func=func)
-        return p
-
     processes = {"epilog": settings_help(), "formatter_class": argparse.RawDescriptionHelpFormatter}
-    command(sub, "serve", cmd_serve, "run the HTTP API (uvicorn, ROTATOR_WORKERS processes)",
-            **processes)  # fmt: skip
-    worker = command(sub, "worker", cmd_worker,
-                     "run an arq worker (events, webhooks, expiry sweep)", **processes)  # fmt: skip
+    add_command(sub, "serve", cmd_serve, "run the HTTP API (uvicorn, ROTATOR_WORKERS processes)",
+                **processes)  # fmt: skip
+    worker = add_command(
+        sub, "worker", cmd_worker, "run an arq worker (events, webhooks, expiry sweep)", **processes
+    )
     worker.add_argument(
         "--check", action="store_true",
         help="run nothing: exit 0 if a worker runs on this host (it records itself alive "
              "every 5 s), 1 if none does; the container health check",
     )  # fmt: skip
-    run = sub.add_parser(
-        "run",
-        help="embedded Valkey + API + worker, with a demo tenant: what `make run` starts",
-        description=RUN_DESCRIPTION,
-        **processes,
-    )
-    run.set_defaults(func=cmd_run)
+    add_command(
+        sub, "run", cmd_run,
+        "embedded Valkey + API + worker, with a demo tenant: what `make run` starts",
+        description=RUN_DESCRIPTION, **processes,
+    )  # fmt: skip
 
     add_commands(sub, COMMANDS, out)
     # rewrap and migrate are no API operation: their --json is their own summary
-    rewrap = command(
+    add_command(
         sub, "rewrap", cmd_rewrap,
         "re-encrypt every stored secret under the first key of ROTATOR_MASTER_KEY",
+        json_help="print the counts as one JSON object: rewrapped, already_current, vanished, "
+                  "failed (secrets no configured master key opens)",
     )  # fmt: skip
-    rewrap.add_argument(
-        "--json", action="store_true",
-        help="print the counts as one JSON object: rewrapped, already_current, vanished, "
-             "failed (secrets no configured master key opens)",
-    )  # fmt: skip
-    migrate = command(
+    migrate = add_command(
         sub, "migrate", cmd_migrate,
         "bring the store's data format up to this version's (serve and run do it at start)",
-    )  # fmt: skip
-    migrate.add_argument(
-        "--json", action="store_true",
-        help="print the result as one JSON object: stored_version, code_version, pending "
-             "(VERSION:NAME,... or null), items (what those migrations change), migrated "
-             "(true when this run migrated)",
+        json_help="print the result as one JSON object: stored_version, code_version, pending "
+                  "(VERSION:NAME,... or null), items (what those migrations change), migrated "
+                  "(true when this run migrated)",
     )  # fmt: skip
     migrate.add_argument(
         "--check", action="store_true",

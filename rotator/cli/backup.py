@@ -26,6 +26,7 @@ from rotator.cli.common import (
     unlocked_store,
     with_store,
 )
+from rotator.cli.framework import add_command
 from rotator.domain.errors import StoreUnavailable
 from rotator.settings import Settings, SettingsError
 from rotator.store.connection import is_unavailable
@@ -60,14 +61,17 @@ RESTORE_RESUMES = (
 
 def add_parsers(sub: Any) -> None:
     """`backup` and `restore`, as subcommands of the top-level parser."""
-    summary = argparse.ArgumentParser(add_help=False)
-    summary.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    backup = sub.add_parser(
+    summary: dict[str, Any] = {
+        "json_help": "print the summary as one JSON object",
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+    backup = add_command(
+        sub,
         "backup",
-        help="write every tenant's data to FILE (secrets stay sealed)",
+        cmd_backup,
+        "write every tenant's data to FILE (secrets stay sealed)",
         description=BACKUP_DESCRIPTION,
-        parents=[summary],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **summary,
     )
     backup.add_argument(
         "file", metavar="FILE", type=_backup_file, help="the backup file to write (not `-`)"
@@ -75,14 +79,14 @@ def add_parsers(sub: Any) -> None:
     backup.add_argument(
         "--force", action="store_true", help="overwrite FILE if it exists (default: refuse)"
     )
-    backup.set_defaults(func=cmd_backup)
 
-    restore = sub.add_parser(
+    restore = add_command(
+        sub,
         "restore",
-        help="restore the tenants of a backup FILE, checked as a whole first",
+        cmd_restore,
+        "restore the tenants of a backup FILE, checked as a whole first",
         description=RESTORE_DESCRIPTION,
-        parents=[summary],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **summary,
     )
     restore.add_argument(
         "file", metavar="FILE", type=_restore_file, help="a file `rotator backup` wrote (not `-`)"
@@ -99,7 +103,6 @@ def add_parsers(sub: Any) -> None:
         help="only check FILE (complete, authentic, its secrets open with the configured "
         "master keys) and write nothing; needs no store",
     )
-    restore.set_defaults(func=cmd_restore)
 
 
 def _not_dash(why: str) -> Callable[[str], Path]:

@@ -230,6 +230,26 @@ def add_commands(
         )
 
 
+def add_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    func: Callable[[argparse.Namespace, Settings], int],
+    help_: str,
+    *,
+    description: str | None = None,
+    json_help: str | None = None,
+    **options: Any,
+) -> argparse.ArgumentParser:
+    """Add a command the Command table does not fit (it runs processes, or reports a summary
+    of its own): `func(args, settings)` runs it. `json_help`: the help of its --json, which
+    prints that summary as JSON (no API record: not add_commands' --json)."""
+    parser = sub.add_parser(name, help=help_, description=description or help_, **options)
+    if json_help is not None:
+        parser.add_argument("--json", action="store_true", help=json_help)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def _add_args(parser: argparse.ArgumentParser, args: Sequence[Arg]) -> dict[str, Arg]:
     """Add `args` to `parser`; returns them by their argparse dest. Two flags that set one
     store field (`--allow` and `--allow-any`) are mutually exclusive: given both, which one
