@@ -8,7 +8,8 @@ from typing import Any
 
 from rotator.cli.common import read_chosen_token, token_file_arg_help
 from rotator.cli.framework import TENANT, Command, Context, arg, unless_imported
-from rotator.cli.values import given, limit_or_none, name_and_allowlist, positive_int
+from rotator.cli.services import max_daily
+from rotator.cli.values import given, name_and_allowlist, positive_int
 from rotator.store import apps
 
 APP_ID = arg("app_id", metavar="APP_ID", type=positive_int, help="the app's id")
@@ -62,8 +63,7 @@ COMMANDS = [
             arg("name", metavar="NAME"),
             arg("--allow", dest="ip_allowlist", action="append", default=[], metavar="CIDR",
                 help="allowed client network (repeatable)"),
-            arg("--max-daily", dest="max_daily_requests", type=positive_int, metavar="N",
-                help="daily request limit of this app"),
+            max_daily("daily request limit of this app"),
             APP_TOKEN_FILE,
         ),
         note="the app token is shown once: only its hash is stored",
@@ -81,8 +81,7 @@ COMMANDS = [
                 help="allowed client network (repeatable; replaces the allowlist)"),
             arg("--allow-any", field="ip_allowlist", action="store_true",
                 help="remove the app's IP allowlist"),
-            arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
-                metavar="N|none", help="the app's daily request limit; none removes it"),
+            max_daily("the app's daily request limit", update=True),
         ),
         api=("PATCH /v1/apps/{app_id}",),
     ),

@@ -10,8 +10,8 @@ from typing import Any
 from rotator.cli import output
 from rotator.cli.common import CliError, file_name, read_secret, read_text_file
 from rotator.cli.framework import TENANT, Command, Context, arg
-from rotator.cli.services import SLUG, per_minute
-from rotator.cli.values import given, limit_or_none, positive_int, whole_number
+from rotator.cli.services import SLUG, max_daily, per_minute
+from rotator.cli.values import given, positive_int, whole_number
 from rotator.domain import key_file
 from rotator.domain.errors import InvalidEntry, InvalidField
 from rotator.domain.records import Key, KeysAdded
@@ -142,8 +142,7 @@ COMMANDS = [
         args=(
             TENANT, SLUG,
             arg("--label", required=True, help="a name for people, e.g. Primary"),
-            arg("--max-daily", dest="max_daily_requests", type=positive_int, metavar="N",
-                help="daily request limit of this key"),
+            max_daily("daily request limit of this key"),
             per_minute("of this key"),
             arg("--weight", type=whole_number, default=1, metavar="N",
                 help="its share under the weighted policy (1-1000, default 1)"),
@@ -172,8 +171,7 @@ COMMANDS = [
         args=(
             TENANT, SLUG, KEY_ID,
             arg("--label", default=..., help="a name for people"),
-            arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
-                metavar="N|none", help="daily request limit of this key; none removes it"),
+            max_daily("daily request limit of this key", update=True),
             per_minute("of this key", update=True),
             arg("--weight", type=whole_number, default=..., metavar="N",
                 help="its share under the weighted policy (1-1000)"),

@@ -137,7 +137,8 @@ def _warn(*, update: bool = False) -> Any:
                " for a new service)")  # fmt: skip
 
 
-def _limit(help_: str, *, update: bool = False) -> Any:
+def max_daily(help_: str, *, update: bool = False) -> Any:
+    """--max-daily: a daily request limit; an update's `none` removes it."""
     if update:
         return arg("--max-daily", dest="max_daily_requests", type=limit_or_none, default=...,
                    metavar="N|none", help=help_ + "; none removes it")  # fmt: skip
@@ -165,7 +166,7 @@ COMMANDS = [
         args=(
             TENANT, SLUG,
             arg("--policy", required=True, choices=POLICIES, help="how keys are rotated"),
-            _limit("daily request limit of the service (UTC days)"),
+            max_daily("daily request limit of the service (UTC days)"),
             per_minute("of the service"),
             _warn(),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=positive_int, metavar="N",
@@ -180,7 +181,7 @@ COMMANDS = [
         args=(
             TENANT, SLUG,
             arg("--policy", choices=POLICIES, default=..., help="how keys are rotated"),
-            _limit("daily request limit of the service", update=True),
+            max_daily("daily request limit of the service", update=True),
             per_minute("of the service", update=True),
             _warn(update=True),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=limit_or_none, default=...,
