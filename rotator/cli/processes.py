@@ -369,17 +369,20 @@ def print_banner(
         if embedded
         else redact(settings.redis_url or "")
     )
-    admin_note = (
-        "generated for this run; set ROTATOR_ADMIN_TOKEN to keep one"
+    # a token the operator chose is never printed: this output may go to a journal
+    operator = (
+        [f"  operator token:    {admin_token}",
+         "                     (generated for this run; set ROTATOR_ADMIN_TOKEN to keep one)"]
         if generated_admin
-        else "from ROTATOR_ADMIN_TOKEN"
-    )
+        else ["  operator token:    the value of ROTATOR_ADMIN_TOKEN (not shown)"]
+    )  # fmt: skip
+    shown_token = admin_token if generated_admin else "$ROTATOR_ADMIN_TOKEN"
+    stops = "the API, the worker and the store" if embedded else "the API and the worker"
     lines = [
         "",
-        f"keyrotator is up on {url}  (Ctrl-C stops the API, the worker and the store)",
+        f"keyrotator is up on {url}  (Ctrl-C stops {stops})",
         f"  store:             {store}",
-        f"  operator token:    {admin_token}",
-        f"                     ({admin_note})",
+        *operator,
         f"  demo tenant:       {tenant}{' (created now)' if created else ''}",
         f"  demo client token: {client_token}",
         "                     (the hosted guide's demo token)"
@@ -410,7 +413,7 @@ def print_banner(
             if client_token == GUIDE_DEMO_TOKEN
             else []
         ),
-        f'  curl -s -H "Authorization: Bearer {admin_token}" {url}/v1/admin/tenants',
+        f'  curl -s -H "Authorization: Bearer {shown_token}" {url}/v1/admin/tenants',
         f"  API documentation: {url}/schema",
         "",
     ]

@@ -344,6 +344,30 @@ async def test_a_demo_whose_guide_token_is_taken_gets_one_of_ours(redis, setting
     assert "another tenant's" in capsys.readouterr().err
 
 
+async def test_the_demo_is_named_apart_from_a_tenant_named_demo(redis, settings):
+    d = Durability()
+    mine = await tenants.create_tenant(redis, d, name="demo", demo=False, now_ms=1)
+    tenant, created, _ = await cli.prepare_demo(redis, d, settings.keyring)
+    assert created and tenant != mine.id
+    assert (await tenants.get_tenant(redis, tenant)).name == "demo 2"
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+def test_the_banner_never_prints_an_operator_token_it_was_given(settings, capsys, embedded):
+    chosen = "op-secret-chosen-by-the-operator"
+    args = ("http://127.0.0.1:8080", chosen, False, "t1", False, cli.GUIDE_DEMO_TOKEN)
+    cli.print_banner(settings, embedded, *args)
+    banner = capsys.readouterr().out
+    assert chosen not in banner
+    assert "the value of ROTATOR_ADMIN_TOKEN (not shown)" in banner
+    assert 'Bearer $ROTATOR_ADMIN_TOKEN"' in banner
+    stops = "the API, the worker and the store" if embedded else "the API and the worker)"
+    assert f"Ctrl-C stops {stops}" in banner
+    cli.print_banner(settings, embedded, "http://127.0.0.1:8080", "generated", True, "t1",
+                     False, cli.GUIDE_DEMO_TOKEN)  # fmt: skip
+    assert "operator token:    generated\n" in capsys.readouterr().out  # one of its own: shown
+
+
 # --- rotator run ---------------------------------------------------------------------------------
 def children_of(pid: int) -> set[int]:
     found = set()
