@@ -34,6 +34,7 @@ from litestar.openapi import ResponseSpec
 from litestar.types import Receive, Scope, Send
 from msgspec import UNSET, UnsetType
 
+from rotator import request_scope
 from rotator.api import delivery_answers as answers
 from rotator.api.delivery_openapi import ERROR_RESPONSES, NextKeyOperation
 from rotator.api.delivery_request import DeliveryHeaders, query_values
@@ -47,6 +48,7 @@ from rotator.domain.iprange import ip_hex
 from rotator.domain.models import Delivery
 from rotator.domain.tokens import parse as parse_token
 from rotator.request_ids import RequestIds
+from rotator.request_scope import RequestScope
 from rotator.store.scripts.delivery import Refused
 
 log = logging.getLogger("rotator.delivery")
@@ -174,7 +176,7 @@ async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
                 delivery.label, delivery.policy, masked,
             )  # fmt: skip
         except DecryptError:
-            await _decrypt_failed(state, delivery)
+            await _decrypt_failed(state, delivery, answer_id)
             await _refuse(state, send, answers.DECRYPT_FAILED, answer_id)
             return
         body = prefix + _tail(delivery)
@@ -229,21 +231,28 @@ async def _refuse(
     await send({"type": _BODY, "body": body})
 
 
-async def _decrypt_failed(state: AppState, delivery: Delivery) -> None:
-    # never log the blob, the token or the key: which record failed is enough to act on
-    log.error(
-        "decrypt failed: tenant=%s service=%s key_id=%s",
-        delivery.tenant, delivery.service, delivery.key_id,
-    )  # fmt: skip
-    # the script counted this delivery; a request answered 500 must use up nothing
+async def _decrypt_failed(state: AppState, delivery: Delivery, request_id: bytes) -> None:
+    # the route runs outside the app's middleware: its lines get the request's scope here,
+    # so they carry the X-Request-ID the client was answered with
+    scope = RequestScope(request_id=request_id.decode(), tenant=delivery.tenant)
+    token = request_scope.open_scope(scope)
     try:
-        await state.delivery.refund(delivery)
-    except errors.StoreUnavailable:
-        log.warning(
-            "refund of a failed delivery did not reach the store; it stays counted: "
-            "tenant=%s service=%s key_id=%s",
+        # never log the blob, the token or the key: which record failed is enough to act on
+        log.error(
+            "decrypt failed: tenant=%s service=%s key_id=%s",
             delivery.tenant, delivery.service, delivery.key_id,
         )  # fmt: skip
+        # the script counted this delivery; a request answered 500 must use up nothing
+        try:
+            await state.delivery.refund(delivery)
+        except errors.StoreUnavailable:
+            log.warning(
+                "refund of a failed delivery did not reach the store; it stays counted: "
+                "tenant=%s service=%s key_id=%s",
+                delivery.tenant, delivery.service, delivery.key_id,
+            )  # fmt: skip
+    finally:
+        request_scope.close_scope(token)
 
 
 ROUTES = [next_key]

@@ -15,6 +15,7 @@ import pytest
 from rotator.crypto import KeyRing, aad_for_key
 from rotator.domain.clock import utc_day
 from rotator.domain.models import EVENT_TYPES
+from rotator.logs import Scope
 from rotator.store import keys
 from tests.integration.management import (
     SECRET,
@@ -61,17 +62,24 @@ async def test_three_500s_use_up_none_of_a_limit_of_three(client, redis, setting
     await new_service(client, t, max_daily_requests=3)
     key = await new_key(client, t)
     await seal(redis, stranger(), t.id, key["id"])
+    caplog.handler.addFilter(Scope())  # as the app's log handler does: the request's scope
 
+    answered = []
     for _ in range(3):
         r = await deliver(client, t.client_token)
         assert (r.status_code, r.json()) == (500, {"error": "key decrypt failed"})
+        answered.append(r.headers["x-request-id"])
 
     assert await counters(redis, t.id, clock) == {}
     assert await event_types(redis, t.id) == ["key.decrypt_failed"]
     [today] = (await client.get("/v1/services/openai/usage?days=1", headers=t.auth)).json()["days"]
     assert (today["total"], today["keys"][0]["deliveries"]) == (0, 0)
-    logged = [rec.getMessage() for rec in caplog.records if "decrypt failed" in rec.getMessage()]
-    assert logged == [f"decrypt failed: tenant={t.id} service=openai key_id={key['id']}"] * 3
+    logged = [rec for rec in caplog.records if "decrypt failed" in rec.getMessage()]
+    assert [rec.getMessage() for rec in logged] == [
+        f"decrypt failed: tenant={t.id} service=openai key_id={key['id']}"
+    ] * 3
+    # each line names the request the client was answered for
+    assert [(rec.request_id, rec.tenant) for rec in logged] == [(rid, t.id) for rid in answered]
 
     # the operator fixes the key: the whole day's quota is there
     await seal(redis, settings.keyring, t.id, key["id"])
