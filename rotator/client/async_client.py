@@ -103,4 +103,4 @@ class AsyncClient(ClientBase):
         try:
             return await self._http.request(method, path, **kw)
         except httpx.TransportError as exc:
-            raise Unreachable(f"rotator unreachable: {type(exc).__name__}") from exc
+            raise Unreachable(wire.unreachable(exc)) from exc

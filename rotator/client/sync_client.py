@@ -109,4 +109,4 @@ class Client(ClientBase):
         try:
             return self._http.request(method, path, **kw)
         except httpx.TransportError as exc:
-            raise Unreachable(f"rotator unreachable: {type(exc).__name__}") from exc
+            raise Unreachable(wire.unreachable(exc)) from exc

@@ -53,3 +53,11 @@ def outcome_body(service: str, key_id: int, outcome: ProviderOutcome) -> bytes:
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def unreachable(exc: Exception) -> str:
+    """Why no answer came, in words (a certificate not trusted, a refused connection, a
+    timeout): httpx's class and its cause's message, which name no token (the token is a
+    header, never in the URL or the error)."""
+    cause = str(exc).strip()
+    return f"rotator unreachable: {type(exc).__name__}" + (f": {cause}" if cause else "")

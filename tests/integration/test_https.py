@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from rotator.client import Client
+from rotator.client.errors import Unreachable
 from rotator.embedded import free_port
 from tests.conftest import OPERATOR_TOKEN
 from tests.integration.cli_support import base_env, rotator
@@ -117,6 +120,14 @@ def test_rotator_run_serves_https_itself_with_the_dev_certificate(tmp_path):
         assert json.loads(done.stdout)["masked"] is True
         with httpx.Client(verify=trusting(certificate.ca)) as https:
             assert https.get(f"https://localhost:{port}/healthz").status_code == 200
+        # our Python client trusts the dev CA when told, and says why when it is not
+        token = parse_qs(urlsplit(run.demo_url).query)["token"][0]
+        base = f"https://localhost:{port}"
+        with Client(base, token, verify=certificate.ca) as client:
+            assert client.next_key("openai").masked is True
+        with Client(base, token) as client, pytest.raises(Unreachable) as refused:
+            client.next_key("openai")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value), refused.value
         with pytest.raises(httpx.HTTPError):  # plain http to the https port is no answer
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     assert f"serving https://127.0.0.1:{port}" in run.log.read_text()
