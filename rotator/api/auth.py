@@ -85,10 +85,14 @@ def is_operator(connection: ASGIConnection) -> bool:
     return True
 
 
+OPERATOR_API_OFF = "the operator API is off: start the service with ROTATOR_ADMIN_TOKEN set"
+
+
 async def require_operator(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Guard of /v1/admin/*."""
     if not is_operator(connection):
-        await refuse(connection, "invalid or missing operator token")
+        off = app_state(connection).settings.admin_token is None
+        await refuse(connection, OPERATOR_API_OFF if off else "invalid or missing operator token")
 
 
 async def require_tenant_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:

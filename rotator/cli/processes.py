@@ -73,6 +73,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "embedded Valkey in " + str(live.data_dir.resolve()) if settings.embedded
             else redact(live.redis_url or ""),
         )  # fmt: skip
+        if live.admin_token is None:
+            log.info("the operator API and console are off: ROTATOR_ADMIN_TOKEN is not set")
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _stopped)
         # every uvicorn process writes its metrics there; a scrape of any one reads them all
