@@ -10,7 +10,9 @@ field and nothing else.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
 import re
 import ssl
@@ -21,6 +23,8 @@ from typing import Any
 
 from rotator.crypto import KeyRing, KeyRingError
 from rotator.store.address import AddressError, StoreAddress
+
+log = logging.getLogger(__name__)
 
 PREFIX = "ROTATOR_"
 MASTER_KEY_FILE = "master.key"
@@ -33,6 +37,25 @@ Parser = Callable[[str, str], Any]
 
 Check = Callable[["Settings", Any], "str | None"]
 """(all settings, this setting's value) -> the problem, or None when the value is fine."""
+
+
+NOT_SETTINGS = frozenset(
+    ("ROTATOR_PUBLIC_PORT", "ROTATOR_PUBLIC_HTTP_PORT", "ROTATOR_MODEL_EXAMPLES",
+     "ROTATOR_MODEL_STRICT")
+)  # fmt: skip
+"""ROTATOR_* variables that docker compose (docker-compose.yml) or the tests read, not us."""
+
+
+def _warn_unknown(env: Mapping[str, str], known: set[str]) -> None:
+    """A ROTATOR_* variable that is no setting is most likely a misspelled one, which would
+    otherwise be ignored in silence: name it, with the setting it may have meant."""
+    unknown = (n for n in env if n.startswith(PREFIX) and n not in known | NOT_SETTINGS)
+    for name in sorted(unknown):
+        # compared without the prefix every name shares, which would make any two look alike
+        suffixes = [k.removeprefix(PREFIX) for k in sorted(known)]
+        close = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1)
+        meant = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        log.warning("%s is not a setting and is ignored%s (rotator --help lists them)", name, meant)
 
 
 class SettingsError(ValueError):
@@ -375,6 +398,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build and validate settings; raises SettingsError naming the bad variable."""
         env = os.environ if env is None else env
+        _warn_unknown(env, {PREFIX + f.name.upper() for f in fields(cls)})
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(PREFIX + f.name.upper())

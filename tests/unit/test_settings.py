@@ -147,3 +147,19 @@ def test_every_setting_is_declared_with_setting():
     fail on it with a KeyError instead of reading its variable."""
     for f in dataclasses.fields(Settings):
         assert {"doc", "parse", "at_least", "at_most", "check"} <= set(f.metadata), f.name
+
+
+def test_a_misspelled_variable_is_named_with_the_setting_it_may_mean(caplog, tmp_path):
+    env = {
+        "ROTATOR_PORTT": "9000",
+        "ROTATOR_NOTHING_LIKE_IT": "1",
+        "ROTATOR_PUBLIC_PORT": "443",  # docker compose's, not ours: no warning
+        "ROTATOR_DATA_DIR": str(tmp_path),
+    }
+    settings = Settings.from_env(env)
+    assert settings.port == Settings.port  # ignored, as the warning says
+    assert [r.getMessage() for r in caplog.records] == [
+        "ROTATOR_NOTHING_LIKE_IT is not a setting and is ignored (rotator --help lists them)",
+        "ROTATOR_PORTT is not a setting and is ignored; did you mean ROTATOR_PORT? "
+        "(rotator --help lists them)",
+    ]
