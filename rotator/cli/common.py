@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -325,3 +326,16 @@ def emit(args: argparse.Namespace, fields: dict[str, Any]) -> None:
     else:
         for name, value in fields.items():
             print(f"{name}: {'-' if value is None else value}")
+
+
+def deletion_advice(path: str) -> str:
+    """How to get rid of the file now that its secrets are sealed in the store."""
+    if path == "-":
+        return "the keys came from stdin: delete whatever file fed it (see docs/migration.md)"
+    how = f"shred -u {path}" if shutil.which("shred") else f"rm {path} (shred is not installed)"
+    return (
+        f"the keys are sealed in the store: delete {path} now, e.g. `{how}`. Copies may "
+        "remain in backups, synced folders, the download folder and editors' swap or "
+        "history files: remove those too. On SSDs and copy-on-write file systems shred "
+        "cannot promise the old blocks are gone; rotate keys that were exposed."
+    )

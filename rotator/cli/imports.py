@@ -5,11 +5,10 @@ touched; its secrets are sealed as they are written and never printed."""
 from __future__ import annotations
 
 import argparse
-import shutil
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.common import CliError, file_name, read_text_file, say
+from rotator.cli.common import CliError, deletion_advice, file_name, read_text_file, say
 from rotator.cli.framework import TENANT, Command, Context, arg
 from rotator.domain import import_file
 from rotator.domain.errors import InvalidRows
@@ -45,19 +44,6 @@ def _human(result: Imported) -> str:
     return (
         output.table(rows, ("slug", "policy", "service", "keys_added"))
         + f"\n{result.keys_added} key{'s' if result.keys_added != 1 else ''} imported"
-    )
-
-
-def deletion_advice(path: str) -> str:
-    """How to get rid of the file now that its secrets are sealed in the store."""
-    if path == "-":
-        return "the keys came from stdin: delete whatever file fed it (see docs/migration.md)"
-    how = f"shred -u {path}" if shutil.which("shred") else f"rm {path} (shred is not installed)"
-    return (
-        f"the keys are sealed in the store: delete {path} now, e.g. `{how}`. Copies may "
-        "remain in backups, synced folders, the download folder and editors' swap or "
-        "history files: remove those too. On SSDs and copy-on-write file systems shred "
-        "cannot promise the old blocks are gone; rotate keys that were exposed."
     )
 
 

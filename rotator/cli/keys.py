@@ -8,7 +8,14 @@ from functools import partial
 from typing import Any
 
 from rotator.cli import output
-from rotator.cli.common import CliError, file_name, read_secret, read_text_file
+from rotator.cli.common import (
+    CliError,
+    deletion_advice,
+    file_name,
+    read_secret,
+    read_text_file,
+    say,
+)
 from rotator.cli.framework import TENANT, Command, Context, arg
 from rotator.cli.services import SLUG, max_daily, per_minute
 from rotator.cli.values import given, positive_int, whole_number
@@ -96,6 +103,10 @@ async def _add_file(ctx: Context, args: argparse.Namespace) -> Any:
         raise CliError(f"{name}: {exc.problem}") from None
 
 
+def _deletion_note(args: argparse.Namespace) -> None:
+    say(deletion_advice(args.file))  # as an import's: the file holds the keys in clear
+
+
 def _added(result: KeysAdded) -> str:
     return keys_table(result.keys)
 
@@ -164,6 +175,7 @@ COMMANDS = [
         prepare=_read_file,
         human=_added,
         epilog=FILE_FORMAT,
+        after=_deletion_note,
         api=("POST /v1/services/{slug}/keys/bulk",),
     ),
     Command(

@@ -30,6 +30,8 @@ async def test_add_file_adds_every_line_in_order(cli_env, client, tmp_path):
     done = rotator("key", "add-file", "acme", "openai", str(path), "--json", env=cli_env)
     assert done.returncode == 0, done.stderr
     assert not any(s in done.stdout + done.stderr for s in SECRETS)  # never echoed
+    # the file holds the keys in clear: the command says to delete it, as an import does
+    assert f"the keys are sealed in the store: delete {path} now" in done.stderr, done.stderr
     added = json.loads(done.stdout)["keys"]
     ids = [k["id"] for k in added]
     assert [k["label"] for k in added] == [f"Key {ids[0]}", "Backup", "Batch"]
@@ -43,6 +45,7 @@ async def test_add_file_adds_every_line_in_order(cli_env, client, tmp_path):
     # from stdin, with a table for people
     more = rotator("key", "add-file", "acme", "openai", "-", env=cli_env, stdin=SECRETS[3] + "\n")
     assert more.returncode == 0, more.stderr
+    assert "the keys came from stdin: delete whatever file fed it" in more.stderr
     header, row = more.stdout.splitlines()
     assert header.split()[:3] == ["id", "label", "state"] and "active" in row.split()
 
