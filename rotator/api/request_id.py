@@ -21,10 +21,11 @@ HEADER = b"x-request-id"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+    """Every line of the header `name`, joined by commas in order, as the delivery route
+    reads them (api/delivery_request.py): a proxy may add a line of its own instead of
+    extending the client's, and the first line is then the client's to write."""
+    lines = [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+    return ",".join(lines) if lines else None
 
 
 class RequestIdMiddleware:

@@ -16,6 +16,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from rotator import request_scope
 from rotator.api.state import AppState
 from rotator.console import auth
 from rotator.console.forms import FormErrors, text
@@ -43,8 +44,13 @@ WRONG = "That token is not right. Check that you copied all of it."
 
 
 def client_ip(request: Request, state: AppState) -> str:
+    """The address the request scope resolved (api/request_id.py: every X-Forwarded-For
+    line, from trusted proxies only), which the audit log records too."""
+    scope = request_scope.current()
+    if scope is not None and scope.address:
+        return scope.address
     peer = request.scope["client"][0] if request.scope.get("client") else ""
-    return state.client_ip.resolve(peer, request.headers.get("x-forwarded-for"))
+    return state.client_ip.resolve(peer, None)
 
 
 def throttled(form: dict, retry_after_s: int) -> Response:
@@ -63,10 +69,10 @@ def throttled(form: dict, retry_after_s: int) -> Response:
     return response
 
 
-async def refused(request: Request, state: AppState, form: dict) -> Response:
-    wait_s = await state.call(sessions.record_signin_failure, client_ip(request, state))
-    if wait_s:
-        return throttled(form, wait_s)
+def refused(attempt: sessions.SigninAttempt, form: dict) -> Response:
+    """A wrong token: 401, or 429 when this failure used up the window."""
+    if attempt.last:
+        return throttled(form, attempt.wait_s)
     return page("signin.html", status=401, errors=FormErrors("token", WRONG), **form)
 
 
@@ -94,13 +100,15 @@ class SignInPages(Controller):
     @post("/signin", include_in_schema=False)
     async def signin(self, request: Request) -> Response:
         state = auth.state_of(request)
-        wait_s = await state.call(sessions.signin_retry_after_s, client_ip(request, state))
-        if wait_s:
-            return throttled(TENANT_FORM, wait_s)
+        address = client_ip(request, state)
+        attempt = await state.call(sessions.claim_signin_attempt, address)
+        if not attempt.checked:
+            return throttled(TENANT_FORM, attempt.wait_s)
         given = text(await request.form(), "token").strip()
         tenant = await tenant_of_admin_token(state, given)
         if tenant is None:
-            return await refused(request, state, TENANT_FORM)
+            return refused(attempt, TENANT_FORM)
+        await state.call(sessions.forgive_signin_attempt, address)
         secret = await state.call(
             sessions.open_tenant_session,
             tenant,
@@ -150,12 +158,14 @@ class OperatorSignInPages(Controller):
         expected = state.settings.admin_token
         if expected is None:
             return page("signin.html", status=404, disabled=True, **OPERATOR_FORM)
-        wait_s = await state.call(sessions.signin_retry_after_s, client_ip(request, state))
-        if wait_s:
-            return throttled(OPERATOR_FORM, wait_s)
+        address = client_ip(request, state)
+        attempt = await state.call(sessions.claim_signin_attempt, address)
+        if not attempt.checked:
+            return throttled(OPERATOR_FORM, attempt.wait_s)
         given = text(await request.form(), "token").strip()
         if not hmac.compare_digest(given.encode(), expected.encode()):
-            return await refused(request, state, OPERATOR_FORM)
+            return refused(attempt, OPERATOR_FORM)
+        await state.call(sessions.forgive_signin_attempt, address)
         secret = await state.call(
             sessions.open_operator_session, expected, idle_ms=auth.idle_ms(state)
         )

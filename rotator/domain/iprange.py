@@ -83,6 +83,17 @@ def ip_hex(address: str) -> str:
     return _hex(value | _V4_MAPPED if ip.version == 4 else value)
 
 
+_V4_HEX_PREFIX = "00000000000000000000ffff"
+"""ip_hex of every IPv4 address begins so (it is stored as IPv4-mapped IPv6)."""
+
+
+def throttled_part(address_hex: str) -> str:
+    """What a per-address throttle counts an address (ip_hex) by: IPv4 whole, IPv6 by its
+    /64, one subscriber's usual allocation, which would otherwise give one client 2^64
+    budgets. An IPv4-mapped address is already its IPv4 (ip_hex)."""
+    return address_hex if address_hex.startswith(_V4_HEX_PREFIX) else address_hex[:16]
+
+
 def allowed(packed: str, address_hex: str) -> bool:
     """Python twin of the script's check, for unit tests and the management API."""
     if not packed:

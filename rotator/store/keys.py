@@ -79,7 +79,8 @@ Schema (per tenant T):
                               first, trimmed to its max_requests_per_minute (next_key.lua);
                               expires by itself
   {t:T}:wink:<id>       LIST  the same for key <id> under its own per-minute limit
-  {t:T}:gcra:<iphex>    STRING demo throttle: theoretical arrival time (ms); expires by itself
+  {t:T}:gcra:<iphex>    STRING demo throttle: theoretical arrival time (ms); expires by itself;
+                              per address: IPv4 whole, IPv6 its /64 (iprange.throttled_part)
   {t:T}:events          STREAM type, data (JSON); capped (MAXLEN ~); consumer group "webhooks"
                               (the event pumps); event id = evt_<T>_<entry id>
   {t:T}:void            ZSET  entry ids of events taken back after a pump had read them
@@ -126,8 +127,9 @@ Global:
   kr:opsession:<h>      HASH  an operator console session: a tenant's fields, and by (sha256
                               hex of the operator token it was opened with: live only while
                               the API runs with that token)
-  kr:signin_fail:<ip>   STRING failed console sign-ins from one client IP in the current
-                              window (INCR; expires with the window)
+  kr:signin_fail:<hex>  STRING console sign-in attempts, less those that succeeded, from one
+                              address (ip_hex: IPv4 whole, IPv6 its /64) in the current
+                              window (signin_attempt.lua; expires with the window)
   kr:audit              STREAM the operator's audit log: every tenant's records (copied
                               right after the tenant's own) and the operator writes that
                               name no tenant; same fields and trimming as {t:T}:audit
@@ -154,6 +156,8 @@ What a backup holds of all this: store/backup/selection.py.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from rotator.domain.iprange import ip_hex, throttled_part
 
 SCHEMA_VERSION = 4
 """The data format of this code (kr:schema). 1: services stored before they held copies of
@@ -371,7 +375,8 @@ def operator_session(secret_hash: str) -> str:
 
 
 def signin_failures(client_ip: str) -> str:
-    return SIGNIN_FAILURES_PREFIX + client_ip
+    """The counter of `client_ip`: by its hex, IPv4 whole and IPv6 by its /64 (iprange)."""
+    return SIGNIN_FAILURES_PREFIX + throttled_part(ip_hex(client_ip))
 
 
 WORKER_ALIVE_PREFIX = "kr:worker_alive:"

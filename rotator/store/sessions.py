@@ -14,6 +14,7 @@ SESSION_TOUCH_INTERVAL_MS, so browsing costs one read per page, not a write per 
 from __future__ import annotations
 
 import secrets
+from typing import NamedTuple
 
 import msgspec
 
@@ -131,21 +132,30 @@ async def close_operator_session(redis: Redis, secret: str) -> None:
 
 
 # --- sign-in throttle ----------------------------------------------------------------------
-async def signin_retry_after_s(redis: Redis, client_ip: str) -> int:
-    """0 when `client_ip` may try to sign in; else the seconds until its window ends."""
-    key = keys.signin_failures(client_ip)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(key)
-        pipe.pttl(key)
-        failures, left_ms = await pipe.execute()
-    if failures is None or int(failures) < SIGNIN_MAX_FAILURES:
-        return 0
-    return max(1, -(-int(left_ms) // 1000))
+class SigninAttempt(NamedTuple):
+    """A counted sign-in attempt: whether its token may be checked, whether a failure now
+    uses up the window, and the seconds until the window ends."""
+
+    checked: bool
+    last: bool
+    wait_s: int
 
 
-async def record_signin_failure(redis: Redis, client_ip: str) -> int:
-    """Count a failed sign-in; returns the seconds to wait when this one used up the window."""
-    window = await run(Plain(redis), scripts.signin_failure(client_ip, window_ms=SIGNIN_WINDOW_MS))
-    if window.failures < SIGNIN_MAX_FAILURES:
-        return 0
-    return max(1, -(-window.left_ms // 1000))
+async def claim_signin_attempt(redis: Redis, client_ip: str) -> SigninAttempt:
+    """Count a sign-in attempt of `client_ip` before its token is checked. Counted first and
+    atomically, so requests sent at once cannot all be checked: at most SIGNIN_MAX_FAILURES
+    tokens per window are, and a refused one is never compared (its answer tells nothing)."""
+    window = await run(Plain(redis), scripts.signin_attempt(client_ip, window_ms=SIGNIN_WINDOW_MS))
+    return SigninAttempt(
+        checked=window.attempts <= SIGNIN_MAX_FAILURES,
+        last=window.attempts >= SIGNIN_MAX_FAILURES,
+        wait_s=max(1, -(-window.left_ms // 1000)),
+    )
+
+
+async def forgive_signin_attempt(redis: Redis, client_ip: str) -> None:
+    """Take back the attempt of a sign-in that succeeded: only failures use up the window."""
+    await run(
+        Plain(redis),
+        scripts.signin_attempt(client_ip, window_ms=SIGNIN_WINDOW_MS, take_back=True),
+    )

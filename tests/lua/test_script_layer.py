@@ -15,7 +15,7 @@ from rotator.store.fastredis import FastRedis
 from rotator.store.scripts import PRELUDE, Script, _lib, load
 from rotator.store.scripts.call import Call, Durable, Plain, run
 from rotator.store.scripts.records import field_cas
-from rotator.store.scripts.sessions import SigninWindow, signin_failure
+from rotator.store.scripts.sessions import SigninWindow, signin_attempt
 
 pytestmark = pytest.mark.backends("single", "cluster")
 
@@ -61,9 +61,9 @@ async def test_one_wrapper_runs_on_every_client_and_decodes_its_reply(client, re
     assert await run(client, field_cas(h, "c:1", b"old", b"new")) is True
     assert await run(client, field_cas(h, "c:1", b"old", b"newer")) is False
     assert await redis.hget(h, "c:1") == b"new"
-    window = await run(client, signin_failure("203.0.113.9", window_ms=60_000))
+    window = await run(client, signin_attempt("203.0.113.9", window_ms=60_000))
     assert isinstance(window, SigninWindow)
-    assert window.failures == 1
+    assert window.attempts == 1
     assert 0 < window.left_ms <= 60_000
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from rotator.domain.iprange import throttled_part
 from rotator.store import keys
 from rotator.store.scripts import decode, load
 from rotator.store.scripts.call import Call, ScriptClient
@@ -101,7 +102,7 @@ class NextKey:
                 tag + ":app:" + app_id,
                 tag + ":svc:" + service,
                 tag + ":use:",  # the script appends the day of its clock (keys.usage_prefix)
-                tag + ":gcra:" + ip_hex,
+                tag + ":gcra:" + throttled_part(ip_hex),  # IPv4 whole, IPv6 its /64
                 tag + ":events",
                 tag + ":rid:" + request_id,
                 tag + ":wins:" + service,  # keys.service_window

@@ -10,7 +10,7 @@ from rotator.store.scripts.call import Call
 
 _SESSION_OPEN = load("session_open")
 _SESSIONS_REVOKE = load("sessions_revoke")
-_SIGNIN_FAILURE = load("signin_failure")
+_SIGNIN_ATTEMPT = load("signin_attempt")
 
 
 def session_open(
@@ -33,7 +33,7 @@ def sessions_revoke(tenant: str) -> Call[int]:
 
 
 class SigninWindow(NamedTuple):
-    failures: int
+    attempts: int
     left_ms: int
 
 
@@ -41,6 +41,10 @@ def _window(reply: Any) -> SigninWindow:
     return SigninWindow(int(reply[0]), int(reply[1]))
 
 
-def signin_failure(client_ip: str, *, window_ms: int) -> Call[SigninWindow]:
-    """Count a failed sign-in of `client_ip`: the failures in its window and the ms left."""
-    return Call(_SIGNIN_FAILURE, (keys.signin_failures(client_ip),), (window_ms,), _window)
+def signin_attempt(
+    client_ip: str, *, window_ms: int, take_back: bool = False
+) -> Call[SigninWindow]:
+    """Count a sign-in attempt of `client_ip` (or take back a successful one): the attempts
+    in its window and the ms left."""
+    delta = -1 if take_back else 1
+    return Call(_SIGNIN_ATTEMPT, (keys.signin_failures(client_ip),), (window_ms, delta), _window)

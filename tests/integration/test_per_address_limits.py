@@ -1,0 +1,121 @@
+"""What is counted per client address (the console's sign-in throttle, the demo throttle,
+the audit log's address), behind a trusted proxy: the address is read from every
+X-Forwarded-For line, an IPv6 client is counted by its /64, and sign-ins sent at once
+cannot all be checked."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+
+import httpx
+import pytest
+
+from rotator.api.app import create_app
+from rotator.store import sessions
+from tests.asgi import AppClient, app_client
+from tests.conftest import OPERATOR_TOKEN
+from tests.integration.console_support import csrf_of
+from tests.integration.management import new_key, new_service, new_tenant
+
+pytestmark = pytest.mark.backends("single", "cluster")
+
+
+@pytest.fixture
+async def proxied(settings, redis, clock):
+    """The app behind a proxy on 127.0.0.1 (the test client's address)."""
+    behind = dataclasses.replace(settings, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+    async with app_client(create_app(behind, clock=clock)) as client:
+        yield client
+
+
+async def sign_in(client: AppClient, token: str, *forwarded: str) -> httpx.Response:
+    """A sign-in whose X-Forwarded-For has one line per address in `forwarded`, as a proxy
+    that adds its own line (HAProxy's `option forwardfor`) sends it."""
+    csrf = csrf_of(await client.get("/app/signin"))
+    headers = [("x-forwarded-for", address) for address in forwarded]
+    return await client.post(
+        "/app/signin", data={"token": token, "_csrf_token": csrf}, headers=headers
+    )
+
+
+async def test_the_proxys_own_line_names_the_client_not_the_first(proxied):
+    t = await new_tenant(proxied)
+    # the client writes the first line; the proxy adds the address it saw
+    statuses = [
+        (await sign_in(proxied, f"kta_{t.id}_wrong", f"198.51.100.{n}", "203.0.113.9")).status_code
+        for n in range(sessions.SIGNIN_MAX_FAILURES + 2)
+    ]
+    assert statuses == [401] * (sessions.SIGNIN_MAX_FAILURES - 1) + [429] * 3
+    # the audit log names the same address, whatever the client's own line says
+    r = await proxied.patch(
+        "/v1/tenant",
+        json={"name": "renamed"},
+        headers=[
+            ("authorization", f"Bearer {t.admin_token}"),
+            ("x-forwarded-for", "10.66.66.66"),
+            ("x-forwarded-for", "203.0.113.50"),
+        ],
+    )
+    assert r.status_code == 200
+    audit = (await proxied.get("/v1/audit", headers=t.auth)).json()["records"]
+    assert audit[0]["action"] == "update_tenant" and audit[0]["address"] == "203.0.113.50"
+
+
+async def test_sign_ins_sent_at_once_are_checked_no_more_than_the_window_allows(proxied):
+    t = await new_tenant(proxied)
+    wrong = [sign_in(proxied, f"kta_{t.id}_guess{n}", "203.0.113.9") for n in range(40)]
+    answers = await asyncio.gather(*wrong, sign_in(proxied, t.admin_token, "203.0.113.9"))
+    # each attempt is counted before its token is compared: the others are refused unread
+    checked = [r.status_code for r in answers if r.status_code != 429]
+    assert len(checked) <= sessions.SIGNIN_MAX_FAILURES, [r.status_code for r in answers]
+
+
+async def test_a_successful_sign_in_uses_up_nothing(proxied):
+    t = await new_tenant(proxied)
+    for _ in range(sessions.SIGNIN_MAX_FAILURES + 5):
+        r = await sign_in(proxied, t.admin_token, "203.0.113.9")
+        assert r.status_code == 303
+    for _ in range(sessions.SIGNIN_MAX_FAILURES - 1):
+        assert (await sign_in(proxied, "kta_wrong", "203.0.113.9")).status_code == 401
+
+
+async def test_an_ipv6_client_is_counted_by_its_64(proxied):
+    t = await new_tenant(proxied)
+    for n in range(sessions.SIGNIN_MAX_FAILURES):
+        await sign_in(proxied, "kta_wrong", f"2001:db8:1:2::{n + 1:x}")
+    # another address of the same /64 shares its budget; the next /64 has its own
+    assert (await sign_in(proxied, t.admin_token, "2001:db8:1:2:ffff::9")).status_code == 429
+    assert (await sign_in(proxied, t.admin_token, "2001:db8:1:3::1")).status_code == 303
+    # an IPv4 address and its IPv4-mapped IPv6 form are one client
+    for _ in range(sessions.SIGNIN_MAX_FAILURES):
+        await sign_in(proxied, "kta_wrong", "203.0.113.7")
+    assert (await sign_in(proxied, t.admin_token, "::ffff:203.0.113.7")).status_code == 429
+    # the operator's sign-in shares the budget
+    csrf = csrf_of(await proxied.get("/app/operator/signin"))
+    r = await proxied.post(
+        "/app/operator/signin",
+        data={"token": OPERATOR_TOKEN, "_csrf_token": csrf},
+        headers={"x-forwarded-for": "2001:db8:1:2::abcd"},
+    )
+    assert r.status_code == 429
+
+
+async def test_the_demo_throttle_counts_an_ipv6_client_by_its_64(proxied, settings):
+    t = await new_tenant(proxied, demo=True)
+    await new_service(proxied, t)
+    await new_key(proxied, t)
+
+    async def deliver(address: str) -> int:
+        r = await proxied.get(
+            "/v1/next",
+            params={"service": "openai", "token": t.client_token},
+            headers={"x-forwarded-for": address},
+        )
+        return r.status_code
+
+    burst = [await deliver(f"2001:db8:7:7::{n + 1:x}") for n in range(settings.demo_burst)]
+    assert burst == [200] * settings.demo_burst
+    assert await deliver("2001:db8:7:7:abcd::1") == 429  # the same /64
+    assert await deliver("2001:db8:7:8::1") == 200  # the next one
