@@ -126,19 +126,19 @@ async def check_webhook_url(
         )
     if allow_private:
         return
+    # One answer for a name that does not resolve and one that resolves inside: which
+    # names exist in the operator's network is the operator's to know (a map of it, one
+    # probe at a time, otherwise), and so are their addresses.
+    not_public = InvalidField(
+        "webhook_url",
+        f"host {host!r} does not resolve to a public address; only the operator can allow "
+        "private receivers (ROTATOR_WEBHOOK_ALLOW_PRIVATE=1)",
+    )
     try:
         addresses = await resolve(host, port, timeout_s=timeout_s)
     except TimeoutError:
         raise InvalidField("webhook_url", f"host {host!r} did not resolve in time") from None
     except (OSError, UnicodeError):
-        raise InvalidField("webhook_url", f"host {host!r} does not resolve") from None
-    if not addresses:
-        raise InvalidField("webhook_url", f"host {host!r} does not resolve")
-    # the address is not shown: what a tenant's host names resolve to inside the operator's
-    # network is the operator's to know (a map of it, one probe at a time, otherwise)
-    if not all(is_public_address(address) for address in addresses):
-        raise InvalidField(
-            "webhook_url",
-            f"host {host!r} resolves to a non-public address; only the operator can allow "
-            "private receivers (ROTATOR_WEBHOOK_ALLOW_PRIVATE=1)",
-        )
+        raise not_public from None
+    if not addresses or not all(is_public_address(address) for address in addresses):
+        raise not_public
