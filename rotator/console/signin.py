@@ -76,13 +76,14 @@ def refused(attempt: sessions.SigninAttempt, form: dict) -> Response:
     return page("signin.html", status=401, errors=FormErrors("token", WRONG), **form)
 
 
-async def tenant_of_admin_token(state: AppState, given: str) -> str | None:
-    """The tenant whose admin token `given` is, or None (the API's check, rotator/api/auth)."""
+async def admin_token(state: AppState, given: str) -> tokens.ParsedToken | None:
+    """`given` parsed when it is a tenant's admin token, else None (the API's check,
+    rotator/api/auth)."""
     parsed = tokens.parse(given) if given else None
     if parsed is None or parsed.kind != tokens.ADMIN:
         return None
     stored = await state.call(tenants.admin_token_hash, parsed.tenant)
-    return parsed.tenant if tokens.same_hash(stored, parsed.secret_hash) else None
+    return parsed if tokens.same_hash(stored, parsed.secret_hash) else None
 
 
 class SignInPages(Controller):
@@ -105,16 +106,20 @@ class SignInPages(Controller):
         if not attempt.checked:
             return throttled(TENANT_FORM, attempt.wait_s)
         given = text(await request.form(), "token").strip()
-        tenant = await tenant_of_admin_token(state, given)
-        if tenant is None:
+        admin = await admin_token(state, given)
+        if admin is None:
             return refused(attempt, TENANT_FORM)
-        await state.call(sessions.forgive_signin_attempt, address)
+        tenant = admin.tenant
         secret = await state.call(
             sessions.open_tenant_session,
             tenant,
+            admin_hash=admin.secret_hash,
             idle_ms=auth.idle_ms(state),
             max_ms=auth.max_ms(state),
         )
+        if secret is None:  # the token was reissued as it was checked: it is an old one now
+            return refused(attempt, TENANT_FORM)
+        await state.call(sessions.forgive_signin_attempt, address)
         response = see_other(request, CONSOLE_PATH + "/services")
         response.set_cookie(
             auth.session_cookie(

@@ -37,16 +37,21 @@ def new_secret() -> str:
 
 
 async def open_tenant_session(
-    redis: Redis, tenant: str, *, now_ms: int, idle_ms: int, max_ms: int
-) -> str:
-    """Start a session for `tenant` (already authenticated); returns its secret (the cookie's)."""
+    redis: Redis, tenant: str, *, admin_hash: str, now_ms: int, idle_ms: int, max_ms: int
+) -> str | None:
+    """Start a session for `tenant`, signed in with the admin token hashed `admin_hash`;
+    returns its secret (the cookie's), or None when that token has been reissued since it
+    was checked (the check is repeated in the script that opens the session)."""
     secret = new_secret()
     secret_hash = hash_secret(secret)
-    await run(
+    opened = await run(
         Plain(redis),
-        scripts.session_open(tenant, secret_hash, now_ms=now_ms, idle_ms=idle_ms, max_ms=max_ms),
-    )
-    return secret
+        scripts.session_open(
+            tenant, secret_hash, admin_hash=admin_hash, now_ms=now_ms, idle_ms=idle_ms,
+            max_ms=max_ms,
+        ),
+    )  # fmt: skip
+    return None if opened < 0 else secret
 
 
 def _live(times: list, now_ms: int, idle_ms: int, max_ms: int) -> SessionTimes | None:

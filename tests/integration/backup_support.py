@@ -121,8 +121,9 @@ async def populate(client: httpx.AsyncClient, redis: Any, clock: FakeClock) -> P
         )  # fmt: skip
         await webhooks.log_attempt(redis, acme.id, attempt)
     await sessions.open_tenant_session(
-        redis, acme.id, now_ms=clock(), idle_ms=60_000_000, max_ms=60_000_000
-    )
+        redis, acme.id, admin_hash=await tenants.admin_token_hash(redis, acme.id),
+        now_ms=clock(), idle_ms=60_000_000, max_ms=60_000_000,
+    )  # fmt: skip
     return done
 
 

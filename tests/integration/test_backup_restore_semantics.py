@@ -50,8 +50,10 @@ async def test_replace_puts_the_file_tenants_back_whole_and_keeps_the_others(
     # and a tenant the file does not know
     await services.create_service(redis, d, first, slug="later", policy="time",
                                   key_ttl_minutes=5, now_ms=system_clock())  # fmt: skip
-    await sessions.open_tenant_session(redis, first, now_ms=system_clock(), idle_ms=60_000,
-                                       max_ms=60_000)  # fmt: skip
+    await sessions.open_tenant_session(
+        redis, first, admin_hash=await tenants.admin_token_hash(redis, first),
+        now_ms=system_clock(), idle_ms=60_000, max_ms=60_000,
+    )  # fmt: skip
     await tenants.update_tenant(redis, d, ring, first, webhook_url=None)
     await services.remove_key(
         redis, d, second, "openai", 1, now_ms=system_clock(), events_maxlen=1000

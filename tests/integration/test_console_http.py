@@ -145,13 +145,15 @@ async def test_reissuing_the_admin_token_ends_every_console_session(client, redi
 
 @pytest.mark.backends("single", "cluster")
 async def test_opening_a_session_forgets_the_expired_ones(redis):
-    tenant = "abc123"
+    tenant = (await tenants.create_tenant(redis, Durability(), name="s", demo=False, now_ms=1)).id
+    admin = await tenants.admin_token_hash(redis, tenant)
+    assert admin is not None
     first = await sessions.open_tenant_session(
-        redis, tenant, now_ms=1000, idle_ms=60_000, max_ms=3_600_000
+        redis, tenant, admin_hash=admin, now_ms=1000, idle_ms=60_000, max_ms=3_600_000
     )
     await redis.delete(keys.session(tenant, sessions.hash_secret(first)))  # expired
     second = await sessions.open_tenant_session(
-        redis, tenant, now_ms=2000, idle_ms=60_000, max_ms=3_600_000
+        redis, tenant, admin_hash=admin, now_ms=2000, idle_ms=60_000, max_ms=3_600_000
     )
     assert await redis.smembers(keys.sessions(tenant)) == {sessions.hash_secret(second).encode()}
     assert 0 < await redis.pttl(keys.session(tenant, sessions.hash_secret(second))) <= 60_000
@@ -162,6 +164,15 @@ async def test_opening_a_session_forgets_the_expired_ones(redis):
         redis, tenant, first, now_ms=2000, idle_ms=60_000, max_ms=3_600_000
     )
     assert await sessions.revoke_tenant_sessions(redis, tenant) == 1
+    # a session is opened only with the admin token the tenant has now: one checked just
+    # before a reissue is refused by the script that would open it
+    await tenants.issue_admin_token(redis, Durability(), tenant)
+    assert (
+        await sessions.open_tenant_session(
+            redis, tenant, admin_hash=admin, now_ms=3000, idle_ms=60_000, max_ms=3_600_000
+        )
+        is None
+    )
 
 
 @pytest.mark.backends("single", "cluster")

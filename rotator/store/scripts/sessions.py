@@ -14,13 +14,14 @@ _SIGNIN_ATTEMPT = load("signin_attempt")
 
 
 def session_open(
-    tenant: str, secret_hash: str, *, now_ms: int, idle_ms: int, max_ms: int
+    tenant: str, secret_hash: str, *, admin_hash: str, now_ms: int, idle_ms: int, max_ms: int
 ) -> Call[int]:
-    """Open a tenant's session: how many of its sessions are live, this one included."""
+    """Open a tenant's session: how many of its sessions are live, this one included; -1
+    (none opened) when the tenant's admin token is no longer the one hashed `admin_hash`."""
     return Call(
         _SESSION_OPEN,
-        (keys.session(tenant, secret_hash), keys.sessions(tenant)),
-        (secret_hash, now_ms, idle_ms, max_ms, keys.session(tenant, "")),
+        (keys.session(tenant, secret_hash), keys.sessions(tenant), keys.tenant(tenant)),
+        (secret_hash, now_ms, idle_ms, max_ms, keys.session(tenant, ""), admin_hash),
         decode.integer,
     )
 
