@@ -203,6 +203,13 @@ def _queue_url(settings: Settings, url: str | None) -> str | None:
     return None if url is None else _store_url_problem(url, cluster=False)
 
 
+def _a_directory(settings: Settings, path: Path) -> str | None:
+    """A data dir that exists must be a directory (else: 'cannot lock .../run.lock')."""
+    if path.exists() and not path.is_dir():
+        return f"{path} is not a directory"
+    return None
+
+
 def _tls_cert(settings: Settings, cert: Path | None) -> str | None:
     """Both files or neither, loadable as a pair: a wrong file fails the start with one
     line naming the variable, not every handshake later (the key itself is never shown)."""
@@ -258,6 +265,7 @@ class Settings:
     data_dir: Path = setting(
         Path("var"),
         "embedded Valkey data (AOF) and the generated master key",
+        check=_a_directory,
     )
     master_key: KeyRing | None = setting(
         None,

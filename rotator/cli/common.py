@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import pathlib
 import shutil
 import sys
 import time
@@ -100,6 +101,26 @@ def _generate_key_file(settings: Settings) -> KeyRing:
     return KeyRing.parse(text)
 
 
+async def _no_key_for_external_store(
+    redis: Any, settings: Settings, path: pathlib.Path
+) -> SettingsError:
+    """No key for a store we did not start: say which key its data needs, or how to make
+    one (none is generated: every process of the deployment must share it)."""
+    from rotator.store import keyring as keyring_store
+
+    if await keyring_store.holds_sealed_data(redis):
+        named = ", ".join(await keyring_store.sealed_with(redis)) or "an unknown key"
+        need = f"its data is sealed with master key {named}: set ROTATOR_MASTER_KEY to that key"
+    else:
+        need = (
+            "the store holds no sealed data yet: set ROTATOR_MASTER_KEY to a new key, the "
+            "same in every process (docs/configuration.md says how to make one); none is "
+            "generated for a store this process did not start"
+        )
+    store = redact(settings.redis_url or "")
+    return SettingsError("master_key", f"not set and no {path}; for the store {store}, {need}")
+
+
 async def _unlock(redis: Any, durability: Any, settings: Settings, *, seals: bool) -> KeyRing:
     """The master key ring for this store, checked against the canary (store/keyring.py).
 
@@ -115,7 +136,7 @@ async def _unlock(redis: Any, durability: Any, settings: Settings, *, seals: boo
     source = "ROTATOR_MASTER_KEY" if from_env else str(path)
     if ring is None:
         if not settings.embedded:
-            settings.keyring  # noqa: B018 -- raises SettingsError naming ROTATOR_MASTER_KEY
+            raise await _no_key_for_external_store(redis, settings, path)
         if await keyring_store.holds_sealed_data(redis):
             named = ", ".join(await keyring_store.sealed_with(redis)) or "an unknown key"
             raise SettingsError(
@@ -153,10 +174,7 @@ def unlocked_store(settings: Settings, *, seals: bool) -> Iterator[Settings]:
     refused (SettingsError naming ROTATOR_MASTER_KEY: exit 2) before anything starts.
     `seals`: this process will seal secrets (recorded in the store, see store/keyring.py).
     """
-    no_key = settings.master_key is None and _key_file_ring(settings) is None
-    if no_key and not settings.embedded:
-        settings.keyring  # noqa: B018 -- refused before the store is touched
-    with data_store(settings) as live:
+    with data_store(settings) as live:  # with no key, _unlock says which key the data needs
         ring = with_store(live, lambda r, d: _unlock(r, d, settings, seals=seals))
         yield dataclasses.replace(live, master_key=ring)
 

@@ -284,11 +284,32 @@ def test_a_command_that_starts_a_new_store_says_so(tmp_path):
     assert again.returncode == 0 and "new, empty store" not in again.stderr
 
 
-def test_no_master_key_outside_embedded_mode_is_refused(valkey, tmp_path):
+def test_no_master_key_outside_embedded_mode_is_refused(valkey, tmp_path, master_key_b64, redis):
     env = base_env(ROTATOR_REDIS_URL=valkey.url, ROTATOR_DATA_DIR=str(tmp_path))
     r = rotator("key", "add", "t", "s", "--label", "x", env=env, stdin=SECRET)
     assert r.returncode == 2 and r.stderr.startswith("rotator: ROTATOR_MASTER_KEY: not set")
+    assert "the store holds no sealed data yet: set ROTATOR_MASTER_KEY to a new key" in r.stderr
     assert not (tmp_path / "master.key").exists()
+    # once data is sealed, the message names the key it needs
+    keyed = {**env, "ROTATOR_MASTER_KEY": master_key_b64}
+    assert rotator("tenant", "create", "acme", env=keyed).returncode == 0
+    assert rotator("service", "create", "acme", "s", "--policy", "usage", env=keyed).returncode == 0
+    sealed = rotator("key", "add", "acme", "s", "--label", "x", env=keyed, stdin=SECRET)
+    assert sealed.returncode == 0, sealed.stderr
+    fingerprint = KeyRing.parse(master_key_b64).fingerprints[0]
+    r = rotator("key", "add", "acme", "s", "--label", "y", env=env, stdin=SECRET + "2")
+    assert r.returncode == 2
+    assert f"its data is sealed with master key {fingerprint}" in r.stderr, r.stderr
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    r = rotator("tenant", "list", env=base_env(ROTATOR_DATA_DIR=str(afile)))
+    assert (r.returncode, r.stderr) == (
+        2,
+        f"rotator: ROTATOR_DATA_DIR: {afile} is not a directory\n",
+    )
 
 
 async def test_rewrap_moves_keys_to_the_first_master_key(cli_env, redis, master_key_b64):
