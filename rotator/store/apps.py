@@ -68,7 +68,7 @@ async def add_app(
     token = chosen or tokens.mint_app(tenant, app_id)
     if chosen:
         owner = token_index.app_owner(tenant, app_id)
-        await token_index.claim(redis, durability, "app_token", chosen, owner)
+        await token_index.claim(redis, durability, "app_token", chosen, owner, now_ms=now_ms)
     fields = {
         "name": name,
         "token": token.secret_hash,
@@ -142,7 +142,13 @@ async def update_app(
 
 
 async def issue_app_token(
-    redis: Redis, durability: Durability, tenant: str, app_id: int, app_token: str | None = None
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    app_id: int,
+    app_token: str | None = None,
+    *,
+    now_ms: int,
 ) -> AppToken:
     """A new token for the app; the old one stops working with this write (one hash is
     kept). A suspended app stays suspended: its new token works once it is resumed.
@@ -155,7 +161,7 @@ async def issue_app_token(
     owner = token_index.app_owner(tenant, app_id)
     token = chosen or tokens.mint_app(tenant, app_id)
     if chosen:
-        await token_index.claim(redis, durability, "app_token", chosen, owner)
+        await token_index.claim(redis, durability, "app_token", chosen, owner, now_ms=now_ms)
     fields = {"token": token.secret_hash, "token_imported": "1" if chosen else ""}
     await _write(redis, durability, tenant, app_id, fields)
     await _release_old(redis, durability, owner, old_hash, imported, token.secret_hash)

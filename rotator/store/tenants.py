@@ -175,9 +175,8 @@ async def create_tenant(
     }
     if chosen:
         fields["client_imported"] = "1"
-        await token_index.claim(
-            redis, durability, "client_token", chosen, token_index.client_owner(tenant)
-        )
+        owner = token_index.client_owner(tenant)
+        await token_index.claim(redis, durability, "client_token", chosen, owner, now_ms=now_ms)
     pipe = redis.pipeline(transaction=False)
     pipe.hset(keys.tenant(tenant), mapping=fields)
     pipe.sadd(keys.TENANTS, tenant)
@@ -318,7 +317,12 @@ async def check_writable(redis: Redis, tenant: str) -> None:
 
 
 async def issue_client_token(
-    redis: Redis, durability: Durability, tenant: str, client_token: str | None = None
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    client_token: str | None = None,
+    *,
+    now_ms: int,
 ) -> ClientToken:
     """A new client token; the old one stops working with this write (only one hash is kept).
     Issued while the tenant is suspended, it is held until it is resumed (tenant_update.lua).
@@ -333,7 +337,7 @@ async def issue_client_token(
     owner = token_index.client_owner(tenant)
     new = chosen or tokens.mint_client(tenant)
     if chosen:
-        await token_index.claim(redis, durability, "client_token", chosen, owner)
+        await token_index.claim(redis, durability, "client_token", chosen, owner, now_ms=now_ms)
     fields = {"client": new.secret_hash, "client_imported": "1" if chosen else ""}
     await write_fields(redis, durability, tenant, fields)
     # the hash is in client_held while the tenant is suspended

@@ -20,7 +20,10 @@ hash and answers 403), never the reverse (an owner accepting a token nobody can 
 
 A crash between leaves a stale entry. It is never trusted: `claim` checks whether the owner it
 names still holds the token and takes it over if not, so a stale entry neither blocks another
-tenant's import (no spurious 409) nor accepts a request.
+tenant's import for long nor accepts a request. An entry is "<owner> <ms claimed>": for
+IMPORT_CLAIM_PENDING_MS after its claim an entry whose owner does not hold the token yet is
+an import between its two writes, not a stale one, and another import of the value is
+refused; taking it over would leave both owners holding one token.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from rotator.store import keys
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts import token_index as scripts
 from rotator.store.scripts.call import Durable
+from rotator.tuning import IMPORT_CLAIM_PENDING_MS
 
 IN_USE = "is already in use"
 
@@ -77,11 +81,11 @@ async def _still_holds(redis: Redis, owner: str, token_hash: str) -> bool:
 
 
 async def claim(
-    redis: Redis, durability: Durability, field: str, chosen: Chosen, owner: str
+    redis: Redis, durability: Durability, field: str, chosen: Chosen, owner: str, *, now_ms: int
 ) -> None:
     """Point the index at `owner` before its hash is written (fsync-acknowledged).
     FieldConflict (409, naming `field`) when another tenant or app holds the token."""
-    if await take(redis, durability, [(chosen.secret_hash, owner)]):
+    if await take(redis, durability, [(chosen.secret_hash, owner)], now_ms=now_ms):
         raise FieldConflict(field, IN_USE)
 
 
@@ -91,20 +95,21 @@ async def take(
     wanted: Sequence[tuple[str, str]],
     *,
     replacing: Collection[str] = (),
+    now_ms: int,
 ) -> dict[str, str]:
     """Point the index at each (token hash, owner) of `wanted` unless another owner holds
     that token; returns the refused ones, hash -> that holder. Nothing is written when one
     is refused (but for a race: see below). A holder among the tenants `replacing` names
     (a restore is about to write them as its file has them) does not count. One read and
     one fsync-acknowledged round trip for the whole list."""
-    entries, held = await _read(redis, wanted, replacing)
+    entries, held = await _read(redis, wanted, replacing, now_ms)
     if held or not wanted:
         return held
     # race point: an entry may change between the read and the claims; each claim replaces
     # only the entry read (stale=), so a concurrent import wins or loses as a whole, and a
     # claim it won is refused here (the list's other claims stand: the caller says so)
     claims = [
-        scripts.claim(h, owner, stale=entry)
+        scripts.claim(h, owner, stale=entry, now_ms=now_ms)
         for (h, owner), entry in zip(wanted, entries, strict=True)
     ]
     results = await Durable(redis, durability).run_many(claims)
@@ -116,17 +121,29 @@ async def take(
 
 
 async def held_elsewhere(
-    redis: Redis, wanted: Sequence[tuple[str, str]], *, replacing: Collection[str] = ()
+    redis: Redis,
+    wanted: Sequence[tuple[str, str]],
+    *,
+    replacing: Collection[str] = (),
+    now_ms: int,
 ) -> dict[str, str]:
     """What `take` would refuse, read only (a restore's check before it writes)."""
-    return (await _read(redis, wanted, replacing))[1]
+    return (await _read(redis, wanted, replacing, now_ms))[1]
+
+
+def _parse(entry: str) -> tuple[str, int]:
+    """An entry's owner and the ms it was claimed at (0 for an entry of format 1, which had
+    no time: it is old enough to be stale)."""
+    owner, _, claimed_ms = entry.partition(" ")
+    return owner, int(claimed_ms or 0)
 
 
 async def _read(
-    redis: Redis, wanted: Sequence[tuple[str, str]], replacing: Collection[str]
+    redis: Redis, wanted: Sequence[tuple[str, str]], replacing: Collection[str], now_ms: int
 ) -> tuple[list[str], dict[str, str]]:
-    """Each wanted token's entry ('' for none), and the entries that hold it for another
-    owner: the owner they name still accepts the token and is not being replaced."""
+    """Each wanted token's entry ('' for none), and the owners that hold it, other than the
+    wanted one: the owner an entry names still accepts the token, or was claimed less than
+    IMPORT_CLAIM_PENDING_MS ago (it is about to), and is not being replaced."""
     if len({token_hash for token_hash, _ in wanted}) != len(wanted):
         raise ValueError("a token hash is wanted twice: only one owner can hold it")
     if not wanted:
@@ -137,10 +154,12 @@ async def _read(
     entries = [e.decode() if e is not None else "" for e in await pipe.execute()]
     held: dict[str, str] = {}
     for (token_hash, owner), entry in zip(wanted, entries, strict=True):
-        if entry in ("", owner) or tenant_of(entry) in replacing:
+        holder, claimed_ms = _parse(entry)
+        if holder in ("", owner) or tenant_of(holder) in replacing:
             continue
-        if await _still_holds(redis, entry, token_hash):
-            held[token_hash] = entry
+        pending = now_ms - claimed_ms < IMPORT_CLAIM_PENDING_MS
+        if pending or await _still_holds(redis, holder, token_hash):
+            held[token_hash] = holder
     return entries, held
 
 

@@ -3,6 +3,7 @@ through the index (kr:tok:<hash>) with one round trip on the usual path."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
@@ -10,7 +11,14 @@ import pytest
 from rotator.api.app import create_app
 from rotator.domain import tokens
 from rotator.store import keys
-from rotator.tuning import IMPORTED_CACHE_TTL_MS, IMPORTED_UNKNOWN_TTL_MS
+from rotator.store.scripts.call import Plain, run
+from rotator.store.scripts.token_index import claim as token_claim
+from rotator.store.scripts.token_index import lookup as token_lookup
+from rotator.tuning import (
+    IMPORT_CLAIM_PENDING_MS,
+    IMPORTED_CACHE_TTL_MS,
+    IMPORTED_UNKNOWN_TTL_MS,
+)
 from tests.asgi import app_client
 from tests.integration.backup_support import cli_env
 from tests.integration.cli_support import rotator
@@ -32,6 +40,11 @@ OTHER = "Zq-9_hosted-app-token-0123456789"
 
 def sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+async def indexed(redis, token_hash: str) -> str | None:
+    """Whose the index says an imported token is, as the delivery's lookup reads it."""
+    return await run(Plain(redis), token_lookup(token_hash))
 
 
 async def imported_tenant(client, token: str = HOSTED, name: str = "acme") -> Tenant:
@@ -77,7 +90,7 @@ async def test_an_imported_client_token_delivers_by_query_and_bearer(client, red
     # stored only hashed: the whole token's SHA-256, indexed to its tenant
     tenant = await redis.hgetall(keys.tenant(t.id))
     assert tenant[b"client"] == sha(HOSTED).encode() and tenant[b"client_imported"] == b"1"
-    assert await redis.get(keys.token_index(sha(HOSTED))) == t.id.encode()
+    assert await indexed(redis, sha(HOSTED)) == t.id
     assert HOSTED not in str(await client.get(f"/v1/admin/tenants/{t.id}", headers=OPERATOR))
 
 
@@ -93,7 +106,7 @@ async def test_an_imported_app_token_delivers(client, redis):
         "/v1/next", params={"service": "openai"}, headers={"Authorization": f"Bearer {OTHER}"}
     )
     assert r.status_code == 200
-    assert await redis.get(keys.token_index(sha(OTHER))) == f"{t.id}:{app['id']}".encode()
+    assert await indexed(redis, sha(OTHER)) == f"{t.id}:{app['id']}"
 
 
 async def test_reissue_revokes_an_imported_token_on_the_next_request(client, redis):
@@ -236,7 +249,7 @@ async def test_a_stale_index_entry_neither_blocks_nor_admits(client, redis):
     assert refused(await deliver(client, HOSTED))
     t = await imported_tenant(client)
     await ready(client, t)
-    assert await redis.get(keys.token_index(sha(HOSTED))) == t.id.encode()
+    assert await indexed(redis, sha(HOSTED)) == t.id
 
 
 async def test_unknown_tokens_are_cached_briefly(settings, redis, clock):
@@ -290,11 +303,42 @@ async def test_restore_into_an_empty_store_accepts_the_imported_tokens(
     await redis.flushall()
     restored = rotator("restore", str(path), env=env)
     assert restored.returncode == 0, restored.stderr
-    assert await redis.get(keys.token_index(sha(HOSTED))) == t.id.encode()
-    assert await redis.get(keys.token_index(sha(OTHER))) == f"{t.id}:{app['id']}".encode()
+    assert await indexed(redis, sha(HOSTED)) == t.id
+    assert await indexed(redis, sha(OTHER)) == f"{t.id}:{app['id']}"
     # a suspended tenant's token is still its own (held until it is resumed)
-    held = keys.token_index(sha("suspended-tenant-token-0123456789"))
-    assert await redis.get(held) == suspended.id.encode()
+    assert await indexed(redis, sha("suspended-tenant-token-0123456789")) == suspended.id
     clock.advance(ms=IMPORTED_CACHE_TTL_MS)  # this API process asks the index again
     assert (await deliver(client, HOSTED)).status_code == 200
     assert (await app_deliver(client, OTHER)).status_code == 200
+
+
+async def test_concurrent_imports_of_one_token_leave_one_holder(client, redis):
+    # each import claims the index, then writes its hash: a second import reading the
+    # first one's claim before its hash is written must not take the token over
+    answers = await asyncio.gather(
+        *(create(client, name=f"t{i}", client_token=HOSTED) for i in range(8))
+    )
+    created = [r.json()["id"] for r in answers if r.status_code == 201]
+    assert len(created) == 1, [(r.status_code, r.text) for r in answers]
+    assert {r.status_code for r in answers} == {201, 409}
+    assert await indexed(redis, sha(HOSTED)) == created[0]
+
+
+async def test_an_import_between_its_two_writes_keeps_the_token_until_it_is_stale(
+    client, redis, clock
+):
+    # another import has claimed the index and not written its hash yet (or crashed there):
+    # its owner does not hold the token, but taking the entry over would let both hold it
+    claim = token_claim(sha(HOSTED), "0123456789abcdef", now_ms=clock.now_ms)
+    await run(Plain(redis), claim)
+    clock.advance(ms=IMPORT_CLAIM_PENDING_MS - 1)
+    r = await create(client, client_token=HOSTED)
+    assert (r.status_code, r.json()["error"]) == (409, "client_token is already in use")
+    t = await new_tenant(client, name="other")
+    r = await client.post("/v1/tenant/client-token", json={"client_token": HOSTED}, headers=t.auth)
+    assert r.status_code == 409
+    assert await indexed(redis, sha(HOSTED)) == "0123456789abcdef"
+    clock.advance(ms=1)  # that long after its claim, an owner without the token is stale
+    t = await imported_tenant(client, name="late")
+    await ready(client, t)
+    assert await indexed(redis, sha(HOSTED)) == t.id

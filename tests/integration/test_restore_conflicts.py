@@ -14,6 +14,7 @@ from rotator.store import keys, tenant_deletion, token_index
 from rotator.store.backup import load
 from rotator.store.connection import Durability
 from rotator.tuning import DELETION_RECHECK_AFTER_MS, IMPORTED_CACHE_TTL_MS
+from tests.conftest import T0_MS
 from tests.integration.backup_support import cli_env
 from tests.integration.cli_support import rotator
 from tests.integration.management import OPERATOR, Tenant, deliver, new_app, new_key, new_service
@@ -22,6 +23,7 @@ from tests.integration.test_imported_tokens import (
     OTHER,
     app_deliver,
     imported_tenant,
+    indexed,
     sha,
 )
 from tests.integration.webhook_support import FAST
@@ -75,7 +77,7 @@ async def test_a_client_token_imported_elsewhere_since_the_backup_is_not_taken_b
     )
     assert f"rotator tenant client-token {bravo.id}" in refused.stderr
     assert "nothing was restored" in refused.stderr and HOSTED not in refused.stderr
-    assert await redis.get(keys.token_index(sha(HOSTED))) == bravo.id.encode()
+    assert await indexed(redis, sha(HOSTED)) == bravo.id
     assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"
 
     # bravo takes a new token: the restore gives alpha its own back
@@ -134,7 +136,7 @@ async def test_a_token_two_tenants_of_the_file_hold_is_accepted_by_neither(
 
     assert restored.returncode == 0, restored.stderr
     assert json.loads(restored.stdout)["shared_tokens"] == [[first, second]]
-    assert await redis.get(keys.token_index(sha(HOSTED))) is None
+    assert await indexed(redis, sha(HOSTED)) is None
     clock.advance(ms=IMPORTED_CACHE_TTL_MS)
     assert (await deliver(client, HOSTED)).status_code == 403
 
@@ -181,7 +183,7 @@ async def test_a_token_that_moved_between_tenants_of_the_file_goes_back(
     restored = rotator("restore", "--replace", str(path), env=env)
 
     assert restored.returncode == 0, restored.stderr
-    assert await redis.get(keys.token_index(sha(HOSTED))) == alpha.id.encode()
+    assert await indexed(redis, sha(HOSTED)) == alpha.id
     assert await delivered(client, clock, HOSTED) == "sk-ALPHA-secret-0123456789"
     assert await delivered(client, clock, bravo.client_token) == "sk-BRAVO-secret-0123456789"
 
@@ -225,14 +227,16 @@ async def test_a_claim_refused_in_a_batch_writes_none_of_the_batch(client, redis
     wanted = [(sha(HOSTED), "alpha"), (moved, "bravo")]
 
     held = await token_index.take(
-        redis, Durability(), wanted, replacing={"alpha", "bravo", charlie.id}
+        redis, Durability(), wanted, replacing={"alpha", "bravo", charlie.id}, now_ms=T0_MS
     )
 
     assert held == {sha(HOSTED): dave.id}
-    assert await redis.get(keys.token_index(moved)) == charlie.id.encode()
-    assert await redis.get(keys.token_index(sha(HOSTED))) == dave.id.encode()
+    assert await indexed(redis, moved) == charlie.id
+    assert await indexed(redis, sha(HOSTED)) == dave.id
     with pytest.raises(ValueError):
-        await token_index.take(redis, Durability(), [(moved, "alpha"), (moved, "bravo")])
+        await token_index.take(
+            redis, Durability(), [(moved, "alpha"), (moved, "bravo")], now_ms=T0_MS
+        )
 
 
 async def test_a_token_imported_between_the_check_and_the_write_stops_the_restore(
@@ -249,7 +253,7 @@ async def test_a_token_imported_between_the_check_and_the_write_stops_the_restor
     await ready(client, bravo, "sk-BRAVO-secret-0123456789")
     ring = settings.keyring
 
-    async def not_yet(redis, wanted, *, replacing=()):  # the import lands after the check
+    async def not_yet(redis, wanted, *, replacing=(), now_ms):  # the import lands after the check
         return {}
 
     monkeypatch.setattr(token_index, "held_elsewhere", not_yet)
@@ -259,6 +263,6 @@ async def test_a_token_imported_between_the_check_and_the_write_stops_the_restor
 
     assert f"is held by tenant {bravo.id} now" in refused.value.message
     assert f"the tenants of the file before {alpha.id} are restored" in refused.value.message
-    assert await redis.get(keys.token_index(sha(HOSTED))) == bravo.id.encode()
+    assert await indexed(redis, sha(HOSTED)) == bravo.id
     assert await redis.hget(keys.tenant(alpha.id), "name") == b"renamed"  # not written
     assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"

@@ -524,7 +524,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         app = self.model.apps[self.app_id(index)]
         app.token_generation += 1
         self.issue(
-            Credential(app.id, app.token_generation), self.run(self.real.reissue_app_token(app.id))
+            Credential(app.id, app.token_generation),
+            self.run(self.real.reissue_app_token(app.id, self.now_ms)),
         )
 
     @precondition(enabled("apps", lambda self: self.model.apps))
@@ -547,7 +548,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         tenant = self.model.tenant
         tenant.client_generation += 1
         self.issue(
-            Credential(None, tenant.client_generation), self.run(self.real.reissue_client_token())
+            Credential(None, tenant.client_generation),
+            self.run(self.real.reissue_client_token(self.now_ms)),
         )
 
     @precondition(enabled("tenant"))

@@ -24,10 +24,11 @@ def _claim_reply(reply: Any) -> Claim:
     return Claim(won == 1, owner.decode() if isinstance(owner, bytes) else str(owner))
 
 
-def claim(token_hash: str, owner: str, stale: str = "") -> Call[Claim]:
-    """Point kr:tok:<hash> at `owner` unless another owner holds it (`stale`: an entry the
-    caller found pointing where the token no longer works, replaced only if still there)."""
-    return Call(_CLAIM, (keys.token_index(token_hash),), (owner, stale), _claim_reply)
+def claim(token_hash: str, owner: str, *, stale: str = "", now_ms: int) -> Call[Claim]:
+    """Point kr:tok:<hash> at `owner` as of `now_ms` unless another owner holds it (`stale`:
+    an entry the caller found pointing where the token no longer works, replaced only if
+    still there)."""
+    return Call(_CLAIM, (keys.token_index(token_hash),), (owner, stale, now_ms), _claim_reply)
 
 
 def release(token_hash: str, owner: str) -> Call[bool]:
