@@ -8,11 +8,16 @@ bodies matching their schema, documented content types and headers.
 
 Bounded and repeatable: MAX_EXAMPLES per operation, Hypothesis derandomized (the same
 cases on every run), no deadline (a 2-core CI under load must not flake).
+
+One pytest test per operation, parametrized here rather than by `schema.parametrize()`:
+schemathesis gives the items that makes one node id, so pytest-xdist (how `make test`
+runs) ran the first operation only and reported it as the whole.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from litestar.serialization import encode_json
 from schemathesis.checks import (
     content_type_conformance,
@@ -37,6 +42,8 @@ from tests.live import env_for, live_api
 
 MAX_EXAMPLES = 30
 SLUG = "openai"
+WORLDS = itertools.count(1)
+"""Numbers each test's tenant: the live API's store is the module's, and names are unique."""
 
 
 def _document() -> dict[str, Any]:
@@ -47,6 +54,10 @@ def _document() -> dict[str, Any]:
 
 
 schema = schemathesis.openapi.from_dict(_document())
+OPERATIONS = sorted(
+    (result.ok() for result in schema.get_all_operations()), key=lambda op: op.label
+)
+"""Sorted: every xdist worker must collect the same list in the same order."""
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +73,10 @@ def world(api) -> dict[str, Any]:
     with httpx.Client(base_url=api, timeout=10) as http:
         r = http.post(
             "/v1/admin/tenants",
-            json={"name": "conformance"},
+            json={"name": f"conformance {next(WORLDS)}"},
             headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
         )
+        assert r.status_code == 201, r.text
         tenant = r.json()
         auth = {"Authorization": f"Bearer {tenant['admin_token']}"}
         # a daily limit, so /v1/next answers with RateLimit headers, then its 429
@@ -132,17 +144,27 @@ def prepare(case: Any, world: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-)
-def test_api_matches_its_openapi_document(case, world):
-    headers = prepare(case, world)
-    case.call_and_validate(base_url=world["base"], headers=headers, checks=CHECKS)
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
+def test_api_matches_its_openapi_document(operation, world):
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    def conforms(case):
+        headers = prepare(case, world)
+        case.call_and_validate(base_url=world["base"], headers=headers, checks=CHECKS)
+
+    conforms()
+
+
+def test_every_operation_is_tested():
+    labels = {op.label for op in OPERATIONS}
+    assert len(labels) == len(OPERATIONS) > 30
+    assert {"GET /v1/next", "POST /v1/report", "PATCH /v1/services/{slug}"} <= labels
 
 
 def test_every_error_is_documented_in_our_shape():
