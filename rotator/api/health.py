@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, Response, route
 from litestar.openapi import ResponseSpec
 
 from rotator.api.errors import error_response
@@ -30,13 +30,17 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     what is wrong."""
 
 
+PROBE_METHODS = ["GET", "HEAD"]
+"""Load balancers probe with either (HAProxy's `option httpchk HEAD /readyz`, for one)."""
+
+
 class NotReady(msgspec.Struct, frozen=True, kw_only=True):
     error: str
     ready: bool
     checks: Checks
 
 
-@get("/healthz", include_in_schema=False)
+@route("/healthz", http_method=PROBE_METHODS, include_in_schema=False)
 async def healthz(request: Request) -> dict[str, str]:
     await ping(request.app.state.rotator.redis)
     return {"status": "ok"}
@@ -51,8 +55,9 @@ class _Cached:
         self.pending: asyncio.Task[Checks] | None = None
 
 
-@get(
+@route(
     "/readyz",
+    http_method=PROBE_METHODS,
     summary="Can this process serve deliveries now?",
     description="For a load balancer: 200 when the store answers, holds the delivery "
     "script, the master key opens its key-ring canary and its data format is current; "

@@ -63,6 +63,23 @@ async def test_ready_then_store_down_then_recovered(client, redis, settings, clo
     assert (await client.get("/readyz")).json() == {"ready": True, "checks": ALL_OK}
 
 
+async def test_probes_answer_head_as_get_without_a_body(client, redis, settings, clock):
+    await as_serve_leaves_it(redis, settings, clock)
+    for path in ("/readyz", "/healthz"):
+        r = await client.head(path)
+        assert (r.status_code, r.content) == (200, b"")
+        assert int(r.headers["content-length"]) == len((await client.get(path)).content)
+    state = client.app.state.rotator
+    live = state.redis
+    state.redis = aioredis.Redis(port=free_port(), socket_connect_timeout=1)
+    try:
+        clock.advance(ms=1001)
+        assert [(await client.head(p)).status_code for p in ("/readyz", "/healthz")] == [503, 503]
+    finally:
+        await state.redis.aclose()
+        state.redis = live
+
+
 async def test_a_wrong_master_key_is_not_ready(settings, redis, clock):
     await as_serve_leaves_it(redis, settings, clock)
     wrong = dataclasses.replace(
