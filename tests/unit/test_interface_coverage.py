@@ -52,6 +52,7 @@ NOT_MANAGEMENT = {
     "(docs/operations.md#metrics) is where an operator looks",
     "GET /readyz": "asked by a load balancer; `rotator worker --check` and the healthchecks "
     "in docker-compose.yml are the operator's probes",
+    "HEAD /readyz": "GET /readyz for probes that send HEAD",
     "POST /v1/report": "a client app's report of what the provider answered a key it was "
     "delivered, with the same client or app token as GET /v1/next; a person sees its effect "
     "in key listings (`rotator key list`, the console) and enables a disabled key there",
