@@ -28,6 +28,7 @@ from rotator.domain.clock import utc_day
 from rotator.domain.errors import (
     Conflict,
     ImportIncomplete,
+    InvalidEntry,
     InvalidField,
     InvalidRows,
     NotFound,
@@ -269,6 +270,10 @@ async def _apply(
                     f"service {service.slug} was deleted while importing; nothing was "
                     "imported: run the import again"
                 ) from None
+            except InvalidEntry as exc:  # a key added since _refuse_held: its row, not index
+                row = service.secrets[service.keys[exc.index].secret]
+                problem = f"service {service.slug}: {exc.problem}"
+                raise InvalidRows([RowProblem(row=row, field=exc.field, problem=problem)]) from None
             ids = [k.id for k in result.keys]
             if service.existing is not None:
                 added.append((service.slug, ids))

@@ -264,6 +264,39 @@ async def test_an_undo_that_fails_too_says_what_remains(redis, settings, clock):
     assert isinstance(failed.value.__cause__, StoreUnavailable)
 
 
+async def test_a_key_added_while_importing_is_named_by_its_row(redis, settings, clock):
+    """An add landing between the import's check and its write is refused by the write (the
+    service never holds a key twice); the refusal names the file's row, not a list index."""
+    from rotator.domain.errors import InvalidRows, RowProblem
+    from rotator.store import tenants
+    from rotator.store.services import already_held
+
+    tenant = (
+        await tenants.create_tenant(redis, Durability(), name="acme", demo=False, now_ms=1)
+    ).id
+    await services.create_service(redis, Durability(), tenant, slug="stripe", policy="manual",
+                                  now_ms=1)  # fmt: skip
+    rows = parse("slug,secret\n" + "".join(f"stripe,{secret}\n" for secret in SECRETS[:3]))
+
+    class Racing(Durability):
+        async def execute(self, pipe):
+            if not getattr(self, "raced", False):
+                self.raced = True  # another admin adds the file's third key first
+                await services.add_key(redis, Durability(), settings.keyring, tenant, "stripe",
+                                       label="k", secret=SECRETS[2], now_ms=1)  # fmt: skip
+            return await super().execute(pipe)
+
+    with pytest.raises(InvalidRows) as refused:
+        await imports.import_keys(
+            redis, Racing(), settings.keyring, tenant, rows,
+            now_ms=clock.now_ms, events_maxlen=100, retention_days=1,
+        )  # fmt: skip
+    (held,) = await services.list_keys(redis, tenant, "stripe", now_ms=1)  # nothing imported
+    assert refused.value.problems == [
+        RowProblem(row=4, field="secret", problem=f"service stripe: {already_held(held.id)}")
+    ]
+
+
 @pytest.mark.backends("single", "cluster")
 async def test_the_api_imports_and_answers_as_the_cli(cli_env, client):
     tenant = tenant_with_service(cli_env)
