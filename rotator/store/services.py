@@ -15,7 +15,8 @@ time service runs out) is computed by rotator/domain/rotation.py from the hash a
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import hashlib
 import re
 from collections.abc import Sequence
 
@@ -23,7 +24,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from rotator.crypto import DecryptError, KeyRing, aad_for_key
-from rotator.domain import health, rotation
+from rotator.domain import health, masking, rotation
 from rotator.domain.clock import iso_ms, system_clock
 from rotator.domain.errors import Conflict, InvalidEntry, InvalidField, NoActiveKeys, NotFound
 from rotator.domain.masking import mask
@@ -407,28 +408,40 @@ async def present_secrets(
     """Which of `secrets` the service already holds: (the ids compared, as key_add.lua's
     ARGV[2] wants them; {index in `secrets`: the id of the key holding it}). A service never
     holds one provider key twice: a copy would be handed out right after its twin was rate
-    limited. Only keys with the same masked form are decrypted; one that cannot be decrypted
-    matches nothing."""
+    limited. Only keys whose masked form ends as one of theirs would are decrypted
+    (masking.endings), each once and off the event loop, whatever the number of secrets;
+    one that cannot be decrypted matches nothing."""
     h = await _service_hash(redis, tenant, slug)
-    wanted = {mask(secret) for secret in secrets}
-    alike: dict[str, list[int]] = {}
-    for key_id in _ids(h):
-        masked = text(h, keys.key_field("k:", key_id))
-        if masked in wanted:
-            alike.setdefault(masked, []).append(int(key_id))
-    compared = ",".join(str(i) for i in sorted(i for ids in alike.values() for i in ids))
-    present: dict[int, int] = {}
-    for index, secret in enumerate(secrets):
-        for key_id in alike.get(mask(secret), ()):
-            sealed = h.get(keys.key_field("c:", key_id).encode(), b"")
-            try:
-                stored = keyring.open(sealed, aad_for_key(tenant, slug, key_id))
-            except DecryptError:
-                continue
-            if hmac.compare_digest(stored, secret.encode()):
-                present[index] = key_id
-                break
+    wanted = masking.endings(secrets)
+    alike = {
+        int(key_id): h.get(keys.key_field("c:", key_id).encode(), b"")
+        for key_id in _ids(h)
+        if masking.ends_in(text(h, keys.key_field("k:", key_id)), wanted)
+    }
+    compared = ",".join(str(i) for i in sorted(alike))
+    if not alike:
+        return compared, {}
+    held = await asyncio.to_thread(_digests, keyring, tenant, slug, alike)
+    present = {
+        index: held[digest]
+        for index, secret in enumerate(secrets)
+        if (digest := hashlib.sha256(secret.encode()).digest()) in held
+    }
     return compared, present
+
+
+def _digests(
+    keyring: KeyRing, tenant: str, slug: str, sealed: dict[int, bytes]
+) -> dict[bytes, int]:
+    """SHA-256 of each key's secret -> its id (the lowest where a store holds one twice)."""
+    found: dict[bytes, int] = {}
+    for key_id in sorted(sealed, reverse=True):
+        try:
+            secret = keyring.open(sealed[key_id], aad_for_key(tenant, slug, key_id))
+        except DecryptError:
+            continue
+        found[hashlib.sha256(secret).digest()] = key_id
+    return found
 
 
 def already_held(key_id: int) -> str:
@@ -450,6 +463,7 @@ async def _add(
     compared, present = await present_secrets(
         redis, keyring, tenant, slug, [k.secret for k in checked]
     )
+    endings = masking.endings(k.secret for k in checked)
     # The ids are drawn before sealing because each ciphertext is bound to its id; one INCRBY
     # draws them all. It is not waited for separately: WAITAOF below covers every earlier
     # write of the AOF too. A crash before the script leaves the ids unused, nothing else.
@@ -473,7 +487,8 @@ async def _add(
         if present:
             index, key_id = min(present.items())
             raise InvalidEntry("keys", index, "secret", already_held(key_id))
-        added = await run(sealing, scripts.key_add(tenant, slug, now_ms, new, compared=compared))
+        add = scripts.key_add(tenant, slug, now_ms, new, compared=compared, endings=endings)
+        added = await run(sealing, add)
         if added == 0:  # deleted since it was read; the drawn ids are simply never used
             raise NotFound("service not found")
         if added > 0:

@@ -4,10 +4,12 @@
 -- include: rotation
 -- KEYS[1] {t:T}:svc:<slug>
 -- ARGV[1] created_ms
--- ARGV[2] the ids, ascending and comma-separated, of the service's keys whose masked form is
---         one of the new keys' when the caller decrypted them to check that no new secret is
---         already held (the script cannot decrypt); '*' = not checked
--- ARGV[3 ..] seven per key, in the order they join the rotation: key id N (drawn from
+-- ARGV[2] the ids, ascending and comma-separated, of the service's keys whose masked form
+--         ends as one of ARGV[4 .. 3+E] when the caller decrypted them to check that no new
+--         secret is already held (the script cannot decrypt); '*' = not checked
+-- ARGV[3] E, how many endings follow: how the masked form of a key equal to a new one ends
+--         (a bullet, then 0-4 of its last characters: domain/masking.py endings)
+-- ARGV[4+E ..] seven per key, in the order they join the rotation: key id N (drawn from
 --            {t:T}:seq by the caller: the sealed secret is bound to it), label, sealed secret
 --            (AES-GCM blob), max daily requests ('' = none), masked form of the secret,
 --            weight (weighted policy), max requests per minute ('' = none)
@@ -16,16 +18,27 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-if (#ARGV - 2) % 7 ~= 0 then
-  return redis.error_reply('key_add: ARGV[3 ..] must hold seven values per key')
+local first = 4 + tonumber(ARGV[3])
+if (#ARGV - first + 1) % 7 ~= 0 then
+  return redis.error_reply('key_add: ARGV[4+E ..] must hold seven values per key')
 end
 local created = ARGV[1]
 local ids = redis.call('HGET', KEYS[1], 'ids') or ''
 if ARGV[2] ~= '*' then
-  local masks, alike = {}, {}
-  for i = 3, #ARGV, 7 do masks[ARGV[i + 4]] = true end
+  -- endings by byte length: each stored form is looked up once per length, not per ending
+  local endings, lengths, alike = {}, {}, {}
+  for e = 4, first - 1 do
+    endings[ARGV[e]] = true
+    lengths[#ARGV[e]] = true
+  end
   for _, n in ipairs(split_ids(ids)) do
-    if masks[redis.call('HGET', KEYS[1], 'k:' .. n)] then alike[#alike + 1] = tonumber(n) end
+    local masked = redis.call('HGET', KEYS[1], 'k:' .. n) or ''
+    for length in pairs(lengths) do
+      if endings[string.sub(masked, -length)] then
+        alike[#alike + 1] = tonumber(n)
+        break
+      end
+    end
   end
   table.sort(alike)
   if table.concat(alike, ',') ~= ARGV[2] then
@@ -34,7 +47,7 @@ if ARGV[2] ~= '*' then
 end
 local added = 0
 restart_weighted(KEYS[1], split_ids(ids))
-for i = 3, #ARGV, 7 do
+for i = first, #ARGV, 7 do
   local n = ARGV[i]
   ids = (ids == '') and n or (ids .. ',' .. n)
   redis.call('HSET', KEYS[1], 'l:' .. n, ARGV[i + 1], 'c:' .. n, ARGV[i + 2], 'a:' .. n, '1',

@@ -68,6 +68,27 @@ async def test_a_service_never_holds_one_key_twice(client):
     assert SECRET not in again.text + bulk.text
 
 
+async def test_a_key_masked_by_an_earlier_version_is_still_found(client, redis):
+    """Earlier versions showed other prefixes (`sk-` where `sk-or-v1-` is known now): the
+    keys compared are those whose masked form ends with the secret's last characters, which
+    every version shows alike."""
+    t = await new_tenant(client)
+    await new_service(client, t)
+    secret = "sk-or-v1-" + "0123456789abcdef" * 4
+    first = await new_key(client, t, secret=secret)
+    earlier = "sk-" + "•" * (len(secret) - 7) + secret[-4:]
+    await redis.hset(keys.service(t.id, "openai"), f"k:{first['id']}", earlier)
+    for add in (
+        client.post("/v1/services/openai/keys", json={"label": "a", "secret": secret},
+                    headers=t.auth),
+        client.post("/v1/services/openai/keys/bulk", json={"keys": [{"secret": secret}]},
+                    headers=t.auth),
+    ):  # fmt: skip
+        r = await add
+        assert r.status_code == 400
+        assert r.json()["error"].endswith(f"secret: already in this service (key {first['id']})")
+
+
 async def test_concurrent_adds_of_one_key_store_it_once(client):
     t = await new_tenant(client)
     await new_service(client, t)

@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from rotator.crypto import aad_for_key, aad_for_webhook_secret
+from rotator.crypto import KeyRing, aad_for_key, aad_for_webhook_secret
 from rotator.domain import iprange, tokens
 from rotator.domain.errors import Conflict, InvalidField, NotFound
-from rotator.domain.models import DEFAULT_EVENTS
+from rotator.domain.models import DEFAULT_EVENTS, NewKey
 from rotator.store import apps, keys, services, tenants
 from rotator.store.connection import Durability
 from rotator.store.scripts import tenants as tenant_scripts
@@ -497,3 +497,32 @@ async def test_app_ids_share_the_tenant_sequence_with_keys(redis, durability, se
     )
     a = await apps.add_app(redis, durability, tid, name="web", now_ms=T0_MS)
     assert a.id == k.id + 1
+
+
+async def test_adding_keys_decrypts_each_stored_key_alike_once(redis, durability, settings):
+    """The duplicate check opens the stored keys that could match once per call, not once
+    per new key: a bulk add of N alike keys to M costs M decryptions, not N x M."""
+    opened: list[bytes] = []
+
+    class Counting(KeyRing):
+        def open(self, blob: bytes, aad: bytes) -> bytes:
+            opened.append(aad)
+            return super().open(blob, aad)
+
+    ring = Counting(settings.keyring.keys)
+    tid = (await new_tenant(redis, durability)).id
+    await services.create_service(redis, durability, tid, slug="s", policy="usage", now_ms=T0_MS)
+
+    def alike(tag: str) -> list[NewKey]:  # one length, one last four: masked alike
+        return [NewKey(secret=f"sk-{tag}{i:04d}" + "x" * 30 + "TAIL") for i in range(40)]
+
+    first = await services.add_keys(redis, durability, ring, tid, "s", alike("a"), now_ms=T0_MS)
+    opened.clear()
+    await services.add_keys(redis, durability, ring, tid, "s", alike("b"), now_ms=T0_MS)
+    assert sorted(opened) == sorted(aad_for_key(tid, "s", k.id) for k in first.keys)
+    held = rf"keys\[1\]\.secret: already in this service \(key {first.keys[0].id}\)"
+    with pytest.raises(InvalidField, match=held):
+        await services.add_keys(
+            redis, durability, ring, tid, "s",
+            [NewKey(secret="sk-new-0123456789abcdefTAIL"), *alike("a")[:3]], now_ms=T0_MS,
+        )  # fmt: skip

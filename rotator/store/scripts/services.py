@@ -6,7 +6,7 @@ it through `Durable` (an fsync-acknowledged write) or `Plain`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -86,11 +86,18 @@ class NewKeyFields(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def key_add(
-    tenant: str, slug: str, created_ms: int, new: Sequence[NewKeyFields], *, compared: str
+    tenant: str,
+    slug: str,
+    created_ms: int,
+    new: Sequence[NewKeyFields],
+    *,
+    compared: str,
+    endings: Collection[str],
 ) -> Call[int]:
     """Append keys to the rotation, all or none: how many were added (0: no such service;
-    -1: the keys masked alike are no longer `compared`, those the secrets were checked with)."""
-    args: list[Any] = [created_ms, compared]
+    -1: the keys whose masked form ends as one of `endings` are no longer `compared`, those
+    the secrets were checked against)."""
+    args: list[Any] = [created_ms, compared, len(endings), *endings]
     for k in new:
         args += [k.id, k.label, k.sealed, k.max_, k.masked, k.weight, k.rpm]
     return Call(_KEY_ADD, (keys.service(tenant, slug),), args, decode.integer)
