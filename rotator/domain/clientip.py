@@ -36,9 +36,19 @@ class ClientIpResolver:
     def _resolve(self, peer: str, forwarded_for: str | None) -> str:
         if not self.trusted or not forwarded_for or not self._is_trusted(peer):
             return peer
-        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        hops = [_without_port(h.strip()) for h in forwarded_for.split(",") if h.strip()]
         for hop in reversed(hops):
             if not self._is_trusted(hop):
                 return hop
         # every hop is a trusted proxy: the left-most one is the closest we know to the client
         return hops[0] if hops else peer
+
+
+def _without_port(hop: str) -> str:
+    """The address of a hop some proxies write with its port (`203.0.113.9:50001`,
+    `[2001:db8::1]:443`), so that its port does not make it another client."""
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:  # an IPv6 address has at least two
+        return hop.partition(":")[0]
+    return hop

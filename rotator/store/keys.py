@@ -129,8 +129,9 @@ Global:
                               hex of the operator token it was opened with: live only while
                               the API runs with that token)
   kr:signin_fail:<hex>  STRING console sign-in attempts, less those that succeeded, from one
-                              address (ip_hex: IPv4 whole, IPv6 its /64) in the current
-                              window (signin_attempt.lua; expires with the window)
+                              address (ip_hex: IPv4 whole, IPv6 its /64; "n" and a digest of
+                              an address that is no IP) in the current window
+                              (signin_attempt.lua; expires with the window)
   kr:audit              STREAM the operator's audit log: every tenant's records (copied
                               right after the tenant's own) and the operator writes that
                               name no tenant; same fields and trimming as {t:T}:audit
@@ -156,6 +157,7 @@ What a backup holds of all this: store/backup/selection.py.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from rotator.domain.iprange import ip_hex, throttled_part
@@ -376,8 +378,13 @@ def operator_session(secret_hash: str) -> str:
 
 
 def signin_failures(client_ip: str) -> str:
-    """The counter of `client_ip`: by its hex, IPv4 whole and IPv6 by its /64 (iprange)."""
-    return SIGNIN_FAILURES_PREFIX + throttled_part(ip_hex(client_ip))
+    """The counter of `client_ip`: by its hex, IPv4 whole and IPv6 by its /64 (iprange). An
+    address that is no IP (a proxy's `unknown` or obfuscated `_name`) counts by a digest of
+    its text: one shared counter would let anyone's guesses lock every such client out."""
+    address_hex = ip_hex(client_ip)
+    if not address_hex:
+        return SIGNIN_FAILURES_PREFIX + "n" + hashlib.sha256(client_ip.encode()).hexdigest()[:32]
+    return SIGNIN_FAILURES_PREFIX + throttled_part(address_hex)
 
 
 WORKER_ALIVE_PREFIX = "kr:worker_alive:"

@@ -102,6 +102,24 @@ async def test_an_ipv6_client_is_counted_by_its_64(proxied):
     assert r.status_code == 429
 
 
+@pytest.mark.parametrize(
+    ("attacker", "same", "other"),
+    [
+        ("203.0.113.9:50001", "203.0.113.9:50002", "198.51.100.7:50001"),
+        ("[2001:db8:1::1]:443", "2001:db8:1::2", "[2001:db8:2::2]:443"),
+        ("unknown", "unknown", "_hidden"),  # no IP: counted by their text
+    ],
+)
+async def test_hops_with_ports_or_without_an_ip_have_budgets_of_their_own(
+    proxied, attacker, same, other
+):
+    t = await new_tenant(proxied)
+    for _ in range(sessions.SIGNIN_MAX_FAILURES):
+        await sign_in(proxied, f"kta_{t.id}_wrong", attacker)
+    assert (await sign_in(proxied, t.admin_token, same)).status_code == 429
+    assert (await sign_in(proxied, t.admin_token, other)).status_code == 303
+
+
 async def test_the_demo_throttle_counts_an_ipv6_client_by_its_64(proxied, settings):
     t = await new_tenant(proxied, demo=True)
     await new_service(proxied, t)

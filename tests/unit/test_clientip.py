@@ -34,3 +34,13 @@ def test_joined_header_lines_are_one_list():
     r = resolver("127.0.0.1/32")
     assert r.resolve("127.0.0.1", "10.1.2.3,8.8.8.8") == "8.8.8.8"
     assert r.resolve("127.0.0.1", "10.1.2.3, 8.8.8.8,127.0.0.1") == "8.8.8.8"
+
+
+def test_a_hop_written_with_its_port_is_its_address():
+    # some proxies (Azure Application Gateway) write the client's port too
+    r = resolver("10.0.0.0/8")
+    assert r.resolve("10.0.0.2", "203.0.113.9:50001") == "203.0.113.9"
+    assert r.resolve("10.0.0.2", "[2001:db8::1]:443") == "2001:db8::1"
+    assert r.resolve("10.0.0.2", "[2001:db8::1]") == "2001:db8::1"
+    assert r.resolve("10.0.0.2", "203.0.113.9, 10.0.0.7:8080") == "203.0.113.9"
+    assert r.resolve("10.0.0.2", "2001:db8::1") == "2001:db8::1"  # colons, no port
