@@ -67,7 +67,7 @@ def mint_app(tenant: str, app_id: int | str) -> NewToken:
 
 def parse(token: str) -> ParsedToken | None:
     """Split a token into its parts; None when malformed (the caller answers 'invalid token')."""
-    if len(token) > 256:
+    if len(token) > 256 or token[3:4] != "_":  # `krcAb_…` is no token of ours
         return None
     kind = token[:3]
     if kind == APP:

@@ -26,6 +26,8 @@ def test_a_minted_token_parses():
         "kra_abc_1\n_secret",
         "krc_ABC_secret",
         "krc_\u0430bc_secret",  # Cyrillic a
+        "krcAbCdEfGh_ijk_lmnopqrstu",  # no '_' after the kind: a hosted token, importable
+        "kraX_abc_1_secret",
     ],
 )
 def test_malformed_tokens_are_refused(token):
@@ -36,3 +38,8 @@ def test_malformed_tokens_are_refused(token):
 def test_tenant_ids_are_matched_whole(tenant):
     assert not tokens.valid_tenant_id(tenant)
     assert tokens.valid_tenant_id(tokens.new_tenant_id())
+
+
+def test_a_hosted_token_that_begins_like_ours_can_be_imported():
+    assert tokens.imported_problem("krcAbCdEfGh_ijk_lmnopqrstu") is None
+    assert tokens.imported_problem("krc_abc_lmnopqrstuvwxyz") is not None
