@@ -37,7 +37,7 @@ from msgspec import UNSET, UnsetType
 from rotator import request_scope
 from rotator.api import delivery_answers as answers
 from rotator.api.delivery_openapi import ERROR_RESPONSES, NextKeyOperation
-from rotator.api.delivery_request import DeliveryHeaders, query_values
+from rotator.api.delivery_request import DeliveryHeaders, masks, query_values
 from rotator.api.errors import HANDLERS, store_outage
 from rotator.api.headers import API_HEADER_TUPLES
 from rotator.api.outcomes import counted
@@ -84,7 +84,6 @@ class NextKey(msgspec.Struct):
     meta: Meta
 
 
-_MASK_ON = frozenset(("1", "true"))
 _OK_HEADERS = ((b"content-type", b"application/json"), *API_HEADER_TUPLES)
 # draft-ietf-httpapi-ratelimit-headers-09: the tightest daily limit, as one policy named "daily"
 _POLICY, _POLICY_VALUE = b"ratelimit-policy", b'"daily";q=%d;w=86400'
@@ -169,7 +168,7 @@ async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
         secrets = state.secrets
         if delivery.key_ids is not None:
             secrets.prune(delivery.tenant, service, delivery.key_ids)
-        masked = delivery.demo or query.get("mask") in _MASK_ON
+        masked = delivery.demo or ("mask" in query and masks(query["mask"]))
         try:
             prefix = secrets.body_prefix(
                 delivery.tenant, service, delivery.key_id, delivery.ciphertext,

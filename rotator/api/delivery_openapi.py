@@ -50,7 +50,8 @@ PARAMETERS = [
         name="mask",
         param_in="query",
         schema=_STRING,
-        description="`1` or `true` masks the key in the response (a demo tenant always masks).",
+        description="`1`, `true`, `yes` or `on` (any case) masks the key in the response; "
+        "repeated, it masks if any value does (a demo tenant always masks).",
     ),
 ]
 

@@ -8,7 +8,8 @@ it on generated query strings, tests/unit/test_delivery_request.py):
 - the query string is decoded as latin-1, split on `&` only, each part split at its
   first `=`, and `+` and `%xx` decoded (UTF-8, invalid sequences replaced) in names
   and values: what `urllib.parse.parse_qsl(keep_blank_values=True)` does;
-- a repeated parameter resolves to its first occurrence (MultiDict.get);
+- a repeated parameter resolves to its first occurrence (MultiDict.get), but for `mask`:
+  its first value that masks, if any does (MASK_ON);
 - several lines of one header are one comma-separated list (RFC 9110 §5.3), joined in
   order: a proxy that appends its own X-Forwarded-For line (HAProxy's `option
   forwardfor`) must not let the client's line hide it. A header that is not a list
@@ -23,10 +24,15 @@ from litestar.types import Scope
 
 QUERY_NAMES = frozenset(("service", "token", "app_token", "mask"))
 """The query parameters the handler reads (documented in api/delivery_openapi.py)."""
+MASK_ON = frozenset(("1", "true", "yes", "on"))
+"""The `mask` values that mask, in any case. A repeated `mask` masks when any of its values
+does: a client that adds `&mask=1` to a URL already holding `mask=0`, as the hosted guide
+says to add it, is answered masked, which is the safe way to be wrong."""
 
 
 def query_values(query_string: bytes) -> dict[str, str]:
-    """The first value of each of QUERY_NAMES present in `query_string`.
+    """The first value of each of QUERY_NAMES present in `query_string` (of `mask`, the
+    first that masks, if any does).
 
     Decoding is skipped for the (usual) parts with no `%` and no `+`; a name is decoded
     before it is compared, so `%73ervice=x` is `service`, as Litestar read it."""
@@ -37,11 +43,17 @@ def query_values(query_string: bytes) -> dict[str, str]:
         name, _, value = part.partition("=")
         if "%" in name or "+" in name:
             name = unquote(name.replace("+", " "))
-        if name in QUERY_NAMES and name not in found:
+        if name in QUERY_NAMES and (name not in found or name == "mask"):
             if "%" in value or "+" in value:
                 value = unquote(value.replace("+", " "))
-            found[name] = value
+            if name not in found or (masks(value) and not masks(found[name])):
+                found[name] = value
     return found
+
+
+def masks(value: str) -> bool:
+    """Whether a `mask` value asks for the key masked (MASK_ON)."""
+    return value.lower() in MASK_ON
 
 
 class DeliveryHeaders:

@@ -63,6 +63,25 @@ async def test_mask_keeps_prefix_and_last_four(client, redis, settings):
     assert body["key"] == "sk-proj-" + BULLET * (len(SECRET) - 12) + "ZZZZ"
 
 
+@pytest.mark.parametrize(
+    ("query", "masked"),
+    [
+        ("mask=0&mask=1", True),  # `&mask=1` added to a URL holding mask=0, as the guide says
+        ("mask=1&mask=0", True),
+        ("mask=TRUE", True),
+        ("mask=yes", True),
+        ("mask=On", True),
+        ("mask=0", False),
+        ("mask=", False),
+        ("", False),
+    ],
+)
+async def test_any_value_that_masks_masks(client, redis, settings, query, masked):
+    _, token = await seeded(redis, settings)
+    r = await client.get(f"/keyrotator/api/next.php?service=openai&token={token}&{query}")
+    assert (r.json()["masked"], SECRET in r.text) == (masked, not masked)
+
+
 async def test_demo_tenant_always_masks(client, redis, settings):
     _, token = await seeded(redis, settings, demo=True)
     body = (

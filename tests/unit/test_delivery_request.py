@@ -21,9 +21,14 @@ QUERIES = st.lists(_PIECES | st.text(max_size=4), max_size=12).map("".join)
 
 
 def litestar_values(raw: bytes) -> dict[str, str]:
-    """What `request.query_params.get(name)` gave the `@get` handler, per name present."""
+    """What `request.query_params.get(name)` gave the `@get` handler, per name present; of
+    `mask`, its first value that masks, if any does."""
     query = MultiDict(parse_query_string(raw))
-    return {name: query.get(name) for name in QUERY_NAMES if name in query}
+    found = {name: query.get(name) for name in QUERY_NAMES if name in query}
+    masking = [v for v in query.getall("mask", []) if v.lower() in ("1", "true", "yes", "on")]
+    if masking:
+        found["mask"] = masking[0]
+    return found
 
 
 @given(QUERIES)
@@ -31,6 +36,7 @@ def litestar_values(raw: bytes) -> dict[str, str]:
 @example("%73ervice=op%65nai&token=a+b%2Bc")
 @example("service=%ff%fe&mask")
 @example("==&=x&service==")
+@example("mask=0&mask=1&mask=TRUE")
 def test_query_values_equal_litestars(text: str) -> None:
     raw = text.encode("utf-8")
     assert query_values(raw) == litestar_values(raw)
