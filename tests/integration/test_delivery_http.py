@@ -68,6 +68,7 @@ async def test_mask_keeps_prefix_and_last_four(client, redis, settings):
     [
         ("mask=0&mask=1", True),  # `&mask=1` added to a URL holding mask=0, as the guide says
         ("mask=1&mask=0", True),
+        ("mask=true", True),
         ("mask=TRUE", True),
         ("mask=yes", True),
         ("mask=On", True),
