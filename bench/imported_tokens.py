@@ -29,7 +29,6 @@ import redis.asyncio as aioredis
 from bench import seeding, wrk
 from bench.servers import Placement, Uvicorn, start_valkey
 from rotator.crypto import KeyRing
-from rotator.domain.clock import system_clock
 from rotator.store import tenants
 from rotator.store.connection import Durability
 
@@ -40,9 +39,7 @@ async def _import_tokens(url: str, tenant_ids: list[str]) -> list[str]:
     try:
         for tid in tenant_ids:
             token = "hosted" + secrets.token_urlsafe(24)  # opaque, as the guide's demo token
-            await tenants.issue_client_token(
-                client, Durability(), tid, token, now_ms=system_clock()
-            )
+            await tenants.issue_client_token(client, Durability(), tid, token)
             chosen.append(token)
     finally:
         await client.aclose()

@@ -80,12 +80,13 @@ cost no round trip within it (a random token costs one lookup, never a script ca
 token imported just after a client tried it works within 5 s on every process."""
 
 IMPORT_CLAIM_PENDING_MS = 60_000
-"""How long an imported token's index entry counts as held by the import that wrote it
-before that import's owner accepts the token (store/token_index.py): an import writes the
-entry, then its hash, and another import of the same value within this window is refused
-(409) instead of taking the entry over. Far longer than the two writes take (each gives up
-after ROTATOR_REDIS_TIMEOUT_MS, or WAITAOF's timeout); the cost is that an import that
-failed between its two writes keeps the value for this long."""
+"""How long an imported token's claim in the index counts as an import in progress, by the
+clock of the entry's node (store/token_index.py): an import claims the entry, writes its
+hash, then confirms the claim, and another import of the same value within this window is
+refused (409) instead of taking the entry over. Far longer than the writes take (each
+gives up after ROTATOR_REDIS_TIMEOUT_MS, or WAITAOF's timeout), and than clocks of one
+store's nodes differ; the cost is that an import that failed between its writes keeps the
+value for this long."""
 
 # --- webhooks --------------------------------------------------------------------------------
 

@@ -255,12 +255,10 @@ async def prepare_demo(redis: Any, durability: Any, ring: KeyRing) -> tuple[str,
         await durability.execute(pipe)
         created = True
     try:
-        issued = await tenants.issue_client_token(
-            redis, durability, tenant, GUIDE_DEMO_TOKEN, now_ms=now_ms()
-        )
+        issued = await tenants.issue_client_token(redis, durability, tenant, GUIDE_DEMO_TOKEN)
     except Conflict:
         say("the guide's demo token is another tenant's here; the demo gets a token of its own")
-        issued = await tenants.issue_client_token(redis, durability, tenant, now_ms=now_ms())
+        issued = await tenants.issue_client_token(redis, durability, tenant)
     return tenant, created, issued.client_token
 
 

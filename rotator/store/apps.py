@@ -66,9 +66,6 @@ async def add_app(
     chosen = token_index.check("app_token", app_token) if app_token is not None else None
     app_id = await redis.incr(keys.seq(tenant))
     token = chosen or tokens.mint_app(tenant, app_id)
-    if chosen:
-        owner = token_index.app_owner(tenant, app_id)
-        await token_index.claim(redis, durability, "app_token", chosen, owner, now_ms=now_ms)
     fields = {
         "name": name,
         "token": token.secret_hash,
@@ -79,7 +76,9 @@ async def add_app(
     }
     if chosen:
         fields["token_imported"] = "1"
-    await run(Durable(redis, durability), app_create(tenant, app_id, fields))
+    owner = token_index.app_owner(tenant, app_id)
+    async with token_index.claimed(redis, durability, "app_token", chosen, owner):
+        await run(Durable(redis, durability), app_create(tenant, app_id, fields))
     record = _record(str(app_id), {k.encode(): v.encode() for k, v in fields.items()})
     return AppCreated(**msgspec.structs.asdict(record), app_token=token.token)
 
@@ -142,13 +141,7 @@ async def update_app(
 
 
 async def issue_app_token(
-    redis: Redis,
-    durability: Durability,
-    tenant: str,
-    app_id: int,
-    app_token: str | None = None,
-    *,
-    now_ms: int,
+    redis: Redis, durability: Durability, tenant: str, app_id: int, app_token: str | None = None
 ) -> AppToken:
     """A new token for the app; the old one stops working with this write (one hash is
     kept). A suspended app stays suspended: its new token works once it is resumed.
@@ -160,10 +153,9 @@ async def issue_app_token(
         raise NotFound("app not found")
     owner = token_index.app_owner(tenant, app_id)
     token = chosen or tokens.mint_app(tenant, app_id)
-    if chosen:
-        await token_index.claim(redis, durability, "app_token", chosen, owner, now_ms=now_ms)
     fields = {"token": token.secret_hash, "token_imported": "1" if chosen else ""}
-    await _write(redis, durability, tenant, app_id, fields)
+    async with token_index.claimed(redis, durability, "app_token", chosen, owner):
+        await _write(redis, durability, tenant, app_id, fields)
     await _release_old(redis, durability, owner, old_hash, imported, token.secret_hash)
     return AppToken(app_token=token.token)
 
@@ -177,7 +169,7 @@ async def _release_old(
     new_hash: str = "",
 ) -> None:
     """After the app stopped accepting an imported token: its index entry goes (a crash
-    before this leaves it stale, which token_index.claim sees through)."""
+    before this leaves it stale, which token_index.take sees through)."""
     if imported == b"1" and old_hash and old_hash.decode() != new_hash:
         await token_index.release(redis, durability, old_hash.decode(), owner)
 

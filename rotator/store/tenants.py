@@ -175,12 +175,12 @@ async def create_tenant(
     }
     if chosen:
         fields["client_imported"] = "1"
-        owner = token_index.client_owner(tenant)
-        await token_index.claim(redis, durability, "client_token", chosen, owner, now_ms=now_ms)
     pipe = redis.pipeline(transaction=False)
     pipe.hset(keys.tenant(tenant), mapping=fields)
     pipe.sadd(keys.TENANTS, tenant)
-    await durability.execute(pipe)
+    owner = token_index.client_owner(tenant)
+    async with token_index.claimed(redis, durability, "client_token", chosen, owner):
+        await durability.execute(pipe)
     return TenantCreated(
         id=tenant,
         name=name,
@@ -317,12 +317,7 @@ async def check_writable(redis: Redis, tenant: str) -> None:
 
 
 async def issue_client_token(
-    redis: Redis,
-    durability: Durability,
-    tenant: str,
-    client_token: str | None = None,
-    *,
-    now_ms: int,
+    redis: Redis, durability: Durability, tenant: str, client_token: str | None = None
 ) -> ClientToken:
     """A new client token; the old one stops working with this write (only one hash is kept).
     Issued while the tenant is suspended, it is held until it is resumed (tenant_update.lua).
@@ -336,15 +331,14 @@ async def issue_client_token(
         raise NotFound("tenant not found")
     owner = token_index.client_owner(tenant)
     new = chosen or tokens.mint_client(tenant)
-    if chosen:
-        await token_index.claim(redis, durability, "client_token", chosen, owner, now_ms=now_ms)
     fields = {"client": new.secret_hash, "client_imported": "1" if chosen else ""}
-    await write_fields(redis, durability, tenant, fields)
+    async with token_index.claimed(redis, durability, "client_token", chosen, owner):
+        await write_fields(redis, durability, tenant, fields)
     # the hash is in client_held while the tenant is suspended
     old_hash = (client or held or b"").decode()
     if imported == b"1" and old_hash and old_hash != new.secret_hash:
         # race point: a concurrent reissue may have read the same old hash; releasing twice
-        # is harmless, and an entry missed by a crash here is stale (token_index.claim)
+        # is harmless, and an entry missed by a crash here is stale (token_index.take)
         await token_index.release(redis, durability, old_hash, owner)
     return ClientToken(client_token=new.token)
 

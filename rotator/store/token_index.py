@@ -14,21 +14,28 @@ durable steps on two slots. Their order keeps one rule through a crash between t
 point at an owner that does not accept the token (harmless: the delivery script compares the
 hash and answers 403), never the reverse (an owner accepting a token nobody can find).
 
-- importing: claim the index entry first, then write the hash on the tenant or app;
+- importing: claim the index entry first, then write the hash on the tenant or app, then
+  confirm the claim (`claimed`);
 - giving one up (reissue, app or tenant deletion): write the owner's new state first, then
   release the entry if it still names that owner.
 
 A crash between leaves a stale entry. It is never trusted: `claim` checks whether the owner it
 names still holds the token and takes it over if not, so a stale entry neither blocks another
-tenant's import for long nor accepts a request. An entry is "<owner> <ms claimed>": for
-IMPORT_CLAIM_PENDING_MS after its claim an entry whose owner does not hold the token yet is
-an import between its two writes, not a stale one, and another import of the value is
-refused; taking it over would leave both owners holding one token.
+tenant's import for long nor accepts a request.
+
+An entry is "<owner>", or "<owner> <ms>" between a claim and its confirmation. A claim is an
+import between its two writes: its owner does not hold the token yet, and taking the entry
+over as stale would leave two owners holding one token. So for IMPORT_CLAIM_PENDING_MS after
+it was made (by the clock of the entry's node, which judges it too) a claim is taken over by
+no one, and a release, which removes only confirmed entries, leaves a re-import by the same
+owner alone. Confirmed entries are what earlier versions wrote, so they read them still.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import logging
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from typing import NamedTuple
 
 from rotator.domain import tokens
@@ -40,6 +47,7 @@ from rotator.store.scripts.call import Durable
 from rotator.tuning import IMPORT_CLAIM_PENDING_MS
 
 IN_USE = "is already in use"
+log = logging.getLogger(__name__)
 
 
 class Chosen(NamedTuple):
@@ -80,13 +88,45 @@ async def _still_holds(redis: Redis, owner: str, token_hash: str) -> bool:
     return any(s is not None and tokens.same_hash(s, token_hash) for s in stored)
 
 
-async def claim(
-    redis: Redis, durability: Durability, field: str, chosen: Chosen, owner: str, *, now_ms: int
-) -> None:
-    """Point the index at `owner` before its hash is written (fsync-acknowledged).
-    FieldConflict (409, naming `field`) when another tenant or app holds the token."""
-    if await take(redis, durability, [(chosen.secret_hash, owner)], now_ms=now_ms):
+@asynccontextmanager
+async def claimed(
+    redis: Redis, durability: Durability, field: str, chosen: Chosen | None, owner: str
+) -> AsyncIterator[None]:
+    """Around the write of `owner`'s hash of `chosen` (None: no imported token, nothing to
+    do): the index points at `owner` before it (fsync-acknowledged) and is confirmed after.
+    FieldConflict (409, naming `field`) when another tenant or app holds or is importing the
+    token. A write that fails leaves the claim, stale after IMPORT_CLAIM_PENDING_MS."""
+    if chosen is None:
+        yield
+        return
+    taken = await take(redis, durability, [(chosen.secret_hash, owner)])
+    if taken.refused:
         raise FieldConflict(field, IN_USE)
+    yield
+    await confirm(redis, durability, taken.claims)
+
+
+class Taken(NamedTuple):
+    refused: dict[str, str]
+    """Token hash -> the owner holding it, for each claim refused."""
+    claims: list[scripts.Claimed]
+    """The claims made, to confirm once the owners' hashes are written."""
+
+
+async def confirm(redis: Redis, durability: Durability, claims: Sequence[scripts.Claimed]) -> None:
+    """Confirm claims whose owners hold their tokens now (fsync-acknowledged, one round
+    trip). One taken over meanwhile (its owner waited longer than IMPORT_CLAIM_PENDING_MS
+    between its writes) is logged: the index names another owner, which this one's clients
+    then reach no longer."""
+    if not claims:
+        return
+    results = await Durable(redis, durability).run_many([scripts.confirm(c) for c in claims])
+    for claim, ours in zip(claims, results, strict=True):
+        if not ours:
+            log.error(
+                "an imported token of %s was claimed by another owner while it was written; "
+                "give it a new token", describe(claim.owner),
+            )  # fmt: skip
 
 
 async def take(
@@ -95,55 +135,46 @@ async def take(
     wanted: Sequence[tuple[str, str]],
     *,
     replacing: Collection[str] = (),
-    now_ms: int,
-) -> dict[str, str]:
-    """Point the index at each (token hash, owner) of `wanted` unless another owner holds
-    that token; returns the refused ones, hash -> that holder. Nothing is written when one
-    is refused (but for a race: see below). A holder among the tenants `replacing` names
+) -> Taken:
+    """Claim each (token hash, owner) of `wanted` unless another owner holds or is importing
+    that token: the refused ones, hash -> that holder, and the claims made (`confirm` them
+    once the owners' hashes are written). Nothing is written when one is refused (but for a
+    race, or a claim in progress: see below). A holder among the tenants `replacing` names
     (a restore is about to write them as its file has them) does not count. One read and
     one fsync-acknowledged round trip for the whole list."""
-    entries, held = await _read(redis, wanted, replacing, now_ms)
+    entries, held = await _read(redis, wanted, replacing)
     if held or not wanted:
-        return held
+        return Taken(held, [])
     # race point: an entry may change between the read and the claims; each claim replaces
     # only the entry read (stale=), so a concurrent import wins or loses as a whole, and a
-    # claim it won is refused here (the list's other claims stand: the caller says so)
+    # claim it won is refused here, as is an entry that is a claim in progress (the script
+    # judges it by its node's clock); the list's other claims stand: the caller says so
     claims = [
-        scripts.claim(h, owner, stale=entry, now_ms=now_ms)
+        scripts.claim(h, owner, stale=entry, pending_ms=IMPORT_CLAIM_PENDING_MS)
         for (h, owner), entry in zip(wanted, entries, strict=True)
     ]
     results = await Durable(redis, durability).run_many(claims)
-    return {
+    refused = {
         token_hash: result.owner
         for (token_hash, _), result in zip(wanted, results, strict=True)
-        if not result.won
+        if isinstance(result, scripts.Refused)
     }
+    return Taken(refused, [r for r in results if isinstance(r, scripts.Claimed)])
 
 
 async def held_elsewhere(
-    redis: Redis,
-    wanted: Sequence[tuple[str, str]],
-    *,
-    replacing: Collection[str] = (),
-    now_ms: int,
+    redis: Redis, wanted: Sequence[tuple[str, str]], *, replacing: Collection[str] = ()
 ) -> dict[str, str]:
     """What `take` would refuse, read only (a restore's check before it writes)."""
-    return (await _read(redis, wanted, replacing, now_ms))[1]
-
-
-def _parse(entry: str) -> tuple[str, int]:
-    """An entry's owner and the ms it was claimed at (0 for an entry of format 1, which had
-    no time: it is old enough to be stale)."""
-    owner, _, claimed_ms = entry.partition(" ")
-    return owner, int(claimed_ms or 0)
+    return (await _read(redis, wanted, replacing))[1]
 
 
 async def _read(
-    redis: Redis, wanted: Sequence[tuple[str, str]], replacing: Collection[str], now_ms: int
+    redis: Redis, wanted: Sequence[tuple[str, str]], replacing: Collection[str]
 ) -> tuple[list[str], dict[str, str]]:
     """Each wanted token's entry ('' for none), and the owners that hold it, other than the
-    wanted one: the owner an entry names still accepts the token, or was claimed less than
-    IMPORT_CLAIM_PENDING_MS ago (it is about to), and is not being replaced."""
+    wanted one: the owner an entry names still accepts the token and is not being replaced
+    (a claim in progress is the claim script's to judge)."""
     if len({token_hash for token_hash, _ in wanted}) != len(wanted):
         raise ValueError("a token hash is wanted twice: only one owner can hold it")
     if not wanted:
@@ -154,13 +185,17 @@ async def _read(
     entries = [e.decode() if e is not None else "" for e in await pipe.execute()]
     held: dict[str, str] = {}
     for (token_hash, owner), entry in zip(wanted, entries, strict=True):
-        holder, claimed_ms = _parse(entry)
+        holder = owner_of(entry)
         if holder in ("", owner) or tenant_of(holder) in replacing:
             continue
-        pending = now_ms - claimed_ms < IMPORT_CLAIM_PENDING_MS
-        if pending or await _still_holds(redis, holder, token_hash):
+        if await _still_holds(redis, holder, token_hash):
             held[token_hash] = holder
     return entries, held
+
+
+def owner_of(entry: str) -> str:
+    """The owner an entry names, confirmed ("<owner>") or claimed ("<owner> <ms>")."""
+    return entry.partition(" ")[0]
 
 
 def tenant_of(owner: str) -> str:
@@ -175,7 +210,7 @@ def describe(owner: str) -> str:
 
 async def release(redis: Redis, durability: Durability, token_hash: str, owner: str) -> None:
     """Remove the entry after `owner` stopped accepting the token (fsync-acknowledged); an
-    entry since claimed by another owner is left alone."""
+    entry since claimed again, by `owner` or another, is left alone."""
     await release_all(redis, durability, [(token_hash, owner)])
 
 

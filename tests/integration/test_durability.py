@@ -355,7 +355,7 @@ async def test_a_write_answered_ask_goes_to_the_importing_node(aof_cluster):
         aof_cluster.move_keys(moving, 2, 0)  # the source now answers ASK for this tenant
         before = waitaof_calls(aof_cluster)
         # one EVAL: ASKING, EVAL there
-        token = (await tenants.issue_client_token(r, d, tenant, now_ms=T0_MS)).client_token
+        token = (await tenants.issue_client_token(r, d, tenant)).client_token
         assert waitaof_calls(aof_cluster)[0] == before[0] + 1
         aof_cluster.finish_migration(moving, 0)
         secret_hash = tokens.parse(token).secret_hash.encode()

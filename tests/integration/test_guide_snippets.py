@@ -13,7 +13,6 @@ from rotator.cli.processes import GUIDE_DEMO_TOKEN
 from rotator.store import tenants
 from rotator.store.connection import Durability
 from tests import system_packages
-from tests.conftest import T0_MS
 from tests.live import env_for, live_api
 from tests.lua import seed
 
@@ -25,7 +24,7 @@ async def live(valkey, redis, settings, master_key_b64):
     """A tenant whose client token is the guide's demo token (imported, as a tenant moving
     over keeps the token its clients send): the snippets run with a hosted token."""
     t = await seed.tenant(redis)
-    await tenants.issue_client_token(redis, Durability(), t.tenant, GUIDE_DEMO_TOKEN, now_ms=T0_MS)
+    await tenants.issue_client_token(redis, Durability(), t.tenant, GUIDE_DEMO_TOKEN)
     await seed.service(redis, t, "openai", policy="manual", max_daily=10000)
     await seed.key(redis, settings.keyring, t, "openai", SECRET, label="Primary")
     with live_api(env_for(valkey.url, master_key_b64)) as base:

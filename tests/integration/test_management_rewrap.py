@@ -71,8 +71,7 @@ async def test_rewrap_round_trip(redis, settings, clock):
     # the service now runs without the old key at all
     app = create_app(dataclasses.replace(settings, master_key=new_only), clock=clock)
     async with AsyncTestClient(app=app) as c:
-        issued = await tenants.issue_client_token(redis, Durability(), tid, now_ms=T0_MS)
-        token = issued.client_token
+        token = (await tenants.issue_client_token(redis, Durability(), tid)).client_token
         r = await c.get("/v1/next", params={"service": "stripe", "token": token})
         assert r.status_code == 200
         assert r.json()["key"] in {s for slug, s in secrets.values() if slug == "stripe"}

@@ -65,12 +65,12 @@ async def test_tenant_name_is_checked(redis, durability):
 async def test_issue_client_token_replaces_the_hash(redis, durability):
     created = await new_tenant(redis, durability)
     tid = created.id
-    fresh = (await tenants.issue_client_token(redis, durability, tid, now_ms=T0_MS)).client_token
+    fresh = (await tenants.issue_client_token(redis, durability, tid)).client_token
     stored = (await redis.hget(keys.tenant(tid), "client")).decode()
     assert stored == tokens.parse(fresh).secret_hash
     assert stored != tokens.parse(created.client_token).secret_hash
     with pytest.raises(NotFound):
-        await tenants.issue_client_token(redis, durability, "nosuchtenant", now_ms=T0_MS)
+        await tenants.issue_client_token(redis, durability, "nosuchtenant")
 
 
 COPIED = keys.COPIED_TENANT_FIELDS
@@ -119,7 +119,7 @@ async def test_a_service_created_during_a_tenant_update_gets_the_new_fields(
         return members
 
     monkeypatch.setattr(redis, "smembers", racing_read)
-    token = (await tenants.issue_client_token(redis, durability, tid, now_ms=T0_MS)).client_token
+    token = (await tenants.issue_client_token(redis, durability, tid)).client_token
     assert reads == 2
     fresh = tokens.parse(token).secret_hash.encode()
     tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
@@ -133,7 +133,7 @@ async def test_any_tenant_write_gives_a_service_without_copies_all_four(redis, d
     tid = (await new_tenant(redis, durability)).id
     await services.create_service(redis, durability, tid, slug="a", policy="usage", now_ms=T0_MS)
     await redis.hdel(keys.service(tid, "a"), *("@" + f for f in COPIED))
-    await tenants.issue_client_token(redis, durability, tid, now_ms=T0_MS)  # writes `client` only
+    await tenants.issue_client_token(redis, durability, tid)  # writes `client` only
     tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
     assert await copies(redis, tid, "a") == tenant and None not in tenant
 
@@ -147,7 +147,7 @@ async def test_every_delivery_field_of_the_tenant_is_copied_into_its_services(
         redis, durability, settings.keyring, tid,
         ip_allowlist=["10.0.0.0/8"], webhook_url="http://127.0.0.1:9/h", webhook_allow_private=True,
     )  # fmt: skip
-    await tenants.issue_client_token(redis, durability, tid, now_ms=T0_MS)
+    await tenants.issue_client_token(redis, durability, tid)
     await services.create_service(redis, durability, tid, slug="b", policy="usage", now_ms=T0_MS)
     tenant = await redis.hmget(keys.tenant(tid), list(COPIED))
     assert tenant[2] and tenant[3]  # an allowlist and the default events are set

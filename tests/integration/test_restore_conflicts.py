@@ -14,7 +14,6 @@ from rotator.store import keys, tenant_deletion, token_index
 from rotator.store.backup import load
 from rotator.store.connection import Durability
 from rotator.tuning import DELETION_RECHECK_AFTER_MS, IMPORTED_CACHE_TTL_MS
-from tests.conftest import T0_MS
 from tests.integration.backup_support import cli_env
 from tests.integration.cli_support import rotator
 from tests.integration.management import OPERATOR, Tenant, deliver, new_app, new_key, new_service
@@ -226,17 +225,15 @@ async def test_a_claim_refused_in_a_batch_writes_none_of_the_batch(client, redis
     moved = sha("charlie-client-token-0123456789")
     wanted = [(sha(HOSTED), "alpha"), (moved, "bravo")]
 
-    held = await token_index.take(
-        redis, Durability(), wanted, replacing={"alpha", "bravo", charlie.id}, now_ms=T0_MS
+    taken = await token_index.take(
+        redis, Durability(), wanted, replacing={"alpha", "bravo", charlie.id}
     )
 
-    assert held == {sha(HOSTED): dave.id}
+    assert (taken.refused, taken.claims) == ({sha(HOSTED): dave.id}, [])
     assert await indexed(redis, moved) == charlie.id
     assert await indexed(redis, sha(HOSTED)) == dave.id
     with pytest.raises(ValueError):
-        await token_index.take(
-            redis, Durability(), [(moved, "alpha"), (moved, "bravo")], now_ms=T0_MS
-        )
+        await token_index.take(redis, Durability(), [(moved, "alpha"), (moved, "bravo")])
 
 
 async def test_a_token_imported_between_the_check_and_the_write_stops_the_restore(
@@ -253,7 +250,7 @@ async def test_a_token_imported_between_the_check_and_the_write_stops_the_restor
     await ready(client, bravo, "sk-BRAVO-secret-0123456789")
     ring = settings.keyring
 
-    async def not_yet(redis, wanted, *, replacing=(), now_ms):  # the import lands after the check
+    async def not_yet(redis, wanted, *, replacing=()):  # the import lands after the check
         return {}
 
     monkeypatch.setattr(token_index, "held_elsewhere", not_yet)

@@ -184,8 +184,7 @@ async def test_suspension_keeps_the_data_and_a_client_token_issued_meanwhile(cli
     from rotator.store import tenants
     from rotator.store.connection import Durability
 
-    issued = await tenants.issue_client_token(redis, Durability(), t.id, now_ms=T0_MS)
-    fresh = issued.client_token
+    fresh = (await tenants.issue_client_token(redis, Durability(), t.id)).client_token
     assert (await deliver(client, fresh)).status_code == 403
     await suspend(client, t, False)
     assert (await deliver(client, fresh)).status_code == 200

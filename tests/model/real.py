@@ -179,10 +179,8 @@ class RealTenant:
             self.redis, self.durability, self.keyring, self.tenant, ip_allowlist=cidrs
         )
 
-    async def reissue_client_token(self, now_ms: int) -> ParsedToken:
-        issued = await tenants.issue_client_token(
-            self.redis, self.durability, self.tenant, now_ms=now_ms
-        )
+    async def reissue_client_token(self) -> ParsedToken:
+        issued = await tenants.issue_client_token(self.redis, self.durability, self.tenant)
         return token(issued.client_token)
 
     async def set_suspended(self, suspended: bool, now_ms: int) -> None:
@@ -265,10 +263,8 @@ class RealTenant:
     async def update_app(self, app_id: int, **changes: Any) -> None:
         await apps.update_app(self.redis, self.durability, self.tenant, app_id, **changes)
 
-    async def reissue_app_token(self, app_id: int, now_ms: int) -> ParsedToken:
-        issued = await apps.issue_app_token(
-            self.redis, self.durability, self.tenant, app_id, now_ms=now_ms
-        )
+    async def reissue_app_token(self, app_id: int) -> ParsedToken:
+        issued = await apps.issue_app_token(self.redis, self.durability, self.tenant, app_id)
         return token(issued.app_token)
 
     async def delete_app(self, app_id: int) -> None:

@@ -524,8 +524,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         app = self.model.apps[self.app_id(index)]
         app.token_generation += 1
         self.issue(
-            Credential(app.id, app.token_generation),
-            self.run(self.real.reissue_app_token(app.id, self.now_ms)),
+            Credential(app.id, app.token_generation), self.run(self.real.reissue_app_token(app.id))
         )
 
     @precondition(enabled("apps", lambda self: self.model.apps))
@@ -548,8 +547,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         tenant = self.model.tenant
         tenant.client_generation += 1
         self.issue(
-            Credential(None, tenant.client_generation),
-            self.run(self.real.reissue_client_token(self.now_ms)),
+            Credential(None, tenant.client_generation), self.run(self.real.reissue_client_token())
         )
 
     @precondition(enabled("tenant"))

@@ -230,7 +230,7 @@ async def _restore(
             "and keep the others; nothing was restored"
         )
     await _check_deletions(redis, in_file)
-    await _check_imported_tokens(redis, checked.imported_tokens, in_file, clock())
+    await _check_imported_tokens(redis, checked.imported_tokens, in_file)
     existing = await selection.tenant_keys(redis, data_only=False)
 
     pipe = redis.pipeline(transaction=False)
@@ -272,7 +272,7 @@ async def _restore(
             if len(batch) >= RESTORE_BATCH_TENANTS or batch_bytes >= RESTORE_BATCH_BYTES:
                 await claim.keep()
                 await _write_batch(
-                    redis, durability, batch, existing, in_file, checked.shared_tokens, clock()
+                    redis, durability, batch, existing, in_file, checked.shared_tokens
                 )
                 written += len(batch)
                 batch, batch_bytes = [], 0
@@ -280,9 +280,7 @@ async def _restore(
                     progress(written, len(checked.tenants))
     if batch:
         await claim.keep()
-        await _write_batch(
-            redis, durability, batch, existing, in_file, checked.shared_tokens, clock()
-        )
+        await _write_batch(redis, durability, batch, existing, in_file, checked.shared_tokens)
         written += len(batch)
         if progress is not None:
             progress(written, len(checked.tenants))
@@ -350,14 +348,12 @@ async def _check_deletions(redis: Redis, in_file: set[str]) -> None:
         )
 
 
-async def _check_imported_tokens(
-    redis: Redis, imported: dict[str, str], in_file: set[str], now_ms: int
-) -> None:
+async def _check_imported_tokens(redis: Redis, imported: dict[str, str], in_file: set[str]) -> None:
     """An imported token of the file that a tenant outside it holds now (given up, then
     imported there after the backup) is refused: restored, one token would open two
     tenants' keys."""
     wanted = list(imported.items())
-    held = await token_index.held_elsewhere(redis, wanted, replacing=in_file, now_ms=now_ms)
+    held = await token_index.held_elsewhere(redis, wanted, replacing=in_file)
     if held:
         token_hash, holder = next(iter(held.items()))
         raise RestoreRefused(
@@ -458,7 +454,6 @@ async def _write_batch(
     existing: dict[str, set[str]],
     in_file: set[str],
     shared: Collection[str],
-    now_ms: int,
 ) -> None:
     """The tenants' imported tokens claimed in the index (before the hashes that accept
     them, as an import does: token_index.py); the tenants' scripts, acknowledged on disk;
@@ -471,9 +466,9 @@ async def _write_batch(
         for token_hash, owner in registries.imported_tokens
         if token_hash not in shared
     ]
-    held = await token_index.take(redis, durability, wanted, replacing=in_file, now_ms=now_ms)
-    if held:  # imported there since the check above
-        token_hash, holder = next(iter(held.items()))
+    taken = await token_index.take(redis, durability, wanted, replacing=in_file)
+    if taken.refused:  # imported there since the check above, or being imported
+        token_hash, holder = next(iter(taken.refused.items()))
         owner = dict(wanted)[token_hash]
         raise RestoreRefused(
             await _taken(redis, owner, holder) + f"; the tenants of the file before "
@@ -482,6 +477,7 @@ async def _write_batch(
     await Durable(redis, durability).run_many(
         [restore_tenant(names, args) for _, names, args in batch]
     )
+    await token_index.confirm(redis, durability, taken.claims)
     pipe = redis.pipeline(transaction=False)
     for record, _, _ in batch:
         tenant = record.id
