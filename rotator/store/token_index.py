@@ -43,7 +43,7 @@ from rotator.domain.errors import FieldConflict, InvalidField
 from rotator.store import keys
 from rotator.store.connection import Durability, Redis
 from rotator.store.scripts import token_index as scripts
-from rotator.store.scripts.call import Durable
+from rotator.store.scripts.call import Durable, run
 from rotator.tuning import IMPORT_CLAIM_PENDING_MS
 
 IN_USE = "is already in use"
@@ -210,8 +210,13 @@ def describe(owner: str) -> str:
 
 async def release(redis: Redis, durability: Durability, token_hash: str, owner: str) -> None:
     """Remove the entry after `owner` stopped accepting the token (fsync-acknowledged); an
-    entry since claimed again, by `owner` or another, is left alone."""
-    await release_all(redis, durability, [(token_hash, owner)])
+    entry since claimed again, by `owner` or another, is left alone. A re-import by `owner`
+    may also have claimed, written and confirmed in the meantime: if `owner` holds the
+    token again once its entry is gone, the entry is put back."""
+    removed = await run(Durable(redis, durability), scripts.release(token_hash, owner))
+    if removed and await _still_holds(redis, owner, token_hash):
+        taken = await take(redis, durability, [(token_hash, owner)])
+        await confirm(redis, durability, taken.claims)
 
 
 async def release_all(

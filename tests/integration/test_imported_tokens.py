@@ -376,3 +376,28 @@ async def test_a_reissue_leaves_a_re_import_in_progress_indexed(client, redis):
     r = await client.post("/v1/tenant/client-token", json={}, headers=t.auth)
     assert r.status_code == 200
     assert await indexed(redis, sha(HOSTED)) == t.id
+
+
+async def test_a_re_import_racing_a_reissue_keeps_its_token_indexed(client, redis):
+    # the reissue writes one of our tokens; the tenant's re-import of its old token then
+    # claims, writes and confirms; the reissue's release comes last and removes the entry
+    # of a token the tenant holds again: it must put it back
+    from rotator.store import tenants
+    from rotator.store.connection import Durability
+
+    t = await imported_tenant(client)
+    await ready(client, t)
+
+    class ReImportAfterFirstWrite(Durability):
+        writes = 0
+
+        async def execute(self, pipe):
+            result = await super().execute(pipe)
+            self.writes += 1
+            if self.writes == 1:
+                await tenants.issue_client_token(redis, Durability(), t.id, HOSTED)
+            return result
+
+    await tenants.issue_client_token(redis, ReImportAfterFirstWrite(), t.id)
+    assert await indexed(redis, sha(HOSTED)) == t.id
+    assert (await deliver(client, HOSTED)).status_code == 200
