@@ -67,8 +67,9 @@ async def begin(redis: Redis, durability: Durability, tenant: str, *, now_ms: in
     imported = await token_index.of_tenant(redis, tenant)  # read before the blanking empties it
     with contextlib.suppress(NotFound):  # the tenant hash is gone: a resumed deletion
         await write_fields(redis, durability, tenant, dict(_BLANK))
-    for held in imported:  # after: an entry may outlive its token, never the reverse
-        await token_index.release(redis, durability, held.token_hash, held.owner)
+    # after: an entry may outlive its token, never the reverse; all at once, and with no
+    # put-back (release's): the apps still hold their tokens until they are deleted below
+    await token_index.release_all(redis, durability, imported)
     await revoke_tenant_sessions(redis, tenant)
     pipe = redis.pipeline(transaction=False)
     pipe.delete(keys.tenant(tenant))
