@@ -111,8 +111,8 @@ Global:
                               stopped, their keys are being removed (store/tenant_deletion.py;
                               the worker finishes and re-checks them)
   kr:tok:<h>            STRING the tenant ("<T>") or app ("<T>:<app id>") an imported token
-                              belongs to ("<owner> <ms>" from its claim until the owner's
-                              hash is written); h = sha256 hex of the whole token
+                              belongs to ("<owner> <ms> <nonce>" from its claim until the
+                              owner's hash is written); h = sha256 hex of the whole token
                               (store/token_index.py).
                               Its own slot, written before the tenant's hash and removed after
                               it changes, so it may point where the token no longer works

@@ -23,12 +23,18 @@ A crash between leaves a stale entry. It is never trusted: `claim` checks whethe
 names still holds the token and takes it over if not, so a stale entry neither blocks another
 tenant's import for long nor accepts a request.
 
-An entry is "<owner>", or "<owner> <ms>" between a claim and its confirmation. A claim is an
-import between its two writes: its owner does not hold the token yet, and taking the entry
-over as stale would leave two owners holding one token. So for IMPORT_CLAIM_PENDING_MS after
-it was made (by the clock of the entry's node, which judges it too) a claim is taken over by
-no one, and a release, which removes only confirmed entries, leaves a re-import by the same
-owner alone. Confirmed entries are what earlier versions wrote, so they read them still.
+An entry is "<owner>", or "<owner> <ms> <nonce>" from a claim to its confirmation. A claim
+is an import between its two writes: its owner does not hold the token yet, and taking the
+entry over as stale would leave two owners holding one token. So for
+IMPORT_CLAIM_PENDING_MS after it was made (by the clock of the entry's node, which judges it
+too) a claim is taken over by no one. Two more steps keep every moment covered:
+
+- a takeover of a stale entry is checked again once its own claim is in place: the stale
+  owner may have imported the token again in between, its entry reading as before;
+- a release first turns the entry into its owner's own claim, then checks whether the owner
+  holds the token again (a re-import raced it), and confirms it back or drops it.
+
+Confirmed entries are what earlier versions wrote, so they read them still.
 """
 
 from __future__ import annotations
@@ -122,7 +128,7 @@ async def confirm(redis: Redis, durability: Durability, claims: Sequence[scripts
         return
     results = await Durable(redis, durability).run_many([scripts.confirm(c) for c in claims])
     for claim, ours in zip(claims, results, strict=True):
-        if not ours:
+        if not ours and owner_of(await _entry(redis, claim.token_hash)) != claim.owner:
             log.error(
                 "an imported token of %s was claimed by another owner while it was written; "
                 "give it a new token", describe(claim.owner),
@@ -154,12 +160,28 @@ async def take(
         for (h, owner), entry in zip(wanted, entries, strict=True)
     ]
     results = await Durable(redis, durability).run_many(claims)
-    refused = {
-        token_hash: result.owner
-        for (token_hash, _), result in zip(wanted, results, strict=True)
-        if isinstance(result, scripts.Refused)
-    }
-    return Taken(refused, [r for r in results if isinstance(r, scripts.Claimed)])
+    refused: dict[str, str] = {}
+    won: list[scripts.Claimed] = []
+    for (token_hash, owner), entry, result in zip(wanted, entries, results, strict=True):
+        if isinstance(result, scripts.Refused):
+            refused[token_hash] = result.owner
+            continue
+        # a takeover is checked again with the claim in place: the owner read as stale may
+        # have imported the token again between the read and the claim (its entry reads as
+        # before), and now can no longer, so it holds the token now or never will
+        previous = owner_of(entry)
+        taken_over = previous not in ("", owner) and tenant_of(previous) not in replacing
+        if taken_over and await _still_holds(redis, previous, token_hash):
+            await run(Durable(redis, durability), scripts.swap(token_hash, result.entry, entry))
+            refused[token_hash] = previous
+            continue
+        won.append(result)
+    return Taken(refused, won)
+
+
+async def _entry(redis: Redis, token_hash: str) -> str:
+    raw = await redis.get(keys.token_index(token_hash))
+    return raw.decode() if raw is not None else ""
 
 
 async def held_elsewhere(
@@ -194,7 +216,7 @@ async def _read(
 
 
 def owner_of(entry: str) -> str:
-    """The owner an entry names, confirmed ("<owner>") or claimed ("<owner> <ms>")."""
+    """The owner an entry names, confirmed ("<owner>") or claimed ("<owner> <ms> <nonce>")."""
     return entry.partition(" ")[0]
 
 
@@ -210,21 +232,27 @@ def describe(owner: str) -> str:
 
 async def release(redis: Redis, durability: Durability, token_hash: str, owner: str) -> None:
     """Remove the entry after `owner` stopped accepting the token (fsync-acknowledged); an
-    entry since claimed again, by `owner` or another, is left alone. A re-import by `owner`
-    may also have claimed, written and confirmed in the meantime: if `owner` holds the
-    token again once its entry is gone, the entry is put back."""
-    removed = await run(Durable(redis, durability), scripts.release(token_hash, owner))
-    if removed and await _still_holds(redis, owner, token_hash):
-        taken = await take(redis, durability, [(token_hash, owner)])
-        await confirm(redis, durability, taken.claims)
+    entry since claimed again, by `owner` or another, is left alone. The entry first
+    becomes a claim of `owner` (no other import takes it meanwhile), then is dropped, or
+    confirmed back when `owner` holds the token again (a re-import raced this release)."""
+    durable = Durable(redis, durability)
+    marked = await run(durable, scripts.mark(token_hash, owner))
+    if marked is None:
+        return
+    if await _still_holds(redis, owner, token_hash):
+        await confirm(redis, durability, [marked])
+    else:
+        await run(durable, scripts.swap(token_hash, marked.entry, ""))
 
 
 async def release_all(
     redis: Redis, durability: Durability, entries: Sequence[tuple[str, str]]
 ) -> None:
-    """`release` of each (token hash, owner), in one fsync-acknowledged round trip."""
+    """Remove each (token hash, owner)'s confirmed entry, in one fsync-acknowledged round
+    trip, for owners that are going whatever they hold (a tenant being deleted; tokens a
+    restore gave to another tenant of its file)."""
     if entries:
-        await Durable(redis, durability).run_many([scripts.release(h, o) for h, o in entries])
+        await Durable(redis, durability).run_many([scripts.swap(h, o, "") for h, o in entries])
 
 
 class Held(NamedTuple):

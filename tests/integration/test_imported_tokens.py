@@ -331,7 +331,7 @@ async def claim_by_another(redis, age_ms: int | None = None) -> int:
         Plain(redis),
         token_claim(sha(HOSTED), "0123456789abcdef", pending_ms=IMPORT_CLAIM_PENDING_MS),
     )
-    now = int(entry.rpartition(" ")[2])
+    now = int(entry.split(" ")[1])
     if age_ms is not None:
         await redis.delete(keys.token_index(sha(HOSTED)))
         await run(
@@ -401,3 +401,83 @@ async def test_a_re_import_racing_a_reissue_keeps_its_token_indexed(client, redi
     await tenants.issue_client_token(redis, ReImportAfterFirstWrite(), t.id)
     assert await indexed(redis, sha(HOSTED)) == t.id
     assert (await deliver(client, HOSTED)).status_code == 200
+
+
+async def two_tenants_with_keys(client) -> tuple[Tenant, Tenant]:
+    a = await imported_tenant(client, name="a")
+    await new_service(client, a)
+    await new_key(client, a, secret="sk-A-secret-0123456789")
+    b = await new_tenant(client, name="b")
+    await new_service(client, b)
+    await new_key(client, b, secret="sk-B-secret-0123456789")
+    return a, b
+
+
+async def holding(redis, *tenant_ids: str) -> list[str]:
+    """Which of the tenants accept HOSTED as their client token."""
+    from rotator.store import token_index
+
+    return [
+        t for t in tenant_ids
+        if await token_index._still_holds(redis, token_index.client_owner(t), sha(HOSTED))
+    ]  # fmt: skip
+
+
+async def test_a_stale_owner_re_importing_during_a_takeover_keeps_its_token(client, redis):
+    # A gives HOSTED up; B reads A's entry, finds A not holding it (stale) and is about to
+    # claim it; A imports HOSTED again meanwhile (claim, write, confirm: "A" as before). B's
+    # claim then matches the entry it read, but A holds the token: B must not get it
+    from rotator.domain.errors import FieldConflict
+    from rotator.store import tenants
+    from rotator.store.connection import Durability
+
+    a, b = await two_tenants_with_keys(client)
+
+    class AReImportsBeforeBsClaim(Durability):
+        fired = False
+
+        async def execute(self, pipe):
+            if not self.fired:
+                self.fired = True
+                await tenants.issue_client_token(redis, Durability(), a.id, HOSTED)
+            return await super().execute(pipe)
+
+    await tenants.issue_client_token(redis, Durability(), a.id)  # gives HOSTED up
+    await redis.set(keys.token_index(sha(HOSTED)), a.id)  # as a crash before its release
+    with pytest.raises(FieldConflict):
+        await tenants.issue_client_token(redis, AReImportsBeforeBsClaim(), b.id, HOSTED)
+    assert await holding(redis, a.id, b.id) == [a.id]
+    assert await indexed(redis, sha(HOSTED)) == a.id
+    r = await deliver(client, HOSTED)
+    assert r.json()["key"] == "sk-A-secret-0123456789"
+
+
+async def test_no_import_takes_a_token_while_a_release_checks_it(client, redis):
+    # a reissue's release marks A's entry before it checks whether A holds the token again
+    # (A re-imported it after the reissue's write): B's import then meets a claim, not a gap
+    from rotator.domain.errors import FieldConflict
+    from rotator.store import tenants
+    from rotator.store.connection import Durability
+
+    a, b = await two_tenants_with_keys(client)
+    refused = []
+
+    class Interleaved(Durability):
+        writes = 0
+
+        async def execute(self, pipe):
+            result = await super().execute(pipe)
+            self.writes += 1
+            if self.writes == 1:  # the reissue's write: A re-imports its token
+                await tenants.issue_client_token(redis, Durability(), a.id, HOSTED)
+            elif self.writes == 2:  # the release's first step: B imports the value
+                try:
+                    await tenants.issue_client_token(redis, Durability(), b.id, HOSTED)
+                except FieldConflict:
+                    refused.append(b.id)
+            return result
+
+    await tenants.issue_client_token(redis, Interleaved(), a.id)
+    assert refused == [b.id]
+    assert await holding(redis, a.id, b.id) == [a.id]
+    assert await redis.get(keys.token_index(sha(HOSTED))) == a.id.encode()  # confirmed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, NamedTuple
 
 from rotator.store import keys
@@ -9,8 +10,8 @@ from rotator.store.scripts import decode, load
 from rotator.store.scripts.call import Call
 
 _CLAIM = load("token_index_claim")
-_CONFIRM = load("token_index_confirm")
-_RELEASE = load("token_index_release")
+_SWAP = load("token_index_swap")
+_MARK = load("token_index_mark")
 _LOOKUP = load("token_lookup")
 
 
@@ -18,7 +19,7 @@ class Claimed(NamedTuple):
     token_hash: str
     owner: str
     entry: str
-    """The entry the claim wrote ("<owner> <ms>"), which `confirm` replaces."""
+    """The entry the claim wrote ("<owner> <ms> <nonce>"), which `confirm` replaces."""
 
 
 class Refused(NamedTuple):
@@ -38,23 +39,29 @@ def claim(
         return Claimed(token_hash, owner, text) if won == 1 else Refused(text)
 
     now = "" if now_ms is None else now_ms
-    return Call(_CLAIM, (keys.token_index(token_hash),), (owner, stale, pending_ms, now), reply)
+    args = (owner, stale, pending_ms, now, secrets.token_hex(4))
+    return Call(_CLAIM, (keys.token_index(token_hash),), args, reply)
+
+
+def swap(token_hash: str, expected: str, replacement: str) -> Call[bool]:
+    """Replace kr:tok:<hash> only if it is `expected` ('' replacement: delete it)."""
+    return Call(_SWAP, (keys.token_index(token_hash),), (expected, replacement), decode.flag)
 
 
 def confirm(claimed: Claimed) -> Call[bool]:
-    """After the owner's hash is written: the claim becomes "<owner>". False when another
-    owner took the entry over meanwhile."""
-    return Call(
-        _CONFIRM,
-        (keys.token_index(claimed.token_hash),),
-        (claimed.entry, claimed.owner),
-        decode.flag,
-    )
+    """After the owner's hash is written: the claim becomes "<owner>". False when the entry
+    is no longer this claim."""
+    return swap(claimed.token_hash, claimed.entry, claimed.owner)
 
 
-def release(token_hash: str, owner: str) -> Call[bool]:
-    """Remove kr:tok:<hash> if it names `owner`, confirmed."""
-    return Call(_RELEASE, (keys.token_index(token_hash),), (owner,), decode.flag)
+def mark(token_hash: str, owner: str) -> Call[Claimed | None]:
+    """A release's first step: `owner`'s confirmed entry becomes a claim of its own; None
+    when the entry is anything else."""
+
+    def reply(raw: Any) -> Claimed | None:
+        return Claimed(token_hash, owner, raw.decode()) if raw else None
+
+    return Call(_MARK, (keys.token_index(token_hash),), (owner, secrets.token_hex(4)), reply)
 
 
 def _owner(reply: Any) -> str | None:
