@@ -21,6 +21,7 @@ from tests.integration.test_imported_tokens import (
     HOSTED,
     OTHER,
     app_deliver,
+    holding,
     imported_tenant,
     indexed,
     sha,
@@ -138,6 +139,16 @@ async def test_a_token_two_tenants_of_the_file_hold_is_accepted_by_neither(
     assert await indexed(redis, sha(HOSTED)) is None
     clock.advance(ms=IMPORTED_CACHE_TTL_MS)
     assert (await deliver(client, HOSTED)).status_code == 403
+    # neither accepts it, so importing it again gives it to one of them only
+    assert await holding(redis, alpha.id, bravo.id) == []
+    r = await client.post(
+        "/v1/tenant/client-token", json={"client_token": HOSTED}, headers=bravo.auth
+    )
+    assert r.status_code == 200
+    assert await holding(redis, alpha.id, bravo.id) == [bravo.id]
+    # alpha's other tokens still work
+    app = await new_app(client, alpha)
+    assert (await app_deliver(client, app["app_token"])).status_code == 200
 
 
 async def test_an_app_token_imported_elsewhere_since_the_backup_is_not_taken_back(

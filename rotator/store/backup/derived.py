@@ -16,8 +16,10 @@ the tenant's keys by the rule its writer follows:
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import msgspec
 
@@ -102,3 +104,45 @@ def sealed_blobs(record: TenantRecord) -> Iterator[tuple[str, bytes, bytes]]:
                     blob,
                     aad_for_key(record.id, slug, key_id),
                 )
+
+
+_TOKEN_FIELDS = {
+    "tenant": ({"client", "client_held"}, "client_imported"),
+    "service": ({"@" + "client"}, None),  # the tenant's field, copied for the delivery script
+    "app": ({"token"}, "token_imported"),
+}
+
+
+def without_shared(record: TenantRecord, shared: Collection[str]) -> TenantRecord:
+    """`record` with each imported token hash in `shared` (several owners hold it in the
+    file: Checked.shared_tokens) replaced by the hash of a random value, its imported flag
+    cleared: restored, none of its owners accepts it, so a later import of the value cannot
+    leave two owners accepting one token. An owner's other tokens keep working."""
+    if not shared:
+        return record
+    app_prefix = selection.app_name(record.id, "")
+    changed = []
+    for key in record.keys:
+        if isinstance(key, HashKey):
+            kind = (
+                "tenant" if key.name == selection.TENANT
+                else "service" if key.name.startswith(selection.SERVICE_PREFIX)
+                else "app" if key.name.startswith(app_prefix)
+                else None
+            )  # fmt: skip
+            if kind is not None:
+                key = _revoke(key, *_TOKEN_FIELDS[kind], shared)
+        changed.append(key)
+    return msgspec.structs.replace(record, keys=changed)
+
+
+def _revoke(key: HashKey, fields: set[str], flag: str | None, shared: Collection[str]) -> HashKey:
+    value = dict(key.value)
+    revoked = [f for f in fields if f in value and raw(value[f]).decode(errors="replace") in shared]
+    if not revoked:
+        return key
+    for field in revoked:
+        value[field] = hashlib.sha256(os.urandom(32)).hexdigest()  # matches no token
+    if flag is not None and flag in value:
+        value[flag] = ""
+    return msgspec.structs.replace(key, value=list(value.items()))

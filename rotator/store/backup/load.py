@@ -265,6 +265,7 @@ async def _restore(
                 )
             if not isinstance(record, TenantRecord):
                 continue
+            record = derived.without_shared(record, checked.shared_tokens)
             names, args, gone = script_call(record, existing.get(record.id, set()), clock())
             expired += gone
             batch.append((record, names, args))
