@@ -16,7 +16,15 @@ from rotator.store.connection import Durability
 from rotator.tuning import DELETION_RECHECK_AFTER_MS, IMPORTED_CACHE_TTL_MS
 from tests.integration.backup_support import cli_env
 from tests.integration.cli_support import rotator
-from tests.integration.management import OPERATOR, Tenant, deliver, new_app, new_key, new_service
+from tests.integration.management import (
+    OPERATOR,
+    Tenant,
+    deliver,
+    new_app,
+    new_key,
+    new_service,
+    new_tenant,
+)
 from tests.integration.test_imported_tokens import (
     HOSTED,
     OTHER,
@@ -274,3 +282,43 @@ async def test_a_token_imported_between_the_check_and_the_write_stops_the_restor
     assert await indexed(redis, sha(HOSTED)) == bravo.id
     assert await redis.hget(keys.tenant(alpha.id), "name") == b"renamed"  # not written
     assert await delivered(client, clock, HOSTED) == "sk-BRAVO-secret-0123456789"
+
+
+async def test_a_token_moved_within_the_file_is_never_held_by_two_mid_restore(
+    client, redis, settings, tmp_path, monkeypatch
+):
+    """R held the token at the backup, S (also in the file) imported it after: S is restored
+    in a later batch than R, and between the two batches both would accept it."""
+    from tests.integration.backup_support import make_backup
+    from tests.integration.test_imported_tokens import holding
+
+    alpha = await new_tenant(client, name="alpha")
+    await ready(client, alpha, "sk-ALPHA-secret-0123456789")
+    bravo = await new_tenant(client, name="bravo")
+    await ready(client, bravo, "sk-BRAVO-secret-0123456789")
+    probe = tmp_path / "probe.backup"
+    await make_backup(redis, settings.keyring, probe)
+    order = load.check_file(probe, settings.keyring).tenants
+    r, s = sorted((alpha, bravo), key=lambda t: order.index(t.id))  # R's batch comes first
+    reissue = "/v1/tenant/client-token"
+    assert (await client.post(reissue, json={"client_token": HOSTED}, headers=r.auth)).is_success
+    path = tmp_path / "kr.backup"
+    await make_backup(redis, settings.keyring, path)
+    assert (await client.post(reissue, json={}, headers=r.auth)).is_success
+    assert (await client.post(reissue, json={"client_token": HOSTED}, headers=s.auth)).is_success
+    monkeypatch.setattr(load, "RESTORE_BATCH_TENANTS", 1)
+    both = []
+
+    class Watching(Durability):
+        async def execute(self, pipe):
+            result = await super().execute(pipe)
+            if len(await holding(redis, r.id, s.id)) == 2:
+                both.append(True)
+            return result
+
+    await load.restore(redis, Watching(), settings.keyring, load.check_file(path, settings.keyring),
+                       clock=system_clock, replace=True)  # fmt: skip
+
+    assert both == []
+    assert await holding(redis, r.id, s.id) == [r.id]  # as the file has it
+    assert await indexed(redis, sha(HOSTED)) == r.id

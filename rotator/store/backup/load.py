@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ import msgspec
 
 from rotator.crypto import DecryptError, KeyRing, blob_fingerprint, blob_key_name
 from rotator.domain.clock import Clock, iso_ms
-from rotator.domain.errors import RotatorError, TenantSuspended
-from rotator.store import claims, keys, migrations, tenant_deletion, tenants, token_index
+from rotator.domain.errors import NotFound, RotatorError, TenantSuspended
+from rotator.store import apps, claims, keys, migrations, tenant_deletion, tenants, token_index
 from rotator.store import keyring as keyring_store
 from rotator.store.backup import derived, format, selection
 from rotator.store.backup.format import (
@@ -231,6 +232,7 @@ async def _restore(
         )
     await _check_deletions(redis, in_file)
     await _check_imported_tokens(redis, checked.imported_tokens, in_file)
+    await _take_back_moved_tokens(redis, durability, checked.imported_tokens, in_file)
     existing = await selection.tenant_keys(redis, data_only=False)
 
     pipe = redis.pipeline(transaction=False)
@@ -360,6 +362,23 @@ async def _check_imported_tokens(redis: Redis, imported: dict[str, str], in_file
         raise RestoreRefused(
             await _taken(redis, imported[token_hash], holder) + "; nothing was restored"
         )
+
+
+async def _take_back_moved_tokens(
+    redis: Redis, durability: Durability, imported: dict[str, str], in_file: set[str]
+) -> None:
+    """A token of the file that another tenant of the file holds now (it moved after the
+    backup) is taken from that tenant before anything is written: restored in a later batch
+    than the token's owner in the file, it would accept the token too in between. It gets a
+    token of ours instead, which its own restore then replaces."""
+    moved = await token_index.held_elsewhere(redis, list(imported.items()))
+    for holder in moved.values():  # all in the file: _check_imported_tokens refused others
+        tenant, _, app_id = holder.partition(":")
+        with contextlib.suppress(NotFound):  # gone meanwhile: it holds nothing
+            if app_id:
+                await apps.issue_app_token(redis, durability, tenant, int(app_id))
+            else:
+                await tenants.issue_client_token(redis, durability, tenant)
 
 
 async def _taken(redis: Redis, owner: str, holder: str) -> str:
