@@ -154,6 +154,9 @@ async def test_a_token_two_tenants_of_the_file_hold_is_accepted_by_neither(
     )
     assert r.status_code == 200
     assert await holding(redis, alpha.id, bravo.id) == [bravo.id]
+    # alpha's services hold the copy of its client field the delivery script reads
+    revoked = await redis.hget(keys.tenant(alpha.id), "client")
+    assert await redis.hget(keys.service(alpha.id, "openai"), "@client") == revoked
     # alpha's other tokens still work
     app = await new_app(client, alpha)
     assert (await app_deliver(client, app["app_token"])).status_code == 200
@@ -316,9 +319,14 @@ async def test_a_token_moved_within_the_file_is_never_held_by_two_mid_restore(
                 both.append(True)
             return result
 
+    said: list[str] = []
     await load.restore(redis, Watching(), settings.keyring, load.check_file(path, settings.keyring),
-                       clock=system_clock, replace=True)  # fmt: skip
+                       clock=system_clock, replace=True, say=said.append)  # fmt: skip
 
     assert both == []
+    assert said == [
+        f"note: tenant {s.id} held the imported token the file gives tenant {r.id}: it has a "
+        "new token now, and its restore writes the one the file has"
+    ]
     assert await holding(redis, r.id, s.id) == [r.id]  # as the file has it
     assert await indexed(redis, sha(HOSTED)) == r.id

@@ -120,6 +120,8 @@ def without_shared(record: TenantRecord, shared: Collection[str]) -> TenantRecor
     leave two owners accepting one token. An owner's other tokens keep working."""
     if not shared:
         return record
+    # one random value a hash: the services' copies of `client` stay equal to it
+    replacements = {h: hashlib.sha256(os.urandom(32)).hexdigest() for h in shared}
     app_prefix = selection.app_name(record.id, "")
     changed = []
     for key in record.keys:
@@ -131,18 +133,22 @@ def without_shared(record: TenantRecord, shared: Collection[str]) -> TenantRecor
                 else None
             )  # fmt: skip
             if kind is not None:
-                key = _revoke(key, *_TOKEN_FIELDS[kind], shared)
+                key = _revoke(key, *_TOKEN_FIELDS[kind], replacements)
         changed.append(key)
     return msgspec.structs.replace(record, keys=changed)
 
 
-def _revoke(key: HashKey, fields: set[str], flag: str | None, shared: Collection[str]) -> HashKey:
+def _revoke(
+    key: HashKey, fields: set[str], flag: str | None, replacements: dict[str, str]
+) -> HashKey:
     value = dict(key.value)
-    revoked = [f for f in fields if f in value and raw(value[f]).decode(errors="replace") in shared]
+    revoked = False
+    for field in fields & value.keys():
+        replacement = replacements.get(raw(value[field]).decode(errors="replace"))
+        if replacement is not None:
+            value[field], revoked = replacement, True  # matches no token
     if not revoked:
         return key
-    for field in revoked:
-        value[field] = hashlib.sha256(os.urandom(32)).hexdigest()  # matches no token
     if flag is not None and flag in value:
         value[flag] = ""
     return msgspec.structs.replace(key, value=list(value.items()))

@@ -231,8 +231,7 @@ async def _restore(
             "and keep the others; nothing was restored"
         )
     await _check_deletions(redis, in_file)
-    await _check_imported_tokens(redis, checked.imported_tokens, in_file)
-    await _take_back_moved_tokens(redis, durability, checked.imported_tokens, in_file)
+    await _settle_imported_tokens(redis, durability, checked.imported_tokens, in_file, say)
     existing = await selection.tenant_keys(redis, data_only=False)
 
     pipe = redis.pipeline(transaction=False)
@@ -351,34 +350,38 @@ async def _check_deletions(redis: Redis, in_file: set[str]) -> None:
         )
 
 
-async def _check_imported_tokens(redis: Redis, imported: dict[str, str], in_file: set[str]) -> None:
-    """An imported token of the file that a tenant outside it holds now (given up, then
-    imported there after the backup) is refused: restored, one token would open two
-    tenants' keys."""
-    wanted = list(imported.items())
-    held = await token_index.held_elsewhere(redis, wanted, replacing=in_file)
-    if held:
-        token_hash, holder = next(iter(held.items()))
-        raise RestoreRefused(
-            await _taken(redis, imported[token_hash], holder) + "; nothing was restored"
-        )
-
-
-async def _take_back_moved_tokens(
-    redis: Redis, durability: Durability, imported: dict[str, str], in_file: set[str]
+async def _settle_imported_tokens(
+    redis: Redis,
+    durability: Durability,
+    imported: dict[str, str],
+    in_file: set[str],
+    say: Callable[[str], None],
 ) -> None:
-    """A token of the file that another tenant of the file holds now (it moved after the
-    backup) is taken from that tenant before anything is written: restored in a later batch
-    than the token's owner in the file, it would accept the token too in between. It gets a
-    token of ours instead, which its own restore then replaces."""
-    moved = await token_index.held_elsewhere(redis, list(imported.items()))
-    for holder in moved.values():  # all in the file: _check_imported_tokens refused others
+    """The file's imported tokens that another owner holds now, from one read of the index:
+    - held outside the file (given up, then imported there after the backup): refused, for
+      restored, one token would open two tenants' keys;
+    - held by another tenant of the file (it moved after the backup): taken from it before
+      anything is written, for restored in a later batch than the token's owner in the
+      file, it would accept the token too in between. It gets a token of ours, which its
+      own restore then replaces."""
+    held = await token_index.held_elsewhere(redis, list(imported.items()))
+    for token_hash, holder in held.items():
+        if token_index.tenant_of(holder) not in in_file:
+            raise RestoreRefused(
+                await _taken(redis, imported[token_hash], holder) + "; nothing was restored"
+            )
+    for token_hash, holder in held.items():
         tenant, _, app_id = holder.partition(":")
         with contextlib.suppress(NotFound):  # gone meanwhile: it holds nothing
             if app_id:
                 await apps.issue_app_token(redis, durability, tenant, int(app_id))
             else:
                 await tenants.issue_client_token(redis, durability, tenant)
+        say(
+            f"note: {token_index.describe(holder)} held the imported token the file gives "
+            f"{token_index.describe(imported[token_hash])}: it has a new token now, and its "
+            "restore writes the one the file has"
+        )
 
 
 async def _taken(redis: Redis, owner: str, holder: str) -> str:
