@@ -30,14 +30,14 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     what is wrong."""
 
 
-PROBE_METHODS = ["GET", "HEAD"]
-"""Load balancers probe with either (HAProxy's `option httpchk HEAD /readyz`, for one)."""
-
-
 class NotReady(msgspec.Struct, frozen=True, kw_only=True):
     error: str
     ready: bool
     checks: Checks
+
+
+PROBE_METHODS = ["GET", "HEAD"]
+"""Load balancers probe with either (HAProxy's `option httpchk HEAD /readyz`, for one)."""
 
 
 @route("/healthz", http_method=PROBE_METHODS, include_in_schema=False)

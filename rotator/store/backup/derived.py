@@ -108,7 +108,7 @@ def sealed_blobs(record: TenantRecord) -> Iterator[tuple[str, bytes, bytes]]:
 
 _TOKEN_FIELDS = {
     "tenant": ({"client", "client_held"}, "client_imported"),
-    "service": ({"@" + "client"}, None),  # the tenant's field, copied for the delivery script
+    "service": ({"@client"}, None),  # the tenant's field as copied (keys.COPIES)
     "app": ({"token"}, "token_imported"),
 }
 
