@@ -5,7 +5,7 @@ Every decision is in scripts/lua/next_key.lua; the handler parses, makes one sto
 ciphertext) and sends pre-encoded bytes.
 
 The route is an ordinary Litestar `@get` route (`next_key`: its OpenAPI entry, its
-place in the app, OPTIONS and 405 as Litestar answers them), whose one middleware,
+place in the app, 405 as Litestar answers it), whose one middleware,
 `deliver`, answers every GET itself as a bare ASGI app and never calls the handler.
 Litestar's Request, parameter parsing, signature model and Response machinery cost
 about 30 µs of a delivery (issue #14; docs/scaling.md has the breakdown), more than
@@ -29,8 +29,10 @@ import logging
 from time import perf_counter
 
 import msgspec
-from litestar import get
+from litestar import Response, get, route
+from litestar.enums import HttpMethod
 from litestar.openapi import ResponseSpec
+from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import Receive, Scope, Send
 from msgspec import UNSET, UnsetType
 
@@ -41,6 +43,7 @@ from rotator.api.delivery_request import DeliveryHeaders, masks, query_values
 from rotator.api.errors import HANDLERS, store_outage
 from rotator.api.headers import API_HEADER_TUPLES
 from rotator.api.outcomes import counted
+from rotator.api.request_id import RequestIdMiddleware
 from rotator.api.state import AppState
 from rotator.crypto import DecryptError
 from rotator.domain import errors
@@ -254,4 +257,20 @@ async def _decrypt_failed(state: AppState, delivery: Delivery, request_id: bytes
         request_scope.close_scope(token)
 
 
-ROUTES = [next_key]
+@route(
+    list(DELIVERY_PATHS),
+    http_method=HttpMethod.OPTIONS,
+    include_in_schema=False,
+    sync_to_thread=False,
+    # the paths sit outside the app's request-id middleware (for `deliver`'s sake): this
+    # answer gets its X-Request-ID here, as every other answer on them does
+    middleware=[RequestIdMiddleware],
+)
+def options() -> Response[None]:
+    """OPTIONS as Litestar answers it for a GET route, with an X-Request-ID."""
+    return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": "GET, OPTIONS"})
+
+
+# `options` first: registered after `next_key`, it would meet the OPTIONS handler Litestar
+# adds to a route that has none (a 405's Allow then lists OPTIONS first: order is no meaning)
+ROUTES = [options, next_key]

@@ -24,6 +24,7 @@ from rotator.api.errors import rotator_error
 from rotator.crypto import aad_for_key
 from rotator.domain import errors, tokens
 from rotator.domain.masking import mask
+from rotator.request_ids import PROXY_ID
 from rotator.store import keys
 from tests.asgi import app_client
 from tests.integration.management import new_app, new_key, new_service, new_tenant
@@ -301,11 +302,15 @@ async def test_other_methods_as_litestar_answers_them(client, path):
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         r = await client.request(method, path)
         assert (r.status_code, r.content) == (405, b'{"error":"Method Not Allowed"}')
-        assert r.headers["allow"] == "GET, OPTIONS"
+        assert set(r.headers["allow"].split(", ")) == {"GET", "OPTIONS"}
+        assert PROXY_ID.fullmatch(r.headers["x-request-id"])
     r = await client.head(path)
     assert (r.status_code, r.content) == (405, b"")
+    assert PROXY_ID.fullmatch(r.headers["x-request-id"])
     r = await client.options(path)
     assert (r.status_code, r.headers["allow"]) == (204, "GET, OPTIONS")
+    # every answer on the delivery paths names its request, as the rest of the API's do
+    assert PROXY_ID.fullmatch(r.headers["x-request-id"])
 
 
 async def test_openapi_entry_is_the_routes(client):
