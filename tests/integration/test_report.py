@@ -207,6 +207,25 @@ async def test_a_cooling_current_key_hands_over_to_the_next(client, clock: FakeC
     assert await delivered(client, t, 2) == {b}
 
 
+async def test_rotate_moves_to_a_key_whose_cooldown_has_ended(client, clock: FakeClock, redis):
+    # a manual service's spare key is never delivered, so the entry of a cooldown that has
+    # ended stays in the store; rotate must read it as over, as deliveries and listings do
+    t, (a, b, c) = await setup(client, n_keys=3, policy="manual")
+    assert await delivered(client, t, 1) == {a}
+    await report(client, t.client_token, b, 429, retry_after=10)
+    clock.now_ms += 10_000
+    assert (await key_of(client, t, b))["state"] == "active"
+    r = await client.post("/v1/services/openai/rotate", headers=t.auth)
+    assert (r.status_code, r.json()["from_key_id"], r.json()["to_key_id"]) == (200, a, b)
+    assert await delivered(client, t, 1) == {b}
+
+    # nor is the primary itself skipped when its own cooldown ended before any delivery
+    await report(client, t.client_token, b, 429, retry_after=10)
+    clock.now_ms += 10_000
+    r = await client.post("/v1/services/openai/rotate", headers=t.auth)
+    assert (r.json()["from_key_id"], r.json()["to_key_id"]) == (b, c)
+
+
 async def test_reports_counted_by_status_class_in_usage(client):
     t, (a, _) = await setup(client)
     await delivered(client, t, 3)
