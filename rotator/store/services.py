@@ -672,14 +672,19 @@ async def move_key(
 
 # --- rotation -------------------------------------------------------------------------------
 async def rotate(
-    redis: Redis, durability: Durability, tenant: str, slug: str, *, events_maxlen: int
+    redis: Redis,
+    durability: Durability,
+    tenant: str,
+    slug: str,
+    *,
+    now_ms: int,
+    events_maxlen: int,
 ) -> Rotated:
     """Advance a manual service's primary to the next active key (scripts/lua/rotate.lua).
     A management write like the others: acknowledged once
     on disk, with the key.rotated it records."""
-    reply = await run(
-        Durable(redis, durability), scripts.rotate(tenant, slug, events_maxlen=events_maxlen)
-    )
+    call = scripts.rotate(tenant, slug, now_ms=now_ms, events_maxlen=events_maxlen)
+    reply = await run(Durable(redis, durability), call)
     if reply.status == "ok":
         return Rotated(service=slug, from_key_id=reply.from_key_id, to_key_id=reply.to_key_id)
     if reply.status == "service":

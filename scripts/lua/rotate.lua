@@ -2,11 +2,14 @@
 -- include: rotation
 -- KEYS[1] service hash {t:T}:svc:<slug>   KEYS[2] event stream {t:T}:events
 -- ARGV[1] service slug   ARGV[2] event stream cap (approximate)
+-- ARGV[3] now_ms ('' = Redis TIME): whether a key's cooldown has ended (key health)
 -- Returns {'ok', from_key_id, to_key_id} | {'service'} | {'policy', policy} | {'nokeys'}
 -- key.rotated (reason 'manual') is recorded only when the primary actually changes (one
 -- active key: no-op).
 
-local r = read_rotation(KEYS[1], 0)  -- the manual policy has no clock
+-- the manual policy has no lifetimes, but key health has cooldowns: an entry whose time has
+-- passed stays until the key is next delivered, and a spare key of a manual service never is
+local r = read_rotation(KEYS[1], clock_ms(ARGV[3]))
 if not r then
   return {'service'}
 end

@@ -77,7 +77,7 @@ async def test_rotate_waits_on_the_cluster_node_it_wrote(aof_three):
             await services.create_service(r, d, tenant, slug="m", policy="manual", now_ms=T0_MS)
             await r.hset(keys.service(tenant, "m"), mapping={"ids": "1,2", "a:1": 1, "a:2": 1})
             before = waitaof_calls(aof_three)
-            rotated = await services.rotate(r, d, tenant, "m", events_maxlen=100)
+            rotated = await services.rotate(r, d, tenant, "m", now_ms=T0_MS, events_maxlen=100)
             assert (rotated.from_key_id, rotated.to_key_id) == (1, 2)
             after = waitaof_calls(aof_three)
             assert [a - b for a, b in zip(after, before, strict=True)] == [

@@ -104,7 +104,7 @@ async def test_events_of_every_script_are_valid_json(store, redis, settings, clo
     m1 = await seed.key(redis, settings.keyring, t, manual, "sk-1")
     m2 = await seed.key(redis, settings.keyring, t, manual, "sk-2", max_daily=1)
     m3 = await seed.key(redis, settings.keyring, t, manual, "sk-3")
-    await services.rotate(redis, Durability(), t.tenant, manual, events_maxlen=1000)
+    await services.rotate(redis, Durability(), t.tenant, manual, now_ms=clock(), events_maxlen=1000)
     await store.next_key(t.client, manual, IP)
     await store.next_key(t.client, manual, IP)  # m2 is at its own limit: on to m3
     changes = {"now_ms": clock(), "events_maxlen": 1000}

@@ -28,8 +28,10 @@ async def store(settings, redis, clock):
     await s.close()
 
 
-async def rotate(redis, tenant, slug):
-    return await services.rotate(redis, Durability(), tenant, slug, events_maxlen=1000)
+async def rotate(redis, tenant, slug, now_ms):
+    return await services.rotate(
+        redis, Durability(), tenant, slug, now_ms=now_ms, events_maxlen=1000
+    )
 
 
 async def events(redis, tenant):
@@ -190,17 +192,17 @@ async def test_rejections_before_selection_are_not_counted(store, redis, setting
     assert await redis.exists(keys.usage(t.tenant, utc_day(clock()))) == 0
 
 
-async def test_manual_policy_sticks_to_primary_until_rotated(store, redis, settings):
+async def test_manual_policy_sticks_to_primary_until_rotated(store, redis, settings, clock):
     t = await seed.tenant(redis)
     await seed.service(redis, t, "s", policy="manual")
     a, b, c = [await seed.key(redis, settings.keyring, t, "s", f"sk-{i}") for i in range(3)]
     picks = [(await store.next_key(t.client, "s", IP)).key_id for _ in range(5)]
     assert picks == [a] * 5
-    rotated = await rotate(redis, t.tenant, "s")
+    rotated = await rotate(redis, t.tenant, "s", clock())
     assert (rotated.from_key_id, rotated.to_key_id) == (a, b)
     assert (await store.next_key(t.client, "s", IP)).key_id == b
     await redis.hset(keys.service(t.tenant, "s"), f"a:{c}", "0")
-    rotated = await rotate(redis, t.tenant, "s")  # skips the disabled key, wraps
+    rotated = await rotate(redis, t.tenant, "s", clock())  # skips the disabled key, wraps
     assert (rotated.from_key_id, rotated.to_key_id) == (b, a)
     await redis.hset(keys.service(t.tenant, "s"), f"a:{a}", "0")
     assert (await store.next_key(t.client, "s", IP)).key_id == b  # disabled primary: next active
@@ -218,16 +220,16 @@ async def test_manual_primary_at_its_key_limit_overflows(store, redis, settings)
         await store.next_key(t.client, "s", IP)
 
 
-async def test_rotate_errors(store, redis, settings):
+async def test_rotate_errors(store, redis, settings, clock):
     t = await seed.tenant(redis)
     await seed.service(redis, t, "u", policy="usage")
     await seed.service(redis, t, "m", policy="manual")
     with pytest.raises(errors.NotFound):
-        await rotate(redis, t.tenant, "nope")
+        await rotate(redis, t.tenant, "nope", clock())
     with pytest.raises(errors.Conflict):
-        await rotate(redis, t.tenant, "u")
+        await rotate(redis, t.tenant, "u", clock())
     with pytest.raises(errors.Conflict, match=r"^no active keys$"):
-        await rotate(redis, t.tenant, "m")
+        await rotate(redis, t.tenant, "m", clock())
 
 
 async def test_time_policy_expires_keys_by_the_clock(store, redis, settings, clock: FakeClock):

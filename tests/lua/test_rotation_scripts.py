@@ -131,7 +131,8 @@ async def test_disabling_a_key_that_is_not_current_changes_nothing(
 ):
     await services.create_service(redis, D, tenant.tenant, slug="s", policy="manual", now_ms=0)
     a, b, c = await add(redis, settings, clock, tenant, "s", 3)
-    await services.rotate(redis, D, tenant.tenant, "s", events_maxlen=1000)  # b is primary
+    # b is primary
+    await services.rotate(redis, D, tenant.tenant, "s", now_ms=clock(), events_maxlen=1000)
     await services.remove_key(redis, D, tenant.tenant, "s", a, **change(clock))
     await services.update_key(redis, D, tenant.tenant, "s", c, active=False, **change(clock))
     assert await current(redis, tenant, "s", clock) == b
@@ -228,7 +229,7 @@ async def test_moving_a_key_never_changes_the_current_key(
     assert await delivered(store, tenant, "s") == a
     # ... and what comes next is what the new order says
     if policy == "manual":
-        await services.rotate(redis, D, tenant.tenant, "s", events_maxlen=1000)
+        await services.rotate(redis, D, tenant.tenant, "s", now_ms=clock(), events_maxlen=1000)
     else:
         clock.advance(minutes=10)
     assert await delivered(store, tenant, "s") == c
@@ -252,7 +253,7 @@ async def test_a_policy_change_and_back_keeps_the_manual_primary(
 ):
     await services.create_service(redis, D, tenant.tenant, slug="s", policy="manual", now_ms=0)
     a, b, c = await add(redis, settings, clock, tenant, "s", 3)
-    await services.rotate(redis, D, tenant.tenant, "s", events_maxlen=1000)
+    await services.rotate(redis, D, tenant.tenant, "s", now_ms=clock(), events_maxlen=1000)
     assert await delivered(store, tenant, "s") == b
 
     # time starts afresh from the first key and moves through the keys as they expire

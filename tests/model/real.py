@@ -234,11 +234,11 @@ class RealTenant:
             now_ms=now_ms, events_maxlen=self.settings.events_maxlen,
         )  # fmt: skip
 
-    async def rotate(self, slug: str) -> tuple[int, int] | str:
+    async def rotate(self, slug: str, now_ms: int) -> tuple[int, int] | str:
         try:
             r = await services.rotate(
                 self.redis, self.durability, self.tenant, slug,
-                events_maxlen=self.settings.events_maxlen,
+                now_ms=now_ms, events_maxlen=self.settings.events_maxlen,
             )  # fmt: skip
         except errors.Conflict as exc:
             return "nokeys" if exc.message == errors.NoActiveKeys.message else "policy"

@@ -158,11 +158,11 @@ def _rotate_reply(reply: list[Any]) -> RotateReply:
     return RotateReply(status)
 
 
-def rotate(tenant: str, slug: str, *, events_maxlen: int) -> Call[RotateReply]:
+def rotate(tenant: str, slug: str, *, now_ms: int, events_maxlen: int) -> Call[RotateReply]:
     return Call(
         _ROTATE,
         (keys.service(tenant, slug), keys.events(tenant)),
-        (slug, events_maxlen),
+        (slug, events_maxlen, now_ms),
         _rotate_reply,
     )
 
