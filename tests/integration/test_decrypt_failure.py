@@ -123,3 +123,19 @@ async def test_an_app_token_500_uses_up_none_of_the_apps_limit(client, redis, se
         f"lra:{app['id']}:2": 1,
         "lr:openai:3": 1,
     }
+
+
+@pytest.mark.parametrize("policy", ["usage", "round_robin", "weighted", "least_recently_used"])
+async def test_a_broken_key_does_not_take_every_request_of_a_pool(client, redis, policy):
+    # rotation.md: a refunded delivery's step is not taken back, "so the next request gets the
+    # next key rather than the one that failed". The usage policy's step is the key's count,
+    # which the refund takes back: the broken key stays the least used and is picked forever
+    t = await new_tenant(client)
+    await new_service(client, t, policy=policy)
+    broken = await new_key(client, t)
+    good = await new_key(client, t, label="Backup")
+    await seal(redis, stranger(), t.id, broken["id"])
+
+    answers = [await deliver(client, t.client_token) for _ in range(4)]
+    assert [r.status_code for r in answers].count(500) <= 2
+    assert {r.json()["meta"]["key_id"] for r in answers if r.status_code == 200} == {good["id"]}
