@@ -256,7 +256,10 @@ def read_secret(prompt: str) -> str:
     import getpass
 
     if sys.stdin is None or not sys.stdin.isatty():
-        return read_text_file("-").strip()
+        piped = read_text_file("-").strip()
+        if "\n" in piped:  # the store would only say "control characters", naming no source
+            raise CliError("stdin: more than one line; pipe in one secret, on one line")
+        return piped
     try:
         typed = getpass.getpass(prompt)
     except UnicodeDecodeError:  # the terminal's bytes, which getpass decodes itself

@@ -185,7 +185,7 @@ COMMANDS = [
             per_minute("of the service", update=True),
             _warn(update=True),
             arg("--ttl-minutes", dest="key_ttl_minutes", type=limit_or_none, default=...,
-                metavar="N", help="key lifetime (time policy)"),
+                metavar="N|none", help="key lifetime (time policy); none removes it"),
             *_health_args(update=True),
         ),
         api=("PATCH /v1/services/{slug}",),

@@ -95,6 +95,23 @@ def test_an_argument_that_is_not_utf8_is_refused_naming_it(cli_env, args, source
     nothing_written(cli_env, before)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("key", "add", "acme", "openai", "--label", "x"),
+        ("tenant", "update", "acme", "--webhook-secret-stdin"),
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_a_secret_of_two_lines_on_stdin_is_refused_naming_stdin(cli_env, args):
+    setup(cli_env)
+    before = last_write(cli_env)
+    done = rotator(*args, env=cli_env, stdin=f"{SECRET}\nwhsec_second-line\n")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "rotator: stdin: more than one line; pipe in one secret, on one line\n"
+    nothing_written(cli_env, before)
+
+
 def test_a_file_argument_is_a_path_which_may_be_any_bytes(cli_env, tmp_path):
     setup(cli_env)
     path = tmp_path / "keys-\udcff.txt"  # a legal file name that is not UTF-8
