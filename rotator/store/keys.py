@@ -64,7 +64,8 @@ Schema (per tenant T):
                               suspended ('1' while suspended: next_key.lua refuses its token)
                               token_imported ('1' when the token was imported, as client_imported)
   {t:T}:use:<day>       HASH  s:<slug> service count, k:<id> key count, a:<id> app count,
-                              df:<id> decrypt failures (delivery_refund.lua),
+                              df:<id> decrypt failures (delivery_refund.lua), sdf:<slug>
+                              their sum over a service's keys (read by the usage policy),
                               rp:<slug>:<class> reports by status class (report.lua,
                               domain/health.py REPORT_CLASSES); once-a-day event
                               flags, set only when the event was recorded (next_key.lua):
@@ -220,6 +221,7 @@ USAGE_FIELDS: Mapping[str, str] = {
     "k:": "deliveries of a key today (k:<id>)",
     "a:": "deliveries to an app today (a:<id>)",
     "df:": "decrypt failures of a key today (df:<id>)",
+    "sdf:": "decrypt failures of a service's keys today (sdf:<slug>)",
     "rp:": "reports of a service today by status class (rp:<slug>:<class>)",
     "lr:": "service.limit_reached recorded (lr:<slug>:<max>)",
     "lra:": "app.limit_reached recorded (lra:<app id>:<max>)",

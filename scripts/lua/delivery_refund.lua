@@ -106,6 +106,7 @@ if ARGV[4] ~= '-' then
 end
 
 local failures = redis.call('HINCRBY', KEYS[2], 'df:' .. key_id, 1)
+redis.call('HINCRBY', KEYS[2], 'sdf:' .. slug, 1)  -- next_key.lua's usage policy reads df: then
 if failures == 1 then
   if redis.call('TTL', KEYS[2]) < 0 then
     redis.call('EXPIRE', KEYS[2], ARGV[10])

@@ -164,12 +164,8 @@ end
 -- today's counters in one HMGET: the service's, the app's, then key i's at counts[2 + i]
 local count_fields = {'s:' .. slug, 'a:' .. app_id}
 for i = 1, n do count_fields[2 + i] = 'k:' .. ids[i] end
-if policy == 'usage' then
-  -- and key i's decrypt failures at counts[2 + n + i]: the refund takes a failed delivery's
-  -- k:<id> back (delivery_refund.lua), so ranked by k alone a key that cannot be decrypted
-  -- would stay least used and take every request
-  for i = 1, n do count_fields[2 + n + i] = 'df:' .. ids[i] end
-end
+-- under usage, then whether any key of the service failed to decrypt today (sdf:<slug>)
+if policy == 'usage' then count_fields[3 + n] = 'sdf:' .. slug end
 local counts = redis.call('HMGET', usage_key, unpack(count_fields))
 local svc_count, app_count = tonumber(counts[1] or 0), tonumber(counts[2] or 0)
 local svc_max = tonumber(svc_max_field)
@@ -287,9 +283,19 @@ if policy == 'usage' then
   -- least used today first; among equals the first in rotation order, which over a day's
   -- sequence deals deliveries round-robin
   local best = nil
+  -- a key's decrypt failures count as its deliveries: the refund takes a failed delivery's
+  -- k:<id> back (delivery_refund.lua), so ranked by k alone a key that cannot be decrypted
+  -- would stay least used and take every request. Read only on a day the service had one
+  -- (sdf:<slug>), so other days pay one field of the HMGET above, not one per key.
+  local failed = {}
+  if counts[3 + n] then
+    local fields = {}
+    for i = 1, n do fields[i] = 'df:' .. ids[i] end
+    failed = redis.call('HMGET', usage_key, unpack(fields))
+  end
   for i = 1, n do
     if available(i) then
-      local used = tonumber(counts[2 + i] or 0) + tonumber(counts[2 + n + i] or 0)
+      local used = tonumber(counts[2 + i] or 0) + tonumber(failed[i] or 0)
       if not best or used < best then best, pick = used, i end
     end
   end

@@ -6,7 +6,7 @@
 -- KEYS[4 ..] {t:T}:use:<day>, every day whose usage hash may still exist
 -- ARGV[1] slug
 -- returns 1 deleted, 0 no such service
--- Per day it drops s:<slug>, rp:<slug>:*, lr:<slug>:*, lw:<slug>:* and its keys' k:, df:, ku:
+-- Per day it drops s:<slug>, sdf:<slug>, rp:<slug>:*, lr:<slug>:*, lw:<slug>:* and its keys' k:, df:, ku:
 -- (an app's a:<id> stays: it counts the app's deliveries from every service).
 local ids = redis.call('HGET', KEYS[1], 'ids')
 if redis.call('DEL', KEYS[1]) == 0 then
@@ -15,7 +15,7 @@ end
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 local slug = ARGV[1]
-local exact = {['s:' .. slug] = true}
+local exact = {['s:' .. slug] = true, ['sdf:' .. slug] = true}
 for _, n in ipairs(split_ids(ids)) do
   exact['k:' .. n], exact['df:' .. n], exact['ku:' .. n] = true, true, true
 end

@@ -49,7 +49,7 @@ def stranger() -> KeyRing:
 
 async def counters(redis, tenant, clock) -> dict[str, int]:
     raw = await redis.hgetall(keys.usage(tenant, utc_day(clock())))
-    return {k.decode(): int(v) for k, v in raw.items() if not k.startswith(b"df:")}
+    return {k.decode(): int(v) for k, v in raw.items() if not k.startswith((b"df:", b"sdf:"))}
 
 
 async def event_types(redis, tenant) -> list[str]:
@@ -139,3 +139,17 @@ async def test_a_broken_key_does_not_take_every_request_of_a_pool(client, redis,
     answers = [await deliver(client, t.client_token) for _ in range(4)]
     assert [r.status_code for r in answers].count(500) <= 2
     assert {r.json()["meta"]["key_id"] for r in answers if r.status_code == 200} == {good["id"]}
+
+
+async def test_deleting_a_service_drops_its_decrypt_failures_of_today(client, redis, clock):
+    t = await new_tenant(client)
+    await new_service(client, t)
+    key = await new_key(client, t)
+    await seal(redis, stranger(), t.id, key["id"])
+    assert (await deliver(client, t.client_token)).status_code == 500
+    today = keys.usage(t.id, utc_day(clock()))
+    assert set(await redis.hkeys(today)) == {f"df:{key['id']}".encode(), b"sdf:openai"}
+
+    assert (await client.delete("/v1/services/openai", headers=t.auth)).status_code == 204
+    # a service created again with this slug starts from nothing, its usage ranking too
+    assert await redis.hkeys(today) == []

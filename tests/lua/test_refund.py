@@ -53,7 +53,7 @@ async def test_a_refund_undoes_the_count_and_takes_key_delivered_back(
         assert delivery.usage_today == 1  # the previous failure used up nothing
         await store.refund(delivery)
 
-    assert await usage(redis, t.tenant, clock) == {f"df:{kid}": "3"}
+    assert await usage(redis, t.tenant, clock) == {f"df:{kid}": "3", "sdf:s": "3"}
     assert await types(redis, t.tenant) == ["key.decrypt_failed"]  # once a day per key
     [(_, fields)] = await redis.xrange(keys.events(t.tenant))
     assert json.loads(fields[b"data"]) == {"service": "s", "key_id": kid, "label": "Primary"}
@@ -73,7 +73,12 @@ async def test_counts_of_other_deliveries_are_kept(store, redis, settings, clock
     failed = await store.next_key(t.client, "s", IP)
     await store.next_key(t.client, "s", IP)  # a concurrent good delivery
     await store.refund(failed)
-    assert await usage(redis, t.tenant, clock) == {f"k:{kid}": "1", "s:s": "1", f"df:{kid}": "1"}
+    assert await usage(redis, t.tenant, clock) == {
+        f"k:{kid}": "1",
+        "s:s": "1",
+        f"df:{kid}": "1",
+        "sdf:s": "1",
+    }
 
 
 async def test_counters_never_go_below_zero(store, redis, settings, clock):
@@ -83,7 +88,7 @@ async def test_counters_never_go_below_zero(store, redis, settings, clock):
     delivery = await store.next_key(t.client, "s", IP)
     await redis.delete(keys.usage(t.tenant, utc_day(clock())))  # the day was wiped meanwhile
     await store.refund(delivery)
-    assert await usage(redis, t.tenant, clock) == {f"df:{kid}": "1"}
+    assert await usage(redis, t.tenant, clock) == {f"df:{kid}": "1", "sdf:s": "1"}
     assert await redis.ttl(keys.usage(t.tenant, utc_day(clock()))) > 0  # still expires
 
 
@@ -170,7 +175,12 @@ async def test_a_retry_answered_from_the_request_record_refunds_nothing(
     await store.next_key(t.client, "s", IP, "req-00000002")  # answered 200
     replay = await store.next_key(t.client, "s", IP, "req-00000002")
     assert await store.refund(replay) == 1
-    assert await usage(redis, t.tenant, clock) == {f"k:{kid}": "1", "s:s": "1", f"df:{kid}": "1"}
+    assert await usage(redis, t.tenant, clock) == {
+        f"k:{kid}": "1",
+        "s:s": "1",
+        f"df:{kid}": "1",
+        "sdf:s": "1",
+    }
     assert await redis.exists(keys.request_record(t.tenant, "req-00000002")) == 1
 
 
