@@ -74,7 +74,9 @@ async def _check(
     if session is None or (opened_by and as_str(by) != opened_by):
         await redis.delete(key)  # expired by our clock, or its token changed: gone for good
         return False
-    if now_ms - session.seen_ms >= SESSION_TOUCH_INTERVAL_MS:
+    # refreshed at most once a minute, but at least twice per idle limit: with a limit of
+    # one minute, a minute's interval would never refresh it (the idle check comes first)
+    if now_ms - session.seen_ms >= min(SESSION_TOUCH_INTERVAL_MS, idle_ms // 2):
         # two pages loaded at once may both refresh: the same write twice, harmless
         await _write(redis, key, {"seen_ms": now_ms}, idle_ms)
     return True
