@@ -14,7 +14,6 @@ from pathlib import Path
 
 from litestar import Router
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 from litestar_htmx import HTMXRequest
@@ -26,7 +25,11 @@ from rotator.console.imports import ImportPage
 from rotator.console.operator import OperatorPages
 from rotator.console.pages import EXCEPTION_HANDLERS
 from rotator.console.pages import http_error as http_error  # for the app
-from rotator.console.security import csrf_config, page_headers_middleware
+from rotator.console.security import (
+    SameOriginCSRFMiddleware,
+    csrf_config,
+    page_headers_middleware,
+)
 from rotator.console.services import ServicePages
 from rotator.console.signin import OperatorSignInPages, SignInPages
 from rotator.console.start import StartPage
@@ -72,7 +75,7 @@ def routes(keyring: KeyRing) -> list:
         ],
         # the last middleware is the outermost: page headers wrap every response, CSRF's too
         middleware=[
-            DefineMiddleware(CSRFMiddleware, config=csrf_config(keyring)),
+            DefineMiddleware(SameOriginCSRFMiddleware, config=csrf_config(keyring)),
             page_headers_middleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
