@@ -77,3 +77,23 @@ async def test_a_post_from_another_site_is_refused_whatever_csrf_pair_it_carries
         headers={"sec-fetch-site": "same-origin", "origin": str(client.base_url).rstrip("/")},
     )
     assert r.status_code == 303
+
+
+async def test_signing_in_again_ends_the_session_the_browser_held(client, redis):
+    """A browser that signs in again (another tenant, or the same one) drops its old cookie:
+    the session it named must end with it, not live on server-side until its idle limit."""
+    first, second = await new_tenant(client), await new_tenant(client)
+    await sign_in(client, first.admin_token)
+    old = client.cookies.get("kr_session", path="/app")
+    await sign_in(client, second.admin_token)
+    replay = httpx.AsyncClient(transport=client._transport, base_url=client.base_url)
+    async with replay:
+        replay.cookies.set("kr_session", old, path="/app")
+        assert signed_out(await replay.get("/app/services"))
+    await sign_in(client, OPERATOR_TOKEN, "/app/operator/signin")
+    old_operator = client.cookies.get("kr_operator", path="/app/operator")
+    await sign_in(client, OPERATOR_TOKEN, "/app/operator/signin")
+    replay = httpx.AsyncClient(transport=client._transport, base_url=client.base_url)
+    async with replay:
+        replay.cookies.set("kr_operator", old_operator, path="/app/operator")
+        assert signed_out(await replay.get("/app/operator"), "/app/operator/signin")
