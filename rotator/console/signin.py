@@ -120,6 +120,9 @@ class SignInPages(Controller):
         if secret is None:  # the token was reissued as it was checked: it is an old one now
             return refused(attempt, TENANT_FORM)
         await state.call(sessions.forgive_signin_attempt, address)
+        held = auth.parse_tenant_cookie(request.cookies.get(auth.TENANT_COOKIE))
+        if held is not None:  # the cookie is replaced: its session ends with it
+            await sessions.close_tenant_session(state.redis, *held)
         response = see_other(request, CONSOLE_PATH + "/services")
         response.set_cookie(
             auth.session_cookie(
@@ -171,6 +174,9 @@ class OperatorSignInPages(Controller):
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return refused(attempt, OPERATOR_FORM)
         await state.call(sessions.forgive_signin_attempt, address)
+        held = request.cookies.get(auth.OPERATOR_COOKIE)
+        if held and len(held) <= auth.MAX_SECRET_CHARS:  # replaced: its session ends with it
+            await sessions.close_operator_session(state.redis, held)
         secret = await state.call(
             sessions.open_operator_session, expected, idle_ms=auth.idle_ms(state)
         )
