@@ -1,0 +1,166 @@
+"""A store that is up but refuses to serve: it answers an error reply instead of the
+command's result. Full (maxmemory reached, `OOM`), demoted to a read-only replica
+(`READONLY`, a failover that moved the primary), busy with a script past
+busy-reply-threshold (`BUSY`). Those replies mean what a refused connection means: the
+store cannot serve now, and it serves again once the operator (or the script) is done.
+So every route answers `503 store unavailable` with `Retry-After`, the log folds them
+like an outage, and the CLI exits 2 with one line; never a 500 with a traceback per
+request.
+
+Each test runs its own Valkey: CONFIG SET maxmemory and REPLICAOF would disturb the
+session's shared server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from rotator.api.app import create_app
+from rotator.cli import main
+from rotator.embedded import EmbeddedValkey, free_port
+from tests.asgi import app_client
+from tests.integration.management import OPERATOR, Tenant, new_key, new_service, new_tenant
+
+STORE_UNAVAILABLE = (503, {"error": "store unavailable"})
+
+
+@pytest.fixture
+def server(tmp_path) -> Any:
+    s = EmbeddedValkey(tmp_path / "refusing", appendonly=False)
+    s.start()
+    yield s
+    s.stop()
+
+
+@asynccontextmanager
+async def running(settings, server, clock) -> AsyncIterator[tuple[Any, Tenant, Any]]:
+    cfg = dataclasses.replace(settings, redis_url=server.url, redis_timeout_ms=2000)
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        async with app_client(create_app(cfg, clock=clock)) as client:
+            t = await new_tenant(client)
+            await new_service(client, t)
+            await new_key(client, t)
+            yield client, t, admin
+    finally:
+        await admin.aclose()
+
+
+async def answers(client: Any, t: Tenant) -> dict[str, tuple[int, Any, str | None]]:
+    """A delivery, a report, a tenant admin's write and an operator's write."""
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "next": lambda: client.get(
+            "/v1/next", params={"service": "openai", "token": t.client_token}
+        ),
+        "report": lambda: client.post(
+            "/v1/report",
+            json={"service": "openai", "key_id": 1, "status": 200},
+            headers={"Authorization": f"Bearer {t.client_token}"},
+        ),
+        "write": lambda: client.post("/v1/apps", json={"name": "a"}, headers=t.auth),
+        "operator write": lambda: client.post(
+            "/v1/admin/tenants", json={"name": "other"}, headers=OPERATOR
+        ),
+    }
+    out = {}
+    for name, call in calls.items():
+        r = await call()
+        out[name] = (r.status_code, r.json(), r.headers.get("retry-after"))
+    return out
+
+
+def assert_all_unavailable(seen: dict[str, tuple[int, Any, str | None]]) -> None:
+    for name, (status, body, retry_after) in seen.items():
+        assert (status, body) == STORE_UNAVAILABLE, (name, status, body)
+        assert retry_after == "1", name
+
+
+def assert_no_tracebacks(caplog) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+async def test_a_full_store_answers_503_not_500(settings, server, clock, caplog):
+    async with running(settings, server, clock) as (client, t, admin):
+        await admin.config_set("maxmemory", 1)  # noeviction: every write refused with OOM
+        try:
+            with caplog.at_level(logging.WARNING):
+                seen = await answers(client, t)
+        finally:
+            await admin.config_set("maxmemory", 0)
+        assert_all_unavailable(seen)
+        assert_no_tracebacks(caplog)
+        # the store takes writes again: so does the API, without a restart
+        r = await client.get("/v1/next", params={"service": "openai", "token": t.client_token})
+        assert r.status_code == 200, r.text
+
+
+async def test_a_store_demoted_to_replica_answers_503_not_500(settings, server, clock, caplog):
+    async with running(settings, server, clock) as (client, t, admin):
+        # a replica of a primary that does not answer: READONLY to every write, its data kept
+        await admin.execute_command("REPLICAOF", "127.0.0.1", free_port())
+        try:
+            with caplog.at_level(logging.WARNING):
+                seen = await answers(client, t)
+        finally:
+            await admin.execute_command("REPLICAOF", "NO", "ONE")
+        assert_all_unavailable(seen)
+        assert_no_tracebacks(caplog)
+        r = await client.get("/v1/next", params={"service": "openai", "token": t.client_token})
+        assert r.status_code == 200, r.text
+
+
+async def test_a_store_busy_with_a_script_answers_503_not_500(settings, server, clock, caplog):
+    async with running(settings, server, clock) as (client, t, admin):
+        await admin.config_set("busy-reply-threshold", 100)  # BUSY after 0.1 s, not 5 s
+        busy = aioredis.Redis.from_url(server.url, socket_timeout=30)
+        spin = (
+            "local s = redis.call('TIME') local t0 = s[1] * 1e6 + s[2] "
+            "while true do local n = redis.call('TIME') "
+            "if n[1] * 1e6 + n[2] - t0 > 3e6 then return 1 end end"
+        )
+        script = asyncio.create_task(busy.eval(spin, 0))
+        try:
+            await asyncio.sleep(0.4)  # past the threshold: the server answers BUSY now
+            with caplog.at_level(logging.WARNING):
+                seen = await answers(client, t)
+                health = await client.get("/healthz")
+        finally:
+            await script
+            await busy.aclose()
+        assert_all_unavailable(seen)
+        assert (health.status_code, health.json()) == STORE_UNAVAILABLE
+        assert_no_tracebacks(caplog)
+        r = await client.get("/v1/next", params={"service": "openai", "token": t.client_token})
+        assert r.status_code == 200, r.text
+
+
+async def test_cli_write_to_a_full_store_exits_2_with_one_line(
+    server, master_key_b64, tmp_path, monkeypatch, capsys
+):
+    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ROTATOR_REDIS_URL", server.url)
+    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
+    monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
+    assert await asyncio.to_thread(main, ["tenant", "create", "acme"]) == 0
+    capsys.readouterr()
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.config_set("maxmemory", 1)
+    try:
+        code = await asyncio.to_thread(main, ["app", "create", "acme", "web"])
+    finally:
+        await admin.config_set("maxmemory", 0)
+        await admin.aclose()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("rotator: store unavailable (") and err.count("\n") == 1, err
