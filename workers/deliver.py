@@ -28,7 +28,7 @@ from arq import Retry
 from rotator.crypto import DecryptError
 from rotator.domain.clock import iso_ms
 from rotator.store import events, keys, webhooks
-from rotator.store.connection import UNAVAILABLE
+from rotator.store.connection import UNAVAILABLE, is_unavailable
 from rotator.store.webhooks import DeliveryAttempt
 from rotator.tally import Tally
 from workers import signing
@@ -90,7 +90,11 @@ async def deliver_event(
     except Retry:
         tally.add("retrying")
         raise
-    except UNAVAILABLE as exc:
+    except Exception as exc:
+        # unreachable, or up but refusing (OOM, READONLY, BUSY …): never an attempt, and
+        # never the job's failure (arq would not run it again: the event would be lost)
+        if not is_unavailable(exc):
+            raise
         tally.add("deferred")
         config: WorkerConfig = ctx["config"]
         outage = ctx.get("outage")

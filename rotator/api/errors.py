@@ -15,7 +15,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from redis.exceptions import ClusterDownError, RedisClusterException
+from redis.exceptions import ClusterDownError, RedisClusterException, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,6 +24,7 @@ from rotator.api.headers import API_HEADERS
 from rotator.domain import errors as e
 from rotator.folded_log import FoldedWarning
 from rotator.request_scope import current, new_request_id
+from rotator.store import refusals
 from rotator.store.connection import is_unavailable
 
 log = logging.getLogger("rotator.api")
@@ -39,6 +40,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.NoActiveKeys: 503,
     e.KeyDecryptFailed: 500,
     e.StoreUnavailable: 503,
+    refusals.StoreRefused: 503,
     e.Unauthorized: 401,
     e.NotFound: 404,
     e.Conflict: 409,
@@ -97,10 +99,13 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
 
 
 def store_error(request: Request, exc: Exception) -> Response:
-    """redis-py's connection, timeout and cluster-down errors (and OSError): 503."""
+    """redis-py's connection, timeout and cluster-down errors (and OSError), and a store's
+    refusals (OOM, READONLY, BUSY …: rotator/store/refusals.py): 503."""
     if not is_unavailable(exc):  # e.g. a RedisClusterException for a programming error
         return unexpected(request, exc)
-    _outage_log.failed(exc)
+    code = refusals.code_of(exc)
+    # a refusal's message may hold a pipeline's command line (its arguments): the code only
+    _outage_log.failed(exc if code is None else refusals.StoreRefused(code))
     return error_response(503, {"error": e.StoreUnavailable.message}, _RETRY_STORE)
 
 
@@ -210,6 +215,7 @@ HANDLERS = {
     ClusterDownError: store_error,
     RedisClusterException: store_error,
     OSError: store_error,
+    ResponseError: store_error,
     Exception: unexpected,
 }
 """Litestar picks the entry of the first class in the exception's MRO."""

@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rotator.domain.errors import StoreUnavailable
 from rotator.settings import Settings
+from rotator.store import refusals
 from rotator.store.address import StoreAddress
 from rotator.store.cluster import Cluster, ClusterBatch
 from rotator.tuning import MANAGEMENT_CONNECTIONS, MANAGEMENT_POOL_WAIT_S
@@ -37,14 +38,15 @@ still loading its AOF after a restart."""
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` means "the store is unreachable or too slow" (answered 503, exit 2).
+    """Whether `exc` means "the store is unreachable or too slow" (answered 503, exit 2),
+    or up but refusing to serve now (rotator/store/refusals.py: OOM, READONLY, BUSY …).
 
     A cluster client that reaches no node raises RedisClusterException("Redis Cluster
     cannot be connected") from the ConnectionError; the same class also reports
     programming errors (keys in different slots), which must stay loud, so it counts
     only when an unavailability error caused it.
     """
-    if isinstance(exc, UNAVAILABLE):
+    if isinstance(exc, UNAVAILABLE) or refusals.code_of(exc) is not None:
         return True
     return isinstance(exc, RedisClusterException) and isinstance(exc.__cause__, UNAVAILABLE)
 
@@ -180,6 +182,11 @@ async def ping(client: Redis) -> None:
         await client.ping()
     except UNAVAILABLE as exc:
         raise StoreUnavailable() from exc
+    except ResponseError as exc:  # BUSY: a script past busy-reply-threshold
+        code = refusals.code_of(exc)
+        if code is None:
+            raise
+        raise refusals.StoreRefused(code) from exc
 
 
 def as_str(value: Any) -> str | None:

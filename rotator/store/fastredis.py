@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rotator.store import refusals
 from rotator.store.address import StoreAddress
 from rotator.store.fast.endpoint import parse_url
 from rotator.store.fast.node import Node
@@ -71,13 +72,13 @@ class FastRedis:
         reply = await conn.request(pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
         if reply.__class__ is ReplyError:
             if not reply.message.startswith("NOSCRIPT"):
-                raise reply
+                raise _error(reply)
             conn = node.conn or await node.reconnect()
             reply = await conn.request(
                 pack_command(("EVAL", script.source, len(keys), *keys, *args))
             )
             if reply.__class__ is ReplyError:
-                raise reply
+                raise _error(reply)
         return reply
 
     async def execute(self, *args: Any) -> Any:
@@ -85,7 +86,7 @@ class FastRedis:
         conn = node.conn or await node.reconnect()
         reply = await conn.request(pack_command(args))
         if reply.__class__ is ReplyError:
-            raise reply
+            raise _error(reply)
         return reply
 
     async def close(self) -> None:
@@ -95,3 +96,14 @@ class FastRedis:
     def connect_attempts(self) -> int:
         """How many connects were tried so far (observability; fail-fast tests)."""
         return self._node.connect_attempts
+
+
+def _error(reply: ReplyError) -> Exception:
+    """A store refusing to serve (OOM, READONLY, BUSY …: rotator/store/refusals.py) is
+    unavailable, answered 503 like an outage; any other error reply is the caller's bug."""
+    code = refusals.code_of_reply(reply.message)
+    if code is None:
+        return reply
+    refused = refusals.StoreRefused(code)
+    refused.__cause__ = reply
+    return refused

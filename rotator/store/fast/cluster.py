@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rotator.domain.errors import StoreUnavailable
+from rotator.store import refusals
 from rotator.store.fast.endpoint import Endpoint
 from rotator.store.fast.node import Node
 from rotator.store.fast.protocol import ReplyError, pack_command
@@ -143,6 +144,10 @@ class ClusterFastRedis(FastRedis):
                 if message.startswith("CLUSTERDOWN"):
                     node = self._any if slot is None else self._slots[slot]
                     asking = False
+            elif (code := refusals.code_of_reply(message)) is not None:
+                # OOM, READONLY (a failover made this node a replica), BUSY …: unavailable
+                self._schedule_refresh()
+                raise refusals.StoreRefused(code) from reply
             else:
                 raise reply
         log.warning("redis cluster: gave up on a call (last answer: %s)", message)
