@@ -93,7 +93,7 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
         # the contract's {"error": "no active keys"}
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.StoreUnavailable):
-        _outage_log.failed(exc)
+        store_outage(exc)
         headers = _RETRY_STORE
     return error_response(status, body, headers)
 
@@ -105,7 +105,7 @@ def store_error(request: Request, exc: Exception) -> Response:
         return unexpected(request, exc)
     code = refusals.code_of(exc)
     # a refusal's message may hold a pipeline's command line (its arguments): the code only
-    _outage_log.failed(exc if code is None else refusals.StoreRefused(code))
+    store_outage(exc if code is None else refusals.StoreRefused(code))
     return error_response(503, {"error": e.StoreUnavailable.message}, _RETRY_STORE)
 
 
@@ -115,14 +115,20 @@ the recovery line comes from the store watch (api/store_watch.py), which reads t
 every few seconds: a 503 path never sees a success."""
 
 
+_refusal_log = FoldedWarning(log, "the store", 60.0, action="answering 503")
+"""A store refusing (OOM, READONLY, BUSY …) still answers the store watch's reads, which
+would end the outage's streak every few seconds: its own streak ends after two quiet
+intervals (rotator/folded_log.py)."""
+
+
 def store_failures() -> int:
     """Requests this process answered `503 store unavailable` so far (a metric)."""
-    return _outage_log.total
+    return _outage_log.total + _refusal_log.total
 
 
 def store_outage(exc: BaseException) -> None:
-    """Log (folded) a 503 answered without this table: the delivery route's own answers."""
-    _outage_log.failed(exc)
+    """Log (folded) a 503: this table's, and the delivery route's own answers."""
+    (_refusal_log if isinstance(exc, refusals.StoreRefused) else _outage_log).failed(exc)
 
 
 def store_answers() -> None:
