@@ -55,6 +55,13 @@ def parse_allowlist(field: str, cidrs: list[str]) -> list[Network]:
     return nets
 
 
+def display(net: Network) -> str:
+    """A network as listings show it: an IPv4-mapped one with its IPv4 address
+    (::ffff:127.0.0.1/128, not ::ffff:7f00:1/128), as Python 3.13's ipaddress writes it."""
+    mapped = net.network_address.ipv4_mapped if net.version == 6 else None
+    return str(net) if mapped is None else f"::ffff:{mapped}/{net.prefixlen}"
+
+
 def pack(nets: list[Network]) -> str:
     """The packed form stored beside the human-readable list."""
     out = []

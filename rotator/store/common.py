@@ -88,7 +88,7 @@ def check_weight(value: int) -> int:
 def check_allowlist(field: str, cidrs: list[str]) -> tuple[str, str]:
     """(packed ranges for the delivery script, JSON of the normalised CIDRs for humans)."""
     nets = iprange.parse_allowlist(field, cidrs)
-    return iprange.pack(nets), json.dumps([str(net) for net in nets])
+    return iprange.pack(nets), json.dumps([iprange.display(net) for net in nets])
 
 
 # --- decoding stored fields ---------------------------------------------------------------

@@ -56,8 +56,12 @@ async def test_app_allowlist(client):
     t = await new_tenant(client)
     await new_service(client, t)
     await new_key(client, t)
-    app = await new_app(client, t, ip_allowlist=["198.51.100.7", "2001:db8::/32"])
-    assert app["ip_allowlist"] == ["198.51.100.7/32", "2001:db8::/32"]
+    allow = ["198.51.100.7", "2001:db8::/32", "::ffff:198.51.100.8", "::ffff:198.51.100.0/120"]
+    app = await new_app(client, t, ip_allowlist=allow)
+    # an IPv4-mapped entry shows its IPv4 address, not ::ffff:c633:6408
+    assert app["ip_allowlist"] == [
+        "198.51.100.7/32", "2001:db8::/32", "::ffff:198.51.100.8/128", "::ffff:198.51.100.0/120"
+    ]  # fmt: skip
     r = await app_deliver(client, app["app_token"])  # the test client is outside both
     assert (r.status_code, r.json()) == (403, {"error": "ip not allowed"})
 
