@@ -89,32 +89,34 @@ def assert_no_tracebacks(caplog) -> None:
     assert not errors, [r.getMessage() for r in errors]
 
 
-async def test_a_full_store_answers_503_not_500(settings, server, clock, caplog):
+REFUSING: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], Awaitable[Any]]]] = {
+    # (how the store is made to refuse, how it is made to serve again)
+    # noeviction: every write refused with OOM
+    "full": (
+        lambda admin: admin.config_set("maxmemory", 1),
+        lambda admin: admin.config_set("maxmemory", 0),
+    ),
+    # a replica of a primary that does not answer: READONLY to every write, its data kept
+    "demoted to a replica": (
+        lambda admin: admin.execute_command("REPLICAOF", "127.0.0.1", free_port()),
+        lambda admin: admin.execute_command("REPLICAOF", "NO", "ONE"),
+    ),
+}
+
+
+@pytest.mark.parametrize("state", REFUSING)
+async def test_a_refusing_store_answers_503_not_500(settings, server, clock, caplog, state):
+    refuse, serve = REFUSING[state]
     async with running(settings, server, clock) as (client, t, admin):
-        await admin.config_set("maxmemory", 1)  # noeviction: every write refused with OOM
+        await refuse(admin)
         try:
             with caplog.at_level(logging.WARNING):
                 seen = await answers(client, t)
         finally:
-            await admin.config_set("maxmemory", 0)
+            await serve(admin)
         assert_all_unavailable(seen)
         assert_no_tracebacks(caplog)
         # the store takes writes again: so does the API, without a restart
-        r = await client.get("/v1/next", params={"service": "openai", "token": t.client_token})
-        assert r.status_code == 200, r.text
-
-
-async def test_a_store_demoted_to_replica_answers_503_not_500(settings, server, clock, caplog):
-    async with running(settings, server, clock) as (client, t, admin):
-        # a replica of a primary that does not answer: READONLY to every write, its data kept
-        await admin.execute_command("REPLICAOF", "127.0.0.1", free_port())
-        try:
-            with caplog.at_level(logging.WARNING):
-                seen = await answers(client, t)
-        finally:
-            await admin.execute_command("REPLICAOF", "NO", "ONE")
-        assert_all_unavailable(seen)
-        assert_no_tracebacks(caplog)
         r = await client.get("/v1/next", params={"service": "openai", "token": t.client_token})
         assert r.status_code == 200, r.text
 
