@@ -129,16 +129,21 @@ class WebhookClient:
         )
         t = self.timeout_s
         extensions = {"timeout": {"connect": t, "read": t, "write": t, "pool": t}}
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + t
         try:
-            async with asyncio.timeout(t) as deadline:
+            async with asyncio.timeout_at(ends_at) as deadline:
                 async with self._pool.stream(
                     "POST", target, headers=request_headers, content=body, extensions=extensions
                 ) as response:
                     # the status line is the receiver's answer; the body is read only so the
                     # connection can be reused, and one that stalls must not turn a 2xx into
-                    # a failed attempt (and the event into a duplicate)
+                    # a failed attempt (and the event into a duplicate). It is read within
+                    # what is left of the same `t`: the whole exchange must end inside the
+                    # job's arq timeout (t + a margin), or arq ends the job for good and the
+                    # event is lost without a logged outcome
                     deadline.reschedule(None)
-                    await _drain(response, t)
+                    await _drain(response, max(0.0, ends_at - loop.time()))
                     return response.status
         except TimeoutError:
             raise DeliveryFailed(f"timeout after {t:g}s") from None
