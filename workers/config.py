@@ -40,6 +40,10 @@ class WorkerConfig:
     one read and one decrypt, and a changed URL or secret applies within this delay."""
     max_jobs: int = 100
     """Deliveries in flight at once per worker process."""
+    tenant_share: float = 0.25
+    """Share of max_jobs one tenant's deliveries may hold at once per worker process (at
+    least 1): a tenant whose receiver hangs, with many events queued, must not fill every
+    slot and hold up the other tenants' events. A job over it is deferred (not an attempt)."""
     poll_delay_s: float = 0.1
     """How often arq looks at its queue for due jobs."""
     sweep_seconds: frozenset[int] = frozenset({0})

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from typing import Any
 
 from arq import Retry
@@ -83,8 +84,22 @@ async def deliver_event(
     """One delivery attempt of one event; returns the outcome (kept as the arq result).
 
     Each outcome is counted in ctx["tally"] for the worker's summary line (rotator/tally.py
-    JOB_COUNTS): delivered, retrying, failed, withdrawn, deferred (store down)."""
+    JOB_COUNTS): delivered, retrying, failed, withdrawn, deferred (store down, or the tenant
+    already holds its share of this worker's slots)."""
     tally = ctx.get("tally") or Tally()
+    config: WorkerConfig = ctx["config"]
+    # per worker process (startup puts it in the Worker's ctx; each job's ctx is a copy
+    # of that dict, sharing this Counter)
+    inflight: Counter[str] = ctx.get("inflight", Counter())
+    if inflight[tenant] >= max(1, int(config.max_jobs * config.tenant_share)):
+        # this tenant already holds its share of the slots (its receiver is slow or hangs):
+        # come back later, without spending an attempt, and leave the slot to other tenants
+        tally.add("deferred")
+        with contextlib.suppress(*UNAVAILABLE):
+            await count_deferral(ctx["redis"], ctx["job_id"])
+        settings = ctx["settings"]
+        raise Retry(defer=settings.webhook_timeout_s * random.uniform(0.5, 1.0))
+    inflight[tenant] += 1
     try:
         outcome = await _attempt(ctx, tenant, event_id, event_type, body)
     except Retry:
@@ -96,7 +111,6 @@ async def deliver_event(
         if not is_unavailable(exc):
             raise
         tally.add("deferred")
-        config: WorkerConfig = ctx["config"]
         outage = ctx.get("outage")
         if outage is not None:
             outage.failed(exc)
@@ -108,6 +122,10 @@ async def deliver_event(
         with contextlib.suppress(*UNAVAILABLE):
             await count_deferral(ctx["redis"], ctx["job_id"])
         raise Retry(defer=config.store_retry_s * random.uniform(0.5, 1.0)) from None
+    finally:
+        inflight[tenant] -= 1
+        if inflight[tenant] <= 0:
+            del inflight[tenant]
     if int(ctx.get("job_try") or 1) > 1:
         # the job is over: its deferral count (if it had any) goes with it
         with contextlib.suppress(*UNAVAILABLE):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections import Counter
 from typing import Any
 
 from arq import cron
@@ -140,6 +141,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         max_connections=config.http_max_connections,
     )
     ctx["targets"] = TargetCache(config.target_cache_s)
+    ctx["inflight"] = Counter()  # deliveries running now, per tenant (workers/deliver.py)
     if config.pump:
         pump = EventPump(
             ctx["data"],
