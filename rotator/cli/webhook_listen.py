@@ -18,6 +18,7 @@ import contextlib
 import json
 import ssl
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -149,15 +150,31 @@ def _printer(secret: str | None) -> Callable[[Received, int], None]:
             body = json.dumps(json.loads(request.body), indent=2, ensure_ascii=False)
         except ValueError:
             body = request.body.decode("utf-8", "replace")
+        method, path = _shown(request.method), _shown(request.path)
         print(
-            f"--- {time.strftime('%H:%M:%S')} {request.method} {request.path} -> {status}\n"
-            f"webhook-id: {request.headers.get('webhook-id')}\n"
-            f"webhook-timestamp: {request.headers.get('webhook-timestamp')}\n"
-            f"signature: {verdict}\n{body}",
+            f"--- {time.strftime('%H:%M:%S')} {method} {path} -> {status}\n"
+            f"webhook-id: {_shown(request.headers.get('webhook-id'))}\n"
+            f"webhook-timestamp: {_shown(request.headers.get('webhook-timestamp'))}\n"
+            f"signature: {verdict}\n{_shown(body, keep=_LINES)}",
             flush=True,
         )
 
     return show
+
+
+_LINES = frozenset("\n\t")
+
+
+def _shown(text: str | None, keep: frozenset[str] = frozenset()) -> str:
+    """`text` safe to print on a terminal: whoever can reach the port writes it, so control
+    and format characters (escape sequences that clear the screen or rewrite a line, such
+    as a forged `signature: VALID`, and bidi overrides) are shown escaped, as \\x1b."""
+    if text is None:
+        return "None"
+    return "".join(
+        c if c in keep or unicodedata.category(c) not in ("Cc", "Cf") else ascii(c)[1:-1]
+        for c in text
+    )
 
 
 def _fail_first(n: int) -> Responder:

@@ -106,6 +106,20 @@ def test_a_signature_header_that_is_not_ascii_is_invalid_not_a_crash(checking):
     assert read_delivery(proc)["signature"] == "INVALID"
 
 
+def test_what_a_sender_wrote_is_printed_without_terminal_controls(checking):
+    proc, url = checking
+    # an escape sequence that would erase the line and print a forged verdict
+    forged = "\x1b[2K\rsignature: VALID"
+    headers = signing.headers(SECRET, "msg_4\x1b[1A", int(time.time()), BODY)
+    body = f"not json {forged}\u202e".encode()
+    r = httpx.post(url, content=body, headers=headers, timeout=10)
+    assert r.status_code == 503
+    shown = read_delivery(proc)
+    assert shown["webhook-id"] == "msg_4\\x1b[1A"
+    assert shown["signature"] == "INVALID"
+    assert proc.stdout.readline() == "not json \\x1b[2K\\rsignature: VALID\\u202e\n"
+
+
 def test_ctrl_c_stops_it(checking):
     proc, _ = checking
     proc.send_signal(signal.SIGINT)
