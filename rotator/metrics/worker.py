@@ -33,7 +33,8 @@ BACKLOG_EVERY = 5
 webhook_attempts = Counter(
     "rotator_webhook_attempts",
     "webhook jobs by outcome: delivered (2xx), retrying, failed (for good), withdrawn (its "
-    "delivery was refunded), deferred (the store was down, or the tenant held its share of the slots; tried again)",
+    "delivery was refunded), deferred (the store was down, or the tenant held its share of "
+    "the slots; tried again)",
     ["outcome"],
     registry=WORKER,
 )
