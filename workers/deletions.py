@@ -15,7 +15,7 @@ from typing import Any
 from rotator.domain.clock import system_clock
 from rotator.folded_log import store_down
 from rotator.store import tenant_deletion
-from rotator.store.connection import UNAVAILABLE, Durability
+from rotator.store.connection import Durability, is_unavailable
 from rotator.tuning import DELETION_STOP_BEFORE_S
 from workers.config import WorkerConfig
 
@@ -51,7 +51,9 @@ async def finish_tenant_deletions(ctx: dict[str, Any]) -> int:
                 )  # fmt: skip
             if await tenant_deletion.is_final(data, deletion.tenant):
                 log.info("tenant %s deleted", deletion.tenant)
-    except UNAVAILABLE as exc:
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
         # the next minute's run takes every deletion up again where it is
         store_down(ctx.get("outage"), log, exc, "tenant deletions stopped")
     return removed

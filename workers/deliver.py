@@ -17,7 +17,6 @@ length spends none of the event's attempts and drops no event. arq's own cap on 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -29,7 +28,7 @@ from arq import Retry
 from rotator.crypto import DecryptError
 from rotator.domain.clock import iso_ms
 from rotator.store import events, keys, webhooks
-from rotator.store.connection import UNAVAILABLE, is_unavailable
+from rotator.store.connection import is_unavailable, suppress_unavailable
 from rotator.store.webhooks import DeliveryAttempt
 from rotator.tally import Tally
 from workers import signing
@@ -119,7 +118,7 @@ async def deliver_event(
         # the receiver was not tried: this run is a deferral, not an attempt. Best effort:
         # with the queue down too, the job is stuck in arq's in-progress lock anyway, and
         # runs again after it (one attempt counted too many, never one too few)
-        with contextlib.suppress(*UNAVAILABLE):
+        with suppress_unavailable():
             await count_deferral(ctx["redis"], ctx["job_id"])
         raise Retry(defer=config.store_retry_s * random.uniform(0.5, 1.0)) from None
     finally:
@@ -128,7 +127,7 @@ async def deliver_event(
             del inflight[tenant]
     if int(ctx.get("job_try") or 1) > 1:
         # the job is over: its deferral count (if it had any) goes with it
-        with contextlib.suppress(*UNAVAILABLE):
+        with suppress_unavailable():
             await ctx["redis"].delete(DEFERRALS_KEY_PREFIX + ctx["job_id"])
     tally.add(outcome)
     return outcome

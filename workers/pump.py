@@ -37,7 +37,7 @@ from redis.exceptions import ResponseError
 from rotator.domain.clock import iso_ms
 from rotator.folded_log import FoldedWarning
 from rotator.store import webhooks
-from rotator.store.connection import UNAVAILABLE, Redis
+from rotator.store.connection import Redis, is_unavailable
 from rotator.store.events import (
     Entry,
     EventStreams,
@@ -151,12 +151,12 @@ class EventPump:
                 moved = await self.pump_once()
             except asyncio.CancelledError:
                 raise
-            except UNAVAILABLE as exc:
-                self.outage.failed(exc)
-                await asyncio.sleep(self.config.pump_error_pause_s)
-                continue
-            except Exception:
-                log.exception("event pump pass failed; retrying")
+            except Exception as exc:
+                # unreachable or refusing (OOM, READONLY, BUSY …): an outage, folded
+                if is_unavailable(exc):
+                    self.outage.failed(exc)
+                else:
+                    log.exception("event pump pass failed; retrying")
                 await asyncio.sleep(self.config.pump_error_pause_s)
                 continue
             self.outage.recovered()

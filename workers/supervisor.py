@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from arq.worker import Worker
-from redis.exceptions import ReadOnlyError, WatchError
+from redis.exceptions import WatchError
 
 from rotator.cancel import cancel_and_wait
 from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings
 from rotator.store.address import StoreAddress
-from rotator.store.connection import UNAVAILABLE
+from rotator.store.connection import is_unavailable, suppress_unavailable
 from rotator.tally import Summary, Tally, jobs_line
 from workers.config import WorkerConfig
 from workers.pump import consumer_name
@@ -50,17 +50,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workers")
 
-OUTAGE = (*UNAVAILABLE, ReadOnlyError)
-"""What a store outage raises (ReadOnlyError: a primary demoted by a failover)."""
-
 
 def _outage_behind(exc: BaseException) -> BaseException | None:
-    """The outage `exc` is, or stands for: redis-py raises a WatchError while handling the
-    ConnectionError of a connection that died as arq's job pick-up watched a key."""
-    if isinstance(exc, OUTAGE):
+    """The outage `exc` is (unreachable, or refusing: READONLY after a failover, BUSY …), or
+    stands for: redis-py raises a WatchError while handling the ConnectionError of a
+    connection that died as arq's job pick-up watched a key."""
+    if is_unavailable(exc):
         return exc
-    if isinstance(exc, WatchError) and isinstance(exc.__context__, OUTAGE):
-        return exc.__context__
+    context = exc.__context__
+    if isinstance(exc, WatchError) and context is not None and is_unavailable(context):
+        return context
     return None
 
 
@@ -118,7 +117,9 @@ class Supervisor:
         while not self.stopping.is_set():
             try:
                 await self._ping_queue()
-            except OUTAGE as exc:
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
                 self.outage.failed(exc)
                 await self._pause(delay_s)
                 delay_s = min(self.config.reconnect_cap_s, delay_s * 2)
@@ -206,12 +207,12 @@ async def _close(worker: Worker, *, stopped: bool = False) -> None:
         log.info("stopped; %d job(s) in flight will be retried", len(tasks))
     pool: Any = worker.pool
     if pool is not None:
-        with contextlib.suppress(*OUTAGE):
+        with suppress_unavailable():
             await pool.delete(worker.health_check_key)
-    with contextlib.suppress(*OUTAGE):
+    with suppress_unavailable():
         await shutdown(worker.ctx)
     if pool is not None:
-        with contextlib.suppress(*OUTAGE):
+        with suppress_unavailable():
             await pool.aclose()
 
 

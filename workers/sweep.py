@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from rotator.folded_log import store_down
-from rotator.store.connection import UNAVAILABLE
+from rotator.store.connection import is_unavailable
 from rotator.store.sweep import sweep_service, time_services
 from rotator.tally import Tally
 from rotator.tuning import SWEEP_CHUNK
@@ -32,7 +32,9 @@ async def sweep_time_services(ctx: dict[str, Any]) -> int:
     tally = ctx.get("tally") or Tally()
     try:
         expired = await _sweep(ctx)
-    except UNAVAILABLE as exc:
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
         store_down(ctx.get("outage"), log, exc, "sweep stopped")
         return 0
     tally.add("sweeps")
@@ -56,9 +58,9 @@ async def _sweep(ctx: dict[str, Any]) -> int:
                 result = await sweep_service(
                     data, tenant, slug, now_ms=now_ms, events_maxlen=settings.events_maxlen
                 )
-            except UNAVAILABLE:
-                raise  # the store, not this service: the whole run stops
-            except Exception:
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise  # the store, not this service: the whole run stops
                 # one broken service must not stop the sweep of the others
                 log.exception("sweep of %s/%s failed", tenant, slug)
                 return 0

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from rotator.cancel import Background
 from rotator.metrics import names  # noqa: F401  (its import turns `_created` series off)
 from rotator.store import backlog
-from rotator.store.connection import UNAVAILABLE
+from rotator.store.connection import is_unavailable
 from rotator.tally import JOB_COUNTS, Tally
 
 log = logging.getLogger("workers.metrics")
@@ -110,7 +110,9 @@ class WorkerMetrics(Background):
         try:
             depth = await backlog.queue_depth(self._queue)
             oldest_ms = await backlog.oldest_unpumped_ms(self._data)
-        except UNAVAILABLE:
+        except Exception as exc:
+            if not is_unavailable(exc):  # refusing (BUSY, OOM …) counts as down too
+                raise
             store_up.set(0)
             return
         store_up.set(1)

@@ -7,9 +7,10 @@ loses nothing, while the delivery path keeps `appendfsync everysec`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -49,6 +50,17 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, UNAVAILABLE) or refusals.code_of(exc) is not None:
         return True
     return isinstance(exc, RedisClusterException) and isinstance(exc.__cause__, UNAVAILABLE)
+
+
+@contextlib.contextmanager
+def suppress_unavailable() -> Iterator[None]:
+    """contextlib.suppress for what `is_unavailable` recognises: a best-effort step skipped
+    while the store is down or refusing; any other error still raises."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
 
 
 WAITAOF_TIMEOUT_MS = 1000
