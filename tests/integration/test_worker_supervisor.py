@@ -5,6 +5,7 @@ that failed because the store went away is an outage, logged as one, with no tra
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -75,3 +76,36 @@ async def test_a_worker_loop_ended_by_a_lost_connection_is_an_outage(settings, m
         "the store is unreachable (ConnectionError: Connection reset by peer); "
         "retrying with backoff, reporting once per 60s"
     ]
+
+
+class BrokenPool:
+    """A queue pool whose health-key delete fails with an error that is no outage."""
+
+    async def delete(self, *_: object) -> None:
+        raise RuntimeError("not an outage")
+
+    async def aclose(self) -> None:
+        BrokenPool.closed = True
+
+
+async def test_a_failed_worker_closed_in_the_background_logs_what_failed(
+    settings, monkeypatch, caplog
+):
+    monkeypatch.setattr(FlakyWorker, "__init__", _with_broken_pool(FlakyWorker.__init__))
+    BrokenPool.closed = False
+    await run_until_replaced(settings, monkeypatch, caplog, lost_store=False)
+    gc.collect()  # an exception nobody retrieved is reported when its task is collected
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        "the worker loop failed; starting a new one",
+        *["closing a worker: dropping its health key failed"] * 2,  # the failed, the stopped
+    ]
+    assert BrokenPool.closed  # the steps after the failed one still ran
+
+
+def _with_broken_pool(init):
+    def __init__(self, **kwargs: object) -> None:
+        init(self, **kwargs)
+        self.pool = BrokenPool()
+
+    return __init__
