@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -39,7 +40,7 @@ from rotator.cancel import cancel_and_wait
 from rotator.folded_log import FoldedWarning
 from rotator.settings import Settings
 from rotator.store.address import StoreAddress
-from rotator.store.connection import is_unavailable, suppress_unavailable
+from rotator.store.connection import is_unavailable
 from rotator.tally import Summary, Tally, jobs_line
 from workers.config import WorkerConfig
 from workers.pump import consumer_name
@@ -207,13 +208,21 @@ async def _close(worker: Worker, *, stopped: bool = False) -> None:
         log.info("stopped; %d job(s) in flight will be retried", len(tasks))
     pool: Any = worker.pool
     if pool is not None:
-        with suppress_unavailable():
-            await pool.delete(worker.health_check_key)
-    with suppress_unavailable():
-        await shutdown(worker.ctx)
+        await _close_step("dropping its health key", pool.delete(worker.health_check_key))
+    await _close_step("closing its clients", shutdown(worker.ctx))
     if pool is not None:
-        with suppress_unavailable():
-            await pool.aclose()
+        await _close_step("closing its queue pool", pool.aclose())
+
+
+async def _close_step(what: str, step: Awaitable[Any]) -> None:
+    """Skipped quietly when the store is unavailable (the outage is logged already), logged
+    when anything else fails, never raised: the next steps still run, and a close in the
+    background leaves no "Task exception was never retrieved"."""
+    try:
+        await step
+    except Exception as exc:
+        if not is_unavailable(exc):
+            log.exception("closing a worker: %s failed", what)
 
 
 async def supervise(settings: Settings, config: WorkerConfig) -> None:
