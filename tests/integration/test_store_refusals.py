@@ -22,11 +22,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from rotator.api.app import create_app
 from rotator.cli import main
 from rotator.embedded import EmbeddedValkey, free_port
+from rotator.store import services
 from tests.asgi import app_client
 from tests.integration.management import OPERATOR, Tenant, new_key, new_service, new_tenant
 
@@ -166,3 +168,63 @@ async def test_cli_write_to_a_full_store_exits_2_with_one_line(
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith("rotator: store unavailable (") and err.count("\n") == 1, err
+
+
+@pytest.fixture
+def demoted_midway(server, monkeypatch):
+    """The store turns read-only (a failover) as an import adds its first keys: the service
+    it created cannot be deleted again."""
+    add_keys = services.add_keys
+
+    async def demoting(*args: Any, **kwargs: Any) -> Any:
+        with redis.Redis.from_url(server.url) as admin:
+            admin.execute_command("REPLICAOF", "127.0.0.1", free_port())
+        return await add_keys(*args, **kwargs)
+
+    monkeypatch.setattr(services, "add_keys", demoting)
+    yield
+    with redis.Redis.from_url(server.url) as admin:
+        admin.execute_command("REPLICAOF", "NO", "ONE")
+
+
+IMPORT_LEFT = (
+    "import failed midway and could not be undone (store unavailable); still there: "
+    "service openai (created by the import) (delete them, then import again)"
+)
+
+
+async def test_an_import_cut_off_by_the_store_exits_2_in_one_line(
+    server, master_key_b64, tmp_path, monkeypatch, capsys, caplog, demoted_midway
+):
+    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ROTATOR_REDIS_URL", server.url)
+    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
+    monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
+    assert await asyncio.to_thread(main, ["tenant", "create", "acme"]) == 0
+    export = tmp_path / "export.csv"
+    export.write_text(f"slug,policy,secret\nopenai,usage,sk-proj-{'a' * 40}\n")
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        code = await asyncio.to_thread(main, ["import", "acme", str(export)])
+    err = capsys.readouterr().err
+    assert (code, err) == (2, f"rotator: {IMPORT_LEFT}\n")
+    assert not [r for r in caplog.records if r.exc_info], "a traceback on stderr"
+    assert [r.getMessage() for r in caplog.records] == [
+        "import undo: could not delete service openai (READONLY)"
+    ]
+
+
+async def test_the_api_answers_an_import_cut_off_by_the_store_with_what_remains(
+    settings, server, clock, caplog, demoted_midway
+):
+    async with running(settings, server, clock) as (client, t, _):
+        with caplog.at_level(logging.WARNING):
+            r = await client.post(
+                "/v1/import",
+                json={"rows": [{"slug": "mistral", "policy": "usage", "secret": "s" * 40}]},
+                headers=t.auth,
+            )
+    # not 503 and its Retry-After: sent again, the import is refused until this is deleted
+    assert (r.status_code, r.json()) == (500, {"error": IMPORT_LEFT.replace("openai", "mistral")})
+    assert_no_tracebacks(caplog)
