@@ -49,7 +49,8 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.InvalidField: 400,
     e.InvalidEntry: 400,
     e.InvalidRows: 400,
-    # not 503: sending the import again would add the keys that remain a second time
+    # not 503 and its Retry-After, even when the store failed: sent again, the import is
+    # refused row by row until what remains (the message says what) is deleted
     e.ImportIncomplete: 500,
     e.InvalidBody: 400,
 }

@@ -11,7 +11,7 @@ from rotator.cli import output
 from rotator.cli.common import CliError, deletion_advice, file_name, read_text_file, say
 from rotator.cli.framework import TENANT, Command, Context, arg
 from rotator.domain import import_file
-from rotator.domain.errors import InvalidRows
+from rotator.domain.errors import ImportIncomplete, InvalidRows
 from rotator.domain.records import Imported
 from rotator.store import imports
 
@@ -31,6 +31,10 @@ async def _import(ctx: Context, args: argparse.Namespace) -> Any:
         return await ctx.call(imports.import_keys, await ctx.tenant(args.tenant), args.rows)
     except InvalidRows as exc:
         raise CliError(f"{file_name(args.file)}: {exc.message}") from None
+    except ImportIncomplete as exc:
+        # the store failed: exit 2, as any store failure, with what remains (not retryable
+        # as it is: a second run refuses the rows whose keys remain)
+        raise CliError(exc.message, 2 if exc.store_unavailable else 1) from None
     finally:
         args.rows = None  # the secrets, as read: sealed in the store now, or refused
 

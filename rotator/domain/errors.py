@@ -165,3 +165,9 @@ class InvalidRows(InvalidField):
 class ImportIncomplete(RotatorError):
     """An import failed midway (the store went away) and could not be fully undone: the
     message says what may remain, so nothing is left behind silently."""
+
+    def __init__(self, message: str, *, store_unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.store_unavailable = store_unavailable
+        """Only the store being unavailable stopped the undo: the CLI exits 2, as for any
+        store failure."""

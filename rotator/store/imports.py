@@ -33,13 +33,14 @@ from rotator.domain.errors import (
     InvalidRows,
     NotFound,
     RowProblem,
+    StoreUnavailable,
 )
 from rotator.domain.import_file import ImportRow
 from rotator.domain.models import NewKey
 from rotator.domain.records import Imported, ImportedService, Service
-from rotator.store import services
+from rotator.store import refusals, services
 from rotator.store.common import check_limit, check_name
-from rotator.store.connection import Durability, Redis
+from rotator.store.connection import Durability, Redis, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -282,14 +283,17 @@ async def _apply(
                                 created=service.existing is None, key_ids=ids)
             )  # fmt: skip
     except (Exception, asyncio.CancelledError) as exc:
-        left = await _undo(
+        left, store_down = await _undo(
             redis, durability, tenant, created, added, now_ms, events_maxlen, retention_days
         )
         if left:
             raise ImportIncomplete(
-                "import failed midway and could not be undone; still there: "
+                "import failed midway and could not be undone"
+                + (" (store unavailable)" if store_down else "")
+                + "; still there: "
                 + "; ".join(left)
-                + " (delete them, then import again)"
+                + " (delete them, then import again)",
+                store_unavailable=store_down,
             ) from exc
         raise
     results.sort(key=lambda r: r.slug)
@@ -305,9 +309,21 @@ async def _undo(
     now_ms: int,
     events_maxlen: int,
     retention_days: int,
-) -> list[str]:
-    """Take back what an import wrote; what could not be taken back, in words."""
+) -> tuple[list[str], bool]:
+    """Take back what an import wrote: what could not be taken back, in words, and whether
+    only the store being unavailable stopped it (then one warning line each, no traceback:
+    the CLI prints its log on stderr)."""
     left: list[str] = []
+    failures: list[Exception] = []
+
+    def failed(exc: Exception, what: str) -> None:
+        failures.append(exc)
+        if _store_down(exc):
+            code = refusals.code_of(exc) or getattr(exc, "code", None) or type(exc).__name__
+            log.warning("import undo: %s (%s)", what, code)
+        else:  # not the store: a bug, with its traceback
+            log.error("import undo: %s", what, exc_info=exc)
+
     for slug in created:
         try:
             await services.delete_service(
@@ -316,11 +332,12 @@ async def _undo(
             )  # fmt: skip
         except NotFound:
             pass
-        except Exception:
-            log.exception("import undo: could not delete service %s", slug)
+        except Exception as exc:
+            failed(exc, f"could not delete service {slug}")
             left.append(f"service {slug} (created by the import)")
     for slug, ids in added:
-        remaining = []
+        remaining: list[str] = []
+        first_failure: Exception | None = None
         for key_id in ids:
             try:
                 await services.remove_key(
@@ -329,9 +346,14 @@ async def _undo(
                 )  # fmt: skip
             except NotFound:
                 pass
-            except Exception:
+            except Exception as exc:
+                first_failure = first_failure or exc
                 remaining.append(str(key_id))
-        if remaining:
-            log.error("import undo: keys %s of service %s remain", ",".join(remaining), slug)
+        if first_failure is not None:  # one line per service, not per key
+            failed(first_failure, f"keys {','.join(remaining)} of service {slug} remain")
             left.append(f"keys {', '.join(remaining)} of service {slug}")
-    return left
+    return left, bool(failures) and all(_store_down(exc) for exc in failures)
+
+
+def _store_down(exc: BaseException) -> bool:
+    return isinstance(exc, StoreUnavailable) or is_unavailable(exc)

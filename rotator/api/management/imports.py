@@ -26,7 +26,9 @@ class ImportController(TenantAdminBase):
         "exist. An import never changes an existing service: a row that disagrees with it is "
         "refused. Every row is checked first; refused rows are listed in `rows` "
         '(`{"row", "field", "problem"}`, rows counted from 1) and nothing is imported then. '
-        f"At most {store.MAX_IMPORT_ROWS} rows. docs/migration.md.",
+        f"At most {store.MAX_IMPORT_ROWS} rows. If the store fails midway, what was written "
+        "is taken back (503); if even that fails, 500 with `error` naming what remains. "
+        "docs/migration.md.",
         responses=errors(*BODY, NOT_FOUND, CONFLICT),
     )
     async def run(
