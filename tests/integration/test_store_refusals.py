@@ -29,10 +29,17 @@ from rotator.api.app import create_app
 from rotator.cli import main
 from rotator.embedded import EmbeddedValkey, free_port
 from rotator.store import services
+from rotator.store.address import StoreAddress
 from tests.asgi import app_client
 from tests.integration.management import OPERATOR, Tenant, new_key, new_service, new_tenant
 
 STORE_UNAVAILABLE = (503, {"error": "store unavailable"})
+SPIN = (
+    "local s = redis.call('TIME') local t0 = s[1] * 1e6 + s[2] "
+    "while true do local n = redis.call('TIME') "
+    "if n[1] * 1e6 + n[2] - t0 > 3e6 then return 1 end end"
+)
+"""A script that keeps the server busy for 3 s."""
 
 
 @pytest.fixture
@@ -127,12 +134,7 @@ async def test_a_store_busy_with_a_script_answers_503_not_500(settings, server, 
     async with running(settings, server, clock) as (client, t, admin):
         await admin.config_set("busy-reply-threshold", 100)  # BUSY after 0.1 s, not 5 s
         busy = aioredis.Redis.from_url(server.url, socket_timeout=30)
-        spin = (
-            "local s = redis.call('TIME') local t0 = s[1] * 1e6 + s[2] "
-            "while true do local n = redis.call('TIME') "
-            "if n[1] * 1e6 + n[2] - t0 > 3e6 then return 1 end end"
-        )
-        script = asyncio.create_task(busy.eval(spin, 0))
+        script = asyncio.create_task(busy.eval(SPIN, 0))
         try:
             await asyncio.sleep(0.4)  # past the threshold: the server answers BUSY now
             with caplog.at_level(logging.WARNING):
@@ -228,3 +230,38 @@ async def test_the_api_answers_an_import_cut_off_by_the_store_with_what_remains(
     # not 503 and its Retry-After: sent again, the import is refused until this is deleted
     assert (r.status_code, r.json()) == (500, {"error": IMPORT_LEFT.replace("openai", "mistral")})
     assert_no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize("state", ["down", "busy"])
+async def test_worker_check_says_what_other_commands_say(
+    server, master_key_b64, tmp_path, monkeypatch, capsys, state
+):
+    """The container health check on a store that is down or busy: exit 2, one line naming
+    the setting, the line `rotator tenant list` prints."""
+    url = server.url if state == "busy" else f"redis://127.0.0.1:{free_port()}"
+    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ROTATOR_REDIS_URL", url)
+    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
+    monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
+    seen = []
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.config_set("busy-reply-threshold", 100)
+    spinner = aioredis.Redis.from_url(server.url, socket_timeout=30)
+    script = asyncio.create_task(spinner.eval(SPIN, 0) if state == "busy" else asyncio.sleep(0))
+    try:
+        await asyncio.sleep(0.4)  # past the threshold: the server answers BUSY now
+        for argv in (["worker", "--check"], ["tenant", "list"]):
+            code = await asyncio.to_thread(main, argv)
+            seen.append((code, capsys.readouterr().err))
+    finally:
+        await script
+        await spinner.aclose()
+        await admin.aclose()
+    (code, line), (other_code, other_line) = seen
+    assert code == other_code == 2 and line.count("\n") == 1, seen
+    # the reason is redis-py's words: the sync client's differ from the async one's
+    if state == "busy":
+        assert line == other_line, seen
+    named = f"rotator: ROTATOR_REDIS_URL: {StoreAddress.parse(url).display} does not answer"
+    assert line.partition(" (")[0] == other_line.partition(" (")[0] == named

@@ -97,7 +97,7 @@ def test_an_unreachable_queue_is_exit_2(tmp_path, master_key_b64):
                    ROTATOR_REDIS_TIMEOUT_MS="300")  # fmt: skip
     result = rotator("worker", "--check", env=env)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("rotator: store unavailable")
+    assert result.stderr.startswith("rotator: ROTATOR_REDIS_URL: redis://127.0.0.1:1/0 does not ")
     assert result.stderr.count("\n") == 1  # one line, no traceback
 
 
