@@ -13,11 +13,14 @@ import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from rotator.crypto import KeyRing, KeyRingError, generate_master_key
 from rotator.settings import MASTER_KEY_FILE, Settings, SettingsError
+
+if TYPE_CHECKING:
+    from rotator.store.address import StoreAddress
 
 T = TypeVar("T")
 
@@ -202,10 +205,14 @@ def check_reachable(settings: Settings) -> None:
         with contextlib.closing(client):
             client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CliError(
-            f"ROTATOR_REDIS_URL: {address.display} does not answer ({reason})", 2
-        ) from None
+        raise unanswered("ROTATOR_REDIS_URL", address, exc) from None
+
+
+def unanswered(setting: str, address: StoreAddress, exc: BaseException) -> CliError:
+    """Exit 2 in one line naming the setting whose store did not answer (or refused: BUSY,
+    OOM …) with a single command: its reply is the server's, no pipeline's arguments."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return CliError(f"{setting}: {address.display} does not answer ({reason})", 2)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from rotator.cli.common import (
     now_ms,
     redact,
     say,
+    unanswered,
     unlocked_store,
     with_store,
 )
@@ -135,11 +136,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def worker_check(settings: Settings) -> int:
     """`rotator worker --check`: 0 when a worker of this host recorded itself alive in the
     last few seconds (workers/health.py), else 1; 2 when the queue's store does not answer
-    (main's handling). Needs no master key, starts nothing."""
+    or refuses (BUSY …), in the line other commands print. Needs no master key, starts
+    nothing."""
     import asyncio
     import dataclasses
 
     from rotator.embedded import SharedEmbedded
+    from rotator.store.address import StoreAddress
+    from rotator.store.connection import is_unavailable
     from workers import health
     from workers.settings import queue_url
 
@@ -149,7 +153,14 @@ def worker_check(settings: Settings) -> int:
             say(f"no worker: the embedded Valkey of {settings.data_dir.resolve()} is not running")
             return 1
         settings = dataclasses.replace(settings, redis_url=url)
-    record = asyncio.run(health.check(queue_url(settings), settings.redis_timeout_ms / 1000))
+    url = queue_url(settings)
+    try:
+        record = asyncio.run(health.check(url, settings.redis_timeout_ms / 1000))
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        setting = "ROTATOR_QUEUE_URL" if settings.queue_url else "ROTATOR_REDIS_URL"
+        raise unanswered(setting, StoreAddress.parse(url), exc) from None
     if record is None:
         say(f"no worker has recorded itself alive lately ({health.alive_key()} is absent)")
         return 1
