@@ -237,3 +237,20 @@ async def test_secret_bound_to_its_tenant(settings, redis, receiver):
     (entry,) = await log_of(redis, b.tenant)
     assert entry["outcome"] == "failed"
     assert "decrypt" in entry["error"]
+
+
+async def test_a_delivery_in_flight_during_a_flush_leaves_no_log_behind(settings, redis, receiver):
+    """The store flushed (or the tenant deleted) while a receiver answers: the attempt is
+    not logged into a delivery log recreated for a tenant that no longer exists (it would
+    have no expiry and nothing would ever delete it)."""
+    t, _ = await webhook_tenant(redis, settings.keyring, receiver.url)
+    await record_event(redis, t.tenant, "key.expired", {"service": "openai", "key_id": 1})
+
+    async def flush_then_answer(_):
+        await redis.flushall()
+        return 200
+
+    receiver.respond = flush_then_answer
+    assert await deliver_all(settings, redis) == 1
+    assert len(receiver.received) == 1
+    assert await redis.exists(keys.deliveries(t.tenant)) == 0
