@@ -53,8 +53,9 @@ async def load_target(redis: Redis, keyring: KeyRing, tenant: str) -> WebhookTar
     return WebhookTarget(url=as_str(url) or "", secret=secret, events=as_str(events) or "")
 
 
-async def log_attempt(redis: Redis, tenant: str, attempt: DeliveryAttempt) -> int:
-    """Prepend an attempt to the tenant's delivery log; returns its seq."""
+async def log_attempt(redis: Redis, tenant: str, attempt: DeliveryAttempt) -> int | None:
+    """Prepend an attempt to the tenant's delivery log; returns its seq, or None when the
+    tenant is gone (nothing logged: a log recreated then would outlive its tenant)."""
     return await run(
         Plain(redis), scripts.log_delivery(tenant, _encode(attempt), keep=WEBHOOK_LOG_KEEP)
     )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rotator.store import webhooks
+from rotator.store import keys, webhooks
 from rotator.store.webhooks import DeliveryAttempt
 from rotator.tuning import WEBHOOK_LOG_KEEP
 from tests.integration.management import deliver, new_key, new_service, new_tenant
@@ -95,6 +95,7 @@ async def test_pages_are_stable_while_attempts_are_logged(client, redis):
 
 
 async def test_log_is_capped_and_paging_ends_at_its_tail(redis):
+    await redis.hset(keys.tenant("capped"), "name", "capped")  # a tenant's log only
     for n in range(WEBHOOK_LOG_KEEP + 5):
         await webhooks.log_attempt(redis, "capped", attempt(n))
     assert await redis.llen("{t:capped}:deliveries") == WEBHOOK_LOG_KEEP

@@ -9,6 +9,11 @@ def integer(reply: Any) -> int:
     return int(reply)
 
 
+def optional_integer(reply: Any) -> int | None:
+    """An integer, None for nil (a script's false)."""
+    return None if reply is None else int(reply)
+
+
 def flag(reply: Any) -> bool:
     """1 / 0 (or nil) as a bool."""
     return bool(reply)

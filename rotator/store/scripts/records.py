@@ -18,9 +18,14 @@ _BACKUP_READ = load("backup_read")
 _RESTORE_TENANT = load("restore_tenant")
 
 
-def log_delivery(tenant: str, entry_json: bytes, *, keep: int) -> Call[int]:
-    """Prepend a webhook delivery attempt to the tenant's log: its seq."""
-    return Call(_LOG_DELIVERY, (keys.deliveries(tenant),), (entry_json, keep), decode.integer)
+def log_delivery(tenant: str, entry_json: bytes, *, keep: int) -> Call[int | None]:
+    """Prepend a webhook delivery attempt to the tenant's log: its seq (None: no such tenant)."""
+    return Call(
+        _LOG_DELIVERY,
+        (keys.deliveries(tenant), keys.tenant(tenant)),
+        (entry_json, keep),
+        decode.optional_integer,
+    )
 
 
 def field_cas(hash_key: str, field: str, expected: bytes, new: bytes | None) -> Call[bool]:
