@@ -94,7 +94,7 @@ async def deliver_event(
         # this tenant already holds its share of the slots (its receiver is slow or hangs):
         # come back later, without spending an attempt, and leave the slot to other tenants
         tally.add("deferred")
-        with contextlib.suppress(*UNAVAILABLE):
+        with suppress_unavailable():
             await count_deferral(ctx["redis"], ctx["job_id"])
         settings = ctx["settings"]
         raise Retry(defer=settings.webhook_timeout_s * random.uniform(0.5, 1.0))
