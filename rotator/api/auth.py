@@ -26,16 +26,17 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import SkipValidation
 
 from rotator import request_scope
 from rotator.api.body import refuse_unread_body
-from rotator.api.openapi import FORBIDDEN, error_spec
+from rotator.api.openapi import FORBIDDEN, TOO_MANY, error_spec
 from rotator.api.state import AppState
 from rotator.domain import tokens
 from rotator.domain.audit import Actor, fingerprint
-from rotator.domain.errors import TenantSuspended, Unauthorized
-from rotator.store import audit, tenants
+from rotator.domain.errors import SigninThrottled, TenantSuspended, Unauthorized
+from rotator.store import audit, sessions, tenants
 
 _TENANT = "rotator.tenant"
 """Connection-state key where the tenant-admin guard leaves the authenticated tenant."""
@@ -69,14 +70,28 @@ def _address() -> str:
     return scope.address if scope is not None else ""
 
 
-def is_operator(connection: ASGIConnection) -> bool:
-    """Whether the request carries the operator token (constant-time compare)."""
-    expected = app_state(connection).settings.admin_token
+async def is_operator(connection: ASGIConnection) -> bool:
+    """Whether the request carries the operator token (constant-time compare).
+
+    The operator token is the one secret a person may choose, and it opens every tenant:
+    each check is a sign-in attempt of the client's address, on the budget the console's
+    sign-in form uses (store/sessions.py), so the API is no faster way to guess it. A
+    right token takes its attempt back; past the budget, SigninThrottled (429), the right
+    token included, until the window ends."""
+    state = app_state(connection)
+    expected = state.settings.admin_token
     given = bearer_token(connection)
     if expected is None or given is None:
         return False
+    address = _address()
+    attempt = await state.call(sessions.claim_signin_attempt, address)
+    if not attempt.checked:
+        raise SigninThrottled(attempt.wait_s)
     if not hmac.compare_digest(given.encode(), expected.encode()):
+        if attempt.last:
+            raise SigninThrottled(attempt.wait_s)
         return False
+    await state.call(sessions.forgive_signin_attempt, address)
     request_scope.act_as(
         Actor(
             role="operator", via="api", credential="token:" + fingerprint(given), address=_address()
@@ -90,7 +105,7 @@ OPERATOR_API_OFF = "the operator API is off: start the service with ROTATOR_ADMI
 
 async def require_operator(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Guard of /v1/admin/*."""
-    if not is_operator(connection):
+    if not await is_operator(connection):
         off = app_state(connection).settings.admin_token is None
         await refuse(connection, OPERATOR_API_OFF if off else "invalid or missing operator token")
 
@@ -159,8 +174,11 @@ async def require_operator_or_tenant_admin(
     connection: ASGIConnection, handler: BaseRouteHandler
 ) -> None:
     """Guard of routes both read (GET /v1/audit): the operator token, else a tenant's admin
-    token (that tenant's id left for the `viewer` dependency)."""
-    if not is_operator(connection):
+    token (that tenant's id left for the `viewer` dependency). A tenant's admin token is
+    not an operator token guessed wrong: it uses up none of the address's budget."""
+    given = bearer_token(connection)
+    parsed = tokens.parse(given) if given else None
+    if (parsed is not None and parsed.kind == tokens.ADMIN) or not await is_operator(connection):
         await require_tenant_admin(connection, handler)
 
 
@@ -178,12 +196,36 @@ _VIEWER_DEPENDENCIES = {
 }
 
 
+_THROTTLED = error_spec(
+    "Too many wrong operator tokens from this address, console sign-ins included "
+    '(`{"error": "too many wrong tokens from this address"}`); Retry-After says when to '
+    "try again"
+)
+_SUSPENDED = error_spec('The tenant is suspended (`{"error": "tenant suspended"}`): it only reads')
+
+
+def _documenting(
+    handlers: list[BaseRouteHandler], status: int, spec: ResponseSpec, writes_only: bool = False
+) -> list[BaseRouteHandler]:
+    """`handlers` (a controller's, Litestar's copies), each documenting the `status` its
+    guard answers, so no route can forget it."""
+    for handler in handlers:
+        if isinstance(handler, HTTPRouteHandler) and not (
+            writes_only and handler.http_methods <= READS
+        ):
+            handler.responses = {**(handler.responses or {}), status: spec}
+    return handlers
+
+
 class OperatorOrTenantAdminBase(Controller):
     """Base of controllers the operator and tenant admins both call: handlers take
     `viewer: Viewer` and `app_state: State`."""
 
     guards = (require_operator_or_tenant_admin, refuse_unread_body)
     dependencies = _VIEWER_DEPENDENCIES
+
+    def get_route_handlers(self) -> list[BaseRouteHandler]:
+        return _documenting(super().get_route_handlers(), TOO_MANY, _THROTTLED)
 
 
 class OperatorBase(Controller):
@@ -192,8 +234,8 @@ class OperatorBase(Controller):
     guards = (require_operator, refuse_unread_body)
     dependencies = _OPERATOR_DEPENDENCIES
 
-
-_SUSPENDED = error_spec('The tenant is suspended (`{"error": "tenant suspended"}`): it only reads')
+    def get_route_handlers(self) -> list[BaseRouteHandler]:
+        return _documenting(super().get_route_handlers(), TOO_MANY, _THROTTLED)
 
 
 class TenantAdminBase(Controller):
@@ -204,10 +246,5 @@ class TenantAdminBase(Controller):
     dependencies = _TENANT_ADMIN_DEPENDENCIES
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:
-        """The controller's handlers (Litestar's copies); each write route documents the
-        403 its guard answers for a suspended tenant, so no route can forget it."""
-        handlers = super().get_route_handlers()
-        for handler in handlers:
-            if isinstance(handler, HTTPRouteHandler) and not handler.http_methods <= READS:
-                handler.responses = {**(handler.responses or {}), FORBIDDEN: _SUSPENDED}
-        return handlers
+        """Each write route documents the 403 its guard answers for a suspended tenant."""
+        return _documenting(super().get_route_handlers(), FORBIDDEN, _SUSPENDED, writes_only=True)

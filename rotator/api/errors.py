@@ -42,6 +42,7 @@ STATUS: dict[type[e.RotatorError], int] = {
     e.StoreUnavailable: 503,
     refusals.StoreRefused: 503,
     e.Unauthorized: 401,
+    e.SigninThrottled: 429,
     e.NotFound: 404,
     e.Conflict: 409,
     e.FieldConflict: 409,
@@ -87,7 +88,9 @@ def rotator_error(_: Request, exc: e.RotatorError) -> Response:
     if isinstance(exc, e.DailyLimitReached | e.RateLimitReached):
         body["limit"] = exc.limit
         body["retry_after"] = exc.retry_after_s
-    if isinstance(exc, e.DemoRateLimited | e.DailyLimitReached | e.RateLimitReached):
+    if isinstance(
+        exc, e.DemoRateLimited | e.DailyLimitReached | e.RateLimitReached | e.SigninThrottled
+    ):
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, e.NoActiveKeys) and exc.retry_after_s is not None:
         # every key is cooling down: the first recovers then (key health); the body stays

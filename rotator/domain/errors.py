@@ -88,6 +88,15 @@ class StoreUnavailable(RotatorError, message="store unavailable"):
 class Unauthorized(RotatorError, message="invalid or missing admin token"): ...
 
 
+class SigninThrottled(RotatorError, message="too many wrong tokens from this address"):
+    """This address used up its budget of wrong operator tokens, which the console's
+    sign-in and the operator API share (store/sessions.py): try again after retry_after_s."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__()
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(RotatorError, message="not found"): ...
 
 

@@ -137,3 +137,50 @@ async def test_the_demo_throttle_counts_an_ipv6_client_by_its_64(proxied, settin
     assert burst == [200] * settings.demo_burst
     assert await deliver("2001:db8:7:7:abcd::1") == 429  # the same /64
     assert await deliver("2001:db8:7:8::1") == 200  # the next one
+
+
+async def operator_call(client: AppClient, token: str, address: str) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}", "x-forwarded-for": address}
+    return await client.get("/v1/admin/tenants", headers=headers)
+
+
+async def test_the_operator_api_spends_the_sign_in_budget(proxied):
+    """The operator token opens every tenant and a person may choose it: the API must not
+    be a faster way to guess it than the console's sign-in form."""
+    wrong = [
+        (await operator_call(proxied, f"guess-{n}", "203.0.113.9")).status_code
+        for n in range(sessions.SIGNIN_MAX_FAILURES + 1)
+    ]
+    assert wrong == [401] * (sessions.SIGNIN_MAX_FAILURES - 1) + [429] * 2
+    # past the budget the right token is refused too, with when to try again
+    r = await operator_call(proxied, OPERATOR_TOKEN, "203.0.113.9")
+    assert (r.status_code, r.json()) == (429, {"error": "too many wrong tokens from this address"})
+    assert 0 < int(r.headers["retry-after"]) <= sessions.SIGNIN_WINDOW_MS // 1000
+    # ... and so is the console's sign-in form: one budget
+    assert (await sign_in(proxied, OPERATOR_TOKEN, "203.0.113.9")).status_code == 429
+    # another address has its own
+    assert (await operator_call(proxied, OPERATOR_TOKEN, "203.0.113.10")).status_code == 200
+
+
+async def test_console_failures_count_against_the_operator_api(proxied):
+    for _ in range(sessions.SIGNIN_MAX_FAILURES):
+        await sign_in(proxied, "kta_wrong", "198.51.100.20")
+    assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.20")).status_code == 429
+
+
+async def test_right_operator_calls_and_tenant_tokens_spend_nothing(proxied):
+    t = await new_tenant(proxied)
+    for _ in range(sessions.SIGNIN_MAX_FAILURES + 5):
+        assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.30")).status_code == 200
+        # a tenant's admin token on a route the operator may call too is not a wrong guess
+        r = await proxied.get(
+            "/v1/audit",
+            headers={
+                "authorization": f"Bearer {t.admin_token}",
+                "x-forwarded-for": "198.51.100.30",
+            },
+        )
+        assert r.status_code == 200
+    for _ in range(sessions.SIGNIN_MAX_FAILURES - 1):
+        assert (await operator_call(proxied, "wrong", "198.51.100.30")).status_code == 401
+    assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.30")).status_code == 200
