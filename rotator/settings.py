@@ -184,6 +184,25 @@ def _tcp_port(settings: Settings, port: int) -> str | None:
     return None if 1 <= port <= 65535 else f"{port} is not a TCP port"
 
 
+MIN_ADMIN_TOKEN_CHARS = 20
+"""As an imported token's minimum (SPEC §7): the operator token opens every tenant."""
+
+
+def _admin_token(settings: Settings, token: str | None) -> str | None:
+    # the problem never quotes the value: it is a secret
+    if token is None or (
+        len(token) >= MIN_ADMIN_TOKEN_CHARS
+        and token.isprintable()
+        and not any(c.isspace() for c in token)
+    ):
+        return None
+    return (
+        f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters, without spaces or control "
+        "characters (it opens every tenant); make one with: "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+
+
 def _log_level(settings: Settings, level: str) -> str | None:
     return None if level.upper() in LOG_LEVELS else f"{level!r} is not a log level"
 
@@ -274,7 +293,10 @@ class Settings:
         parse=_parse_keyring,
     )
     admin_token: str | None = setting(
-        None, "operator token for /v1/admin/*; unset = operator API disabled"
+        None,
+        "operator token for /v1/admin/* and the operator console, at least 20 characters; "
+        "unset = operator API disabled",
+        check=_admin_token,
     )
     host: str = setting("127.0.0.1", "address the API listens on")
     port: int = setting(8080, "port the API listens on", check=_tcp_port)

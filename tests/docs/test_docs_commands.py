@@ -42,7 +42,7 @@ from tests.integration.cli_support import base_env
 pytestmark = pytest.mark.timeout(300)
 
 DOCUMENTED = "127.0.0.1:8080"
-OPERATOR_TOKEN = "op-secret"
+OPERATOR_TOKEN = "op-secret-0123456789abcdef"
 """The operator token of the instance: the one docs/api.md's "Try it locally" sets."""
 BLOCK_TIMEOUT_S = 120
 

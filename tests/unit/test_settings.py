@@ -32,7 +32,7 @@ def test_every_variable_is_read():
         "ROTATOR_REDIS_URL": "redis://db:6380/2",
         "ROTATOR_DATA_DIR": "/srv/rotator",
         "ROTATOR_MASTER_KEY": f"a:{key}",
-        "ROTATOR_ADMIN_TOKEN": "op",
+        "ROTATOR_ADMIN_TOKEN": "operator-token-0123456789",
         "ROTATOR_HOST": "0.0.0.0",
         "ROTATOR_PORT": "9000",
         "ROTATOR_WORKERS": "4",
@@ -46,7 +46,12 @@ def test_every_variable_is_read():
     assert s.redis_url == "redis://db:6380/2" and not s.embedded
     assert s.data_dir == Path("/srv/rotator")
     assert s.keyring.primary_id == "a"
-    assert (s.admin_token, s.host, s.port, s.workers) == ("op", "0.0.0.0", 9000, 4)
+    assert (s.admin_token, s.host, s.port, s.workers) == (
+        "operator-token-0123456789",
+        "0.0.0.0",
+        9000,
+        4,
+    )
     assert s.trusted_proxies == (
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
@@ -90,6 +95,18 @@ def test_bad_values_name_their_variable(tmp_path, name, value, problem):
     assert problem in message
     assert err.value.name == f"ROTATOR_{name}"
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "token", ["op-secret", "x" * 19, "twenty characters with spaces", "operator-token\t0123456789"]
+)
+def test_a_weak_operator_token_is_refused_without_being_shown(tmp_path, token):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"ROTATOR_ADMIN_TOKEN": token}, data_dir=tmp_path)
+    message = str(err.value)
+    assert message.startswith("ROTATOR_ADMIN_TOKEN: must be at least 20 characters")
+    assert "secrets.token_urlsafe(32)" in message  # how to make a good one
+    assert token not in message
 
 
 def test_master_key_file_in_the_data_dir(tmp_path):
