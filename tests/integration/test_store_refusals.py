@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 
 from rotator.api.app import create_app
 from rotator.cli import main
-from rotator.embedded import EmbeddedValkey, free_port
+from rotator.embedded import free_port
 from rotator.store import services
 from rotator.store.address import StoreAddress
 from tests.asgi import app_client
@@ -42,18 +42,10 @@ SPIN = (
 """A script that keeps the server busy for 3 s."""
 
 
-@pytest.fixture
-def server(tmp_path) -> Any:
-    s = EmbeddedValkey(tmp_path / "refusing", appendonly=False)
-    s.start()
-    yield s
-    s.stop()
-
-
 @asynccontextmanager
-async def running(settings, server, clock) -> AsyncIterator[tuple[Any, Tenant, Any]]:
-    cfg = dataclasses.replace(settings, redis_url=server.url, redis_timeout_ms=2000)
-    admin = aioredis.Redis.from_url(server.url)
+async def running(settings, own_valkey, clock) -> AsyncIterator[tuple[Any, Tenant, Any]]:
+    cfg = dataclasses.replace(settings, redis_url=own_valkey.url, redis_timeout_ms=2000)
+    admin = aioredis.Redis.from_url(own_valkey.url)
     try:
         async with app_client(create_app(cfg, clock=clock)) as client:
             t = await new_tenant(client)
@@ -114,9 +106,9 @@ REFUSING: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[Any], Await
 
 
 @pytest.mark.parametrize("state", REFUSING)
-async def test_a_refusing_store_answers_503_not_500(settings, server, clock, caplog, state):
+async def test_a_refusing_store_answers_503_not_500(settings, own_valkey, clock, caplog, state):
     refuse, serve = REFUSING[state]
-    async with running(settings, server, clock) as (client, t, admin):
+    async with running(settings, own_valkey, clock) as (client, t, admin):
         await refuse(admin)
         try:
             with caplog.at_level(logging.WARNING):
@@ -130,13 +122,13 @@ async def test_a_refusing_store_answers_503_not_500(settings, server, clock, cap
         assert r.status_code == 200, r.text
 
 
-async def test_a_store_busy_with_a_script_answers_503_not_500(settings, server, clock, caplog):
-    async with running(settings, server, clock) as (client, t, admin):
+async def test_a_store_busy_with_a_script_answers_503_not_500(settings, own_valkey, clock, caplog):
+    async with running(settings, own_valkey, clock) as (client, t, admin):
         await admin.config_set("busy-reply-threshold", 100)  # BUSY after 0.1 s, not 5 s
-        busy = aioredis.Redis.from_url(server.url, socket_timeout=30)
+        busy = aioredis.Redis.from_url(own_valkey.url, socket_timeout=30)
         script = asyncio.create_task(busy.eval(SPIN, 0))
         try:
-            await asyncio.sleep(0.4)  # past the threshold: the server answers BUSY now
+            await asyncio.sleep(0.4)  # past the threshold: the own_valkey answers BUSY now
             with caplog.at_level(logging.WARNING):
                 seen = await answers(client, t)
                 health = await client.get("/healthz")
@@ -151,16 +143,16 @@ async def test_a_store_busy_with_a_script_answers_503_not_500(settings, server, 
 
 
 async def test_cli_write_to_a_full_store_exits_2_with_one_line(
-    server, master_key_b64, tmp_path, monkeypatch, capsys
+    own_valkey, master_key_b64, tmp_path, monkeypatch, capsys
 ):
     for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("ROTATOR_REDIS_URL", server.url)
+    monkeypatch.setenv("ROTATOR_REDIS_URL", own_valkey.url)
     monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
     monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
     assert await asyncio.to_thread(main, ["tenant", "create", "acme"]) == 0
     capsys.readouterr()
-    admin = aioredis.Redis.from_url(server.url)
+    admin = aioredis.Redis.from_url(own_valkey.url)
     await admin.config_set("maxmemory", 1)
     try:
         code = await asyncio.to_thread(main, ["app", "create", "acme", "web"])
@@ -173,19 +165,19 @@ async def test_cli_write_to_a_full_store_exits_2_with_one_line(
 
 
 @pytest.fixture
-def demoted_midway(server, monkeypatch):
+def demoted_midway(own_valkey, monkeypatch):
     """The store turns read-only (a failover) as an import adds its first keys: the service
     it created cannot be deleted again."""
     add_keys = services.add_keys
 
     async def demoting(*args: Any, **kwargs: Any) -> Any:
-        with redis.Redis.from_url(server.url) as admin:
+        with redis.Redis.from_url(own_valkey.url) as admin:
             admin.execute_command("REPLICAOF", "127.0.0.1", free_port())
         return await add_keys(*args, **kwargs)
 
     monkeypatch.setattr(services, "add_keys", demoting)
     yield
-    with redis.Redis.from_url(server.url) as admin:
+    with redis.Redis.from_url(own_valkey.url) as admin:
         admin.execute_command("REPLICAOF", "NO", "ONE")
 
 
@@ -196,11 +188,11 @@ IMPORT_LEFT = (
 
 
 async def test_an_import_cut_off_by_the_store_exits_2_in_one_line(
-    server, master_key_b64, tmp_path, monkeypatch, capsys, caplog, demoted_midway
+    own_valkey, master_key_b64, tmp_path, monkeypatch, capsys, caplog, demoted_midway
 ):
     for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("ROTATOR_REDIS_URL", server.url)
+    monkeypatch.setenv("ROTATOR_REDIS_URL", own_valkey.url)
     monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
     monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
     assert await asyncio.to_thread(main, ["tenant", "create", "acme"]) == 0
@@ -218,9 +210,9 @@ async def test_an_import_cut_off_by_the_store_exits_2_in_one_line(
 
 
 async def test_the_api_answers_an_import_cut_off_by_the_store_with_what_remains(
-    settings, server, clock, caplog, demoted_midway
+    settings, own_valkey, clock, caplog, demoted_midway
 ):
-    async with running(settings, server, clock) as (client, t, _):
+    async with running(settings, own_valkey, clock) as (client, t, _):
         with caplog.at_level(logging.WARNING):
             r = await client.post(
                 "/v1/import",
@@ -234,23 +226,23 @@ async def test_the_api_answers_an_import_cut_off_by_the_store_with_what_remains(
 
 @pytest.mark.parametrize("state", ["down", "busy"])
 async def test_worker_check_says_what_other_commands_say(
-    server, master_key_b64, tmp_path, monkeypatch, capsys, state
+    own_valkey, master_key_b64, tmp_path, monkeypatch, capsys, state
 ):
     """The container health check on a store that is down or busy: exit 2, one line naming
     the setting, the line `rotator tenant list` prints."""
-    url = server.url if state == "busy" else f"redis://127.0.0.1:{free_port()}"
+    url = own_valkey.url if state == "busy" else f"redis://127.0.0.1:{free_port()}"
     for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("ROTATOR_REDIS_URL", url)
     monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
     monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
     seen = []
-    admin = aioredis.Redis.from_url(server.url)
+    admin = aioredis.Redis.from_url(own_valkey.url)
     await admin.config_set("busy-reply-threshold", 100)
-    spinner = aioredis.Redis.from_url(server.url, socket_timeout=30)
+    spinner = aioredis.Redis.from_url(own_valkey.url, socket_timeout=30)
     script = asyncio.create_task(spinner.eval(SPIN, 0) if state == "busy" else asyncio.sleep(0))
     try:
-        await asyncio.sleep(0.4)  # past the threshold: the server answers BUSY now
+        await asyncio.sleep(0.4)  # past the threshold: the own_valkey answers BUSY now
         for argv in (["worker", "--check"], ["tenant", "list"]):
             code = await asyncio.to_thread(main, argv)
             seen.append((code, capsys.readouterr().err))

@@ -11,18 +11,15 @@ import asyncio
 import dataclasses
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from rotator.embedded import EmbeddedValkey, free_port
 from rotator.folded_log import FoldedWarning
 from rotator.metrics.worker import WorkerMetrics, store_up
 from rotator.store import connection, keys
 from rotator.tally import Tally
+from tests.integration.refusing_store import busy, demoted
 from tests.integration.webhook_support import FAST
 from workers import supervisor as supervision
 from workers.deletions import finish_tenant_deletions
@@ -30,56 +27,32 @@ from workers.pump import EventPump
 from workers.sweep import sweep_time_services
 
 OUTAGE_LOG = "test.outage"
-SPIN = (
-    "local s = redis.call('TIME') local t0 = s[1] * 1e6 + s[2] "
-    "while true do local n = redis.call('TIME') "
-    "if n[1] * 1e6 + n[2] - t0 > tonumber(ARGV[1]) * 1e6 then return 1 end end"
-)
 
 
 @pytest.fixture
-def server(tmp_path) -> Any:
-    s = EmbeddedValkey(tmp_path / "refusing", appendonly=False)
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def on_server(settings, server):
+def on_server(settings, own_valkey):
     return dataclasses.replace(
-        settings, redis_url=server.url, redis_cluster=False, queue_url=None, redis_timeout_ms=2000
+        settings,
+        redis_url=own_valkey.url,
+        redis_cluster=False,
+        queue_url=None,
+        redis_timeout_ms=2000,
     )
-
-
-@asynccontextmanager
-async def busy(server, seconds: float) -> AsyncIterator[asyncio.Task[Any]]:
-    """The server answers BUSY to everything while a script spins for `seconds`."""
-    admin = aioredis.Redis.from_url(server.url)
-    await admin.config_set("busy-reply-threshold", 100)  # BUSY after 0.1 s, not 5 s
-    spinner = aioredis.Redis.from_url(server.url, socket_timeout=seconds + 30)
-    script = asyncio.create_task(spinner.eval(SPIN, 0, seconds))
-    try:
-        await asyncio.sleep(0.4)  # past the threshold
-        yield script
-    finally:
-        await script
-        await spinner.aclose()
-        await admin.aclose()
 
 
 def errors(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
-async def test_the_pump_folds_a_busy_store(settings, server, caplog):
-    data = aioredis.Redis.from_url(server.url)
-    await data.sadd(keys.WEBHOOK_TENANTS, "t1")
+@pytest.mark.parametrize("refusing", [busy, demoted], ids=["busy", "demoted"])
+async def test_the_pump_folds_a_refusing_store(settings, own_valkey, caplog, refusing):
+    data = aioredis.Redis.from_url(own_valkey.url)
+    await data.sadd(keys.WEBHOOK_TENANTS, "t1")  # its XGROUP CREATE is a write: READONLY
     outage = FoldedWarning(logging.getLogger(OUTAGE_LOG), "the store", 60)
     config = dataclasses.replace(FAST, pump_error_pause_s=0.01)
     pump = EventPump(data, data, config, consumer="test-pump", outage=outage)
     with caplog.at_level(logging.INFO):
-        async with busy(server, 2):
+        async with refusing(own_valkey, 2):
             task = asyncio.create_task(pump.run_forever())
             async with asyncio.timeout(10):
                 while outage.failures < 5:
@@ -93,42 +66,20 @@ async def test_the_pump_folds_a_busy_store(settings, server, caplog):
     assert problems == [(OUTAGE_LOG, "WARNING")]
 
 
-async def test_the_pump_folds_a_demoted_store(settings, server, caplog):
-    data = aioredis.Redis.from_url(server.url)
-    await data.sadd(keys.WEBHOOK_TENANTS, "t1")  # its XGROUP CREATE is a write: READONLY
-    await data.execute_command("REPLICAOF", "127.0.0.1", free_port())
-    outage = FoldedWarning(logging.getLogger(OUTAGE_LOG), "the store", 60)
-    config = dataclasses.replace(FAST, pump_error_pause_s=0.01)
-    pump = EventPump(data, data, config, consumer="test-pump", outage=outage)
-    try:
-        with caplog.at_level(logging.INFO):
-            task = asyncio.create_task(pump.run_forever())
-            async with asyncio.timeout(10):
-                while outage.failures < 5:
-                    await asyncio.sleep(0.01)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-    finally:
-        await data.execute_command("REPLICAOF", "NO", "ONE")
-        await data.aclose()
-    assert not errors(caplog)
-
-
-async def test_worker_metrics_count_a_busy_store_as_down(on_server, server):
+async def test_worker_metrics_count_a_busy_store_as_down(on_server, own_valkey):
     data = connection.connect(on_server)
-    queue = aioredis.Redis.from_url(server.url)
+    queue = aioredis.Redis.from_url(own_valkey.url)
     metrics = WorkerMetrics(Tally(), data, queue, lambda: 0)
     await metrics.read_backlog()
     assert store_up._value.get() == 1
-    async with busy(server, 1.5):
+    async with busy(own_valkey, 1.5):
         await metrics.read_backlog()  # raised BUSY: "metrics: reading … failed" + traceback
         assert store_up._value.get() == 0
     await data.aclose()
     await queue.aclose()
 
 
-async def test_the_supervisor_rides_out_a_busy_store(on_server, server, caplog):
+async def test_the_supervisor_rides_out_a_busy_store(on_server, own_valkey, caplog):
     """BUSY before the first Worker (its PING) and while one runs (its poll loop, then the
     close of the failed Worker): one folded warning, a new Worker once the script ends."""
     config = dataclasses.replace(
@@ -136,7 +87,7 @@ async def test_the_supervisor_rides_out_a_busy_store(on_server, server, caplog):
     )
     boss = supervision.Supervisor(on_server, config)
     with caplog.at_level(logging.INFO):
-        async with busy(server, 1.5):
+        async with busy(own_valkey, 1.5):
             running = asyncio.create_task(boss.run())
             async with asyncio.timeout(10):
                 while boss.outage.failures < 2:
@@ -146,7 +97,7 @@ async def test_the_supervisor_rides_out_a_busy_store(on_server, server, caplog):
             while boss.outage.failing or boss.current is None:  # recovered: a Worker runs
                 await asyncio.sleep(0.01)
         worker = boss.current
-        async with busy(server, 1.5):  # the running Worker's loop meets BUSY
+        async with busy(own_valkey, 1.5):  # the running Worker's loop meets BUSY
             async with asyncio.timeout(10):
                 while boss.current is worker:
                     await asyncio.sleep(0.01)
@@ -161,12 +112,12 @@ async def test_the_supervisor_rides_out_a_busy_store(on_server, server, caplog):
     assert warnings and all("BUSY" in w for w in warnings), warnings
 
 
-async def test_the_sweep_and_deletions_stop_quietly_on_a_busy_store(on_server, server, caplog):
+async def test_the_sweep_and_deletions_stop_quietly_on_a_busy_store(on_server, own_valkey, caplog):
     data = connection.connect(on_server)
     outage = FoldedWarning(logging.getLogger(OUTAGE_LOG), "the store", 60)
     ctx = {"settings": on_server, "config": FAST, "data": data, "outage": outage}
     with caplog.at_level(logging.INFO):
-        async with busy(server, 1.5):
+        async with busy(own_valkey, 1.5):
             assert await sweep_time_services(ctx) == 0
             assert await finish_tenant_deletions(ctx) == 0
     await data.aclose()
