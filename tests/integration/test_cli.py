@@ -248,6 +248,7 @@ def test_help_lists_every_setting_with_its_default():
         ({"ROTATOR_MASTER_KEY": "not-a-key"}, "rotator: ROTATOR_MASTER_KEY: not base64"),
         ({"ROTATOR_PORT": "http"}, "rotator: ROTATOR_PORT: 'http' is not an integer"),
         ({"ROTATOR_REDIS_URL": "localhost:6379"}, "rotator: ROTATOR_REDIS_URL: must start"),
+        ({"ROTATOR_ADMIN_TOKEN": "a"}, "rotator: ROTATOR_ADMIN_TOKEN: must be at least 20"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(tmp_path, env, message):

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,15 @@ def test_bad_values_name_their_variable(tmp_path, name, value, problem):
 
 
 @pytest.mark.parametrize(
-    "token", ["op-secret", "x" * 19, "twenty characters with spaces", "operator-token\t0123456789"]
+    "token",
+    [
+        "op-secret",
+        "x" * 19,
+        "twenty characters with spaces",
+        "operator-token\t0123456789",
+        "operator-token\u200b0123456789",  # zero-width space: invisible when pasted
+        "operator-tökén-0123456789",  # a header carries bytes: no client would send it right
+    ],
 )
 def test_a_weak_operator_token_is_refused_without_being_shown(tmp_path, token):
     with pytest.raises(SettingsError) as err:
@@ -107,6 +116,14 @@ def test_a_weak_operator_token_is_refused_without_being_shown(tmp_path, token):
     assert message.startswith("ROTATOR_ADMIN_TOKEN: must be at least 20 characters")
     assert "secrets.token_urlsafe(32)" in message  # how to make a good one
     assert token not in message
+
+
+@pytest.mark.parametrize(
+    "token", ["x" * 20, secrets.token_urlsafe(32), "Tr0ub4dor&3!correct~horse"]
+)
+def test_a_long_operator_token_is_taken_as_given(tmp_path, token):
+    """`secrets.token_urlsafe(32)` is what `rotator run` generates when none is set."""
+    assert Settings.from_env({"ROTATOR_ADMIN_TOKEN": token}, data_dir=tmp_path).admin_token == token
 
 
 def test_master_key_file_in_the_data_dir(tmp_path):
