@@ -189,16 +189,16 @@ MIN_ADMIN_TOKEN_CHARS = 20
 
 
 def _admin_token(settings: Settings, token: str | None) -> str | None:
-    # the problem never quotes the value: it is a secret
+    # printable ASCII only: the API reads the Bearer header as bytes (Latin-1), so a
+    # non-ASCII token could sign in to the console but never match on the API.
+    # The problem never quotes the value: it is a secret
     if token is None or (
-        len(token) >= MIN_ADMIN_TOKEN_CHARS
-        and token.isprintable()
-        and not any(c.isspace() for c in token)
+        len(token) >= MIN_ADMIN_TOKEN_CHARS and all("!" <= c <= "~" for c in token)
     ):
         return None
     return (
-        f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters, without spaces or control "
-        "characters (it opens every tenant); make one with: "
+        f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters, without spaces, control "
+        "or non-ASCII characters (it opens every tenant); make one with: "
         "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
     )
 
@@ -294,8 +294,8 @@ class Settings:
     )
     admin_token: str | None = setting(
         None,
-        "operator token for /v1/admin/* and the operator console, at least 20 characters; "
-        "unset = operator API disabled",
+        "operator token for /v1/admin/* and the operator console: 20+ printable ASCII "
+        "characters, no spaces; unset = operator API disabled",
         check=_admin_token,
     )
     host: str = setting("127.0.0.1", "address the API listens on")
