@@ -184,3 +184,45 @@ async def test_right_operator_calls_and_tenant_tokens_spend_nothing(proxied):
     for _ in range(sessions.SIGNIN_MAX_FAILURES - 1):
         assert (await operator_call(proxied, "wrong", "198.51.100.30")).status_code == 401
     assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.30")).status_code == 200
+
+
+async def operator_sign_in(client: AppClient, token: str, address: str) -> httpx.Response:
+    csrf = csrf_of(await client.get("/app/operator/signin"))
+    return await client.post(
+        "/app/operator/signin",
+        data={"token": token, "_csrf_token": csrf},
+        headers={"x-forwarded-for": address},
+    )
+
+
+async def test_a_right_operator_token_takes_back_only_its_own_attempt(proxied):
+    """As a console sign-in that succeeds: the failures before it still count, through the
+    API or the form, and a success from another address forgives none of them."""
+    address = "198.51.100.40"
+    for n in range(sessions.SIGNIN_MAX_FAILURES - 1):
+        guess = operator_call if n % 2 else operator_sign_in
+        assert (await guess(proxied, f"guess-{n}", address)).status_code == 401
+    assert (await operator_call(proxied, OPERATOR_TOKEN, address)).status_code == 200
+    assert (await operator_sign_in(proxied, OPERATOR_TOKEN, address)).status_code == 303
+    assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.41")).status_code == 200
+    # the tenth failure, as the console's tenth, uses up the window
+    assert (await operator_call(proxied, "guess-last", address)).status_code == 429
+    assert (await operator_sign_in(proxied, OPERATOR_TOKEN, address)).status_code == 429
+
+
+async def test_operator_guesses_sent_at_once_are_checked_no_more_than_the_window_allows(proxied):
+    guesses = [operator_call(proxied, f"guess-{n}", "203.0.113.11") for n in range(40)]
+    answers = await asyncio.gather(*guesses, operator_call(proxied, OPERATOR_TOKEN, "203.0.113.11"))
+    checked = [r.status_code for r in answers if r.status_code != 429]
+    assert len(checked) <= sessions.SIGNIN_MAX_FAILURES, [r.status_code for r in answers]
+
+
+async def test_a_wrong_token_on_the_audit_log_is_an_operator_guess(proxied):
+    """GET /v1/audit takes the operator token too: a token that is no tenant's is a guess."""
+    headers = {"authorization": "Bearer guess", "x-forwarded-for": "203.0.113.12"}
+    statuses = [
+        (await proxied.get("/v1/audit", headers=headers)).status_code
+        for _ in range(sessions.SIGNIN_MAX_FAILURES)
+    ]
+    assert statuses == [401] * (sessions.SIGNIN_MAX_FAILURES - 1) + [429]
+    assert (await operator_call(proxied, OPERATOR_TOKEN, "203.0.113.12")).status_code == 429
