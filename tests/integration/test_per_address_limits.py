@@ -226,3 +226,13 @@ async def test_a_wrong_token_on_the_audit_log_is_an_operator_guess(proxied):
     ]
     assert statuses == [401] * (sessions.SIGNIN_MAX_FAILURES - 1) + [429]
     assert (await operator_call(proxied, OPERATOR_TOKEN, "203.0.113.12")).status_code == 429
+
+
+async def test_operator_calls_sent_at_once_use_up_nothing(proxied):
+    """A script may call the operator API in parallel: a right token is not a guess, so
+    such calls neither refuse each other nor leave the address locked out."""
+    calls = [operator_call(proxied, OPERATOR_TOKEN, "198.51.100.60") for _ in range(30)]
+    assert {r.status_code for r in await asyncio.gather(*calls)} == {200}
+    for n in range(sessions.SIGNIN_MAX_FAILURES - 1):
+        assert (await operator_call(proxied, f"guess-{n}", "198.51.100.60")).status_code == 401
+    assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.60")).status_code == 200
