@@ -75,23 +75,25 @@ async def is_operator(connection: ASGIConnection) -> bool:
 
     The operator token is the one secret a person may choose, and it opens every tenant:
     each check is a sign-in attempt of the client's address, on the budget the console's
-    sign-in form uses (store/sessions.py), so the API is no faster way to guess it. A
-    right token takes its attempt back; past the budget, SigninThrottled (429), the right
-    token included, until the window ends."""
+    sign-in form uses (store/sessions.py), so the API is no faster way to guess it. Only a
+    wrong token is counted; past the budget, SigninThrottled (429), the right token
+    included, until the window ends."""
     state = app_state(connection)
     expected = state.settings.admin_token
     given = bearer_token(connection)
     if expected is None or given is None:
         return False
-    address = _address()
-    attempt = await state.call(sessions.claim_signin_attempt, address)
-    if not attempt.checked:
+    # compared before it is judged, unlike the console's form, so a right token is judged
+    # without being counted (one script, no forgive): a script's parallel calls cannot lock
+    # its address out. Past the budget the answer is 429 whatever the compare said, right
+    # and wrong tokens cost the same one script call, and the compare is local and
+    # constant-time: nothing tells a throttled guess whether it was right.
+    right = hmac.compare_digest(given.encode(), expected.encode())
+    attempt = await state.call(sessions.claim_signin_attempt, _address(), right=right)
+    if not attempt.checked or (not right and attempt.last):
         raise SigninThrottled(attempt.wait_s)
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        if attempt.last:
-            raise SigninThrottled(attempt.wait_s)
+    if not right:
         return False
-    await state.call(sessions.forgive_signin_attempt, address)
     request_scope.act_as(
         Actor(
             role="operator", via="api", credential="token:" + fingerprint(given), address=_address()

@@ -148,11 +148,19 @@ class SigninAttempt(NamedTuple):
     wait_s: int
 
 
-async def claim_signin_attempt(redis: Redis, client_ip: str) -> SigninAttempt:
+async def claim_signin_attempt(
+    redis: Redis, client_ip: str, *, right: bool = False
+) -> SigninAttempt:
     """Count a sign-in attempt of `client_ip` before its token is checked. Counted first and
     atomically, so requests sent at once cannot all be checked: at most SIGNIN_MAX_FAILURES
-    tokens per window are, and a refused one is never compared (its answer tells nothing)."""
-    window = await run(Plain(redis), scripts.signin_attempt(client_ip, window_ms=SIGNIN_WINDOW_MS))
+    tokens per window are, and a refused one is never compared (its answer tells nothing).
+
+    `right`: the caller already compared the token (a local compare, no store read) and it
+    was right: the attempt is judged by the same rule, after every failure counted before
+    it, but not counted, so there is nothing to forgive and calls sent at once with the
+    right token cannot use up the window among themselves."""
+    call = scripts.signin_attempt(client_ip, window_ms=SIGNIN_WINDOW_MS, count=0 if right else 1)
+    window = await run(Plain(redis), call)
     return SigninAttempt(
         checked=window.attempts <= SIGNIN_MAX_FAILURES,
         last=window.attempts >= SIGNIN_MAX_FAILURES,
@@ -164,5 +172,5 @@ async def forgive_signin_attempt(redis: Redis, client_ip: str) -> None:
     """Take back the attempt of a sign-in that succeeded: only failures use up the window."""
     await run(
         Plain(redis),
-        scripts.signin_attempt(client_ip, window_ms=SIGNIN_WINDOW_MS, take_back=True),
+        scripts.signin_attempt(client_ip, window_ms=SIGNIN_WINDOW_MS, count=-1),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from rotator.store import keys
 from rotator.store.scripts import decode, load
@@ -43,9 +43,9 @@ def _window(reply: Any) -> SigninWindow:
 
 
 def signin_attempt(
-    client_ip: str, *, window_ms: int, take_back: bool = False
+    client_ip: str, *, window_ms: int, count: Literal[1, 0, -1] = 1
 ) -> Call[SigninWindow]:
-    """Count a sign-in attempt of `client_ip` (or take back a successful one): the attempts
-    in its window and the ms left."""
-    delta = -1 if take_back else 1
-    return Call(_SIGNIN_ATTEMPT, (keys.signin_failures(client_ip),), (window_ms, delta), _window)
+    """Count a sign-in attempt of `client_ip` (`count` 1), take back a successful one (-1),
+    or judge one whose token is known right without counting it (0): the attempts in its
+    window and the ms left."""
+    return Call(_SIGNIN_ATTEMPT, (keys.signin_failures(client_ip),), (window_ms, count), _window)
