@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator.crypto import KeyRing, KeyRingError
+from rotator.domain import tokens
 from rotator.store.address import AddressError, StoreAddress
 
 log = logging.getLogger(__name__)
@@ -193,12 +194,15 @@ def _admin_token(settings: Settings, token: str | None) -> str | None:
     # non-ASCII token could sign in to the console but never match on the API.
     # The problem never quotes the value: it is a secret
     if token is None or (
-        len(token) >= MIN_ADMIN_TOKEN_CHARS and all("!" <= c <= "~" for c in token)
+        len(token) >= MIN_ADMIN_TOKEN_CHARS
+        and all("!" <= c <= "~" for c in token)
+        and tokens.parse(token) is None
     ):
         return None
     return (
         f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters, without spaces, control "
-        "or non-ASCII characters (it opens every tenant); make one with: "
+        "or non-ASCII characters, and not shaped as a tenant's token (kta_…, krc_…, kra_…: "
+        "the API takes those for a tenant's) (it opens every tenant); make one with: "
         "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
     )
 

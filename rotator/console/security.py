@@ -87,8 +87,11 @@ def cross_origin(headers: Headers) -> bool:
     if origin is None:
         return False
     # host names only: a proxy may pass on the Host without the public port (nginx's $host)
-    sent = urlsplit(origin).hostname if origin != "null" else None
-    ours = urlsplit("//" + headers.get("host", "")).hostname
+    try:
+        sent = urlsplit(origin).hostname if origin != "null" else None
+        ours = urlsplit("//" + headers.get("host", "")).hostname
+    except ValueError:  # `http://[::1`: no origin of ours
+        return True
     return sent is None or sent != ours
 
 

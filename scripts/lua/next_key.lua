@@ -288,7 +288,7 @@ if policy == 'usage' then
   -- would stay least used and take every request. Read only on a day the service had one
   -- (sdf:<slug>), so other days pay one field of the HMGET above, not one per key.
   local failed = {}
-  if counts[3 + n] then
+  if n > 0 and counts[3 + n] then  -- no key left (the failed one deleted): no fields
     local fields = {}
     for i = 1, n do fields[i] = 'df:' .. ids[i] end
     failed = redis.call('HMGET', usage_key, unpack(fields))

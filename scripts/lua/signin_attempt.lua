@@ -1,6 +1,9 @@
+#!lua flags=allow-oom
 -- signin_attempt: count a console sign-in attempt from one client IP in a fixed window, before
 -- its token is checked, or take back the attempt of a sign-in that succeeded, or judge an
 -- attempt whose token the caller already found right without counting it.
+-- Flagged allow-oom: a full store (maxmemory) must not lock the operator out of the API
+-- that would help free it; the counter is a few bytes.
 -- KEYS[1] kr:signin_fail:<hex> (the address: IPv4 whole, IPv6 its /64)
 -- ARGV[1] window_ms (the counter expires this long after the window's first attempt)
 -- ARGV[2] '1' to count an attempt, '-1' to take one back (never below 0, never creating it),

@@ -236,3 +236,14 @@ async def test_operator_calls_sent_at_once_use_up_nothing(proxied):
     for n in range(sessions.SIGNIN_MAX_FAILURES - 1):
         assert (await operator_call(proxied, f"guess-{n}", "198.51.100.60")).status_code == 401
     assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.60")).status_code == 200
+
+
+async def test_a_tenant_token_on_an_operator_route_is_no_guess(proxied):
+    """A tenant's token (ours: kta_, krc_) can never be the operator's (settings refuse one
+    of that shape): sent to /v1/admin/* by mistake, it is a 401 that spends nothing."""
+    t = await new_tenant(proxied)
+    for token in [t.admin_token, t.client_token] * sessions.SIGNIN_MAX_FAILURES:
+        assert (await operator_call(proxied, token, "198.51.100.40")).status_code == 401
+    assert (await operator_call(proxied, OPERATOR_TOKEN, "198.51.100.40")).status_code == 200
+    for _ in range(sessions.SIGNIN_MAX_FAILURES - 1):
+        assert (await operator_call(proxied, "wrong", "198.51.100.40")).status_code == 401

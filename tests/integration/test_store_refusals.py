@@ -257,3 +257,17 @@ async def test_worker_check_says_what_other_commands_say(
         assert line == other_line, seen
     named = f"rotator: ROTATOR_REDIS_URL: {StoreAddress.parse(url).display} does not answer"
     assert line.partition(" (")[0] == other_line.partition(" (")[0] == named
+
+
+async def test_the_operator_reads_a_full_store(settings, own_valkey, clock):
+    """Under maxmemory tenants still read; so must the operator, whose guard counts a
+    sign-in attempt (a write of a few bytes, allowed past maxmemory)."""
+    async with running(settings, own_valkey, clock) as (client, t, admin):
+        await admin.config_set("maxmemory", 1)
+        try:
+            tenant_read = await client.get("/v1/services", headers=t.auth)
+            operator_read = await client.get("/v1/admin/tenants", headers=OPERATOR)
+        finally:
+            await admin.config_set("maxmemory", 0)
+    assert tenant_read.status_code == 200
+    assert operator_read.status_code == 200, operator_read.text

@@ -219,3 +219,13 @@ async def test_an_entry_a_pump_has_read_is_marked_withdrawn(store, redis, settin
     assert 0 < await redis.pttl(void) <= int(VOID_TTL_MS)
     assert int(VOID_TTL_MS) > expires_extra_ms  # outlives any job queued for the entry
     assert [f[b"type"] for _, f in await redis.xrange(keys.events(t.tenant))] == [b"key.delivered"]
+
+
+async def test_a_usage_service_whose_failed_key_was_deleted_has_no_active_keys(store, redis, clock):
+    """A decrypt failure today (sdf:<slug>), then the broken key deleted: no keys are left
+    to rank, and the usage policy must say so rather than fail on an empty HMGET."""
+    t = await seed.tenant(redis)
+    await seed.service(redis, t, "s", policy="usage")
+    await redis.hset(keys.usage(t.tenant, utc_day(clock())), "sdf:s", 1)
+    with pytest.raises(errors.NoActiveKeys):
+        await store.next_key(t.client, "s", IP)

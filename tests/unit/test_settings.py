@@ -107,6 +107,7 @@ def test_bad_values_name_their_variable(tmp_path, name, value, problem):
         "operator-token\t0123456789",
         "operator-token\u200b0123456789",  # zero-width space: invisible when pasted
         "operator-tökén-0123456789",  # a header carries bytes: no client would send it right
+        "kta_acme_0123456789abcdef",  # the API would take it for a tenant's admin token
     ],
 )
 def test_a_weak_operator_token_is_refused_without_being_shown(tmp_path, token):

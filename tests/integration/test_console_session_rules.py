@@ -1,4 +1,4 @@
-"""Console sessions and CSRF, as a demanding user files them: a one-minute idle limit must
+"""Console sessions and CSRF: a one-minute idle limit must
 still keep a busy session alive, and a form posted from another site is refused even when
 that site planted a CSRF cookie/token pair of its own (cookie tossing from a sibling host)."""
 
@@ -97,3 +97,15 @@ async def test_signing_in_again_ends_the_session_the_browser_held(client, redis)
     async with replay:
         replay.cookies.set("kr_operator", old_operator, path="/app/operator")
         assert signed_out(await replay.get("/app/operator"), "/app/operator/signin")
+
+
+async def test_a_malformed_origin_is_refused_not_a_500(client):
+    """From a browser without Sec-Fetch-Site the Origin decides; one that does not parse
+    is no origin of ours."""
+    csrf = csrf_of(await client.get("/app/signin"))
+    r = await client.post(
+        "/app/signin",
+        data={"token": "kta_x_y", "_csrf_token": csrf},
+        headers={"origin": "http://[::1"},
+    )
+    assert r.status_code == 403
