@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError, TryAgainError
 
 from rotator.domain.errors import StoreUnavailable
 
@@ -27,11 +27,13 @@ CODES = (
     "CLUSTERDOWN",
 )  # fmt: skip
 
-_CODE = re.compile(r"(?:^|caused error: \(?['\"]?)(" + "|".join(CODES) + r")\b")
-"""At the start of the reply, or after redis-py's "Command # 1 (…) of pipeline caused
-error: " (a pipeline's first error, raised with its command line)."""
+_CODE = re.compile(r"\(?['\"]?(" + "|".join(CODES) + r")\b")
+"""At the start of the reply: the whole message, or what follows redis-py's last "of
+pipeline caused error: " (a pipeline's first error, raised after its command line, whose
+arguments, a label for one, may hold any text)."""
+_PIPELINE = "of pipeline caused error: "
 
-_CLASSES = {OutOfMemoryError: "OOM", ReadOnlyError: "READONLY"}
+_CLASSES = {OutOfMemoryError: "OOM", ReadOnlyError: "READONLY", TryAgainError: "TRYAGAIN"}
 """redis-py's classes for codes it strips from the message."""
 
 
@@ -48,7 +50,9 @@ def code_of(exc: BaseException) -> str | None:
     for cls, code in _CLASSES.items():
         if isinstance(exc, cls):
             return code
-    match = _CODE.search(str(exc))
+    text = str(exc)
+    _, found, reply = text.rpartition(_PIPELINE)
+    match = _CODE.match(reply if found else text)
     return match.group(1) if match else None
 
 
