@@ -28,9 +28,8 @@ from rotator.cli.maintenance import cmd_migrate, cmd_rewrap
 from rotator.cli.processes import cmd_run, cmd_serve, cmd_worker
 from rotator.domain.errors import RotatorError, StoreUnavailable
 from rotator.settings import Settings, SettingsError
-from rotator.store import refusals
 from rotator.store.claims import Claimed
-from rotator.store.connection import is_unavailable
+from rotator.store.connection import is_unavailable, unavailability
 
 COMMANDS = [
     *tenants.COMMANDS, *services.COMMANDS, *keys.COMMANDS, *apps.COMMANDS,
@@ -156,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         say(str(exc))
         return exc.code
-    except StoreUnavailable as exc:  # a refusal (rotator/store/refusals.py) names its code
-        return _store_unavailable(getattr(exc, "code", None) or "StoreUnavailable")
+    except StoreUnavailable as exc:
+        return _store_unavailable(unavailability(exc))
     except Claimed as exc:  # another process at the same work: worth a retry once it is done
         say(exc.message)
         return 2
@@ -172,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         # instead of in every store function
         if not is_unavailable(exc):
             raise
-        return _store_unavailable(refusals.code_of(exc) or type(exc).__name__)
+        return _store_unavailable(unavailability(exc))
 
 
 OUTPUT_CLOSED = 141

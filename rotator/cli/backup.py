@@ -27,9 +27,8 @@ from rotator.cli.common import (
     with_store,
 )
 from rotator.cli.framework import add_command
-from rotator.domain.errors import StoreUnavailable
 from rotator.settings import Settings, SettingsError
-from rotator.store.connection import is_unavailable
+from rotator.store.connection import is_unavailable, unavailability
 
 BACKUP_DESCRIPTION = """\
 Write every tenant's data to FILE: one JSON line per tenant, secrets still sealed (a
@@ -254,9 +253,9 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         raise CliError(f"interrupted: {RESTORE_RESUMES}", code=130) from None
     except Exception as exc:  # the store failing midway (main's handling, plus the advice)
-        if not (isinstance(exc, StoreUnavailable) or is_unavailable(exc)):
+        if not is_unavailable(exc):
             raise
-        raise CliError(f"{store_unavailable(type(exc).__name__)}: {RESTORE_RESUMES}", 2) from None
+        raise CliError(f"{store_unavailable(unavailability(exc))}: {RESTORE_RESUMES}", 2) from None
     seconds = round(time.monotonic() - started_s, 1)
     if args.json:
         _print_json({**msgspec.structs.asdict(report), "seconds": seconds})

@@ -18,9 +18,9 @@ from rotator.cli.common import (
 )
 from rotator.cli.framework import TENANT, Command, Context, always, arg, unless_imported
 from rotator.cli.values import name_and_allowlist
-from rotator.domain.errors import NotFound, StoreUnavailable
+from rotator.domain.errors import NotFound
 from rotator.store import tenant_deletion, tenants
-from rotator.store.connection import is_unavailable
+from rotator.store.connection import is_unavailable, unavailability
 from rotator.tuning import PROGRESS_EVERY_S
 
 CLIENT_TOKEN_FILE = arg(
@@ -91,9 +91,9 @@ async def _delete(ctx: Context, args: argparse.Namespace) -> Any:
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command
         raise CliError(f"interrupted: {finish}", 130) from None
     except Exception as exc:
-        if not (isinstance(exc, StoreUnavailable) or is_unavailable(exc)):
+        if not is_unavailable(exc):
             raise
-        raise CliError(f"{store_unavailable(type(exc).__name__)}: {finish}", 2) from None
+        raise CliError(f"{store_unavailable(unavailability(exc))}: {finish}", 2) from None
     say(f"deleted tenant {tenant}: {done.keys_removed} keys removed")
     return done
 

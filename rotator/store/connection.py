@@ -40,16 +40,23 @@ still loading its AOF after a restart."""
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means "the store is unreachable or too slow" (answered 503, exit 2),
-    or up but refusing to serve now (rotator/store/refusals.py: OOM, READONLY, BUSY …).
+    or up but refusing to serve now (rotator/store/refusals.py: OOM, READONLY, BUSY …);
+    our own StoreUnavailable (a failed fsync wait, the delivery client) included.
 
     A cluster client that reaches no node raises RedisClusterException("Redis Cluster
     cannot be connected") from the ConnectionError; the same class also reports
     programming errors (keys in different slots), which must stay loud, so it counts
     only when an unavailability error caused it.
     """
-    if isinstance(exc, UNAVAILABLE) or refusals.code_of(exc) is not None:
+    if isinstance(exc, (*UNAVAILABLE, StoreUnavailable)) or refusals.code_of(exc) is not None:
         return True
     return isinstance(exc, RedisClusterException) and isinstance(exc.__cause__, UNAVAILABLE)
+
+
+def unavailability(exc: BaseException) -> str:
+    """How a log line or the CLI names what made the store unavailable: a refusal's code
+    (never its message: a pipeline's arguments), else the error's class."""
+    return refusals.code_of(exc) or getattr(exc, "code", None) or type(exc).__name__
 
 
 @contextlib.contextmanager

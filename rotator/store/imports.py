@@ -33,14 +33,13 @@ from rotator.domain.errors import (
     InvalidRows,
     NotFound,
     RowProblem,
-    StoreUnavailable,
 )
 from rotator.domain.import_file import ImportRow
 from rotator.domain.models import NewKey
 from rotator.domain.records import Imported, ImportedService, Service
-from rotator.store import refusals, services
+from rotator.store import services
 from rotator.store.common import check_limit, check_name
-from rotator.store.connection import Durability, Redis, is_unavailable
+from rotator.store.connection import Durability, Redis, is_unavailable, unavailability
 
 log = logging.getLogger(__name__)
 
@@ -318,9 +317,8 @@ async def _undo(
 
     def failed(exc: Exception, what: str) -> None:
         failures.append(exc)
-        if _store_down(exc):
-            code = refusals.code_of(exc) or getattr(exc, "code", None) or type(exc).__name__
-            log.warning("import undo: %s (%s)", what, code)
+        if is_unavailable(exc):
+            log.warning("import undo: %s (%s)", what, unavailability(exc))
         else:  # not the store: a bug, with its traceback
             log.error("import undo: %s", what, exc_info=exc)
 
@@ -352,8 +350,4 @@ async def _undo(
         if first_failure is not None:  # one line per service, not per key
             failed(first_failure, f"keys {','.join(remaining)} of service {slug} remain")
             left.append(f"keys {', '.join(remaining)} of service {slug}")
-    return left, bool(failures) and all(_store_down(exc) for exc in failures)
-
-
-def _store_down(exc: BaseException) -> bool:
-    return isinstance(exc, StoreUnavailable) or is_unavailable(exc)
+    return left, bool(failures) and all(is_unavailable(exc) for exc in failures)
