@@ -142,14 +142,19 @@ async def test_a_store_busy_with_a_script_answers_503_not_500(settings, own_valk
         assert r.status_code == 200, r.text
 
 
+def cli_settings(monkeypatch, url: str, master_key_b64: str, data_dir) -> None:
+    """The environment `rotator` (main, in this process) reads: this store, nothing else."""
+    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ROTATOR_REDIS_URL", url)
+    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
+    monkeypatch.setenv("ROTATOR_DATA_DIR", str(data_dir))
+
+
 async def test_cli_write_to_a_full_store_exits_2_with_one_line(
     own_valkey, master_key_b64, tmp_path, monkeypatch, capsys
 ):
-    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("ROTATOR_REDIS_URL", own_valkey.url)
-    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
-    monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
+    cli_settings(monkeypatch, own_valkey.url, master_key_b64, tmp_path)
     assert await asyncio.to_thread(main, ["tenant", "create", "acme"]) == 0
     capsys.readouterr()
     admin = aioredis.Redis.from_url(own_valkey.url)
@@ -190,11 +195,7 @@ IMPORT_LEFT = (
 async def test_an_import_cut_off_by_the_store_exits_2_in_one_line(
     own_valkey, master_key_b64, tmp_path, monkeypatch, capsys, caplog, demoted_midway
 ):
-    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("ROTATOR_REDIS_URL", own_valkey.url)
-    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
-    monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
+    cli_settings(monkeypatch, own_valkey.url, master_key_b64, tmp_path)
     assert await asyncio.to_thread(main, ["tenant", "create", "acme"]) == 0
     export = tmp_path / "export.csv"
     export.write_text(f"slug,policy,secret\nopenai,usage,sk-proj-{'a' * 40}\n")
@@ -231,11 +232,7 @@ async def test_worker_check_says_what_other_commands_say(
     """The container health check on a store that is down or busy: exit 2, one line naming
     the setting, the line `rotator tenant list` prints."""
     url = own_valkey.url if state == "busy" else f"redis://127.0.0.1:{free_port()}"
-    for name in [n for n in os.environ if n.startswith("ROTATOR_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("ROTATOR_REDIS_URL", url)
-    monkeypatch.setenv("ROTATOR_MASTER_KEY", master_key_b64)
-    monkeypatch.setenv("ROTATOR_DATA_DIR", str(tmp_path))
+    cli_settings(monkeypatch, url, master_key_b64, tmp_path)
     seen = []
     admin = aioredis.Redis.from_url(own_valkey.url)
     await admin.config_set("busy-reply-threshold", 100)
